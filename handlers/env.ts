@@ -1,0 +1,129 @@
+/**
+ * The environment contract between the stack, the local runtime and the handlers.
+ *
+ * `functionEnvironment()` is the one definition of the variables a function receives: the stack
+ * calls it (with resolved Outputs) for each CallbackFunction, and the local runtime calls it for
+ * each function's isolated worker. `readHandlerConfig()` is what a handler factory calls at cold
+ * start to parse and validate them.
+ */
+import type { FunctionSpec } from "./routes";
+import { TABLES, TABLE_NAMES, type TableName } from "./tables";
+
+export type AuthMode = "shared-secret" | "oidc";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Everything a deployment decides about the functions' behaviour (all plain values). */
+export interface DeploymentSettings {
+  /** Physical table names. */
+  readonly tableNames: Readonly<Record<TableName, string>>;
+  /** `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}` (or a custom domain / the local runtime). */
+  readonly managementEndpoint: string;
+  readonly stage: string;
+  readonly environment: string;
+  readonly messageRetentionHours: number;
+  readonly maxMessageBytes: number;
+  readonly rateLimitPerMinute: number;
+  readonly fanoutConcurrency: number;
+  readonly logLevel: LogLevel;
+  readonly metricsNamespace: string;
+  readonly tracing: boolean;
+  readonly auth: {
+    readonly mode: AuthMode;
+    readonly issuer?: string;
+    readonly audience?: string;
+    readonly jwksUrl?: string;
+    /** Secrets Manager ARN of the HS256 secret (deployed, shared-secret mode). */
+    readonly secretArn?: string;
+    /** The HS256 secret itself: only the local runtime and tests pass it this way. */
+    readonly sharedSecret?: string;
+  };
+  /** Browser origins allowed to connect; empty = any (non-browser clients send no Origin). */
+  readonly allowedOrigins: readonly string[];
+  /** Only the local runtime sets this: DynamoDB Local's URL. */
+  readonly dynamodbEndpoint?: string;
+}
+
+export const ENV = {
+  managementEndpoint: "MANAGEMENT_ENDPOINT",
+  stage: "STAGE",
+  environment: "CHAT_ENVIRONMENT",
+  messageRetentionHours: "MESSAGE_RETENTION_HOURS",
+  maxMessageBytes: "MAX_MESSAGE_BYTES",
+  rateLimitPerMinute: "RATE_LIMIT_PER_MINUTE",
+  fanoutConcurrency: "FANOUT_CONCURRENCY",
+  logLevel: "LOG_LEVEL",
+  metricsNamespace: "METRICS_NAMESPACE",
+  tracing: "TRACING_ENABLED",
+  authMode: "AUTH_MODE",
+  authIssuer: "AUTH_ISSUER",
+  authAudience: "AUTH_AUDIENCE",
+  authJwksUrl: "AUTH_JWKS_URL",
+  authSecretArn: "AUTH_SECRET_ARN",
+  authSharedSecret: "AUTH_SHARED_SECRET",
+  allowedOrigins: "ALLOWED_ORIGINS",
+  dynamodbEndpoint: "DYNAMODB_ENDPOINT",
+} as const;
+
+/** The environment variables a function receives. Functions get only what they use. */
+export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): Record<string, string> {
+  const env: Record<string, string> = {
+    [ENV.stage]: s.stage,
+    [ENV.environment]: s.environment,
+    [ENV.logLevel]: s.logLevel,
+    [ENV.metricsNamespace]: s.metricsNamespace,
+    [ENV.tracing]: String(s.tracing),
+  };
+  for (const access of spec.tables) env[TABLES[access.table].envVar] = s.tableNames[access.table];
+  if (spec.manageConnections.length > 0) env[ENV.managementEndpoint] = s.managementEndpoint;
+  if (spec.tables.length > 0) {
+    env[ENV.messageRetentionHours] = String(s.messageRetentionHours);
+    env[ENV.maxMessageBytes] = String(s.maxMessageBytes);
+    env[ENV.rateLimitPerMinute] = String(s.rateLimitPerMinute);
+    env[ENV.fanoutConcurrency] = String(s.fanoutConcurrency);
+  }
+  if (spec.name === "authorizer") {
+    env[ENV.authMode] = s.auth.mode;
+    if (s.auth.issuer) env[ENV.authIssuer] = s.auth.issuer;
+    if (s.auth.audience) env[ENV.authAudience] = s.auth.audience;
+    if (s.auth.jwksUrl) env[ENV.authJwksUrl] = s.auth.jwksUrl;
+    if (s.auth.secretArn) env[ENV.authSecretArn] = s.auth.secretArn;
+    if (s.auth.sharedSecret) env[ENV.authSharedSecret] = s.auth.sharedSecret;
+    env[ENV.allowedOrigins] = s.allowedOrigins.join(",");
+  }
+  if (s.dynamodbEndpoint && spec.tables.length > 0) env[ENV.dynamodbEndpoint] = s.dynamodbEndpoint;
+  return env;
+}
+
+/** Thrown at cold start when the environment is incomplete or invalid: a deployment error, not a client's. */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigurationError";
+  }
+}
+
+export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (value === undefined || value === "") throw new ConfigurationError(`environment variable ${name} is not set`);
+  return value;
+}
+
+export function intEnv(env: NodeJS.ProcessEnv, name: string, min: number, max: number, fallback?: number): number {
+  const raw = env[name];
+  if ((raw === undefined || raw === "") && fallback !== undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigurationError(`environment variable ${name} must be an integer from ${min} to ${max}, got "${raw ?? ""}"`);
+  }
+  return value;
+}
+
+/** Table names a function was given, by logical name (only those in its spec). */
+export function tableNamesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<TableName, string>> {
+  const names: Partial<Record<TableName, string>> = {};
+  for (const t of TABLE_NAMES) {
+    const v = env[TABLES[t].envVar];
+    if (v) names[t] = v;
+  }
+  return names;
+}

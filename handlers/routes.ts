@@ -1,0 +1,219 @@
+/**
+ * The route table: every Lambda function of the chat API, the WebSocket route it serves and what
+ * it needs. Declared once here; `infra/` derives routes, integrations and least-privilege IAM
+ * policies from it, and the local runtime derives route selection and function isolation from it.
+ * The dependency arrow points from infrastructure to code, never back (../shared/STYLE.md).
+ *
+ * Module scope holds only plain constants, so it is safe to capture in serialized callbacks.
+ */
+import type { TableName } from "./tables";
+
+/** Route selection expression of the WebSocket API (AWS-FACTS: Routing). */
+export const ROUTE_SELECTION_EXPRESSION = "$request.body.type";
+
+export type FunctionName =
+  | "authorizer"
+  | "connect"
+  | "disconnect"
+  | "default"
+  | "chat"
+  | "join"
+  | "leave"
+  | "private"
+  | "rooms"
+  | "history"
+  | "ping";
+
+export type DynamoAction =
+  | "dynamodb:GetItem"
+  | "dynamodb:PutItem"
+  | "dynamodb:UpdateItem"
+  | "dynamodb:DeleteItem"
+  | "dynamodb:Query"
+  | "dynamodb:BatchGetItem"
+  | "dynamodb:BatchWriteItem"
+  | "dynamodb:ConditionCheckItem";
+
+/** What a function does to one table; `indexes` are the index names it queries. */
+export interface TableAccess {
+  readonly table: TableName;
+  readonly actions: readonly DynamoAction[];
+  readonly indexes?: readonly string[];
+}
+
+export type ManagementMethod = "POST" | "GET" | "DELETE";
+
+export interface FunctionSpec {
+  readonly name: FunctionName;
+  /** Route key served; absent for the authorizer, which is attached to `$connect`. */
+  readonly routeKey?: string;
+  /** One-line purpose, used as the Lambda description. */
+  readonly description: string;
+  /**
+   * Two-way route: API Gateway sends the integration's response body back to the caller
+   * (a route response with key `$default`). One-way routes reply, if at all, through `@connections`.
+   */
+  readonly twoWay: boolean;
+  readonly tables: readonly TableAccess[];
+  /** `@connections` methods the function calls (execute-api:ManageConnections on exactly these). */
+  readonly manageConnections: readonly ManagementMethod[];
+  /** Reads the shared HS256 secret from Secrets Manager (authorizer, shared-secret mode only). */
+  readonly readsAuthSecret: boolean;
+  /** npm packages loaded at run time: everything else is left out of the function's archive. */
+  readonly packages: readonly string[];
+}
+
+const SDK_DYNAMO = ["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"];
+const SDK_MANAGEMENT = ["@aws-sdk/client-apigatewaymanagementapi"];
+
+/** Cleaning stale connections after a GoneException: read their rooms, delete them and their memberships. */
+const CLEANUP_CONNECTIONS: DynamoAction[] = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"];
+/** Reading a room partition (members and summary) and reconciling its summary item. */
+const ROOM_READ_RECONCILE: DynamoAction[] = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+
+export const FUNCTIONS: readonly FunctionSpec[] = [
+  {
+    name: "authorizer",
+    description: "REQUEST authorizer on $connect: verifies the JWT in the token query parameter",
+    twoWay: false,
+    tables: [],
+    manageConnections: [],
+    readsAuthSecret: true,
+    packages: ["jose", "@aws-sdk/client-secrets-manager"],
+  },
+  {
+    name: "connect",
+    routeKey: "$connect",
+    description: "Registers the connection and joins its first room",
+    twoWay: false,
+    tables: [
+      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: ["dynamodb:PutItem", ...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "disconnect",
+    routeKey: "$disconnect",
+    description: "Removes the connection and its room memberships (idempotent)",
+    twoWay: false,
+    tables: [
+      { table: "connections", actions: ["dynamodb:DeleteItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
+  },
+  {
+    name: "default",
+    routeKey: "$default",
+    description: "Answers frames with an unknown type or invalid JSON with a typed error",
+    twoWay: true,
+    tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
+    manageConnections: [],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO],
+  },
+  {
+    name: "chat",
+    routeKey: "chat",
+    description: "Stores a room message, then delivers it to every connection in the room",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+      { table: "messages", actions: ["dynamodb:PutItem", "dynamodb:GetItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "join",
+    routeKey: "join",
+    description: "Joins a room and announces the user's presence",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: ["dynamodb:PutItem", ...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "leave",
+    routeKey: "leave",
+    description: "Leaves a room and announces it when the user's last connection leaves",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "private",
+    routeKey: "private",
+    description: "Stores a private message and delivers it to every device of both users",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem", "dynamodb:Query", ...CLEANUP_CONNECTIONS], indexes: ["byUser"] },
+      { table: "rooms", actions: ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"] },
+      { table: "messages", actions: ["dynamodb:PutItem", "dynamodb:GetItem"] },
+    ],
+    manageConnections: ["POST"],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "rooms",
+    routeKey: "rooms",
+    description: "Lists active rooms with their number of users",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem"] },
+      { table: "rooms", actions: ["dynamodb:Query"], indexes: ["directory"] },
+    ],
+    manageConnections: [],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, "zod"],
+  },
+  {
+    name: "history",
+    routeKey: "history",
+    description: "Pages through a room's or a private conversation's history",
+    twoWay: true,
+    tables: [
+      { table: "connections", actions: ["dynamodb:UpdateItem"] },
+      { table: "messages", actions: ["dynamodb:Query"] },
+    ],
+    manageConnections: [],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, "zod"],
+  },
+  {
+    name: "ping",
+    routeKey: "ping",
+    description: "Refreshes the connection's liveness and answers pong",
+    twoWay: true,
+    tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
+    manageConnections: [],
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO],
+  },
+];
+
+/** The functions that serve a route, in route-table order. */
+export const ROUTE_FUNCTIONS: readonly FunctionSpec[] = FUNCTIONS.filter((f) => f.routeKey !== undefined);
+
+export function functionSpec(name: FunctionName): FunctionSpec {
+  const spec = FUNCTIONS.find((f) => f.name === name);
+  if (!spec) throw new Error(`unknown function ${name}`);
+  return spec;
+}
