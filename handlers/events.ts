@@ -1,0 +1,93 @@
+/**
+ * The event and result shapes API Gateway WebSocket APIs exchange with Lambda proxy integrations
+ * (AWS-FACTS: "Lambda event shape"). The handlers consume them; the local runtime produces them
+ * field for field, so it is written against the same types.
+ */
+
+export type EventType = "CONNECT" | "MESSAGE" | "DISCONNECT";
+
+/** What the REQUEST authorizer returned as `context`, plus `principalId`, as API Gateway passes it on. */
+export interface AuthorizerContext {
+  readonly principalId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly integrationLatency?: number;
+  readonly [key: string]: string | number | boolean | undefined;
+}
+
+export interface WebSocketRequestContext {
+  readonly routeKey: string;
+  readonly eventType: EventType;
+  /** Present on MESSAGE events only. */
+  readonly messageId?: string;
+  readonly extendedRequestId: string;
+  readonly requestTime: string;
+  readonly messageDirection: "IN";
+  readonly stage: string;
+  readonly connectedAt: number;
+  readonly requestTimeEpoch: number;
+  readonly identity: { readonly sourceIp: string; readonly userAgent?: string };
+  readonly requestId: string;
+  readonly domainName: string;
+  readonly connectionId: string;
+  readonly apiId: string;
+  /** Present when an authorizer is attached to `$connect` (and then on every later event of the connection). */
+  readonly authorizer?: AuthorizerContext;
+  /** `$disconnect` only. */
+  readonly disconnectStatusCode?: number;
+  readonly disconnectReason?: string;
+}
+
+export interface WebSocketEvent {
+  readonly requestContext: WebSocketRequestContext;
+  /** `$connect` only. */
+  readonly headers?: Record<string, string>;
+  readonly multiValueHeaders?: Record<string, string[]>;
+  readonly queryStringParameters?: Record<string, string>;
+  readonly multiValueQueryStringParameters?: Record<string, string[]>;
+  /** MESSAGE events only. */
+  readonly body?: string;
+  readonly isBase64Encoded: boolean;
+}
+
+/** What a route integration returns. For two-way routes API Gateway sends `body` back to the caller. */
+export interface WebSocketResult {
+  readonly statusCode: number;
+  readonly body?: string;
+}
+
+/** REQUEST authorizer event for a WebSocket `$connect` (identity source: `route.request.querystring.token`). */
+export interface AuthorizerEvent {
+  readonly type: "REQUEST";
+  /** `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/$connect` */
+  readonly methodArn: string;
+  readonly headers?: Record<string, string>;
+  readonly multiValueHeaders?: Record<string, string[]>;
+  readonly queryStringParameters?: Record<string, string>;
+  readonly multiValueQueryStringParameters?: Record<string, string[]>;
+  readonly stageVariables?: Record<string, string>;
+  readonly requestContext: Omit<WebSocketRequestContext, "authorizer" | "messageId" | "disconnectStatusCode" | "disconnectReason">;
+}
+
+export interface PolicyDocument {
+  readonly Version: "2012-10-17";
+  readonly Statement: ReadonlyArray<{ readonly Action: string; readonly Effect: "Allow" | "Deny"; readonly Resource: string }>;
+}
+
+export interface AuthorizerResult {
+  readonly principalId: string;
+  readonly policyDocument: PolicyDocument;
+  readonly context?: Record<string, string | number | boolean>;
+}
+
+/** Minimal Lambda context the handlers use (the local runtime supplies the same fields). */
+export interface LambdaContextLike {
+  readonly functionName: string;
+  readonly awsRequestId: string;
+  getRemainingTimeInMillis(): number;
+}
+
+export type WebSocketHandler = (event: WebSocketEvent, context?: LambdaContextLike) => Promise<WebSocketResult>;
+export type AuthorizerHandler = (event: AuthorizerEvent, context?: LambdaContextLike) => Promise<AuthorizerResult>;
+/** A factory as `aws.lambda.CallbackFunction`'s `callbackFactory` takes it: runs once per cold start. */
+export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler;
