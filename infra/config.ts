@@ -1,0 +1,325 @@
+/**
+ * The stack's configuration: declared once here (type, default, description, validation), read
+ * once by `loadConfig()` and handed to the components as plain typed values (../shared/STYLE.md:
+ * components never call `new pulumi.Config()`).
+ *
+ * `Pulumi.yaml` declares the same keys under `config:` so `pulumi config` and a new stack show
+ * them; tests/infra/config.test.ts checks that the two declarations agree key for key.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { AuthMode, LogLevel } from "../handlers/env";
+
+export type Environment = "dev" | "staging" | "prod";
+
+/** Retention values CloudWatch Logs accepts (PutRetentionPolicy, `retentionInDays`). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+export interface AlarmThresholds {
+  /** Lambda errors as a percentage of invocations, per function and period. */
+  readonly lambdaErrorRatePercent: number;
+  /** DynamoDB read + write throttle events per table and period. */
+  readonly dynamoThrottleEvents: number;
+  /** API Gateway `ClientError` (4XX before the integration runs) per period. */
+  readonly clientErrors: number;
+  /** API Gateway `ExecutionError` + `IntegrationError` (5XX) per period. */
+  readonly serverErrors: number;
+  /** `RejectedConnects` emitted by the authorizer per period. */
+  readonly rejectedConnects: number;
+  /** `FailedDeliveries` (non-Gone `@connections` failures after retries) per period. */
+  readonly failedDeliveries: number;
+  /** Alarm period in seconds (10, 30 or a multiple of 60). */
+  readonly periodSeconds: number;
+  /** Consecutive breaching periods before an alarm fires. */
+  readonly evaluationPeriods: number;
+}
+
+/** The whole validated stack configuration. Plain values only: it decides what exists. */
+export interface StackConfig {
+  readonly environment: Environment;
+  readonly projectName: string;
+  /** `<projectName>-<environment>`: prefix of every physical name. */
+  readonly resourcePrefix: string;
+  /** API Gateway stage name (= environment): the last path segment of the endpoint. */
+  readonly stageName: string;
+  readonly enableDetailedMonitoring: boolean;
+  readonly enableXrayTracing: boolean;
+  readonly messageRetentionHours: number;
+  readonly logRetentionDays: number;
+  readonly throttlingBurstLimit: number;
+  readonly throttlingRateLimit: number;
+  readonly lambdaMemoryMb: number;
+  readonly lambdaTimeoutSeconds: number;
+  /** -1 leaves the function on the account's unreserved pool. */
+  readonly reservedConcurrency: number;
+  readonly maxMessageBytes: number;
+  readonly rateLimitPerMinute: number;
+  readonly fanoutConcurrency: number;
+  readonly auth: {
+    readonly mode: AuthMode;
+    readonly issuer: string;
+    readonly audience: string;
+    /** Set in oidc mode only. */
+    readonly jwksUrl?: string;
+  };
+  /** Empty: no email subscription. */
+  readonly alarmEmail?: string;
+  readonly deletionProtection: boolean;
+  readonly pointInTimeRecovery: boolean;
+  readonly allowedOrigins: readonly string[];
+  readonly logLevel: LogLevel;
+  /** Whether this stack sets API Gateway's account-wide CloudWatch Logs role (one per account and region). */
+  readonly manageApiGatewayAccount: boolean;
+  readonly alarms: AlarmThresholds;
+}
+
+export type ConfigType = "string" | "boolean" | "integer" | "array";
+
+/** One key of the project config schema (mirrors Pulumi.yaml's `config:` declarations). */
+export interface ConfigKeySpec {
+  readonly type: ConfigType;
+  readonly default: string | number | boolean | readonly string[];
+  readonly description: string;
+}
+
+/** Every config key, its type, default (the dev values) and description. */
+export const CONFIG_SCHEMA = {
+  environment: { type: "string", default: "dev", description: "Deployment environment: dev, staging or prod. Also the API Gateway stage name." },
+  projectName: { type: "string", default: "chat", description: "Prefix of every physical resource name (lowercase letters, digits, hyphens; 2-20 characters)." },
+  enableDetailedMonitoring: { type: "boolean", default: false, description: "Per-route API Gateway metrics and the per-route dashboard widgets." },
+  enableXrayTracing: { type: "boolean", default: false, description: "Active X-Ray tracing of every function and its AWS SDK clients, with the IAM to write traces." },
+  messageRetentionHours: { type: "integer", default: 168, description: "Hours a stored message is kept before DynamoDB TTL expires it (1-8760)." },
+  logRetentionDays: { type: "integer", default: 7, description: "Retention of every log group, in days; one of the values CloudWatch Logs accepts." },
+  throttlingBurstLimit: { type: "integer", default: 100, description: "Stage default route burst limit (requests, per route; 0-5000)." },
+  throttlingRateLimit: { type: "integer", default: 50, description: "Stage default route steady-state rate limit (requests per second, per route; 0-10000)." },
+  lambdaMemoryMb: { type: "integer", default: 256, description: "Memory of every function in MB (128-10240)." },
+  lambdaTimeoutSeconds: { type: "integer", default: 10, description: "Timeout of every function in seconds (1-29: API Gateway's integration timeout is 29 s)." },
+  reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of every function; -1 = unreserved (0-1000 otherwise)." },
+  maxMessageBytes: { type: "integer", default: 16384, description: "Largest chat text a client may send, in bytes (1-131072; API Gateway caps a message at 128 KB)." },
+  rateLimitPerMinute: { type: "integer", default: 60, description: "Frames one connection may send per minute before RATE_LIMITED (1-100000)." },
+  fanoutConcurrency: { type: "integer", default: 16, description: "Concurrent @connections POSTs while delivering one message (1-256)." },
+  authMode: { type: "string", default: "shared-secret", description: "shared-secret (HS256 secret generated by the stack, kept in Secrets Manager) or oidc (RS256 tokens verified against authJwksUrl)." },
+  authIssuer: { type: "string", default: "websocket-chat", description: "Required JWT `iss` claim (an https URL in oidc mode)." },
+  authAudience: { type: "string", default: "websocket-chat", description: "Required JWT `aud` claim." },
+  authJwksUrl: { type: "string", default: "", description: "JWKS URL of the identity provider (https; required in oidc mode, must be empty otherwise)." },
+  alarmEmail: { type: "string", default: "", description: "Email address subscribed to the alarm topic; empty for none." },
+  deletionProtection: { type: "boolean", default: false, description: "DynamoDB deletion protection on every table (pulumi destroy fails while it is on)." },
+  pointInTimeRecovery: { type: "boolean", default: false, description: "DynamoDB point-in-time recovery on every table." },
+  allowedOrigins: { type: "array", default: [], description: "Browser origins allowed to connect (e.g. https://chat.example.com); empty allows any." },
+  logLevel: { type: "string", default: "info", description: "Handlers' log level: debug, info, warn or error." },
+  manageApiGatewayAccount: { type: "boolean", default: true, description: "Create and set API Gateway's account-wide CloudWatch Logs role (needed for access logs; set false if another stack in this account and region already does)." },
+  alarmLambdaErrorRatePercent: { type: "integer", default: 5, description: "Alarm when a function's errors exceed this percentage of its invocations (1-100)." },
+  alarmDynamoThrottleEvents: { type: "integer", default: 10, description: "Alarm when a table's read + write throttle events in a period reach this (>= 1)." },
+  alarmClientErrors: { type: "integer", default: 100, description: "Alarm when API Gateway ClientError (4XX) in a period reaches this (>= 1)." },
+  alarmServerErrors: { type: "integer", default: 5, description: "Alarm when ExecutionError + IntegrationError (5XX) in a period reach this (>= 1)." },
+  alarmRejectedConnects: { type: "integer", default: 50, description: "Alarm when the authorizer rejects this many handshakes in a period (>= 1)." },
+  alarmFailedDeliveries: { type: "integer", default: 10, description: "Alarm when this many deliveries fail (non-Gone errors) in a period (>= 1)." },
+  alarmPeriodSeconds: { type: "integer", default: 300, description: "Alarm period in seconds: 10, 30 or a multiple of 60." },
+  alarmEvaluationPeriods: { type: "integer", default: 1, description: "Consecutive breaching periods before an alarm fires (1-100)." },
+} as const satisfies Record<string, ConfigKeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_SCHEMA;
+export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
+
+/** A config value that cannot be used: names the key and what it accepts. */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`config ${key}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Raw config as Pulumi stores it: strings (arrays as JSON), keys without the project prefix. */
+export type RawConfig = Readonly<Record<string, string | undefined>>;
+
+const ENVIRONMENTS: readonly Environment[] = ["dev", "staging", "prod"];
+const AUTH_MODES: readonly AuthMode[] = ["shared-secret", "oidc"];
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+class Reader {
+  constructor(private readonly raw: RawConfig) {}
+
+  private value(key: ConfigKey): string | undefined {
+    const v = this.raw[key];
+    return v === undefined || v === "" ? undefined : v.trim();
+  }
+
+  string(key: ConfigKey): string {
+    const v = this.value(key);
+    if (v !== undefined) return v;
+    const d = CONFIG_SCHEMA[key].default;
+    return typeof d === "string" ? d : String(d);
+  }
+
+  oneOf<T extends string>(key: ConfigKey, allowed: readonly T[]): T {
+    const v = this.string(key);
+    if (!(allowed as readonly string[]).includes(v)) {
+      throw new ConfigError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
+    }
+    return v as T;
+  }
+
+  boolean(key: ConfigKey): boolean {
+    const v = this.value(key);
+    if (v === undefined) return CONFIG_SCHEMA[key].default as boolean;
+    if (v === "true") return true;
+    if (v === "false") return false;
+    throw new ConfigError(key, `"${v}" is not a boolean; allowed values: true, false`);
+  }
+
+  integer(key: ConfigKey, min: number, max: number): number {
+    const v = this.value(key);
+    const n = v === undefined ? (CONFIG_SCHEMA[key].default as number) : Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(key, `"${v}" is not allowed; allowed values: an integer from ${min} to ${max}`);
+    }
+    return n;
+  }
+
+  integerIn(key: ConfigKey, allowed: readonly number[]): number {
+    const v = this.value(key);
+    const n = v === undefined ? (CONFIG_SCHEMA[key].default as number) : Number(v);
+    if (!allowed.includes(n)) throw new ConfigError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
+    return n;
+  }
+
+  stringArray(key: ConfigKey): string[] {
+    const v = this.value(key);
+    if (v === undefined) return [...(CONFIG_SCHEMA[key].default as readonly string[])];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new ConfigError(key, `"${v}" is not a JSON array; allowed values: an array of strings (pulumi config set --path '${key}[0]' <value>)`);
+    }
+    if (!Array.isArray(parsed) || !parsed.every((x): x is string => typeof x === "string")) {
+      throw new ConfigError(key, `"${v}" is not allowed; allowed values: an array of strings`);
+    }
+    return parsed;
+  }
+}
+
+const PROJECT_NAME = /^[a-z][a-z0-9-]{1,19}$/;
+// Loose on purpose: SNS confirms the address; this only catches an obviously wrong value.
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/i;
+
+function httpsUrl(key: ConfigKey, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(key, `"${value}" is not allowed; allowed values: an https URL`);
+  }
+  if (url.protocol !== "https:") throw new ConfigError(key, `"${value}" is not allowed; allowed values: an https URL`);
+  return value;
+}
+
+/**
+ * Validates raw config (missing keys take CONFIG_SCHEMA's defaults). Throws ConfigError naming the
+ * key and its allowed values for the first bad value, and for a key this program does not know.
+ */
+export function validateConfig(raw: RawConfig): StackConfig {
+  for (const key of Object.keys(raw)) {
+    if (!(key in CONFIG_SCHEMA)) {
+      throw new ConfigError(key, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
+    }
+  }
+  const r = new Reader(raw);
+  const environment = r.oneOf("environment", ENVIRONMENTS);
+  const projectName = r.string("projectName");
+  if (!PROJECT_NAME.test(projectName)) {
+    throw new ConfigError("projectName", `"${projectName}" is not allowed; allowed values: 2-20 characters, lowercase letters, digits and hyphens, starting with a letter`);
+  }
+
+  const mode = r.oneOf("authMode", AUTH_MODES);
+  const issuer = r.string("authIssuer");
+  const audience = r.string("authAudience");
+  const jwks = r.string("authJwksUrl");
+  if (!issuer) throw new ConfigError("authIssuer", "must not be empty");
+  if (!audience) throw new ConfigError("authAudience", "must not be empty");
+  let jwksUrl: string | undefined;
+  if (mode === "oidc") {
+    if (!jwks) throw new ConfigError("authJwksUrl", "is required when authMode is oidc; allowed values: an https URL");
+    jwksUrl = httpsUrl("authJwksUrl", jwks);
+    httpsUrl("authIssuer", issuer);
+  } else if (jwks) {
+    throw new ConfigError("authJwksUrl", `must be empty when authMode is shared-secret (got "${jwks}")`);
+  }
+
+  const alarmEmail = r.string("alarmEmail");
+  if (alarmEmail && !EMAIL.test(alarmEmail)) {
+    throw new ConfigError("alarmEmail", `"${alarmEmail}" is not allowed; allowed values: an email address or empty`);
+  }
+  const allowedOrigins = r.stringArray("allowedOrigins");
+  for (const o of allowedOrigins) {
+    if (!ORIGIN.test(o)) throw new ConfigError("allowedOrigins", `"${o}" is not allowed; allowed values: origins like https://chat.example.com (scheme, host, optional port; no path)`);
+  }
+
+  const reservedConcurrency = r.integer("reservedConcurrency", -1, 1000);
+  const periodSeconds = r.integer("alarmPeriodSeconds", 10, 86400);
+  // CloudWatch alarm periods: 10, 30 or any multiple of 60 (PutMetricAlarm, Period).
+  if (!(periodSeconds === 10 || periodSeconds === 30 || periodSeconds % 60 === 0)) {
+    throw new ConfigError("alarmPeriodSeconds", `"${periodSeconds}" is not allowed; allowed values: 10, 30 or a multiple of 60`);
+  }
+
+  return {
+    environment,
+    projectName,
+    resourcePrefix: `${projectName}-${environment}`,
+    stageName: environment,
+    enableDetailedMonitoring: r.boolean("enableDetailedMonitoring"),
+    enableXrayTracing: r.boolean("enableXrayTracing"),
+    messageRetentionHours: r.integer("messageRetentionHours", 1, 8760),
+    logRetentionDays: r.integerIn("logRetentionDays", LOG_RETENTION_DAYS),
+    // Account-level WebSocket throttle: 10,000 rps, burst 5,000 (AWS-FACTS: Limits).
+    throttlingBurstLimit: r.integer("throttlingBurstLimit", 0, 5000),
+    throttlingRateLimit: r.integer("throttlingRateLimit", 0, 10000),
+    lambdaMemoryMb: r.integer("lambdaMemoryMb", 128, 10240),
+    // The integration times out at 29 s whatever the function's timeout (AWS-FACTS: Limits).
+    lambdaTimeoutSeconds: r.integer("lambdaTimeoutSeconds", 1, 29),
+    reservedConcurrency,
+    maxMessageBytes: r.integer("maxMessageBytes", 1, 131072),
+    rateLimitPerMinute: r.integer("rateLimitPerMinute", 1, 100000),
+    fanoutConcurrency: r.integer("fanoutConcurrency", 1, 256),
+    auth: { mode, issuer, audience, ...(jwksUrl ? { jwksUrl } : {}) },
+    ...(alarmEmail ? { alarmEmail } : {}),
+    deletionProtection: r.boolean("deletionProtection"),
+    pointInTimeRecovery: r.boolean("pointInTimeRecovery"),
+    allowedOrigins,
+    logLevel: r.oneOf("logLevel", LOG_LEVELS),
+    manageApiGatewayAccount: r.boolean("manageApiGatewayAccount"),
+    alarms: {
+      lambdaErrorRatePercent: r.integer("alarmLambdaErrorRatePercent", 1, 100),
+      dynamoThrottleEvents: r.integer("alarmDynamoThrottleEvents", 1, 1_000_000),
+      clientErrors: r.integer("alarmClientErrors", 1, 1_000_000),
+      serverErrors: r.integer("alarmServerErrors", 1, 1_000_000),
+      rejectedConnects: r.integer("alarmRejectedConnects", 1, 1_000_000),
+      failedDeliveries: r.integer("alarmFailedDeliveries", 1, 1_000_000),
+      periodSeconds,
+      evaluationPeriods: r.integer("alarmEvaluationPeriods", 1, 100),
+    },
+  };
+}
+
+/**
+ * Reads the project's config once. Keys set for this project that the program does not know
+ * (a typo in a stack file) are rejected rather than silently ignored.
+ */
+export function loadConfig(): StackConfig {
+  const config = new pulumi.Config();
+  const raw: Record<string, string | undefined> = {};
+  for (const key of CONFIG_KEYS) raw[key] = config.get(key);
+  const prefix = `${pulumi.getProject()}:`;
+  for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
+    if (fullKey.startsWith(prefix)) {
+      const key = fullKey.slice(prefix.length);
+      if (!(key in raw)) raw[key] = config.get(key);
+    }
+  }
+  return validateConfig(raw);
+}
