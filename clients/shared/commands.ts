@@ -1,0 +1,109 @@
+/**
+ * The slash commands both clients accept (docs/clients.md): `/chat <message>` (plain text also
+ * sends), `/join <room>`, `/leave <room>`, `/private <userId> <message>`, `/rooms`,
+ * `/history [room]`, `/quit`, `/help`. Parsing is pure so it is unit-tested once and reused by the
+ * terminal client and the web page's message box.
+ */
+
+export type Command =
+  | { readonly kind: "chat"; readonly message: string; readonly roomId?: string }
+  | { readonly kind: "join"; readonly roomId: string }
+  | { readonly kind: "leave"; readonly roomId: string }
+  | { readonly kind: "private"; readonly toUserId: string; readonly message: string }
+  | { readonly kind: "rooms" }
+  | { readonly kind: "history"; readonly roomId?: string; readonly withUserId?: string }
+  | { readonly kind: "quit" }
+  | { readonly kind: "help" }
+  | { readonly kind: "none" }
+  | { readonly kind: "invalid"; readonly message: string };
+
+export const HELP_TEXT = [
+  "Commands:",
+  "  <text>                      send <text> to the current room",
+  "  /chat <message>             same, explicitly",
+  "  /join <room>                join a room (it becomes the current room)",
+  "  /leave <room>               leave a room",
+  "  /private <userId> <message> send a private message",
+  "  /rooms                      list active rooms and their number of users",
+  "  /history [room]             show recent messages of a room (default: the current room)",
+  "  /history @<userId>          show your private conversation with a user",
+  "  /quit                       close the connection and exit",
+  "  /help                       this help",
+].join("\n");
+
+const USAGE: Record<string, string> = {
+  chat: "usage: /chat <message>",
+  join: "usage: /join <room>",
+  leave: "usage: /leave <room>",
+  private: "usage: /private <userId> <message>",
+  history: "usage: /history [room] or /history @<userId>",
+};
+
+/** Splits `/name rest` into the command name and the rest (whitespace inside the rest is kept). */
+function splitCommand(line: string): { name: string; rest: string } {
+  const match = /^\/(\S*)\s*([\s\S]*)$/.exec(line);
+  return match ? { name: match[1].toLowerCase(), rest: match[2] } : { name: "", rest: "" };
+}
+
+/** One word, no spaces: room ids and user ids. The server checks the exact pattern. */
+function singleWord(rest: string): string | undefined {
+  const word = rest.trim();
+  return word.length > 0 && !/\s/.test(word) ? word : undefined;
+}
+
+/** A room argument; `#room` is accepted too, as rooms are displayed that way. */
+function roomWord(rest: string): string | undefined {
+  const word = singleWord(rest);
+  const room = word?.startsWith("#") ? word.slice(1) : word;
+  return room ? room : undefined;
+}
+
+export function parseCommand(input: string): Command {
+  const line = input.replace(/[\r\n]+$/, "");
+  if (line.trim() === "") return { kind: "none" };
+  // "//text" sends "/text" literally, so a message can start with a slash.
+  if (line.startsWith("//")) return { kind: "chat", message: line.slice(1) };
+  if (!line.startsWith("/")) return { kind: "chat", message: line };
+
+  const { name, rest } = splitCommand(line);
+  switch (name) {
+    case "chat":
+    case "say":
+      return rest.trim() ? { kind: "chat", message: rest } : { kind: "invalid", message: USAGE.chat };
+    case "join":
+    case "j": {
+      const roomId = roomWord(rest);
+      return roomId ? { kind: "join", roomId } : { kind: "invalid", message: USAGE.join };
+    }
+    case "leave":
+    case "part": {
+      const roomId = roomWord(rest);
+      return roomId ? { kind: "leave", roomId } : { kind: "invalid", message: USAGE.leave };
+    }
+    case "private":
+    case "msg":
+    case "pm": {
+      const m = /^(\S+)\s+([\s\S]*\S[\s\S]*)$/.exec(rest);
+      return m ? { kind: "private", toUserId: m[1], message: m[2] } : { kind: "invalid", message: USAGE.private };
+    }
+    case "rooms":
+      return rest.trim() ? { kind: "invalid", message: "usage: /rooms" } : { kind: "rooms" };
+    case "history": {
+      if (!rest.trim()) return { kind: "history" };
+      const target = singleWord(rest);
+      if (!target) return { kind: "invalid", message: USAGE.history };
+      if (target.startsWith("@")) {
+        return target.length > 1 ? { kind: "history", withUserId: target.slice(1) } : { kind: "invalid", message: USAGE.history };
+      }
+      return { kind: "history", roomId: target.startsWith("#") ? target.slice(1) : target };
+    }
+    case "quit":
+    case "exit":
+      return { kind: "quit" };
+    case "help":
+    case "?":
+      return { kind: "help" };
+    default:
+      return { kind: "invalid", message: `unknown command "/${name}"; type /help for the list` };
+  }
+}

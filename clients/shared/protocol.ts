@@ -1,0 +1,370 @@
+/**
+ * The chat API's wire protocol as the clients see it (docs/protocol.md): the frames a client sends,
+ * the frames the server sends back, and a parser that turns any incoming text into a typed frame
+ * or a typed `invalid` value, never an exception.
+ *
+ * Shared by the terminal client (Node) and the web page (browser bundle), so it imports nothing:
+ * no Node module, no DOM type, no schema library (the web bundle stays small; the server validates
+ * what clients send with zod, clients only need to read what the server sends).
+ */
+
+/** Error codes the server answers with (docs/protocol.md "Errors"). */
+export const ERROR_CODES = [
+  "BAD_REQUEST",
+  "NOT_A_MEMBER",
+  "RATE_LIMITED",
+  "TOO_LARGE",
+  "UNKNOWN_TYPE",
+  "BAD_JSON",
+  "INTERNAL",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * API Gateway closes a connection that sends a frame larger than 32 KB (code 1009) instead of
+ * answering it (AWS-FACTS "Limits": frames 32 KB). Clients refuse such frames before sending, so a
+ * long paste costs an error line, not the connection.
+ */
+export const MAX_FRAME_BYTES = 32 * 1024;
+
+/** Server-side page size bounds of `history` (docs/protocol.md: limit 1-100, default 50). */
+export const HISTORY_MAX_LIMIT = 100;
+
+/** The room a connection joins when the connect URL names none. */
+export const DEFAULT_ROOM = "general";
+
+export interface Member {
+  readonly userId: string;
+  readonly username: string;
+}
+
+export interface RoomSummary {
+  readonly roomId: string;
+  readonly members: number;
+}
+
+/** A stored message as `history` returns it: a room message or a private one. */
+export interface HistoryMessage {
+  readonly messageId: string;
+  readonly message: string;
+  readonly sentAt: string;
+  /** Author (room messages carry `userId`/`username`, private ones `fromUserId`/`fromUsername`). */
+  readonly userId: string;
+  readonly username: string;
+  readonly roomId?: string;
+  readonly toUserId?: string;
+}
+
+export interface ChatFrame {
+  readonly type: "chat";
+  readonly roomId: string;
+  readonly messageId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly clientMessageId?: string;
+}
+export interface PresenceFrame {
+  readonly type: "presence";
+  readonly event: "joined" | "left";
+  readonly roomId: string;
+  readonly userId: string;
+  readonly username: string;
+}
+export interface JoinedFrame {
+  readonly type: "joined";
+  readonly roomId: string;
+  readonly members: readonly Member[];
+}
+export interface LeftFrame {
+  readonly type: "left";
+  readonly roomId: string;
+}
+export interface PrivateFrame {
+  readonly type: "private";
+  readonly messageId: string;
+  readonly fromUserId: string;
+  readonly fromUsername: string;
+  readonly toUserId: string;
+  readonly message: string;
+  readonly sentAt: string;
+}
+export interface DeliveredFrame {
+  readonly type: "delivered";
+  readonly messageId: string;
+  readonly clientMessageId?: string;
+  readonly deliveredTo: number;
+}
+export interface RoomsFrame {
+  readonly type: "rooms";
+  readonly rooms: readonly RoomSummary[];
+}
+export interface HistoryFrame {
+  readonly type: "history";
+  readonly roomId?: string;
+  readonly withUserId?: string;
+  readonly messages: readonly HistoryMessage[];
+  readonly next?: string;
+}
+export interface PongFrame {
+  readonly type: "pong";
+}
+export interface ErrorFrame {
+  readonly type: "error";
+  /** One of ERROR_CODES; kept as a string so a code added later on the server still shows. */
+  readonly code: string;
+  readonly message: string;
+  readonly requestType?: string;
+  readonly clientMessageId?: string;
+}
+/**
+ * API Gateway's own answers, which carry no `type`: `{"message":"Internal server error",...}` when
+ * an integration fails or times out, `{"message":"Forbidden",...}` when no route matches
+ * (AWS-FACTS "Routing").
+ */
+export interface GatewayFrame {
+  readonly type: "gateway";
+  readonly message: string;
+  readonly connectionId?: string;
+  readonly requestId?: string;
+}
+
+export type ServerFrame =
+  | ChatFrame
+  | PresenceFrame
+  | JoinedFrame
+  | LeftFrame
+  | PrivateFrame
+  | DeliveredFrame
+  | RoomsFrame
+  | HistoryFrame
+  | PongFrame
+  | ErrorFrame
+  | GatewayFrame;
+
+/** What the parser returns for text that is not a frame this client understands. */
+export interface InvalidFrame {
+  readonly type: "invalid";
+  readonly reason: string;
+  readonly raw: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames a client sends
+
+export type ClientFrame =
+  | { type: "chat"; message: string; roomId?: string; clientMessageId?: string }
+  | { type: "join"; roomId: string }
+  | { type: "leave"; roomId: string }
+  | { type: "private"; toUserId: string; message: string; clientMessageId?: string }
+  | { type: "rooms" }
+  | { type: "history"; roomId: string; limit?: number; before?: string }
+  | { type: "history"; withUserId: string; limit?: number; before?: string }
+  | { type: "ping" };
+
+/** UTF-8 length of a string without TextEncoder allocations (works in Node and browsers alike). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Serializes a frame, or explains why it cannot be sent (larger than one API Gateway frame). */
+export function encodeFrame(frame: ClientFrame): { ok: true; text: string } | { ok: false; reason: string } {
+  const text = JSON.stringify(frame);
+  const size = utf8Length(text);
+  if (size > MAX_FRAME_BYTES) {
+    return { ok: false, reason: `frame is ${size} bytes; API Gateway accepts at most ${MAX_FRAME_BYTES} bytes per frame` };
+  }
+  return { ok: true, text };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing what the server sends
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const str = (o: Json, k: string): string | undefined => (typeof o[k] === "string" ? (o[k] as string) : undefined);
+const num = (o: Json, k: string): number | undefined =>
+  typeof o[k] === "number" && Number.isFinite(o[k]) ? (o[k] as number) : undefined;
+
+/** `sentAt` as an ISO string whether the server sends an ISO string or epoch milliseconds. */
+function timestamp(o: Json, k: string): string | undefined {
+  const s = str(o, k);
+  if (s !== undefined) return s;
+  const n = num(o, k);
+  return n === undefined ? undefined : new Date(n).toISOString();
+}
+
+class Missing extends Error {}
+
+function need<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw new Missing(`field "${field}" is missing or has the wrong type`);
+  return value;
+}
+
+function parseMember(v: unknown): Member {
+  if (!isObject(v)) throw new Missing("member is not an object");
+  const userId = need(str(v, "userId"), "members[].userId");
+  return { userId, username: str(v, "username") ?? userId };
+}
+
+function parseHistoryMessage(v: unknown): HistoryMessage {
+  if (!isObject(v)) throw new Missing("history message is not an object");
+  const userId = need(str(v, "userId") ?? str(v, "fromUserId"), "messages[].userId");
+  const roomId = str(v, "roomId");
+  const toUserId = str(v, "toUserId");
+  return {
+    messageId: need(str(v, "messageId"), "messages[].messageId"),
+    message: need(str(v, "message"), "messages[].message"),
+    sentAt: need(timestamp(v, "sentAt"), "messages[].sentAt"),
+    userId,
+    username: str(v, "username") ?? str(v, "fromUsername") ?? userId,
+    ...(roomId !== undefined ? { roomId } : {}),
+    ...(toUserId !== undefined ? { toUserId } : {}),
+  };
+}
+
+const opt = <K extends string>(key: K, value: string | undefined): { [P in K]?: string } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
+
+function parseObject(o: Json): ServerFrame {
+  const type = str(o, "type");
+  switch (type) {
+    case "chat":
+      return {
+        type,
+        roomId: need(str(o, "roomId"), "roomId"),
+        messageId: need(str(o, "messageId"), "messageId"),
+        userId: need(str(o, "userId"), "userId"),
+        username: str(o, "username") ?? need(str(o, "userId"), "userId"),
+        message: need(str(o, "message"), "message"),
+        sentAt: need(timestamp(o, "sentAt"), "sentAt"),
+        ...opt("clientMessageId", str(o, "clientMessageId")),
+      };
+    case "presence": {
+      const event = str(o, "event");
+      if (event !== "joined" && event !== "left") throw new Missing(`presence event "${String(o.event)}" is not joined or left`);
+      const userId = need(str(o, "userId"), "userId");
+      return { type, event, roomId: need(str(o, "roomId"), "roomId"), userId, username: str(o, "username") ?? userId };
+    }
+    case "joined": {
+      const members = Array.isArray(o.members) ? o.members.map(parseMember) : [];
+      return { type, roomId: need(str(o, "roomId"), "roomId"), members };
+    }
+    case "left":
+      return { type, roomId: need(str(o, "roomId"), "roomId") };
+    case "private": {
+      const fromUserId = need(str(o, "fromUserId"), "fromUserId");
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        fromUserId,
+        fromUsername: str(o, "fromUsername") ?? fromUserId,
+        toUserId: need(str(o, "toUserId"), "toUserId"),
+        message: need(str(o, "message"), "message"),
+        sentAt: need(timestamp(o, "sentAt"), "sentAt"),
+      };
+    }
+    case "delivered":
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        deliveredTo: num(o, "deliveredTo") ?? 0,
+        ...opt("clientMessageId", str(o, "clientMessageId")),
+      };
+    case "rooms": {
+      if (!Array.isArray(o.rooms)) throw new Missing(`field "rooms" is not an array`);
+      const rooms = o.rooms.map((r): RoomSummary => {
+        if (!isObject(r)) throw new Missing("room is not an object");
+        return { roomId: need(str(r, "roomId"), "rooms[].roomId"), members: num(r, "members") ?? 0 };
+      });
+      return { type, rooms };
+    }
+    case "history": {
+      if (!Array.isArray(o.messages)) throw new Missing(`field "messages" is not an array`);
+      return {
+        type,
+        messages: o.messages.map(parseHistoryMessage),
+        ...opt("roomId", str(o, "roomId")),
+        ...opt("withUserId", str(o, "withUserId")),
+        ...opt("next", str(o, "next")),
+      };
+    }
+    case "pong":
+      return { type };
+    case "error":
+      return {
+        type,
+        code: str(o, "code") ?? "INTERNAL",
+        message: str(o, "message") ?? "(no message)",
+        ...opt("requestType", str(o, "requestType")),
+        ...opt("clientMessageId", str(o, "clientMessageId")),
+      };
+    case undefined:
+      if (str(o, "message") !== undefined) {
+        return {
+          type: "gateway",
+          message: str(o, "message") as string,
+          ...opt("connectionId", str(o, "connectionId")),
+          ...opt("requestId", str(o, "requestId")),
+        };
+      }
+      throw new Missing(`frame has no "type"`);
+    default:
+      throw new Missing(`unknown frame type "${type}"`);
+  }
+}
+
+/** Parses one incoming text frame. Never throws: malformed input becomes an `invalid` value. */
+export function parseServerFrame(raw: string): ServerFrame | InvalidFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { type: "invalid", reason: "not JSON", raw };
+  }
+  if (!isObject(value)) return { type: "invalid", reason: "not a JSON object", raw };
+  try {
+    return parseObject(value);
+  } catch (err) {
+    if (err instanceof Missing) return { type: "invalid", reason: err.message, raw };
+    throw err;
+  }
+}
+
+/**
+ * The connect URL: `{endpoint}?token=<JWT>&roomId=<room>&username=<display name>` (docs/protocol.md
+ * "Connect"). Browsers cannot set headers on a WebSocket, hence the query-string token (AWS-FACTS
+ * "Routing": REQUEST authorizer identity source).
+ */
+export function connectUrl(endpoint: string, params: { token: string; roomId?: string; username?: string }): string {
+  const url = new URL(endpoint);
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new TypeError(`endpoint must be a ws:// or wss:// URL, got "${endpoint}"`);
+  }
+  url.searchParams.set("token", params.token);
+  if (params.roomId) url.searchParams.set("roomId", params.roomId);
+  if (params.username) url.searchParams.set("username", params.username);
+  return url.toString();
+}
+
+/** A client-side id for idempotent retries: the server stores a retried (userId, clientMessageId) once. */
+export function newClientMessageId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}

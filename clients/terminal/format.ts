@@ -1,0 +1,147 @@
+/**
+ * How the terminal client prints what happens: one line per event, `HH:MM:SS [tag] text`, with a
+ * tag a reader (or a test, or grep) can pick out: chat, presence, joined, left, private, delivered,
+ * rooms, history, error, info. Pure functions, so the format is unit-tested.
+ */
+import type { ServerFrame, HistoryMessage, Member } from "../shared/protocol";
+import type { SessionEvent } from "../shared/session";
+
+export interface FormatContext {
+  /** The user's own id, to tell "from" and "to" apart in private messages. */
+  readonly selfId?: string;
+  /** Recipient of a private message by clientMessageId (for `delivered` lines). */
+  readonly privateTarget?: (clientMessageId: string) => string | undefined;
+  /** Wall clock (replaceable in tests). */
+  readonly now?: () => Date;
+  /** ANSI colours (only on a TTY). */
+  readonly color?: boolean;
+}
+
+const COLORS: Record<string, string> = {
+  chat: "",
+  presence: "\x1b[36m",
+  joined: "\x1b[36m",
+  left: "\x1b[36m",
+  private: "\x1b[35m",
+  delivered: "\x1b[2m",
+  rooms: "\x1b[33m",
+  history: "\x1b[2m",
+  error: "\x1b[31m",
+  info: "\x1b[2m",
+};
+
+/** `HH:MM:SS` in local time. */
+export function clock(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())}`;
+}
+
+function timeOf(sentAt: string, ctx: FormatContext): string {
+  const d = new Date(sentAt);
+  return clock(Number.isNaN(d.getTime()) ? (ctx.now ?? (() => new Date()))() : d);
+}
+
+/** Removes control characters so that a message cannot move the cursor or recolour the terminal. */
+export function sanitize(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "�").replace(/\n/g, "\n           ");
+}
+
+const who = (username: string, userId: string) => (username === userId ? sanitize(userId) : `${sanitize(username)} (${sanitize(userId)})`);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+export function line(tag: string, text: string, ctx: FormatContext, time?: string): string {
+  const stamp = time ?? clock((ctx.now ?? (() => new Date()))());
+  const t = `[${tag}]`;
+  const color = ctx.color ? COLORS[tag.split(" ")[0]] ?? "" : "";
+  return color ? `${stamp} ${color}${t}\x1b[0m ${text}` : `${stamp} ${t} ${text}`;
+}
+
+function memberList(members: readonly Member[]): string {
+  return members.length === 0 ? "nobody" : members.map((m) => who(m.username, m.userId)).join(", ");
+}
+
+export function formatHistoryMessage(m: HistoryMessage, scope: string, ctx: FormatContext): string {
+  const to = m.toUserId && m.toUserId !== m.userId ? ` -> ${sanitize(m.toUserId)}` : "";
+  return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${who(m.username, m.userId)}${to}: ${sanitize(m.message)}`, ctx);
+}
+
+/** The lines printed for one server frame (several for rooms and history). */
+export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
+  switch (frame.type) {
+    case "chat":
+      return [line(`chat #${frame.roomId}`, `${who(frame.username, frame.userId)}: ${sanitize(frame.message)}`, ctx, timeOf(frame.sentAt, ctx))];
+    case "presence":
+      return [line(`presence #${frame.roomId}`, `${who(frame.username, frame.userId)} ${frame.event === "joined" ? "joined" : "left"}`, ctx)];
+    case "joined":
+      return [line(`joined #${frame.roomId}`, `${plural(frame.members.length, "member")}: ${memberList(frame.members)}`, ctx)];
+    case "left":
+      return [line(`left #${frame.roomId}`, "you left the room", ctx)];
+    case "private": {
+      const mine = ctx.selfId !== undefined && frame.fromUserId === ctx.selfId;
+      const tag = mine ? `private to ${sanitize(frame.toUserId)}` : `private from ${who(frame.fromUsername, frame.fromUserId)}`;
+      return [line(tag, sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx))];
+    }
+    case "delivered": {
+      const to = frame.clientMessageId ? ctx.privateTarget?.(frame.clientMessageId) : undefined;
+      return [line("delivered", `private message${to ? ` to ${sanitize(to)}` : ""} reached ${plural(frame.deliveredTo, "connection")} (id ${frame.messageId})`, ctx)];
+    }
+    case "rooms":
+      if (frame.rooms.length === 0) return [line("rooms", "no active rooms", ctx)];
+      return [
+        line("rooms", `${plural(frame.rooms.length, "active room")}:`, ctx),
+        ...frame.rooms.map((r) => line("rooms", `  #${sanitize(r.roomId)}  ${plural(r.members, "user")}`, ctx)),
+      ];
+    case "history": {
+      const scope = frame.roomId !== undefined ? `#${frame.roomId}` : `@${frame.withUserId ?? "?"}`;
+      const head = line(`history ${scope}`, `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist)" : ""}`, ctx);
+      return [head, ...frame.messages.map((m) => formatHistoryMessage(m, scope, ctx))];
+    }
+    case "pong":
+      return [];
+    case "error": {
+      const about = [frame.requestType ? `request ${frame.requestType}` : "", frame.clientMessageId ? `message ${frame.clientMessageId}` : ""].filter(Boolean).join(", ");
+      return [line(`error ${frame.code}`, `${sanitize(frame.message)}${about ? ` (${about})` : ""}`, ctx)];
+    }
+    case "gateway":
+      return [line("error GATEWAY", `API Gateway answered: ${sanitize(frame.message)}${frame.requestId ? ` (request ${frame.requestId})` : ""}`, ctx)];
+  }
+}
+
+/** The lines printed for a session event that is not a server frame. */
+export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
+  switch (event.type) {
+    case "frame":
+      return formatFrame(event.frame, ctx);
+    case "invalid":
+      return [line("error CLIENT", `unreadable frame from the server (${event.frame.reason}): ${sanitize(event.frame.raw.slice(0, 200))}`, ctx)];
+    case "local-error":
+      return [line("error CLIENT", event.message, ctx)];
+    case "queued":
+      return [line("info", `not connected: "${event.frame.type}" will be sent once the connection is back`, ctx)];
+    case "rejoined":
+      return [line("info", `reconnected; rejoining ${event.rooms.map((r) => `#${r}`).join(", ") || "no rooms"}${event.resent ? `; resending ${plural(event.resent, "unacknowledged message")}` : ""}`, ctx)];
+    case "fatal":
+      return [line("error FATAL", event.message, ctx)];
+    case "status":
+      switch (event.status) {
+        case "connecting":
+          return [line("info", "connecting…", ctx)];
+        case "open":
+          return [line("info", `connected to ${event.url ?? "the chat API"}`, ctx)];
+        case "reconnecting":
+          if (event.delayMs === undefined) return [line("info", `reconnecting (attempt ${event.attempt ?? 1})…`, ctx)];
+          return [
+            line(
+              "info",
+              `connection lost (code ${event.close?.code ?? "?"}${event.close?.reason ? ` ${sanitize(event.close.reason)}` : ""}); reconnecting in ${(event.delayMs / 1000).toFixed(1)}s (attempt ${event.attempt ?? 1})`,
+              ctx,
+            ),
+          ];
+        case "closed":
+          return [line("info", "disconnected", ctx)];
+        case "idle":
+          return [];
+      }
+  }
+}

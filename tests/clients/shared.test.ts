@@ -1,0 +1,351 @@
+/**
+ * Unit tests of the clients' shared protocol code: command parsing, frame parsing, backoff, and the
+ * session's connection policy (rejoin and resend after a drop, give-up, refusal) over an in-memory
+ * socket that records what the session sends and lets the test play the server.
+ */
+import { strict as assert } from "node:assert";
+import { parseCommand } from "../../clients/shared/commands";
+import { MAX_FRAME_BYTES, connectUrl, encodeFrame, parseServerFrame, utf8Length } from "../../clients/shared/protocol";
+import { ChatSession, backoffDelay, redactToken, type SessionEvent, type SocketHandlers } from "../../clients/shared/session";
+import { parseArgs, unverifiedClaims, EXIT } from "../../clients/terminal/args";
+import { formatFrame, sanitize } from "../../clients/terminal/format";
+
+describe("clients: command parsing", () => {
+  it("sends plain text to the current room and keeps its spacing", () => {
+    assert.deepEqual(parseCommand("hello  there "), { kind: "chat", message: "hello  there " });
+  });
+
+  it("parses every command of the issue", () => {
+    assert.deepEqual(parseCommand("/chat hi all"), { kind: "chat", message: "hi all" });
+    assert.deepEqual(parseCommand("/join random"), { kind: "join", roomId: "random" });
+    assert.deepEqual(parseCommand("/join #random"), { kind: "join", roomId: "random" });
+    assert.deepEqual(parseCommand("/leave random"), { kind: "leave", roomId: "random" });
+    assert.deepEqual(parseCommand("/private bob see you at 5"), { kind: "private", toUserId: "bob", message: "see you at 5" });
+    assert.deepEqual(parseCommand("/rooms"), { kind: "rooms" });
+    assert.deepEqual(parseCommand("/history"), { kind: "history" });
+    assert.deepEqual(parseCommand("/history random"), { kind: "history", roomId: "random" });
+    assert.deepEqual(parseCommand("/history @bob"), { kind: "history", withUserId: "bob" });
+    assert.deepEqual(parseCommand("/quit"), { kind: "quit" });
+    assert.deepEqual(parseCommand("/help"), { kind: "help" });
+  });
+
+  it("answers a usage message for a command with missing or extra arguments", () => {
+    for (const input of ["/join", "/join two words", "/leave", "/private bob", "/private", "/chat   ", "/rooms now", "/history @"]) {
+      const c = parseCommand(input);
+      assert.equal(c.kind, "invalid", input);
+    }
+    const unknown = parseCommand("/dance");
+    assert.equal(unknown.kind, "invalid");
+    assert.match((unknown as { message: string }).message, /unknown command "\/dance"/);
+  });
+
+  it("ignores blank lines and lets // send a message that starts with a slash", () => {
+    assert.deepEqual(parseCommand("   "), { kind: "none" });
+    assert.deepEqual(parseCommand("//shrug"), { kind: "chat", message: "/shrug" });
+  });
+});
+
+describe("clients: frame parsing", () => {
+  it("parses each server frame of the protocol", () => {
+    const chat = parseServerFrame(
+      JSON.stringify({ type: "chat", roomId: "general", messageId: "m1", userId: "alice", username: "Alice", message: "hi", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c1" }),
+    );
+    assert.deepEqual(chat, { type: "chat", roomId: "general", messageId: "m1", userId: "alice", username: "Alice", message: "hi", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c1" });
+    assert.equal(parseServerFrame('{"type":"presence","event":"left","roomId":"r","userId":"u","username":"U"}').type, "presence");
+    assert.deepEqual(parseServerFrame('{"type":"joined","roomId":"r","members":[{"userId":"u","username":"U"}]}'), {
+      type: "joined",
+      roomId: "r",
+      members: [{ userId: "u", username: "U" }],
+    });
+    assert.deepEqual(parseServerFrame('{"type":"delivered","messageId":"m","deliveredTo":2}'), { type: "delivered", messageId: "m", deliveredTo: 2 });
+    assert.deepEqual(parseServerFrame('{"type":"rooms","rooms":[{"roomId":"a","members":3}]}'), { type: "rooms", rooms: [{ roomId: "a", members: 3 }] });
+    assert.deepEqual(parseServerFrame('{"type":"pong"}'), { type: "pong" });
+    assert.deepEqual(parseServerFrame('{"type":"error","code":"RATE_LIMITED","message":"slow down","requestType":"chat"}'), {
+      type: "error",
+      code: "RATE_LIMITED",
+      message: "slow down",
+      requestType: "chat",
+    });
+  });
+
+  it("reads private history messages and epoch-millisecond timestamps", () => {
+    const h = parseServerFrame(
+      JSON.stringify({ type: "history", withUserId: "bob", messages: [{ messageId: "m", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "psst", sentAt: 0 }], next: "cur" }),
+    );
+    assert.equal(h.type, "history");
+    if (h.type !== "history") return;
+    assert.equal(h.next, "cur");
+    assert.deepEqual(h.messages[0], { messageId: "m", userId: "alice", username: "Alice", toUserId: "bob", message: "psst", sentAt: "1970-01-01T00:00:00.000Z" });
+  });
+
+  it("turns API Gateway's own answers into gateway frames", () => {
+    assert.deepEqual(parseServerFrame('{"message":"Internal server error","connectionId":"c=","requestId":"r="}'), {
+      type: "gateway",
+      message: "Internal server error",
+      connectionId: "c=",
+      requestId: "r=",
+    });
+  });
+
+  it("never throws on malformed input", () => {
+    for (const raw of ["not json", "[1,2]", "null", '{"type":"chat"}', '{"type":"nope"}', '{"type":"presence","event":"x","roomId":"r","userId":"u"}', "{}"]) {
+      const f = parseServerFrame(raw);
+      assert.equal(f.type, "invalid", raw);
+    }
+  });
+
+  it("refuses to send a frame larger than API Gateway's 32 KB frame limit", () => {
+    const ok = encodeFrame({ type: "chat", message: "x".repeat(MAX_FRAME_BYTES - 100) });
+    assert.equal(ok.ok, true);
+    const tooBig = encodeFrame({ type: "chat", message: "é".repeat(MAX_FRAME_BYTES / 2) });
+    assert.equal(tooBig.ok, false);
+  });
+
+  it("counts UTF-8 bytes like Buffer.byteLength", () => {
+    for (const s of ["", "abc", "é", "€", "😀", "a😀b", "\ud800"]) assert.equal(utf8Length(s), Buffer.byteLength(s, "utf8"), s);
+  });
+
+  it("builds the connect URL with token, room and display name and refuses non-WebSocket URLs", () => {
+    const url = new URL(connectUrl("ws://127.0.0.1:3001/local", { token: "a.b.c", roomId: "lobby", username: "Ann Lee" }));
+    assert.equal(url.searchParams.get("token"), "a.b.c");
+    assert.equal(url.searchParams.get("roomId"), "lobby");
+    assert.equal(url.searchParams.get("username"), "Ann Lee");
+    assert.throws(() => connectUrl("http://x/", { token: "t" }), /ws:\/\/ or wss:\/\//);
+    assert.equal(new URL(redactToken(url.toString())).searchParams.get("token"), "…");
+  });
+});
+
+describe("clients: backoff", () => {
+  it("grows exponentially, stays within [ceiling/2, ceiling] and is capped", () => {
+    const policy = { baseDelayMs: 100, maxDelayMs: 1000 };
+    assert.equal(backoffDelay(1, { ...policy, random: () => 0 }), 50);
+    assert.equal(backoffDelay(1, { ...policy, random: () => 0.999999 }), 100);
+    assert.equal(backoffDelay(3, { ...policy, random: () => 0 }), 200);
+    assert.equal(backoffDelay(10, { ...policy, random: () => 0 }), 500);
+    assert.equal(backoffDelay(10, { ...policy, random: () => 0.999999 }), 1000);
+  });
+});
+
+/** An in-memory socket pair: the session holds one end, the test plays API Gateway on the other. */
+class FakeServer {
+  readonly sockets: Array<{ url: string; sent: unknown[]; handlers: SocketHandlers; open: boolean }> = [];
+  refuseWith: number | undefined;
+  failBeforeOpen = false;
+
+  factory = (url: string, handlers: SocketHandlers) => {
+    const entry = { url, sent: [] as unknown[], handlers, open: false };
+    this.sockets.push(entry);
+    setImmediate(() => {
+      if (this.refuseWith !== undefined) return handlers.onClose({ code: 1006, reason: "", handshakeStatus: this.refuseWith });
+      if (this.failBeforeOpen) return handlers.onClose({ code: 1006, reason: "" });
+      entry.open = true;
+      handlers.onOpen();
+    });
+    return {
+      send: (text: string) => entry.sent.push(JSON.parse(text)),
+      close: (code?: number) => {
+        if (!entry.open) return;
+        entry.open = false;
+        setImmediate(() => handlers.onClose({ code: code ?? 1005, reason: "" }));
+      },
+    };
+  };
+
+  get last() {
+    return this.sockets[this.sockets.length - 1];
+  }
+  reply(frame: object) {
+    this.last.handlers.onMessage(JSON.stringify(frame));
+  }
+  drop(code = 1001) {
+    const s = this.last;
+    s.open = false;
+    s.handlers.onClose({ code, reason: "Going away" });
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+function newSession(server: FakeServer, events: SessionEvent[], extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
+  return new ChatSession({
+    endpoint: "ws://127.0.0.1:1/local",
+    token: () => "tok",
+    username: "Alice",
+    userId: "alice",
+    socketFactory: server.factory,
+    onEvent: (e) => events.push(e),
+    reconnect: { baseDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 },
+    ...extra,
+  });
+}
+
+describe("clients: session policy", () => {
+  it("connects to the chosen room and asks for its member list", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, { room: "lobby" });
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "lobby");
+    assert.deepEqual(server.last.sent, [{ type: "join", roomId: "lobby" }]);
+    server.reply({ type: "joined", roomId: "lobby", members: [{ userId: "alice", username: "Alice" }, { userId: "bob", username: "Bob" }] });
+    assert.deepEqual(s.rooms, ["lobby"]);
+    assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice", "bob"]);
+    server.reply({ type: "presence", event: "left", roomId: "lobby", userId: "bob", username: "Bob" });
+    assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice"]);
+    await s.close();
+    assert.equal(s.status, "closed");
+  });
+
+  it("after a drop, reconnects into the current room, rejoins the others and resends unacknowledged messages", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    s.join("random");
+    server.reply({ type: "joined", roomId: "random", members: [] });
+    assert.equal(s.currentRoom, "random");
+    const acked = s.chat("first");
+    server.reply({ type: "chat", roomId: "random", messageId: "m1", userId: "alice", username: "Alice", message: "first", sentAt: "2026-01-01T00:00:00Z", clientMessageId: acked });
+    const lost = s.chat("second");
+    assert.ok(lost);
+    server.drop();
+    const second = () => server.sockets.length === 2 && server.sockets[1].open;
+    await until(second, "reconnection");
+    const url = new URL(server.last.url);
+    assert.equal(url.searchParams.get("roomId"), "random");
+    const sent = server.last.sent as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      sent.filter((f) => f.type === "join").map((f) => f.roomId).sort(),
+      ["general", "random"],
+    );
+    const resent = sent.filter((f) => f.type === "chat");
+    assert.equal(resent.length, 1, "only the unacknowledged message is sent again");
+    assert.equal(resent[0].clientMessageId, lost, "with the same clientMessageId, so the server stores it once");
+    assert.ok(events.some((e) => e.type === "rejoined"));
+    await s.close();
+  });
+
+  it("queues commands typed while reconnecting and sends them once connected", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, { reconnect: { baseDelayMs: 30, maxDelayMs: 30, maxAttempts: 3 } });
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.drop();
+    s.listRooms();
+    assert.ok(events.some((e) => e.type === "queued"));
+    await until(() => server.sockets.length === 2 && server.sockets[1].open, "reconnection");
+    assert.ok((server.last.sent as Array<{ type: string }>).some((f) => f.type === "rooms"));
+    await s.close();
+  });
+
+  it("gives up after maxAttempts failed reconnections", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.failBeforeOpen = true;
+    server.drop();
+    await until(() => events.some((e) => e.type === "fatal"), "fatal");
+    const fatal = events.find((e) => e.type === "fatal");
+    assert.deepEqual(fatal && fatal.type === "fatal" ? fatal.reason : undefined, "gave-up");
+    assert.equal(server.sockets.length, 4, "one connection and three attempts");
+    assert.equal(s.status, "closed");
+  });
+
+  it("stops at once when the handshake is refused with 403", async () => {
+    const server = new FakeServer();
+    server.refuseWith = 403;
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => events.some((e) => e.type === "fatal"), "fatal");
+    const fatal = events.find((e) => e.type === "fatal");
+    assert.equal(fatal && fatal.type === "fatal" ? fatal.reason : undefined, "rejected");
+    await tick();
+    assert.equal(server.sockets.length, 1, "no retry with a refused token");
+  });
+
+  it("sends a ping at the configured interval", async () => {
+    const server = new FakeServer();
+    const s = newSession(server, [], { pingIntervalMs: 20 });
+    s.start();
+    await until(() => (server.last?.sent as Array<{ type: string }> | undefined)?.some((f) => f.type === "ping") === true, "ping");
+    await s.close();
+  });
+
+  it("settles once every awaited reply or its error has arrived", async () => {
+    const server = new FakeServer();
+    const s = newSession(server, []);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    s.history({ roomId: "general" });
+    s.private("bob", "hi");
+    assert.equal(s.pendingReplies, 3);
+    const settled = s.settled(2000);
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    server.reply({ type: "history", roomId: "general", messages: [] });
+    const cmid = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).find((f) => f.type === "private")?.clientMessageId;
+    server.reply({ type: "error", code: "BAD_REQUEST", message: "no such user", requestType: "private", clientMessageId: cmid });
+    assert.equal(await settled, true);
+    await s.close();
+  });
+});
+
+describe("clients: terminal arguments and output", () => {
+  it("accepts the documented arguments", () => {
+    const r = parseArgs(["ws://127.0.0.1:3001/local", "--user", "alice", "--name=Alice A", "--room", "#lobby"]);
+    assert.deepEqual(r, { ok: true, args: { endpoint: "ws://127.0.0.1:3001/local", user: "alice", name: "Alice A", room: "lobby", color: true } });
+    const t = parseArgs(["wss://x.example/dev"], { CHAT_TOKEN: "a.b.c" });
+    assert.equal(t.ok && t.args.token, "a.b.c");
+  });
+
+  it("rejects bad arguments with a message", () => {
+    const cases: Array<[string[], RegExp]> = [
+      [[], /endpoint is missing/],
+      [["http://x/", "--user", "a"], /ws:\/\/ or wss:\/\//],
+      [["ws://x/"], /--token <jwt> or --user/],
+      [["ws://x/", "--token", "t", "--user", "u"], /either --token or --user/],
+      [["ws://x/", "--user"], /--user needs a value/],
+      [["ws://x/", "--bogus"], /unknown option/],
+      [["ws://x/", "extra", "--user", "u"], /unexpected argument/],
+    ];
+    for (const [argv, message] of cases) {
+      const r = parseArgs(argv);
+      assert.equal(r.ok, false, argv.join(" "));
+      if (!r.ok) assert.match(r.message, message);
+    }
+    assert.equal(EXIT.usage, 2);
+  });
+
+  it("reads sub and name from a token without trusting it", () => {
+    const payload = Buffer.from(JSON.stringify({ sub: "carol", name: "Carol" })).toString("base64url");
+    assert.deepEqual(unverifiedClaims(`h.${payload}.s`), { sub: "carol", name: "Carol" });
+    assert.deepEqual(unverifiedClaims("garbage"), {});
+  });
+
+  it("prints tagged, timestamped lines and neutralises control characters", () => {
+    const [l] = formatFrame(
+      { type: "chat", roomId: "general", messageId: "m", userId: "bob", username: "Bob", message: "hi\x1b[2J", sentAt: "2026-01-01T10:11:12Z" },
+      { now: () => new Date(0) },
+    );
+    assert.match(l, /^\d\d:\d\d:\d\d \[chat #general\] Bob \(bob\): hi�\[2J$/);
+    assert.equal(sanitize("a\x07b"), "a�b");
+    const priv = formatFrame({ type: "private", messageId: "m", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "yo", sentAt: "2026-01-01T10:11:12Z" }, { selfId: "alice" });
+    assert.match(priv[0], /\[private to bob\] yo$/);
+    const rooms = formatFrame({ type: "rooms", rooms: [{ roomId: "a", members: 1 }, { roomId: "b", members: 2 }] }, {});
+    assert.equal(rooms.length, 3);
+    assert.match(rooms[2], /\[rooms\]   #b  2 users$/);
+  });
+});
