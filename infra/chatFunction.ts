@@ -1,0 +1,162 @@
+/**
+ * One chat Lambda: an `aws.lambda.CallbackFunction` built from the handler module's factory, with
+ * its own least-privilege role (policy from infra/policies.ts) and its own encrypted log group.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { HandlerFactory } from "../handlers/events";
+import type { FunctionSpec } from "../handlers/routes";
+import type { TableName } from "../handlers/tables";
+import { functionPolicy, LAMBDA_ASSUME_ROLE_POLICY } from "./policies";
+
+/** The package the handlers load (only) when TRACING_ENABLED=true. */
+export const XRAY_PACKAGE = "aws-xray-sdk-core";
+
+export interface ArchivePackages {
+  /** Packages (with their dependencies) put in the archive. */
+  readonly extraIncludePackages: string[];
+  /** The project's other `dependencies`, which Pulumi would otherwise put in every archive. */
+  readonly extraExcludePackages: string[];
+}
+
+/**
+ * Which npm packages go into a function's archive. Pulumi's computeCodePaths starts from every
+ * entry of package.json `dependencies` (skipping `@pulumi/*` and packages with a `pulumi` section)
+ * and adds their dependencies; excluding the ones this function does not load keeps each archive to
+ * `spec.packages` (plus the X-Ray SDK when tracing) and their dependencies.
+ */
+export function archivePackages(spec: FunctionSpec, tracing: boolean, projectDependencies: readonly string[]): ArchivePackages {
+  const needed = new Set<string>([...spec.packages, ...(tracing ? [XRAY_PACKAGE] : [])]);
+  return {
+    extraIncludePackages: [...needed].sort(),
+    extraExcludePackages: projectDependencies.filter((d) => !needed.has(d) && !d.startsWith("@pulumi/")).sort(),
+  };
+}
+
+/** The `dependencies` of the project's package.json (what Pulumi packages by default). */
+export function projectDependencies(packageJsonPath = path.join(__dirname, "..", "package.json")): string[] {
+  const pkg = JSON.parse(fs.readFileSync(packageJsonPath, "utf8")) as { dependencies?: Record<string, string> };
+  return Object.keys(pkg.dependencies ?? {});
+}
+
+export interface ChatFunctionArgs {
+  /** The function's entry in the route table. */
+  readonly spec: FunctionSpec;
+  /** The handler module's factory; Pulumi serializes it into the archive (`callbackFactory`). */
+  readonly factory: HandlerFactory;
+  /** Physical function name; its log group is `/aws/lambda/<functionName>`. */
+  readonly functionName: string;
+  /** Environment variables (handlers/env.ts functionEnvironment). */
+  readonly environment: pulumi.Input<Record<string, string>>;
+  /** Table ARNs by logical name (for the policy). */
+  readonly tableArns: pulumi.Input<Record<TableName, string>>;
+  /** The WebSocket API's execution ARN (for execute-api:ManageConnections). */
+  readonly executionArn: pulumi.Input<string>;
+  /** Stage name (for the `@connections` ARN). */
+  readonly stage: string;
+  /** ARN of the HS256 secret, granted only if the spec reads it (default none). */
+  readonly authSecretArn?: pulumi.Input<string>;
+  /** Active X-Ray tracing and its IAM (default false: PassThrough, no X-Ray permission). */
+  readonly tracing?: boolean;
+  /** Memory in MB (default 256). */
+  readonly memoryMb?: number;
+  /** Timeout in seconds (default 10). */
+  readonly timeoutSeconds?: number;
+  /** Reserved concurrency (default -1: unreserved). */
+  readonly reservedConcurrency?: number;
+  /** Log retention in days (default 7). */
+  readonly logRetentionDays?: number;
+  /** KMS key encrypting the log group. */
+  readonly logKmsKeyArn: pulumi.Input<string>;
+  /** The project's package.json dependencies (default: read from package.json). */
+  readonly projectDependencies?: readonly string[];
+  /** Tags (default none). */
+  readonly tags?: Record<string, string>;
+}
+
+export class ChatFunction extends pulumi.ComponentResource {
+  public readonly functionName: pulumi.Output<string>;
+  public readonly arn: pulumi.Output<string>;
+  public readonly invokeArn: pulumi.Output<string>;
+  public readonly roleArn: pulumi.Output<string>;
+  public readonly logGroupName: pulumi.Output<string>;
+  /** The role's policy document as JSON (what tests compare with infra/policies.ts). */
+  public readonly policy: pulumi.Output<string>;
+  public readonly lambda: aws.lambda.CallbackFunction<never, unknown>;
+
+  constructor(name: string, args: ChatFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("websocket-chat:infra:ChatFunction", name, {}, opts);
+    const tracing = args.tracing ?? false;
+
+    const logGroup = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      {
+        // Created by the stack (not by Lambda on first write) so it has retention and encryption,
+        // and `pulumi destroy` removes it.
+        name: `/aws/lambda/${args.functionName}`,
+        retentionInDays: args.logRetentionDays ?? 7,
+        kmsKeyId: args.logKmsKeyArn,
+        tags: args.tags,
+      },
+      { parent: this },
+    );
+
+    // Its own role with an inline policy only: passing `role` to CallbackFunction skips the default
+    // managed policies it would otherwise attach (AWSLambda_FullAccess, AmazonDynamoDBFullAccess, ...;
+    // @pulumi/aws lambda/lambdaMixins.ts).
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      { assumeRolePolicy: JSON.stringify(LAMBDA_ASSUME_ROLE_POLICY), description: `${args.functionName}: ${args.spec.description}`.slice(0, 1000), tags: args.tags },
+      { parent: this },
+    );
+    this.policy = pulumi
+      .all([args.tableArns, args.executionArn, logGroup.arn, args.authSecretArn])
+      .apply(([tableArns, executionArn, logGroupArn, authSecretArn]) =>
+        JSON.stringify(
+          functionPolicy(args.spec, {
+            tableArns,
+            executionArn,
+            stage: args.stage,
+            logGroupArn,
+            ...(authSecretArn ? { authSecretArn } : {}),
+            tracing,
+          }),
+        ),
+      );
+    const rolePolicy = new aws.iam.RolePolicy(`${name}-policy`, { role: role.id, policy: this.policy }, { parent: this });
+
+    const packages = archivePackages(args.spec, tracing, args.projectDependencies ?? projectDependencies());
+    this.lambda = new aws.lambda.CallbackFunction<never, unknown>(
+      name,
+      {
+        name: args.functionName,
+        description: args.spec.description,
+        // The factory runs once per cold start and returns the handler (STYLE.md: handlers).
+        callbackFactory: args.factory as unknown as aws.lambda.CallbackFactory<never, unknown>,
+        role: role.arn,
+        runtime: aws.lambda.Runtime.NodeJS22dX,
+        architectures: ["arm64"],
+        memorySize: args.memoryMb ?? 256,
+        timeout: args.timeoutSeconds ?? 10,
+        reservedConcurrentExecutions: args.reservedConcurrency ?? -1,
+        environment: { variables: args.environment },
+        tracingConfig: { mode: tracing ? "Active" : "PassThrough" },
+        // Text keeps each line the handler writes as is, so EMF metric lines stay parseable.
+        loggingConfig: { logFormat: "Text", logGroup: logGroup.name },
+        codePathOptions: { extraIncludePackages: packages.extraIncludePackages, extraExcludePackages: packages.extraExcludePackages },
+        tags: args.tags,
+      },
+      // The policy must exist before the first invocation; no data flows from it to the function.
+      { parent: this, dependsOn: [rolePolicy] },
+    );
+
+    this.functionName = this.lambda.name;
+    this.arn = this.lambda.arn;
+    this.invokeArn = this.lambda.invokeArn;
+    this.roleArn = role.arn;
+    this.logGroupName = logGroup.name;
+    this.registerOutputs({ functionName: this.functionName, arn: this.arn, roleArn: this.roleArn, logGroupName: this.logGroupName });
+  }
+}
