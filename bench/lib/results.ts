@@ -1,0 +1,118 @@
+/**
+ * The shape of bench/results.json: written by bench/run.ts, read by scripts/cost.ts and by
+ * bench/REPORT.md's generator. Every figure carries the unit in its name.
+ */
+import type { MachineInfo } from "./machine";
+import type { Summary } from "./stats";
+
+/** What one invocation (or one broadcast) consumed, as the handlers' usage middleware reports it. */
+export interface OperationUsage {
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly itemsRead: number;
+  /** `@connections` calls (each outbound message is one billed API Gateway message). */
+  readonly managementCalls: number;
+  /** Wall-clock duration of the invocation in the local runtime (a stand-in for billed Lambda duration). */
+  readonly durationMs: number;
+  /** Bytes of log output per invocation (structured logs plus the EMF line). */
+  readonly logBytes: number;
+}
+
+/** usage(members) = fixed + perMember * members, fitted over the room sizes measured. */
+export interface LinearUsage {
+  readonly fixed: OperationUsage;
+  readonly perMember: OperationUsage;
+}
+
+/** Per-operation inputs of the cost model (scripts/cost.ts). */
+export interface CostInputs {
+  /** Where the figures come from ("measured by npm run bench on <date>" or the documented fallback). */
+  readonly source: string;
+  /** A chat message broadcast to a room of `members` connections (the chat function). */
+  readonly chat: LinearUsage;
+  /** One `$connect` into a room of `members` (joined presence is posted to the others). */
+  readonly connect: LinearUsage;
+  /** One `$disconnect` from a room of `members` (left presence). */
+  readonly disconnect: LinearUsage;
+  readonly authorizer: OperationUsage;
+  readonly ping: OperationUsage;
+  /** The Scan-per-message reference: read units per connection item scanned (eventually consistent Scan). */
+  readonly scanReadUnitsPerConnection: number;
+  /** Distinct custom-metric series the handlers emit per stage (EMF metrics x dimension sets). */
+  readonly customMetricSeries: number;
+  /** Fan-out concurrency the chat durations were measured with, and the simulated @connections latency. */
+  readonly fanoutConcurrency: number;
+  readonly managementLatencyMs: number;
+}
+
+export interface BroadcastRow {
+  readonly members: number;
+  readonly ours: { readonly itemsRead: number; readonly readUnits: number; readonly writeUnits: number; readonly managementCalls: number; readonly delivered: number };
+  readonly scan: { readonly itemsRead: number; readonly readUnits: number; readonly writeUnits: number; readonly managementCalls: number; readonly delivered: number };
+  /** scan.itemsRead / ours.itemsRead */
+  readonly itemsReadRatio: number;
+  readonly targetItemsRead: number;
+  readonly targetRatio: number;
+  readonly itemsReadMet: boolean;
+  readonly ratioMet: boolean;
+}
+
+export interface LatencyRow {
+  readonly members: number;
+  readonly messages: number;
+  readonly bounded: Summary;
+  readonly sequential: Summary | null;
+  /** sequential.p99 / bounded.p99 */
+  readonly speedupP99: number | null;
+  readonly p99Met: boolean;
+  readonly speedupMet: boolean | null;
+}
+
+export interface ColdStartRow {
+  readonly function: string;
+  readonly zipBytes: number;
+  readonly uncompressedBytes: number;
+  readonly files: number;
+  readonly packages: readonly string[];
+  readonly serializedBytes: number;
+  readonly initMs: Summary;
+  /** Median ms to require the function's npm packages alone in a fresh process. */
+  readonly packagesLoadMedianMs: number;
+  readonly met: boolean;
+}
+
+export interface BenchResults {
+  readonly schemaVersion: 1;
+  readonly generatedAt: string;
+  readonly command: string;
+  readonly quick: boolean;
+  readonly machine: MachineInfo;
+  readonly notes: string[];
+  readonly broadcast?: { readonly connections: number; readonly method: string; readonly rows: BroadcastRow[] };
+  readonly latency?: {
+    readonly managementLatencyMs: number;
+    readonly boundedConcurrency: number;
+    readonly sequentialConcurrency: number;
+    readonly method: string;
+    readonly rows: LatencyRow[];
+  };
+  readonly coldStart?: { readonly method: string; readonly samples: number; readonly rows: ColdStartRow[] };
+  readonly throughput?: {
+    readonly connections: number;
+    readonly rooms: number;
+    readonly durationS: number;
+    readonly messagesSent: number;
+    readonly messagesAccepted: number;
+    readonly deliveries: number;
+    readonly messagesPerSecond: number;
+    readonly deliveriesPerSecond: number;
+    readonly errors: number;
+    readonly runtimeCpuSeconds: number;
+    readonly runtimePeakRssMiB: number;
+    readonly dynamoLocalCpuSeconds: number;
+    readonly dynamoLocalPeakRssMiB: number;
+    readonly method: string;
+  };
+  readonly startup?: { readonly samples: number; readonly ms: Summary; readonly met: boolean; readonly method: string };
+  readonly costInputs?: CostInputs;
+}

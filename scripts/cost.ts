@@ -1,0 +1,401 @@
+/**
+ * Monthly cost model of the chat API on AWS (issue 9, "Cost model").
+ *
+ *   npm run cost -- --connections <n> --rooms <n> --messages-per-minute <n> [--hours <n>]
+ *
+ * Every per-operation figure (read and write units, items read, `@connections` calls, invocation
+ * duration, log bytes) comes from bench/results.json, written by `npm run bench` (case 1, broadcast
+ * cost, measures them through the handlers' usage middleware); nothing is guessed unless that file
+ * is missing, in which case the documented FALLBACK_INPUTS below are used and the output says so.
+ * Unit prices live in one table, PRICES, with their source and the date they were read.
+ * The same workload is priced under the Scan-per-message design beside this project's.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { BenchResults, CostInputs, LinearUsage, OperationUsage } from "../bench/lib/results";
+
+export interface UnitPrice {
+  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch";
+  readonly item: string;
+  readonly unit: string;
+  readonly usd: number;
+  readonly source: string;
+}
+
+/**
+ * Unit prices, US East (N. Virginia), on-demand, without free tiers. Read on 2026-11-25 through the
+ * project's documentation search (the AWS pages render their rate tables client-side, so the
+ * figures were taken from the pages' worked examples and from pages quoting them); they MUST be
+ * checked on the AWS pricing pages before being relied on.
+ */
+export const PRICES = {
+  region: "us-east-1",
+  readOn: "2026-11-25",
+  apiGatewayMessage: {
+    service: "API Gateway",
+    item: "WebSocket messages (first 1 billion a month)",
+    unit: "message of up to 32 KB",
+    usd: 1.0 / 1e6,
+    source: "https://aws.amazon.com/api-gateway/pricing/",
+  },
+  apiGatewayConnectionMinute: {
+    service: "API Gateway",
+    item: "WebSocket connection minutes",
+    unit: "connection minute",
+    usd: 0.25 / 1e6,
+    source: "https://aws.amazon.com/api-gateway/pricing/",
+  },
+  lambdaRequest: { service: "Lambda", item: "Requests", unit: "request", usd: 0.2 / 1e6, source: "https://aws.amazon.com/lambda/pricing/" },
+  lambdaGbSecondArm: {
+    service: "Lambda",
+    item: "Duration, arm64 (first 7.5 billion GB-s a month)",
+    unit: "GB-second",
+    usd: 0.0000133334,
+    source: "https://aws.amazon.com/lambda/pricing/",
+  },
+  dynamoReadUnit: {
+    service: "DynamoDB",
+    item: "On-demand read request units (price cut of 2024-11-01)",
+    unit: "read request unit",
+    usd: 0.125 / 1e6,
+    source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+  },
+  dynamoWriteUnit: {
+    service: "DynamoDB",
+    item: "On-demand write request units (price cut of 2024-11-01)",
+    unit: "write request unit",
+    usd: 0.625 / 1e6,
+    source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+  },
+  logsIngestedGb: { service: "CloudWatch", item: "Logs ingested (standard)", unit: "GB", usd: 0.5, source: "https://aws.amazon.com/cloudwatch/pricing/" },
+  customMetricMonth: {
+    service: "CloudWatch",
+    item: "Custom metrics (first 10,000; EMF metrics count as custom metrics), prorated hourly",
+    unit: "metric-month",
+    usd: 0.3,
+    source: "https://aws.amazon.com/cloudwatch/pricing/",
+  },
+} as const satisfies Record<string, UnitPrice | string>;
+
+export type PriceKey = Exclude<keyof typeof PRICES, "region" | "readOn">;
+
+const zero: OperationUsage = { readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0 };
+
+/**
+ * Used only when bench/results.json is absent or has no costInputs. Derived from the data model
+ * (docs/architecture.md), not measured: a broadcast Queries the room partition strongly
+ * consistently (members + 1 items of ~150 bytes: 1 unit per 4 KB), writes the message and the
+ * rate-limit counter (1 unit each, items under 1 KB), posts once per member; `$connect` and
+ * `$disconnect` write the connection and membership items and announce presence to the room; a
+ * connection item is ~250 bytes, so an eventually consistent Scan pays 0.5 / 4096 * 250 units per
+ * connection. Durations assume 20 ms per `@connections` call in waves of 50, plus 15 ms.
+ */
+export const FALLBACK_INPUTS: CostInputs = {
+  source: "FALLBACK_INPUTS in scripts/cost.ts (design formulas, not measured: run npm run bench)",
+  chat: {
+    fixed: { readUnits: 1, writeUnits: 2, itemsRead: 1, managementCalls: 0, durationMs: 15, logBytes: 1500 },
+    perMember: { readUnits: 150 / 4096, writeUnits: 0, itemsRead: 1, managementCalls: 1, durationMs: 20 / 50, logBytes: 0 },
+  },
+  connect: {
+    fixed: { readUnits: 1, writeUnits: 3, itemsRead: 1, managementCalls: 0, durationMs: 20, logBytes: 1500 },
+    perMember: { readUnits: 150 / 4096, writeUnits: 0, itemsRead: 1, managementCalls: 1, durationMs: 20 / 50, logBytes: 0 },
+  },
+  disconnect: {
+    fixed: { readUnits: 1, writeUnits: 2, itemsRead: 1, managementCalls: 0, durationMs: 20, logBytes: 1500 },
+    perMember: { readUnits: 150 / 4096, writeUnits: 0, itemsRead: 1, managementCalls: 1, durationMs: 20 / 50, logBytes: 0 },
+  },
+  authorizer: { ...zero, durationMs: 5, logBytes: 1200 },
+  ping: { ...zero, writeUnits: 1, durationMs: 8, logBytes: 1200 },
+  scanReadUnitsPerConnection: (0.5 * 250) / 4096,
+  customMetricSeries: 11 * 12,
+  fanoutConcurrency: 50,
+  managementLatencyMs: 20,
+};
+
+/** What Lambda writes per invocation besides the function's own output (START, END, REPORT lines). */
+export const LAMBDA_PLATFORM_LOG_BYTES = 300;
+const HOURS_PER_MONTH = 730;
+const GIB = 2 ** 30;
+
+export interface Workload {
+  readonly connections: number;
+  readonly rooms: number;
+  /** Chat messages sent per minute across all rooms. */
+  readonly messagesPerMinute: number;
+  /** Hours a month the connections are open and the message rate applies (730 = the whole month). */
+  readonly hours: number;
+  /** Lambda memory (infra config lambdaMemoryMb, default 256). */
+  readonly memoryMb: number;
+  /** Average session length: API Gateway closes every connection after 2 hours at most, and clients reconnect. */
+  readonly sessionHours: number;
+  /** Client keep-alive pings (the idle timeout is 10 minutes); 0 = none. */
+  readonly pingIntervalMinutes: number;
+}
+
+export const DEFAULT_WORKLOAD: Omit<Workload, "connections" | "rooms" | "messagesPerMinute"> = {
+  hours: HOURS_PER_MONTH,
+  memoryMb: 256,
+  sessionHours: 2,
+  pingIntervalMinutes: 9,
+};
+
+export class CostInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CostInputError";
+  }
+}
+
+export interface ServiceCost {
+  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch";
+  readonly usd: number;
+  readonly lines: ReadonlyArray<{ readonly item: PriceKey; readonly quantity: number; readonly usd: number }>;
+}
+
+export interface DesignCost {
+  readonly design: "room-query" | "scan-per-message";
+  readonly services: readonly ServiceCost[];
+  readonly totalUsd: number;
+  /** Monthly counts behind the lines, for the worked example. */
+  readonly counts: Readonly<Record<string, number>>;
+}
+
+export interface CostEstimate {
+  readonly workload: Workload;
+  readonly membersPerRoom: number;
+  readonly inputsSource: string;
+  readonly ours: DesignCost;
+  readonly scan: DesignCost;
+}
+
+export function validateWorkload(w: Workload): void {
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new CostInputError(`${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt("--connections", w.connections);
+  positiveInt("--rooms", w.rooms);
+  if (w.rooms > w.connections) throw new CostInputError(`--rooms (${w.rooms}) cannot exceed --connections (${w.connections}): every room needs a member`);
+  if (!(Number.isFinite(w.messagesPerMinute) && w.messagesPerMinute >= 0)) throw new CostInputError(`--messages-per-minute must be a number >= 0, got ${w.messagesPerMinute}`);
+  if (!(Number.isFinite(w.hours) && w.hours > 0 && w.hours <= 744)) throw new CostInputError(`--hours must be within (0, 744] (hours in a month), got ${w.hours}`);
+  if (!(Number.isInteger(w.memoryMb) && w.memoryMb >= 128 && w.memoryMb <= 10240)) throw new CostInputError(`--memory-mb must be an integer from 128 to 10240, got ${w.memoryMb}`);
+  if (!(Number.isFinite(w.sessionHours) && w.sessionHours > 0 && w.sessionHours <= 2)) throw new CostInputError(`--session-hours must be within (0, 2] (API Gateway's maximum connection duration is 2 hours), got ${w.sessionHours}`);
+  if (!(Number.isFinite(w.pingIntervalMinutes) && w.pingIntervalMinutes >= 0)) throw new CostInputError(`--ping-interval-minutes must be >= 0, got ${w.pingIntervalMinutes}`);
+}
+
+/** usage at a room size, from the linear fit (never negative). */
+export function atMembers(u: LinearUsage, members: number): OperationUsage {
+  const f = (k: keyof OperationUsage) => Math.max(0, u.fixed[k] + u.perMember[k] * members);
+  return { readUnits: f("readUnits"), writeUnits: f("writeUnits"), itemsRead: f("itemsRead"), managementCalls: f("managementCalls"), durationMs: f("durationMs"), logBytes: f("logBytes") };
+}
+
+function price(key: PriceKey): number {
+  return PRICES[key].usd;
+}
+
+function line(item: PriceKey, quantity: number) {
+  return { item, quantity, usd: quantity * price(item) };
+}
+
+function service(name: ServiceCost["service"], lines: ServiceCost["lines"]): ServiceCost {
+  return { service: name, lines, usd: lines.reduce((s, l) => s + l.usd, 0) };
+}
+
+/** Lambda bills duration in 1 ms increments (rounded up per invocation). */
+function gbSeconds(invocations: number, durationMs: number, memoryMb: number): number {
+  return invocations * (Math.ceil(durationMs) / 1000) * (memoryMb / 1024);
+}
+
+function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, members: number): DesignCost {
+  const minutes = w.hours * 60;
+  const messages = w.messagesPerMinute * minutes;
+  const sessions = (w.connections * w.hours) / w.sessionHours;
+  const pings = w.pingIntervalMinutes > 0 ? (w.connections * minutes) / w.pingIntervalMinutes : 0;
+  const chat = atMembers(inputs.chat, members);
+  const connect = atMembers(inputs.connect, members);
+  const disconnect = atMembers(inputs.disconnect, members);
+  // The Scan design replaces the room Query's reads with a Scan of every connection item; the rest
+  // of the chat route (stored message, rate limit, same recipients) is unchanged.
+  const chatReadUnits =
+    kind === "room-query" ? chat.readUnits : inputs.chat.fixed.readUnits + inputs.scanReadUnitsPerConnection * w.connections;
+  const chatItemsRead = kind === "room-query" ? chat.itemsRead : w.connections;
+
+  const inbound = messages + pings;
+  const outbound = messages * chat.managementCalls + sessions * (connect.managementCalls + disconnect.managementCalls) + pings;
+  const apiGateway = service("API Gateway", [line("apiGatewayMessage", inbound + outbound), line("apiGatewayConnectionMinute", w.connections * minutes)]);
+
+  const invocations = messages + sessions * 3 + pings;
+  const gbs =
+    gbSeconds(messages, chat.durationMs, w.memoryMb) +
+    gbSeconds(sessions, inputs.authorizer.durationMs, w.memoryMb) +
+    gbSeconds(sessions, connect.durationMs, w.memoryMb) +
+    gbSeconds(sessions, disconnect.durationMs, w.memoryMb) +
+    gbSeconds(pings, inputs.ping.durationMs, w.memoryMb);
+  const lambda = service("Lambda", [line("lambdaRequest", invocations), line("lambdaGbSecondArm", gbs)]);
+
+  const readUnits = messages * chatReadUnits + sessions * (connect.readUnits + disconnect.readUnits + inputs.authorizer.readUnits) + pings * inputs.ping.readUnits;
+  const writeUnits = messages * chat.writeUnits + sessions * (connect.writeUnits + disconnect.writeUnits + inputs.authorizer.writeUnits) + pings * inputs.ping.writeUnits;
+  const dynamo = service("DynamoDB", [line("dynamoReadUnit", readUnits), line("dynamoWriteUnit", writeUnits)]);
+
+  const logBytes =
+    messages * chat.logBytes +
+    sessions * (connect.logBytes + disconnect.logBytes + inputs.authorizer.logBytes) +
+    pings * inputs.ping.logBytes +
+    invocations * LAMBDA_PLATFORM_LOG_BYTES;
+  const cloudwatch = service("CloudWatch", [
+    line("logsIngestedGb", logBytes / GIB),
+    line("customMetricMonth", inputs.customMetricSeries * (w.hours / HOURS_PER_MONTH)),
+  ]);
+  const services = [apiGateway, lambda, dynamo, cloudwatch];
+  return {
+    design: kind,
+    services,
+    totalUsd: services.reduce((s, x) => s + x.usd, 0),
+    counts: {
+      chatMessages: messages,
+      sessions,
+      pings,
+      apiGatewayMessagesInbound: inbound,
+      apiGatewayMessagesOutbound: outbound,
+      lambdaInvocations: invocations,
+      lambdaGbSeconds: gbs,
+      dynamoItemsReadPerChatMessage: chatItemsRead,
+      dynamoReadUnits: readUnits,
+      dynamoWriteUnits: writeUnits,
+      logGiB: logBytes / GIB,
+    },
+  };
+}
+
+export function estimateCost(workload: Workload, inputs: CostInputs): CostEstimate {
+  validateWorkload(workload);
+  const members = workload.connections / workload.rooms;
+  return {
+    workload,
+    membersPerRoom: members,
+    inputsSource: inputs.source,
+    ours: design("room-query", workload, inputs, members),
+    scan: design("scan-per-message", workload, inputs, members),
+  };
+}
+
+/** bench/results.json's costInputs, or the fallback (and why). */
+export function loadCostInputs(resultsPath: string): { inputs: CostInputs; warning?: string } {
+  if (!fs.existsSync(resultsPath)) return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} not found: using FALLBACK_INPUTS (design formulas, not measured)` };
+  let parsed: BenchResults;
+  try {
+    parsed = JSON.parse(fs.readFileSync(resultsPath, "utf8")) as BenchResults;
+  } catch (err) {
+    throw new CostInputError(`${resultsPath} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!parsed.costInputs) return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} has no costInputs (run the broadcast case): using FALLBACK_INPUTS` };
+  return { inputs: parsed.costInputs };
+}
+
+export interface CliOptions {
+  readonly workload: Workload;
+  readonly resultsPath: string;
+  readonly json: boolean;
+}
+
+const USAGE = `usage: npm run cost -- --connections <n> --rooms <n> --messages-per-minute <n> [--hours <n>]
+       [--memory-mb <n>] [--session-hours <n>] [--ping-interval-minutes <n>] [--results <path>] [--json]`;
+
+export function parseArgs(argv: readonly string[]): CliOptions {
+  const values = new Map<string, string>();
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--json") {
+      json = true;
+      continue;
+    }
+    if (arg === "--help" || arg === "-h") throw new CostInputError(USAGE);
+    const known = ["--connections", "--rooms", "--messages-per-minute", "--hours", "--memory-mb", "--session-hours", "--ping-interval-minutes", "--results"];
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    if (!known.includes(flag)) throw new CostInputError(`unknown option ${arg}\n${USAGE}`);
+    const value = inline ?? argv[++i];
+    if (value === undefined || value.startsWith("--")) throw new CostInputError(`${flag} needs a value\n${USAGE}`);
+    values.set(flag, value);
+  }
+  const num = (flag: string, fallback?: number): number => {
+    const raw = values.get(flag);
+    if (raw === undefined) {
+      if (fallback === undefined) throw new CostInputError(`${flag} is required\n${USAGE}`);
+      return fallback;
+    }
+    const v = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(v)) throw new CostInputError(`${flag} must be a number, got "${raw}"`);
+    return v;
+  };
+  const workload: Workload = {
+    connections: num("--connections"),
+    rooms: num("--rooms"),
+    messagesPerMinute: num("--messages-per-minute"),
+    hours: num("--hours", DEFAULT_WORKLOAD.hours),
+    memoryMb: num("--memory-mb", DEFAULT_WORKLOAD.memoryMb),
+    sessionHours: num("--session-hours", DEFAULT_WORKLOAD.sessionHours),
+    pingIntervalMinutes: num("--ping-interval-minutes", DEFAULT_WORKLOAD.pingIntervalMinutes),
+  };
+  validateWorkload(workload);
+  return { workload, resultsPath: values.get("--results") ?? path.join(__dirname, "..", "bench", "results.json"), json };
+}
+
+function usd(v: number): string {
+  return v >= 100 ? `$${v.toFixed(0)}` : v >= 1 ? `$${v.toFixed(2)}` : `$${v.toFixed(4)}`;
+}
+
+function qty(v: number): string {
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)} billion`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} million`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)} thousand`;
+  return v.toFixed(v < 10 ? 3 : 1);
+}
+
+export function formatEstimate(e: CostEstimate, warning?: string): string {
+  const w = e.workload;
+  const out: string[] = [];
+  out.push(
+    `Workload: ${w.connections} connections in ${w.rooms} rooms (${e.membersPerRoom.toFixed(1)} members each), ${w.messagesPerMinute} chat messages/minute, ${w.hours} h/month, ` +
+      `${w.memoryMb} MB arm64 functions, reconnect every ${w.sessionHours} h, ping every ${w.pingIntervalMinutes || "-"} min`,
+  );
+  out.push(`Per-operation figures: ${e.inputsSource}`);
+  if (warning) out.push(`WARNING: ${warning}`);
+  out.push(`Prices: ${PRICES.region}, read ${PRICES.readOn} (check them: see the PRICES table in scripts/cost.ts)`);
+  out.push("");
+  const rows: string[][] = [["Service", "Item", "Quantity", "This project", "Scan-per-message"]];
+  e.ours.services.forEach((s, i) => {
+    const other = e.scan.services[i];
+    s.lines.forEach((l, j) => {
+      rows.push([j === 0 ? s.service : "", PRICES[l.item].item, qty(l.quantity) + (other.lines[j].quantity !== l.quantity ? ` (scan: ${qty(other.lines[j].quantity)})` : ""), usd(l.usd), usd(other.lines[j].usd)]);
+    });
+    rows.push(["", `${s.service} total`, "", usd(s.usd), usd(other.usd)]);
+  });
+  rows.push(["Total", "per month", "", usd(e.ours.totalUsd), usd(e.scan.totalUsd)]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) out.push(r.map((cell, c) => (c >= 3 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join("  "));
+  out.push("");
+  out.push(
+    `DynamoDB items read per chat message: ${e.ours.counts.dynamoItemsReadPerChatMessage.toFixed(1)} (room Query) vs ${e.scan.counts.dynamoItemsReadPerChatMessage} (Scan); ` +
+      `the Scan design costs ${(e.scan.totalUsd / e.ours.totalUsd).toFixed(2)}x as much in total.`,
+  );
+  out.push("Not included: data transfer out, DynamoDB storage and backups, free tiers, X-Ray, alarms and dashboards.");
+  return out.join("\n");
+}
+
+export function main(argv: readonly string[]): number {
+  try {
+    const options = parseArgs(argv);
+    const { inputs, warning } = loadCostInputs(options.resultsPath);
+    const estimate = estimateCost(options.workload, inputs);
+    process.stdout.write(options.json ? JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2) + "\n" : formatEstimate(estimate, warning) + "\n");
+    return 0;
+  } catch (err) {
+    if (err instanceof CostInputError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
