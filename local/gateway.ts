@@ -1,0 +1,649 @@
+/**
+ * The local API Gateway: one HTTP port serving the WebSocket API on `/<stage>`, the `@connections`
+ * management API on `/<stage>/@connections/<id>`, a local token endpoint and the web client's files.
+ * Every rule it applies is one AWS-FACTS.md lists; docs/local.md has the faithfulness table.
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { Duplex } from "node:stream";
+import * as path from "node:path";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import type {
+  AuthorizerContext,
+  AuthorizerEvent,
+  AuthorizerResult,
+  WebSocketEvent,
+  WebSocketRequestContext,
+  WebSocketResult,
+} from "../handlers/events";
+import {
+  CLOSE,
+  MAX_MESSAGE_BYTES,
+  authorizerContext,
+  clfTime,
+  forbiddenFrame,
+  gatewayId,
+  headerMaps,
+  internalErrorFrame,
+  policyAllows,
+  queryMaps,
+  routeFor,
+} from "./apiGateway";
+import type { InvokeOutcome } from "./functions";
+import type { Logger } from "./logger";
+
+/** Management API error types (ApiGatewayManagementApi service model). */
+export type ManagementError = "GoneException" | "LimitExceededException" | "PayloadTooLargeException" | "ForbiddenException";
+
+export interface ManagementCall {
+  readonly method: "POST" | "GET" | "DELETE";
+  readonly connectionId: string;
+  /** 1-based sequence number of this call since the gateway started. */
+  readonly n: number;
+}
+
+export interface ManagementStats {
+  post: number;
+  get: number;
+  delete: number;
+  gone: number;
+  limitExceeded: number;
+  payloadTooLarge: number;
+  forbidden: number;
+}
+
+export function emptyManagementStats(): ManagementStats {
+  return { post: 0, get: 0, delete: 0, gone: 0, limitExceeded: 0, payloadTooLarge: 0, forbidden: 0 };
+}
+
+/** What is deployed behind the gateway; mounted once the port (hence the management endpoint) is known. */
+export interface GatewayRouting {
+  readonly apiId: string;
+  /** Route key → integration; `twoWay` routes send the integration's body back. */
+  readonly routes: ReadonlyMap<string, { readonly twoWay: boolean; readonly invoke: Invoke<WebSocketResult> }>;
+  /** REQUEST authorizer on `$connect`, and the query parameter that is its identity source. */
+  readonly authorizer?: { readonly invoke: Invoke<AuthorizerResult>; readonly identityQueryParam: string };
+}
+
+export interface GatewayOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly stage: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly routeSelectionExpression: string;
+  readonly idleTimeoutMs: number;
+  readonly maxDurationMs: number;
+  readonly managementLatencyMs: number;
+  /** Fault injection: return an error name to fail this management call with it. */
+  readonly managementFault?: (call: ManagementCall) => ManagementError | undefined;
+  /**
+   * Outgoing bytes queued for a client above which a POST answers LimitExceededException, as the
+   * service does when a client does not read fast enough (AWS-FACTS: "a full client-side buffer").
+   */
+  readonly clientBufferLimitBytes: number;
+  readonly webDir?: string;
+  /** Mints a local token for GET /_local/token (never exists on AWS). */
+  readonly mintToken?: (userId: string, username: string) => Promise<string>;
+  readonly logger: Logger;
+  readonly managementStats: ManagementStats;
+}
+
+export type Invoke<T> = (event: unknown, requestId: string) => Promise<InvokeOutcome<T>>;
+
+interface Connection {
+  readonly id: string;
+  readonly ws: WebSocket;
+  readonly connectedAt: number;
+  lastActiveAt: number;
+  readonly sourceIp: string;
+  readonly userAgent?: string;
+  readonly domainName: string;
+  readonly authorizer?: AuthorizerContext;
+  idleTimer?: NodeJS.Timeout;
+  durationTimer?: NodeJS.Timeout;
+  /** Set when the gateway closes the connection: its code and reason go to `$disconnect`. */
+  serverClose?: { code: number; reason: string };
+  disconnected: boolean;
+}
+
+const MIME: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".map": "application/json",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+export class LocalGateway {
+  private readonly server: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Map<string, Connection>();
+  /** Handshakes and `$disconnect` invocations under way, awaited by stop(). */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private managementCalls = 0;
+  private boundPort = 0;
+  private stopping = false;
+  private routing: (GatewayRouting & { readonly routeKeys: ReadonlySet<string> }) | undefined;
+
+  constructor(private readonly o: GatewayOptions) {
+    // maxPayload: API Gateway closes the connection with 1009 past 128 KB (limits table).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+    this.server = http.createServer((req, res) => {
+      this.onRequest(req, res).catch((err: Error) => {
+        o.logger({ level: "error", source: "runtime", message: `request failed: ${err.message}` });
+        if (!res.headersSent) sendJson(res, 500, { message: "Internal server error" });
+        else res.destroy();
+      });
+    });
+    this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", () => socket.destroy());
+      this.track(this.onUpgrade(req, socket, head)).catch((err: Error) => {
+        o.logger({ level: "error", source: "runtime", message: `handshake failed: ${err.stack ?? err.message}` });
+        rejectUpgrade(socket, 500);
+      });
+    });
+  }
+
+  /** Deploys the routes; until then every handshake is answered 503. */
+  mount(routing: GatewayRouting): void {
+    this.routing = { ...routing, routeKeys: new Set(routing.routes.keys()) };
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Open connections (ids). */
+  connectionIds(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        this.server.off("listening", onListening);
+        if (err.code === "EADDRINUSE") {
+          reject(new Error(`port ${this.o.port} on ${this.o.host} is already in use: stop what uses it or choose another with --port`));
+        } else reject(err);
+      };
+      const onListening = () => {
+        this.server.off("error", onError);
+        const addr = this.server.address();
+        this.boundPort = typeof addr === "object" && addr ? addr.port : this.o.port;
+        resolve(this.boundPort);
+      };
+      this.server.once("error", onError);
+      this.server.once("listening", onListening);
+      this.server.listen(this.o.port, this.o.host);
+    });
+  }
+
+  /** Closes every connection with 1001 (invoking `$disconnect`), waits for pending invocations, closes the port. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const c of this.connections.values()) this.closeConnection(c, CLOSE.goingAway, "Going away");
+    await Promise.allSettled([...this.inflight]);
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private log(level: "debug" | "info" | "warn" | "error", message: string, data?: Record<string, unknown>): void {
+    this.o.logger({ level, source: "runtime", message, data });
+  }
+
+  // ---------------------------------------------------------------- WebSocket: handshake
+
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://local");
+    const stagePath = `/${this.o.stage}`;
+    const routing = this.routing;
+    if (this.stopping || !routing) return rejectUpgrade(socket, 503);
+    if (url.pathname !== stagePath && url.pathname !== `${stagePath}/`) {
+      // The service answers 403 for a path that is not a deployed stage.
+      return rejectUpgrade(socket, 403);
+    }
+    if (req.headers.upgrade?.toLowerCase() !== "websocket" || !req.headers["sec-websocket-key"]) return rejectUpgrade(socket, 400);
+
+    let socketGone = false;
+    socket.once("close", () => {
+      socketGone = true;
+    });
+    const now = Date.now();
+    const connectionId = gatewayId();
+    const sourceIp = (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, "");
+    const userAgent = req.headers["user-agent"];
+    const domainName = req.headers.host ?? `${this.o.host}:${this.boundPort}`;
+    const { headers, multiValueHeaders } = headerMaps(req.rawHeaders);
+    // Headers the service adds on its way to the integration.
+    const forwarded = { "X-Forwarded-For": sourceIp, "X-Forwarded-Port": String(this.boundPort), "X-Forwarded-Proto": "http" };
+    for (const [k, v] of Object.entries(forwarded)) {
+      headers[k] = v;
+      multiValueHeaders[k] = [v];
+    }
+    const query = queryMaps(url.searchParams);
+    const baseContext = (requestId: string, time: number) => ({
+      routeKey: "$connect",
+      eventType: "CONNECT" as const,
+      extendedRequestId: requestId,
+      requestTime: clfTime(time),
+      messageDirection: "IN" as const,
+      stage: this.o.stage,
+      connectedAt: now,
+      requestTimeEpoch: time,
+      identity: { sourceIp, ...(userAgent ? { userAgent } : {}) },
+      requestId,
+      domainName,
+      connectionId,
+      apiId: routing.apiId,
+    });
+
+    let authorizer: AuthorizerContext | undefined;
+    if (routing.authorizer) {
+      // A missing identity source is answered 401 without invoking the authorizer (apigateway-websocket-api-lambda-auth).
+      const token = url.searchParams.get(routing.authorizer.identityQueryParam);
+      if (!token) return rejectUpgrade(socket, 401);
+      const requestId = gatewayId();
+      const methodArn = `arn:aws:execute-api:${this.o.region}:${this.o.accountId}:${routing.apiId}/${this.o.stage}/$connect`;
+      const event: AuthorizerEvent = {
+        type: "REQUEST",
+        methodArn,
+        headers,
+        multiValueHeaders,
+        ...(query ?? {}),
+        stageVariables: {},
+        requestContext: baseContext(requestId, Date.now()),
+      };
+      const started = performance.now();
+      const outcome = await routing.authorizer.invoke(event, requestId);
+      const latency = Math.round(performance.now() - started);
+      if (!outcome.ok) {
+        // `throw new Error("Unauthorized")` is the documented way to answer 401 from a Lambda authorizer;
+        // any other failure is a 500.
+        const status = outcome.kind === "error" && outcome.error.message === "Unauthorized" ? 401 : 500;
+        this.log(status === 401 ? "info" : "error", `authorizer ${outcome.kind}: ${outcome.error.message}`, { connectionId, requestId });
+        return rejectUpgrade(socket, status);
+      }
+      const result = outcome.result;
+      if (!result || typeof result !== "object" || !policyAllows(result.policyDocument, methodArn)) {
+        this.log("info", "authorizer denied the connection", { connectionId, requestId });
+        return rejectUpgrade(socket, 403);
+      }
+      authorizer = authorizerContext(result, latency) as unknown as AuthorizerContext;
+    }
+
+    const connectRoute = routing.routes.get("$connect");
+    if (connectRoute) {
+      const requestId = gatewayId();
+      const time = Date.now();
+      const event: WebSocketEvent = {
+        headers,
+        multiValueHeaders,
+        ...(query ?? {}),
+        requestContext: { ...baseContext(requestId, time), ...(authorizer ? { authorizer } : {}) },
+        isBase64Encoded: false,
+      };
+      const outcome = await connectRoute.invoke(event, requestId);
+      if (!outcome.ok) {
+        this.log("error", `$connect ${outcome.kind}: ${outcome.error.message}`, { connectionId, requestId });
+        return rejectUpgrade(socket, 500);
+      }
+      const status = resultStatus(outcome.result);
+      if (status < 200 || status > 299) {
+        this.log("info", `$connect answered ${status}: handshake rejected`, { connectionId, requestId });
+        return rejectUpgrade(socket, status);
+      }
+    }
+
+    const open = (ws: WebSocket | undefined) => {
+      const conn: Connection = {
+        id: connectionId,
+        ws: ws ?? (undefined as unknown as WebSocket),
+        connectedAt: now,
+        lastActiveAt: Date.now(),
+        sourceIp,
+        userAgent,
+        domainName,
+        authorizer,
+        disconnected: false,
+      };
+      if (!ws) {
+        // The client left while $connect ran: the connection existed for the integration, so it gets its $disconnect.
+        void this.track(this.disconnect(conn, CLOSE.abnormal, ""));
+        return;
+      }
+      this.connections.set(connectionId, conn);
+      this.attach(conn);
+    };
+    if (socketGone || this.stopping || socket.destroyed) return open(undefined);
+    this.wss.handleUpgrade(req, socket, head, (ws) => open(ws));
+  }
+
+  // ---------------------------------------------------------------- WebSocket: open connection
+
+  private attach(conn: Connection): void {
+    const { ws } = conn;
+    this.touch(conn);
+    conn.durationTimer = setTimeout(() => this.closeConnection(conn, CLOSE.goingAway, "Going away"), this.o.maxDurationMs);
+    ws.on("message", (data: RawData, isBinary: boolean) => this.onMessage(conn, data, isBinary));
+    ws.on("error", (err: Error & { code?: string }) => {
+      // ws closes with 1009 itself when maxPayload is exceeded; record it for $disconnect.
+      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") conn.serverClose ??= { code: CLOSE.tooBig, reason: "Message too big" };
+      this.log("debug", `connection error: ${err.message}`, { connectionId: conn.id });
+    });
+    ws.on("close", (code: number, reason: Buffer) => {
+      const closed = conn.serverClose ?? { code, reason: reason.toString("utf8") };
+      void this.track(this.disconnect(conn, closed.code, closed.reason));
+    });
+  }
+
+  /** Resets the idle timer: any message in either direction counts as activity (limits table, idle timeout). */
+  private touch(conn: Connection): void {
+    conn.lastActiveAt = Date.now();
+    if (conn.idleTimer) clearTimeout(conn.idleTimer);
+    conn.idleTimer = setTimeout(() => this.closeConnection(conn, CLOSE.goingAway, "Going away"), this.o.idleTimeoutMs);
+  }
+
+  private closeConnection(conn: Connection, code: number, reason: string): void {
+    if (conn.serverClose || conn.disconnected) return;
+    conn.serverClose = { code, reason };
+    conn.ws.close(code, reason);
+    // A peer that never answers the close frame is dropped, as the service does not wait on it.
+    setTimeout(() => conn.ws.terminate(), 2000).unref();
+  }
+
+  private onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.serverClose || conn.disconnected) return;
+    if (isBinary) {
+      // API Gateway rejects binary frames and disconnects the client with 1003 (websocket-api-develop-binary-media-types).
+      this.closeConnection(conn, CLOSE.unsupportedData, "Binary frames are not supported");
+      return;
+    }
+    const routing = this.routing!;
+    this.touch(conn);
+    const body = rawToString(data);
+    const requestId = gatewayId();
+    const messageId = gatewayId();
+    const routeKey = routeFor(this.o.routeSelectionExpression, body, routing.routeKeys);
+    if (!routeKey) {
+      this.send(conn, forbiddenFrame(conn.id, requestId));
+      return;
+    }
+    const route = routing.routes.get(routeKey)!;
+    const time = Date.now();
+    const requestContext: WebSocketRequestContext = {
+      routeKey,
+      eventType: "MESSAGE",
+      messageId,
+      extendedRequestId: requestId,
+      requestTime: clfTime(time),
+      messageDirection: "IN",
+      stage: this.o.stage,
+      connectedAt: conn.connectedAt,
+      requestTimeEpoch: time,
+      identity: { sourceIp: conn.sourceIp, ...(conn.userAgent ? { userAgent: conn.userAgent } : {}) },
+      requestId,
+      domainName: conn.domainName,
+      connectionId: conn.id,
+      apiId: routing.apiId,
+      ...(conn.authorizer ? { authorizer: conn.authorizer } : {}),
+    };
+    const event: WebSocketEvent = { requestContext, body, isBase64Encoded: false };
+    // Messages of one connection are processed concurrently, as API Gateway invokes Lambda for each
+    // message without waiting for the previous one (no ordering guarantee across invocations).
+    void this.track(
+      route.invoke(event, requestId).then((outcome) => {
+        if (!outcome.ok) {
+          this.log("error", `${routeKey} ${outcome.kind}: ${outcome.error.message}`, { connectionId: conn.id, requestId, routeKey });
+          this.send(conn, internalErrorFrame(conn.id, requestId));
+          return;
+        }
+        if (!route.twoWay) return;
+        const result = outcome.result as WebSocketResult | null;
+        if (result === null || result === undefined) return;
+        if (typeof result !== "object" || (result.body !== undefined && result.body !== null && typeof result.body !== "string")) {
+          // A malformed proxy response is an integration failure.
+          this.log("error", `${routeKey} returned a malformed result`, { connectionId: conn.id, requestId });
+          this.send(conn, internalErrorFrame(conn.id, requestId));
+          return;
+        }
+        if (typeof result.body === "string" && result.body.length > 0) this.send(conn, result.body);
+      }),
+    );
+  }
+
+  private send(conn: Connection, text: string): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    this.touch(conn);
+    conn.ws.send(text);
+  }
+
+  private async disconnect(conn: Connection, code: number, reason: string): Promise<void> {
+    if (conn.disconnected) return;
+    conn.disconnected = true;
+    if (conn.idleTimer) clearTimeout(conn.idleTimer);
+    if (conn.durationTimer) clearTimeout(conn.durationTimer);
+    this.connections.delete(conn.id);
+    const route = this.routing?.routes.get("$disconnect");
+    if (!route || !this.routing) return;
+    const requestId = gatewayId();
+    const time = Date.now();
+    const event: WebSocketEvent = {
+      requestContext: {
+        routeKey: "$disconnect",
+        eventType: "DISCONNECT",
+        extendedRequestId: requestId,
+        requestTime: clfTime(time),
+        messageDirection: "IN",
+        stage: this.o.stage,
+        connectedAt: conn.connectedAt,
+        requestTimeEpoch: time,
+        identity: { sourceIp: conn.sourceIp, ...(conn.userAgent ? { userAgent: conn.userAgent } : {}) },
+        requestId,
+        domainName: conn.domainName,
+        connectionId: conn.id,
+        apiId: this.routing.apiId,
+        ...(conn.authorizer ? { authorizer: conn.authorizer } : {}),
+        disconnectStatusCode: code,
+        disconnectReason: reason,
+      },
+      isBase64Encoded: false,
+    };
+    const outcome = await route.invoke(event, requestId);
+    if (!outcome.ok) this.log("error", `$disconnect ${outcome.kind}: ${outcome.error.message}`, { connectionId: conn.id, requestId });
+  }
+
+  // ---------------------------------------------------------------- HTTP: management API, token, static files
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://local");
+    const mgmt = /^\/([^/]+)\/@connections\/([^/]+)\/?$/.exec(url.pathname);
+    if (mgmt) return this.onManagement(req, res, decodeURIComponent(mgmt[1]), decodeURIComponent(mgmt[2]));
+    if (url.pathname.includes("/@connections")) return managementError(res, 403, "ForbiddenException", "Forbidden");
+    if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { message: "Method Not Allowed" });
+    if (url.pathname === "/_local/token") return this.onToken(url, res);
+    if (url.pathname === "/_local/health") return sendJson(res, 200, { ok: true, connections: this.connections.size });
+    return this.onStatic(url.pathname, req, res);
+  }
+
+  private async onManagement(req: http.IncomingMessage, res: http.ServerResponse, stage: string, connectionId: string): Promise<void> {
+    const method = req.method ?? "";
+    const body = await readBody(req, MAX_MESSAGE_BYTES + 1);
+    if (this.o.managementLatencyMs > 0) await new Promise((r) => setTimeout(r, this.o.managementLatencyMs));
+    const stats = this.o.managementStats;
+    if (method !== "POST" && method !== "GET" && method !== "DELETE") {
+      stats.forbidden += 1;
+      return managementError(res, 403, "ForbiddenException", "Forbidden");
+    }
+    const n = ++this.managementCalls;
+    if (method === "POST") stats.post += 1;
+    else if (method === "GET") stats.get += 1;
+    else stats.delete += 1;
+    // Requests must be SigV4-signed; any signature is accepted locally, an unsigned call is refused as on AWS.
+    if (!req.headers.authorization) {
+      stats.forbidden += 1;
+      return managementError(res, 403, "ForbiddenException", "Missing Authentication Token");
+    }
+    // A wrong stage is the usual cause of a 403 from @connections (AWS-FACTS).
+    if (stage !== this.o.stage) {
+      stats.forbidden += 1;
+      return managementError(res, 403, "ForbiddenException", "Forbidden");
+    }
+    const fault = this.o.managementFault?.({ method, connectionId, n });
+    if (fault) return this.fail(res, fault);
+    const conn = this.connections.get(connectionId);
+    if (method === "POST" && body.length > MAX_MESSAGE_BYTES) {
+      stats.payloadTooLarge += 1;
+      return managementError(res, 413, "PayloadTooLargeException", "Request entity too large");
+    }
+    if (!conn || conn.disconnected || conn.ws.readyState !== WebSocket.OPEN) {
+      stats.gone += 1;
+      return managementError(res, 410, "GoneException", `Connection ${connectionId} is gone`);
+    }
+    if (method === "GET") {
+      return sendJson(res, 200, {
+        connectedAt: new Date(conn.connectedAt).toISOString(),
+        identity: { sourceIp: conn.sourceIp, ...(conn.userAgent ? { userAgent: conn.userAgent } : {}) },
+        lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
+      });
+    }
+    if (method === "DELETE") {
+      this.closeConnection(conn, CLOSE.normal, "");
+      res.writeHead(204).end();
+      return;
+    }
+    if (conn.ws.bufferedAmount > this.o.clientBufferLimitBytes) {
+      stats.limitExceeded += 1;
+      return managementError(res, 429, "LimitExceededException", "Client buffer is full");
+    }
+    this.touch(conn);
+    conn.ws.send(body, { binary: !isUtf8(body) });
+    res.writeHead(200, { "content-type": "application/json", "content-length": "0" }).end();
+  }
+
+  private fail(res: http.ServerResponse, error: ManagementError): void {
+    const stats = this.o.managementStats;
+    const status = { GoneException: 410, LimitExceededException: 429, PayloadTooLargeException: 413, ForbiddenException: 403 }[error];
+    if (error === "GoneException") stats.gone += 1;
+    else if (error === "LimitExceededException") stats.limitExceeded += 1;
+    else if (error === "PayloadTooLargeException") stats.payloadTooLarge += 1;
+    else stats.forbidden += 1;
+    managementError(res, status, error, `${error} (injected by the local runtime)`);
+  }
+
+  private async onToken(url: URL, res: http.ServerResponse): Promise<void> {
+    if (!this.o.mintToken) return sendJson(res, 404, { message: "token minting is off" });
+    const userId = url.searchParams.get("userId") ?? "";
+    const username = url.searchParams.get("name") ?? url.searchParams.get("username") ?? userId;
+    if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(userId)) {
+      return sendJson(res, 400, { message: "userId must be 1-64 characters of letters, digits, '_', '.', '@' or '-'" });
+    }
+    if (username.length < 1 || username.length > 64) return sendJson(res, 400, { message: "name must be 1-64 characters" });
+    const token = await this.o.mintToken(userId, username);
+    sendJson(res, 200, { token, userId, username });
+  }
+
+  private onStatic(pathname: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!this.o.webDir) return sendJson(res, 404, { message: "Not Found" });
+    const root = path.resolve(this.o.webDir);
+    let rel: string;
+    try {
+      rel = decodeURIComponent(pathname);
+    } catch {
+      return sendJson(res, 400, { message: "Bad Request" });
+    }
+    const file = path.resolve(root, "." + (rel.endsWith("/") ? rel + "index.html" : rel));
+    if (file !== root && !file.startsWith(root + path.sep)) return sendJson(res, 403, { message: "Forbidden" });
+    fs.stat(file, (err, st) => {
+      if (err || !st.isFile()) {
+        const hint = fs.existsSync(root) ? "" : ` (${root} does not exist yet: run npm run build:web)`;
+        return sendJson(res, 404, { message: `Not Found${hint}` });
+      }
+      res.writeHead(200, {
+        "content-type": MIME[path.extname(file).toLowerCase()] ?? "application/octet-stream",
+        "content-length": String(st.size),
+        "cache-control": "no-cache",
+      });
+      if (req.method === "HEAD") return res.end();
+      fs.createReadStream(file).pipe(res);
+    });
+  }
+}
+
+function resultStatus(result: unknown): number {
+  if (result && typeof result === "object" && typeof (result as { statusCode?: unknown }).statusCode === "number") {
+    return (result as { statusCode: number }).statusCode;
+  }
+  // A proxy integration result without a status code is a malformed response.
+  return 502;
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString("utf8");
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data).toString("utf8");
+}
+
+function isUtf8(buf: Buffer): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(buf);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number): void {
+  if (socket.destroyed) return;
+  const text = http.STATUS_CODES[status] ?? "Error";
+  const body = JSON.stringify({ message: text });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }).end(text);
+}
+
+/** The service's error shape: the type in `x-amzn-ErrorType`, a JSON `message` body (how SDK v3 names the error). */
+function managementError(res: http.ServerResponse, status: number, type: ManagementError, message: string): void {
+  const text = JSON.stringify({ message });
+  res
+    .writeHead(status, {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(text)),
+      "x-amzn-errortype": type,
+    })
+    .end(text);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      // Keep reading past the limit without storing, so the client gets its 413 instead of a reset.
+      if (size <= limit) chunks.push(c);
+      size += c.length;
+    });
+    req.on("end", () => resolve(size > limit ? Buffer.alloc(limit + 1) : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
