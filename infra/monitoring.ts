@@ -1,0 +1,371 @@
+/**
+ * Monitoring: a CloudWatch dashboard built with @pulumi/awsx's classic CloudWatch helpers, alarms
+ * with thresholds from config, and a KMS-encrypted SNS topic that receives them.
+ *
+ * API Gateway WebSocket metrics (namespace AWS/ApiGateway; dimensions ApiId, Stage, Route):
+ * ConnectCount, MessageCount, IntegrationError, ClientError, ExecutionError, IntegrationLatency
+ * (API Gateway developer guide: apigateway-websocket-api-logging). Chat metrics come from the
+ * handlers' EMF lines (handlers/metrics.ts) with dimensions [Stage, Function] and [Stage].
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as cloudwatch from "@pulumi/awsx/classic/cloudwatch";
+import { metrics as dynamoMetrics } from "@pulumi/awsx/classic/dynamodb";
+import { metrics as lambdaMetrics } from "@pulumi/awsx/classic/lambda";
+import { METRICS } from "../handlers/metrics";
+import type { AlarmThresholds } from "./config";
+
+export interface MonitoredFunction {
+  /** Logical name (the route table's). */
+  readonly name: string;
+  readonly lambda: aws.lambda.Function;
+  readonly logGroupName: pulumi.Input<string>;
+}
+
+export interface MonitoredTable {
+  readonly name: string;
+  readonly table: aws.dynamodb.Table;
+}
+
+export interface MonitoringArgs {
+  /** Prefix of the dashboard, alarm and topic names. */
+  readonly namePrefix: string;
+  /** Region shown by the dashboard widgets and in its URL. */
+  readonly region: pulumi.Input<string>;
+  readonly apiId: pulumi.Input<string>;
+  readonly stage: string;
+  /** Route keys of the API (per-route widgets when detailed monitoring is on). */
+  readonly routeKeys: readonly string[];
+  readonly functions: readonly MonitoredFunction[];
+  readonly tables: readonly MonitoredTable[];
+  /** Access-log group of the stage (dashboard log query). */
+  readonly accessLogGroupName: pulumi.Input<string>;
+  /** EMF namespace of the chat metrics. */
+  readonly metricsNamespace: string;
+  /** Per-route widgets (default false). */
+  readonly detailedMonitoring?: boolean;
+  readonly thresholds: AlarmThresholds;
+  /** Email subscribed to the alarm topic (default none). */
+  readonly alarmEmail?: string;
+  /** KMS key encrypting the alarm topic (its policy must let cloudwatch.amazonaws.com use it). */
+  readonly kmsKeyArn: pulumi.Input<string>;
+  readonly tags?: Record<string, string>;
+}
+
+/** Alarm names are limited to 255 characters; ours are short but stay unique per stack via the prefix. */
+function alarmName(prefix: string, suffix: string): string {
+  return `${prefix}-${suffix}`.slice(0, 255);
+}
+
+export class Monitoring extends pulumi.ComponentResource {
+  public readonly dashboardUrl: pulumi.Output<string>;
+  public readonly dashboardName: pulumi.Output<string>;
+  public readonly alarmTopicArn: pulumi.Output<string>;
+  /** Every alarm, by a stable key (`lambda-error-rate-chat`, `client-errors`, ...). */
+  public readonly alarms: Readonly<Record<string, aws.cloudwatch.MetricAlarm>>;
+
+  constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("websocket-chat:infra:Monitoring", name, {}, opts);
+    const t = args.thresholds;
+    const period = t.periodSeconds;
+    const stage = args.stage;
+    const apiDims = { ApiId: args.apiId, Stage: stage };
+
+    const topic = new aws.sns.Topic(
+      `${name}-alarms`,
+      { name: `${args.namePrefix}-alarms`, kmsMasterKeyId: args.kmsKeyArn, tags: args.tags },
+      { parent: this },
+    );
+    if (args.alarmEmail) {
+      // Email subscriptions stay pending until the recipient confirms the message SNS sends.
+      new aws.sns.TopicSubscription(`${name}-alarm-email`, { topic: topic.arn, protocol: "email", endpoint: args.alarmEmail }, { parent: this });
+    }
+
+    const alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
+    const common: Pick<
+      aws.cloudwatch.MetricAlarmArgs,
+      "comparisonOperator" | "evaluationPeriods" | "datapointsToAlarm" | "treatMissingData" | "alarmActions" | "okActions" | "tags"
+    > = {
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      evaluationPeriods: t.evaluationPeriods,
+      datapointsToAlarm: t.evaluationPeriods,
+      // No traffic is not an incident: a quiet chat must not page anyone.
+      treatMissingData: "notBreaching",
+      alarmActions: [topic.arn],
+      okActions: [topic.arn],
+      tags: args.tags,
+    };
+
+    for (const fn of args.functions) {
+      const key = `lambda-error-rate-${fn.name}`;
+      alarms[key] = new aws.cloudwatch.MetricAlarm(
+        `${name}-${key}`,
+        {
+          ...common,
+          name: alarmName(args.namePrefix, key),
+          alarmDescription: `Function ${fn.name}: errors are at least ${t.lambdaErrorRatePercent}% of invocations`,
+          threshold: t.lambdaErrorRatePercent,
+          metricQueries: [
+            { id: "errors", metric: { namespace: "AWS/Lambda", metricName: "Errors", dimensions: { FunctionName: fn.lambda.name }, period, stat: "Sum" } },
+            { id: "invocations", metric: { namespace: "AWS/Lambda", metricName: "Invocations", dimensions: { FunctionName: fn.lambda.name }, period, stat: "Sum" } },
+            { id: "errorRate", expression: "IF(invocations > 0, 100 * errors / invocations, 0)", label: "Error rate (%)", returnData: true },
+          ],
+        },
+        { parent: this },
+      );
+    }
+
+    for (const table of args.tables) {
+      const key = `dynamodb-throttles-${table.name}`;
+      alarms[key] = new aws.cloudwatch.MetricAlarm(
+        `${name}-${key}`,
+        {
+          ...common,
+          name: alarmName(args.namePrefix, key),
+          alarmDescription: `Table ${table.name}: read + write throttle events reached ${t.dynamoThrottleEvents} in ${period}s`,
+          threshold: t.dynamoThrottleEvents,
+          metricQueries: [
+            { id: "reads", metric: { namespace: "AWS/DynamoDB", metricName: "ReadThrottleEvents", dimensions: { TableName: table.table.name }, period, stat: "Sum" } },
+            { id: "writes", metric: { namespace: "AWS/DynamoDB", metricName: "WriteThrottleEvents", dimensions: { TableName: table.table.name }, period, stat: "Sum" } },
+            { id: "throttles", expression: "FILL(reads, 0) + FILL(writes, 0)", label: "Throttle events", returnData: true },
+          ],
+        },
+        { parent: this },
+      );
+    }
+
+    alarms["client-errors"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-client-errors`,
+      {
+        ...common,
+        name: alarmName(args.namePrefix, "client-errors"),
+        alarmDescription: `API 4XX (ClientError: rejected by API Gateway before the integration) reached ${t.clientErrors} in ${period}s`,
+        namespace: "AWS/ApiGateway",
+        metricName: "ClientError",
+        dimensions: apiDims,
+        statistic: "Sum",
+        period,
+        threshold: t.clientErrors,
+      },
+      { parent: this },
+    );
+
+    alarms["server-errors"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-server-errors`,
+      {
+        ...common,
+        name: alarmName(args.namePrefix, "server-errors"),
+        alarmDescription: `API 5XX (ExecutionError + IntegrationError) reached ${t.serverErrors} in ${period}s`,
+        threshold: t.serverErrors,
+        metricQueries: [
+          { id: "execution", metric: { namespace: "AWS/ApiGateway", metricName: "ExecutionError", dimensions: apiDims, period, stat: "Sum" } },
+          { id: "integration", metric: { namespace: "AWS/ApiGateway", metricName: "IntegrationError", dimensions: apiDims, period, stat: "Sum" } },
+          { id: "serverErrors", expression: "FILL(execution, 0) + FILL(integration, 0)", label: "5XX errors", returnData: true },
+        ],
+      },
+      { parent: this },
+    );
+
+    alarms["rejected-connects"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-rejected-connects`,
+      {
+        ...common,
+        name: alarmName(args.namePrefix, "rejected-connects"),
+        alarmDescription: `The authorizer rejected ${t.rejectedConnects} handshakes in ${period}s (bad tokens, wrong origin, or a broken secret/JWKS)`,
+        namespace: args.metricsNamespace,
+        metricName: METRICS.rejectedConnects,
+        dimensions: { Stage: stage },
+        statistic: "Sum",
+        period,
+        threshold: t.rejectedConnects,
+      },
+      { parent: this },
+    );
+
+    alarms["failed-deliveries"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-failed-deliveries`,
+      {
+        ...common,
+        name: alarmName(args.namePrefix, "failed-deliveries"),
+        alarmDescription: `${t.failedDeliveries} @connections deliveries failed (not Gone) in ${period}s`,
+        namespace: args.metricsNamespace,
+        metricName: METRICS.failedDeliveries,
+        dimensions: { Stage: stage },
+        statistic: "Sum",
+        period,
+        threshold: t.failedDeliveries,
+      },
+      { parent: this },
+    );
+
+    const dashboard = new cloudwatch.Dashboard(
+      `${name}-dashboard`,
+      {
+        name: args.namePrefix,
+        region: args.region as pulumi.Input<aws.Region>,
+        start: "-PT3H",
+        periodOverride: "inherit",
+        widgets: dashboardRows(args, Object.values(alarms)),
+      },
+      { parent: this },
+    );
+
+    this.alarms = alarms;
+    this.alarmTopicArn = topic.arn;
+    this.dashboardName = dashboard.dashboardName;
+    this.dashboardUrl = dashboard.url;
+    this.registerOutputs({ dashboardUrl: this.dashboardUrl, alarmTopicArn: this.alarmTopicArn });
+  }
+}
+
+const GRAPH = { width: 6, height: 6 } as const;
+
+function header(markdown: string): cloudwatch.TextWidget {
+  return new cloudwatch.TextWidget({ markdown, width: 24, height: 1 });
+}
+
+/** A SEARCH over the chat metric per function: robust to functions added later. */
+function chatSearch(namespace: string, metric: string, stage: string, period: number): cloudwatch.ExpressionWidgetMetric {
+  return new cloudwatch.ExpressionWidgetMetric(
+    `SEARCH('{${namespace},Stage,Function} MetricName="${metric}" Stage="${stage}"', 'Sum', ${period})`,
+    "",
+  );
+}
+
+/** The dashboard's rows, one per section of issue 5 (connections, messages, Lambda, DynamoDB, chat). */
+export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwatch.MetricAlarm[]): cloudwatch.RowWidget[] {
+  const api = (metricName: string, extra: Record<string, pulumi.Input<string>> = {}) =>
+    new cloudwatch.Metric({
+      namespace: "AWS/ApiGateway",
+      name: metricName,
+      dimensions: { ApiId: args.apiId, Stage: args.stage, ...extra },
+      statistic: "Sum",
+      period: 60,
+    });
+  const chat = (metricName: string) =>
+    new cloudwatch.Metric({ namespace: args.metricsNamespace, name: metricName, dimensions: { Stage: args.stage }, statistic: "Sum", period: 60, label: `${metricName} (all functions)` });
+  const disconnect = args.functions.find((f) => f.name === "disconnect");
+  const perFunction = (make: (fn: MonitoredFunction) => cloudwatch.Metric) => args.functions.map(make);
+
+  const rows: cloudwatch.RowWidget[] = [];
+
+  const connects = api("ConnectCount").withId("connects").withLabel("Connects");
+  const disconnects = disconnect
+    ? lambdaMetrics.invocations({ function: disconnect.lambda, statistic: "Sum", period: 60 }).withId("disconnects").withLabel("Disconnects ($disconnect invocations)")
+    : undefined;
+  rows.push(
+    new cloudwatch.RowWidget(
+      header("## Connections"),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Connects and disconnects per minute", period: 60, metrics: disconnects ? [connects, disconnects] : [connects] }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Rejected connects (authorizer)", period: 60, metrics: [chat(METRICS.rejectedConnects)] }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        // API Gateway publishes no gauge of open WebSocket connections: the running difference of
+        // connects and disconnects is the closest signal ($disconnect is best effort).
+        title: "Active connections trend (connects − disconnects per minute)",
+        period: 60,
+        metrics: disconnects
+          ? [connects.withVisible(false), disconnects.withVisible(false), new cloudwatch.ExpressionWidgetMetric("FILL(connects, 0) - FILL(disconnects, 0)", "Net new connections", "net")]
+          : [connects],
+      }),
+      new cloudwatch.SingleNumberMetricWidget({ ...GRAPH, title: "Connects (last period)", period: 300, metrics: [api("ConnectCount").withPeriod(300)] }),
+    ),
+  );
+
+  const messageWidgets: cloudwatch.Widget[] = [
+    header("## Messages"),
+    new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Messages (in and out)", period: 60, metrics: [api("MessageCount")] }),
+    new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Client errors (4XX)", period: 60, metrics: [api("ClientError")] }),
+    new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Execution and integration errors (5XX)", period: 60, metrics: [api("ExecutionError"), api("IntegrationError")] }),
+    new cloudwatch.LineGraphMetricWidget({
+      ...GRAPH,
+      title: "Integration latency p99 (ms)",
+      period: 60,
+      metrics: [api("IntegrationLatency").withStatistic(undefined).withExtendedStatistic(99)],
+    }),
+  ];
+  if (args.detailedMonitoring) {
+    // Route-level metrics exist only with detailedMetricsEnabled on the stage.
+    messageWidgets.push(
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Messages per route", period: 60, metrics: args.routeKeys.map((r) => api("MessageCount", { Route: r }).withLabel(r)) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Integration errors per route", period: 60, metrics: args.routeKeys.map((r) => api("IntegrationError", { Route: r }).withLabel(r)) }),
+    );
+  }
+  rows.push(new cloudwatch.RowWidget(...messageWidgets));
+
+  rows.push(
+    new cloudwatch.RowWidget(
+      header("## Lambda (per function)"),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Duration p50 (ms)", period: 60, metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 50, period: 60, label: f.name })) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Duration p99 (ms)", period: 60, metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 99, period: 60, label: f.name })) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Errors", period: 60, metrics: perFunction((f) => lambdaMetrics.errors({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Throttles", period: 60, metrics: perFunction((f) => lambdaMetrics.throttles({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Concurrent executions (max)", period: 60, metrics: perFunction((f) => lambdaMetrics.concurrentExecutions({ function: f.lambda, statistic: "Maximum", period: 60, label: f.name })) }),
+    ),
+  );
+
+  rows.push(
+    new cloudwatch.RowWidget(
+      header("## DynamoDB (per table)"),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Consumed read units", period: 60, metrics: args.tables.map((tb) => dynamoMetrics.consumedReadCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name })) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Consumed write units", period: 60, metrics: args.tables.map((tb) => dynamoMetrics.consumedWriteCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name })) }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Throttled requests (read + write events)",
+        period: 60,
+        metrics: args.tables.flatMap((tb) => [
+          dynamoMetrics.readThrottleEvents({ table: tb.table, statistic: "Sum", period: 60, label: `${tb.name} reads` }),
+          dynamoMetrics.writeThrottleEvents({ table: tb.table, statistic: "Sum", period: 60, label: `${tb.name} writes` }),
+        ]),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "System errors (5XX from DynamoDB)",
+        period: 60,
+        // SystemErrors is published per TableName and Operation: a SEARCH sums whatever operations occur.
+        metrics: args.tables.map(
+          (tb) => new cloudwatch.ExpressionWidgetMetric(pulumi.interpolate`SEARCH('{AWS/DynamoDB,Operation,TableName} MetricName="SystemErrors" TableName="${tb.table.name}"', 'Sum', 60)`, `${tb.name}`),
+        ),
+      }),
+    ),
+  );
+
+  const chatMetrics = [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited] as const;
+  rows.push(
+    new cloudwatch.RowWidget(
+      header("## Chat (handler metrics, EMF)"),
+      ...chatMetrics.map(
+        (m) =>
+          new cloudwatch.LineGraphMetricWidget({
+            ...GRAPH,
+            width: m === METRICS.messagesSent ? 8 : 4,
+            title: m,
+            period: 60,
+            metrics: [chat(m), chatSearch(args.metricsNamespace, m, args.stage, 60)],
+          }),
+      ),
+    ),
+  );
+
+  // Log Insights: which requests failed and why (the access log format has `status` and `error`).
+  const functionSources = pulumi.all(args.functions.map((f) => f.logGroupName)).apply((names) => names.map((n) => `SOURCE '${n}'`).join(" | "));
+  rows.push(
+    new cloudwatch.RowWidget(
+      header("## Alarms and logs"),
+      new cloudwatch.AlarmWidget({ width: 24, height: 4, title: "Alarms", alarms: alarms.map((a) => a.arn), sortBy: "stateUpdatedTimestamp" }),
+      new cloudwatch.LogWidget({
+        width: 12,
+        height: 6,
+        title: "Failed API requests (access log)",
+        query: pulumi.interpolate`SOURCE '${args.accessLogGroupName}' | fields @timestamp, routeKey, eventType, status, error, integrationError, authorizerError, connectionId | filter status >= 400 or ispresent(integrationError) | sort @timestamp desc | limit 50`,
+      }),
+      new cloudwatch.LogWidget({
+        width: 12,
+        height: 6,
+        title: "Function errors and warnings",
+        query: pulumi.interpolate`${functionSources} | fields @timestamp, @log, level, msg, errorName, errorMessage, connectionId, routeKey | filter level = "error" or level = "warn" or @message like /Task timed out/ | sort @timestamp desc | limit 50`,
+      }),
+    ),
+  );
+  return rows;
+}

@@ -1,0 +1,349 @@
+/**
+ * The WebSocket API: API Gateway v2 `WEBSOCKET` API, one AWS_PROXY integration and route per entry
+ * of the route table (handlers/routes.ts), the REQUEST authorizer on `$connect`, a throttled stage
+ * with JSON access logs, and the functions behind it (infra/chatFunction.ts).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { functionEnvironment, type DeploymentSettings } from "../handlers/env";
+import type { HandlerFactory } from "../handlers/events";
+import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type FunctionSpec } from "../handlers/routes";
+import type { TableName } from "../handlers/tables";
+import { ChatFunction } from "./chatFunction";
+import { APIGATEWAY_ASSUME_ROLE_POLICY, apiGatewayLoggingPolicy } from "./policies";
+
+/** Identity source of the authorizer: browsers cannot set headers on a WebSocket (AWS-FACTS: Routing). */
+export const AUTHORIZER_IDENTITY_SOURCE = "route.request.querystring.token";
+
+/**
+ * Access-log line, one JSON object per request. Deliberately no `$context.identity.*` query data
+ * and no request parameters: the token travels in the query string and must never be logged.
+ * Variables: API Gateway developer guide, websocket-api-logging.
+ */
+export const ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = {
+  requestId: "$context.requestId",
+  extendedRequestId: "$context.extendedRequestId",
+  requestTime: "$context.requestTimeEpoch",
+  connectionId: "$context.connectionId",
+  routeKey: "$context.routeKey",
+  eventType: "$context.eventType",
+  messageId: "$context.messageId",
+  status: "$context.status",
+  error: "$context.error.message",
+  errorType: "$context.error.responseType",
+  integrationError: "$context.integration.error",
+  integrationStatus: "$context.integration.status",
+  integrationLatency: "$context.integration.latency",
+  authorizerError: "$context.authorizer.error",
+  authorizeStatus: "$context.authorize.status",
+  principalId: "$context.authorizer.principalId",
+};
+
+/** Deployment settings the API hands to every function (the rest is resolved from resources). */
+export type FunctionSettings = Omit<DeploymentSettings, "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"> & {
+  readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
+};
+
+export interface WebSocketApiArgs {
+  /** Prefix of physical names (`<prefix>-<function>`, `/aws/apigateway/<prefix>-access`). */
+  readonly namePrefix: string;
+  /** Stage name; the endpoint is `wss://{apiId}.execute-api.{region}.amazonaws.com/<stageName>`. */
+  readonly stageName: string;
+  /** The AWS region the API is deployed in (part of the management endpoint). */
+  readonly region: pulumi.Input<string>;
+  /** Handler factories by function name (handlers/index.ts FACTORIES). */
+  readonly factories: Readonly<Record<FunctionName, HandlerFactory>>;
+  /** Route table (default handlers/routes.ts FUNCTIONS). */
+  readonly functions?: readonly FunctionSpec[];
+  /** Physical table names by logical name. */
+  readonly tableNames: pulumi.Input<Record<TableName, string>>;
+  /** Table ARNs by logical name. */
+  readonly tableArns: pulumi.Input<Record<TableName, string>>;
+  /** Behaviour settings passed to the functions' environment. */
+  readonly settings: FunctionSettings;
+  /** Active X-Ray tracing on every function (default false). */
+  readonly tracing?: boolean;
+  /** Lambda memory in MB (default 256). */
+  readonly memoryMb?: number;
+  /** Lambda timeout in seconds (default 10; the integration itself times out at 29 s). */
+  readonly timeoutSeconds?: number;
+  /** Reserved concurrency per function (default -1: unreserved). */
+  readonly reservedConcurrency?: number;
+  /** Stage default route burst limit (default 100). */
+  readonly throttlingBurstLimit?: number;
+  /** Stage default route rate limit, requests per second (default 50). */
+  readonly throttlingRateLimit?: number;
+  /** Per-route CloudWatch metrics (default false). */
+  readonly detailedMetrics?: boolean;
+  /** Retention of every log group in days (default 7). */
+  readonly logRetentionDays?: number;
+  /** KMS key encrypting every log group. */
+  readonly logKmsKeyArn: pulumi.Input<string>;
+  /** Set API Gateway's account-wide CloudWatch Logs role (default true). */
+  readonly manageApiGatewayAccount?: boolean;
+  /** Tags (default none). */
+  readonly tags?: Record<string, string>;
+}
+
+export class WebSocketApi extends pulumi.ComponentResource {
+  /** `wss://{apiId}.execute-api.{region}.amazonaws.com/{stage}`: exactly what a client connects to. */
+  public readonly endpoint: pulumi.Output<string>;
+  /** `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`: the `@connections` API. */
+  public readonly managementEndpoint: pulumi.Output<string>;
+  public readonly apiId: pulumi.Output<string>;
+  public readonly executionArn: pulumi.Output<string>;
+  public readonly stage: pulumi.Output<string>;
+  public readonly accessLogGroupName: pulumi.Output<string>;
+  /** Secrets Manager ARN of the HS256 secret (shared-secret mode), else undefined. */
+  public readonly authSecretArn: pulumi.Output<string | undefined>;
+  /** The functions by logical name. */
+  public readonly functions: Readonly<Record<string, ChatFunction>>;
+  /** Route keys served, in route-table order. */
+  public readonly routeKeys: readonly string[];
+
+  constructor(name: string, args: WebSocketApiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("websocket-chat:infra:WebSocketApi", name, {}, opts);
+    const specs = args.functions ?? FUNCTIONS;
+    const tracing = args.tracing ?? false;
+    const stageName = args.stageName;
+
+    const api = new aws.apigatewayv2.Api(
+      `${name}-api`,
+      {
+        name: `${args.namePrefix}-websocket`,
+        protocolType: "WEBSOCKET",
+        routeSelectionExpression: ROUTE_SELECTION_EXPRESSION,
+        description: "Real-time chat WebSocket API",
+        tags: args.tags,
+      },
+      { parent: this },
+    );
+
+    // The functions need the management endpoint but exist before the stage: it is computable from
+    // the API id, the region and the stage name, so no cycle and nothing created inside apply().
+    this.managementEndpoint = pulumi.interpolate`https://${api.id}.execute-api.${args.region}.amazonaws.com/${stageName}`;
+
+    // Shared-secret mode: the HS256 secret is generated here and kept in Secrets Manager, never in a
+    // stack file. GetRandomPassword runs on every `pulumi up`; ignoreChanges keeps the first value,
+    // so tokens stay valid across deployments (rotate with `pulumi up --replace <version URN>`).
+    let secretArn: pulumi.Output<string> | undefined;
+    if (args.settings.auth.mode === "shared-secret") {
+      const secret = new aws.secretsmanager.Secret(
+        `${name}-auth-secret`,
+        {
+          name: `${args.namePrefix}/auth/hs256`,
+          description: "HS256 key signing and verifying chat access tokens",
+          // dev stacks are destroyed and re-created: without this the name stays reserved for 7+ days.
+          recoveryWindowInDays: 0,
+          tags: args.tags,
+        },
+        { parent: this },
+      );
+      const random = aws.secretsmanager.getRandomPasswordOutput({ passwordLength: 64, excludePunctuation: true }, { parent: this });
+      new aws.secretsmanager.SecretVersion(
+        `${name}-auth-secret-value`,
+        { secretId: secret.id, secretString: pulumi.secret(random.randomPassword) },
+        { parent: this, ignoreChanges: ["secretString"], additionalSecretOutputs: ["secretString"] },
+      );
+      secretArn = secret.arn;
+    }
+    this.authSecretArn = secretArn ? secretArn.apply((a): string | undefined => a) : pulumi.output(undefined);
+
+    const functions: Record<string, ChatFunction> = {};
+    for (const spec of specs) {
+      const environment = pulumi
+        .all([args.tableNames, this.managementEndpoint, secretArn ?? pulumi.output(undefined)])
+        .apply(([tableNames, managementEndpoint, authSecretArn]) =>
+          functionEnvironment(spec, {
+            ...args.settings,
+            tableNames,
+            managementEndpoint,
+            stage: stageName,
+            tracing,
+            auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
+          }),
+        );
+      functions[spec.name] = new ChatFunction(
+        `${name}-${spec.name}`,
+        {
+          spec,
+          factory: args.factories[spec.name],
+          functionName: `${args.namePrefix}-${spec.name}`,
+          environment,
+          tableArns: args.tableArns,
+          executionArn: api.executionArn,
+          stage: stageName,
+          authSecretArn: spec.readsAuthSecret ? secretArn : undefined,
+          tracing,
+          memoryMb: args.memoryMb,
+          timeoutSeconds: args.timeoutSeconds,
+          reservedConcurrency: args.reservedConcurrency,
+          logRetentionDays: args.logRetentionDays,
+          logKmsKeyArn: args.logKmsKeyArn,
+          tags: args.tags,
+        },
+        { parent: this },
+      );
+    }
+
+    const authorizerSpec = specs.find((s) => s.routeKey === undefined);
+    let authorizer: aws.apigatewayv2.Authorizer | undefined;
+    if (authorizerSpec) {
+      const fn = functions[authorizerSpec.name];
+      authorizer = new aws.apigatewayv2.Authorizer(
+        `${name}-authorizer`,
+        {
+          apiId: api.id,
+          name: `${args.namePrefix}-${authorizerSpec.name}`,
+          authorizerType: "REQUEST",
+          authorizerUri: fn.invokeArn,
+          // A missing token is answered 401 by API Gateway before the function runs. WebSocket APIs
+          // support no authorizer result caching, so no TTL is set.
+          identitySources: [AUTHORIZER_IDENTITY_SOURCE],
+        },
+        { parent: this },
+      );
+      new aws.lambda.Permission(
+        `${name}-${authorizerSpec.name}-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: fn.functionName,
+          principal: "apigateway.amazonaws.com",
+          sourceArn: pulumi.interpolate`${api.executionArn}/authorizers/${authorizer.id}`,
+        },
+        { parent: this },
+      );
+    }
+
+    const routes: aws.apigatewayv2.Route[] = [];
+    const routeKeys: string[] = [];
+    for (const spec of specs) {
+      if (spec.routeKey === undefined) continue;
+      const fn = functions[spec.name];
+      const integration = new aws.apigatewayv2.Integration(
+        `${name}-${spec.name}-integration`,
+        {
+          apiId: api.id,
+          integrationType: "AWS_PROXY",
+          integrationMethod: "POST",
+          integrationUri: fn.invokeArn,
+          description: spec.description,
+        },
+        { parent: this },
+      );
+      const isConnect = spec.routeKey === "$connect";
+      const route = new aws.apigatewayv2.Route(
+        `${name}-${spec.name}-route`,
+        {
+          apiId: api.id,
+          routeKey: spec.routeKey,
+          target: pulumi.interpolate`integrations/${integration.id}`,
+          // The REQUEST authorizer runs on $connect only (AWS-FACTS: Routing).
+          authorizationType: isConnect && authorizer ? "CUSTOM" : "NONE",
+          authorizerId: isConnect && authorizer ? authorizer.id : undefined,
+          // Two-way: API Gateway returns the integration's body to the caller through the $default route response.
+          routeResponseSelectionExpression: spec.twoWay ? "$default" : undefined,
+        },
+        { parent: this },
+      );
+      if (spec.twoWay) {
+        new aws.apigatewayv2.RouteResponse(
+          `${name}-${spec.name}-response`,
+          { apiId: api.id, routeId: route.id, routeResponseKey: "$default" },
+          { parent: this },
+        );
+      }
+      new aws.lambda.Permission(
+        `${name}-${spec.name}-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: fn.functionName,
+          principal: "apigateway.amazonaws.com",
+          // Any stage, this route only.
+          sourceArn: pulumi.interpolate`${api.executionArn}/*/${spec.routeKey}`,
+        },
+        { parent: this },
+      );
+      routes.push(route);
+      routeKeys.push(spec.routeKey);
+    }
+
+    const accessLogs = new aws.cloudwatch.LogGroup(
+      `${name}-access-logs`,
+      {
+        name: `/aws/apigateway/${args.namePrefix}-access`,
+        retentionInDays: args.logRetentionDays ?? 7,
+        kmsKeyId: args.logKmsKeyArn,
+        tags: args.tags,
+      },
+      { parent: this },
+    );
+
+    // WebSocket (like REST) stages can only log once API Gateway's account settings name a
+    // CloudWatch Logs role ("CloudWatch Logs role ARN must be set in account settings to enable logging").
+    const stageDependencies: pulumi.Resource[] = [...routes];
+    if (args.manageApiGatewayAccount ?? true) {
+      const loggingRole = new aws.iam.Role(
+        `${name}-apigateway-logs-role`,
+        { assumeRolePolicy: JSON.stringify(APIGATEWAY_ASSUME_ROLE_POLICY), description: "API Gateway: write access logs", tags: args.tags },
+        { parent: this },
+      );
+      const loggingPolicy = new aws.iam.RolePolicy(
+        `${name}-apigateway-logs-policy`,
+        {
+          role: loggingRole.id,
+          policy: accessLogs.arn.apply((arn) => {
+            // arn:{partition}:logs:{region}:{account}:log-group:{name}
+            const accountPattern = arn.replace(/:log-group:.*$/, ":log-group:*");
+            return JSON.stringify(apiGatewayLoggingPolicy(arn, accountPattern));
+          }),
+        },
+        { parent: this },
+      );
+      const account = new aws.apigateway.Account(
+        `${name}-apigateway-account`,
+        { cloudwatchRoleArn: loggingRole.arn },
+        { parent: this, dependsOn: [loggingPolicy] },
+      );
+      stageDependencies.push(account);
+    }
+
+    const stage = new aws.apigatewayv2.Stage(
+      `${name}-stage`,
+      {
+        apiId: api.id,
+        name: stageName,
+        autoDeploy: true,
+        description: `${args.namePrefix} ${stageName}`,
+        defaultRouteSettings: {
+          // Per route, not per client (AWS-FACTS: Limits).
+          throttlingBurstLimit: args.throttlingBurstLimit ?? 100,
+          throttlingRateLimit: args.throttlingRateLimit ?? 50,
+          detailedMetricsEnabled: args.detailedMetrics ?? false,
+          // Execution logs would record message bodies; access logs are enough and carry no payload.
+          dataTraceEnabled: false,
+          loggingLevel: "OFF",
+        },
+        accessLogSettings: { destinationArn: accessLogs.arn, format: JSON.stringify(ACCESS_LOG_FORMAT) },
+        tags: args.tags,
+      },
+      // Deploy once every route exists, and only after logging is allowed account-wide.
+      { parent: this, dependsOn: stageDependencies },
+    );
+
+    this.apiId = api.id;
+    this.executionArn = api.executionArn;
+    this.stage = stage.name;
+    this.endpoint = pulumi.interpolate`${api.apiEndpoint}/${stage.name}`;
+    this.accessLogGroupName = accessLogs.name;
+    this.functions = functions;
+    this.routeKeys = routeKeys;
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      managementEndpoint: this.managementEndpoint,
+      apiId: this.apiId,
+      stage: this.stage,
+      accessLogGroupName: this.accessLogGroupName,
+    });
+  }
+}
