@@ -1,0 +1,211 @@
+/**
+ * Interactive terminal client of the chat API (docs/clients.md).
+ *
+ *   npm run client -- <endpoint> [--token <jwt> | --user <userId>] [--name <display>] [--room <room>]
+ *
+ * Reads commands line by line from stdin (a TTY with a prompt, or a pipe), prints one timestamped,
+ * tagged line per event on stdout. The protocol and connection policy (pings, reconnection,
+ * rejoining rooms) live in clients/shared/session.ts, shared with the web page.
+ */
+import * as readline from "node:readline";
+import WebSocket from "ws";
+import { parseCommand, HELP_TEXT, type Command } from "../shared/commands";
+import { ChatSession, type SessionEvent, type SocketFactory } from "../shared/session";
+import { EXIT, USAGE, parseArgs, unverifiedClaims, type CliArgs } from "./args";
+import { formatEvent, line, type FormatContext } from "./format";
+import { mintLocalToken } from "./localToken";
+
+/** The Node socket: `ws`, which (unlike a browser) reports the HTTP status of a refused handshake. */
+export const nodeSocketFactory: SocketFactory = (url, handlers) => {
+  const socket = new WebSocket(url, { handshakeTimeout: 15_000 });
+  let handshakeStatus: number | undefined;
+  let closed = false;
+  const finish = (code: number, reason: string) => {
+    if (closed) return;
+    closed = true;
+    handlers.onClose({ code, reason, ...(handshakeStatus !== undefined ? { handshakeStatus } : {}) });
+  };
+  socket.on("unexpected-response", (_req, res) => {
+    handshakeStatus = res.statusCode;
+    res.resume();
+    socket.terminate();
+  });
+  socket.on("open", () => handlers.onOpen());
+  socket.on("message", (data, isBinary) => {
+    if (!isBinary) handlers.onMessage(data.toString());
+  });
+  // An 'error' before 'open' (ECONNREFUSED, DNS) is followed by 'close' with 1006.
+  socket.on("error", () => undefined);
+  socket.on("close", (code, reason) => finish(code, reason.toString()));
+  return {
+    send: (text) => socket.send(text),
+    close: (code, reason) => {
+      if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+      else socket.close(code, reason);
+    },
+  };
+};
+
+export interface RunOptions {
+  readonly input: NodeJS.ReadableStream;
+  readonly output: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly errorOutput: NodeJS.WritableStream;
+  readonly env: Record<string, string | undefined>;
+}
+
+/** Runs the client until /quit, end of input or a fatal error; resolves to the exit code. */
+export async function run(argv: readonly string[], io: RunOptions): Promise<number> {
+  const parsed = parseArgs(argv, io.env);
+  if (!parsed.ok) {
+    if (parsed.help) {
+      io.output.write(`${parsed.message}\n`);
+      return EXIT.ok;
+    }
+    io.errorOutput.write(`error: ${parsed.message}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  return runClient(parsed.args, io);
+}
+
+async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
+  const tty = io.output.isTTY === true && (io.input as { isTTY?: boolean }).isTTY === true;
+  const claims = args.token ? unverifiedClaims(args.token) : {};
+  const userId = args.user ?? claims.sub;
+  const username = args.name ?? (args.user ? args.user : undefined);
+
+  let exitCode: number = EXIT.ok;
+  let finished = false;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+
+  const rl = readline.createInterface({ input: io.input, output: tty ? io.output : undefined, terminal: tty });
+
+  // On a TTY, an incoming line must not mix with what the user is typing: clear, print, redraw.
+  const print = (lines: readonly string[]): void => {
+    if (lines.length === 0) return;
+    if (tty) {
+      readline.clearLine(io.output, 0);
+      readline.cursorTo(io.output, 0);
+    }
+    io.output.write(lines.map((l) => `${l}\n`).join(""));
+    if (tty && !finished) rl.prompt(true);
+  };
+
+  let session: ChatSession;
+  const ctx = (): FormatContext => ({
+    color: tty && args.color,
+    ...(session?.userId ? { selfId: session.userId } : userId ? { selfId: userId } : {}),
+    privateTarget: (id) => session?.privateTarget(id),
+  });
+
+  const finish = async (code: number): Promise<void> => {
+    if (finished) return;
+    finished = true;
+    exitCode = code;
+    rl.close();
+    await session.close();
+    resolveDone(exitCode);
+  };
+
+  const onEvent = (event: SessionEvent): void => {
+    print(formatEvent(event, ctx()));
+    if (event.type === "status" && event.status === "open" && tty) rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
+    if (event.type === "frame" && (event.frame.type === "joined" || event.frame.type === "left") && tty) {
+      rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
+    }
+    if (event.type === "fatal") {
+      const code = event.reason === "rejected" || event.reason === "token" ? EXIT.rejected : event.reason === "gave-up" ? EXIT.connectionLost : EXIT.unreachable;
+      void finish(code);
+    }
+  };
+
+  session = new ChatSession({
+    endpoint: args.endpoint,
+    // A local token is minted afresh for every connection, so a reconnection after the 2-hour cut works.
+    token: args.token ? () => args.token as string : () => mintLocalToken(args.endpoint, args.user as string, args.name),
+    ...(username ? { username } : {}),
+    ...(userId ? { userId } : {}),
+    ...(args.room ? { room: args.room } : {}),
+    socketFactory: nodeSocketFactory,
+    onEvent,
+  });
+
+  const execute = (command: Command): void => {
+    switch (command.kind) {
+      case "none":
+        return;
+      case "invalid":
+        print([line("error CLIENT", command.message, ctx())]);
+        return;
+      case "help":
+        print(HELP_TEXT.split("\n"));
+        return;
+      case "quit":
+        void quitWhenSettled();
+        return;
+      case "chat":
+        session.chat(command.message, command.roomId);
+        return;
+      case "join":
+        session.join(command.roomId);
+        return;
+      case "leave":
+        session.leave(command.roomId);
+        return;
+      case "private":
+        session.private(command.toUserId, command.message);
+        return;
+      case "rooms":
+        session.listRooms();
+        return;
+      case "history": {
+        if (command.withUserId) {
+          session.history({ withUserId: command.withUserId });
+          return;
+        }
+        const roomId = command.roomId ?? session.currentRoom;
+        if (!roomId) print([line("error CLIENT", "you are in no room: /history <room>", ctx())]);
+        else session.history({ roomId });
+        return;
+      }
+    }
+  };
+
+  // /quit and end of input wait (bounded) for replies already asked for, so that a piped script
+  // such as `printf '/join x\nhello\n' | npm run client ...` prints its answers before exiting.
+  const quitWhenSettled = async (): Promise<void> => {
+    if (finished) return;
+    if (session.status === "open" || session.status === "connecting" || session.status === "reconnecting") await session.settled(10_000);
+    await finish(EXIT.ok);
+  };
+
+  rl.on("line", (text) => {
+    if (finished) return;
+    execute(parseCommand(text));
+    if (tty && !finished) rl.prompt(true);
+  });
+  rl.on("close", () => void quitWhenSettled());
+  rl.on("SIGINT", () => void finish(EXIT.ok));
+
+  print([line("info", `${userId ? `user ${userId}` : "token given"}${username ? ` as "${username}"` : ""}; /help lists the commands`, ctx())]);
+  session.start();
+  if (tty) {
+    rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
+    rl.prompt();
+  }
+  return done;
+}
+
+if (require.main === module) {
+  const onSignal = () => process.exit(EXIT.ok);
+  process.once("SIGTERM", onSignal);
+  run(process.argv.slice(2), { input: process.stdin, output: process.stdout, errorOutput: process.stderr, env: process.env })
+    .then((code) => {
+      // Flush stdout before exiting (a pipe may still hold the last lines).
+      process.stdout.write("", () => process.exit(code));
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exit(EXIT.internal);
+    });
+}

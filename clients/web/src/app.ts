@@ -1,0 +1,597 @@
+/**
+ * The web chat page (docs/clients.md). Plain TypeScript on the DOM, bundled by clients/web/build.ts.
+ *
+ * The protocol, the reconnection policy and room/presence state come from clients/shared (the same
+ * code as the terminal client); this file only renders them and turns clicks and keys into calls.
+ * Every piece of text from the network is inserted with `textContent`, never as HTML.
+ */
+import { parseCommand } from "../../shared/commands";
+import { DEFAULT_ROOM, type ErrorFrame, type ServerFrame } from "../../shared/protocol";
+import { ChatSession, type SessionEvent, type SocketFactory } from "../../shared/session";
+import { ConversationStore, roomKey, userIdFromName, userKey, type ConversationKey, type Entry, type MessageEntry } from "./conversations";
+
+/** Set at build time (clients/web/build.ts); empty strings mean "not configured". */
+declare const __CHAT_CONFIG__: { readonly endpoint: string; readonly tokenUrl: string };
+
+const config = typeof __CHAT_CONFIG__ === "object" ? __CHAT_CONFIG__ : { endpoint: "", tokenUrl: "/_local/token" };
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page is missing #${id}`);
+  return el as T;
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined) continue;
+    if (k === "className") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) el.append(c);
+  return el;
+}
+
+function showError(el: HTMLElement, message: string | undefined): void {
+  el.textContent = message ?? "";
+  el.hidden = !message;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+function shortTime(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : timeFormat.format(d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser socket
+
+/** The browser's WebSocket. Browsers hide the HTTP status of a refused handshake: it is a 1006 close. */
+const browserSocketFactory: SocketFactory = (url, handlers) => {
+  const ws = new WebSocket(url);
+  let closed = false;
+  ws.onopen = () => handlers.onOpen();
+  ws.onmessage = (e: MessageEvent) => {
+    if (typeof e.data === "string") handlers.onMessage(e.data);
+  };
+  ws.onclose = (e: CloseEvent) => {
+    if (closed) return;
+    closed = true;
+    handlers.onClose({ code: e.code, reason: e.reason });
+  };
+  return {
+    send: (text) => ws.send(text),
+    close: (code, reason) => ws.close(code === 1000 || (code !== undefined && code >= 3000) ? code : 1000, reason),
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+interface Identity {
+  readonly endpoint: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly room: string;
+  /** A pasted token; absent = mint one from the local runtime. */
+  readonly token?: string;
+}
+
+async function mintLocalToken(userId: string, username: string): Promise<string> {
+  if (!config.tokenUrl) throw new Error("this page was built for a deployed API: paste a token");
+  const url = new URL(config.tokenUrl, location.href);
+  url.searchParams.set("userId", userId);
+  url.searchParams.set("name", username);
+  let res: Response;
+  try {
+    res = await fetch(url.toString(), { cache: "no-store" });
+  } catch {
+    throw new Error("the local token service is unreachable: paste a token, or open this page from the local runtime");
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    throw new Error(res.status === 404 ? "no local token service here (a deployed API?): paste a token" : `the local token service answered ${res.status}: ${body.slice(0, 200)}`);
+  }
+  try {
+    const json = JSON.parse(body) as { token?: unknown };
+    if (typeof json.token === "string") return json.token;
+  } catch {
+    // Not JSON: the body is the token itself.
+  }
+  const token = body.trim();
+  if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new Error("the local token service did not return a token");
+  return token;
+}
+
+/** The stage `npm run local` serves by default (local/runtime.ts). */
+const LOCAL_STAGE = "local";
+
+function defaultEndpoint(): string {
+  const fromQuery = new URLSearchParams(location.search).get("endpoint");
+  if (fromQuery) return fromQuery;
+  if (config.endpoint) return config.endpoint;
+  // Served by the local runtime, which puts the API on the page's own host and port.
+  if (config.tokenUrl && (location.protocol === "http:" || location.protocol === "https:")) {
+    return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/${LOCAL_STAGE}`;
+  }
+  return localStorage.getItem("chat.endpoint") ?? "";
+}
+
+function readSignIn(): Identity | string {
+  const name = $<HTMLInputElement>("signin-name").value.trim();
+  const endpoint = $<HTMLInputElement>("signin-endpoint").value.trim();
+  const token = $<HTMLTextAreaElement>("signin-token").value.trim();
+  const room = $<HTMLInputElement>("signin-room").value.trim().replace(/^#/, "") || DEFAULT_ROOM;
+  if (!name) return "Enter a display name.";
+  if (!endpoint) return "Enter the WebSocket endpoint (under “Deployed API”).";
+  if (!/^wss?:\/\//.test(endpoint)) return "The endpoint must start with ws:// or wss://.";
+  const userId = $<HTMLInputElement>("signin-user").value.trim() || userIdFromName(name);
+  return { endpoint, userId, username: name, room, ...(token ? { token } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chat view
+
+class ChatPage {
+  private readonly store = new ConversationStore();
+  private readonly session: ChatSession;
+  private selected: ConversationKey;
+  private readonly me: Identity;
+  private readonly onSignOut: (message?: string) => void;
+  /** The last `rooms` answer, for the "Active rooms" list. */
+  private activeRooms: ReadonlyArray<{ roomId: string; members: number }> = [];
+  /** A room the user asked to join: it is shown once the server confirms. */
+  private pendingSelect: string | undefined;
+
+  constructor(me: Identity, onSignOut: (message?: string) => void) {
+    this.me = me;
+    this.onSignOut = onSignOut;
+    this.selected = roomKey(me.room);
+    this.session = new ChatSession({
+      endpoint: me.endpoint,
+      token: me.token ? () => me.token as string : () => mintLocalToken(me.userId, me.username),
+      username: me.username,
+      userId: me.userId,
+      room: me.room,
+      socketFactory: browserSocketFactory,
+      onEvent: (e) => this.onEvent(e),
+    });
+  }
+
+  start(): void {
+    $("whoami").textContent = `${this.me.username} (${this.me.userId})`;
+    $("whoami").hidden = false;
+    $("signout").hidden = false;
+    this.render();
+    this.session.start();
+    $<HTMLInputElement>("composer-input").focus();
+  }
+
+  async stop(): Promise<void> {
+    await this.session.close();
+  }
+
+  // Events -----------------------------------------------------------------------------------
+
+  private onEvent(e: SessionEvent): void {
+    switch (e.type) {
+      case "status":
+        this.showStatus(e);
+        break;
+      case "frame":
+        this.onFrame(e.frame);
+        break;
+      case "invalid":
+        this.store.addNotice(this.selected, "error", `Unreadable frame from the server (${e.frame.reason}).`);
+        this.renderMessages();
+        break;
+      case "local-error":
+        if (e.clientMessageId) this.store.updatePending(e.clientMessageId, { state: "failed", note: e.message });
+        showError($("composer-error"), e.message);
+        this.renderMessages();
+        break;
+      case "queued":
+        break;
+      case "rejoined":
+        this.store.addNotice(this.selected, "notice", `Reconnected; rejoining ${e.rooms.map((r) => `#${r}`).join(", ")}.`);
+        this.renderMessages();
+        break;
+      case "fatal":
+        this.onSignOut(e.message);
+        break;
+    }
+  }
+
+  private showStatus(e: Extract<SessionEvent, { type: "status" }>): void {
+    const status = $("status");
+    status.classList.toggle("ok", e.status === "open");
+    status.classList.toggle("bad", e.status === "reconnecting");
+    switch (e.status) {
+      case "connecting":
+        status.textContent = "Connecting…";
+        break;
+      case "open":
+        status.textContent = "Connected";
+        // The room list is part of the page: fill it on every (re)connection.
+        this.session.listRooms();
+        break;
+      case "reconnecting":
+        status.textContent =
+          e.delayMs !== undefined
+            ? `Connection lost; reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt ?? 1})`
+            : `Reconnecting (attempt ${e.attempt ?? 1})…`;
+        break;
+      case "closed":
+        status.textContent = "Disconnected";
+        break;
+      case "idle":
+        break;
+    }
+  }
+
+  private onFrame(f: ServerFrame): void {
+    switch (f.type) {
+      case "chat":
+        this.store.addMessage(roomKey(f.roomId), f);
+        this.bump(roomKey(f.roomId));
+        break;
+      case "private": {
+        const other = f.fromUserId === this.me.userId ? f.toUserId : f.fromUserId;
+        const key = userKey(other);
+        const isNew = !this.store.has(key);
+        this.store.addMessage(key, { messageId: f.messageId, userId: f.fromUserId, username: f.fromUsername, message: f.message, sentAt: f.sentAt });
+        if (isNew) this.requestHistory(key);
+        this.bump(key);
+        break;
+      }
+      case "delivered":
+        if (f.clientMessageId) {
+          this.store.updatePending(f.clientMessageId, {
+            state: "sent",
+            messageId: f.messageId,
+            note: f.deliveredTo > 0 ? `delivered to ${f.deliveredTo} connection${f.deliveredTo === 1 ? "" : "s"}` : "recipient offline: kept in the conversation history",
+          });
+        }
+        break;
+      case "joined": {
+        const key = roomKey(f.roomId);
+        const c = this.store.get(key);
+        if (!c.historyRequested) this.requestHistory(key);
+        if (this.pendingSelect === f.roomId) {
+          this.pendingSelect = undefined;
+          this.selected = key;
+          c.unread = 0;
+        }
+        showError($("join-error"), undefined);
+        break;
+      }
+      case "left": {
+        const key = roomKey(f.roomId);
+        this.store.remove(key);
+        if (this.selected === key) {
+          const next = this.session.currentRoom;
+          this.selected = next ? roomKey(next) : this.store.keys("@")[0] ?? roomKey(DEFAULT_ROOM);
+        }
+        break;
+      }
+      case "presence":
+        this.store.addNotice(roomKey(f.roomId), "notice", `${f.username} (${f.userId}) ${f.event === "joined" ? "joined" : "left"} #${f.roomId}`);
+        break;
+      case "rooms":
+        this.activeRooms = f.rooms;
+        break;
+      case "history": {
+        const key = f.roomId !== undefined ? roomKey(f.roomId) : userKey(f.withUserId ?? "");
+        this.store.addHistory(key, f.messages, f.next);
+        break;
+      }
+      case "pong":
+        return;
+      case "error":
+        this.onErrorFrame(f);
+        break;
+      case "gateway":
+        this.store.addNotice(this.selected, "error", `The API failed: ${f.message}.`);
+        break;
+    }
+    this.render();
+  }
+
+  /** Errors are shown where they happened: on the message, by the join box, or in the conversation. */
+  private onErrorFrame(f: ErrorFrame): void {
+    const text = `${f.message} (${f.code})`;
+    if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) return;
+    if (f.requestType === "join") {
+      showError($("join-error"), text);
+      return;
+    }
+    this.store.addNotice(this.selected, "error", f.requestType ? `${f.requestType}: ${text}` : text);
+  }
+
+  private bump(key: ConversationKey): void {
+    if (key !== this.selected) this.store.get(key).unread += 1;
+  }
+
+  private requestHistory(key: ConversationKey, before?: string): void {
+    this.store.get(key).historyRequested = true;
+    const target = key.startsWith("#") ? { roomId: key.slice(1) } : { withUserId: key.slice(1) };
+    this.session.history(target, before ? { before } : {});
+  }
+
+  // Actions ----------------------------------------------------------------------------------
+
+  select(key: ConversationKey): void {
+    this.selected = key;
+    this.store.get(key).unread = 0;
+    if (key.startsWith("#")) this.session.selectRoom(key.slice(1));
+    else if (!this.store.get(key).historyRequested) this.requestHistory(key);
+    showError($("composer-error"), undefined);
+    this.render();
+  }
+
+  submitComposer(text: string): boolean {
+    const command = parseCommand(text);
+    showError($("composer-error"), undefined);
+    switch (command.kind) {
+      case "none":
+        return false;
+      case "invalid":
+        showError($("composer-error"), command.message);
+        return false;
+      case "help":
+        this.store.addNotice(this.selected, "notice", "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room], /quit. Plain text sends to this conversation.");
+        this.renderMessages();
+        return true;
+      case "quit":
+        this.onSignOut();
+        return true;
+      case "join":
+        return this.join(command.roomId);
+      case "leave":
+        return this.session.leave(command.roomId);
+      case "rooms":
+        return this.session.listRooms();
+      case "history": {
+        const key = command.withUserId ? userKey(command.withUserId) : command.roomId ? roomKey(command.roomId) : this.selected;
+        this.requestHistory(key);
+        return true;
+      }
+      case "private":
+        return this.sendPrivate(command.toUserId, command.message);
+      case "chat":
+        if (this.selected.startsWith("@")) return this.sendPrivate(this.selected.slice(1), command.message);
+        return this.sendChat(this.selected.slice(1), command.message);
+    }
+  }
+
+  join(roomId: string): boolean {
+    const room = roomId.trim().replace(/^#/, "");
+    if (!room) {
+      showError($("join-error"), "Enter a room name.");
+      return false;
+    }
+    if (this.session.rooms.includes(room)) {
+      this.select(roomKey(room));
+      return true;
+    }
+    showError($("join-error"), undefined);
+    this.pendingSelect = room;
+    return this.session.join(room);
+  }
+
+  private sendChat(roomId: string, text: string): boolean {
+    if (!this.session.rooms.includes(roomId)) {
+      showError($("composer-error"), `You are not in #${roomId}: join it first.`);
+      return false;
+    }
+    const id = this.session.chat(text, roomId);
+    if (!id) return false;
+    this.store.addPending(roomKey(roomId), id, this.me, text);
+    this.renderMessages();
+    return true;
+  }
+
+  private sendPrivate(toUserId: string, text: string): boolean {
+    if (toUserId === this.me.userId) {
+      showError($("composer-error"), "That is you: pick someone else.");
+      return false;
+    }
+    const key = userKey(toUserId);
+    const isNew = !this.store.has(key);
+    const id = this.session.private(toUserId, text);
+    if (!id) return false;
+    this.store.addPending(key, id, this.me, text);
+    if (isNew) this.requestHistory(key);
+    if (this.selected !== key) this.select(key);
+    else this.renderMessages();
+    return true;
+  }
+
+  openPrivate(userId: string): void {
+    const id = userId.trim().replace(/^@/, "");
+    if (!id || id === this.me.userId) return;
+    this.select(userKey(id));
+    $<HTMLInputElement>("composer-input").focus();
+  }
+
+  loadOlder(): void {
+    const c = this.store.get(this.selected);
+    if (c.olderCursor) this.requestHistory(this.selected, c.olderCursor);
+  }
+
+  leave(roomId: string): void {
+    this.session.leave(roomId);
+  }
+
+  refreshRooms(): void {
+    this.session.listRooms();
+  }
+
+  // Rendering --------------------------------------------------------------------------------
+
+  private render(): void {
+    this.renderHeader();
+    this.renderMessages();
+    this.renderSidebar();
+  }
+
+  private renderHeader(): void {
+    const title = this.selected.startsWith("#") ? this.selected : `Private: ${this.selected.slice(1)}`;
+    $("conv-title").textContent = title;
+    $("composer-label").textContent = this.selected.startsWith("#") ? `Message ${this.selected}` : `Private message to ${this.selected.slice(1)}`;
+    $("load-older").hidden = !this.store.get(this.selected).olderCursor;
+  }
+
+  private renderEntry(e: Entry): HTMLLIElement {
+    if (e.kind !== "message") return h("li", { className: e.kind, text: e.text });
+    const own = e.userId === this.me.userId;
+    const classes = [own ? "own" : "", e.state === "failed" ? "failed" : ""].filter(Boolean).join(" ");
+    const state = e.state === "sending" ? "sending…" : e.note ?? "";
+    return h(
+      "li",
+      { className: classes, "data-message-id": e.id, "data-state": e.state },
+      h(
+        "div",
+        { className: "msg-meta" },
+        h("span", { className: "msg-author", text: own ? `${e.username} (you)` : e.username === e.userId ? e.userId : `${e.username} (${e.userId})` }),
+        h("time", { className: "msg-time", datetime: e.sentAt, text: shortTime(e.sentAt) }),
+        ...(state ? [h("span", { className: `msg-note${e.state === "failed" ? " bad" : ""}`, text: state })] : []),
+      ),
+      h("div", { className: "msg-text", text: (e as MessageEntry).text }),
+    );
+  }
+
+  private renderMessages(): void {
+    const list = $<HTMLOListElement>("messages");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const entries = this.store.get(this.selected).entries;
+    list.replaceChildren(...(entries.length ? entries.map((e) => this.renderEntry(e)) : [h("li", { className: "notice", text: "No messages yet." })]));
+    if (atBottom) list.scrollTop = list.scrollHeight;
+    $("load-older").hidden = !this.store.get(this.selected).olderCursor;
+  }
+
+  private renderSidebar(): void {
+    const rooms = this.session.rooms;
+    const roomItems = rooms.map((roomId) => {
+      const key = roomKey(roomId);
+      const unread = this.store.has(key) ? this.store.get(key).unread : 0;
+      const select = h("button", { type: "button", className: "select", "aria-current": String(key === this.selected), "data-room": roomId }, `#${roomId}`);
+      if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
+      select.addEventListener("click", () => this.select(key));
+      const leave = h("button", { type: "button", className: "link", "aria-label": `Leave #${roomId}` }, "Leave");
+      leave.addEventListener("click", () => this.leave(roomId));
+      return h("li", {}, select, leave);
+    });
+    $("my-rooms").replaceChildren(...(roomItems.length ? roomItems : [h("li", { className: "empty", text: "No rooms joined." })]));
+
+    const currentRoom = this.selected.startsWith("#") ? this.selected.slice(1) : this.session.currentRoom;
+    $("people-title").textContent = currentRoom ? `People in #${currentRoom}` : "People";
+    const members = currentRoom ? this.session.members(currentRoom) : [];
+    const people = members.map((m) => {
+      const isMe = m.userId === this.me.userId;
+      const label = h("span", { className: "name", text: `${m.username}${m.username !== m.userId ? ` (${m.userId})` : ""}${isMe ? " — you" : ""}` });
+      const li = h("li", { "data-user": m.userId }, label);
+      if (!isMe) {
+        const pm = h("button", { type: "button", className: "link", "aria-label": `Private message to ${m.username}` }, "Message");
+        pm.addEventListener("click", () => this.openPrivate(m.userId));
+        li.append(pm);
+      }
+      return li;
+    });
+    $("people").replaceChildren(...(people.length ? people : [h("li", { className: "empty", text: "Nobody here yet." })]));
+
+    const dms = this.store.keys("@").map((key) => {
+      const unread = this.store.get(key).unread;
+      const select = h("button", { type: "button", className: "select", "aria-current": String(key === this.selected), "data-user": key.slice(1) }, key.slice(1));
+      if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
+      select.addEventListener("click", () => this.select(key));
+      return h("li", {}, select);
+    });
+    $("dms").replaceChildren(...(dms.length ? dms : [h("li", { className: "empty", text: "No private conversations." })]));
+
+    const active = this.activeRooms.map((r) => {
+      const joined = rooms.includes(r.roomId);
+      const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
+      if (!joined) {
+        const join = h("button", { type: "button", className: "link", "aria-label": `Join #${r.roomId}` }, "Join");
+        join.addEventListener("click", () => this.join(r.roomId));
+        li.append(join);
+      }
+      return li;
+    });
+    $("active-rooms").replaceChildren(...(active.length ? active : [h("li", { className: "empty", text: "Press Refresh to list rooms." })]));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+let page: ChatPage | undefined;
+
+function showSignIn(message?: string): void {
+  const current = page;
+  page = undefined;
+  void current?.stop();
+  $("chat-view").hidden = true;
+  $("signin-view").hidden = false;
+  $("whoami").hidden = true;
+  $("signout").hidden = true;
+  $("status").textContent = "Signed out";
+  $("status").className = "status";
+  showError($("signin-error"), message);
+  $<HTMLButtonElement>("signin-submit").disabled = false;
+  $<HTMLInputElement>("signin-name").focus();
+}
+
+function init(): void {
+  const endpoint = defaultEndpoint();
+  $<HTMLInputElement>("signin-endpoint").value = endpoint;
+  $<HTMLInputElement>("signin-name").value = localStorage.getItem("chat.name") ?? "";
+  // Without a build-time endpoint or a local token service, the deployed-API fields are needed.
+  if (!endpoint || !config.tokenUrl) $<HTMLDetailsElement>("signin-advanced").open = true;
+
+  $<HTMLFormElement>("signin-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const identity = readSignIn();
+    if (typeof identity === "string") {
+      showError($("signin-error"), identity);
+      return;
+    }
+    showError($("signin-error"), undefined);
+    localStorage.setItem("chat.name", identity.username);
+    localStorage.setItem("chat.endpoint", identity.endpoint);
+    $("signin-view").hidden = true;
+    $("chat-view").hidden = false;
+    page = new ChatPage(identity, (message) => showSignIn(message));
+    page.start();
+  });
+
+  $("signout").addEventListener("click", () => showSignIn());
+
+  $<HTMLFormElement>("composer").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("composer-input");
+    if (page?.submitComposer(input.value)) input.value = "";
+  });
+  $<HTMLFormElement>("join-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("join-input");
+    if (page?.join(input.value)) input.value = "";
+  });
+  $<HTMLFormElement>("dm-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("dm-input");
+    page?.openPrivate(input.value);
+    input.value = "";
+  });
+  $("refresh-rooms").addEventListener("click", () => page?.refreshRooms());
+  $("load-older").addEventListener("click", () => page?.loadOlder());
+  $<HTMLInputElement>("signin-name").focus();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();

@@ -1,0 +1,156 @@
+/**
+ * What the web page shows, kept apart from the DOM: one conversation per room and per private
+ * correspondent, each an ordered list of entries (messages, presence notes, errors). Messages are
+ * keyed by `messageId` so that history pages, live broadcasts and resent messages never show twice;
+ * a message being sent is keyed by its `clientMessageId` until the server's copy replaces it.
+ */
+import type { HistoryMessage } from "../../shared/protocol";
+
+export type ConversationKey = `#${string}` | `@${string}`;
+
+export const roomKey = (roomId: string): ConversationKey => `#${roomId}`;
+export const userKey = (userId: string): ConversationKey => `@${userId}`;
+
+export type EntryState = "sending" | "sent" | "failed";
+
+export interface MessageEntry {
+  readonly kind: "message";
+  /** `messageId` once known, else `local:<clientMessageId>`. */
+  id: string;
+  clientMessageId?: string;
+  userId: string;
+  username: string;
+  text: string;
+  sentAt: string;
+  state: EntryState;
+  /** Shown under the message: "delivered to 2 connections", "not sent: RATE_LIMITED …". */
+  note?: string;
+}
+
+export interface NoticeEntry {
+  readonly kind: "notice" | "error";
+  readonly id: string;
+  readonly text: string;
+  readonly sentAt: string;
+}
+
+export type Entry = MessageEntry | NoticeEntry;
+
+export interface Conversation {
+  readonly key: ConversationKey;
+  readonly entries: Entry[];
+  /** History was asked for once (on join or when first opened). */
+  historyRequested: boolean;
+  /** Cursor for older messages, when the server said there are more. */
+  olderCursor?: string;
+  unread: number;
+}
+
+let noticeCounter = 0;
+
+const byTime = (a: Entry, b: Entry): number => (a.sentAt < b.sentAt ? -1 : a.sentAt > b.sentAt ? 1 : 0);
+
+export class ConversationStore {
+  private readonly conversations = new Map<ConversationKey, Conversation>();
+
+  get(key: ConversationKey): Conversation {
+    let c = this.conversations.get(key);
+    if (!c) {
+      c = { key, entries: [], historyRequested: false, unread: 0 };
+      this.conversations.set(key, c);
+    }
+    return c;
+  }
+
+  has(key: ConversationKey): boolean {
+    return this.conversations.has(key);
+  }
+
+  keys(prefix: "#" | "@"): ConversationKey[] {
+    return [...this.conversations.keys()].filter((k) => k.startsWith(prefix));
+  }
+
+  remove(key: ConversationKey): void {
+    this.conversations.delete(key);
+  }
+
+  /** A message the user just sent, shown at once as "sending". */
+  addPending(key: ConversationKey, clientMessageId: string, self: { userId: string; username: string }, text: string): MessageEntry {
+    const entry: MessageEntry = {
+      kind: "message",
+      id: `local:${clientMessageId}`,
+      clientMessageId,
+      userId: self.userId,
+      username: self.username,
+      text,
+      sentAt: new Date().toISOString(),
+      state: "sending",
+    };
+    this.get(key).entries.push(entry);
+    return entry;
+  }
+
+  /** A message from the server (live or history). Returns false when it was already shown. */
+  addMessage(
+    key: ConversationKey,
+    m: { messageId: string; userId: string; username: string; message: string; sentAt: string; clientMessageId?: string },
+  ): boolean {
+    const c = this.get(key);
+    if (c.entries.some((e) => e.id === m.messageId)) return false;
+    const pending = m.clientMessageId
+      ? (c.entries.find((e) => e.kind === "message" && e.clientMessageId === m.clientMessageId) as MessageEntry | undefined)
+      : undefined;
+    if (pending) {
+      pending.id = m.messageId;
+      pending.sentAt = m.sentAt;
+      pending.text = m.message;
+      pending.state = "sent";
+      c.entries.sort(byTime);
+      return true;
+    }
+    c.entries.push({ kind: "message", id: m.messageId, userId: m.userId, username: m.username, text: m.message, sentAt: m.sentAt, state: "sent" });
+    c.entries.sort(byTime);
+    return true;
+  }
+
+  addHistory(key: ConversationKey, messages: readonly HistoryMessage[], next: string | undefined): number {
+    let added = 0;
+    for (const m of messages) if (this.addMessage(key, { ...m })) added++;
+    const c = this.get(key);
+    c.olderCursor = next;
+    return added;
+  }
+
+  /** Marks the message sent with `clientMessageId`, in whatever conversation holds it. */
+  updatePending(clientMessageId: string, update: { state: EntryState; note?: string; messageId?: string }): MessageEntry | undefined {
+    for (const c of this.conversations.values()) {
+      const e = c.entries.find((x) => x.kind === "message" && x.clientMessageId === clientMessageId) as MessageEntry | undefined;
+      if (e) {
+        e.state = update.state;
+        if (update.note !== undefined) e.note = update.note;
+        if (update.messageId) e.id = update.messageId;
+        return e;
+      }
+    }
+    return undefined;
+  }
+
+  addNotice(key: ConversationKey, kind: "notice" | "error", text: string): NoticeEntry {
+    noticeCounter += 1;
+    const entry: NoticeEntry = { kind, id: `notice:${noticeCounter}`, text, sentAt: new Date().toISOString() };
+    this.get(key).entries.push(entry);
+    return entry;
+  }
+}
+
+/** A user id from a display name, for signing in locally with just a name. */
+export function userIdFromName(name: string): string {
+  const id = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 64);
+  return id || "user";
+}
