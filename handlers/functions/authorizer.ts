@@ -1,0 +1,130 @@
+/**
+ * REQUEST authorizer on `$connect` (identity source: the `token` query parameter; browsers cannot
+ * set headers on a WebSocket). Verifies the JWT with jose, never hand-written crypto:
+ *  - AUTH_MODE=shared-secret: HS256 only; secret from AUTH_SHARED_SECRET (local runtime, tests) or
+ *    fetched once per cold start from Secrets Manager (AUTH_SECRET_ARN). iss/aud checked when set.
+ *  - AUTH_MODE=oidc: RS256 only, keys from AUTH_JWKS_URL (jose caches the key set), iss and aud checked.
+ * Rejected (Deny policy, API Gateway answers 403): bad signature, `alg: none` or any other
+ * algorithm, expired, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
+ * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS.
+ * A missing token throws "Unauthorized" (API Gateway's 401; it normally answers that itself).
+ * Authorizer caching is not supported for WebSocket APIs, so this runs on every handshake.
+ */
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from "jose";
+import type { AuthorizerEvent, AuthorizerHandler, AuthorizerResult } from "../events";
+import { readAuthConfig, type AuthConfig } from "../lib/config";
+import { USER_ID_PATTERN } from "../lib/frames";
+import { createHost, withInvocation } from "../lib/runtime";
+
+/** Leeway for clock skew between the token issuer and Lambda, in seconds. */
+export const CLOCK_TOLERANCE_SECONDS = 5;
+export const MAX_USERNAME_LENGTH = 64;
+
+/** Display name: trimmed, control characters removed, at most 64 characters; undefined if nothing is left. */
+export function cleanUsername(raw: unknown): string | undefined {
+  if (typeof raw !== "string") return undefined;
+  // eslint-disable-next-line no-control-regex
+  const cleaned = [...raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "").trim()].slice(0, MAX_USERNAME_LENGTH).join("").trim();
+  return cleaned === "" ? undefined : cleaned;
+}
+
+export function policy(principalId: string, effect: "Allow" | "Deny", resource: string, context?: Record<string, string>): AuthorizerResult {
+  return {
+    principalId,
+    policyDocument: { Version: "2012-10-17", Statement: [{ Action: "execute-api:Invoke", Effect: effect, Resource: resource }] },
+    ...(context ? { context } : {}),
+  };
+}
+
+/** Header lookup ignoring case (API Gateway keeps the client's spelling). */
+function header(event: AuthorizerEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [k, v] of Object.entries(event.headers ?? {})) if (k.toLowerCase() === wanted) return v;
+  return undefined;
+}
+
+interface Rejection {
+  readonly rejected: true;
+  readonly reason: string;
+}
+
+function reject(reason: string): Rejection {
+  return { rejected: true, reason };
+}
+
+export function createHandler(): AuthorizerHandler {
+  const host = createHost("authorizer", { tables: [], management: false });
+  const auth: AuthConfig = readAuthConfig(process.env);
+  const verifyOptions: JWTVerifyOptions = {
+    algorithms: auth.mode === "oidc" ? ["RS256"] : ["HS256"],
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    ...(auth.issuer ? { issuer: auth.issuer } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+  };
+  const jwks = auth.mode === "oidc" && auth.jwksUrl ? createRemoteJWKSet(new URL(auth.jwksUrl)) : undefined;
+  let secret: Promise<Uint8Array> | undefined;
+  const sharedSecret = (): Promise<Uint8Array> => {
+    if (auth.sharedSecret !== undefined) return Promise.resolve(new TextEncoder().encode(auth.sharedSecret));
+    secret ??= (async () => {
+      const client = new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } });
+      const out = await client.send(new GetSecretValueCommand({ SecretId: auth.secretArn }));
+      if (!out.SecretString || Buffer.byteLength(out.SecretString, "utf8") < 32) {
+        throw new Error("the HS256 secret in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)");
+      }
+      return new TextEncoder().encode(out.SecretString);
+    })().catch((err: unknown) => {
+      secret = undefined; // fetch again on the next handshake rather than failing until the next cold start
+      throw err;
+    });
+    return secret;
+  };
+
+  async function verify(token: string): Promise<JWTPayload> {
+    if (jwks) return (await jwtVerify(token, jwks, verifyOptions)).payload;
+    return (await jwtVerify(token, await sharedSecret(), verifyOptions)).payload;
+  }
+
+  return (event, context) =>
+    withInvocation(host, event, context, async (log): Promise<AuthorizerResult> => {
+      const token = event.queryStringParameters?.token;
+      if (!token) {
+        host.usage.count("RejectedConnects");
+        log.info("handshake without token");
+        // The exact message API Gateway maps to 401 Unauthorized.
+        throw new Error("Unauthorized");
+      }
+      const origin = header(event, "origin");
+      let outcome: Rejection | { rejected: false; userId: string; username: string };
+      if (origin !== undefined && auth.allowedOrigins.length > 0 && !auth.allowedOrigins.includes(origin)) {
+        outcome = reject("origin not allowed");
+      } else {
+        let payload: JWTPayload | undefined;
+        try {
+          payload = await verify(token);
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          // jose's error codes (ERR_JWS_SIGNATURE_VERIFICATION_FAILED, ERR_JWT_EXPIRED, ...) say why without the token.
+          if (!code || !code.startsWith("ERR_J")) log.error("token verification error", {}, err);
+          outcome = reject(code ?? "verification failed");
+        }
+        if (payload) {
+          const sub = payload.sub;
+          const claimedUserId = event.queryStringParameters?.userId;
+          if (typeof sub !== "string" || !USER_ID_PATTERN.test(sub)) outcome = reject("sub is not a valid user id");
+          else if (claimedUserId !== undefined && claimedUserId !== sub) outcome = reject("userId query parameter differs from sub");
+          else {
+            const username = cleanUsername(event.queryStringParameters?.username) ?? cleanUsername(payload.name) ?? sub;
+            outcome = { rejected: false, userId: sub, username };
+          }
+        } else outcome ??= reject("verification failed");
+      }
+      if (outcome.rejected) {
+        host.usage.count("RejectedConnects");
+        log.info("handshake denied", { reason: outcome.reason, origin: origin ?? null });
+        return policy("anonymous", "Deny", event.methodArn);
+      }
+      log.info("handshake allowed", { userId: outcome.userId });
+      return policy(outcome.userId, "Allow", event.methodArn, { userId: outcome.userId, username: outcome.username });
+    });
+}

@@ -1,0 +1,62 @@
+/**
+ * `chat`: store the message in the room's conversation, then deliver it to every live connection
+ * of the room, the sender's included (the sender's confirmation is the broadcast itself, so the
+ * route returns no body). A retried clientMessageId stores and broadcasts nothing: the sender alone
+ * gets the ORIGINAL chat frame back as the reply.
+ */
+import type { WebSocketHandler } from "../events";
+import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
+import { chatError } from "../lib/errors";
+import { buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
+import { broadcastToRoom } from "../lib/presence";
+import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
+
+export function chatFrame(roomId: string, m: MessageItem): ChatFrame {
+  return {
+    type: "chat",
+    roomId,
+    messageId: m.messageId,
+    userId: m.userId,
+    username: m.username,
+    message: m.message,
+    sentAt: m.sentAt,
+    ...(m.clientMessageId !== undefined ? { clientMessageId: m.clientMessageId } : {}),
+  };
+}
+
+export function createHandler(): WebSocketHandler {
+  const rt = createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true });
+  const schemas = buildSchemas(rt.config.maxMessageBytes);
+  return messageRoute(rt, async (req) => {
+    const frame = parseFrame(schemas.chat, requireFrame(req));
+    const { connection } = req;
+    const roomId = frame.roomId ?? connection.currentRoom;
+    if (roomId === undefined) throw chatError("BAD_REQUEST", "no roomId given and this connection has not joined a room");
+    requireMember(connection, roomId);
+    const stored = await storeMessage(rt, {
+      conversationId: roomConversation(roomId),
+      userId: connection.userId,
+      username: connection.username,
+      message: frame.message,
+      clientMessageId: frame.clientMessageId,
+      roomId,
+      nowMs: req.nowMs,
+    });
+    const out = chatFrame(stored.item.roomId ?? roomId, stored.item);
+    if (stored.duplicate) {
+      req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: out.messageId });
+      return out;
+    }
+    rt.usage.count("MessagesSent");
+    const room = await readRoom(rt, roomId, epochSeconds(req.nowMs));
+    const result = await broadcastToRoom(rt, req.log, room, roomId, JSON.stringify(out));
+    req.log.info("message delivered", {
+      messageId: out.messageId,
+      roomId,
+      delivered: result.delivered.length,
+      gone: result.gone.length,
+      failed: result.failed.length,
+    });
+    return undefined;
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * `$connect`: register the connection (TTL = connect time + 2 h + margin, API Gateway's maximum
+ * connection duration), join the `roomId` query parameter's room (default `general`) and announce
+ * the user to the others. A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
+ * invalid roomId, 500 for anything else. Nothing is posted to the connecting connection: it does
+ * not exist yet and a post to it returns 410.
+ */
+import type { WebSocketHandler } from "../events";
+import { CONNECTION_LIFETIME_SECONDS, epochSeconds, putConnection } from "../lib/data";
+import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
+import { joinRoom } from "../lib/presence";
+import { createRuntime, withInvocation } from "../lib/runtime";
+
+export const DEFAULT_ROOM = "general";
+
+export function createHandler(): WebSocketHandler {
+  const rt = createRuntime("connect", { tables: ["connections", "rooms"], management: true });
+  return (event, context) =>
+    withInvocation(rt, event, context, async (log) => {
+      const rc = event.requestContext;
+      const roomId = event.queryStringParameters?.roomId ?? DEFAULT_ROOM;
+      if (!ROOM_ID_PATTERN.test(roomId)) {
+        rt.usage.count("ClientErrors");
+        log.info("handshake rejected: invalid roomId");
+        return { statusCode: 400 };
+      }
+      const userId = rc.authorizer?.userId;
+      if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) {
+        // Only reachable if the authorizer is not attached: a deployment error, not the client's.
+        log.error("no valid authorizer context on $connect: is the authorizer attached?");
+        return { statusCode: 500 };
+      }
+      const username = typeof rc.authorizer?.username === "string" && rc.authorizer.username !== "" ? rc.authorizer.username : userId;
+      try {
+        const nowMs = Date.now();
+        const connectedAt = rc.connectedAt ?? nowMs;
+        const expiresAt = epochSeconds(connectedAt) + CONNECTION_LIFETIME_SECONDS;
+        await putConnection(rt, {
+          connectionId: rc.connectionId,
+          userId,
+          username,
+          connectedAt,
+          expiresAt,
+          rooms: new Set([roomId]),
+          currentRoom: roomId,
+          lastSeenAt: nowMs,
+        });
+        await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
+        log.info("connected", { userId, roomId });
+        return { statusCode: 200 };
+      } catch (err) {
+        // The handshake is rejected; a connection item already written expires through TTL.
+        log.error("connect failed", { userId }, err);
+        return { statusCode: 500 };
+      }
+    });
+}

@@ -1,0 +1,57 @@
+/**
+ * `private`: store the message in the pair's conversation (`dm#<a>#<b>`), then deliver it to every
+ * live connection of the recipient and to the sender's other connections (byUser index).
+ * `deliveredTo` counts recipient connections reached. A retried clientMessageId stores and
+ * delivers nothing and answers `delivered` with the ORIGINAL messageId and deliveredTo 0.
+ */
+import type { WebSocketHandler } from "../events";
+import { dmConversation, epochSeconds, liveConnectionsOfUser, storeMessage } from "../lib/data";
+import { chatError } from "../lib/errors";
+import { buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
+import { messageRoute, createRuntime, requireFrame, requireFanout } from "../lib/runtime";
+
+export function createHandler(): WebSocketHandler {
+  const rt = createRuntime("private", { tables: ["connections", "rooms", "messages"], management: true });
+  const schemas = buildSchemas(rt.config.maxMessageBytes);
+  return messageRoute(rt, async (req) => {
+    const frame = parseFrame(schemas.private, requireFrame(req));
+    const { connection } = req;
+    if (frame.toUserId === connection.userId) throw chatError("BAD_REQUEST", "cannot send a private message to yourself");
+    const stored = await storeMessage(rt, {
+      conversationId: dmConversation(connection.userId, frame.toUserId),
+      userId: connection.userId,
+      username: connection.username,
+      message: frame.message,
+      clientMessageId: frame.clientMessageId,
+      toUserId: frame.toUserId,
+      nowMs: req.nowMs,
+    });
+    const clientMessageId = frame.clientMessageId !== undefined ? { clientMessageId: frame.clientMessageId } : {};
+    if (stored.duplicate) {
+      req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: stored.item.messageId });
+      return { type: "delivered", messageId: stored.item.messageId, ...clientMessageId, deliveredTo: 0 };
+    }
+    rt.usage.count("MessagesSent");
+    const nowSec = epochSeconds(req.nowMs);
+    const [recipient, mine] = await Promise.all([
+      liveConnectionsOfUser(rt, frame.toUserId, nowSec),
+      liveConnectionsOfUser(rt, connection.userId, nowSec),
+    ]);
+    const out: PrivateFrame = {
+      type: "private",
+      messageId: stored.item.messageId,
+      fromUserId: connection.userId,
+      fromUsername: connection.username,
+      toUserId: frame.toUserId,
+      message: stored.item.message,
+      sentAt: stored.item.sentAt,
+      ...clientMessageId,
+    };
+    const targets = [...recipient, ...mine.filter((id) => id !== connection.connectionId)];
+    const result = targets.length > 0 ? await requireFanout(rt).deliver(targets, JSON.stringify(out), req.log) : undefined;
+    const recipientSet = new Set(recipient);
+    const deliveredTo = result ? result.delivered.filter((id) => recipientSet.has(id)).length : 0;
+    req.log.info("private message delivered", { messageId: out.messageId, deliveredTo, targets: targets.length });
+    return { type: "delivered", messageId: out.messageId, ...clientMessageId, deliveredTo };
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * AWS SDK v3 clients, built once per cold start by a factory and reused by every invocation.
+ * Short timeouts and few attempts: a DynamoDB or `@connections` outage must turn into an INTERNAL
+ * error frame well inside API Gateway's 29 s integration timeout (AWS-FACTS: Limits), never a hang.
+ */
+import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { HandlerConfig } from "./config";
+import { attachUsageMiddleware, type UsageScope } from "./usage";
+
+/** Timeouts of every SDK client: connect within 1 s, answer within 5 s. */
+export const SDK_TIMEOUTS = { connectionTimeout: 1000, requestTimeout: 5000 } as const;
+
+/**
+ * Credentials when running against DynamoDB Local / the local runtime without AWS credentials in
+ * the environment (both accept any signature). Deployed functions use the execution role.
+ */
+function localCredentials(config: HandlerConfig): { accessKeyId: string; secretAccessKey: string } | undefined {
+  if (config.dynamodbEndpoint === undefined || process.env.AWS_ACCESS_KEY_ID) return undefined;
+  return { accessKeyId: "local", secretAccessKey: "local" };
+}
+
+/** Wraps a client with X-Ray subsegments when tracing is on; the SDK is loaded only then. */
+function traced<T>(config: HandlerConfig, client: T): T {
+  if (!config.tracing) return client;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const xray = require("aws-xray-sdk-core") as { captureAWSv3Client<C>(c: C): C };
+  return xray.captureAWSv3Client(client);
+}
+
+export function createDocumentClient(config: HandlerConfig, usage: UsageScope): DynamoDBDocumentClient {
+  const credentials = localCredentials(config);
+  const base = new DynamoDBClient({
+    region: config.region,
+    maxAttempts: 3,
+    requestHandler: { ...SDK_TIMEOUTS },
+    ...(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+  const doc = DynamoDBDocumentClient.from(traced(config, base), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  attachUsageMiddleware(doc, usage, config.tables);
+  return doc;
+}
+
+/**
+ * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
+ * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
+ */
+export function createManagementClient(config: HandlerConfig): ApiGatewayManagementApiClient {
+  if (!config.managementEndpoint) throw new Error("MANAGEMENT_ENDPOINT is not configured");
+  const credentials = localCredentials(config);
+  return traced(
+    config,
+    new ApiGatewayManagementApiClient({
+      region: config.region,
+      endpoint: config.managementEndpoint,
+      maxAttempts: 1,
+      requestHandler: { ...SDK_TIMEOUTS },
+      ...(credentials ? { credentials } : {}),
+    }),
+  );
+}

@@ -1,0 +1,164 @@
+/**
+ * Parses a function's environment (handlers/env.ts is the contract) once, at cold start.
+ * A missing or malformed variable is a deployment error: it throws ConfigurationError so the
+ * function fails loudly on its first invocation instead of misbehaving for clients.
+ *
+ * Module scope holds only function declarations (serialized by value by CallbackFunction).
+ */
+import { ConfigurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
+import { DEFAULT_METRICS_NAMESPACE } from "../metrics";
+import { TABLES, TABLE_NAMES, type TableName } from "../tables";
+
+export interface HandlerConfig {
+  readonly functionName: string;
+  /** Physical table names this function was given (only those its route declares). */
+  readonly tables: Readonly<Partial<Record<TableName, string>>>;
+  readonly managementEndpoint?: string;
+  readonly stage: string;
+  readonly environment: string;
+  readonly messageRetentionHours: number;
+  readonly maxMessageBytes: number;
+  readonly rateLimitPerMinute: number;
+  readonly fanoutConcurrency: number;
+  readonly logLevel: LogLevel;
+  readonly metricsNamespace: string;
+  readonly tracing: boolean;
+  /** DynamoDB Local's URL; set by the local runtime only. */
+  readonly dynamodbEndpoint?: string;
+  /**
+   * Optional Limit on each page of a room-partition Query (ROOM_QUERY_PAGE_SIZE). Unset in
+   * production: DynamoDB then pages at 1 MB. Tests set it small to exercise pagination.
+   */
+  readonly roomQueryPageSize?: number;
+  readonly region: string;
+}
+
+export interface AuthConfig {
+  readonly mode: AuthMode;
+  readonly issuer?: string;
+  readonly audience?: string;
+  readonly jwksUrl?: string;
+  readonly secretArn?: string;
+  readonly sharedSecret?: string;
+  readonly allowedOrigins: readonly string[];
+}
+
+/** Defaults from the issue: 168 h retention, 4 KB messages, 120 frames a minute, 50 parallel posts. */
+export const CONFIG_DEFAULTS = {
+  messageRetentionHours: 168,
+  maxMessageBytes: 4096,
+  rateLimitPerMinute: 120,
+  fanoutConcurrency: 50,
+} as const;
+
+/** Extra, optional variable (additive to handlers/env.ts ENV): Limit per room-partition Query page. */
+export const ROOM_QUERY_PAGE_SIZE_ENV = "ROOM_QUERY_PAGE_SIZE";
+
+function optionalEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function parseLogLevel(raw: string | undefined): LogLevel {
+  const v = (raw ?? "info").toLowerCase();
+  if (v === "debug" || v === "info" || v === "warn" || v === "error") return v;
+  throw new ConfigurationError(`environment variable ${ENV.logLevel} must be debug, info, warn or error, got "${raw}"`);
+}
+
+function parseBoolean(name: string, raw: string | undefined): boolean {
+  if (raw === undefined || raw === "" || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ConfigurationError(`environment variable ${name} must be true or false, got "${raw}"`);
+}
+
+function parseUrl(name: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigurationError(`environment variable ${name} is not a URL: "${raw}"`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigurationError(`environment variable ${name} must be an http(s) URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/**
+ * Reads the configuration of a route function. `needs` lists the tables the function cannot work
+ * without and whether it posts to `@connections`, so a stack that forgot a variable fails at cold start.
+ */
+export function readHandlerConfig(
+  env: NodeJS.ProcessEnv,
+  functionName: string,
+  needs: { readonly tables: readonly TableName[]; readonly management: boolean },
+): HandlerConfig {
+  const tables: Partial<Record<TableName, string>> = {};
+  for (const t of TABLE_NAMES) {
+    const v = optionalEnv(env, TABLES[t].envVar);
+    if (v !== undefined) tables[t] = v;
+  }
+  for (const t of needs.tables) requireEnv(env, TABLES[t].envVar);
+  const managementRaw = optionalEnv(env, ENV.managementEndpoint);
+  if (needs.management && managementRaw === undefined) requireEnv(env, ENV.managementEndpoint);
+  const dynamoRaw = optionalEnv(env, ENV.dynamodbEndpoint);
+  const pageRaw = optionalEnv(env, ROOM_QUERY_PAGE_SIZE_ENV);
+  return {
+    functionName,
+    tables,
+    managementEndpoint: managementRaw === undefined ? undefined : parseUrl(ENV.managementEndpoint, managementRaw),
+    stage: optionalEnv(env, ENV.stage) ?? "local",
+    environment: optionalEnv(env, ENV.environment) ?? "local",
+    // Messages live at most a year; the 1 h floor keeps a message readable while its sender is online.
+    messageRetentionHours: intEnv(env, ENV.messageRetentionHours, 1, 24 * 366, CONFIG_DEFAULTS.messageRetentionHours),
+    // API Gateway frames are at most 32 KB and messages 128 KB (AWS-FACTS: Limits); the JSON envelope
+    // of a delivered chat frame must fit in one 32 KB frame, so a message body stays well below it.
+    maxMessageBytes: intEnv(env, ENV.maxMessageBytes, 1, 16 * 1024, CONFIG_DEFAULTS.maxMessageBytes),
+    rateLimitPerMinute: intEnv(env, ENV.rateLimitPerMinute, 1, 100_000, CONFIG_DEFAULTS.rateLimitPerMinute),
+    fanoutConcurrency: intEnv(env, ENV.fanoutConcurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
+    logLevel: parseLogLevel(optionalEnv(env, ENV.logLevel)),
+    metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
+    tracing: parseBoolean(ENV.tracing, optionalEnv(env, ENV.tracing)),
+    dynamodbEndpoint: dynamoRaw === undefined ? undefined : parseUrl(ENV.dynamodbEndpoint, dynamoRaw),
+    roomQueryPageSize: pageRaw === undefined ? undefined : intEnv(env, ROOM_QUERY_PAGE_SIZE_ENV, 1, 10_000),
+    region: optionalEnv(env, "AWS_REGION") ?? optionalEnv(env, "AWS_DEFAULT_REGION") ?? "us-east-1",
+  };
+}
+
+/** The authorizer's configuration: mode-specific variables are required for that mode only. */
+export function readAuthConfig(env: NodeJS.ProcessEnv): AuthConfig {
+  const modeRaw = optionalEnv(env, ENV.authMode) ?? "shared-secret";
+  if (modeRaw !== "shared-secret" && modeRaw !== "oidc") {
+    throw new ConfigurationError(`environment variable ${ENV.authMode} must be shared-secret or oidc, got "${modeRaw}"`);
+  }
+  const issuer = optionalEnv(env, ENV.authIssuer);
+  const audience = optionalEnv(env, ENV.authAudience);
+  const jwksUrlRaw = optionalEnv(env, ENV.authJwksUrl);
+  const secretArn = optionalEnv(env, ENV.authSecretArn);
+  const sharedSecret = env[ENV.authSharedSecret] === "" ? undefined : env[ENV.authSharedSecret];
+  if (modeRaw === "oidc") {
+    // OIDC tokens are only meaningful for one issuer and one audience: both are mandatory.
+    requireEnv(env, ENV.authIssuer);
+    requireEnv(env, ENV.authAudience);
+    requireEnv(env, ENV.authJwksUrl);
+  } else if (sharedSecret === undefined && secretArn === undefined) {
+    throw new ConfigurationError(`shared-secret mode needs ${ENV.authSharedSecret} or ${ENV.authSecretArn}`);
+  }
+  if (sharedSecret !== undefined && Buffer.byteLength(sharedSecret, "utf8") < 32) {
+    // RFC 7518 3.2: an HS256 key must be at least 256 bits.
+    throw new ConfigurationError(`${ENV.authSharedSecret} must be at least 32 bytes (RFC 7518 section 3.2)`);
+  }
+  const allowedOrigins = (env[ENV.allowedOrigins] ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  return {
+    mode: modeRaw,
+    issuer,
+    audience,
+    jwksUrl: jwksUrlRaw === undefined ? undefined : parseUrl(ENV.authJwksUrl, jwksUrlRaw),
+    secretArn,
+    sharedSecret,
+    allowedOrigins,
+  };
+}

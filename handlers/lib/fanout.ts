@@ -1,0 +1,185 @@
+/**
+ * Delivery of one frame to many connections through `@connections` (AWS-FACTS: Management API).
+ *
+ * - Bounded concurrency (FANOUT_CONCURRENCY) over one reused management client: a broadcast to N
+ *   members spends N of the account's 10,000 req/s API Gateway throttle, so it must not burst
+ *   without bound.
+ * - GoneException (name, or HTTP 410) marks the TARGET connection stale. After the fan-out the
+ *   stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
+ *   BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
+ *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
+ * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
+ *   backoff and full jitter, never treated as gone.
+ * - Anything else is logged and counted (FailedDeliveries); delivery to the others continues.
+ */
+import { PostToConnectionCommand, type ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
+import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { TableName } from "../tables";
+import { backoffDelay, batchDelete } from "./data";
+import { errorName, httpStatus } from "./errors";
+import type { Logger } from "./logger";
+import type { UsageScope } from "./usage";
+
+export interface FanoutResult {
+  /** Connections the frame reached. */
+  readonly delivered: readonly string[];
+  /** Connections that no longer exist (410); cleaned up before `deliver` returns. */
+  readonly gone: readonly string[];
+  /** Connections that could not be reached for another reason (after retries). */
+  readonly failed: readonly string[];
+}
+
+export interface DeliverOptions {
+  /** The room the targets were read from: its `c#<id>` items are deleted for gone ids even if their connection item is already gone. */
+  readonly roomId?: string;
+}
+
+export interface Fanout {
+  deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
+  /** Deletes connection items and their memberships (also used by $disconnect-less clean-up paths). */
+  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[]): Promise<number>;
+}
+
+export interface FanoutDeps {
+  readonly management: ApiGatewayManagementApiClient;
+  readonly doc: DynamoDBDocumentClient;
+  readonly tables: Readonly<Partial<Record<TableName, string>>>;
+  readonly concurrency: number;
+  readonly usage: UsageScope;
+  /** Retries after a LimitExceededException (at least 3). */
+  readonly throttleRetries?: number;
+  /** Base of the exponential backoff in ms. */
+  readonly backoffBaseMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export function isGone(err: unknown): boolean {
+  return errorName(err) === "GoneException" || httpStatus(err) === 410;
+}
+
+export function isThrottled(err: unknown): boolean {
+  return errorName(err) === "LimitExceededException" || httpStatus(err) === 429;
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+export async function mapPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await work(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+export { backoffDelay };
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function createFanout(deps: FanoutDeps): Fanout {
+  const retries = Math.max(3, deps.throttleRetries ?? 4);
+  const base = deps.backoffBaseMs ?? 25;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const connectionsTable = deps.tables.connections;
+  const roomsTable = deps.tables.rooms;
+
+  async function postOne(connectionId: string, data: Uint8Array): Promise<"delivered" | "gone" | unknown> {
+    for (let attempt = 0; ; attempt++) {
+      deps.usage.count("ManagementCalls");
+      try {
+        await deps.management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+        return "delivered";
+      } catch (err) {
+        if (isGone(err)) return "gone";
+        if (isThrottled(err) && attempt < retries) {
+          await sleep(backoffDelay(attempt, base));
+          continue;
+        }
+        return err;
+      }
+    }
+  }
+
+  async function readRooms(ids: readonly string[], log: Logger): Promise<Map<string, string[]>> {
+    const rooms = new Map<string, string[]>();
+    if (!connectionsTable) return rooms;
+    // BatchGetItem reads at most 100 keys per call.
+    for (const part of chunk(ids, 100)) {
+      let keys: Record<string, unknown>[] | undefined = part.map((connectionId) => ({ connectionId }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        const out = await deps.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [connectionsTable]: { Keys: keys, ProjectionExpression: "connectionId, #rooms", ExpressionAttributeNames: { "#rooms": "rooms" } },
+            },
+          }),
+        );
+        for (const item of out.Responses?.[connectionsTable] ?? []) {
+          const set = item.rooms as Set<string> | undefined;
+          rooms.set(String(item.connectionId), set ? [...set] : []);
+        }
+        keys = out.UnprocessedKeys?.[connectionsTable]?.Keys as Record<string, unknown>[] | undefined;
+        if (keys && keys.length > 0) {
+          if (attempt >= 5) {
+            log.warn("stale connection lookup left unprocessed keys", { count: keys.length });
+            break;
+          }
+          await sleep(backoffDelay(attempt, base));
+        }
+      }
+    }
+    return rooms;
+  }
+
+  async function removeConnections(ids: readonly string[], log: Logger, knownRooms: readonly string[] = []): Promise<number> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0 || !connectionsTable || !roomsTable) return 0;
+    const roomsOf = await readRooms(unique, log);
+    const requests: Array<{ table: string; key: Record<string, string> }> = [];
+    for (const id of unique) {
+      requests.push({ table: connectionsTable, key: { connectionId: id } });
+      const rooms = new Set([...(roomsOf.get(id) ?? []), ...knownRooms]);
+      for (const roomId of rooms) requests.push({ table: roomsTable, key: { roomId, sk: `c#${id}` } });
+    }
+    const left = await batchDelete(deps.doc, requests, base);
+    if (left > 0) log.warn("stale connection clean-up left unprocessed items (TTL will remove them)", { count: left });
+    deps.usage.count("StaleConnectionsCleaned", unique.length);
+    log.info("stale connections removed", { count: unique.length, connectionIds: unique });
+    return unique.length;
+  }
+
+  async function deliver(targets: readonly string[], payload: string, log: Logger, options: DeliverOptions = {}): Promise<FanoutResult> {
+    const unique = [...new Set(targets)];
+    const data = new TextEncoder().encode(payload);
+    const delivered: string[] = [];
+    const gone: string[] = [];
+    const failed: string[] = [];
+    await mapPool(unique, deps.concurrency, async (connectionId) => {
+      const outcome = await postOne(connectionId, data);
+      if (outcome === "delivered") delivered.push(connectionId);
+      else if (outcome === "gone") gone.push(connectionId);
+      else {
+        failed.push(connectionId);
+        log.error("delivery failed", { targetConnectionId: connectionId }, outcome);
+      }
+    });
+    deps.usage.count("Deliveries", delivered.length);
+    deps.usage.count("FailedDeliveries", failed.length);
+    if (gone.length > 0) {
+      try {
+        await removeConnections(gone, log, options.roomId ? [options.roomId] : []);
+      } catch (err) {
+        // Clean-up is an optimisation (TTL and read-time filtering cover it): never fail the route for it.
+        log.error("stale connection clean-up failed", { count: gone.length }, err);
+      }
+    }
+    return { delivered, gone, failed };
+  }
+
+  return { deliver, removeConnections };
+}

@@ -1,0 +1,137 @@
+/**
+ * The client frames' schemas (zod) and the server frames (docs/protocol.md).
+ *
+ * Schemas are built by `buildSchemas(config)` inside each factory, never at module scope, so the
+ * module serializes as plain functions (handlers/index.ts). Unknown extra fields are ignored
+ * (zod's default "strip"): clients can add fields without breaking older servers, and the parsed
+ * result is a fresh object holding only the declared keys, so `__proto__` or `constructor` keys in
+ * a frame never reach application code.
+ */
+import { z } from "zod";
+import { chatError, type ChatError } from "./errors";
+
+/** Room ids as the issue fixes them; also safe inside keys like `room#<roomId>`. */
+export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * User ids (the token's `sub`): Cognito subs are UUIDs, other OIDC providers use `provider|id`,
+ * e-mail-like or URL-safe ids. `#` is excluded because it separates the parts of keys such as
+ * `dm#<a>#<b>`; whitespace and control characters are excluded everywhere.
+ */
+export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:|+=-]{1,128}$/;
+/** Client message ids: UUIDs, ULIDs, counters. */
+export const CLIENT_MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping"] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export function utf8Bytes(s: string): number {
+  return Buffer.byteLength(s, "utf8");
+}
+
+export function buildSchemas(maxMessageBytes: number) {
+  const roomId = z.string().regex(ROOM_ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$");
+  const userId = z.string().regex(USER_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . @ : | + = -");
+  const clientMessageId = z.string().regex(CLIENT_MESSAGE_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+  const message = z
+    .string()
+    .min(1, "must not be empty")
+    .refine((s) => utf8Bytes(s) <= maxMessageBytes, { message: `must be at most ${maxMessageBytes} UTF-8 bytes`, params: { tooLarge: true } });
+  return {
+    chat: z.object({ type: z.literal("chat"), message, roomId: roomId.optional(), clientMessageId: clientMessageId.optional() }),
+    join: z.object({ type: z.literal("join"), roomId }),
+    leave: z.object({ type: z.literal("leave"), roomId }),
+    private: z.object({ type: z.literal("private"), toUserId: userId, message, clientMessageId: clientMessageId.optional() }),
+    rooms: z.object({ type: z.literal("rooms") }),
+    history: z
+      .object({
+        type: z.literal("history"),
+        roomId: roomId.optional(),
+        withUserId: userId.optional(),
+        limit: z.number().int("must be an integer").min(1).max(100).default(50),
+        before: z.string().max(400).optional(),
+      })
+      .refine((h) => (h.roomId === undefined) !== (h.withUserId === undefined), {
+        message: "exactly one of roomId or withUserId is required",
+        path: ["roomId"],
+      }),
+    ping: z.object({ type: z.literal("ping") }),
+  };
+}
+
+export type Schemas = ReturnType<typeof buildSchemas>;
+
+/** Validates a frame; a failed refinement of the message size is TOO_LARGE, anything else BAD_REQUEST. */
+export function parseFrame<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, frame: unknown): T {
+  const result = schema.safeParse(frame);
+  if (result.success) return result.data;
+  throw frameError(result.error);
+}
+
+function frameError(error: z.ZodError): ChatError {
+  const issues = error.issues;
+  if (issues.some((i) => i.code === "custom" && (i.params as { tooLarge?: boolean } | undefined)?.tooLarge)) {
+    const tooLarge = issues.find((i) => i.code === "custom")!;
+    return chatError("TOO_LARGE", `${tooLarge.path.join(".")} ${tooLarge.message}`);
+  }
+  const first = issues[0];
+  const where = first && first.path.length > 0 ? `${first.path.join(".")}: ` : "";
+  return chatError("BAD_REQUEST", `${where}${first?.message ?? "invalid frame"}`);
+}
+
+/** Frames the server sends (docs/protocol.md). */
+export interface ChatFrame {
+  readonly type: "chat";
+  readonly roomId: string;
+  readonly messageId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly clientMessageId?: string;
+}
+
+export interface PrivateFrame {
+  readonly type: "private";
+  readonly messageId: string;
+  readonly fromUserId: string;
+  readonly fromUsername: string;
+  readonly toUserId: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly clientMessageId?: string;
+}
+
+export interface PresenceFrame {
+  readonly type: "presence";
+  readonly event: "joined" | "left";
+  readonly roomId: string;
+  readonly userId: string;
+  readonly username: string;
+}
+
+export type ServerFrame =
+  | ChatFrame
+  | PrivateFrame
+  | PresenceFrame
+  | { readonly type: "joined"; readonly roomId: string; readonly members: ReadonlyArray<{ userId: string; username: string }> }
+  | { readonly type: "left"; readonly roomId: string }
+  | { readonly type: "delivered"; readonly messageId: string; readonly clientMessageId?: string; readonly deliveredTo: number }
+  | { readonly type: "rooms"; readonly rooms: ReadonlyArray<{ roomId: string; members: number }> }
+  | {
+      readonly type: "history";
+      readonly roomId?: string;
+      readonly withUserId?: string;
+      readonly messages: readonly HistoryEntry[];
+      readonly next?: string;
+    }
+  | { readonly type: "pong" };
+
+export interface HistoryEntry {
+  readonly messageId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly toUserId?: string;
+  readonly clientMessageId?: string;
+}

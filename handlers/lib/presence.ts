@@ -1,0 +1,81 @@
+/**
+ * Joining and leaving rooms, with presence derived from one strongly consistent Query of the room
+ * partition (data.readRoom), never from counters:
+ *  - `joined` is announced only if the joining connection is the user's earliest live connection in
+ *    the room by (joinedAt, connectionId): a second device joining stays silent, and of two devices
+ *    joining at once exactly one is earliest.
+ *  - `left` is announced only if, after the delete, the user has no live connection left in the room.
+ *    Two devices of one user leaving at the same moment can both see the other gone and both
+ *    announce `left`: a harmless duplicate, documented in docs/architecture.md.
+ */
+import { compareMembers, deleteMembership, readRoom, upsertMembership, epochSeconds, type RoomView } from "./data";
+import type { FanoutResult } from "./fanout";
+import type { PresenceFrame } from "./frames";
+import type { Logger } from "./logger";
+import { requireFanout, type Runtime } from "./runtime";
+
+export interface Member {
+  readonly connectionId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly expiresAt: number;
+}
+
+const NOTHING: FanoutResult = { delivered: [], gone: [], failed: [] };
+
+/** Posts a frame to the room's live member connections, except `exclude`. */
+export async function broadcastToRoom(
+  rt: Runtime,
+  log: Logger,
+  room: RoomView,
+  roomId: string,
+  payload: string,
+  exclude?: string,
+): Promise<FanoutResult> {
+  const targets = room.members.map((m) => m.connectionId).filter((id) => id !== exclude);
+  if (targets.length === 0) return NOTHING;
+  return requireFanout(rt).deliver(targets, payload, log, { roomId });
+}
+
+/**
+ * Adds the membership, reads the room and announces `joined` to the others (never to the joining
+ * connection itself: during $connect a post to it returns 410 and would wrongly delete it).
+ */
+export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
+  const { created } = await upsertMembership(rt, { ...member, roomId, nowMs });
+  const room = await readRoom(rt, roomId, epochSeconds(nowMs));
+  const mine = room.members.filter((m) => m.userId === member.userId).sort(compareMembers);
+  if (created && mine[0]?.connectionId === member.connectionId) {
+    const frame: PresenceFrame = { type: "presence", event: "joined", roomId, userId: member.userId, username: member.username };
+    await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame), member.connectionId);
+  }
+  return room;
+}
+
+/** Announces `left` if the user has no live connection left in the room (call after the delete). */
+export async function announceLeftIfLast(
+  rt: Runtime,
+  log: Logger,
+  member: Pick<Member, "userId" | "username">,
+  roomId: string,
+  nowMs: number,
+): Promise<RoomView> {
+  const room = await readRoom(rt, roomId, epochSeconds(nowMs));
+  if (!room.members.some((m) => m.userId === member.userId)) {
+    const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId: member.userId, username: member.username };
+    await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame));
+  }
+  return room;
+}
+
+/** Removes one membership and announces `left` when it was the user's last connection in the room. */
+export async function leaveRoom(
+  rt: Runtime,
+  log: Logger,
+  member: Pick<Member, "connectionId" | "userId" | "username">,
+  roomId: string,
+  nowMs: number,
+): Promise<void> {
+  const existed = await deleteMembership(rt, roomId, member.connectionId);
+  if (existed) await announceLeftIfLast(rt, log, member, roomId, nowMs);
+}

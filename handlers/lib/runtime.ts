@@ -1,0 +1,169 @@
+/**
+ * What every route function shares: reading the environment, building the SDK clients (once per
+ * cold start), and wrapping each invocation with its log context, its usage accounting and its
+ * EMF line. `createRuntime` is called by a function's factory; nothing here runs at import time.
+ */
+import type { WebSocketEvent, WebSocketResult, LambdaContextLike, WebSocketHandler } from "../events";
+import type { FunctionName } from "../routes";
+import type { TableName } from "../tables";
+import { createDocumentClient, createManagementClient } from "./clients";
+import { readHandlerConfig, type HandlerConfig } from "./config";
+import { type ConnectionItem, type DataContext, touchConnection } from "./data";
+import { publishUsage } from "./emf";
+import { chatError, errorFrame, isChatError, type ErrorCode } from "./errors";
+import { createFanout, type Fanout } from "./fanout";
+import { CLIENT_MESSAGE_ID_PATTERN, type ServerFrame } from "./frames";
+import { createLogger, type Logger } from "./logger";
+import { createUsageScope, emptyUsage, type UsageScope } from "./usage";
+
+/** What every invocation wrapper needs: the function's name, configuration, logger and usage scope. */
+export interface InvocationHost {
+  readonly name: FunctionName;
+  readonly config: HandlerConfig;
+  readonly log: Logger;
+  readonly usage: UsageScope;
+}
+
+export interface Runtime extends InvocationHost, DataContext {
+  /** Present when the function posts to `@connections`. */
+  readonly fanout?: Fanout;
+}
+
+export interface RuntimeNeeds {
+  readonly tables: readonly TableName[];
+  readonly management: boolean;
+}
+
+/** Configuration, logger and usage scope of a function (no SDK client). */
+export function createHost(name: FunctionName, needs: RuntimeNeeds, env: NodeJS.ProcessEnv = process.env): InvocationHost {
+  const config: HandlerConfig = readHandlerConfig(env, name, needs);
+  const log = createLogger(config.logLevel, { function: name, stage: config.stage });
+  return { name, config, log, usage: createUsageScope() };
+}
+
+/** Builds the configuration, logger and clients of a function. Throws ConfigurationError on a bad environment. */
+export function createRuntime(name: FunctionName, needs: RuntimeNeeds, env: NodeJS.ProcessEnv = process.env): Runtime {
+  const { config, log, usage } = createHost(name, needs, env);
+  const doc = createDocumentClient(config, usage);
+  const fanout = needs.management
+    ? createFanout({
+        management: createManagementClient(config),
+        doc,
+        tables: config.tables,
+        concurrency: config.fanoutConcurrency,
+        usage,
+      })
+    : undefined;
+  return { name, config, log, usage, doc, fanout };
+}
+
+export function requireFanout(rt: Runtime): Fanout {
+  if (!rt.fanout) throw new Error(`${rt.name} was built without a management client`);
+  return rt.fanout;
+}
+
+/** Runs one invocation inside its own usage scope and publishes its EMF line, whatever happens. */
+export async function withInvocation<T>(
+  rt: InvocationHost,
+  event: { readonly requestContext?: { readonly requestId?: string; readonly connectionId?: string; readonly routeKey?: string } },
+  context: LambdaContextLike | undefined,
+  fn: (log: Logger) => Promise<T>,
+): Promise<T> {
+  const rc = event.requestContext;
+  const requestId = rc?.requestId ?? context?.awsRequestId ?? "unknown";
+  const log = rt.log.child({ requestId, connectionId: rc?.connectionId, routeKey: rc?.routeKey });
+  const usage = emptyUsage();
+  try {
+    return await rt.usage.run(usage, () => fn(log));
+  } finally {
+    publishUsage(rt.config.metricsNamespace, {
+      function: rt.name,
+      stage: rt.config.stage,
+      requestId,
+      routeKey: rc?.routeKey,
+      connectionId: rc?.connectionId,
+    }, usage);
+  }
+}
+
+/** The body of a MESSAGE event as text (API Gateway base64-encodes binary frames). */
+export function bodyText(event: WebSocketEvent): string {
+  const body = event.body ?? "";
+  return event.isBase64Encoded ? Buffer.from(body, "base64").toString("utf8") : body;
+}
+
+/** Parses a frame body: a JSON object, or undefined when the body is not JSON or not an object. */
+export function parseJsonObject(text: string): Record<string, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+export interface MessageRequest {
+  readonly event: WebSocketEvent;
+  readonly connectionId: string;
+  /** The connection as the rate-limit update returned it (user, rooms, current room). */
+  readonly connection: ConnectionItem;
+  /** The frame as a JSON object, or undefined if the body was not one. */
+  readonly frame: Record<string, unknown> | undefined;
+  readonly nowMs: number;
+  readonly log: Logger;
+}
+
+const CLIENT_ERROR_CODES: readonly ErrorCode[] = ["BAD_REQUEST", "NOT_A_MEMBER", "TOO_LARGE", "UNKNOWN_TYPE", "BAD_JSON"];
+
+/**
+ * A two-way route: rate-limits the frame (one conditional UpdateItem that also returns the
+ * connection), runs the route, and returns its reply frame as the body (API Gateway sends it back
+ * through the `$default` route response). Client errors become typed error frames; anything
+ * unexpected (a DynamoDB outage, a bug) is logged and answered INTERNAL, so the connection stays
+ * usable and the client is never left waiting.
+ */
+export function messageRoute(
+  rt: Runtime,
+  handle: (req: MessageRequest) => Promise<ServerFrame | undefined>,
+  now: () => number = Date.now,
+): WebSocketHandler {
+  return (event, context) =>
+    withInvocation(rt, event, context, async (log): Promise<WebSocketResult> => {
+      const connectionId = event.requestContext?.connectionId;
+      const frame = parseJsonObject(bodyText(event));
+      const requestType = typeof frame?.type === "string" && frame.type.length <= 64 ? frame.type : undefined;
+      const cmid = frame?.clientMessageId;
+      const clientMessageId = typeof cmid === "string" && CLIENT_MESSAGE_ID_PATTERN.test(cmid) ? cmid : undefined;
+      try {
+        if (!connectionId) throw chatError("BAD_REQUEST", "missing connection id");
+        const nowMs = now();
+        const connection = await touchConnection(rt, connectionId, nowMs);
+        const reply = await handle({ event, connectionId, connection, frame, nowMs, log: log.child({ userId: connection.userId }) });
+        return reply === undefined ? { statusCode: 200 } : { statusCode: 200, body: JSON.stringify(reply) };
+      } catch (err) {
+        if (isChatError(err)) {
+          if (err.code === "RATE_LIMITED") rt.usage.count("RateLimited");
+          else if (CLIENT_ERROR_CODES.includes(err.code)) rt.usage.count("ClientErrors");
+          log.info("frame rejected", { code: err.code, requestType });
+          return { statusCode: 200, body: JSON.stringify(errorFrame(err.code, err.message, requestType, clientMessageId)) };
+        }
+        log.error("route failed", { requestType }, err);
+        return {
+          statusCode: 200,
+          body: JSON.stringify(errorFrame("INTERNAL", "internal error; the request may be retried", requestType, clientMessageId)),
+        };
+      }
+    });
+}
+
+/** Throws BAD_JSON when the body was not a JSON object. */
+export function requireFrame(req: MessageRequest): Record<string, unknown> {
+  if (!req.frame) throw chatError("BAD_JSON", "the frame is not a JSON object");
+  return req.frame;
+}
+
+/** Throws NOT_A_MEMBER unless the connection has joined the room. */
+export function requireMember(connection: ConnectionItem, roomId: string): void {
+  if (!connection.rooms?.has(roomId)) throw chatError("NOT_A_MEMBER", `this connection has not joined room ${roomId}`);
+}

@@ -1,0 +1,70 @@
+/**
+ * Prints an HS256 token the local API accepts:
+ *   npm run token -- <userId> [--name <display name>] [--ttl <seconds>] [--dir <secret dir>]
+ * Signed with the local secret (.local/secret, created if missing); iss "chat-local", aud "chat-api",
+ * valid 12 h by default.
+ */
+import { SignJWT } from "jose";
+import { USER_ID_PATTERN } from "../handlers/lib/frames";
+import { LOCAL_AUDIENCE, LOCAL_ISSUER, localSecret } from "../local/secret";
+
+export interface TokenOptions {
+  readonly userId: string;
+  readonly name?: string;
+  readonly ttlSeconds?: number;
+  readonly secret: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+}
+
+export const DEFAULT_TTL_SECONDS = 12 * 3600;
+
+export async function signLocalToken(o: TokenOptions): Promise<string> {
+  if (!USER_ID_PATTERN.test(o.userId)) throw new Error(`invalid userId "${o.userId}": 1-128 characters of A-Z a-z 0-9 _ . @ : | + = -`);
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT(o.name !== undefined ? { name: o.name } : {})
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(o.userId)
+    .setIssuer(o.issuer ?? LOCAL_ISSUER)
+    .setAudience(o.audience ?? LOCAL_AUDIENCE)
+    .setIssuedAt(now)
+    .setExpirationTime(now + (o.ttlSeconds ?? DEFAULT_TTL_SECONDS))
+    .sign(new TextEncoder().encode(o.secret));
+}
+
+export function parseArgs(argv: readonly string[]): { userId: string; name?: string; ttlSeconds?: number; dir?: string } {
+  const positional: string[] = [];
+  let name: string | undefined;
+  let ttlSeconds: number | undefined;
+  let dir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--name") name = value();
+    else if (a === "--ttl") {
+      ttlSeconds = Number(value());
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error("--ttl must be a positive integer (seconds)");
+    } else if (a === "--dir") dir = value();
+    else if (a.startsWith("--")) throw new Error(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 1) throw new Error("usage: npm run token -- <userId> [--name <display name>] [--ttl <seconds>]");
+  return { userId: positional[0], name, ttlSeconds, dir };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const token = await signLocalToken({ ...args, secret: localSecret(args.dir) });
+  process.stdout.write(token + "\n");
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`token: ${err.message}\n`);
+    process.exit(1);
+  });
+}
