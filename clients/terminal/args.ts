@@ -28,6 +28,8 @@ export const USAGE = `usage: npm run client -- <endpoint> [--token <jwt> | --use
   --user <userId>   mint a local token for <userId> (local runtime only)
   --name <name>     display name (default: the token's name claim, or the user id)
   --room <room>     room to join on connect (default: general)
+  --ping-interval <seconds>
+                    seconds between pings (default 300: half of API Gateway's 10-minute idle timeout)
   --no-color        plain output even on a terminal
   --help            this text
 
@@ -41,12 +43,14 @@ export interface CliArgs {
   readonly user?: string;
   readonly name?: string;
   readonly room?: string;
+  /** Milliseconds between pings. */
+  readonly pingIntervalMs?: number;
   readonly color: boolean;
 }
 
 export type ParsedArgs = { ok: true; args: CliArgs } | { ok: false; help: boolean; message: string };
 
-const VALUE_FLAGS = new Set(["--token", "--user", "--name", "--room"]);
+const VALUE_FLAGS = new Set(["--token", "--user", "--name", "--room", "--ping-interval"]);
 
 export function parseArgs(argv: readonly string[], env: Record<string, string | undefined> = {}): ParsedArgs {
   const values: Record<string, string> = {};
@@ -86,6 +90,15 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
     return { ok: false, help: false, message: `the endpoint must start with ws:// or wss://, got "${endpoint}"` };
   }
   if (values.token && values.user) return { ok: false, help: false, message: "give either --token or --user, not both" };
+  let pingIntervalMs: number | undefined;
+  if (values["ping-interval"] !== undefined) {
+    const seconds = Number(values["ping-interval"]);
+    // Above 540 s a ping could arrive after API Gateway's 10-minute idle timeout has cut the connection.
+    if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 540) {
+      return { ok: false, help: false, message: "--ping-interval must be a number of seconds from 0.1 to 540" };
+    }
+    pingIntervalMs = Math.round(seconds * 1000);
+  }
   const token = values.token ?? (values.user ? undefined : env.CHAT_TOKEN || undefined);
   if (!token && !values.user) return { ok: false, help: false, message: "give --token <jwt> or --user <userId> (or set CHAT_TOKEN)" };
   return {
@@ -97,6 +110,7 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
       ...(values.user ? { user: values.user } : {}),
       ...(values.name ? { name: values.name } : {}),
       ...(values.room ? { room: values.room.replace(/^#/, "") } : {}),
+      ...(pingIntervalMs !== undefined ? { pingIntervalMs } : {}),
     },
   };
 }

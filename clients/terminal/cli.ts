@@ -126,6 +126,7 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     ...(username ? { username } : {}),
     ...(userId ? { userId } : {}),
     ...(args.room ? { room: args.room } : {}),
+    ...(args.pingIntervalMs !== undefined ? { pingIntervalMs: args.pingIntervalMs } : {}),
     socketFactory: nodeSocketFactory,
     onEvent,
   });

@@ -307,6 +307,8 @@ describe("clients: terminal arguments and output", () => {
   it("accepts the documented arguments", () => {
     const r = parseArgs(["ws://127.0.0.1:3001/local", "--user", "alice", "--name=Alice A", "--room", "#lobby"]);
     assert.deepEqual(r, { ok: true, args: { endpoint: "ws://127.0.0.1:3001/local", user: "alice", name: "Alice A", room: "lobby", color: true } });
+    const p = parseArgs(["ws://127.0.0.1:3001/local", "--user", "u", "--ping-interval", "1.5"]);
+    assert.equal(p.ok && p.args.pingIntervalMs, 1500);
     const t = parseArgs(["wss://x.example/dev"], { CHAT_TOKEN: "a.b.c" });
     assert.equal(t.ok && t.args.token, "a.b.c");
   });
@@ -320,6 +322,7 @@ describe("clients: terminal arguments and output", () => {
       [["ws://x/", "--user"], /--user needs a value/],
       [["ws://x/", "--bogus"], /unknown option/],
       [["ws://x/", "extra", "--user", "u"], /unexpected argument/],
+      [["ws://x/", "--user", "u", "--ping-interval", "600"], /--ping-interval must be/],
     ];
     for (const [argv, message] of cases) {
       const r = parseArgs(argv);
