@@ -1,0 +1,166 @@
+import { strict as assert } from "assert";
+import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, LOG_RETENTION_DAYS, validateConfig, type RawConfig } from "../../infra/config";
+import { PROJECT, readYaml, stackConfig } from "./support/stack";
+
+/** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
+function projectKeys(stack: "dev" | "prod"): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(stackConfig(stack))) {
+    if (key.startsWith(`${PROJECT}:`)) out[key.slice(PROJECT.length + 1)] = value;
+  }
+  return out;
+}
+
+function rejects(raw: RawConfig, key: string, pattern: RegExp): void {
+  assert.throws(
+    () => validateConfig(raw),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      assert.equal(err.key, key);
+      assert.match(err.message, new RegExp(`^config ${key}: `));
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe("infra: stack config", () => {
+  describe("Pulumi.yaml", () => {
+    const project = readYaml("Pulumi.yaml") as {
+      name: string;
+      runtime: { name: string };
+      config: Record<string, { type: string; default: unknown; description: string; items?: { type: string } }>;
+    };
+
+    it("is the websocket-chat nodejs project", () => {
+      assert.equal(project.name, PROJECT);
+      assert.equal(project.runtime.name, "nodejs");
+    });
+
+    it("declares exactly the keys infra/config.ts reads, with the same type, default and description", () => {
+      assert.deepEqual(Object.keys(project.config).sort(), [...CONFIG_KEYS].sort());
+      for (const key of CONFIG_KEYS) {
+        const declared = project.config[key];
+        const spec = CONFIG_SCHEMA[key];
+        assert.equal(declared.type, spec.type, key);
+        assert.deepEqual(declared.default, spec.default, key);
+        assert.equal(declared.description, spec.description, key);
+        assert.ok(declared.description.length > 10, `${key} has a description`);
+        if (spec.type === "array") assert.deepEqual(declared.items, { type: "string" }, key);
+      }
+    });
+
+    it("has defaults that validate (they are the dev values)", () => {
+      const defaults: Record<string, string> = {};
+      for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) defaults[key] = Array.isArray(spec.default) ? JSON.stringify(spec.default) : String(spec.default);
+      const config = validateConfig(defaults);
+      assert.deepEqual(config, validateConfig({}));
+      assert.equal(config.environment, "dev");
+      assert.equal(config.deletionProtection, false);
+      assert.equal(config.pointInTimeRecovery, false);
+    });
+  });
+
+  describe("stack files", () => {
+    it("set aws:region and only known keys", () => {
+      for (const stack of ["dev", "prod"] as const) {
+        const all = stackConfig(stack);
+        assert.match(all["aws:region"], /^[a-z]{2}-[a-z]+-\d$/, `${stack} sets aws:region`);
+        for (const key of Object.keys(all)) {
+          assert.ok(key === "aws:region" || (key.startsWith(`${PROJECT}:`) && key.slice(PROJECT.length + 1) in CONFIG_SCHEMA), `${stack}: ${key} is known`);
+        }
+      }
+    });
+
+    it("dev is destroyable: no deletion protection, no PITR, no tracing", () => {
+      const dev = validateConfig(projectKeys("dev"));
+      assert.equal(dev.environment, "dev");
+      assert.equal(dev.stageName, "dev");
+      assert.equal(dev.deletionProtection, false);
+      assert.equal(dev.pointInTimeRecovery, false);
+      assert.equal(dev.enableXrayTracing, false);
+      assert.equal(dev.enableDetailedMonitoring, false);
+    });
+
+    it("prod turns on monitoring, tracing, protection and PITR, with longer retention and higher throttles", () => {
+      const dev = validateConfig(projectKeys("dev"));
+      const prod = validateConfig(projectKeys("prod"));
+      assert.equal(prod.environment, "prod");
+      assert.equal(prod.enableDetailedMonitoring, true);
+      assert.equal(prod.enableXrayTracing, true);
+      assert.equal(prod.deletionProtection, true);
+      assert.equal(prod.pointInTimeRecovery, true);
+      assert.ok(prod.logRetentionDays > dev.logRetentionDays);
+      assert.ok(prod.messageRetentionHours > dev.messageRetentionHours);
+      assert.ok(prod.throttlingBurstLimit > dev.throttlingBurstLimit);
+      assert.ok(prod.throttlingRateLimit > dev.throttlingRateLimit);
+      assert.ok(prod.alarms.lambdaErrorRatePercent < dev.alarms.lambdaErrorRatePercent);
+    });
+  });
+
+  describe("validateConfig", () => {
+    it("parses every type: integers, booleans, arrays and enums", () => {
+      const c = validateConfig({
+        environment: "staging",
+        lambdaMemoryMb: "1024",
+        enableXrayTracing: "true",
+        allowedOrigins: '["https://chat.example.com","http://localhost:5173"]',
+        logLevel: "warn",
+        alarmEmail: "ops@example.com",
+      });
+      assert.equal(c.environment, "staging");
+      assert.equal(c.resourcePrefix, "chat-staging");
+      assert.equal(c.lambdaMemoryMb, 1024);
+      assert.equal(c.enableXrayTracing, true);
+      assert.deepEqual(c.allowedOrigins, ["https://chat.example.com", "http://localhost:5173"]);
+      assert.equal(c.logLevel, "warn");
+      assert.equal(c.alarmEmail, "ops@example.com");
+    });
+
+    it("rejects an unknown environment naming the allowed values", () => {
+      rejects({ environment: "production" }, "environment", /"production" is not allowed; allowed values: dev, staging, prod/);
+    });
+
+    it("rejects a log retention CloudWatch does not accept, listing the accepted values", () => {
+      rejects({ logRetentionDays: "10" }, "logRetentionDays", /allowed values: 1, 3, 5, 7, 14, 30/);
+      for (const days of LOG_RETENTION_DAYS) assert.equal(validateConfig({ logRetentionDays: String(days) }).logRetentionDays, days);
+    });
+
+    it("rejects a Lambda timeout above API Gateway's 29-second integration timeout", () => {
+      rejects({ lambdaTimeoutSeconds: "30" }, "lambdaTimeoutSeconds", /an integer from 1 to 29/);
+      assert.equal(validateConfig({ lambdaTimeoutSeconds: "29" }).lambdaTimeoutSeconds, 29);
+    });
+
+    it("rejects non-integers, out-of-range numbers and non-booleans", () => {
+      rejects({ lambdaMemoryMb: "256.5" }, "lambdaMemoryMb", /an integer from 128 to 10240/);
+      rejects({ lambdaMemoryMb: "64" }, "lambdaMemoryMb", /an integer from 128 to 10240/);
+      rejects({ throttlingBurstLimit: "lots" }, "throttlingBurstLimit", /an integer from 0 to 5000/);
+      rejects({ maxMessageBytes: "262144" }, "maxMessageBytes", /an integer from 1 to 131072/);
+      rejects({ deletionProtection: "yes" }, "deletionProtection", /allowed values: true, false/);
+    });
+
+    it("rejects a bad auth mode, and oidc without an https JWKS URL and issuer", () => {
+      rejects({ authMode: "jwt" }, "authMode", /allowed values: shared-secret, oidc/);
+      rejects({ authMode: "oidc" }, "authJwksUrl", /required when authMode is oidc/);
+      rejects({ authMode: "oidc", authJwksUrl: "http://idp.example.com/jwks.json", authIssuer: "https://idp.example.com/" }, "authJwksUrl", /an https URL/);
+      rejects({ authMode: "oidc", authJwksUrl: "https://idp.example.com/jwks.json", authIssuer: "idp" }, "authIssuer", /an https URL/);
+      rejects({ authJwksUrl: "https://idp.example.com/jwks.json" }, "authJwksUrl", /must be empty when authMode is shared-secret/);
+      const oidc = validateConfig({ authMode: "oidc", authJwksUrl: "https://idp.example.com/jwks.json", authIssuer: "https://idp.example.com/" });
+      assert.deepEqual(oidc.auth, { mode: "oidc", issuer: "https://idp.example.com/", audience: "websocket-chat", jwksUrl: "https://idp.example.com/jwks.json" });
+    });
+
+    it("rejects bad origins, emails, project names, log levels and alarm periods", () => {
+      rejects({ allowedOrigins: '["https://chat.example.com/path"]' }, "allowedOrigins", /no path/);
+      rejects({ allowedOrigins: "https://chat.example.com" }, "allowedOrigins", /not a JSON array/);
+      rejects({ allowedOrigins: "[1]" }, "allowedOrigins", /an array of strings/);
+      rejects({ alarmEmail: "ops" }, "alarmEmail", /an email address or empty/);
+      rejects({ projectName: "Chat_App" }, "projectName", /lowercase letters, digits and hyphens/);
+      rejects({ logLevel: "trace" }, "logLevel", /allowed values: debug, info, warn, error/);
+      rejects({ alarmPeriodSeconds: "90" }, "alarmPeriodSeconds", /10, 30 or a multiple of 60/);
+    });
+
+    it("rejects a key it does not know (a typo in a stack file), listing the known keys", () => {
+      rejects({ enviroment: "prod" }, "enviroment", /unknown key; allowed keys: environment, projectName/);
+    });
+  });
+});

@@ -1,0 +1,103 @@
+import { strict as assert } from "assert";
+import { FUNCTIONS, functionSpec } from "../../handlers/routes";
+import { functionPolicy, type FunctionPolicyInputs, type IamPolicyDocument } from "../../infra/policies";
+
+const EXEC = "arn:aws:execute-api:eu-west-1:123456789012:abc123";
+const INPUTS: FunctionPolicyInputs = {
+  tableArns: {
+    connections: "arn:aws:dynamodb:eu-west-1:123456789012:table/chat-dev-connections",
+    rooms: "arn:aws:dynamodb:eu-west-1:123456789012:table/chat-dev-rooms",
+    messages: "arn:aws:dynamodb:eu-west-1:123456789012:table/chat-dev-messages",
+  },
+  executionArn: EXEC,
+  stage: "dev",
+  logGroupArn: "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/chat-dev-x",
+  authSecretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-dev/auth/hs256-AbCdEf",
+  tracing: false,
+};
+
+function statement(doc: IamPolicyDocument, sid: string) {
+  const s = doc.Statement.find((x) => x.Sid === sid);
+  assert.ok(s, `statement ${sid} in ${JSON.stringify(doc)}`);
+  return s;
+}
+
+describe("infra: function policies (pure)", () => {
+  it("gives each function exactly its declared table actions on exactly its tables' ARNs", () => {
+    for (const spec of FUNCTIONS) {
+      const doc = functionPolicy(spec, INPUTS);
+      const tableStatements = doc.Statement.filter((s) => s.Sid.startsWith("Table"));
+      assert.equal(tableStatements.length, spec.tables.length, spec.name);
+      for (const access of spec.tables) {
+        const s = statement(doc, `Table${access.table[0].toUpperCase()}${access.table.slice(1)}`);
+        assert.deepEqual(s.Resource, [INPUTS.tableArns[access.table]]);
+        assert.deepEqual([...s.Action].sort(), [...new Set(access.actions)].sort());
+      }
+    }
+  });
+
+  it("grants Query on exactly the queried index ARNs", () => {
+    const doc = functionPolicy(functionSpec("private"), INPUTS);
+    assert.deepEqual(statement(doc, "IndexConnections"), {
+      Sid: "IndexConnections",
+      Effect: "Allow",
+      Action: ["dynamodb:Query"],
+      Resource: [`${INPUTS.tableArns.connections}/index/byUser`],
+    });
+    const rooms = functionPolicy(functionSpec("rooms"), INPUTS);
+    assert.deepEqual(statement(rooms, "IndexRooms").Resource, [`${INPUTS.tableArns.rooms}/index/directory`]);
+    // history queries the table itself, not an index.
+    assert.equal(functionPolicy(functionSpec("history"), INPUTS).Statement.some((s) => s.Sid.startsWith("Index")), false);
+  });
+
+  it("grants execute-api:ManageConnections on the stage's @connections ARN per declared method only", () => {
+    const chat = functionPolicy(functionSpec("chat"), INPUTS);
+    assert.deepEqual(statement(chat, "ManageConnections").Resource, [`${EXEC}/dev/POST/@connections/*`]);
+    const spec = { ...functionSpec("chat"), manageConnections: ["POST", "DELETE", "GET"] as const };
+    assert.deepEqual(statement(functionPolicy(spec, INPUTS), "ManageConnections").Resource, [
+      `${EXEC}/dev/DELETE/@connections/*`,
+      `${EXEC}/dev/GET/@connections/*`,
+      `${EXEC}/dev/POST/@connections/*`,
+    ]);
+    for (const name of ["ping", "rooms", "history", "default", "authorizer"] as const) {
+      assert.equal(functionPolicy(functionSpec(name), INPUTS).Statement.some((s) => s.Sid === "ManageConnections"), false, name);
+    }
+  });
+
+  it("lets only the authorizer read the auth secret, and only when a secret exists", () => {
+    for (const spec of FUNCTIONS) {
+      const has = functionPolicy(spec, INPUTS).Statement.some((s) => s.Action.includes("secretsmanager:GetSecretValue"));
+      assert.equal(has, spec.readsAuthSecret, spec.name);
+    }
+    const { authSecretArn: _omit, ...oidc } = INPUTS;
+    assert.equal(functionPolicy(functionSpec("authorizer"), oidc).Statement.some((s) => s.Sid === "ReadAuthSecret"), false);
+    assert.deepEqual(statement(functionPolicy(functionSpec("authorizer"), INPUTS), "ReadAuthSecret").Resource, [INPUTS.authSecretArn]);
+  });
+
+  it("grants X-Ray writes (Resource '*', which X-Ray requires) only when tracing is on", () => {
+    for (const spec of FUNCTIONS) {
+      assert.equal(functionPolicy(spec, INPUTS).Statement.some((s) => s.Sid === "WriteTraces"), false);
+      const traced = statement(functionPolicy(spec, { ...INPUTS, tracing: true }), "WriteTraces");
+      assert.deepEqual(traced.Action, ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
+      assert.deepEqual(traced.Resource, ["*"]);
+    }
+  });
+
+  it("writes logs to its own log group only, and never uses a '*' action or any other '*' resource", () => {
+    for (const spec of FUNCTIONS) {
+      for (const tracing of [false, true]) {
+        const doc = functionPolicy(spec, { ...INPUTS, tracing });
+        assert.deepEqual(statement(doc, "WriteOwnLogs").Resource, [`${INPUTS.logGroupArn}:*`]);
+        for (const s of doc.Statement) {
+          for (const action of s.Action) assert.ok(!action.includes("*"), `${spec.name}: action ${action}`);
+          if (s.Sid !== "WriteTraces") for (const r of s.Resource) assert.notEqual(r, "*", `${spec.name}: ${s.Sid}`);
+        }
+      }
+    }
+  });
+
+  it("refuses a route table entry declaring indexes without dynamodb:Query", () => {
+    const bad = { ...functionSpec("rooms"), tables: [{ table: "rooms" as const, actions: ["dynamodb:GetItem" as const], indexes: ["directory"] }] };
+    assert.throws(() => functionPolicy(bad, INPUTS), /indexes on rooms are declared without dynamodb:Query/);
+  });
+});
