@@ -1,0 +1,86 @@
+/**
+ * The chat API stack: config, encryption key, tables, WebSocket API (with its functions) and
+ * monitoring, composed; nothing else lives here (../shared/STYLE.md).
+ */
+import * as aws from "@pulumi/aws";
+import { FACTORIES } from "./handlers";
+import { DEFAULT_METRICS_NAMESPACE } from "./handlers/metrics";
+import { TABLE_NAMES } from "./handlers/tables";
+import { ChatTables } from "./infra/chatTables";
+import { loadConfig } from "./infra/config";
+import { EncryptionKey } from "./infra/encryptionKey";
+import { Monitoring } from "./infra/monitoring";
+import { WebSocketApi } from "./infra/websocketApi";
+
+const config = loadConfig();
+const prefix = config.resourcePrefix;
+const tags = { Project: config.projectName, Environment: config.environment, ManagedBy: "pulumi" };
+const region = aws.getRegionOutput().region;
+
+const key = new EncryptionKey(prefix, { namePrefix: prefix, deletionWindowInDays: config.environment === "prod" ? 30 : 7 });
+
+const tables = new ChatTables(prefix, {
+  namePrefix: prefix,
+  deletionProtection: config.deletionProtection,
+  pointInTimeRecovery: config.pointInTimeRecovery,
+  tags,
+});
+
+const api = new WebSocketApi(prefix, {
+  namePrefix: prefix,
+  stageName: config.stageName,
+  region,
+  factories: FACTORIES,
+  tableNames: tables.names,
+  tableArns: tables.arns,
+  settings: {
+    environment: config.environment,
+    messageRetentionHours: config.messageRetentionHours,
+    maxMessageBytes: config.maxMessageBytes,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    fanoutConcurrency: config.fanoutConcurrency,
+    logLevel: config.logLevel,
+    metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+    auth: config.auth,
+    allowedOrigins: config.allowedOrigins,
+  },
+  tracing: config.enableXrayTracing,
+  memoryMb: config.lambdaMemoryMb,
+  timeoutSeconds: config.lambdaTimeoutSeconds,
+  reservedConcurrency: config.reservedConcurrency,
+  throttlingBurstLimit: config.throttlingBurstLimit,
+  throttlingRateLimit: config.throttlingRateLimit,
+  detailedMetrics: config.enableDetailedMonitoring,
+  logRetentionDays: config.logRetentionDays,
+  logKmsKeyArn: key.keyArn,
+  manageApiGatewayAccount: config.manageApiGatewayAccount,
+  tags,
+});
+
+const monitoring = new Monitoring(prefix, {
+  namePrefix: prefix,
+  region,
+  apiId: api.apiId,
+  stage: config.stageName,
+  routeKeys: api.routeKeys,
+  functions: Object.entries(api.functions).map(([name, fn]) => ({ name, lambda: fn.lambda, logGroupName: fn.logGroupName })),
+  tables: TABLE_NAMES.map((name) => ({ name, table: tables.tables[name] })),
+  accessLogGroupName: api.accessLogGroupName,
+  metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+  detailedMonitoring: config.enableDetailedMonitoring,
+  thresholds: config.alarms,
+  alarmEmail: config.alarmEmail,
+  kmsKeyArn: key.keyArn,
+  tags,
+});
+
+export const endpoint = api.endpoint;
+export const managementEndpoint = api.managementEndpoint;
+export const apiId = api.apiId;
+export const stage = api.stage;
+export const connectionsTable = tables.names.connections;
+export const roomsTable = tables.names.rooms;
+export const messagesTable = tables.names.messages;
+export const authSecretArn = api.authSecretArn;
+export const dashboardUrl = monitoring.dashboardUrl;
+export const alarmTopicArn = monitoring.alarmTopicArn;
