@@ -43,6 +43,9 @@ export function createHandler(): WebSocketHandler {
           expiresAt,
           rooms: new Set([roomId]),
           currentRoom: roomId,
+          // Open the rate-limit window now, so the first frame costs one UpdateItem, not two.
+          rateWindow: Math.floor(nowMs / 60_000),
+          rateCount: 0,
           lastSeenAt: nowMs,
         });
         await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
