@@ -29,6 +29,7 @@ import {
   queryMaps,
   routeFor,
 } from "./apiGateway";
+import { USER_ID_PATTERN } from "../handlers/lib/frames";
 import type { InvokeOutcome } from "./functions";
 import type { Logger } from "./logger";
 
@@ -82,6 +83,11 @@ export interface GatewayOptions {
    * service does when a client does not read fast enough (AWS-FACTS: "a full client-side buffer").
    */
   readonly clientBufferLimitBytes: number;
+  /**
+   * Test only: `$disconnect` is best effort and may never arrive (AWS-FACTS); return true to drop
+   * the one of this connection, so tests can show that clean-up does not depend on it.
+   */
+  readonly loseDisconnect?: (connectionId: string) => boolean;
   readonly webDir?: string;
   /** Mints a local token for GET /_local/token (never exists on AWS). */
   readonly mintToken?: (userId: string, username: string) => Promise<string>;
@@ -441,6 +447,10 @@ export class LocalGateway {
     this.connections.delete(conn.id);
     const route = this.routing?.routes.get("$disconnect");
     if (!route || !this.routing) return;
+    if (this.o.loseDisconnect?.(conn.id)) {
+      this.log("info", "$disconnect dropped (loseDisconnect)", { connectionId: conn.id });
+      return;
+    }
     const requestId = gatewayId();
     const time = Date.now();
     const event: WebSocketEvent = {
@@ -550,8 +560,8 @@ export class LocalGateway {
     if (!this.o.mintToken) return sendJson(res, 404, { message: "token minting is off" });
     const userId = url.searchParams.get("userId") ?? "";
     const username = url.searchParams.get("name") ?? url.searchParams.get("username") ?? userId;
-    if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(userId)) {
-      return sendJson(res, 400, { message: "userId must be 1-64 characters of letters, digits, '_', '.', '@' or '-'" });
+    if (!USER_ID_PATTERN.test(userId)) {
+      return sendJson(res, 400, { message: "userId must be 1-128 characters of A-Z a-z 0-9 _ . @ : | + = -" });
     }
     if (username.length < 1 || username.length > 64) return sendJson(res, 400, { message: "name must be 1-64 characters" });
     const token = await this.o.mintToken(userId, username);

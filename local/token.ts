@@ -4,9 +4,10 @@
  * secret from Secrets Manager (shared-secret mode) or an identity provider's keys (oidc mode).
  */
 import { SignJWT } from "jose";
+import { LOCAL_AUDIENCE, LOCAL_ISSUER } from "./secret";
 
-export const LOCAL_TOKEN_ISSUER = "chat-local";
-export const LOCAL_TOKEN_AUDIENCE = "chat-api";
+export const LOCAL_TOKEN_ISSUER = LOCAL_ISSUER;
+export const LOCAL_TOKEN_AUDIENCE = LOCAL_AUDIENCE;
 /** 2 hours: a connection cannot outlive API Gateway's maximum duration anyway. */
 export const LOCAL_TOKEN_TTL_SECONDS = 2 * 60 * 60;
 

@@ -1,0 +1,404 @@
+/**
+ * `startLocalRuntime()`: the whole chat API on one machine. DynamoDB Local with the stack's tables,
+ * every function in its own worker with the environment the stack gives it, and the local API
+ * Gateway in front. Used by `npm run local`, the end-to-end tests, the benchmarks and the clients' tests.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLevel } from "../handlers/env";
+import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
+import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, functionSpec, type FunctionName } from "../handlers/routes";
+import type { TableName } from "../handlers/tables";
+import { IDLE_TIMEOUT_MS, INTEGRATION_TIMEOUT_MS, MAX_DURATION_MS, apiIdFrom } from "./apiGateway";
+import { startDynamoLocal, type DynamoLocal } from "./dynamoLocal";
+import { FunctionHost, emptyFunctionStats, type EmfRecord, type FunctionSource, type FunctionStats } from "./functions";
+import type { AuthorizerResult, WebSocketResult } from "../handlers/events";
+import { LocalGateway, emptyManagementStats, type Invoke, type ManagementCall, type ManagementError, type ManagementStats } from "./gateway";
+import { consoleLogger, silentLogger, type Logger } from "./logger";
+import { localSecret } from "./secret";
+import { ensureTables, localDynamoClient, localTableNames } from "./tables";
+import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken } from "./token";
+
+const REPO_ROOT = path.resolve(__dirname, "..");
+/** The module whose `FACTORIES[name]` is each function's callback factory (what the stack packages). */
+export const HANDLERS_ENTRY = path.join(REPO_ROOT, "handlers", "index.ts");
+/** The Lambda runtime the stack deploys; reported in AWS_EXECUTION_ENV. */
+const LAMBDA_RUNTIME = "nodejs22.x";
+
+/** Deployment settings a test or benchmark may change (everything else is the local default). */
+export interface SettingsOverrides {
+  readonly maxMessageBytes?: number;
+  readonly rateLimitPerMinute?: number;
+  readonly fanoutConcurrency?: number;
+  readonly messageRetentionHours?: number;
+  readonly allowedOrigins?: readonly string[];
+  readonly authMode?: AuthMode;
+  readonly logLevel?: LogLevel;
+  readonly tracing?: boolean;
+}
+
+export interface LocalRuntimeOptions {
+  /** TCP port of the gateway; 0 picks a free one. Default 0 (the CLI defaults to 3001). */
+  readonly port?: number;
+  /** Interface to listen on. Default 127.0.0.1. */
+  readonly host?: string;
+  /** API Gateway stage: the endpoint's path. Default "local". */
+  readonly stage?: string;
+  /** DynamoDB Local's data folder. Default .local/dynamodb. Ignored with inMemory or dynamodbEndpoint. */
+  readonly dataDir?: string;
+  /** Keep DynamoDB Local's data in memory only. Default false. */
+  readonly inMemory?: boolean;
+  /** Use this running DynamoDB (Local) instead of starting one; the runtime then never stops it. */
+  readonly dynamodbEndpoint?: string;
+  /** Physical table names are `<tablePrefix>-<table>`. Default `chat-<stage>`. */
+  readonly tablePrefix?: string;
+  /** Idle timeout; default 10 minutes as API Gateway. */
+  readonly idleTimeoutMs?: number;
+  /** Maximum connection duration; default 2 hours as API Gateway. */
+  readonly maxDurationMs?: number;
+  /** Delay added to every `@connections` call, to approximate the service's latency in benchmarks. Default 0. */
+  readonly managementLatencyMs?: number;
+  /** Fault injection: every Nth `@connections` POST answers 429 LimitExceededException. */
+  readonly limitExceededEvery?: number;
+  /** Fault injection: return an error name to fail that `@connections` call with it. */
+  readonly managementFault?: (call: ManagementCall) => ManagementError | undefined;
+  /** Run the serialized callback modules `pulumi up` would upload (written under buildDir). Default false. */
+  readonly serialized?: boolean;
+  /** Where serialized modules are written. Default .local/build. */
+  readonly buildDir?: string;
+  readonly settings?: SettingsOverrides;
+  /** Function timeout in ms, for all functions or per function. Default 10 s (the stack's lambdaTimeoutSeconds). */
+  readonly functionTimeoutMs?: number | Partial<Record<FunctionName, number>>;
+  /** Memory size reported to and enforced on each function. Default 256 MB (the stack's lambdaMemoryMb). */
+  readonly memoryMb?: number;
+  /** Test only: replace a function with a module exporting `factory()` or `handler` (e.g. a slow fixture). */
+  readonly functionOverrides?: Partial<Record<FunctionName, string>>;
+  /** Test only: return true to never deliver this connection's `$disconnect` (best effort on AWS). */
+  readonly loseDisconnect?: (connectionId: string) => boolean;
+  /** Test only: deploy without these functions and their routes (e.g. without `$default`). */
+  readonly disabledFunctions?: readonly FunctionName[];
+  /** Static files served at / (the web client). */
+  readonly webDir?: string;
+  /** Folder of the local HS256 secret (`<secretDir>/secret`). Default .local. */
+  readonly secretDir?: string;
+  /** Start every function at startup instead of on first use. Default false (cold starts as on Lambda). */
+  readonly warm?: boolean;
+  readonly logger?: Logger;
+  /** No logs at all (tests). */
+  readonly quiet?: boolean;
+  /** API id used in events and ARNs. Default derived from stage and port. */
+  readonly apiId?: string;
+}
+
+export interface RuntimeStats {
+  readonly functions: Record<FunctionName, FunctionStats>;
+  /** Every EMF document the functions wrote, in order. */
+  readonly emf: EmfRecord[];
+  readonly management: ManagementStats;
+}
+
+export interface LocalRuntime {
+  /** `ws://127.0.0.1:<port>/<stage>` */
+  readonly endpoint: string;
+  /** `http://127.0.0.1:<port>/<stage>`: what ApiGatewayManagementApiClient takes as `endpoint`. */
+  readonly managementEndpoint: string;
+  /** `http://127.0.0.1:<port>/` (the web client, when webDir is set). */
+  readonly webUrl: string;
+  readonly port: number;
+  readonly stage: string;
+  readonly apiId: string;
+  readonly region: string;
+  readonly dynamodbEndpoint: string;
+  readonly tableNames: Readonly<Record<TableName, string>>;
+  readonly settings: DeploymentSettings;
+  readonly stats: RuntimeStats;
+  /** A token the authorizer accepts for this user (HS256, local secret). */
+  mintToken(userId: string, username: string, ttlSeconds?: number): Promise<string>;
+  /** Ids of the open connections. */
+  connectionIds(): string[];
+  /** The stack outputs' names and local values (`pulumi stack output --json` shape). */
+  outputs(): Record<string, string>;
+  /** Sum of one EMF metric over every invocation (of one function, if given). */
+  metricTotal(metric: string, fn?: FunctionName): number;
+  /** Clears counters and EMF records (benchmarks measure one phase at a time). */
+  resetStats(): void;
+  /** Closes connections (invoking `$disconnect`), stops the functions and the DynamoDB Local it started. */
+  stop(): Promise<void>;
+}
+
+/** Local defaults: the stack's dev defaults (infra/config.ts), with the local identity settings. */
+export const LOCAL_DEFAULTS = {
+  region: "us-east-1",
+  accountId: "000000000000",
+  functionTimeoutMs: 10_000,
+  memoryMb: 256,
+  messageRetentionHours: 168,
+  maxMessageBytes: 16_384,
+  rateLimitPerMinute: 60,
+  fanoutConcurrency: 16,
+  /** Outgoing bytes queued for one client above which a POST answers LimitExceededException. */
+  clientBufferLimitBytes: 1024 * 1024,
+} as const;
+
+/** The query parameter the authorizer's identity source names (`route.request.querystring.token`). */
+export const TOKEN_QUERY_PARAM = "token";
+
+export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+  const logger: Logger = options.quiet ? silentLogger : (options.logger ?? consoleLogger("info"));
+  const stage = options.stage ?? "local";
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) throw new Error(`stage "${stage}" must be 1-128 letters, digits, '-' or '_' (API Gateway stage name rules)`);
+  const host = options.host ?? "127.0.0.1";
+  const { region, accountId } = LOCAL_DEFAULTS;
+
+  let dynamo: DynamoLocal | undefined;
+  let gateway: LocalGateway | undefined;
+  const hosts = new Map<FunctionName, FunctionHost>();
+  // Stop order: the gateway first (closing connections still invokes $disconnect), then the functions, then DynamoDB.
+  const stopAll = async () => {
+    const step = async (what: string, f: () => Promise<void>) =>
+      f().catch((err: Error) => logger({ level: "error", source: "runtime", message: `stopping ${what}: ${err.message}` }));
+    if (gateway) await step("gateway", () => gateway!.stop());
+    await step("functions", async () => void (await Promise.all([...hosts.values()].map((h) => h.stop()))));
+    if (dynamo) await step("DynamoDB Local", () => dynamo!.stop());
+  };
+
+  try {
+    // 1. DynamoDB Local and the stack's tables, from the same schemas (handlers/tables.ts).
+    let dynamodbEndpoint = options.dynamodbEndpoint;
+    if (!dynamodbEndpoint) {
+      dynamo = await startDynamoLocal({ dataDir: options.inMemory ? undefined : (options.dataDir ?? path.join(".local", "dynamodb")) });
+      dynamodbEndpoint = dynamo.endpoint;
+      logger({ level: "info", source: "runtime", message: `DynamoDB Local on ${dynamodbEndpoint}${options.inMemory ? " (in memory)" : ""}` });
+    }
+    const tableNames = localTableNames(options.tablePrefix ?? `chat-${stage}`);
+    const ddb = localDynamoClient(dynamodbEndpoint);
+    try {
+      await ensureTables(ddb, tableNames);
+    } finally {
+      ddb.destroy();
+    }
+
+    // 2. The gateway's port: the functions' MANAGEMENT_ENDPOINT depends on it.
+    const managementStats = emptyManagementStats();
+    const secret = localSecret(options.secretDir ?? ".local");
+    let postCount = 0;
+    gateway = new LocalGateway({
+      host,
+      port: options.port ?? 0,
+      stage,
+      region,
+      accountId,
+      routeSelectionExpression: ROUTE_SELECTION_EXPRESSION,
+      idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+      maxDurationMs: options.maxDurationMs ?? MAX_DURATION_MS,
+      managementLatencyMs: options.managementLatencyMs ?? 0,
+      managementFault: (call) => {
+        const injected = options.managementFault?.(call);
+        if (injected) return injected;
+        if (call.method === "POST" && options.limitExceededEvery && options.limitExceededEvery > 0) {
+          postCount += 1;
+          if (postCount % options.limitExceededEvery === 0) return "LimitExceededException";
+        }
+        return undefined;
+      },
+      clientBufferLimitBytes: LOCAL_DEFAULTS.clientBufferLimitBytes,
+      webDir: options.webDir,
+      loseDisconnect: options.loseDisconnect,
+      mintToken: (userId, username) => mintLocalToken(secret, { userId, username }),
+      logger,
+      managementStats,
+    });
+    const port = await gateway.listen();
+    const apiId = options.apiId ?? apiIdFrom(`${stage}:${port}`);
+    const base = `${host}:${port}`;
+    const endpoint = `ws://${base}/${stage}`;
+    const managementEndpoint = `http://${base}/${stage}`;
+
+    // 3. One DeploymentSettings, turned into each function's environment by functionEnvironment().
+    const o = options.settings ?? {};
+    const settings: DeploymentSettings = {
+      tableNames,
+      managementEndpoint,
+      stage,
+      environment: "local",
+      messageRetentionHours: o.messageRetentionHours ?? LOCAL_DEFAULTS.messageRetentionHours,
+      maxMessageBytes: o.maxMessageBytes ?? LOCAL_DEFAULTS.maxMessageBytes,
+      rateLimitPerMinute: o.rateLimitPerMinute ?? LOCAL_DEFAULTS.rateLimitPerMinute,
+      fanoutConcurrency: o.fanoutConcurrency ?? LOCAL_DEFAULTS.fanoutConcurrency,
+      logLevel: o.logLevel ?? "info",
+      metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+      tracing: o.tracing ?? false,
+      auth: { mode: o.authMode ?? "shared-secret", issuer: LOCAL_TOKEN_ISSUER, audience: LOCAL_TOKEN_AUDIENCE, sharedSecret: secret },
+      allowedOrigins: o.allowedOrigins ?? [],
+      dynamodbEndpoint,
+    };
+
+    // 4. One host per function, each in its own worker with its own process.env.
+    const disabled = new Set(options.disabledFunctions ?? []);
+    const specs = FUNCTIONS.filter((f) => !disabled.has(f.name));
+    const sources = await functionSources(
+      specs.map((s) => s.name),
+      options,
+    );
+    const memoryMb = options.memoryMb ?? LOCAL_DEFAULTS.memoryMb;
+    const timeoutFor = (name: FunctionName): number => {
+      const t = options.functionTimeoutMs;
+      const ms = typeof t === "number" ? t : (t?.[name] ?? LOCAL_DEFAULTS.functionTimeoutMs);
+      // API Gateway stops waiting after 29 s whatever the Lambda timeout (limits table).
+      return Math.min(ms, INTEGRATION_TIMEOUT_MS);
+    };
+    const stats: RuntimeStats = {
+      functions: Object.fromEntries(FUNCTIONS.map((f) => [f.name, emptyFunctionStats()])) as Record<FunctionName, FunctionStats>,
+      emf: [],
+      management: managementStats,
+    };
+    for (const spec of specs) {
+      const physicalName = `chat-${stage}-${spec.name}`;
+      const env: Record<string, string> = {
+        ...functionEnvironment(spec, settings),
+        // What the Lambda service itself sets in every execution environment (lambda configuration-envvars).
+        AWS_REGION: region,
+        AWS_DEFAULT_REGION: region,
+        AWS_EXECUTION_ENV: `AWS_Lambda_${LAMBDA_RUNTIME}`,
+        AWS_LAMBDA_FUNCTION_NAME: physicalName,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),
+        AWS_LAMBDA_FUNCTION_VERSION: "$LATEST",
+        AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
+        AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${physicalName}`,
+        AWS_ACCESS_KEY_ID: "local",
+        AWS_SECRET_ACCESS_KEY: "local",
+        AWS_SESSION_TOKEN: "local",
+        LAMBDA_TASK_ROOT: REPO_ROOT,
+        TZ: ":UTC",
+        ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+        // Lambda runs nodejs22.x; on an older local Node the SDK would print a support warning per function.
+        ...(Number(process.versions.node.split(".")[0]) < 22 ? { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" } : {}),
+      };
+      hosts.set(
+        spec.name,
+        new FunctionHost({
+          name: spec.name,
+          source: sources[spec.name],
+          env,
+          timeoutMs: timeoutFor(spec.name),
+          memoryMb,
+          region,
+          accountId,
+          logger,
+          stats: stats.functions[spec.name],
+          onEmf: (r) => stats.emf.push(r),
+        }),
+      );
+    }
+
+    // 5. Routes from the route table, then the gateway accepts connections.
+    const routes = new Map<string, { twoWay: boolean; invoke: Invoke<WebSocketResult> }>();
+    for (const spec of specs) {
+      const h = hosts.get(spec.name)!;
+      if (spec.routeKey) routes.set(spec.routeKey, { twoWay: spec.twoWay, invoke: (e, id) => h.invoke<WebSocketResult>(e, id) });
+    }
+    const authorizerHost = hosts.get("authorizer");
+    gateway.mount({
+      apiId,
+      routes,
+      authorizer: authorizerHost
+        ? { invoke: (e, id) => authorizerHost.invoke<AuthorizerResult>(e, id), identityQueryParam: TOKEN_QUERY_PARAM }
+        : undefined,
+    });
+    if (options.warm) {
+      await Promise.all(
+        [...hosts.values()].map(async (h) => {
+          const err = await h.warm();
+          if (err) logger({ level: "error", source: "runtime", function: h.name, message: `cold start failed: ${err.message}` });
+        }),
+      );
+    }
+
+    const webUrl = `http://${base}/`;
+    const g = gateway;
+    let stopped: Promise<void> | undefined;
+    logger({ level: "info", source: "runtime", message: `gateway on ${endpoint} (${specs.length} functions${options.serialized ? ", serialized" : ""})` });
+    return {
+      endpoint,
+      managementEndpoint,
+      webUrl,
+      port,
+      stage,
+      apiId,
+      region,
+      dynamodbEndpoint,
+      tableNames,
+      settings,
+      stats,
+      mintToken: (userId, username, ttlSeconds) => mintLocalToken(secret, { userId, username, ttlSeconds }),
+      connectionIds: () => g.connectionIds(),
+      outputs: () => ({
+        endpoint,
+        managementEndpoint,
+        apiId,
+        stage,
+        region,
+        connectionsTableName: tableNames.connections,
+        roomsTableName: tableNames.rooms,
+        messagesTableName: tableNames.messages,
+        webUrl,
+      }),
+      metricTotal: (metric, fn) => stats.emf.filter((r) => !fn || r.function === fn).reduce((sum, r) => sum + (r.values[metric] ?? 0), 0),
+      resetStats: () => {
+        stats.emf.length = 0;
+        for (const f of Object.values(stats.functions)) {
+          f.invocations = f.errors = f.timeouts = f.crashes = f.coldStarts = 0;
+          f.initMs.length = 0;
+          f.durationsMs.length = 0;
+        }
+        Object.assign(managementStats, emptyManagementStats());
+      },
+      stop: () => (stopped ??= stopAll()),
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Where each function's worker loads its code from. */
+async function functionSources(names: readonly FunctionName[], options: LocalRuntimeOptions): Promise<Record<FunctionName, FunctionSource>> {
+  const tsconfig = path.join(REPO_ROOT, "tsconfig.json");
+  const out = {} as Record<FunctionName, FunctionSource>;
+  const serialized = options.serialized ? await serializeFactories(names, options.buildDir ?? path.join(".local", "build")) : undefined;
+  for (const name of names) {
+    const override = options.functionOverrides?.[name];
+    if (override) {
+      const modulePath = path.resolve(override);
+      if (!fs.existsSync(modulePath)) throw new Error(`functionOverrides.${name}: ${modulePath} does not exist`);
+      out[name] = { kind: "module", modulePath, tsconfig };
+    } else if (serialized) {
+      out[name] = { kind: "serialized", modulePath: serialized[name], exportName: "handler" };
+    } else {
+      out[name] = { kind: "typescript", modulePath: HANDLERS_ENTRY, exportName: "FACTORIES", tsconfig };
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes the module `aws.lambda.CallbackFunction` would upload for each function: the factory
+ * serialized by Pulumi's closure serializer, called once at load (`isFactoryFunction`).
+ */
+export async function serializeFactories(names: readonly FunctionName[], buildDir: string): Promise<Record<FunctionName, string>> {
+  const pulumi = await import("@pulumi/pulumi");
+  const handlers = (await import(HANDLERS_ENTRY)) as { FACTORIES: Record<FunctionName, () => unknown> };
+  const out = {} as Record<FunctionName, string>;
+  for (const name of names) {
+    functionSpec(name); // throws on a name the route table does not know
+    const factory = handlers.FACTORIES[name];
+    if (typeof factory !== "function") throw new Error(`handlers/index.ts FACTORIES has no ${name}`);
+    const serialized = await pulumi.runtime.serializeFunction(factory, { isFactoryFunction: true, exportName: "handler" });
+    const dir = path.resolve(buildDir, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, "index.js");
+    fs.writeFileSync(file, serialized.text);
+    out[name] = file;
+  }
+  return out;
+}

@@ -1,0 +1,269 @@
+/**
+ * The whole chat API on the local runtime: the real handlers in their workers, DynamoDB Local,
+ * real `ws` clients over loopback. One runtime per describe block; tables under a unique prefix
+ * in the run's shared DynamoDB Local.
+ */
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  GetConnectionCommand,
+} from "@aws-sdk/client-apigatewaymanagementapi";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { SignJWT } from "jose";
+import { METRICS } from "../../handlers/metrics";
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
+import { localDynamoClient } from "../../local/tables";
+import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
+import { connect, eventually, handshakeStatus, type TestClient } from "./wsClient";
+
+async function runtime(label: string, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+  const dynamo = await sharedDynamo();
+  return startLocalRuntime({
+    dynamodbEndpoint: dynamo.endpoint,
+    tablePrefix: uniquePrefix(label),
+    quiet: true,
+    settings: { rateLimitPerMinute: 1000 },
+    ...options,
+  });
+}
+
+async function user(rt: LocalRuntime, userId: string, username: string, roomId = "general"): Promise<TestClient> {
+  const token = await rt.mintToken(userId, username);
+  const q = new URLSearchParams({ userId, username, roomId, token });
+  return connect(`${rt.endpoint}?${q}`);
+}
+
+function managementClient(rt: LocalRuntime): ApiGatewayManagementApiClient {
+  return new ApiGatewayManagementApiClient({
+    endpoint: rt.managementEndpoint,
+    region: rt.region,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+}
+
+/** The connection id the runtime gave the newest connection. */
+function newest(rt: LocalRuntime, before: readonly string[]): string {
+  const fresh = rt.connectionIds().filter((id) => !before.includes(id));
+  assert.equal(fresh.length, 1, "exactly one new connection");
+  return fresh[0];
+}
+
+/** Connection ids whose $disconnect the e2e runtime drops (see the vanished-client test). */
+const lost = new Set<string>();
+
+describe("local runtime: the chat API end to end", function () {
+  this.timeout(60_000);
+  let rt: LocalRuntime;
+  let alice: TestClient;
+  let bob: TestClient;
+  const opened: TestClient[] = [];
+  const track = (c: TestClient) => (opened.push(c), c);
+
+  before(async () => {
+    rt = await runtime("e2e", { loseDisconnect: (id) => lost.has(id) });
+    alice = track(await user(rt, "alice", "Alice"));
+    bob = track(await user(rt, "bob", "Bob"));
+  });
+  after(async () => {
+    await Promise.all(opened.map((c) => c.close().catch(() => undefined)));
+    await rt?.stop();
+  });
+
+  it("connects with a token and shows the connection on @connections", async () => {
+    const mgmt = managementClient(rt);
+    const ids = rt.connectionIds();
+    assert.equal(ids.length, 2);
+    const info = await mgmt.send(new GetConnectionCommand({ ConnectionId: ids[0] }));
+    assert.equal(info.Identity?.SourceIp, "127.0.0.1");
+    mgmt.destroy();
+  });
+
+  it("delivers a chat message to everyone in the room, the sender included", async () => {
+    const seenByBob = bob.next((f) => f.json?.type === "chat" && f.json.message === "hello room");
+    alice.send({ type: "chat", message: "hello room" });
+    const own = await alice.next((f) => f.json?.type === "chat" && f.json.message === "hello room");
+    const other = await seenByBob;
+    assert.equal(own.json!.userId, "alice");
+    assert.equal(other.json!.username, "Alice");
+    assert.equal(other.json!.roomId, "general");
+    assert.equal(own.json!.messageId, other.json!.messageId);
+  });
+
+  it("announces joins and leaves to the room's members", async () => {
+    const carol = track(await user(rt, "carol", "Carol", "lobby"));
+    const presence = alice.next((f) => f.json?.type === "presence" && f.json.userId === "carol" && f.json.event === "joined");
+    const joined = await carol.request({ type: "join", roomId: "general" }, "joined");
+    assert.equal(joined.roomId, "general");
+    const members = (joined.members as Array<{ userId: string }>).map((m) => m.userId).sort();
+    assert.deepEqual(members, ["alice", "bob", "carol"]);
+    await presence;
+
+    const left = alice.next((f) => f.json?.type === "presence" && f.json.userId === "carol" && f.json.event === "left");
+    assert.deepEqual(await carol.request({ type: "leave", roomId: "general" }, "left"), { type: "left", roomId: "general" });
+    assert.equal((await left).json!.roomId, "general");
+    await carol.close();
+  });
+
+  it("delivers a private message to every connection of the recipient", async () => {
+    const bobPhone = track(await user(rt, "bob", "Bob", "general"));
+    const onLaptop = bob.next((f) => f.json?.type === "private" && f.json.message === "psst");
+    const onPhone = bobPhone.next((f) => f.json?.type === "private" && f.json.message === "psst");
+    const delivered = await alice.request({ type: "private", toUserId: "bob", message: "psst" }, "delivered");
+    const [a, b] = await Promise.all([onLaptop, onPhone]);
+    assert.equal(a.json!.fromUserId, "alice");
+    assert.equal(b.json!.messageId, a.json!.messageId);
+    assert.ok(Number(delivered.deliveredTo) >= 2);
+    await bobPhone.close();
+  });
+
+  it("lists rooms with their number of users", async () => {
+    const frame = await alice.request({ type: "rooms" }, "rooms");
+    const general = (frame.rooms as Array<{ roomId: string; members: number }>).find((r) => r.roomId === "general");
+    assert.ok(general, "general is listed");
+    assert.ok(general.members >= 2);
+  });
+
+  it("pages through a room's history", async () => {
+    for (const n of [1, 2, 3]) {
+      alice.send({ type: "chat", message: `history ${n}` });
+      await alice.next((f) => f.json?.type === "chat" && f.json.message === `history ${n}`);
+    }
+    const page = await bob.request({ type: "history", roomId: "general", limit: 2 }, "history");
+    const messages = page.messages as Array<{ message: string }>;
+    assert.equal(messages.length, 2);
+    assert.ok(typeof page.next === "string", "a cursor to the next page");
+    const texts = messages.map((m) => m.message);
+    assert.ok(texts.includes("history 3"), `newest messages first page: ${texts.join(", ")}`);
+  });
+
+  it("answers ping with pong", async () => {
+    assert.deepEqual(await alice.request({ type: "ping" }, "pong"), { type: "pong" });
+  });
+
+  it("answers bad frames with typed error frames", async () => {
+    const badJson = alice.nextOf("error");
+    alice.send("{not json");
+    assert.equal((await badJson).code, "BAD_JSON");
+    assert.equal((await alice.request({ type: "dance" }, "error")).code, "UNKNOWN_TYPE");
+    assert.equal((await alice.request({ type: "chat" }, "error")).code, "BAD_REQUEST");
+    assert.equal((await alice.request({ type: "chat", roomId: "elsewhere", message: "x" }, "error")).code, "NOT_A_MEMBER");
+  });
+
+  it("rejects handshakes: 401 without a token, 403 with a bad token or a mismatching userId", async () => {
+    assert.equal(await handshakeStatus(`${rt.endpoint}?userId=alice&roomId=general`), 401);
+    const forged = await new SignJWT({ name: "Mallory" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("alice")
+      .setIssuer("chat-local")
+      .setAudience("chat-api")
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode("not-the-local-secret-not-the-local-secret"));
+    assert.equal(await handshakeStatus(`${rt.endpoint}?token=${forged}`), 403);
+    const token = await rt.mintToken("alice", "Alice");
+    assert.equal(await handshakeStatus(`${rt.endpoint}?userId=bob&token=${token}`), 403);
+    assert.equal(await handshakeStatus(`${rt.endpoint}?roomId=${encodeURIComponent("no spaces")}&token=${token}`), 400);
+  });
+
+  it("closes the connection with 1009 on a message over 128 KB", async () => {
+    const big = track(await user(rt, "dave", "Dave"));
+    const finished = rt.stats.functions.disconnect.durationsMs.length;
+    big.send(JSON.stringify({ type: "chat", message: "x".repeat(128 * 1024) }));
+    assert.equal((await big.waitClosed()).code, 1009);
+    // Its $disconnect broadcasts "left" to the room: let it finish before the next test counts deliveries.
+    await eventually(() => (rt.stats.functions.disconnect.durationsMs.length > finished ? true : undefined), 10_000, "$disconnect to finish");
+  });
+
+  it("cleans up a connection that vanished without a close when a broadcast finds it gone", async () => {
+    // $disconnect is best effort (AWS-FACTS): this connection's never arrives.
+    const before = rt.connectionIds();
+    const ghost = await user(rt, "ghost", "Ghost");
+    const ghostId = newest(rt, before);
+    lost.add(ghostId);
+    ghost.ws.terminate();
+    await eventually(() => (rt.connectionIds().includes(ghostId) ? undefined : true), 5000, "the socket to drop");
+    const ddb = localDynamoClient(rt.dynamodbEndpoint);
+    const item = () => ddb.send(new GetItemCommand({ TableName: rt.tableNames.connections, Key: { connectionId: { S: ghostId } } }));
+    assert.ok((await item()).Item, "the record is still there: no $disconnect ran");
+
+    const cleanedBefore = rt.metricTotal(METRICS.staleConnectionsCleaned);
+    alice.send({ type: "chat", message: "anyone there?" });
+    await alice.next((f) => f.json?.type === "chat" && f.json.message === "anyone there?");
+    await eventually(async () => ((await item()).Item ? undefined : true), 10_000, "the stale record to be deleted");
+    assert.ok(rt.metricTotal(METRICS.staleConnectionsCleaned) > cleanedBefore);
+    assert.ok(rt.stats.management.gone >= 1);
+    ddb.destroy();
+  });
+
+  it("DELETE on @connections closes the connection and runs $disconnect", async () => {
+    const before = rt.connectionIds();
+    const erin = await user(rt, "erin", "Erin");
+    const id = newest(rt, before);
+    const disconnects = rt.stats.functions.disconnect.invocations;
+    const mgmt = managementClient(rt);
+    await mgmt.send(new DeleteConnectionCommand({ ConnectionId: id }));
+    await erin.waitClosed();
+    await eventually(() => (rt.stats.functions.disconnect.invocations > disconnects ? true : undefined), 10_000, "$disconnect");
+    await assert.rejects(mgmt.send(new GetConnectionCommand({ ConnectionId: id })), { name: "GoneException" });
+    mgmt.destroy();
+  });
+
+  it("records each invocation's EMF metrics", async () => {
+    assert.ok(rt.metricTotal(METRICS.messagesSent, "chat") >= 4);
+    assert.ok(rt.metricTotal(METRICS.deliveries, "chat") >= 4);
+    assert.ok(rt.stats.emf.every((r) => r.namespace === "ChatApi" && r.dimensions.Stage === rt.stage));
+    assert.ok(rt.stats.functions.authorizer.coldStarts >= 1);
+  });
+});
+
+describe("local runtime: API Gateway's own answers", function () {
+  this.timeout(60_000);
+
+  it("sends the Forbidden frame when no route matches and $default is not deployed", async () => {
+    const rt = await runtime("nodefault", { disabledFunctions: ["default"] });
+    try {
+      const c = await user(rt, "frank", "Frank");
+      const frame = await c.request({ type: "dance" }, "Forbidden");
+      assert.deepEqual(Object.keys(frame).sort(), ["connectionId", "message", "requestId"]);
+      assert.equal(frame.connectionId, rt.connectionIds()[0]);
+      await c.close();
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it("sends Internal server error when a function exceeds its timeout", async () => {
+    const rt = await runtime("timeout", {
+      functionOverrides: { ping: path.join(__dirname, "fixtures", "slow.js") },
+      functionTimeoutMs: { ping: 200 },
+    });
+    try {
+      const c = await user(rt, "gina", "Gina");
+      const frame = await c.request({ type: "ping" }, "Internal server error");
+      assert.equal(frame.connectionId, rt.connectionIds()[0]);
+      assert.equal(rt.stats.functions.ping.timeouts, 1);
+      await c.expectNone((f) => f.json?.type === "too-late", 300);
+      await c.close();
+    } finally {
+      await rt.stop();
+    }
+  });
+});
+
+describe("local runtime: serialized callback modules", function () {
+  this.timeout(120_000);
+
+  it("runs the modules pulumi up would upload: connect and chat", async () => {
+    const rt = await runtime("serialized", { serialized: true, buildDir: path.join(".local", "build", uniquePrefix("ser")) });
+    try {
+      const c = await user(rt, "hana", "Hana");
+      c.send({ type: "chat", message: "from serialized code" });
+      const frame = await c.next((f) => f.json?.type === "chat" && f.json.message === "from serialized code");
+      assert.equal(frame.json!.userId, "hana");
+      await c.close();
+    } finally {
+      await rt.stop();
+    }
+  });
+});
