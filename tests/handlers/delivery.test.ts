@@ -1,0 +1,147 @@
+/**
+ * Fan-out and resilience: stale TARGET clean-up after GoneException, LimitExceeded retried,
+ * other failures counted without stopping delivery, membership pagination, rate limiting,
+ * and a DynamoDB outage answered with INTERNAL.
+ */
+import { strict as assert } from "node:assert";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { FACTORIES } from "../../handlers";
+import { createHarness, messageEvent, withEnv, type Harness } from "../support/handlerHarness";
+
+async function awayFromMinuteBoundary(): Promise<void> {
+  // The rate limit uses fixed one-minute windows: keep a burst inside one window.
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 5_000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", function () {
+  let h: Harness;
+  before(async () => {
+    h = await createHarness({ label: "delivery", extraEnv: { ROOM_QUERY_PAGE_SIZE: "3" }, fanoutConcurrency: 3 });
+  });
+  after(async () => {
+    await h?.stop();
+  });
+  beforeEach(() => h.api.clearFrames());
+
+  const getConnection = async (id: string) =>
+    (await h.doc.send(new GetCommand({ TableName: h.tables.connections, Key: { connectionId: id } }))).Item;
+  const getMember = async (roomId: string, id: string) =>
+    (await h.doc.send(new GetCommand({ TableName: h.tables.rooms, Key: { roomId, sk: `c#${id}` } }))).Item;
+
+  it("a GoneException removes exactly the stale target's connection and all its memberships, not the sender's", async () => {
+    const sender = await h.join("ga", "gone-1");
+    const stale = await h.join("gb", "gone-1");
+    const other = await h.join("gc", "gone-1");
+    assert.ok((await h.send(stale, { type: "join", roomId: "gone-2" }))?.type === "joined");
+    h.api.close(stale.connectionId); // the client vanished without a $disconnect
+    h.api.clearFrames();
+    assert.equal(await h.send(sender, { type: "chat", message: "still there?" }), undefined);
+    assert.equal(h.frames(other).filter((f) => f.type === "chat").length, 1);
+    assert.equal(h.frames(sender).filter((f) => f.type === "chat").length, 1);
+    assert.equal(await getConnection(stale.connectionId), undefined);
+    assert.equal(await getMember("gone-1", stale.connectionId), undefined);
+    assert.equal(await getMember("gone-2", stale.connectionId), undefined);
+    assert.ok(await getConnection(sender.connectionId));
+    assert.ok(await getMember("gone-1", sender.connectionId));
+    assert.ok(await getConnection(other.connectionId));
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
+    assert.equal(report?.metrics.Deliveries, 2);
+    assert.ok(report?.dynamoCalls.some((c) => c.table === "connections" && c.action === "dynamodb:BatchGetItem"));
+    assert.ok(report?.dynamoCalls.some((c) => c.table === "rooms" && c.action === "dynamodb:BatchWriteItem"));
+  });
+
+  it("LimitExceededException (429) is retried with backoff and the frame is delivered", async () => {
+    const a = await h.join("la", "limit-1");
+    const b = await h.join("lb", "limit-1");
+    h.api.clearFrames();
+    h.api.throttle(b.connectionId, 3);
+    assert.equal(await h.send(a, { type: "chat", message: "eventually" }), undefined);
+    assert.equal(h.frames(b).filter((f) => f.type === "chat").length, 1);
+    assert.deepEqual(h.api.calls.filter((c) => c.connectionId === b.connectionId).map((c) => c.status), [429, 429, 429, 200]);
+    assert.ok(await getConnection(b.connectionId), "a throttled connection is not treated as gone");
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.ManagementCalls, 5);
+    assert.equal(report?.metrics.FailedDeliveries, 0);
+  });
+
+  it("any other failure is logged and counted, delivery to the others continues, nothing is deleted", async () => {
+    const a = await h.join("fa", "fail-1");
+    const b = await h.join("fb", "fail-1");
+    const c = await h.join("fc", "fail-1");
+    h.api.clearFrames();
+    h.api.fail(b.connectionId, 5, 500);
+    assert.equal(await h.send(a, { type: "chat", message: "partial" }), undefined);
+    assert.equal(h.frames(c).filter((f) => f.type === "chat").length, 1);
+    assert.equal(h.frames(b).filter((f) => f.type === "chat").length, 0);
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.FailedDeliveries, 1);
+    assert.equal(report?.metrics.Deliveries, 2);
+    assert.ok(await getConnection(b.connectionId));
+    assert.ok(h.logs.some((l) => l.includes('"msg":"delivery failed"') && l.includes(b.connectionId)));
+    h.api.fail(b.connectionId, 0);
+  });
+
+  it("a broadcast reads a room partition over several Query pages (members + summary items)", async () => {
+    const conns = [];
+    for (let i = 0; i < 8; i++) conns.push(await h.join(`pg${i}`, "paged-1"));
+    h.api.clearFrames();
+    assert.equal(await h.send(conns[0], { type: "chat", message: "to all eight" }), undefined);
+    for (const c of conns) assert.equal(h.frames(c).filter((f) => f.type === "chat").length, 1, c.userId);
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    const roomQueries = report?.dynamoCalls.filter((c) => c.table === "rooms" && c.action === "dynamodb:Query") ?? [];
+    // 9 items at 3 per page; a full last page still carries LastEvaluatedKey, so a 4th, empty page ends it.
+    assert.equal(roomQueries.length, 4);
+    assert.equal(report?.metrics.DynamoItemsRead, 9, "8 members + the summary, nothing else read");
+    assert.ok((report?.metrics.DynamoReadUnits ?? 0) > 0, "consumed capacity is reported");
+    assert.ok((report?.metrics.DynamoWriteUnits ?? 0) > 0);
+    const joined = await h.send(conns[0], { type: "join", roomId: "paged-1" });
+    assert.equal((joined?.members as unknown[]).length, 8);
+  });
+
+  it("the rate limit answers RATE_LIMITED once rateLimitPerMinute frames were sent, and never drops silently", async () => {
+    const r = await createHarness({ label: "ratelimit", rateLimitPerMinute: 5 });
+    try {
+      await awayFromMinuteBoundary();
+      const a = await r.join("rl", "rl-1");
+      for (let i = 0; i < 5; i++) assert.deepEqual(await r.send(a, { type: "ping" }), { type: "pong" });
+      const limited = await r.send(a, { type: "chat", message: "too many", clientMessageId: "x1" });
+      assert.deepEqual({ ...limited, message: undefined }, { type: "error", code: "RATE_LIMITED", requestType: "chat", clientMessageId: "x1", message: undefined });
+      assert.equal((await r.send(a, "garbage"))?.code, "RATE_LIMITED");
+      assert.equal(r.reports.filter((x) => x.metrics.RateLimited === 1).length, 2);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  it("a DynamoDB outage answers INTERNAL error frames instead of hanging or crashing", async () => {
+    const env = { ...h.envFor("chat"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
+    const chat = withEnv(env, () => FACTORIES.chat());
+    const result = await chat(messageEvent({ connectionId: "c-outage", userId: "o", username: "o" }, "chat", JSON.stringify({ type: "chat", message: "x", clientMessageId: "k" })));
+    assert.equal(result.statusCode, 200);
+    assert.deepEqual(JSON.parse(String(result.body)), {
+      type: "error",
+      code: "INTERNAL",
+      message: "internal error; the request may be retried",
+      requestType: "chat",
+      clientMessageId: "k",
+    });
+  });
+
+  it("logs are structured JSON with request context and never contain message bodies or tokens", async () => {
+    const a = await h.join("log-a", "logs-1");
+    await h.send(a, { type: "chat", message: "SECRET-BODY-1234" });
+    await h.send(a, { type: "private", toUserId: "log-b", message: "SECRET-BODY-5678" });
+    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.length > 0);
+    assert.ok(!h.logs.some((l) => l.includes("SECRET-BODY")));
+    const routeLog = lines.find((l) => l.msg === "message delivered");
+    assert.ok(routeLog);
+    for (const k of ["timestamp", "level", "function", "requestId", "connectionId", "routeKey"]) assert.ok(k in routeLog, k);
+    const emf = lines.filter((l) => "_aws" in l && l.Function === "chat").pop() as Record<string, unknown>;
+    assert.equal((emf._aws as { CloudWatchMetrics: Array<{ Namespace: string }> }).CloudWatchMetrics[0].Namespace, "ChatApiTest");
+    assert.equal(emf.MessagesSent, 1);
+    assert.equal(emf.Stage, "test");
+  });
+});
