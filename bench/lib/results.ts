@@ -79,6 +79,8 @@ export interface ColdStartRow {
   /** Median ms to require the function's npm packages alone in a fresh process. */
   readonly packagesLoadMedianMs: number;
   readonly met: boolean;
+  /** Set when the archive cannot initialise in a fresh process (e.g. a module missing from it). */
+  readonly error?: string;
 }
 
 export interface BenchResults {
