@@ -1,0 +1,236 @@
+/**
+ * The terminal client as a user runs it: spawned as a process against a local runtime, driven
+ * through stdin, read from stdout. Covers join, chat, private message, rooms, history, errors, quit,
+ * the exit codes, reconnection after the server cuts the connection, and pings that keep an idle
+ * connection open.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { freePort } from "../../local/dynamoLocal";
+import type { LocalRuntime } from "../../local/runtime";
+import { startTestRuntime, TerminalClient } from "./support";
+
+const T = 30_000;
+
+describe("terminal client against the local runtime", function () {
+  this.timeout(180_000);
+  let rt: LocalRuntime;
+  let dir: string;
+  const clients: TerminalClient[] = [];
+
+  /** Starts a client and waits until it is connected and knows its first room's members. */
+  async function connect(user: string, name: string, extra: string[] = []): Promise<TerminalClient> {
+    const c = new TerminalClient([rt.endpoint, "--user", user, "--name", name, "--no-color", "--ping-interval", "1", ...extra]);
+    clients.push(c);
+    await c.expect(/\[info\] connected to ws:\/\/127\.0\.0\.1:\d+\/local\?token=%E2%80%A6/, 0, T);
+    await c.expect(/\[joined #/, 0, T);
+    return c;
+  }
+
+  before(async () => {
+    // Idle timeout shortened to 4 s so that the ping test runs in seconds; clients ping every second.
+    ({ rt, dir } = await startTestRuntime("terminal", { idleTimeoutMs: 4000, warm: true }));
+  });
+
+  after(async () => {
+    for (const c of clients) c.kill();
+    await rt?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  let alice: TerminalClient;
+  let bob: TerminalClient;
+  let aliceConnectionId: string;
+
+  it("connects with a minted local token and lists the first room's members", async () => {
+    alice = await connect("alice", "Alice");
+    assert.match(await alice.expect(/\[joined #general\]/), /\[joined #general\] 1 member: Alice \(alice\)$/);
+    assert.match(alice.lines[0], /^\d\d:\d\d:\d\d \[info\] user alice as "Alice"/);
+    assert.equal(rt.connectionIds().length, 1);
+    aliceConnectionId = rt.connectionIds()[0];
+  });
+
+  it("shows presence when another user joins the room", async () => {
+    const mark = alice.mark();
+    bob = await connect("bob", "Bob");
+    await alice.expect(/\[presence #general\] Bob \(bob\) joined$/, mark, T);
+    assert.match(await bob.expect(/\[joined #general\]/), /2 members: Alice \(alice\), Bob \(bob\)$/);
+  });
+
+  it("sends plain text and /chat to the room, and both users see it", async () => {
+    alice.send("hello from alice");
+    bob.send("/chat hi alice, bob here");
+    for (const c of [alice, bob]) {
+      await c.expect(/\[chat #general\] Alice \(alice\): hello from alice$/, 0, T);
+      await c.expect(/\[chat #general\] Bob \(bob\): hi alice, bob here$/, 0, T);
+    }
+  });
+
+  it("joins a second room, which becomes the current room", async () => {
+    const mark = bob.mark();
+    alice.send("/join random");
+    assert.match(await alice.expect(/\[joined #random\]/, 0, T), /1 member: Alice \(alice\)$/);
+    alice.send("anyone in random?");
+    await alice.expect(/\[chat #random\] Alice \(alice\): anyone in random\?$/, 0, T);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(bob.lines.slice(mark).some((l) => l.includes("anyone in random")), false, "bob is not in #random");
+  });
+
+  it("delivers a private message to its recipient and confirms delivery to the sender", async () => {
+    alice.send("/private bob psst, only for you");
+    await bob.expect(/\[private from Alice \(alice\)\] psst, only for you$/, 0, T);
+    assert.match(await alice.expect(/\[delivered\]/, 0, T), /\[delivered\] private message to bob reached 1 connection \(id [^)]+\)$/);
+  });
+
+  it("lists active rooms with their number of users", async () => {
+    const mark = bob.mark();
+    bob.send("/rooms");
+    await bob.expect(/\[rooms\] \d+ active rooms?:$/, mark, T);
+    await bob.expect(/\[rooms\]   #general  2 users$/, mark, T);
+    await bob.expect(/\[rooms\]   #random  1 user$/, mark, T);
+  });
+
+  it("shows a room's history and a private conversation's history", async () => {
+    const mark = bob.mark();
+    bob.send("/history general");
+    await bob.expect(/\[history #general\] 2 messages$/, mark, T);
+    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d Alice \(alice\): hello from alice$/, mark, T);
+    bob.send("/history @alice");
+    await bob.expect(/\[history @alice\] 1 message$/, mark, T);
+    await bob.expect(/\[history @alice\] \d\d:\d\d:\d\d Alice \(alice\) -> bob: psst, only for you$/, mark, T);
+  });
+
+  it("prints the server's typed errors and its own usage errors", async () => {
+    const mark = bob.mark();
+    bob.send("/history random");
+    await bob.expect(/\[error NOT_A_MEMBER\] .*\(request history\)$/, mark, T);
+    bob.send("/join no/slashes");
+    await bob.expect(/\[error BAD_REQUEST\] .*\(request join\)$/, mark, T);
+    bob.send("/leave nowhere");
+    await bob.expect(/\[error CLIENT\] you are not in #nowhere$/, mark, T);
+    bob.send("/frobnicate");
+    await bob.expect(/\[error CLIENT\] unknown command "\/frobnicate"; type \/help for the list$/, mark, T);
+    bob.send("/help");
+    await bob.expect(/^  \/private <userId> <message> +send a private message$/, mark, T);
+  });
+
+  it("leaves a room and the others see it", async () => {
+    const mark = alice.mark();
+    bob.send("/join random");
+    await bob.expect(/\[joined #random\] 2 members/, 0, T);
+    await alice.expect(/\[presence #random\] Bob \(bob\) joined$/, mark, T);
+    bob.send("/leave random");
+    await bob.expect(/\[left #random\] you left the room$/, 0, T);
+    await alice.expect(/\[presence #random\] Bob \(bob\) left$/, mark, T);
+  });
+
+  it("keeps an idle connection open with pings; without them the idle timeout cuts it and the client reconnects", async () => {
+    // Control: a client that pings every 60 s is cut by the 4-s idle timeout (1001 Going away)...
+    const dave = await connect("dave", "Dave", ["--ping-interval", "60", "--room", "quiet"]);
+    const mark = bob.mark();
+    await dave.expect(/\[info\] connection lost \(code 1001 Going away\); reconnecting in \d+\.\ds \(attempt 1\)$/, 0, T);
+    // ...and comes back by itself into its room.
+    await dave.expect(/\[info\] reconnected; rejoining #quiet$/, 0, T);
+    dave.send("/quit");
+    assert.equal((await dave.exit(T)).code, 0);
+    // Bob, pinging every second, stayed connected all along (about 6 s idle apart from pings).
+    assert.equal(bob.lines.slice(mark).some((l) => /connection lost/.test(l)), false, bob.lines.slice(mark).join("\n"));
+    assert.equal(bob.saw(/connection lost/), false, bob.lines.join("\n"));
+  });
+
+  it("reconnects after the server closes the connection and rejoins its rooms", async () => {
+    const mark = alice.mark();
+    // Close alice's connection through the management API, as API Gateway does at the 2-hour limit.
+    const management = new ApiGatewayManagementApiClient({
+      endpoint: rt.managementEndpoint,
+      region: rt.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    try {
+      await management.send(new DeleteConnectionCommand({ ConnectionId: aliceConnectionId }));
+    } finally {
+      management.destroy();
+    }
+    await alice.expect(/\[info\] connection lost \(code 1000\); reconnecting in \d+\.\ds \(attempt 1\)$/, mark, T);
+    await alice.expect(/\[info\] reconnected; rejoining (#general, #random|#random, #general)$/, mark, T);
+    await alice.expect(/\[joined #random\]/, mark, T);
+    // Still in #random (the current room) after the reconnection: plain text goes there.
+    alice.send("back in random");
+    await alice.expect(/\[chat #random\] Alice \(alice\): back in random$/, mark, T);
+    // And in #general: bob's message reaches her.
+    bob.send("/chat welcome back");
+    await alice.expect(/\[chat #general\] Bob \(bob\): welcome back$/, mark, T);
+    assert.equal(rt.connectionIds().includes(aliceConnectionId), false, "the old connection is gone");
+  });
+
+  it("quits with /quit (exit 0) and the others see the user leave", async () => {
+    const mark = bob.mark();
+    alice.send("/quit");
+    const result = await alice.exit(T);
+    assert.equal(result.code, 0);
+    await alice.expect(/\[info\] disconnected$/);
+    await bob.expect(/\[presence #general\] Alice \(alice\) left$/, mark, T);
+  });
+
+  it("ends cleanly at the end of piped input after the answers arrive (exit 0)", async () => {
+    const carol = await connect("carol", "Carol", ["--room", "piped"]);
+    carol.send("/rooms");
+    carol.send("piped message");
+    carol.endInput();
+    const result = await carol.exit(T);
+    assert.equal(result.code, 0);
+    assert.ok(carol.saw(/\[rooms\]   #piped  1 user$/), carol.lines.join("\n"));
+    assert.ok(carol.saw(/\[chat #piped\] Carol \(carol\): piped message$/), carol.lines.join("\n"));
+  });
+});
+
+describe("terminal client exit codes", function () {
+  this.timeout(60_000);
+
+  it("exits 2 with the usage text on bad arguments", async () => {
+    const c = new TerminalClient(["http://not-a-websocket/"]);
+    const r = await c.exit();
+    assert.equal(r.code, 2);
+    assert.match(c.stderr.join(""), /the endpoint must start with ws:\/\/ or wss:\/\//);
+    assert.match(c.stderr.join(""), /usage: npm run client/);
+  });
+
+  it("exits 3 when nothing listens at the endpoint", async () => {
+    const port = await freePort();
+    const c = new TerminalClient([`ws://127.0.0.1:${port}/local`, "--token", "a.b.c", "--no-color"]);
+    const r = await c.exit();
+    assert.equal(r.code, 3);
+    assert.ok(c.saw(/\[error FATAL\] could not connect to ws:\/\/127\.0\.0\.1:\d+\/local/), c.lines.join("\n"));
+  });
+
+  it("exits 4 when no local runtime can mint a --user token", async () => {
+    const port = await freePort();
+    const c = new TerminalClient([`ws://127.0.0.1:${port}/local`, "--user", "dave", "--no-color"]);
+    const r = await c.exit();
+    assert.equal(r.code, 4);
+    assert.ok(c.saw(/\[error FATAL\] could not obtain a token: no local runtime answers at http:\/\/127\.0\.0\.1:\d+/), c.lines.join("\n"));
+  });
+});
+
+describe("terminal client and a refused token", function () {
+  this.timeout(120_000);
+  let rt: LocalRuntime;
+  let dir: string;
+  before(async () => {
+    ({ rt, dir } = await startTestRuntime("terminal-auth"));
+  });
+  after(async () => {
+    await rt?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("exits 4 when the handshake is refused (forged token)", async () => {
+    const header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
+    const payload = Buffer.from(JSON.stringify({ sub: "mallory", iss: "chat-local", aud: "chat-api", exp: Math.floor(Date.now() / 1000) + 600 })).toString("base64url");
+    const c = new TerminalClient([rt.endpoint, "--token", `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`, "--no-color"]);
+    const r = await c.exit(T);
+    assert.equal(r.code, 4);
+    assert.ok(c.saw(/\[error FATAL\] the server refused the connection \(HTTP 40[13]\)/), c.lines.join("\n"));
+  });
+});
