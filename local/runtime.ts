@@ -152,6 +152,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
   let dynamo: DynamoLocal | undefined;
   let gateway: LocalGateway | undefined;
+  let killDynamoOnExit: (() => void) | undefined;
   const hosts = new Map<FunctionName, FunctionHost>();
   // Stop order: the gateway first (closing connections still invokes $disconnect), then the functions, then DynamoDB.
   const stopAll = async () => {
@@ -160,25 +161,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     if (gateway) await step("gateway", () => gateway!.stop());
     await step("functions", async () => void (await Promise.all([...hosts.values()].map((h) => h.stop()))));
     if (dynamo) await step("DynamoDB Local", () => dynamo!.stop());
+    if (killDynamoOnExit) process.off("exit", killDynamoOnExit);
   };
 
   try {
-    // 1. DynamoDB Local and the stack's tables, from the same schemas (handlers/tables.ts).
-    let dynamodbEndpoint = options.dynamodbEndpoint;
-    if (!dynamodbEndpoint) {
-      dynamo = await startDynamoLocal({ dataDir: options.inMemory ? undefined : (options.dataDir ?? path.join(".local", "dynamodb")) });
-      dynamodbEndpoint = dynamo.endpoint;
-      logger({ level: "info", source: "runtime", message: `DynamoDB Local on ${dynamodbEndpoint}${options.inMemory ? " (in memory)" : ""}` });
-    }
-    const tableNames = localTableNames(options.tablePrefix ?? `chat-${stage}`);
-    const ddb = localDynamoClient(dynamodbEndpoint);
-    try {
-      await ensureTables(ddb, tableNames);
-    } finally {
-      ddb.destroy();
-    }
-
-    // 2. The gateway's port: the functions' MANAGEMENT_ENDPOINT depends on it.
+    // 1. The gateway's port first: a taken port fails fast, and MANAGEMENT_ENDPOINT depends on it.
     const managementStats = emptyManagementStats();
     const secret = localSecret(options.secretDir ?? ".local");
     let postCount = 0;
@@ -209,6 +196,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       managementStats,
     });
     const port = await gateway.listen();
+
+    // 2. DynamoDB Local and the stack's tables, from the same schemas (handlers/tables.ts).
+    let dynamodbEndpoint = options.dynamodbEndpoint;
+    if (!dynamodbEndpoint) {
+      dynamo = await startDynamoLocal({ dataDir: options.inMemory ? undefined : (options.dataDir ?? path.join(".local", "dynamodb")) });
+      dynamodbEndpoint = dynamo.endpoint;
+      // No orphan java process even if this Node process dies without calling stop().
+      const child = dynamo.process;
+      killDynamoOnExit = () => void (child.exitCode === null && child.kill("SIGKILL"));
+      process.on("exit", killDynamoOnExit);
+      logger({ level: "info", source: "runtime", message: `DynamoDB Local on ${dynamodbEndpoint}${options.inMemory ? " (in memory)" : ""}` });
+    }
+    const tableNames = localTableNames(options.tablePrefix ?? `chat-${stage}`);
+    const ddb = localDynamoClient(dynamodbEndpoint);
+    try {
+      await ensureTables(ddb, tableNames);
+    } finally {
+      ddb.destroy();
+    }
+
     const apiId = options.apiId ?? apiIdFrom(`${stage}:${port}`);
     const base = `${host}:${port}`;
     const endpoint = `ws://${base}/${stage}`;
@@ -332,16 +339,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       stats,
       mintToken: (userId, username, ttlSeconds) => mintLocalToken(secret, { userId, username, ttlSeconds }),
       connectionIds: () => g.connectionIds(),
+      // The stack's output names (index.ts), plus the local-only webUrl and dynamodbEndpoint.
       outputs: () => ({
         endpoint,
         managementEndpoint,
         apiId,
         stage,
-        region,
-        connectionsTableName: tableNames.connections,
-        roomsTableName: tableNames.rooms,
-        messagesTableName: tableNames.messages,
+        connectionsTable: tableNames.connections,
+        roomsTable: tableNames.rooms,
+        messagesTable: tableNames.messages,
         webUrl,
+        dynamodbEndpoint,
       }),
       metricTotal: (metric, fn) => stats.emf.filter((r) => !fn || r.function === fn).reduce((sum, r) => sum + (r.values[metric] ?? 0), 0),
       resetStats: () => {

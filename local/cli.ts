@@ -1,0 +1,275 @@
+/**
+ * `npm run local`: the whole chat API on this machine (docs/local.md).
+ *
+ *   npm run local -- [--port 3001] [--stage local] [--data-dir .local/dynamodb | --in-memory] [--serialized]
+ *                    [--management-latency-ms 0] [--idle-timeout-seconds 600] [--max-duration-seconds 7200]
+ *                    [--no-web] [--log-level info] [--quiet]
+ *
+ * Starts DynamoDB Local, creates the stack's tables, builds the web page, starts the gateway, prints
+ * how to connect and writes .local/outputs.json. Ctrl-C or SIGTERM stops everything, DynamoDB Local included.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { consoleLogger, silentLogger, type LogLevel } from "./logger";
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
+
+export interface CliOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly stage: string;
+  readonly dataDir: string;
+  readonly inMemory: boolean;
+  readonly serialized: boolean;
+  readonly managementLatencyMs: number;
+  readonly idleTimeoutSeconds: number;
+  readonly maxDurationSeconds: number;
+  readonly web: boolean;
+  readonly logLevel: LogLevel;
+  readonly quiet: boolean;
+  readonly outputs: string;
+  readonly help: boolean;
+}
+
+export const USAGE = `Usage: npm run local -- [options]
+
+Runs the chat API on this machine: DynamoDB Local, the stack's tables, every function in its own
+worker with the environment the stack gives it, and an API Gateway-faithful WebSocket endpoint.
+
+Options:
+  --port <n>                    gateway port (default 3001; 0 picks a free one)
+  --host <ip>                   interface to listen on (default 127.0.0.1)
+  --stage <name>                stage, the endpoint's path (default local)
+  --data-dir <dir>              DynamoDB Local data folder (default .local/dynamodb, kept across restarts)
+  --in-memory                   keep no data (DynamoDB Local in memory)
+  --serialized                  run the serialized callback modules pulumi up would upload
+  --management-latency-ms <n>   delay added to every @connections call (default 0)
+  --idle-timeout-seconds <n>    idle timeout (default 600, as API Gateway)
+  --max-duration-seconds <n>    maximum connection duration (default 7200, as API Gateway)
+  --no-web                      do not build and serve the web page
+  --log-level <level>           debug, info, warn or error (default info)
+  --quiet                       print only the connection details
+  --outputs <file>              where to write the stack outputs (default .local/outputs.json)
+  --help                        this text
+`;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function parseCliArgs(argv: readonly string[]): CliOptions {
+  const o = {
+    port: 3001,
+    host: "127.0.0.1",
+    stage: "local",
+    dataDir: path.join(".local", "dynamodb"),
+    inMemory: false,
+    serialized: false,
+    managementLatencyMs: 0,
+    idleTimeoutSeconds: 600,
+    maxDurationSeconds: 7200,
+    web: true,
+    logLevel: "info" as LogLevel,
+    quiet: false,
+    outputs: path.join(".local", "outputs.json"),
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    const int = (min: number, max: number): number => {
+      const raw = value();
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
+      return n;
+    };
+    switch (flag) {
+      case "--port":
+        o.port = int(0, 65535);
+        break;
+      case "--host":
+        o.host = value();
+        break;
+      case "--stage":
+        o.stage = value();
+        if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.stage)) throw new UsageError("--stage must be 1-128 letters, digits, '-' or '_'");
+        break;
+      case "--data-dir":
+        o.dataDir = value();
+        break;
+      case "--in-memory":
+        o.inMemory = true;
+        break;
+      case "--serialized":
+        o.serialized = true;
+        break;
+      case "--management-latency-ms":
+        o.managementLatencyMs = int(0, 60_000);
+        break;
+      case "--idle-timeout-seconds":
+        o.idleTimeoutSeconds = int(1, 600);
+        break;
+      case "--max-duration-seconds":
+        o.maxDurationSeconds = int(1, 7200);
+        break;
+      case "--no-web":
+        o.web = false;
+        break;
+      case "--log-level": {
+        const l = value();
+        if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw new UsageError("--log-level must be debug, info, warn or error");
+        o.logLevel = l;
+        break;
+      }
+      case "--quiet":
+        o.quiet = true;
+        break;
+      case "--outputs":
+        o.outputs = value();
+        break;
+      case "--help":
+      case "-h":
+        o.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return o;
+}
+
+/** Java 17+ is DynamoDB Local's one requirement: say so plainly instead of a spawn error. */
+export function checkJava(): string | undefined {
+  const r = spawnSync("java", ["-version"], { encoding: "utf8" });
+  if (r.error) return "Java is not installed or not on PATH: DynamoDB Local needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)";
+  const out = `${r.stderr}${r.stdout}`;
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(out);
+  if (m) {
+    const major = m[1] === "1" ? Number(m[2]) : Number(m[1]);
+    if (major < 17) return `Java ${major} found: DynamoDB Local needs Java 17 or newer`;
+  }
+  return undefined;
+}
+
+/** What `npm run local` prints once everything is up. */
+export function banner(rt: LocalRuntime, demo: { userId: string; username: string; token: string }, outputsFile: string, web: boolean): string {
+  const q = (t: string) => `${rt.endpoint}?userId=${demo.userId}&username=${demo.username}&roomId=general&token=${t}`;
+  return [
+    "",
+    "Chat API running locally",
+    `  WebSocket endpoint   ${rt.endpoint}`,
+    `  @connections         ${rt.managementEndpoint}/@connections/{connectionId}`,
+    web ? `  Web client           ${rt.webUrl}` : "  Web client           (off: --no-web)",
+    `  Token endpoint       ${rt.webUrl}_local/token?userId=<id>&name=<display name>   (local only)`,
+    `  DynamoDB Local       ${rt.dynamodbEndpoint}   tables ${Object.values(rt.tableNames).join(", ")}`,
+    `  Stack outputs        ${outputsFile}`,
+    "",
+    `Demo user "${demo.userId}" token (valid 2 h):`,
+    `  ${demo.token}`,
+    "",
+    "Connect:",
+    `  npx wscat -c '${q(demo.token)}'`,
+    `  websocat '${q(demo.token)}'`,
+    `  npm run client -- ${rt.endpoint} --user ${demo.userId} --name ${demo.username}`,
+    "Then send: {\"type\":\"chat\",\"message\":\"Hello WebSocket!\"}",
+    "",
+    "Ctrl-C stops everything.",
+    "",
+  ].join("\n");
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCliArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  // The SDK warns on Node < 22 (Lambda runs nodejs22.x); the warning says nothing about this program.
+  if (Number(process.versions.node.split(".")[0]) < 22) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  const javaProblem = checkJava();
+  if (javaProblem) {
+    process.stderr.write(`npm run local: ${javaProblem}\n`);
+    return 1;
+  }
+  const webDir = path.join(__dirname, "..", "clients", "web", "dist");
+  const runtimeOptions: LocalRuntimeOptions = {
+    port: options.port,
+    host: options.host,
+    stage: options.stage,
+    dataDir: options.dataDir,
+    inMemory: options.inMemory,
+    serialized: options.serialized,
+    managementLatencyMs: options.managementLatencyMs,
+    idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+    maxDurationMs: options.maxDurationSeconds * 1000,
+    webDir: options.web ? webDir : undefined,
+    logger: options.quiet ? silentLogger : consoleLogger(options.logLevel),
+    warm: true,
+  };
+  let rt: LocalRuntime;
+  try {
+    rt = await startLocalRuntime(runtimeOptions);
+  } catch (err) {
+    process.stderr.write(`npm run local: ${(err as Error).message}\n`);
+    return 1;
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string, code: number) => {
+    stopping ??= (async () => {
+      process.stderr.write(`\n${why}: stopping the gateway, the functions and DynamoDB Local…\n`);
+      await rt.stop();
+      process.exit(code);
+    })();
+    return stopping;
+  };
+  process.once("SIGINT", () => void stop("SIGINT", 130));
+  process.once("SIGTERM", () => void stop("SIGTERM", 143));
+  process.on("uncaughtException", (err) => {
+    process.stderr.write(`npm run local: unexpected error: ${err.stack ?? err.message}\n`);
+    void stop("crash", 1);
+  });
+
+  if (options.web) {
+    try {
+      // The page is built with this endpoint baked in, so it connects without typing (clients/web/build.ts).
+      const { buildWeb } = await import("../clients/web/build");
+      await buildWeb({ endpoint: rt.endpoint, outDir: webDir });
+    } catch (err) {
+      process.stderr.write(`web page not built (${(err as Error).message}); the API itself is running\n`);
+    }
+  }
+  fs.mkdirSync(path.dirname(path.resolve(options.outputs)), { recursive: true });
+  // Same names as `pulumi stack output --json`, so scripts work against either.
+  fs.writeFileSync(options.outputs, JSON.stringify(rt.outputs(), null, 2) + "\n");
+  const demo = { userId: "demo", username: "Demo" };
+  const token = await rt.mintToken(demo.userId, demo.username);
+  process.stdout.write(banner(rt, { ...demo, token }, options.outputs, options.web));
+  return -1; // keep running until a signal
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (err: Error) => {
+      process.stderr.write(`npm run local: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
