@@ -61,6 +61,19 @@ describe("infra: stack config", () => {
     });
   });
 
+  describe("docs/deploy.md", () => {
+    it("documents every config key in its table, with its default", () => {
+      const doc = require("fs").readFileSync(require("path").join(__dirname, "..", "..", "docs", "deploy.md"), "utf8") as string;
+      for (const key of CONFIG_KEYS) {
+        const row = doc.split("\n").find((line) => line.startsWith(`| \`${key}\` |`));
+        assert.ok(row, `docs/deploy.md has a row for ${key}`);
+        const d = CONFIG_SCHEMA[key].default;
+        const shown = Array.isArray(d) ? "`[]`" : d === "" ? '`""`' : `\`${String(d)}\``;
+        assert.ok(row.includes(`| ${CONFIG_SCHEMA[key].type} | ${shown} |`), `${key}: type and default in ${row}`);
+      }
+    });
+  });
+
   describe("stack files", () => {
     it("set aws:region and only known keys", () => {
       for (const stack of ["dev", "prod"] as const) {
