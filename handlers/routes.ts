@@ -59,17 +59,35 @@ export interface FunctionSpec {
   readonly manageConnections: readonly ManagementMethod[];
   /** Reads the shared HS256 secret from Secrets Manager (authorizer, shared-secret mode only). */
   readonly readsAuthSecret: boolean;
-  /** npm packages loaded at run time: everything else is left out of the function's archive. */
+  /**
+   * npm packages loaded at run time: everything else is left out of the function's archive.
+   * aws-xray-sdk-core is not listed: the handlers load it only when TRACING_ENABLED=true, and the
+   * stack adds it to the archive exactly then.
+   */
   readonly packages: readonly string[];
 }
 
 const SDK_DYNAMO = ["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"];
 const SDK_MANAGEMENT = ["@aws-sdk/client-apigatewaymanagementapi"];
 
-/** Cleaning stale connections after a GoneException: read their rooms, delete them and their memberships. */
+/**
+ * Cleaning stale connections after a GoneException (handlers/lib/fanout.ts): BatchGetItem of their
+ * connection items (for their rooms), BatchWriteItem deletes of them and of their memberships.
+ */
 const CLEANUP_CONNECTIONS: DynamoAction[] = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"];
-/** Reading a room partition (members and summary) and reconciling its summary item. */
+const CLEANUP_MEMBERSHIPS: DynamoAction[] = ["dynamodb:BatchWriteItem"];
+/**
+ * Reading a room partition (members and summary, one paginated Query) and reconciling its summary
+ * item (UpdateItem, or DeleteItem when the room is empty); handlers/lib/data.ts readRoom.
+ */
 const ROOM_READ_RECONCILE: DynamoAction[] = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+/**
+ * Storing a message: PutItem, or TransactWriteItems of two Puts when the frame has a
+ * clientMessageId (a transaction's parts are authorized as the underlying PutItem: DynamoDB
+ * developer guide, "Using IAM with DynamoDB transactions"); GetItem of the idempotency record and
+ * the original message on a retry.
+ */
+const STORE_MESSAGE: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:GetItem"];
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
   {
@@ -87,12 +105,13 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Registers the connection and joins its first room",
     twoWay: false,
     tables: [
-      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: ["dynamodb:PutItem", ...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+      // PutItem: the connection item. Membership: UpdateItem (keeps joinedAt on a re-join).
+      { table: "connections", actions: ["dynamodb:PutItem", ...CLEANUP_CONNECTIONS] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
   {
     name: "disconnect",
@@ -101,7 +120,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: false,
     tables: [
       { table: "connections", actions: ["dynamodb:DeleteItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -112,6 +131,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     routeKey: "$default",
     description: "Answers frames with an unknown type or invalid JSON with a typed error",
     twoWay: true,
+    // UpdateItem: the per-connection rate limit (every message route).
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: [],
     readsAuthSecret: false,
@@ -124,8 +144,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
-      { table: "messages", actions: ["dynamodb:PutItem", "dynamodb:GetItem"] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "messages", actions: STORE_MESSAGE },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -138,7 +158,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: ["dynamodb:PutItem", ...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -151,7 +171,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, "dynamodb:BatchWriteItem"] },
+      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -164,8 +184,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", "dynamodb:Query", ...CLEANUP_CONNECTIONS], indexes: ["byUser"] },
-      { table: "rooms", actions: ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"] },
-      { table: "messages", actions: ["dynamodb:PutItem", "dynamodb:GetItem"] },
+      // Only the clean-up of stale recipients' memberships: private messages never read rooms.
+      { table: "rooms", actions: CLEANUP_MEMBERSHIPS },
+      { table: "messages", actions: STORE_MESSAGE },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -205,7 +226,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: [],
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO],
+    packages: [...SDK_DYNAMO, "zod"],
   },
 ];
 

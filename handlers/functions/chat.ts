@@ -5,6 +5,7 @@
  * gets the ORIGINAL chat frame back as the reply.
  */
 import type { WebSocketHandler } from "../events";
+import { managementFanout } from "../lib/fanout";
 import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
@@ -25,7 +26,7 @@ export function chatFrame(roomId: string, m: MessageItem): ChatFrame {
 }
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true });
+  const rt = createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.chat, requireFrame(req));

@@ -6,6 +6,7 @@
  * not exist yet and a post to it returns 410.
  */
 import type { WebSocketHandler } from "../events";
+import { managementFanout } from "../lib/fanout";
 import { CONNECTION_LIFETIME_SECONDS, epochSeconds, putConnection } from "../lib/data";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
@@ -14,7 +15,7 @@ import { createRuntime, withInvocation } from "../lib/runtime";
 export const DEFAULT_ROOM = "general";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("connect", { tables: ["connections", "rooms"], management: true });
+  const rt = createRuntime("connect", { tables: ["connections", "rooms"], management: true }, managementFanout);
   return (event, context) =>
     withInvocation(rt, event, context, async (log) => {
       const rc = event.requestContext;

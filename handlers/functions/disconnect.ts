@@ -5,12 +5,13 @@
  * was the user's last connection and to reconcile the room summary.
  */
 import type { WebSocketHandler } from "../events";
+import { managementFanout } from "../lib/fanout";
 import { deleteConnection, deleteMemberships } from "../lib/data";
 import { announceLeftIfLast } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("disconnect", { tables: ["connections", "rooms"], management: true });
+  const rt = createRuntime("disconnect", { tables: ["connections", "rooms"], management: true }, managementFanout);
   return (event, context) =>
     withInvocation(rt, event, context, async (log) => {
       const rc = event.requestContext;

@@ -1,5 +1,6 @@
 /** `join`: add the membership, announce the user if this is their first connection in the room, reply with the members. */
 import type { WebSocketHandler } from "../events";
+import { managementFanout } from "../lib/fanout";
 import { addRoomToConnection } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame } from "../lib/frames";
@@ -13,7 +14,7 @@ import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
 export const MAX_ROOMS_PER_CONNECTION = 50;
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("join", { tables: ["connections", "rooms"], management: true });
+  const rt = createRuntime("join", { tables: ["connections", "rooms"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const { roomId } = parseFrame(schemas.join, requireFrame(req));

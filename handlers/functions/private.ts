@@ -5,13 +5,14 @@
  * delivers nothing and answers `delivered` with the ORIGINAL messageId and deliveredTo 0.
  */
 import type { WebSocketHandler } from "../events";
+import { managementFanout } from "../lib/fanout";
 import { dmConversation, epochSeconds, liveConnectionsOfUser, storeMessage } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame, requireFanout } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("private", { tables: ["connections", "rooms", "messages"], management: true });
+  const rt = createRuntime("private", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.private, requireFrame(req));

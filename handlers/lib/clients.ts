@@ -3,7 +3,6 @@
  * Short timeouts and few attempts: a DynamoDB or `@connections` outage must turn into an INTERNAL
  * error frame well inside API Gateway's 29 s integration timeout (AWS-FACTS: Limits), never a hang.
  */
-import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { HandlerConfig } from "./config";
@@ -16,13 +15,13 @@ export const SDK_TIMEOUTS = { connectionTimeout: 1000, requestTimeout: 5000 } as
  * Credentials when running against DynamoDB Local / the local runtime without AWS credentials in
  * the environment (both accept any signature). Deployed functions use the execution role.
  */
-function localCredentials(config: HandlerConfig): { accessKeyId: string; secretAccessKey: string } | undefined {
+export function localCredentials(config: HandlerConfig): { accessKeyId: string; secretAccessKey: string } | undefined {
   if (config.dynamodbEndpoint === undefined || process.env.AWS_ACCESS_KEY_ID) return undefined;
   return { accessKeyId: "local", secretAccessKey: "local" };
 }
 
 /** Wraps a client with X-Ray subsegments when tracing is on; the SDK is loaded only then. */
-function traced<T>(config: HandlerConfig, client: T): T {
+export function traced<T>(config: HandlerConfig, client: T): T {
   if (!config.tracing) return client;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const xray = require("aws-xray-sdk-core") as { captureAWSv3Client<C>(c: C): C };
@@ -45,21 +44,3 @@ export function createDocumentClient(config: HandlerConfig, usage: UsageScope): 
   return doc;
 }
 
-/**
- * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
- * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
- */
-export function createManagementClient(config: HandlerConfig): ApiGatewayManagementApiClient {
-  if (!config.managementEndpoint) throw new Error("MANAGEMENT_ENDPOINT is not configured");
-  const credentials = localCredentials(config);
-  return traced(
-    config,
-    new ApiGatewayManagementApiClient({
-      region: config.region,
-      endpoint: config.managementEndpoint,
-      maxAttempts: 1,
-      requestHandler: { ...SDK_TIMEOUTS },
-      ...(credentials ? { credentials } : {}),
-    }),
-  );
-}

@@ -12,9 +12,11 @@
  *   backoff and full jitter, never treated as gone.
  * - Anything else is logged and counted (FailedDeliveries); delivery to the others continues.
  */
-import { PostToConnectionCommand, type ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableName } from "../tables";
+import { localCredentials, SDK_TIMEOUTS, traced } from "./clients";
+import type { HandlerConfig } from "./config";
 import { backoffDelay, batchDelete } from "./data";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
@@ -182,4 +184,38 @@ export function createFanout(deps: FanoutDeps): Fanout {
   }
 
   return { deliver, removeConnections };
+}
+
+/**
+ * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
+ * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
+ */
+export function createManagementClient(config: HandlerConfig): ApiGatewayManagementApiClient {
+  if (!config.managementEndpoint) throw new Error("MANAGEMENT_ENDPOINT is not configured");
+  const credentials = localCredentials(config);
+  return traced(
+    config,
+    new ApiGatewayManagementApiClient({
+      region: config.region,
+      endpoint: config.managementEndpoint,
+      maxAttempts: 1,
+      requestHandler: { ...SDK_TIMEOUTS },
+      ...(credentials ? { credentials } : {}),
+    }),
+  );
+}
+
+/**
+ * The fan-out of a function that posts to `@connections` (its factory passes this to
+ * createRuntime). Functions that never post do not reference it, so their bundle never loads the
+ * management client.
+ */
+export function managementFanout(rt: { readonly config: HandlerConfig; readonly doc: DynamoDBDocumentClient; readonly usage: UsageScope }): Fanout {
+  return createFanout({
+    management: createManagementClient(rt.config),
+    doc: rt.doc,
+    tables: rt.config.tables,
+    concurrency: rt.config.fanoutConcurrency,
+    usage: rt.usage,
+  });
 }

@@ -6,12 +6,12 @@
 import type { WebSocketEvent, WebSocketResult, LambdaContextLike, WebSocketHandler } from "../events";
 import type { FunctionName } from "../routes";
 import type { TableName } from "../tables";
-import { createDocumentClient, createManagementClient } from "./clients";
+import { createDocumentClient } from "./clients";
 import { readHandlerConfig, type HandlerConfig } from "./config";
 import { type ConnectionItem, type DataContext, touchConnection } from "./data";
 import { publishUsage } from "./emf";
 import { chatError, errorFrame, isChatError, type ErrorCode } from "./errors";
-import { createFanout, type Fanout } from "./fanout";
+import type { Fanout } from "./fanout";
 import { CLIENT_MESSAGE_ID_PATTERN, type ServerFrame } from "./frames";
 import { createLogger, type Logger } from "./logger";
 import { createUsageScope, emptyUsage, type UsageScope } from "./usage";
@@ -31,6 +31,7 @@ export interface Runtime extends InvocationHost, DataContext {
 
 export interface RuntimeNeeds {
   readonly tables: readonly TableName[];
+  /** Posts to `@connections`: MANAGEMENT_ENDPOINT is then required (pass managementFanout too). */
   readonly management: boolean;
 }
 
@@ -42,19 +43,15 @@ export function createHost(name: FunctionName, needs: RuntimeNeeds, env: NodeJS.
 }
 
 /** Builds the configuration, logger and clients of a function. Throws ConfigurationError on a bad environment. */
-export function createRuntime(name: FunctionName, needs: RuntimeNeeds, env: NodeJS.ProcessEnv = process.env): Runtime {
+export function createRuntime(
+  name: FunctionName,
+  needs: RuntimeNeeds,
+  fanout?: (rt: Pick<Runtime, "config" | "doc" | "usage">) => Fanout,
+  env: NodeJS.ProcessEnv = process.env,
+): Runtime {
   const { config, log, usage } = createHost(name, needs, env);
   const doc = createDocumentClient(config, usage);
-  const fanout = needs.management
-    ? createFanout({
-        management: createManagementClient(config),
-        doc,
-        tables: config.tables,
-        concurrency: config.fanoutConcurrency,
-        usage,
-      })
-    : undefined;
-  return { name, config, log, usage, doc, fanout };
+  return { name, config, log, usage, doc, fanout: fanout?.({ config, doc, usage }) };
 }
 
 export function requireFanout(rt: Runtime): Fanout {

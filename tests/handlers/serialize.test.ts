@@ -1,0 +1,80 @@
+/**
+ * Every factory survives Pulumi's closure serialization (what aws.lambda.CallbackFunction does with
+ * `callbackFactory`), and the serialized handler works: each one is written to a file inside the
+ * project (so node_modules resolve), loaded with its function's environment and invoked once
+ * against DynamoDB Local and the fake `@connections` server.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { SignJWT } from "jose";
+import { FACTORIES } from "../../handlers";
+import type { AuthorizerHandler, WebSocketHandler } from "../../handlers/events";
+import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
+import { authorizerEvent, createHarness, messageEvent, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
+
+describe("handlers: serialization by CallbackFunction", function () {
+  this.timeout(120_000);
+  let h: Harness;
+  let dir: string;
+  const loaded = new Map<FunctionName, WebSocketHandler | AuthorizerHandler>();
+
+  before(async () => {
+    h = await createHarness({ label: "serialize" });
+    // Inside the project (so require() resolves node_modules), in the git-ignored test-artifacts/.
+    fs.mkdirSync(path.join(process.cwd(), "test-artifacts"), { recursive: true });
+    dir = fs.mkdtempSync(path.join(process.cwd(), "test-artifacts", "serialize-"));
+  });
+  after(async () => {
+    await h?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const spec of FUNCTIONS) {
+    it(`serializes the ${spec.name} factory and loads it with its function's environment`, async () => {
+      const s = await pulumi.runtime.serializeFunction(FACTORIES[spec.name] as () => unknown, { isFactoryFunction: true });
+      assert.ok(!/@pulumi\//.test(s.text), "the serialized code must not load @pulumi packages");
+      const file = path.join(dir, `${spec.name}.js`);
+      fs.writeFileSync(file, s.text);
+      // The serialized module runs the factory when loaded: that is the cold start.
+      const mod = withEnv({ ...h.envFor(spec.name), AWS_REGION: "us-east-1" }, () => require(file) as Record<string, unknown>);
+      const handler = mod[s.exportName];
+      assert.equal(typeof handler, "function");
+      loaded.set(spec.name, handler as WebSocketHandler);
+    });
+  }
+
+  it("the serialized handlers answer real requests", async () => {
+    const ws = (name: FunctionName) => loaded.get(name) as WebSocketHandler;
+    assert.equal(loaded.size, FUNCTIONS.length, "every factory serialized");
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("ser-user").setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime(now + 60).sign(new TextEncoder().encode(TEST_SECRET));
+    const allowed = await (loaded.get("authorizer") as AuthorizerHandler)(authorizerEvent({ token }));
+    assert.equal(allowed.policyDocument.Statement[0].Effect, "Allow");
+
+    const a = { connectionId: "serAAAAAAAAAAAAA", userId: "ser-user", username: "ser-user" };
+    const b = { connectionId: "serBBBBBBBBBBBBB", userId: "ser-other", username: "ser-other" };
+    for (const c of [a, b]) {
+      const e = messageEvent(c, "$connect", "");
+      const r = await ws("connect")({ ...e, body: undefined, requestContext: { ...e.requestContext, eventType: "CONNECT" }, queryStringParameters: { roomId: "ser-room" } });
+      assert.equal(r.statusCode, 200);
+      h.api.open(c.connectionId);
+    }
+    const send = async (name: FunctionName, frame: unknown) => {
+      const r = await ws(name)(messageEvent(a, name, typeof frame === "string" ? frame : JSON.stringify(frame)));
+      return r.body === undefined ? undefined : (JSON.parse(r.body) as Record<string, unknown>);
+    };
+    assert.deepEqual(await send("ping", { type: "ping" }), { type: "pong" });
+    assert.equal((await send("default", "{oops"))?.code, "BAD_JSON");
+    assert.equal(await send("chat", { type: "chat", message: "serialized" }), undefined);
+    assert.equal(h.frames(b).filter((f) => f.type === "chat").length, 1);
+    assert.equal((await send("join", { type: "join", roomId: "ser-room-2" }))?.type, "joined");
+    assert.deepEqual(await send("leave", { type: "leave", roomId: "ser-room-2" }), { type: "left", roomId: "ser-room-2" });
+    assert.equal((await send("private", { type: "private", toUserId: "ser-other", message: "hi" }))?.deliveredTo, 1);
+    assert.ok(((await send("rooms", { type: "rooms" }))?.rooms as unknown[]).length >= 1);
+    assert.equal(((await send("history", { type: "history", roomId: "ser-room" }))?.messages as unknown[]).length, 1);
+    const d = messageEvent(b, "$disconnect", "");
+    assert.equal((await ws("disconnect")({ ...d, body: undefined, requestContext: { ...d.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1000 } })).statusCode, 200);
+  });
+});
