@@ -18,12 +18,16 @@ import type { AlarmThresholds } from "./config";
 export interface MonitoredFunction {
   /** Logical name (the route table's). */
   readonly name: string;
+  /** The function resource (its physical name is the metrics' FunctionName dimension). */
   readonly lambda: aws.lambda.Function;
+  /** Its log group (dashboard log query). */
   readonly logGroupName: pulumi.Input<string>;
 }
 
 export interface MonitoredTable {
+  /** Logical name (handlers/tables.ts). */
   readonly name: string;
+  /** The table resource (its physical name is the metrics' TableName dimension). */
   readonly table: aws.dynamodb.Table;
 }
 
@@ -32,11 +36,15 @@ export interface MonitoringArgs {
   readonly namePrefix: string;
   /** Region shown by the dashboard widgets and in its URL. */
   readonly region: pulumi.Input<string>;
+  /** The WebSocket API's id (ApiId dimension). */
   readonly apiId: pulumi.Input<string>;
+  /** Stage name (Stage dimension of API Gateway and chat metrics). */
   readonly stage: string;
   /** Route keys of the API (per-route widgets when detailed monitoring is on). */
   readonly routeKeys: readonly string[];
+  /** Every function: one error-rate alarm and one dashboard line each. */
   readonly functions: readonly MonitoredFunction[];
+  /** Every table: one throttling alarm and one dashboard line each. */
   readonly tables: readonly MonitoredTable[];
   /** Access-log group of the stage (dashboard log query). */
   readonly accessLogGroupName: pulumi.Input<string>;
@@ -44,11 +52,13 @@ export interface MonitoringArgs {
   readonly metricsNamespace: string;
   /** Per-route widgets (default false). */
   readonly detailedMonitoring?: boolean;
+  /** Alarm thresholds, period and evaluation periods (infra/config.ts). */
   readonly thresholds: AlarmThresholds;
   /** Email subscribed to the alarm topic (default none). */
   readonly alarmEmail?: string;
   /** KMS key encrypting the alarm topic (its policy must let cloudwatch.amazonaws.com use it). */
   readonly kmsKeyArn: pulumi.Input<string>;
+  /** Tags on the topic and alarms (default none). */
   readonly tags?: Record<string, string>;
 }
 
