@@ -1,0 +1,208 @@
+/** Pure helpers of the handlers: configuration, cursors, frames, EMF, usage accounting, names, tokens, the local secret. */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { jwtVerify } from "jose";
+import { ConfigurationError } from "../../handlers/env";
+import { cleanUsername } from "../../handlers/functions/authorizer";
+import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
+import { decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
+import { emfDocument } from "../../handlers/lib/emf";
+import { backoffDelay, isGone, isThrottled, mapPool } from "../../handlers/lib/fanout";
+import { buildSchemas, parseFrame } from "../../handlers/lib/frames";
+import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
+import { localSecret } from "../../local/secret";
+import { parseArgs, signLocalToken } from "../../scripts/token";
+
+const needs = { tables: ["connections" as const], management: false };
+
+describe("handlers: pure helpers", function () {
+  describe("readHandlerConfig", function () {
+    it("applies the defaults: 168 h retention, 4096 bytes, 120 frames/min, 50 parallel posts", () => {
+      const c = readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "ping", needs);
+      assert.deepEqual(
+        [c.messageRetentionHours, c.maxMessageBytes, c.rateLimitPerMinute, c.fanoutConcurrency, c.logLevel, c.tracing],
+        [168, 4096, 120, 50, "info", false],
+      );
+      assert.equal(c.tables.connections, "c");
+    });
+
+    it("throws ConfigurationError at cold start for missing or malformed variables", () => {
+      assert.throws(() => readHandlerConfig({}, "ping", needs), ConfigurationError);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", RATE_LIMIT_PER_MINUTE: "lots" }, "ping", needs), /RATE_LIMIT_PER_MINUTE/);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", FANOUT_CONCURRENCY: "0" }, "ping", needs), ConfigurationError);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", LOG_LEVEL: "loud" }, "ping", needs), /LOG_LEVEL/);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", TRACING_ENABLED: "yes" }, "ping", needs), /TRACING_ENABLED/);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "chat", { tables: ["connections"], management: true }), /MANAGEMENT_ENDPOINT/);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MANAGEMENT_ENDPOINT: "not a url" }, "chat", { tables: ["connections"], management: true }), /not a URL/);
+    });
+
+    it("readAuthConfig requires the mode's variables and a 256-bit HS256 secret", () => {
+      assert.throws(() => readAuthConfig({}), /AUTH_SHARED_SECRET or AUTH_SECRET_ARN/);
+      assert.throws(() => readAuthConfig({ AUTH_SHARED_SECRET: "short" }), /32 bytes/);
+      assert.throws(() => readAuthConfig({ AUTH_MODE: "oidc", AUTH_ISSUER: "https://i" }), ConfigurationError);
+      assert.throws(() => readAuthConfig({ AUTH_MODE: "magic" }), /AUTH_MODE/);
+      const ok = readAuthConfig({ AUTH_SECRET_ARN: "arn:x", ALLOWED_ORIGINS: " https://a.example , ,https://b.example" });
+      assert.deepEqual(ok.allowedOrigins, ["https://a.example", "https://b.example"]);
+    });
+  });
+
+  describe("keys and cursors", function () {
+    it("one conversation per pair of users, whoever writes", () => {
+      assert.equal(dmConversation("bob", "alice"), "dm#alice#bob");
+      assert.equal(dmConversation("alice", "bob"), "dm#alice#bob");
+    });
+
+    it("message sort keys sort by time as strings", () => {
+      assert.equal(messageSortKey(5, "m"), "0000000000005#m");
+      assert.ok(messageSortKey(999, "z") < messageSortKey(1000, "a"));
+    });
+
+    it("cursors round-trip and anything else is BAD_REQUEST", () => {
+      const sk = messageSortKey(Date.now(), "3f1c2a9e-1111-4bbb-8ccc-0123456789ab");
+      assert.deepEqual(decodeCursor(encodeCursor(sk)), { sk });
+      for (const bad of ["", "!!", encodeCursor("x"), Buffer.from("null").toString("base64url"), "a".repeat(500)]) {
+        assert.throws(() => decodeCursor(bad), (e: Error & { code?: string }) => e.code === "BAD_REQUEST", bad);
+      }
+    });
+  });
+
+  describe("frame schemas", function () {
+    const s = buildSchemas(8);
+    it("counts the message size in UTF-8 bytes: over the limit is TOO_LARGE", () => {
+      assert.equal(parseFrame(s.chat, { type: "chat", message: "12345678" }).message, "12345678");
+      assert.throws(() => parseFrame(s.chat, { type: "chat", message: "€€€" }), (e: Error & { code?: string }) => e.code === "TOO_LARGE");
+    });
+    it("strips unknown fields into a fresh object", () => {
+      const parsed = parseFrame(s.join, JSON.parse('{"type":"join","roomId":"r","__proto__":{"x":1},"extra":2}'));
+      assert.deepEqual(Object.keys(parsed), ["type", "roomId"]);
+      assert.equal(Object.getPrototypeOf(parsed), Object.prototype);
+    });
+    it("history defaults limit to 50 and needs exactly one target", () => {
+      assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
+      assert.throws(() => parseFrame(s.history, { type: "history" }), /exactly one/);
+    });
+  });
+
+  describe("usage accounting", function () {
+    it("maps each call to the IAM (table, action) pairs it needs, transactions by their parts", () => {
+      const tables = { messages: "phys-messages", rooms: "phys-rooms" };
+      assert.deepEqual(callsOf("TransactWriteItems", { TransactItems: [{ Put: { TableName: "phys-messages" } }, { Put: { TableName: "phys-messages" } }] }, tables), [
+        { table: "messages", action: "dynamodb:PutItem" },
+        { table: "messages", action: "dynamodb:PutItem" },
+      ]);
+      assert.deepEqual(callsOf("BatchWriteItem", { RequestItems: { "phys-rooms": [], other: [] } }, tables), [
+        { table: "rooms", action: "dynamodb:BatchWriteItem" },
+        { table: "other", action: "dynamodb:BatchWriteItem" },
+      ]);
+      assert.deepEqual(callsOf("Query", { TableName: "phys-rooms", IndexName: "directory" }, tables), [{ table: "rooms", action: "dynamodb:Query", index: "directory" }]);
+    });
+
+    it("adds consumed capacity and items read (ScannedCount, one per item returned)", () => {
+      const u = emptyUsage();
+      recordResponse(u, "Query", { ConsumedCapacity: { CapacityUnits: 1.5 }, ScannedCount: 7 });
+      recordResponse(u, "GetItem", { ConsumedCapacity: { CapacityUnits: 0.5 }, Item: {} });
+      recordResponse(u, "GetItem", { ConsumedCapacity: { CapacityUnits: 0.5 } });
+      recordResponse(u, "BatchGetItem", { ConsumedCapacity: [{ CapacityUnits: 1 }], Responses: { t: [{}, {}, {}] } });
+      recordResponse(u, "TransactWriteItems", { ConsumedCapacity: [{ CapacityUnits: 4 }] });
+      recordResponse(u, "UpdateItem", { ConsumedCapacity: { CapacityUnits: 1 } });
+      assert.equal(u.metrics.DynamoReadUnits, 3.5);
+      assert.equal(u.metrics.DynamoWriteUnits, 5);
+      assert.equal(u.metrics.DynamoItemsRead, 11);
+    });
+
+    it("emits one EMF document with both dimension sets and every metric", () => {
+      const u = emptyUsage();
+      u.metrics.Deliveries = 3;
+      const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [{ table: "rooms", action: "dynamodb:Query" }] }, 1);
+      const aws = doc._aws as { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+      assert.equal(aws.CloudWatchMetrics[0].Namespace, "NS");
+      assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage", "Function"], ["Stage"]]);
+      assert.equal(aws.CloudWatchMetrics[0].Metrics.length, 11);
+      assert.equal(doc.Deliveries, 3);
+      assert.equal(doc.Stage, "dev");
+      assert.equal(doc.Function, "chat");
+      assert.deepEqual(doc.dynamoCalls, ["rooms:Query"]);
+    });
+  });
+
+  describe("fan-out helpers", function () {
+    it("recognizes SDK v3 errors by name or HTTP status", () => {
+      assert.ok(isGone(Object.assign(new Error("x"), { name: "GoneException" })));
+      assert.ok(isGone({ name: "Other", $metadata: { httpStatusCode: 410 } }));
+      assert.ok(!isGone({ statusCode: 410 }), "an SDK v2 style statusCode is not how v3 reports it");
+      assert.ok(isThrottled({ name: "LimitExceededException" }));
+      assert.ok(isThrottled({ $metadata: { httpStatusCode: 429 } }));
+    });
+    it("backs off exponentially with jitter, capped", () => {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const d = backoffDelay(attempt, 25, 2000);
+        const ceiling = Math.min(2000, 25 * 2 ** attempt);
+        assert.ok(d >= ceiling / 2 - 1 && d <= ceiling, `${attempt}: ${d}`);
+      }
+    });
+    it("mapPool never runs more than the limit at once and runs everything", async () => {
+      let running = 0;
+      let peak = 0;
+      const done: number[] = [];
+      await mapPool([...Array(20).keys()], 3, async (i) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, 1));
+        running--;
+        done.push(i);
+      });
+      assert.equal(peak, 3);
+      assert.equal(done.length, 20);
+    });
+  });
+
+  describe("display names", function () {
+    it("trims, strips control characters, keeps 64 characters (not UTF-16 units)", () => {
+      assert.equal(cleanUsername("  Zoë\u0000 \u0085"), "Zoë");
+      assert.equal(cleanUsername("\t\n"), undefined);
+      assert.equal(cleanUsername(42), undefined);
+      assert.equal(cleanUsername("😀".repeat(70)), "😀".repeat(64));
+    });
+  });
+
+  describe("local secret and token script", function () {
+    let dir: string;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-secret-"));
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("creates a 32-byte hex secret with mode 0600 once, then reads it back", () => {
+      const first = localSecret(path.join(dir, ".local"));
+      assert.match(first, /^[0-9a-f]{64}$/);
+      assert.equal(fs.statSync(path.join(dir, ".local", "secret")).mode & 0o777, 0o600);
+      assert.equal(localSecret(path.join(dir, ".local")), first);
+    });
+
+    it("refuses a secret file that is not a hex secret", () => {
+      fs.mkdirSync(path.join(dir, "bad"));
+      fs.writeFileSync(path.join(dir, "bad", "secret"), "password\n");
+      assert.throws(() => localSecret(path.join(dir, "bad")), /hex secret/);
+    });
+
+    it("signs HS256 tokens with iss chat-local, aud chat-api, 12 h by default", async () => {
+      const secret = localSecret(path.join(dir, ".local"));
+      const token = await signLocalToken({ userId: "u1", name: "U One", secret });
+      const { payload, protectedHeader } = await jwtVerify(token, new TextEncoder().encode(secret), { issuer: "chat-local", audience: "chat-api" });
+      assert.equal(protectedHeader.alg, "HS256");
+      assert.equal(payload.sub, "u1");
+      assert.equal(payload.name, "U One");
+      assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 12 * 3600);
+      await assert.rejects(() => signLocalToken({ userId: "bad#id", secret }), /invalid userId/);
+    });
+
+    it("parses `<userId> [--name <n>] [--ttl <s>]`", () => {
+      assert.deepEqual(parseArgs(["alice", "--name", "Alice", "--ttl", "60"]), { userId: "alice", name: "Alice", ttlSeconds: 60, dir: undefined });
+      assert.throws(() => parseArgs([]), /usage/);
+      assert.throws(() => parseArgs(["a", "--ttl", "-1"]), /--ttl/);
+      assert.throws(() => parseArgs(["a", "--bogus"]), /unknown option/);
+    });
+  });
+});
