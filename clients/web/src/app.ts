@@ -475,7 +475,8 @@ class ChatPage {
   }
 
   private renderSidebar(): void {
-    const rooms = this.session.rooms;
+    // Alphabetical, so the list does not reorder itself when rooms are joined again after a reconnection.
+    const rooms = [...this.session.rooms].sort();
     const roomItems = rooms.map((roomId) => {
       const key = roomKey(roomId);
       const unread = this.store.has(key) ? this.store.get(key).unread : 0;
@@ -513,7 +514,12 @@ class ChatPage {
     });
     $("dms").replaceChildren(...(dms.length ? dms : [h("li", { className: "empty", text: "No private conversations." })]));
 
-    const active = this.activeRooms.map((r) => {
+    // For rooms this user is in, the live member list (kept current by presence events) gives the
+    // exact count without asking the server again; other rooms show the last `rooms` answer.
+    const counts = new Map(this.activeRooms.map((r) => [r.roomId, r.members] as const));
+    for (const roomId of rooms) counts.set(roomId, this.session.members(roomId).length || (counts.get(roomId) ?? 0));
+    const listed = [...counts.entries()].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)).map(([roomId, members]) => ({ roomId, members }));
+    const active = listed.map((r) => {
       const joined = rooms.includes(r.roomId);
       const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
       if (!joined) {

@@ -1,0 +1,221 @@
+/**
+ * The web chat page in a real browser: Debian's Chromium driven by playwright-core, served by the
+ * local runtime at its web address. Three browser contexts are three users (two on a desktop-sized
+ * window, one on a 390 px phone-sized one). A screenshot of each step is saved under
+ * test-artifacts/web/.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { buildWeb } from "../../clients/web/build";
+import type { LocalRuntime } from "../../local/runtime";
+import { REPO_ROOT, startTestRuntime } from "./support";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = path.join(REPO_ROOT, "test-artifacts", "web");
+const T = 30_000;
+const DESKTOP = { width: 1100, height: 760 };
+const PHONE = { width: 390, height: 844 };
+
+describe("web chat page in Chromium", function () {
+  this.timeout(240_000);
+  let rt: LocalRuntime;
+  let dir: string;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  const pageErrors: string[] = [];
+  let step = 0;
+
+  async function shot(page: Page, name: string, fullPage = false): Promise<string> {
+    step += 1;
+    const file = path.join(ARTIFACTS, `${String(step).padStart(2, "0")}-${name}.png`);
+    await page.screenshot({ path: file, fullPage });
+    return file;
+  }
+
+  async function openPage(label: string, viewport = DESKTOP): Promise<Page> {
+    const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC" });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(`${label}: ${err.message}`));
+    await page.goto(rt.webUrl);
+    return page;
+  }
+
+  /** Signs in with the keyboard only: type the name, Enter. */
+  async function signIn(page: Page, name: string): Promise<void> {
+    await page.getByLabel("Display name").focus();
+    await page.keyboard.type(name);
+    await page.keyboard.press("Enter");
+    await page.locator("#status", { hasText: "Connected" }).waitFor({ timeout: T });
+    await page.locator(`#people li[data-user="${name.toLowerCase()}"]`).waitFor({ timeout: T });
+  }
+
+  async function send(page: Page, text: string): Promise<void> {
+    const box = page.locator("#composer-input");
+    await box.fill(text);
+    await box.press("Enter");
+  }
+
+  const message = (page: Page, text: string) => page.locator("#messages li", { hasText: text });
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) {
+      // .ci/run installs Debian's chromium; outside CI, say what is missing instead of failing obscurely.
+      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+      this.skip();
+    }
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    for (const f of fs.readdirSync(ARTIFACTS)) if (f.endsWith(".png")) fs.rmSync(path.join(ARTIFACTS, f));
+    const webDir = fs.mkdtempSync(path.join(REPO_ROOT, "test-artifacts", "web-dist-"));
+    ({ rt, dir } = await startTestRuntime("web", { webDir, warm: true }));
+    // Built after the runtime started, so the page carries this runtime's endpoint.
+    await buildWeb({ endpoint: rt.endpoint, outDir: webDir });
+    // Playwright gives every launch a fresh, temporary --user-data-dir of its own.
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
+  });
+
+  after(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await browser?.close();
+    await rt?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    for (const f of fs.existsSync(path.join(REPO_ROOT, "test-artifacts")) ? fs.readdirSync(path.join(REPO_ROOT, "test-artifacts")) : []) {
+      if (f.startsWith("web-dist-")) fs.rmSync(path.join(REPO_ROOT, "test-artifacts", f), { recursive: true, force: true });
+    }
+  });
+
+  let alice: Page;
+  let bob: Page;
+  let carol: Page;
+
+  it("serves the sign-in form with labelled fields and signs in with the keyboard", async () => {
+    alice = await openPage("alice");
+    await shot(alice, "sign-in-form");
+    assert.equal(await alice.getByLabel("Display name").count(), 1);
+    assert.equal(await alice.getByLabel("First room").inputValue(), "general");
+    await signIn(alice, "Alice");
+    assert.equal(await alice.locator("#whoami").textContent(), "Alice (alice)");
+    assert.equal(await alice.locator("#conv-title").textContent(), "#general");
+    // After sign-in the focus is in the message box: Enter sends.
+    assert.equal(await alice.evaluate(() => document.activeElement?.id), "composer-input");
+    await shot(alice, "alice-signed-in");
+  });
+
+  it("updates the presence list when another user arrives", async () => {
+    bob = await openPage("bob");
+    await signIn(bob, "Bob");
+    await alice.locator('#people li[data-user="bob"]').waitFor({ timeout: T });
+    await message(alice, "Bob (bob) joined #general").waitFor({ timeout: T });
+    assert.deepEqual(await bob.locator("#people li").evaluateAll((els) => els.map((e) => e.getAttribute("data-user"))), ["alice", "bob"]);
+    await shot(alice, "alice-sees-bob-arrive");
+  });
+
+  it("delivers a room message from one user to the other", async () => {
+    await send(alice, "Hello Bob, welcome to #general!");
+    await message(bob, "Hello Bob, welcome to #general!").waitFor({ timeout: T });
+    const own = message(alice, "Hello Bob, welcome to #general!");
+    await own.and(alice.locator('[data-state="sent"]')).waitFor({ timeout: T });
+    assert.match((await message(bob, "Hello Bob, welcome to #general!").textContent()) ?? "", /^Alice \(alice\)/);
+    await shot(bob, "bob-receives-room-message");
+  });
+
+  it("delivers a private message only to its recipient", async () => {
+    carol = await openPage("carol", PHONE);
+    await signIn(carol, "Carol");
+    await bob.locator('#people li[data-user="carol"]').waitFor({ timeout: T });
+
+    await alice.locator('#people li[data-user="bob"] button', { hasText: "Message" }).click();
+    assert.equal(await alice.locator("#composer-label").textContent(), "Private message to bob");
+    await send(alice, "psst, this is just for you");
+    await message(alice, "psst, this is just for you").locator(".msg-note", { hasText: "delivered to 1 connection" }).waitFor({ timeout: T });
+    await shot(alice, "alice-private-delivered");
+
+    // Bob sees an unread private conversation and opens it.
+    const dm = bob.locator('#dms button[data-user="alice"]');
+    await dm.waitFor({ timeout: T });
+    assert.equal(await dm.locator(".badge").textContent(), "1");
+    await dm.click();
+    await message(bob, "psst, this is just for you").waitFor({ timeout: T });
+    await shot(bob, "bob-reads-private-message");
+
+    // Carol, in the same room, got nothing: no conversation, no text anywhere on her page.
+    await carol.waitForTimeout(500);
+    assert.equal(await carol.getByText("psst, this is just for you").count(), 0);
+    assert.equal(await carol.locator("#dms button").count(), 0);
+    await shot(carol, "carol-phone-sees-no-private-message", true);
+  });
+
+  it("joins a room, loads its history on join, and lists active rooms", async () => {
+    await alice.locator('#my-rooms button[data-room="general"]').click();
+    await alice.getByLabel("Join a room").fill("random");
+    await alice.getByLabel("Join a room").press("Enter");
+    await alice.locator("#conv-title", { hasText: "#random" }).waitFor({ timeout: T });
+    await send(alice, "first message in random");
+    await message(alice, "first message in random").and(alice.locator('[data-state="sent"]')).waitFor({ timeout: T });
+
+    // Bob joins with a command typed in the message box; the history shows what was said before.
+    await bob.locator('#my-rooms button[data-room="general"]').click();
+    await send(bob, "/join random");
+    await bob.locator("#conv-title", { hasText: "#random" }).waitFor({ timeout: T });
+    await message(bob, "first message in random").waitFor({ timeout: T });
+    await bob.locator("#refresh-rooms").click();
+    await bob.locator("#active-rooms li", { hasText: "#random · 2 users" }).waitFor({ timeout: T });
+    await bob.locator("#active-rooms li", { hasText: "#general · 3 users" }).waitFor({ timeout: T });
+    await shot(bob, "bob-history-loaded-on-join");
+  });
+
+  it("shows a server error in place, next to what caused it", async () => {
+    await carol.getByLabel("Join a room").fill("no spaces allowed");
+    await carol.getByLabel("Join a room").press("Enter");
+    const err = carol.locator("#join-error");
+    await err.waitFor({ state: "visible", timeout: T });
+    assert.match((await err.textContent()) ?? "", /BAD_REQUEST/);
+    await err.scrollIntoViewIfNeeded();
+    await shot(carol, "carol-join-error-in-place");
+  });
+
+  it("removes a user from the presence list when they leave", async () => {
+    await alice.locator('#my-rooms button[data-room="general"]').click();
+    await bob.locator("#signout").click();
+    await bob.locator("#signin-form").waitFor({ timeout: T });
+    await alice.locator('#people li[data-user="bob"]').waitFor({ state: "detached", timeout: T });
+    await message(alice, "Bob (bob) left #general").waitFor({ timeout: T });
+    await shot(alice, "alice-sees-bob-leave");
+  });
+
+  it("reconnects when the connection drops and keeps its rooms", async () => {
+    const before = new Set(rt.connectionIds());
+    const management = new ApiGatewayManagementApiClient({
+      endpoint: rt.managementEndpoint,
+      region: rt.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    try {
+      // Alice and Carol are connected; close them all, as API Gateway does at the 2-hour limit.
+      for (const id of before) await management.send(new DeleteConnectionCommand({ ConnectionId: id }));
+    } finally {
+      management.destroy();
+    }
+    await alice.locator("#status", { hasText: "Connection lost" }).waitFor({ timeout: T }).catch(() => undefined);
+    await alice.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
+    await carol.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
+    await message(alice, "Reconnected; rejoining").first().waitFor({ timeout: T });
+    assert.equal(rt.connectionIds().some((id) => before.has(id)), false, "new connections replaced the closed ones");
+    assert.deepEqual(await alice.locator("#my-rooms li button.select").evaluateAll((els) => els.map((e) => e.getAttribute("data-room")).sort()), ["general", "random"]);
+    await send(alice, "still here after the reconnection");
+    await message(carol, "still here after the reconnection").waitFor({ timeout: T });
+    await shot(alice, "alice-reconnected");
+    await shot(carol, "carol-phone-after-reconnection", true);
+  });
+
+  it("raised no script error in any page", () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
