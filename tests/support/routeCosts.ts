@@ -1,0 +1,74 @@
+/**
+ * Measures what each route costs in DynamoDB and `@connections` calls, per invocation, with the
+ * real handlers on DynamoDB Local (the usage middleware's counters, handlers/lib/usage.ts):
+ *   node --disable-warning=NodeVersionSupportWarning -r ts-node/register/transpile-only tests/support/routeCosts.ts [roomSizes...]
+ * Items read and call counts are exact; DynamoDB Local's consumed-capacity figures are not the
+ * service's (AWS-FACTS), so read/write units are printed for comparison only.
+ */
+import type { InvocationReport } from "../../handlers";
+import { mochaGlobalTeardown } from "./globalFixtures";
+import { createHarness, type Harness, type TestConnection } from "./handlerHarness";
+
+function row(route: string, size: number, r: InvocationReport | undefined): string {
+  if (!r) return `${route}\t${size}\t(no report)`;
+  const m = r.metrics;
+  const calls = new Map<string, number>();
+  for (const c of r.dynamoCalls) {
+    const k = `${c.table}.${c.action.replace("dynamodb:", "")}`;
+    calls.set(k, (calls.get(k) ?? 0) + 1);
+  }
+  const callText = [...calls].map(([k, n]) => (n > 1 ? `${k}x${n}` : k)).join(" ");
+  return [route, size, m.DynamoItemsRead, m.DynamoReadUnits, m.DynamoWriteUnits, m.ManagementCalls, callText].join("\t");
+}
+
+async function measure(h: Harness, size: number): Promise<string[]> {
+  const room = `cost-${size}`;
+  const members: TestConnection[] = [];
+  for (let i = 0; i < size; i++) members.push(await h.join(`u${size}-${i}`, room));
+  const a = members[0];
+  const last = () => h.reports[h.reports.length - 1];
+  const out: string[] = [];
+  await h.send(a, { type: "ping" }); // the first frame of a connection may open a new rate window
+  await h.send(a, { type: "ping" });
+  out.push(row("ping", size, last()));
+  await h.send(a, { type: "chat", message: "x".repeat(100) });
+  out.push(row("chat", size, last()));
+  await h.send(a, { type: "chat", message: "x".repeat(100), clientMessageId: `c-${size}` });
+  out.push(row("chat+clientMessageId", size, last()));
+  await h.send(a, { type: "chat", message: "x".repeat(100), clientMessageId: `c-${size}` });
+  out.push(row("chat retry (duplicate)", size, last()));
+  const joiner = await h.join(`joiner-${size}`, `other-${size}`);
+  out.push(row("$connect", size, last()));
+  await h.send(joiner, { type: "ping" });
+  await h.send(joiner, { type: "join", roomId: room });
+  out.push(row("join", size, last()));
+  await h.send(joiner, { type: "leave", roomId: room });
+  out.push(row("leave", size, last()));
+  await h.send(a, { type: "private", toUserId: `joiner-${size}`, message: "hi" });
+  out.push(row("private (1 device)", size, last()));
+  await h.send(a, { type: "rooms" });
+  out.push(row("rooms", size, last()));
+  await h.send(a, { type: "history", roomId: room, limit: 50 });
+  out.push(row("history (2 stored)", size, last()));
+  await h.disconnect(joiner);
+  out.push(row("$disconnect (1 room)", size, last()));
+  return out;
+}
+
+async function main(): Promise<void> {
+  const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const h = await createHarness({ label: "costs", rateLimitPerMinute: 100_000, fanoutConcurrency: 50 });
+  const lines = ["route\troom members\titems read\tRCU(local)\tWCU(local)\t@connections calls\tDynamoDB calls"];
+  try {
+    for (const size of sizes.length ? sizes : [1, 10, 100]) lines.push(...(await measure(h, size)));
+  } finally {
+    await h.stop();
+    await mochaGlobalTeardown();
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
