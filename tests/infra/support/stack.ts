@@ -86,12 +86,15 @@ function outputsFor(type: string, name: string, inputs: Record<string, unknown>,
   }
 }
 
-/** Project files cached by require(): cleared so each run builds a fresh program. */
-function clearProjectModules(): void {
+/**
+ * The program's modules cached by require(): index.ts (which builds the stack when loaded) and
+ * infra/**. Only those: handlers/ and local/ stay cached, so other test files in the same mocha
+ * process keep the module instances (and classes) they already loaded.
+ */
+function clearProgramModules(): void {
+  const infra = path.join(ROOT, "infra") + path.sep;
   for (const file of Object.keys(require.cache)) {
-    if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}tests${path.sep}`)) {
-      delete require.cache[file];
-    }
+    if (file === path.join(ROOT, "index.ts") || file.startsWith(infra)) delete require.cache[file];
   }
 }
 
@@ -154,7 +157,7 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
     false,
   );
 
-  clearProjectModules();
+  clearProgramModules();
   const program = (await import(path.join(ROOT, "index"))) as Record<string, unknown>;
   const outputs: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(program)) {
