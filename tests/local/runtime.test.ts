@@ -4,6 +4,9 @@
  * in the run's shared DynamoDB Local.
  */
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
 import * as path from "node:path";
 import {
   ApiGatewayManagementApiClient,
@@ -12,8 +15,11 @@ import {
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { SignJWT } from "jose";
+import { functionEnvironment } from "../../handlers/env";
 import { METRICS } from "../../handlers/metrics";
-import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
+import { functionSpec } from "../../handlers/routes";
+import { CONFIG_SCHEMA } from "../../infra/config";
+import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
 import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, eventually, handshakeStatus, type TestClient } from "./wsClient";
@@ -265,5 +271,99 @@ describe("local runtime: serialized callback modules", function () {
     } finally {
       await rt.stop();
     }
+  });
+});
+
+describe("local runtime: isolation, defaults and local HTTP endpoints", function () {
+  this.timeout(60_000);
+  let rt: LocalRuntime;
+  let webDir: string;
+
+  before(async () => {
+    webDir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-"));
+    fs.writeFileSync(path.join(webDir, "index.html"), "<!doctype html><title>chat</title>");
+    fs.writeFileSync(path.join(webDir, "app.js"), "console.log(1);");
+    rt = await runtime("http", { webDir, functionOverrides: { ping: path.join(__dirname, "fixtures", "env.js") } });
+  });
+  after(async () => {
+    await rt?.stop();
+  });
+
+  it("gives a function exactly functionEnvironment() plus what Lambda sets, nothing of the host's", async () => {
+    const c = await user(rt, "ivy", "Ivy");
+    const { env } = (await c.request({ type: "ping" }, "env")) as { env: Record<string, string> };
+    await c.close();
+    const expected = functionEnvironment(functionSpec("ping"), rt.settings);
+    for (const [k, v] of Object.entries(expected)) assert.equal(env[k], v, k);
+    const lambdaSet = Object.keys(env).filter((k) => !(k in expected));
+    for (const k of lambdaSet) {
+      assert.match(k, /^(AWS_|LAMBDA_TASK_ROOT$|TZ$|HOME$)/, `unexpected variable ${k}`);
+    }
+    assert.equal(env.AWS_LAMBDA_FUNCTION_NAME, `chat-${rt.stage}-ping`);
+    assert.equal(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "256");
+    assert.equal(env.AWS_REGION, "us-east-1");
+    // ping's route declares only the connections table and no secret: it sees nothing else.
+    assert.equal(env.ROOMS_TABLE, undefined);
+    assert.equal(env.MESSAGES_TABLE, undefined);
+    assert.equal(env.AUTH_SHARED_SECRET, undefined);
+    assert.equal(env.MANAGEMENT_ENDPOINT, undefined);
+    assert.equal(env.PATH, undefined);
+  });
+
+  it("uses the stack's dev defaults (infra/config.ts) for what the stack configures", () => {
+    const d = CONFIG_SCHEMA;
+    assert.equal(LOCAL_DEFAULTS.functionTimeoutMs, d.lambdaTimeoutSeconds.default * 1000);
+    assert.equal(LOCAL_DEFAULTS.memoryMb, d.lambdaMemoryMb.default);
+    assert.equal(LOCAL_DEFAULTS.messageRetentionHours, d.messageRetentionHours.default);
+    assert.equal(LOCAL_DEFAULTS.maxMessageBytes, d.maxMessageBytes.default);
+    assert.equal(LOCAL_DEFAULTS.rateLimitPerMinute, d.rateLimitPerMinute.default);
+    assert.equal(LOCAL_DEFAULTS.fanoutConcurrency, d.fanoutConcurrency.default);
+  });
+
+  it("mints local tokens the authorizer accepts on GET /_local/token, and refuses bad user ids", async () => {
+    const res = await fetch(`${rt.webUrl}_local/token?userId=jack&name=Jack`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { token: string; userId: string; username: string };
+    assert.equal(body.userId, "jack");
+    assert.equal(body.username, "Jack");
+    const c = await connect(`${rt.endpoint}?token=${body.token}`);
+    await c.close();
+    assert.equal((await fetch(`${rt.webUrl}_local/token?userId=${encodeURIComponent("a#b")}`)).status, 400);
+    assert.equal((await fetch(`${rt.webUrl}_local/token`)).status, 400);
+  });
+
+  it("serves the web client's files at / and nothing outside its folder", async () => {
+    const index = await fetch(rt.webUrl);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get("content-type") ?? "", /text\/html/);
+    assert.match(await index.text(), /<title>chat<\/title>/);
+    const js = await fetch(`${rt.webUrl}app.js`);
+    assert.match(js.headers.get("content-type") ?? "", /javascript/);
+    assert.equal((await fetch(`${rt.webUrl}missing.js`)).status, 404);
+    // A raw request line (fetch would normalise the dots away).
+    const status = await new Promise<number>((resolve, reject) => {
+      http.get({ host: "127.0.0.1", port: rt.port, path: "/../package.json" }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on("error", reject);
+    });
+    assert.ok(status === 403 || status === 404, `status ${status}`);
+  });
+
+  it("writes the stack's output names", () => {
+    const out = rt.outputs();
+    assert.deepEqual(Object.keys(out).sort(), [
+      "apiId",
+      "connectionsTable",
+      "dynamodbEndpoint",
+      "endpoint",
+      "managementEndpoint",
+      "messagesTable",
+      "roomsTable",
+      "stage",
+      "webUrl",
+    ]);
+    assert.equal(out.connectionsTable, rt.tableNames.connections);
+    assert.equal(out.managementEndpoint, rt.managementEndpoint);
   });
 });
