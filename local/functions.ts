@@ -260,8 +260,10 @@ export class FunctionHost {
   }
 
   async invoke<T>(event: unknown, requestId: string): Promise<InvokeOutcome<T>> {
-    if (this.stopped) throw new Error(`function ${this.name} is stopped`);
     const o = this.options;
+    if (this.stopped) {
+      return { ok: false, kind: "crash", error: { name: "Runtime.ExitError", message: `function ${this.name} is stopped` }, durationMs: 0, coldStart: false };
+    }
     o.stats.invocations += 1;
     const started = performance.now();
     const instance = this.instance();

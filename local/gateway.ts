@@ -149,10 +149,12 @@ export class LocalGateway {
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on("error", () => socket.destroy());
-      this.track(this.onUpgrade(req, socket, head)).catch((err: Error) => {
-        o.logger({ level: "error", source: "runtime", message: `handshake failed: ${err.stack ?? err.message}` });
-        rejectUpgrade(socket, 500);
-      });
+      void this.track(
+        this.onUpgrade(req, socket, head).catch((err: Error) => {
+          o.logger({ level: "error", source: "runtime", message: `handshake failed: ${err.stack ?? err.message}` });
+          rejectUpgrade(socket, 500);
+        }),
+      );
     });
   }
 
@@ -194,19 +196,28 @@ export class LocalGateway {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const c of this.connections.values()) this.closeConnection(c, CLOSE.goingAway, "Going away");
-    await Promise.allSettled([...this.inflight]);
+    // Give clients a moment to answer the close frame; each close starts its $disconnect.
+    const deadline = Date.now() + 2000;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const ws of this.wss.clients) ws.terminate();
+    await new Promise((r) => setImmediate(r));
+    // Handshakes, messages and $disconnect invocations under way finish before the functions stop.
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
-    return p;
+  /** Tracks work for stop(); a failure is logged, never left as an unhandled rejection. */
+  private track<T>(p: Promise<T>): Promise<T | undefined> {
+    const safe = p.catch((err: Error) => {
+      this.log("error", `unexpected gateway error: ${err.stack ?? err.message}`);
+      return undefined;
+    });
+    this.inflight.add(safe);
+    void safe.finally(() => this.inflight.delete(safe));
+    return safe;
   }
 
   private log(level: "debug" | "info" | "warn" | "error", message: string, data?: Record<string, unknown>): void {

@@ -462,6 +462,15 @@ describe("local gateway: routes, faults and timeouts", function () {
     }
   });
 
+  it("closes open connections with 1001 on stop and still runs their $disconnect", async () => {
+    const h = await harness({});
+    const { client, connectionId } = await open(h);
+    await h.stop();
+    assert.equal((await client.waitClosed(5000)).code, 1001);
+    const { event } = await eventOf(h, "$disconnect", connectionId);
+    assert.equal(event.requestContext.disconnectStatusCode, 1001);
+  });
+
   it("injects LimitExceededException (429) on the chosen @connections calls", async () => {
     const h = await harness({ fault: (n) => (n % 2 === 0 ? "LimitExceededException" : undefined) });
     try {
