@@ -48,6 +48,7 @@ const api = new WebSocketApi(prefix, {
   memoryMb: config.lambdaMemoryMb,
   timeoutSeconds: config.lambdaTimeoutSeconds,
   reservedConcurrency: config.reservedConcurrency,
+  provisionedConcurrency: config.provisionedConcurrency,
   throttlingBurstLimit: config.throttlingBurstLimit,
   throttlingRateLimit: config.throttlingRateLimit,
   detailedMetrics: config.enableDetailedMonitoring,

@@ -66,6 +66,11 @@ export interface ChatFunctionArgs {
   readonly timeoutSeconds?: number;
   /** Reserved concurrency (default -1: unreserved). */
   readonly reservedConcurrency?: number;
+  /**
+   * Provisioned concurrency (default 0: none). When set, versions are published and API Gateway
+   * invokes the `live` alias, which keeps this many instances initialised.
+   */
+  readonly provisionedConcurrency?: number;
   /** Log retention in days (default 7). */
   readonly logRetentionDays?: number;
   /** KMS key encrypting the log group. */
@@ -79,7 +84,10 @@ export interface ChatFunctionArgs {
 export class ChatFunction extends pulumi.ComponentResource {
   public readonly functionName: pulumi.Output<string>;
   public readonly arn: pulumi.Output<string>;
+  /** What API Gateway invokes: the `live` alias when provisioned concurrency is on, else the function. */
   public readonly invokeArn: pulumi.Output<string>;
+  /** The alias name to scope invoke permissions to, when provisioned concurrency is on. */
+  public readonly qualifier: pulumi.Output<string> | undefined;
   public readonly roleArn: pulumi.Output<string>;
   public readonly logGroupName: pulumi.Output<string>;
   /** The role's policy document as JSON (what tests compare with infra/policies.ts). */
@@ -89,6 +97,7 @@ export class ChatFunction extends pulumi.ComponentResource {
   constructor(name: string, args: ChatFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
     super("websocket-chat:infra:ChatFunction", name, {}, opts);
     const tracing = args.tracing ?? false;
+    const provisioned = args.provisionedConcurrency ?? 0;
 
     const logGroup = new aws.cloudwatch.LogGroup(
       `${name}-logs`,
@@ -141,6 +150,8 @@ export class ChatFunction extends pulumi.ComponentResource {
         memorySize: args.memoryMb ?? 256,
         timeout: args.timeoutSeconds ?? 10,
         reservedConcurrentExecutions: args.reservedConcurrency ?? -1,
+        // Provisioned concurrency applies to a version or alias, never to $LATEST.
+        publish: provisioned > 0,
         environment: { variables: args.environment },
         tracingConfig: { mode: tracing ? "Active" : "PassThrough" },
         // Text keeps each line the handler writes as is, so EMF metric lines stay parseable.
@@ -154,7 +165,23 @@ export class ChatFunction extends pulumi.ComponentResource {
 
     this.functionName = this.lambda.name;
     this.arn = this.lambda.arn;
-    this.invokeArn = this.lambda.invokeArn;
+    if (provisioned > 0) {
+      const alias = new aws.lambda.Alias(
+        `${name}-live`,
+        { name: "live", functionName: this.lambda.name, functionVersion: this.lambda.version, description: "What API Gateway invokes (provisioned concurrency)" },
+        { parent: this },
+      );
+      new aws.lambda.ProvisionedConcurrencyConfig(
+        `${name}-provisioned`,
+        { functionName: this.lambda.name, qualifier: alias.name, provisionedConcurrentExecutions: provisioned },
+        { parent: this },
+      );
+      this.invokeArn = alias.invokeArn;
+      this.qualifier = alias.name;
+    } else {
+      this.invokeArn = this.lambda.invokeArn;
+      this.qualifier = undefined;
+    }
     this.roleArn = role.arn;
     this.logGroupName = logGroup.name;
     this.registerOutputs({ functionName: this.functionName, arn: this.arn, roleArn: this.roleArn, logGroupName: this.logGroupName });

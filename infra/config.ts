@@ -51,8 +51,10 @@ export interface StackConfig {
   readonly throttlingRateLimit: number;
   readonly lambdaMemoryMb: number;
   readonly lambdaTimeoutSeconds: number;
-  /** -1 leaves the function on the account's unreserved pool. */
+  /** Reserved concurrency of each message-handling function; -1 leaves them on the account's unreserved pool. */
   readonly reservedConcurrency: number;
+  /** Provisioned concurrency of the `$connect` path (authorizer and connect); 0 = none. */
+  readonly provisionedConcurrency: number;
   readonly maxMessageBytes: number;
   readonly rateLimitPerMinute: number;
   readonly fanoutConcurrency: number;
@@ -95,7 +97,8 @@ export const CONFIG_SCHEMA = {
   throttlingRateLimit: { type: "integer", default: 50, description: "Stage default route steady-state rate limit (requests per second, per route; 0-10000)." },
   lambdaMemoryMb: { type: "integer", default: 256, description: "Memory of every function in MB (128-10240)." },
   lambdaTimeoutSeconds: { type: "integer", default: 10, description: "Timeout of every function in seconds (1-29: API Gateway's integration timeout is 29 s)." },
-  reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of every function; -1 = unreserved (0-1000 otherwise)." },
+  reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000." },
+  provisionedConcurrency: { type: "integer", default: 0, description: "Provisioned concurrency of the $connect path (authorizer and connect, through a `live` alias): warm instances so handshakes skip cold starts; 0 = none (0-100)." },
   maxMessageBytes: { type: "integer", default: 16384, description: "Largest chat text a client may send, in bytes (1-131072; API Gateway caps a message at 128 KB)." },
   rateLimitPerMinute: { type: "integer", default: 60, description: "Frames one connection may send per minute before RATE_LIMITED (1-100000)." },
   fanoutConcurrency: { type: "integer", default: 16, description: "Concurrent @connections POSTs while delivering one message (1-256)." },
@@ -261,6 +264,8 @@ export function validateConfig(raw: RawConfig): StackConfig {
   }
 
   const reservedConcurrency = r.integer("reservedConcurrency", -1, 1000);
+  // 0 would throttle every invocation of the functions (Lambda: reserved concurrency of zero).
+  if (reservedConcurrency === 0) throw new ConfigError("reservedConcurrency", `"0" is not allowed; allowed values: -1 (unreserved) or an integer from 1 to 1000`);
   const periodSeconds = r.integer("alarmPeriodSeconds", 10, 86400);
   // CloudWatch alarm periods: 10, 30 or any multiple of 60 (PutMetricAlarm, Period).
   if (!(periodSeconds === 10 || periodSeconds === 30 || periodSeconds % 60 === 0)) {
@@ -283,6 +288,7 @@ export function validateConfig(raw: RawConfig): StackConfig {
     // The integration times out at 29 s whatever the function's timeout (AWS-FACTS: Limits).
     lambdaTimeoutSeconds: r.integer("lambdaTimeoutSeconds", 1, 29),
     reservedConcurrency,
+    provisionedConcurrency: r.integer("provisionedConcurrency", 0, 100),
     maxMessageBytes: r.integer("maxMessageBytes", 1, 131072),
     rateLimitPerMinute: r.integer("rateLimitPerMinute", 1, 100000),
     fanoutConcurrency: r.integer("fanoutConcurrency", 1, 256),

@@ -44,6 +44,16 @@ export type FunctionSettings = Omit<DeploymentSettings, "tableNames" | "manageme
   readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
 };
 
+/** Functions that serve messages (not the handshake or its end): what reservedConcurrency applies to. */
+export function isMessageHandler(spec: FunctionSpec): boolean {
+  return spec.routeKey !== undefined && spec.routeKey !== "$connect" && spec.routeKey !== "$disconnect";
+}
+
+/** The functions a handshake waits for: the authorizer, then $connect. */
+export function isConnectPath(spec: FunctionSpec): boolean {
+  return spec.routeKey === undefined || spec.routeKey === "$connect";
+}
+
 export interface WebSocketApiArgs {
   /** Prefix of physical names (`<prefix>-<function>`, `/aws/apigateway/<prefix>-access`). */
   readonly namePrefix: string;
@@ -67,8 +77,10 @@ export interface WebSocketApiArgs {
   readonly memoryMb?: number;
   /** Lambda timeout in seconds (default 10; the integration itself times out at 29 s). */
   readonly timeoutSeconds?: number;
-  /** Reserved concurrency per function (default -1: unreserved). */
+  /** Reserved concurrency of each message-handling function: every route but $connect and $disconnect (default -1: unreserved). */
   readonly reservedConcurrency?: number;
+  /** Provisioned concurrency of the $connect path, the authorizer and connect (default 0: none). */
+  readonly provisionedConcurrency?: number;
   /** Stage default route burst limit (default 100). */
   readonly throttlingBurstLimit?: number;
   /** Stage default route rate limit, requests per second (default 50). */
@@ -177,7 +189,9 @@ export class WebSocketApi extends pulumi.ComponentResource {
           tracing,
           memoryMb: args.memoryMb,
           timeoutSeconds: args.timeoutSeconds,
-          reservedConcurrency: args.reservedConcurrency,
+          reservedConcurrency: isMessageHandler(spec) ? args.reservedConcurrency : undefined,
+          // A handshake waits for a cold authorizer and then a cold $connect: that is the path to keep warm.
+          provisionedConcurrency: isConnectPath(spec) ? args.provisionedConcurrency : undefined,
           logRetentionDays: args.logRetentionDays,
           logKmsKeyArn: args.logKmsKeyArn,
           tags: args.tags,
@@ -208,6 +222,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
         {
           action: "lambda:InvokeFunction",
           function: fn.functionName,
+          qualifier: fn.qualifier,
           principal: "apigateway.amazonaws.com",
           sourceArn: pulumi.interpolate`${api.executionArn}/authorizers/${authorizer.id}`,
         },
@@ -258,6 +273,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
         {
           action: "lambda:InvokeFunction",
           function: fn.functionName,
+          qualifier: fn.qualifier,
           principal: "apigateway.amazonaws.com",
           // Any stage, this route only.
           sourceArn: pulumi.interpolate`${api.executionArn}/*/${spec.routeKey}`,

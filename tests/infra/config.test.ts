@@ -170,6 +170,8 @@ describe("infra: stack config", () => {
       rejects({ projectName: "Chat_App" }, "projectName", /lowercase letters, digits and hyphens/);
       rejects({ logLevel: "trace" }, "logLevel", /allowed values: debug, info, warn, error/);
       rejects({ alarmPeriodSeconds: "90" }, "alarmPeriodSeconds", /10, 30 or a multiple of 60/);
+      rejects({ reservedConcurrency: "0" }, "reservedConcurrency", /-1 \(unreserved\) or an integer from 1 to 1000/);
+      rejects({ provisionedConcurrency: "-1" }, "provisionedConcurrency", /an integer from 0 to 100/);
     });
 
     it("rejects a key it does not know (a typo in a stack file), listing the known keys", () => {

@@ -3,7 +3,7 @@ import { FUNCTIONS, ROUTE_FUNCTIONS, ROUTE_SELECTION_EXPRESSION } from "../../ha
 import { TABLES, TABLE_NAMES } from "../../handlers/tables";
 import { validateConfig } from "../../infra/config";
 import { functionPolicy } from "../../infra/policies";
-import { ACCESS_LOG_FORMAT, AUTHORIZER_IDENTITY_SOURCE } from "../../infra/websocketApi";
+import { ACCESS_LOG_FORMAT, AUTHORIZER_IDENTITY_SOURCE, isConnectPath, isMessageHandler } from "../../infra/websocketApi";
 import { ACCOUNT, PROJECT, json, runStack, stackRun, type RecordedResource, type StackName, type StackRun } from "./support/stack";
 
 const T = {
@@ -35,6 +35,7 @@ function expectedCounts(run: StackRun): Record<string, number> {
   const twoWay = ROUTE_FUNCTIONS.filter((f) => f.twoWay).length;
   const sharedSecret = c.auth.mode === "shared-secret" ? 1 : 0;
   const account = c.manageApiGatewayAccount ? 1 : 0;
+  const warm = c.provisionedConcurrency > 0 ? FUNCTIONS.filter(isConnectPath).length : 0;
   return {
     "websocket-chat:infra:EncryptionKey": 1,
     "websocket-chat:infra:ChatTables": 1,
@@ -52,6 +53,8 @@ function expectedCounts(run: StackRun): Record<string, number> {
     [T.stage]: 1,
     [T.fn]: n,
     [T.permission]: n,
+    "aws:lambda/alias:Alias": warm,
+    "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": warm,
     [T.role]: n + account,
     [T.rolePolicy]: n + account,
     [T.logGroup]: n + 1,
@@ -74,6 +77,15 @@ function countByType(resources: readonly RecordedResource[]): Record<string, num
 
 function withoutZeros(counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).filter(([, v]) => v > 0));
+}
+
+/** What API Gateway invokes for a function: its `live` alias on a warm $connect path, else the function. */
+function invokeTarget(run: StackRun, name: string): { invokeArn: unknown; qualifier: unknown } {
+  const fn = functionResource(run, name);
+  const aliases = run.ofType("aws:lambda/alias:Alias").filter((a) => a.inputs.functionName === fn.state.name);
+  if (aliases.length === 0) return { invokeArn: fn.state.invokeArn, qualifier: undefined };
+  assert.equal(aliases.length, 1);
+  return { invokeArn: aliases[0].state.invokeArn, qualifier: aliases[0].inputs.name };
 }
 
 function functionResource(run: StackRun, name: string): RecordedResource {
@@ -113,7 +125,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         const integration = integrations.find((i) => `integrations/${i.id}` === target);
         assert.ok(integration, `${spec.routeKey} targets an existing integration`);
         assert.equal(integration.inputs.integrationType, "AWS_PROXY");
-        assert.equal(integration.inputs.integrationUri, functionResource(run, spec.name).state.invokeArn);
+        assert.equal(integration.inputs.integrationUri, invokeTarget(run, spec.name).invokeArn);
         assert.equal(integration.inputs.apiId, "a1b2c3d4e5");
       }
       assert.equal(new Set(routes.map((r) => r.inputs.target)).size, routes.length, "one integration per route");
@@ -140,7 +152,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       const [authorizer] = run.ofType(T.authorizer);
       assert.equal(authorizer.inputs.authorizerType, "REQUEST");
       assert.deepEqual(authorizer.inputs.identitySources, [AUTHORIZER_IDENTITY_SOURCE]);
-      assert.equal(authorizer.inputs.authorizerUri, functionResource(run, "authorizer").state.invokeArn);
+      assert.equal(authorizer.inputs.authorizerUri, invokeTarget(run, "authorizer").invokeArn);
       assert.equal(authorizer.inputs.authorizerResultTtlInSeconds, undefined, "WebSocket APIs do not cache authorizer results");
       for (const route of run.ofType(T.route)) {
         if (route.inputs.routeKey === "$connect") {
@@ -163,6 +175,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(mine.length, 1, spec.name);
         assert.equal(mine[0].inputs.principal, "apigateway.amazonaws.com");
         assert.equal(mine[0].inputs.action, "lambda:InvokeFunction");
+        assert.equal(mine[0].inputs.qualifier, invokeTarget(run, spec.name).qualifier, `${spec.name}: permission on what API Gateway invokes`);
         assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/*/${spec.routeKey}` : `${exec}/authorizers/${authorizer.id}`);
       }
     });
@@ -271,6 +284,29 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(authEnv.AUTH_SHARED_SECRET, undefined);
     });
 
+    it("reserves concurrency for message handlers and keeps the $connect path warm, per config", () => {
+      const c = settingsOf(run);
+      const configs = run.ofType("aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig");
+      for (const spec of FUNCTIONS) {
+        const fn = functionResource(run, spec.name);
+        assert.equal(fn.inputs.reservedConcurrentExecutions, isMessageHandler(spec) ? c.reservedConcurrency : -1, spec.name);
+        const warm = isConnectPath(spec) && c.provisionedConcurrency > 0;
+        assert.equal(fn.inputs.publish, warm, `${spec.name}: versions published only for provisioned concurrency`);
+        const mine = configs.filter((p) => p.inputs.functionName === fn.state.name);
+        if (warm) {
+          const [alias] = run.ofType("aws:lambda/alias:Alias").filter((a) => a.inputs.functionName === fn.state.name);
+          assert.equal(alias.inputs.name, "live");
+          assert.equal(alias.inputs.functionVersion, fn.state.version);
+          assert.equal(mine.length, 1, spec.name);
+          assert.equal(mine[0].inputs.qualifier, "live");
+          assert.equal(mine[0].inputs.provisionedConcurrentExecutions, c.provisionedConcurrency);
+        } else {
+          assert.equal(mine.length, 0, spec.name);
+        }
+      }
+      assert.equal(c.provisionedConcurrency > 0, stack === "prod");
+    });
+
     it("generates the HS256 secret in Secrets Manager (marked secret, kept across deployments)", () => {
       const c = settingsOf(run);
       const [secret] = run.ofType("aws:secretsmanager/secret:Secret");
@@ -330,13 +366,14 @@ describe("infra: stack variants under mocks", function () {
     await assert.rejects(runStack("dev", { logRetentionDay: "7" }), /config logRetentionDay: unknown key/);
   });
 
-  it("in oidc mode creates no secret and grants the authorizer no Secrets Manager access; alarmEmail subscribes; account role can be left alone", async () => {
+  it("in oidc mode creates no secret and grants the authorizer no Secrets Manager access; alarmEmail subscribes; account role can be left alone; reserved concurrency applies to message handlers", async () => {
     const run = await runStack("dev", {
       authMode: "oidc",
       authIssuer: "https://idp.example.com/",
       authJwksUrl: "https://idp.example.com/.well-known/jwks.json",
       alarmEmail: "ops@example.com",
       manageApiGatewayAccount: "false",
+      reservedConcurrency: "50",
     });
     assert.deepEqual(countByType(run.resources), withoutZeros(expectedCounts(run)));
     assert.equal(run.ofType("aws:secretsmanager/secret:Secret").length, 0);
@@ -352,5 +389,9 @@ describe("infra: stack variants under mocks", function () {
     assert.equal(env.AUTH_JWKS_URL, "https://idp.example.com/.well-known/jwks.json");
     assert.equal(env.AUTH_SECRET_ARN, undefined);
     assert.equal(run.outputs.authSecretArn, undefined);
+    for (const fn of run.ofType(T.fn)) {
+      const spec = FUNCTIONS.find((f) => fn.inputs.name === `chat-dev-${f.name}`)!;
+      assert.equal(fn.inputs.reservedConcurrentExecutions, isMessageHandler(spec) ? 50 : -1, spec.name);
+    }
   });
 });

@@ -63,7 +63,11 @@ function outputsFor(type: string, name: string, inputs: Record<string, unknown>,
     }
     case "aws:lambda/function:Function": {
       const fnArn = arn("lambda", `function:${physical}`);
-      return { id: physical, state: { ...inputs, name: physical, arn: fnArn, invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${fnArn}/invocations` } };
+      return { id: physical, state: { ...inputs, name: physical, arn: fnArn, version: inputs.publish ? "1" : "$LATEST", invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${fnArn}/invocations` } };
+    }
+    case "aws:lambda/alias:Alias": {
+      const aliasArn = arn("lambda", `function:${String(inputs.functionName)}:${physical}`);
+      return { id: aliasArn, state: { ...inputs, arn: aliasArn, invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${aliasArn}/invocations` } };
     }
     case "aws:dynamodb/table:Table":
       return { id: physical, state: { ...inputs, name: physical, arn: arn("dynamodb", `table/${physical}`) } };
