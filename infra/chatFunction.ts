@@ -154,7 +154,8 @@ export class ChatFunction extends pulumi.ComponentResource {
         publish: provisioned > 0,
         environment: { variables: args.environment },
         tracingConfig: { mode: tracing ? "Active" : "PassThrough" },
-        // Text keeps each line the handler writes as is, so EMF metric lines stay parseable.
+        // The handlers write their own JSON log and EMF lines (process.stdout.write); Text format stores
+        // them unchanged. The log group is the one created above (not Lambda's implicit one).
         loggingConfig: { logFormat: "Text", logGroup: logGroup.name },
         codePathOptions: { extraIncludePackages: packages.extraIncludePackages, extraExcludePackages: packages.extraExcludePackages },
         tags: args.tags,
