@@ -138,6 +138,16 @@ function expectationKey(frame: ClientFrame): string {
   }
 }
 
+/**
+ * The server's answer when it no longer knows this connection (its item expired or was cleaned up
+ * after a failed delivery): every later frame on it would fail the same way, so the only cure is a
+ * new connection. The server names no dedicated code for it (docs/protocol.md uses BAD_REQUEST), so
+ * it is recognised by its message, which tells the client to reconnect.
+ */
+export function isUnregisteredConnectionError(frame: ServerFrame): boolean {
+  return frame.type === "error" && frame.code === "BAD_REQUEST" && /not registered/i.test(frame.message) && /reconnect/i.test(frame.message);
+}
+
 export class ChatSession {
   private readonly options: SessionOptions;
   private socket: SocketHandle | undefined;
@@ -161,6 +171,9 @@ export class ChatSession {
   /** Recipient of each private message awaiting its `delivered`, for display. */
   private readonly privateTargets = new Map<string, string>();
   private selfId: string | undefined;
+  /** Reconnections forced by "not registered" answers since the last good reply (for backoff and give-up). */
+  private forcedStreak = 0;
+  private forcing = false;
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -384,7 +397,8 @@ export class ChatSession {
     // The connection joined `this.current` on $connect, but nothing can be sent from inside $connect
     // (AWS-FACTS "Routing"), so the member list of that room comes from an explicit, idempotent join.
     const connectRoom = this.current ?? DEFAULT_ROOM;
-    const rooms = reconnected ? [...this.joined.keys()] : [];
+    // Rooms joined before the drop, and rooms whose join was not answered yet.
+    const rooms = reconnected ? [...new Set([...this.joined.keys(), ...this.joining.keys()])] : [];
     if (!rooms.includes(connectRoom)) rooms.push(connectRoom);
     this.setStatus("open", { url: redactToken(url) });
     const pending = this.expectations;
@@ -421,8 +435,25 @@ export class ChatSession {
       this.emit({ type: "invalid", frame });
       return;
     }
+    if (isUnregisteredConnectionError(frame)) {
+      this.emit({ type: "frame", frame });
+      this.forceReconnect();
+      return;
+    }
+    if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
     this.apply(frame);
     this.emit({ type: "frame", frame });
+  }
+
+  /**
+   * Replaces a connection the server has forgotten. The request that got the answer is not settled:
+   * chat and private messages are resent on the new connection (same clientMessageId), joins too.
+   */
+  private forceReconnect(): void {
+    if (this.forcing || !this.socket) return;
+    this.forcing = true;
+    this.forcedStreak += 1;
+    this.socket.close(4000, "connection not registered");
   }
 
   /** Updates the session state from one server frame and settles the request it answers. */
@@ -543,6 +574,12 @@ export class ChatSession {
     // Rooms stay in `joined`: they are joined again once the next connection opens.
     this.expectations = this.expectations.filter((e) => e.resend);
     this.notifyIfIdle();
+    if (this.forcing) {
+      // A forced replacement backs off by how many came in a row, so a server that keeps forgetting
+      // connections is not hammered, and the session gives up like after any other drop.
+      this.forcing = false;
+      this.attempt = Math.max(this.attempt, this.forcedStreak - 1);
+    }
     this.attempt += 1;
     const maxAttempts = this.options.reconnect?.maxAttempts ?? 20;
     if (this.attempt > maxAttempts) {

@@ -4,7 +4,7 @@
  * rooms, history, error, info. Pure functions, so the format is unit-tested.
  */
 import type { ServerFrame, HistoryMessage, Member } from "../shared/protocol";
-import type { SessionEvent } from "../shared/session";
+import { isUnregisteredConnectionError, type SessionEvent } from "../shared/session";
 
 export interface FormatContext {
   /** The user's own id, to tell "from" and "to" apart in private messages. */
@@ -112,6 +112,9 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
 export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
   switch (event.type) {
     case "frame":
+      if (isUnregisteredConnectionError(event.frame)) {
+        return [line("info", "the server no longer knows this connection; reconnecting (unacknowledged messages will be resent)", ctx)];
+      }
       return formatFrame(event.frame, ctx);
     case "invalid":
       return [line("error CLIENT", `unreadable frame from the server (${event.frame.reason}): ${sanitize(event.frame.raw.slice(0, 200))}`, ctx)];
@@ -130,7 +133,8 @@ export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
         case "open":
           return [line("info", `connected to ${event.url ?? "the chat API"}`, ctx)];
         case "reconnecting":
-          if (event.delayMs === undefined) return [line("info", `reconnecting (attempt ${event.attempt ?? 1})…`, ctx)];
+          // The line announcing the delay already said it; the attempt itself needs no second line.
+          if (event.delayMs === undefined) return [];
           return [
             line(
               "info",

@@ -235,6 +235,25 @@ describe("clients: session policy", () => {
     await s.close();
   });
 
+  it("replaces a connection the server no longer knows and resends the message it refused", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    const id = s.chat("are you there?");
+    server.reply({ type: "error", code: "BAD_REQUEST", message: "this connection is not registered (expired or cleaned up); reconnect", requestType: "chat", clientMessageId: id });
+    await until(() => server.sockets.length === 2 && server.sockets[1].open, "a new connection");
+    const resent = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).filter((f) => f.type === "chat");
+    assert.deepEqual(resent.map((f) => f.clientMessageId), [id]);
+    // An ordinary BAD_REQUEST does not reconnect.
+    server.reply({ type: "error", code: "BAD_REQUEST", message: "roomId: must match", requestType: "join" });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(server.sockets.length, 2);
+    await s.close();
+  });
+
   it("queues commands typed while reconnecting and sends them once connected", async () => {
     const server = new FakeServer();
     const events: SessionEvent[] = [];

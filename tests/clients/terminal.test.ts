@@ -173,6 +173,23 @@ describe("terminal client against the local runtime", function () {
     await bob.expect(/\[presence #general\] Alice \(alice\) left$/, mark, T);
   });
 
+  it("lets users who connect at the same moment all chat in their room", async () => {
+    const names = ["erin", "frank", "grace"];
+    const crowd = names.map((u) => {
+      const c = new TerminalClient([rt.endpoint, "--user", u, "--no-color", "--ping-interval", "1", "--room", "crowd"]);
+      clients.push(c);
+      return c;
+    });
+    // Each waits for its member list, possibly after the client replaced a connection the server dropped.
+    await Promise.all(crowd.map((c) => c.expect(/\[joined #crowd\]/, 0, T)));
+    crowd.forEach((c, i) => c.send(`hi from ${names[i]}`));
+    for (const c of crowd) {
+      for (const u of names) await c.expect(new RegExp(`\\[chat #crowd\\] ${u}: hi from ${u}$`), 0, T);
+    }
+    for (const c of crowd) c.send("/quit");
+    for (const c of crowd) assert.equal((await c.exit(T)).code, 0);
+  });
+
   it("ends cleanly at the end of piped input after the answers arrive (exit 0)", async () => {
     const carol = await connect("carol", "Carol", ["--room", "piped"]);
     carol.send("/rooms");

@@ -7,7 +7,7 @@
  */
 import { parseCommand } from "../../shared/commands";
 import { DEFAULT_ROOM, type ErrorFrame, type ServerFrame } from "../../shared/protocol";
-import { ChatSession, type SessionEvent, type SocketFactory } from "../../shared/session";
+import { ChatSession, isUnregisteredConnectionError, type SessionEvent, type SocketFactory } from "../../shared/session";
 import { ConversationStore, roomKey, userIdFromName, userKey, type ConversationKey, type Entry, type MessageEntry } from "./conversations";
 
 /** Set at build time (clients/web/build.ts); empty strings mean "not configured". */
@@ -303,6 +303,8 @@ class ChatPage {
 
   /** Errors are shown where they happened: on the message, by the join box, or in the conversation. */
   private onErrorFrame(f: ErrorFrame): void {
+    // The session replaces a connection the server forgot and resends the message: not a failure.
+    if (isUnregisteredConnectionError(f)) return;
     const text = `${f.message} (${f.code})`;
     if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) return;
     if (f.requestType === "join") {

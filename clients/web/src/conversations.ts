@@ -105,6 +105,7 @@ export class ConversationStore {
       pending.sentAt = m.sentAt;
       pending.text = m.message;
       pending.state = "sent";
+      pending.note = undefined;
       c.entries.sort(byTime);
       return true;
     }
