@@ -102,6 +102,28 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.deepEqual(problems, []);
     });
 
+    it("stays far below Lambda's 250 MB unzipped deployment package quota", async () => {
+      const sizes = new Map<string, number>();
+      const sizeOf = (dir: string): number => {
+        const known = sizes.get(dir);
+        if (known !== undefined) return known;
+        let total = 0;
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+          const full = path.join(dir, entry.name);
+          if (entry.isDirectory()) total += sizeOf(full);
+          else if (entry.isFile()) total += fs.statSync(full).size;
+        }
+        sizes.set(dir, total);
+        return total;
+      };
+      for (const spec of FUNCTIONS) {
+        const { entries, index } = await archiveOf(run, spec.name);
+        const bytes = index.length + entries.filter((e) => e.startsWith("node_modules/")).reduce((sum, e) => sum + sizeOf(path.join(ROOT, e)), 0);
+        // Lambda quotas: 250 MB unzipped (code and layers). Keep a wide margin: 64 MB.
+        assert.ok(bytes < 64 * 1024 * 1024, `${spec.name}: ${(bytes / 1048576).toFixed(1)} MB unzipped`);
+      }
+    });
+
     it("serializes the factory itself: __index.js exports the handler and embeds no secret value", async () => {
       for (const spec of FUNCTIONS) {
         const { index } = await archiveOf(run, spec.name);
