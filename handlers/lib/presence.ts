@@ -2,8 +2,10 @@
  * Joining and leaving rooms, with presence derived from one strongly consistent Query of the room
  * partition (data.readRoom), never from counters:
  *  - `joined` is announced only if the joining connection is the user's earliest live connection in
- *    the room by (joinedAt, connectionId): a second device joining stays silent, and of two devices
- *    joining at once exactly one is earliest.
+ *    the room by (joinedAt, connectionId): a second device joining stays silent. Two devices joining
+ *    at the same moment are always announced at least once (whichever reads the room last sees both
+ *    and agrees on the order); twice if the later writer carries the earlier timestamp and the
+ *    earlier writer read the room before the later write (documented in docs/architecture.md).
  *  - `left` is announced only if, after the delete, the user has no live connection left in the room.
  *    Two devices of one user leaving at the same moment can both see the other gone and both
  *    announce `left`: a harmless duplicate, documented in docs/architecture.md.
@@ -42,7 +44,8 @@ export async function broadcastToRoom(
  * connection itself: during $connect a post to it returns 410 and would wrongly delete it).
  */
 export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
-  const { created } = await upsertMembership(rt, { ...member, roomId, nowMs });
+  // joinedAt is taken right before the write, to keep timestamp order close to write order (see Races).
+  const { created } = await upsertMembership(rt, { ...member, roomId, nowMs: Math.max(nowMs, Date.now()) });
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
   const mine = room.members.filter((m) => m.userId === member.userId).sort(compareMembers);
   if (created && mine[0]?.connectionId === member.connectionId) {

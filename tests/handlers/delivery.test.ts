@@ -129,6 +129,14 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     });
   });
 
+  it("a DynamoDB outage during $connect rejects the handshake with 500", async () => {
+    const env = { ...h.envFor("connect"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
+    const connect = withEnv(env, () => FACTORIES.connect());
+    const event = messageEvent({ connectionId: "c-outage-2", userId: "o", username: "o" }, "$connect", "");
+    const result = await connect({ ...event, body: undefined, requestContext: { ...event.requestContext, eventType: "CONNECT" }, queryStringParameters: {} });
+    assert.equal(result.statusCode, 500);
+  });
+
   it("logs are structured JSON with request context and never contain message bodies or tokens", async () => {
     const a = await h.join("log-a", "logs-1");
     await h.send(a, { type: "chat", message: "SECRET-BODY-1234" });

@@ -40,14 +40,25 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
   });
 
   it("$connect without authorizer context fails with 500 (handshake rejected)", async () => {
-    const { conn } = await h.connect("nobody", { roomId: "r-noauth" });
     const event = {
       requestContext: { routeKey: "$connect", eventType: "CONNECT" as const, connectionId: "no-auth-conn", requestId: "r1", connectedAt: Date.now() },
       isBase64Encoded: false,
     };
     const result = await h.handler("connect")(event as never);
     assert.equal(result.statusCode, 500);
-    assert.ok(conn);
+    const item = (await h.doc.send(new GetCommand({ TableName: h.tables.connections, Key: { connectionId: "no-auth-conn" } }))).Item;
+    assert.equal(item, undefined);
+  });
+
+  it("two devices of one user connecting at the same moment: the user is announced, never missed", async () => {
+    const watcher = await h.join("race-watch", "race-1");
+    h.api.clearFrames();
+    const results = await Promise.all([h.connect("racer", { roomId: "race-1" }), h.connect("racer", { roomId: "race-1" })]);
+    assert.deepEqual(results.map((r) => r.result.statusCode), [200, 200]);
+    // Usually once; twice only in the documented race (docs/architecture.md, "Races").
+    const events = presence(h.frames(watcher));
+    assert.ok(events.length === 1 || events.length === 2, `${events.length} joined events`);
+    for (const e of events) assert.deepEqual(e, { type: "presence", event: "joined", roomId: "race-1", userId: "racer", username: "racer" });
   });
 
   it("$connect announces `joined` to the others in the room, never posting to the connecting connection", async () => {

@@ -7,7 +7,8 @@ import { jwtVerify } from "jose";
 import { ConfigurationError } from "../../handlers/env";
 import { cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
-import { decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchDelete, decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isThrottled, mapPool } from "../../handlers/lib/fanout";
 import { buildSchemas, parseFrame } from "../../handlers/lib/frames";
@@ -155,6 +156,35 @@ describe("handlers: pure helpers", function () {
       });
       assert.equal(peak, 3);
       assert.equal(done.length, 20);
+    });
+  });
+
+  describe("batchDelete", function () {
+    it("sends at most 25 deletes per BatchWriteItem and retries exactly the UnprocessedItems", async () => {
+      const sent: Array<Record<string, Array<{ DeleteRequest: { Key: Record<string, string> } }>>> = [];
+      let first = true;
+      // A stand-in for the SDK client: DynamoDB Local never returns UnprocessedItems.
+      const doc = {
+        send: async (command: { input: { RequestItems: (typeof sent)[number] } }) => {
+          sent.push(command.input.RequestItems);
+          if (first) {
+            first = false;
+            return { UnprocessedItems: { t: command.input.RequestItems.t.slice(0, 2) } };
+          }
+          return { UnprocessedItems: {} };
+        },
+      } as unknown as DynamoDBDocumentClient;
+      const requests = [...Array(60).keys()].map((i) => ({ table: "t", key: { id: String(i) } }));
+      assert.equal(await batchDelete(doc, requests, 1), 0);
+      assert.deepEqual(sent.map((r) => r.t.length), [25, 2, 25, 10]);
+      assert.deepEqual(sent[1].t.map((r) => r.DeleteRequest.Key.id), ["0", "1"]);
+    });
+
+    it("gives up after 8 attempts and reports what is left (TTL removes it)", async () => {
+      const doc = {
+        send: async (command: { input: { RequestItems: Record<string, unknown[]> } }) => ({ UnprocessedItems: command.input.RequestItems }),
+      } as unknown as DynamoDBDocumentClient;
+      assert.equal(await batchDelete(doc, [{ table: "t", key: { id: "x" } }], 0), 1);
     });
   });
 
