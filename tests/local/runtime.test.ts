@@ -197,7 +197,8 @@ describe("local runtime: the chat API end to end", function () {
     alice.send({ type: "chat", message: "anyone there?" });
     await alice.next((f) => f.json?.type === "chat" && f.json.message === "anyone there?");
     await eventually(async () => ((await item()).Item ? undefined : true), 10_000, "the stale record to be deleted");
-    assert.ok(rt.metricTotal(METRICS.staleConnectionsCleaned) > cleanedBefore);
+    // The EMF line is written when the invocation ends, after the delete.
+    await eventually(() => (rt.metricTotal(METRICS.staleConnectionsCleaned) > cleanedBefore ? true : undefined), 10_000, "StaleConnectionsCleaned");
     assert.ok(rt.stats.management.gone >= 1);
     ddb.destroy();
   });
@@ -216,6 +217,13 @@ describe("local runtime: the chat API end to end", function () {
   });
 
   it("records each invocation's EMF metrics", async () => {
+    // One EMF document per invocation, tagged with its request id.
+    await eventually(
+      () => (rt.stats.emf.filter((r) => r.function === "chat").length === rt.stats.functions.chat.invocations ? true : undefined),
+      10_000,
+      "one EMF document per chat invocation",
+    );
+    assert.ok(rt.stats.emf.every((r) => typeof r.requestId === "string"));
     assert.ok(rt.metricTotal(METRICS.messagesSent, "chat") >= 4);
     assert.ok(rt.metricTotal(METRICS.deliveries, "chat") >= 4);
     assert.ok(rt.stats.emf.every((r) => r.namespace === "ChatApi" && r.dimensions.Stage === rt.stage));
