@@ -8,7 +8,8 @@ import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
-import { buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
+import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
+import { assertDeliverable, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
 import { broadcastToRoom } from "../lib/presence";
 import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
 
@@ -34,6 +35,10 @@ export function createHandler(): WebSocketHandler {
     const roomId = frame.roomId ?? connection.currentRoom;
     if (roomId === undefined) throw chatError("BAD_REQUEST", "no roomId given and this connection has not joined a room");
     requireMember(connection, roomId);
+    assertDeliverable(
+      { type: "chat", roomId, userId: connection.userId, username: connection.username, message: frame.message, clientMessageId: frame.clientMessageId },
+      MAX_WEBSOCKET_MESSAGE_BYTES,
+    );
     const stored = await storeMessage(rt, {
       conversationId: roomConversation(roomId),
       userId: connection.userId,

@@ -8,7 +8,8 @@ import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { dmConversation, epochSeconds, liveConnectionsOfUser, storeMessage } from "../lib/data";
 import { chatError } from "../lib/errors";
-import { buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
+import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
+import { assertDeliverable, buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame, requireFanout } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
@@ -18,6 +19,17 @@ export function createHandler(): WebSocketHandler {
     const frame = parseFrame(schemas.private, requireFrame(req));
     const { connection } = req;
     if (frame.toUserId === connection.userId) throw chatError("BAD_REQUEST", "cannot send a private message to yourself");
+    assertDeliverable(
+      {
+        type: "private",
+        fromUserId: connection.userId,
+        fromUsername: connection.username,
+        toUserId: frame.toUserId,
+        message: frame.message,
+        clientMessageId: frame.clientMessageId,
+      },
+      MAX_WEBSOCKET_MESSAGE_BYTES,
+    );
     const stored = await storeMessage(rt, {
       conversationId: dmConversation(connection.userId, frame.toUserId),
       userId: connection.userId,

@@ -51,6 +51,9 @@ export const CONFIG_DEFAULTS = {
   fanoutConcurrency: 50,
 } as const;
 
+/** API Gateway's WebSocket message limit: 128 KB (AWS-FACTS: Limits; PayloadTooLargeException above). */
+export const MAX_WEBSOCKET_MESSAGE_BYTES = 128 * 1024;
+
 /** Extra, optional variable (additive to handlers/env.ts ENV): Limit per room-partition Query page. */
 export const ROOM_QUERY_PAGE_SIZE_ENV = "ROOM_QUERY_PAGE_SIZE";
 
@@ -111,9 +114,9 @@ export function readHandlerConfig(
     environment: optionalEnv(env, ENV.environment) ?? "local",
     // Messages live at most a year; the 1 h floor keeps a message readable while its sender is online.
     messageRetentionHours: intEnv(env, ENV.messageRetentionHours, 1, 24 * 366, CONFIG_DEFAULTS.messageRetentionHours),
-    // API Gateway frames are at most 32 KB and messages 128 KB (AWS-FACTS: Limits); the JSON envelope
-    // of a delivered chat frame must fit in one 32 KB frame, so a message body stays well below it.
-    maxMessageBytes: intEnv(env, ENV.maxMessageBytes, 1, 16 * 1024, CONFIG_DEFAULTS.maxMessageBytes),
+    // API Gateway carries messages of at most 128 KB (AWS-FACTS: Limits). The frames built around a
+    // message are checked against that limit too (frames.ts assertDeliverable).
+    maxMessageBytes: intEnv(env, ENV.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
     rateLimitPerMinute: intEnv(env, ENV.rateLimitPerMinute, 1, 100_000, CONFIG_DEFAULTS.rateLimitPerMinute),
     fanoutConcurrency: intEnv(env, ENV.fanoutConcurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
     logLevel: parseLogLevel(optionalEnv(env, ENV.logLevel)),

@@ -78,6 +78,19 @@ function frameError(error: z.ZodError): ChatError {
   return chatError("BAD_REQUEST", `${where}${first?.message ?? "invalid frame"}`);
 }
 
+/**
+ * Throws TOO_LARGE if a frame built around a message could not be posted: API Gateway refuses
+ * messages over 128 KB (PayloadTooLargeException), and JSON escaping can make a frame larger than
+ * its text. Checked before storing, so nothing undeliverable is ever stored.
+ */
+export function assertDeliverable(frame: Record<string, unknown>, limitBytes: number): void {
+  // Placeholders as long as the real values: a UUID messageId and an ISO-8601 sentAt.
+  const sized = { ...frame, messageId: "00000000-0000-0000-0000-000000000000", sentAt: "2000-01-01T00:00:00.000Z" };
+  if (utf8Bytes(JSON.stringify(sized)) > limitBytes) {
+    throw chatError("TOO_LARGE", `the message does not fit in one ${limitBytes}-byte WebSocket message once framed`);
+  }
+}
+
 /** Frames the server sends (docs/protocol.md). */
 export interface ChatFrame {
   readonly type: "chat";

@@ -11,7 +11,7 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchDelete, decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isThrottled, mapPool } from "../../handlers/lib/fanout";
-import { buildSchemas, parseFrame } from "../../handlers/lib/frames";
+import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
 import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
 import { parseArgs, signLocalToken } from "../../scripts/token";
@@ -33,6 +33,8 @@ describe("handlers: pure helpers", function () {
       assert.throws(() => readHandlerConfig({}, "ping", needs), ConfigurationError);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", RATE_LIMIT_PER_MINUTE: "lots" }, "ping", needs), /RATE_LIMIT_PER_MINUTE/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", FANOUT_CONCURRENCY: "0" }, "ping", needs), ConfigurationError);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131073" }, "ping", needs), /MAX_MESSAGE_BYTES/);
+      assert.equal(readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131072" }, "ping", needs).maxMessageBytes, 131072);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", LOG_LEVEL: "loud" }, "ping", needs), /LOG_LEVEL/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", TRACING_ENABLED: "yes" }, "ping", needs), /TRACING_ENABLED/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "chat", { tables: ["connections"], management: true }), /MANAGEMENT_ENDPOINT/);
@@ -79,6 +81,11 @@ describe("handlers: pure helpers", function () {
       const parsed = parseFrame(s.join, JSON.parse('{"type":"join","roomId":"r","__proto__":{"x":1},"extra":2}'));
       assert.deepEqual(Object.keys(parsed), ["type", "roomId"]);
       assert.equal(Object.getPrototypeOf(parsed), Object.prototype);
+    });
+    it("a frame that would not fit in one 128 KB WebSocket message is TOO_LARGE, counting JSON escapes", () => {
+      const limit = 128 * 1024;
+      assertDeliverable({ type: "chat", message: "a".repeat(120 * 1024) }, limit);
+      assert.throws(() => assertDeliverable({ type: "chat", message: "\u0001".repeat(30 * 1024) }, limit), (e: Error & { code?: string }) => e.code === "TOO_LARGE");
     });
     it("history defaults limit to 50 and needs exactly one target", () => {
       assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
