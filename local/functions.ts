@@ -12,8 +12,8 @@ import type { Logger } from "./logger";
 
 /** What the worker loads. */
 export type FunctionSource =
-  /** handlers/index.ts through ts-node: `FACTORIES[name]()` is the cold start. */
-  | { readonly kind: "typescript"; readonly modulePath: string; readonly exportName: string; readonly tsconfig: string }
+  /** handlers/index.ts transpiled once by esbuild (local/bundle.ts): `FACTORIES[name]()` is the cold start. */
+  | { readonly kind: "bundle"; readonly modulePath: string; readonly exportName: string }
   /** The module `serializeFunction(FACTORIES[name], { isFactoryFunction: true })` produced. */
   | { readonly kind: "serialized"; readonly modulePath: string; readonly exportName: string }
   /** A plain module exporting `factory()` or `handler` (test fixtures through `functionOverrides`). */

@@ -16,6 +16,7 @@ import type { AuthorizerResult, WebSocketResult } from "../handlers/events";
 import { LocalGateway, emptyManagementStats, type Invoke, type ManagementCall, type ManagementError, type ManagementStats } from "./gateway";
 import { consoleLogger, silentLogger, type Logger } from "./logger";
 import { localSecret } from "./secret";
+import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
 import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken } from "./token";
 
@@ -373,6 +374,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 async function functionSources(names: readonly FunctionName[], options: LocalRuntimeOptions): Promise<Record<FunctionName, FunctionSource>> {
   const tsconfig = path.join(REPO_ROOT, "tsconfig.json");
   const out = {} as Record<FunctionName, FunctionSource>;
+  let bundled: string | undefined;
   const serialized = options.serialized ? await serializeFactories(names, options.buildDir ?? path.join(".local", "build")) : undefined;
   for (const name of names) {
     const override = options.functionOverrides?.[name];
@@ -383,7 +385,8 @@ async function functionSources(names: readonly FunctionName[], options: LocalRun
     } else if (serialized) {
       out[name] = { kind: "serialized", modulePath: serialized[name], exportName: "handler" };
     } else {
-      out[name] = { kind: "typescript", modulePath: HANDLERS_ENTRY, exportName: "FACTORIES", tsconfig };
+      bundled ??= await bundleHandlers(HANDLERS_ENTRY, path.join(REPO_ROOT, ".local", "build"));
+      out[name] = { kind: "bundle", modulePath: bundled, exportName: "FACTORIES" };
     }
   }
   return out;

@@ -1,7 +1,7 @@
 /*
  * Bootstrap of one local "Lambda function": runs inside its own worker_thread, whose process.env is
  * exactly the environment the stack gives the function (see local/functions.ts). Plain JavaScript so
- * it can load either the TypeScript sources (through ts-node, transpile-only) or the serialized
+ * it can load either the handlers transpiled once by esbuild (local/bundle.ts) or the serialized
  * callback module `pulumi up` uploads.
  *
  * Lifecycle as on Lambda: the factory runs once (the cold start, timed and reported as `ready`),
@@ -19,16 +19,17 @@ function serializeError(err) {
 
 function loadHandler() {
   const { source } = workerData;
-  if (source.kind === "typescript" || /\.ts$/.test(source.modulePath)) {
-    // transpile-only: the runtime type-checks nothing, `npm run typecheck` does (as esbuild would in CI).
+  if (source.kind === "module" && /\.ts$/.test(source.modulePath)) {
+    // A TypeScript fixture: transpile-only, as the bundle is (`npm run typecheck` checks types).
     require("ts-node").register({ transpileOnly: true, project: source.tsconfig });
   }
+  if (source.kind === "bundle") process.setSourceMapsEnabled(true);
   const mod = require(source.modulePath);
   if (source.kind === "serialized") {
     // `serializeFunction(..., { isFactoryFunction: true })` calls the factory while the module loads.
     return mod[source.exportName || "handler"];
   }
-  if (source.kind === "typescript") {
+  if (source.kind === "bundle") {
     const factories = mod[source.exportName];
     const factory = factories && factories[workerData.functionName];
     if (typeof factory !== "function") throw new Error(`${source.modulePath} has no factory ${source.exportName}.${workerData.functionName}`);

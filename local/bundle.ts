@@ -1,0 +1,36 @@
+/**
+ * Transpiles the handlers once per runtime start (esbuild, transpile-only: `npm run typecheck`
+ * checks types) into one CommonJS file that every function worker loads. Packages from
+ * node_modules stay external and are `require`d at run time, as in the deployed archives.
+ * Compiling once instead of in each of the eleven workers keeps cold starts about what they are
+ * on Lambda: loading JavaScript and running the factory.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as esbuild from "esbuild";
+
+/** Bundles `entry` into `<outDir>/handlers-<content hash>.js` (written once per distinct content) and returns its path. */
+export async function bundleHandlers(entry: string, outDir: string): Promise<string> {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    packages: "external",
+    sourcemap: "inline",
+    write: false,
+    logLevel: "silent",
+  });
+  const code = result.outputFiles[0].contents;
+  const file = path.join(outDir, `handlers-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.js`);
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(outDir, { recursive: true });
+    // Write then rename: runtimes starting in parallel never load a half-written file.
+    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    fs.writeFileSync(tmp, code);
+    fs.renameSync(tmp, file);
+  }
+  return file;
+}
