@@ -368,3 +368,24 @@ export function newClientMessageId(): string {
   if (c?.randomUUID) return c.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
 }
+
+/**
+ * The `sub` and display-name claims of a JWT, read WITHOUT verifying it: only to show who the user
+ * is and to recognise their own messages. The server verifies the token; nothing here trusts it.
+ */
+export function unverifiedClaims(token: string): { sub?: string; name?: string } {
+  const parts = token.split(".");
+  if (parts.length !== 3) return {};
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    if (!isObject(payload)) return {};
+    const name = str(payload, "name") ?? str(payload, "username");
+    const sub = str(payload, "sub");
+    return { ...(sub !== undefined ? { sub } : {}), ...(name !== undefined ? { name } : {}) };
+  } catch {
+    return {};
+  }
+}

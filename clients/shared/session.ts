@@ -567,7 +567,10 @@ export class ChatSession {
       return;
     }
     if (!this.everOpened) {
-      const why = info.handshakeStatus ? `HTTP ${info.handshakeStatus}` : info.reason || `close code ${info.code}`;
+      const why = info.handshakeStatus
+        ? `HTTP ${info.handshakeStatus}`
+        : // Browsers report a refused handshake as a bare 1006, like an unreachable host.
+          `${info.reason || `close code ${info.code}`}: the endpoint is unreachable or refused the token`;
       this.fail("unreachable", `could not connect to ${this.options.endpoint} (${why})`, info);
       return;
     }

@@ -3,6 +3,8 @@
  *   npm run client -- <endpoint> [--token <jwt> | --user <userId>] [--name <display>] [--room <room>]
  */
 
+export { unverifiedClaims } from "../shared/protocol";
+
 /** Exit codes (docs/clients.md). */
 export const EXIT = {
   /** `/quit`, end of input, or Ctrl-C. */
@@ -113,19 +115,4 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
       ...(pingIntervalMs !== undefined ? { pingIntervalMs } : {}),
     },
   };
-}
-
-/** The `sub` and name claims of a JWT, read without verifying it (only for display; the server verifies). */
-export function unverifiedClaims(token: string): { sub?: string; name?: string } {
-  const parts = token.split(".");
-  if (parts.length !== 3) return {};
-  try {
-    const payload = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8")) as Record<string, unknown>;
-    return {
-      ...(typeof payload.sub === "string" ? { sub: payload.sub } : {}),
-      ...(typeof payload.name === "string" ? { name: payload.name } : typeof payload.username === "string" ? { name: payload.username } : {}),
-    };
-  } catch {
-    return {};
-  }
 }

@@ -355,6 +355,9 @@ describe("clients: terminal arguments and output", () => {
     const payload = Buffer.from(JSON.stringify({ sub: "carol", name: "Carol" })).toString("base64url");
     assert.deepEqual(unverifiedClaims(`h.${payload}.s`), { sub: "carol", name: "Carol" });
     assert.deepEqual(unverifiedClaims("garbage"), {});
+    assert.deepEqual(unverifiedClaims("a.!!!.c"), {});
+    const utf8 = Buffer.from(JSON.stringify({ sub: "zoé", username: "Zoé 😀" })).toString("base64url");
+    assert.deepEqual(unverifiedClaims(`h.${utf8}.s`), { sub: "zoé", name: "Zoé 😀" });
   });
 
   it("prints tagged, timestamped lines and neutralises control characters", () => {

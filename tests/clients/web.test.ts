@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import WebSocket from "ws";
 import { buildWeb } from "../../clients/web/build";
 import type { LocalRuntime } from "../../local/runtime";
 import { REPO_ROOT, startTestRuntime } from "./support";
@@ -213,6 +214,54 @@ describe("web chat page in Chromium", function () {
     await message(carol, "still here after the reconnection").waitFor({ timeout: T });
     await shot(alice, "alice-reconnected");
     await shot(carol, "carol-phone-after-reconnection", true);
+  });
+
+  it("pages back through a long history with \"Load older messages\"", async () => {
+    // 55 messages posted by another user over a plain WebSocket: more than one history page (50).
+    const token = await rt.mintToken("historian", "Historian");
+    const ws = new WebSocket(`${rt.endpoint}?token=${encodeURIComponent(token)}&roomId=archive`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    let echoed = 0;
+    const allEchoed = new Promise<void>((resolve) =>
+      ws.on("message", (data) => {
+        const f = JSON.parse(data.toString()) as { type: string };
+        if (f.type === "chat" && ++echoed === 55) resolve();
+      }),
+    );
+    for (let i = 1; i <= 55; i++) ws.send(JSON.stringify({ type: "chat", roomId: "archive", message: `archived message ${String(i).padStart(2, "0")}` }));
+    await allEchoed;
+    ws.close();
+
+    await send(alice, "/join archive");
+    await alice.locator("#conv-title", { hasText: "#archive" }).waitFor({ timeout: T });
+    await message(alice, "archived message 55").waitFor({ timeout: T });
+    assert.equal(await message(alice, "archived message").count(), 50, "one page of 50");
+    assert.equal(await message(alice, "archived message 05").count(), 0);
+    await alice.locator("#load-older").click();
+    await message(alice, "archived message 01").waitFor({ timeout: T });
+    assert.equal(await message(alice, "archived message").count(), 55);
+    // Oldest first by the server's sentAt. (Frames sent back to back run as concurrent invocations,
+    // so the server's order may differ from the sending order: the page shows the server's.)
+    const times = await alice.locator("#messages li time").evaluateAll((els) => els.map((e) => e.getAttribute("datetime") ?? ""));
+    assert.deepEqual(times, [...times].sort(), "oldest first");
+    assert.equal(await alice.locator("#load-older").isHidden(), true, "no older page left");
+    await shot(alice, "alice-older-history-loaded");
+  });
+
+  it("shows a refused pasted token on the sign-in form", async () => {
+    const dave = await openPage("dave");
+    await dave.getByLabel("Display name").fill("Dave");
+    await dave.locator("#signin-advanced summary").click();
+    await dave.getByLabel(/^Token/).fill("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkYXZlIn0.forged");
+    await dave.getByRole("button", { name: "Sign in" }).click();
+    const err = dave.locator("#signin-error");
+    await err.waitFor({ state: "visible", timeout: T });
+    assert.match((await err.textContent()) ?? "", /could not connect to ws:\/\/127\.0\.0\.1:\d+\/local .*refused the token/);
+    assert.equal(await dave.locator("#chat-view").isHidden(), true);
+    await shot(dave, "dave-token-refused");
   });
 
   it("raised no script error in any page", () => {

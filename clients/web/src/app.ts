@@ -6,7 +6,7 @@
  * Every piece of text from the network is inserted with `textContent`, never as HTML.
  */
 import { parseCommand } from "../../shared/commands";
-import { DEFAULT_ROOM, type ErrorFrame, type ServerFrame } from "../../shared/protocol";
+import { DEFAULT_ROOM, unverifiedClaims, type ErrorFrame, type ServerFrame } from "../../shared/protocol";
 import { ChatSession, isUnregisteredConnectionError, type SessionEvent, type SocketFactory } from "../../shared/session";
 import { ConversationStore, roomKey, userIdFromName, userKey, type ConversationKey, type Entry, type MessageEntry } from "./conversations";
 
@@ -122,14 +122,19 @@ function defaultEndpoint(): string {
 }
 
 function readSignIn(): Identity | string {
-  const name = $<HTMLInputElement>("signin-name").value.trim();
   const endpoint = $<HTMLInputElement>("signin-endpoint").value.trim();
   const token = $<HTMLTextAreaElement>("signin-token").value.trim();
+  const name = $<HTMLInputElement>("signin-name").value.trim() || (token ? unverifiedClaims(token).name ?? "" : "");
   const room = $<HTMLInputElement>("signin-room").value.trim().replace(/^#/, "") || DEFAULT_ROOM;
   if (!name) return "Enter a display name.";
+  if (token && !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return "The token is not a JWT (three base64url parts separated by dots).";
   if (!endpoint) return "Enter the WebSocket endpoint (under “Deployed API”).";
   if (!/^wss?:\/\//.test(endpoint)) return "The endpoint must start with ws:// or wss://.";
-  const userId = $<HTMLInputElement>("signin-user").value.trim() || userIdFromName(name);
+  // With a pasted token the server takes the user id from its `sub`: show the same one.
+  const claimed = token ? unverifiedClaims(token).sub : undefined;
+  const typed = $<HTMLInputElement>("signin-user").value.trim();
+  if (claimed && typed && typed !== claimed) return `The token is for user "${claimed}", not "${typed}": clear the user id or paste another token.`;
+  const userId = claimed ?? (typed || userIdFromName(name));
   return { endpoint, userId, username: name, room, ...(token ? { token } : {}) };
 }
 
