@@ -8,6 +8,8 @@
  * algorithm, expired, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
  * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS.
  * A missing token throws "Unauthorized" (API Gateway's 401; it normally answers that itself).
+ * If the verification key cannot be obtained (Secrets Manager or JWKS unreachable) it throws, so
+ * API Gateway answers 500 rather than blaming the client with a 403.
  * Authorizer caching is not supported for WebSocket APIs, so this runs on every handshake.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -42,6 +44,14 @@ function header(event: AuthorizerEvent, name: string): string | undefined {
   const wanted = name.toLowerCase();
   for (const [k, v] of Object.entries(event.headers ?? {})) if (k.toLowerCase() === wanted) return v;
   return undefined;
+}
+
+/**
+ * jose reports token problems with ERR_J* codes; a failure to fetch the JWKS (timeout, invalid
+ * response, network error) or the Secrets Manager secret is not the client's fault.
+ */
+export function isServerSideFailure(code: string | undefined): boolean {
+  return code === undefined || !code.startsWith("ERR_J") || code === "ERR_JWKS_TIMEOUT" || code === "ERR_JWKS_INVALID";
 }
 
 interface Rejection {
@@ -104,8 +114,13 @@ export function createHandler(): AuthorizerHandler {
           payload = await verify(token);
         } catch (err) {
           const code = (err as { code?: string }).code;
+          if (isServerSideFailure(code)) {
+            // The secret or the key set could not be obtained: our failure, not the client's. Throwing
+            // makes API Gateway answer 500 instead of a misleading 403, and it is not a rejection.
+            log.error("cannot verify tokens", { errorCode: code ?? null }, err);
+            throw new Error("authorizer failed to obtain its verification key");
+          }
           // jose's error codes (ERR_JWS_SIGNATURE_VERIFICATION_FAILED, ERR_JWT_EXPIRED, ...) say why without the token.
-          if (!code || !code.startsWith("ERR_J")) log.error("token verification error", {}, err);
           outcome = reject(code ?? "verification failed");
         }
         if (payload) {

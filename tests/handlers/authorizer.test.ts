@@ -186,6 +186,18 @@ describe("handlers: authorizer", function () {
       assertDenied(await authorize({ token }));
     });
 
+    it("fails (API Gateway 500) instead of denying when the JWKS cannot be fetched", async () => {
+      const down = await createHarness({ label: "oidc-down", auth: { mode: "oidc", issuer, audience, jwksUrl: "http://127.0.0.1:9/jwks.json", sharedSecret: undefined } });
+      try {
+        assertDenied(await down.authorizer()(authorizerEvent({ token: "x.y.z" })));
+        const token = await rs256();
+        await assert.rejects(() => down.authorizer()(authorizerEvent({ token })), /verification key/);
+        assert.equal(down.reports.filter((r) => r.metrics.RejectedConnects > 0).length, 1, "an unreachable JWKS is not counted as a rejection");
+      } finally {
+        await down.stop();
+      }
+    });
+
     it("rejects a token signed by a key that is not in the JWKS", async () => {
       const other = await generateKeyPair("RS256");
       const now = Math.floor(Date.now() / 1000);
