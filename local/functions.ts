@@ -75,7 +75,7 @@ export interface FunctionHostOptions {
   readonly logger: Logger;
   readonly stats: FunctionStats;
   readonly onEmf: (record: EmfRecord) => void;
-  /** Lambda's init phase limit is 10 s; ts-node compiling on a busy machine needs more, so it is configurable. */
+  /** Lambda's init phase limit is 10 s; eleven workers starting at once on a busy machine need more (default 60 s). */
   readonly initTimeoutMs?: number;
 }
 
