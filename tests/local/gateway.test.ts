@@ -403,6 +403,20 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       await client.close();
     });
 
+    it("answers 429 LimitExceededException while a client does not read what is sent to it", async () => {
+      const { client, connectionId } = await open(h);
+      client.ws.pause(); // stop reading: the kernel buffers fill, then the gateway's queue grows
+      const chunk = Buffer.alloc(100 * 1024, 97);
+      let refused: Error | undefined;
+      for (let i = 0; i < 400 && !refused; i++) {
+        await h.management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: chunk })).catch((err: Error) => {
+          refused = err;
+        });
+      }
+      assert.equal(refused?.name, "LimitExceededException");
+      client.ws.terminate();
+    });
+
     it("answers 410 with the service's error shape for an unknown id", async () => {
       const res = await fetch(`${h.managementEndpoint}/@connections/${encodeURIComponent("AAAAAAAAAAAAAAA=")}`, {
         method: "POST",
