@@ -182,6 +182,16 @@ describe("web chat page in Chromium", function () {
     await shot(carol, "carol-join-error-in-place");
   });
 
+  it("marks a message the server refused as not sent, on the message itself", async () => {
+    // 9,000 × "é" is 18,000 bytes: over the local maxMessageBytes (16,384), under the 32 KB frame.
+    await send(carol, "é".repeat(9000));
+    const failed = carol.locator('#messages li[data-state="failed"]');
+    await failed.waitFor({ timeout: T });
+    assert.match((await failed.locator(".msg-note").textContent()) ?? "", /^not sent: .*\(TOO_LARGE\)$/);
+    assert.match((await carol.locator("#composer-error").textContent()) ?? "", /^Your last message was not sent: .*\(TOO_LARGE\)$/);
+    await shot(carol, "carol-message-refused-in-place");
+  });
+
   it("removes a user from the presence list when they leave", async () => {
     await alice.locator('#my-rooms button[data-room="general"]').click();
     await bob.locator("#signout").click();

@@ -311,7 +311,11 @@ class ChatPage {
     // The session replaces a connection the server forgot and resends the message: not a failure.
     if (isUnregisteredConnectionError(f)) return;
     const text = `${f.message} (${f.code})`;
-    if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) return;
+    if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) {
+      // Also announced (role="alert") by the message box, where the user will try again.
+      showError($("composer-error"), `Your last message was not sent: ${text}`);
+      return;
+    }
     if (f.requestType === "join") {
       showError($("join-error"), text);
       return;
@@ -466,9 +470,10 @@ class ChatPage {
         { className: "msg-meta" },
         h("span", { className: "msg-author", text: own ? `${e.username} (you)` : e.username === e.userId ? e.userId : `${e.username} (${e.userId})` }),
         h("time", { className: "msg-time", datetime: e.sentAt, text: shortTime(e.sentAt) }),
-        ...(state ? [h("span", { className: `msg-note${e.state === "failed" ? " bad" : ""}`, text: state })] : []),
       ),
       h("div", { className: "msg-text", text: (e as MessageEntry).text }),
+      // Below the text, so the outcome of a long message stays next to the box it was typed in.
+      ...(state ? [h("div", { className: `msg-note${e.state === "failed" ? " bad" : ""}`, text: state })] : []),
     );
   }
 
