@@ -218,7 +218,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     }
 
     const apiId = options.apiId ?? apiIdFrom(`${stage}:${port}`);
-    const base = `${host}:${port}`;
+    // Listening on every interface: advertise the loopback address, which always reaches it.
+    const base = `${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host}:${port}`;
     const endpoint = `ws://${base}/${stage}`;
     const managementEndpoint = `http://${base}/${stage}`;
 

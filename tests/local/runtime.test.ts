@@ -269,8 +269,10 @@ describe("local runtime: serialized callback modules", function () {
   this.timeout(120_000);
 
   it("runs the modules pulumi up would upload: connect and chat", async () => {
-    const rt = await runtime("serialized", { serialized: true, buildDir: path.join(".local", "build", uniquePrefix("ser")) });
+    const buildDir = path.join(".local", "build", uniquePrefix("ser"));
+    const rt = await runtime("serialized", { serialized: true, buildDir });
     try {
+      assert.ok(fs.existsSync(path.join(buildDir, "chat", "index.js")), "the serialized module is on disk");
       const c = await user(rt, "hana", "Hana");
       c.send({ type: "chat", message: "from serialized code" });
       const frame = await c.next((f) => f.json?.type === "chat" && f.json.message === "from serialized code");
@@ -278,6 +280,7 @@ describe("local runtime: serialized callback modules", function () {
       await c.close();
     } finally {
       await rt.stop();
+      fs.rmSync(buildDir, { recursive: true, force: true });
     }
   });
 });
