@@ -63,7 +63,15 @@ export type FatalReason =
 
 export type SessionEvent =
   | { readonly type: "status"; readonly status: SessionStatus; readonly url?: string; readonly attempt?: number; readonly delayMs?: number; readonly close?: CloseInfo }
-  | { readonly type: "frame"; readonly frame: ServerFrame }
+  | {
+      readonly type: "frame";
+      readonly frame: ServerFrame;
+      /**
+       * A presence event that changes nothing: `joined` for a user already listed or `left` for one
+       * not listed (two devices of one user can cause both; docs/protocol.md "Presence").
+       */
+      readonly redundant?: boolean;
+    }
   | { readonly type: "invalid"; readonly frame: InvalidFrame }
   | { readonly type: "local-error"; readonly message: string; readonly clientMessageId?: string }
   | { readonly type: "queued"; readonly frame: ClientFrame }
@@ -441,8 +449,9 @@ export class ChatSession {
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
+    const redundant = this.isRedundantPresence(frame);
     this.apply(frame);
-    this.emit({ type: "frame", frame });
+    this.emit(redundant ? { type: "frame", frame, redundant } : { type: "frame", frame });
   }
 
   /**
@@ -454,6 +463,14 @@ export class ChatSession {
     this.forcing = true;
     this.forcedStreak += 1;
     this.socket.close(4000, "connection not registered");
+  }
+
+  private isRedundantPresence(frame: ServerFrame): boolean {
+    if (frame.type !== "presence") return false;
+    const members = this.joined.get(frame.roomId);
+    // Without a member list (the joined reply is still on its way) nothing can be judged.
+    if (!members) return false;
+    return frame.event === "joined" ? members.has(frame.userId) : !members.has(frame.userId);
   }
 
   /** Updates the session state from one server frame and settles the request it answers. */

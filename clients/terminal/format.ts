@@ -112,6 +112,7 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
 export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
   switch (event.type) {
     case "frame":
+      if (event.redundant) return [];
       if (isUnregisteredConnectionError(event.frame)) {
         return [line("info", "the server no longer knows this connection; reconnecting (unacknowledged messages will be resent)", ctx)];
       }

@@ -200,6 +200,11 @@ describe("clients: session policy", () => {
     assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice", "bob"]);
     server.reply({ type: "presence", event: "left", roomId: "lobby", userId: "bob", username: "Bob" });
     assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice"]);
+    // A second `left` for the same user (two devices leaving at once) is flagged as redundant.
+    server.reply({ type: "presence", event: "left", roomId: "lobby", userId: "bob", username: "Bob" });
+    server.reply({ type: "presence", event: "joined", roomId: "lobby", userId: "alice", username: "Alice" });
+    const presence = events.filter((e) => e.type === "frame" && e.frame.type === "presence");
+    assert.deepEqual(presence.map((e) => e.type === "frame" && e.redundant === true), [false, true, true]);
     await s.close();
     assert.equal(s.status, "closed");
   });

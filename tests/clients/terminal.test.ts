@@ -21,7 +21,7 @@ describe("terminal client against the local runtime", function () {
 
   /** Starts a client and waits until it is connected and knows its first room's members. */
   async function connect(user: string, name: string, extra: string[] = []): Promise<TerminalClient> {
-    const c = new TerminalClient([rt.endpoint, "--user", user, "--name", name, "--no-color", "--ping-interval", "1", ...extra]);
+    const c = new TerminalClient([rt.endpoint, "--user", user, "--name", name, "--no-color", "--ping-interval", "2", ...extra]);
     clients.push(c);
     await c.expect(/\[info\] connected to ws:\/\/127\.0\.0\.1:\d+\/local\?token=%E2%80%A6/, 0, T);
     await c.expect(/\[joined #/, 0, T);
@@ -29,8 +29,9 @@ describe("terminal client against the local runtime", function () {
   }
 
   before(async () => {
-    // Idle timeout shortened to 4 s so that the ping test runs in seconds; clients ping every second.
-    ({ rt, dir } = await startTestRuntime("terminal", { idleTimeoutMs: 4000, warm: true }));
+    // Idle timeout shortened to 5 s so that the ping test runs in seconds; clients ping every 2 s
+    // (30 frames a minute, well under the default rate limit of 60, which counts pings too).
+    ({ rt, dir } = await startTestRuntime("terminal", { idleTimeoutMs: 5000, warm: true }));
   });
 
   after(async () => {
@@ -126,7 +127,7 @@ describe("terminal client against the local runtime", function () {
   });
 
   it("keeps an idle connection open with pings; without them the idle timeout cuts it and the client reconnects", async () => {
-    // Control: a client that pings every 60 s is cut by the 4-s idle timeout (1001 Going away)...
+    // Control: a client that pings every 60 s is cut by the 5-s idle timeout (1001 Going away)...
     const dave = await connect("dave", "Dave", ["--ping-interval", "60", "--room", "quiet"]);
     const mark = bob.mark();
     await dave.expect(/\[info\] connection lost \(code 1001 Going away\); reconnecting in \d+\.\ds \(attempt 1\)$/, 0, T);
@@ -134,7 +135,7 @@ describe("terminal client against the local runtime", function () {
     await dave.expect(/\[info\] reconnected; rejoining #quiet$/, 0, T);
     dave.send("/quit");
     assert.equal((await dave.exit(T)).code, 0);
-    // Bob, pinging every second, stayed connected all along (about 6 s idle apart from pings).
+    // Bob, pinging every 2 s, stayed connected all along (idle apart from pings for longer than 5 s).
     assert.equal(bob.lines.slice(mark).some((l) => /connection lost/.test(l)), false, bob.lines.slice(mark).join("\n"));
     assert.equal(bob.saw(/connection lost/), false, bob.lines.join("\n"));
   });
@@ -176,7 +177,7 @@ describe("terminal client against the local runtime", function () {
   it("lets users who connect at the same moment all chat in their room", async () => {
     const names = ["erin", "frank", "grace"];
     const crowd = names.map((u) => {
-      const c = new TerminalClient([rt.endpoint, "--user", u, "--no-color", "--ping-interval", "1", "--room", "crowd"]);
+      const c = new TerminalClient([rt.endpoint, "--user", u, "--no-color", "--ping-interval", "2", "--room", "crowd"]);
       clients.push(c);
       return c;
     });

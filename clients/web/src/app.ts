@@ -188,6 +188,7 @@ class ChatPage {
         this.showStatus(e);
         break;
       case "frame":
+        if (e.redundant) break;
         this.onFrame(e.frame);
         break;
       case "invalid":
