@@ -6,8 +6,10 @@ import {
   DescribeTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
+  type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { TABLES, TABLE_NAMES, type TableName, type TableSchema } from "../handlers/tables";
 
@@ -51,23 +53,66 @@ export function localTableNames(prefix: string): Record<TableName, string> {
   return Object.fromEntries(TABLE_NAMES.map((t) => [t, `${prefix}-${t}`])) as Record<TableName, string>;
 }
 
-/** Creates every table that does not exist yet and turns TTL on. Existing tables are left as they are. */
+/** A persisted local table whose keys no longer match the schema: only deleting it can fix that. */
+export class TableSchemaMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TableSchemaMismatchError";
+  }
+}
+
+function keyText(keys: ReadonlyArray<{ AttributeName?: string; KeyType?: string }> | undefined): string {
+  return (keys ?? []).map((k) => `${k.AttributeName}:${k.KeyType}`).join(",");
+}
+
+/**
+ * Creates every table that does not exist yet (with TTL on), and completes existing ones: a table
+ * kept in `.local/dynamodb` from an older schema gets the indexes added since. A table or index
+ * whose key schema changed cannot be altered in place (DynamoDB has no such operation): that is
+ * a TableSchemaMismatchError telling what to delete.
+ */
 export async function ensureTables(client: DynamoDBClient, names: Record<TableName, string>): Promise<void> {
   for (const t of TABLE_NAMES) {
     const schema = TABLES[t];
+    const wanted = createTableInput(schema, names[t]);
+    let existing: TableDescription | undefined;
     try {
-      await client.send(new DescribeTableCommand({ TableName: names[t] }));
-      continue;
+      existing = (await client.send(new DescribeTableCommand({ TableName: names[t] }))).Table;
     } catch (err) {
       if (!(err instanceof ResourceNotFoundException) && (err as Error).name !== "ResourceNotFoundException") throw err;
     }
-    await client.send(new CreateTableCommand(createTableInput(schema, names[t])));
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: names[t],
-        TimeToLiveSpecification: { AttributeName: schema.ttlAttribute, Enabled: true },
-      }),
-    );
+    if (!existing) {
+      await client.send(new CreateTableCommand(wanted));
+      await client.send(
+        new UpdateTimeToLiveCommand({
+          TableName: names[t],
+          TimeToLiveSpecification: { AttributeName: schema.ttlAttribute, Enabled: true },
+        }),
+      );
+      continue;
+    }
+    const fix = `delete the local data folder (.local/dynamodb) or run with --in-memory`;
+    if (keyText(existing.KeySchema) !== keyText(wanted.KeySchema)) {
+      throw new TableSchemaMismatchError(
+        `local table ${names[t]} has keys ${keyText(existing.KeySchema)} but the schema now says ${keyText(wanted.KeySchema)}: ${fix}`,
+      );
+    }
+    for (const ix of wanted.GlobalSecondaryIndexes ?? []) {
+      const have = existing.GlobalSecondaryIndexes?.find((g) => g.IndexName === ix.IndexName);
+      if (have) {
+        if (keyText(have.KeySchema) !== keyText(ix.KeySchema)) {
+          throw new TableSchemaMismatchError(`local index ${names[t]}/${ix.IndexName} has keys ${keyText(have.KeySchema)}, the schema ${keyText(ix.KeySchema)}: ${fix}`);
+        }
+        continue;
+      }
+      await client.send(
+        new UpdateTableCommand({
+          TableName: names[t],
+          AttributeDefinitions: wanted.AttributeDefinitions,
+          GlobalSecondaryIndexUpdates: [{ Create: { IndexName: ix.IndexName, KeySchema: ix.KeySchema, Projection: ix.Projection } }],
+        }),
+      );
+    }
   }
 }
 
