@@ -68,10 +68,11 @@ export const TABLES: Readonly<Record<TableName, TableSchema>> = {
     indexes: [
       {
         // Sparse index: only `#summary` items carry `directory`, so listing rooms never scans members.
+        // expiresAt is projected so that `rooms` can skip abandoned rooms TTL has not removed yet.
         name: ROOM_DIRECTORY_INDEX,
         partitionKey: { name: "directory", type: "S" },
         sortKey: { name: "roomId", type: "S" },
-        projection: { type: "INCLUDE", nonKeyAttributes: ["users"] },
+        projection: { type: "INCLUDE", nonKeyAttributes: ["users", TTL_ATTRIBUTE] },
       },
     ],
   },

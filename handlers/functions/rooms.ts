@@ -1,6 +1,6 @@
 /** `rooms`: one Query of the sparse `directory` index (summary items only; never a Scan). */
 import type { WebSocketHandler } from "../events";
-import { listRooms } from "../lib/data";
+import { epochSeconds, listRooms } from "../lib/data";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
 
@@ -9,6 +9,6 @@ export function createHandler(): WebSocketHandler {
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     parseFrame(schemas.rooms, requireFrame(req));
-    return { type: "rooms", rooms: await listRooms(rt) };
+    return { type: "rooms", rooms: await listRooms(rt, epochSeconds(req.nowMs)) };
   });
 }

@@ -383,8 +383,11 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
   return { members, users };
 }
 
-/** Active rooms from the sparse `directory` index: reads only summary items, never members. */
-export async function listRooms(ctx: DataContext): Promise<Array<{ roomId: string; members: number }>> {
+/**
+ * Active rooms from the sparse `directory` index: reads only summary items, never members.
+ * A summary whose longest-lived member has expired (an abandoned room) is skipped.
+ */
+export async function listRooms(ctx: DataContext, nowSec: number): Promise<Array<{ roomId: string; members: number }>> {
   const rooms: Array<{ roomId: string; members: number }> = [];
   let start: Record<string, unknown> | undefined;
   do {
@@ -399,7 +402,9 @@ export async function listRooms(ctx: DataContext): Promise<Array<{ roomId: strin
     );
     for (const item of out.Items ?? []) {
       const n = Number(item.users ?? 0);
-      if (n > 0) rooms.push({ roomId: String(item.roomId), members: n });
+      // Tables created before expiresAt was projected lack it: treat as live.
+      const expired = item.expiresAt !== undefined && Number(item.expiresAt) <= nowSec;
+      if (n > 0 && !expired) rooms.push({ roomId: String(item.roomId), members: n });
     }
     start = out.LastEvaluatedKey;
   } while (start);

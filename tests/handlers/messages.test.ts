@@ -164,6 +164,22 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     assert.deepEqual(rooms.find((r) => r.roomId === "ttl-2"), { roomId: "ttl-2", members: 1 });
   });
 
+  it("TTL: a room whose summary has expired (abandoned, not yet deleted by TTL) is not listed", async () => {
+    const a = await h.join("za", "ttl-4-live");
+    await h.join("zb", "ttl-4-gone");
+    await h.doc.send(
+      new UpdateCommand({
+        TableName: h.tables.rooms,
+        Key: { roomId: "ttl-4-gone", sk: "#summary" },
+        UpdateExpression: "SET expiresAt = :p",
+        ExpressionAttributeValues: { ":p": Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
+    const rooms = ((await h.send(a, { type: "rooms" }))?.rooms as Array<{ roomId: string }>).map((r) => r.roomId);
+    assert.ok(rooms.includes("ttl-4-live"));
+    assert.ok(!rooms.includes("ttl-4-gone"));
+  });
+
   it("TTL: an expired connection of the recipient is not delivered to", async () => {
     const a = await h.join("ya", "ttl-3");
     const stale = await h.join("yb", "ttl-3b");
