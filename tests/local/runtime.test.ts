@@ -378,3 +378,31 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.equal(out.managementEndpoint, rt.managementEndpoint);
   });
 });
+
+describe("local runtime: its own DynamoDB Local", function () {
+  this.timeout(120_000);
+
+  it("keeps the data in its data folder across a restart, and stops its DynamoDB Local", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-data-"));
+    const start = () => startLocalRuntime({ dataDir, quiet: true, settings: { rateLimitPerMinute: 1000 } });
+    let rt = await start();
+    try {
+      const c = await user(rt, "kim", "Kim");
+      c.send({ type: "chat", message: "still here after a restart" });
+      await c.next((f) => f.json?.type === "chat");
+      await c.close();
+      const firstDynamo = rt.dynamodbEndpoint;
+      await rt.stop();
+      assert.equal(await fetch(firstDynamo).then(() => "up", () => "down"), "down", "DynamoDB Local stopped with the runtime");
+
+      rt = await start();
+      const again = await user(rt, "kim", "Kim");
+      const page = await again.request({ type: "history", roomId: "general" }, "history");
+      assert.ok((page.messages as Array<{ message: string }>).some((m) => m.message === "still here after a restart"));
+      await again.close();
+    } finally {
+      await rt.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
