@@ -4,7 +4,7 @@
  */
 import { strict as assert } from "node:assert";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { createHarness, type Harness } from "../support/handlerHarness";
+import { createHarness, messageEvent, type Harness } from "../support/handlerHarness";
 
 describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disconnect", function () {
   let h: Harness;
@@ -188,6 +188,13 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     const calls = call?.dynamoCalls.map((c) => `${c.table}:${c.action}:${c.index ?? ""}`) ?? [];
     assert.deepEqual(calls.filter((c) => !c.startsWith("connections:dynamodb:UpdateItem")), ["rooms:dynamodb:Query:directory"]);
     assert.ok(calls.length <= 3);
+  });
+
+  it("a base64-encoded frame (isBase64Encoded) is decoded before routing", async () => {
+    const a = await h.join("b64", "b64-1");
+    const event = messageEvent(a, "ping", Buffer.from('{"type":"ping"}').toString("base64"));
+    const result = await h.handler("ping")({ ...event, isBase64Encoded: true });
+    assert.deepEqual(JSON.parse(String(result.body)), { type: "pong" });
   });
 
   it("ping answers pong and refreshes lastSeenAt", async () => {

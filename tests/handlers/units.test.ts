@@ -5,6 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { jwtVerify } from "jose";
 import { ConfigurationError } from "../../handlers/env";
+import { FACTORIES } from "../../handlers";
+import { FUNCTIONS } from "../../handlers/routes";
+import { withEnv } from "../support/handlerHarness";
 import { cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -39,6 +42,15 @@ describe("handlers: pure helpers", function () {
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", TRACING_ENABLED: "yes" }, "ping", needs), /TRACING_ENABLED/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "chat", { tables: ["connections"], management: true }), /MANAGEMENT_ENDPOINT/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MANAGEMENT_ENDPOINT: "not a url" }, "chat", { tables: ["connections"], management: true }), /not a URL/);
+    });
+
+    it("every factory fails at cold start with ConfigurationError when its environment is missing", () => {
+      const cleared = Object.fromEntries(
+        ["CONNECTIONS_TABLE", "ROOMS_TABLE", "MESSAGES_TABLE", "MANAGEMENT_ENDPOINT", "AUTH_SHARED_SECRET", "AUTH_SECRET_ARN", "AUTH_MODE"].map((k) => [k, undefined]),
+      );
+      for (const spec of FUNCTIONS) {
+        assert.throws(() => withEnv(cleared, () => FACTORIES[spec.name]()), ConfigurationError, spec.name);
+      }
     });
 
     it("readAuthConfig requires the mode's variables and a 256-bit HS256 secret", () => {
