@@ -254,6 +254,8 @@ export class LocalGateway {
       multiValueHeaders[k] = [v];
     }
     const query = queryMaps(url.searchParams);
+    // One upgrade request: the authorizer and $connect see the same request id.
+    const handshakeRequestId = gatewayId();
     const baseContext = (requestId: string, time: number) => ({
       routeKey: "$connect",
       eventType: "CONNECT" as const,
@@ -275,7 +277,7 @@ export class LocalGateway {
       // A missing identity source is answered 401 without invoking the authorizer (apigateway-websocket-api-lambda-auth).
       const token = url.searchParams.get(routing.authorizer.identityQueryParam);
       if (!token) return rejectUpgrade(socket, 401);
-      const requestId = gatewayId();
+      const requestId = handshakeRequestId;
       const methodArn = `arn:aws:execute-api:${this.o.region}:${this.o.accountId}:${routing.apiId}/${this.o.stage}/$connect`;
       const event: AuthorizerEvent = {
         type: "REQUEST",
@@ -306,7 +308,7 @@ export class LocalGateway {
 
     const connectRoute = routing.routes.get("$connect");
     if (connectRoute) {
-      const requestId = gatewayId();
+      const requestId = handshakeRequestId;
       const time = Date.now();
       const event: WebSocketEvent = {
         headers,
