@@ -39,22 +39,26 @@ export function createHandler(): WebSocketHandler {
       { type: "chat", roomId, userId: connection.userId, username: connection.username, message: frame.message, clientMessageId: frame.clientMessageId },
       MAX_WEBSOCKET_MESSAGE_BYTES,
     );
-    const stored = await storeMessage(rt, {
-      conversationId: roomConversation(roomId),
-      userId: connection.userId,
-      username: connection.username,
-      message: frame.message,
-      clientMessageId: frame.clientMessageId,
-      roomId,
-      nowMs: req.nowMs,
-    });
+    // The room is read while the message is stored (one round trip less); nothing is posted before
+    // the store has succeeded, so whatever anyone receives is in history.
+    const [stored, room] = await Promise.all([
+      storeMessage(rt, {
+        conversationId: roomConversation(roomId),
+        userId: connection.userId,
+        username: connection.username,
+        message: frame.message,
+        clientMessageId: frame.clientMessageId,
+        roomId,
+        nowMs: req.nowMs,
+      }),
+      readRoom(rt, roomId, epochSeconds(req.nowMs)),
+    ]);
     const out = chatFrame(stored.item.roomId ?? roomId, stored.item);
     if (stored.duplicate) {
       req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: out.messageId });
       return out;
     }
     rt.usage.count("MessagesSent");
-    const room = await readRoom(rt, roomId, epochSeconds(req.nowMs));
     const result = await broadcastToRoom(rt, req.log, room, roomId, JSON.stringify(out));
     req.log.info("message delivered", {
       messageId: out.messageId,

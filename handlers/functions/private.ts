@@ -30,26 +30,28 @@ export function createHandler(): WebSocketHandler {
       },
       MAX_WEBSOCKET_MESSAGE_BYTES,
     );
-    const stored = await storeMessage(rt, {
-      conversationId: dmConversation(connection.userId, frame.toUserId),
-      userId: connection.userId,
-      username: connection.username,
-      message: frame.message,
-      clientMessageId: frame.clientMessageId,
-      toUserId: frame.toUserId,
-      nowMs: req.nowMs,
-    });
+    const nowSec = epochSeconds(req.nowMs);
+    // Both users' devices are looked up while the message is stored; nothing is posted before the
+    // store has succeeded.
+    const [stored, recipient, mine] = await Promise.all([
+      storeMessage(rt, {
+        conversationId: dmConversation(connection.userId, frame.toUserId),
+        userId: connection.userId,
+        username: connection.username,
+        message: frame.message,
+        clientMessageId: frame.clientMessageId,
+        toUserId: frame.toUserId,
+        nowMs: req.nowMs,
+      }),
+      liveConnectionsOfUser(rt, frame.toUserId, nowSec),
+      liveConnectionsOfUser(rt, connection.userId, nowSec),
+    ]);
     const clientMessageId = frame.clientMessageId !== undefined ? { clientMessageId: frame.clientMessageId } : {};
     if (stored.duplicate) {
       req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: stored.item.messageId });
       return { type: "delivered", messageId: stored.item.messageId, ...clientMessageId, deliveredTo: 0 };
     }
     rt.usage.count("MessagesSent");
-    const nowSec = epochSeconds(req.nowMs);
-    const [recipient, mine] = await Promise.all([
-      liveConnectionsOfUser(rt, frame.toUserId, nowSec),
-      liveConnectionsOfUser(rt, connection.userId, nowSec),
-    ]);
     const out: PrivateFrame = {
       type: "private",
       messageId: stored.item.messageId,
