@@ -137,6 +137,17 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     assert.equal(result.statusCode, 500);
   });
 
+  it("a DynamoDB outage during $disconnect is logged and answered 500 (API Gateway ignores it; TTL cleans up)", async () => {
+    const env = { ...h.envFor("disconnect"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
+    const disconnect = withEnv(env, () => FACTORIES.disconnect());
+    const event = messageEvent({ connectionId: "c-outage-3", userId: "o", username: "o" }, "$disconnect", "");
+    const before = h.logs.length;
+    const result = await disconnect({ ...event, body: undefined, requestContext: { ...event.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1006 } });
+    assert.equal(result.statusCode, 500);
+    assert.ok(h.logs.slice(before).some((l) => l.includes('"msg":"disconnect clean-up failed"')));
+    assert.ok(h.logs.slice(before).some((l) => l.includes('"disconnectStatusCode":1006')));
+  });
+
   it("logs are structured JSON with request context and never contain message bodies or tokens", async () => {
     const a = await h.join("log-a", "logs-1");
     await h.send(a, { type: "chat", message: "SECRET-BODY-1234" });
