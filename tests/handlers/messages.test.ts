@@ -83,6 +83,21 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     assert.equal((await stored("dm#sa#sb")).length, 1);
   });
 
+  it("an expired idempotency record (over 24 h, not yet deleted by TTL) no longer blocks the clientMessageId", async () => {
+    const a = await h.join("ia", "idem-exp");
+    await h.doc.send(
+      new PutCommand({
+        TableName: h.tables.messages,
+        Item: { conversationId: "idem#ia#old-1", sk: "idem", messageId: "m-old", sentAt: new Date(0).toISOString(), target: "room#idem-exp", messageSk: "0000000000000#m-old", expiresAt: Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
+    assert.equal(await h.send(a, { type: "chat", message: "new again", clientMessageId: "old-1" }), undefined);
+    const chats = ofType(a, "chat");
+    assert.equal(chats.length, 1);
+    assert.notEqual(chats[0].messageId, "m-old");
+    assert.equal((await stored("room#idem-exp")).length, 1);
+  });
+
   it("history pages a room newest-first in pages returned oldest..newest, with a cursor while more remain", async () => {
     const a = await h.join("ta", "hist-1");
     for (let i = 1; i <= 5; i++) {
