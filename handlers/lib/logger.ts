@@ -11,7 +11,7 @@ export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields & { err?: never }, err?: unknown): void;
+  error(msg: string, fields?: LogFields, err?: unknown): void;
   child(fields: LogFields): Logger;
 }
 
