@@ -55,6 +55,9 @@ export interface FanoutDeps {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
+/** Failed posts logged individually per fan-out; the rest are summarized in one line. */
+export const MAX_FAILURE_LOGS = 10;
+
 export function isGone(err: unknown): boolean {
   return errorName(err) === "GoneException" || httpStatus(err) === 410;
 }
@@ -167,9 +170,12 @@ export function createFanout(deps: FanoutDeps): Fanout {
       else if (outcome === "gone") gone.push(connectionId);
       else {
         failed.push(connectionId);
-        log.error("delivery failed", { targetConnectionId: connectionId }, outcome);
+        // Log the first few failures in full; a systematic failure (e.g. 403 from a wrong endpoint)
+        // in a large room must not write thousands of lines (CloudWatch Logs bills per byte).
+        if (failed.length <= MAX_FAILURE_LOGS) log.error("delivery failed", { targetConnectionId: connectionId }, outcome);
       }
     });
+    if (failed.length > MAX_FAILURE_LOGS) log.error("more deliveries failed", { count: failed.length - MAX_FAILURE_LOGS });
     deps.usage.count("Deliveries", delivered.length);
     deps.usage.count("FailedDeliveries", failed.length);
     if (gone.length > 0) {
