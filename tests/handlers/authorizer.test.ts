@@ -88,6 +88,13 @@ describe("handlers: authorizer", function () {
       assertDenied(await authorize({ token }));
     });
 
+    it("rejects any algorithm but HS256 (an RS256 token with valid claims)", async () => {
+      const { privateKey } = await generateKeyPair("RS256");
+      const now = Math.floor(Date.now() / 1000);
+      const token = await new SignJWT({}).setProtectedHeader({ alg: "RS256" }).setSubject("alice").setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime(now + 600).sign(privateKey);
+      assertDenied(await authorize({ token }));
+    });
+
     it("rejects an expired token", async () => {
       const now = Math.floor(Date.now() / 1000);
       assertDenied(await authorize({ token: await hs256({}, { exp: now - 60 }) }));
