@@ -179,7 +179,7 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
         ReturnValues: "ALL_NEW",
       }),
     );
-    return out.Attributes as ConnectionItem;
+    return liveConnection(out.Attributes as ConnectionItem, nowMs);
   } catch (err) {
     if (!isConditionFailure(err)) throw err;
   }
@@ -196,7 +196,7 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
-    return out.Attributes as ConnectionItem;
+    return liveConnection(out.Attributes as ConnectionItem, nowMs);
   } catch (err) {
     if (!isConditionFailure(err)) throw err;
     if ((err as { Item?: unknown }).Item) {
@@ -204,6 +204,17 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
     }
     throw chatError("BAD_REQUEST", "this connection is not registered (expired or cleaned up); reconnect");
   }
+}
+
+/**
+ * A connection item past its expiry cannot belong to an open connection (API Gateway closes
+ * connections after 2 h): like every read, the rate-limit update treats it as gone.
+ */
+function liveConnection(item: ConnectionItem, nowMs: number): ConnectionItem {
+  if (Number(item.expiresAt) <= epochSeconds(nowMs)) {
+    throw chatError("BAD_REQUEST", "this connection is not registered (expired or cleaned up); reconnect");
+  }
+  return item;
 }
 
 /** Deletes the connection item; returns it if it existed (a second $disconnect finds nothing). */

@@ -195,6 +195,21 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     assert.ok(!rooms.includes("ttl-4-gone"));
   });
 
+  it("TTL: frames from a connection whose item has expired are refused (reconnect)", async () => {
+    const a = await h.join("exp-self", "ttl-5");
+    await h.doc.send(
+      new UpdateCommand({
+        TableName: h.tables.connections,
+        Key: { connectionId: a.connectionId },
+        UpdateExpression: "SET expiresAt = :p",
+        ExpressionAttributeValues: { ":p": Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
+    const reply = await h.send(a, { type: "chat", message: "from the past" });
+    assert.equal(reply?.code, "BAD_REQUEST");
+    assert.equal((await stored("room#ttl-5")).length, 0);
+  });
+
   it("TTL: an expired connection of the recipient is not delivered to", async () => {
     const a = await h.join("ya", "ttl-3");
     const stale = await h.join("yb", "ttl-3b");
