@@ -401,7 +401,8 @@ export class ChatSession {
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.openedThisSocket = true;
-    this.attempt = 0;
+    // `attempt` is reset by the first frame the server sends, not here: a server that accepts and
+    // at once drops connections must still meet a growing backoff and, in the end, the give-up.
     // The connection joined `this.current` on $connect, but nothing can be sent from inside $connect
     // (AWS-FACTS "Routing"), so the member list of that room comes from an explicit, idempotent join.
     const connectRoom = this.current ?? DEFAULT_ROOM;
@@ -438,6 +439,7 @@ export class ChatSession {
   }
 
   private onMessage(text: string): void {
+    this.attempt = 0;
     const frame = parseServerFrame(text);
     if (frame.type === "invalid") {
       this.emit({ type: "invalid", frame });

@@ -12,7 +12,8 @@ import WebSocket from "ws";
 import { parseCommand, HELP_TEXT, type Command } from "../shared/commands";
 import { ChatSession, type SessionEvent, type SocketFactory } from "../shared/session";
 import { EXIT, USAGE, parseArgs, unverifiedClaims, type CliArgs } from "./args";
-import { formatEvent, line, type FormatContext } from "./format";
+import { CatchUp } from "./catchUp";
+import { formatEvent, formatFrame, line, type FormatContext } from "./format";
 import { mintLocalToken } from "./localToken";
 
 /** The Node socket: `ws`, which (unlike a browser) reports the HTTP status of a refused handshake. */
@@ -107,8 +108,10 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     resolveDone(exitCode);
   };
 
+  const catchUp = new CatchUp();
+
   const onEvent = (event: SessionEvent): void => {
-    print(formatEvent(event, ctx()));
+    if (!handleCatchUp(event)) print(formatEvent(event, ctx()));
     if (event.type === "status" && event.status === "open" && tty) rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
     if (event.type === "frame" && (event.frame.type === "joined" || event.frame.type === "left") && tty) {
       rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
@@ -117,6 +120,26 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
       const code = event.reason === "rejected" || event.reason === "token" ? EXIT.rejected : event.reason === "gave-up" ? EXIT.connectionLost : EXIT.unreachable;
       void finish(code);
     }
+  };
+
+  /** Catch-up after reconnections (catchUp.ts). Returns true when the event was fully handled here. */
+  const handleCatchUp = (event: SessionEvent): boolean => {
+    if (event.type === "rejoined") catchUp.expect(event.rooms);
+    if (event.type !== "frame") return false;
+    const f = event.frame;
+    if (f.type === "joined" && catchUp.onJoined(f.roomId)) session.history({ roomId: f.roomId });
+    if (f.type === "chat") return !catchUp.onChat(f);
+    if (f.type === "history" && catchUp.isCatchUpReply(f)) {
+      const missed = catchUp.missed(f);
+      if (missed.length > 0) {
+        print([
+          line("info", `#${f.roomId}: ${missed.length} message${missed.length === 1 ? "" : "s"} sent while disconnected`, ctx()),
+          ...missed.flatMap((m) => formatFrame({ type: "chat", roomId: f.roomId ?? "", messageId: m.messageId, userId: m.userId, username: m.username, message: m.message, sentAt: m.sentAt }, ctx())),
+        ]);
+      }
+      return true;
+    }
+    return false;
   };
 
   session = new ChatSession({

@@ -9,6 +9,7 @@ import { MAX_FRAME_BYTES, connectUrl, encodeFrame, parseServerFrame, utf8Length 
 import { ChatSession, backoffDelay, redactToken, type SessionEvent, type SocketHandlers } from "../../clients/shared/session";
 import { parseArgs, unverifiedClaims, EXIT } from "../../clients/terminal/args";
 import { formatFrame, sanitize } from "../../clients/terminal/format";
+import { CatchUp } from "../../clients/terminal/catchUp";
 
 describe("clients: command parsing", () => {
   it("sends plain text to the current room and keeps its spacing", () => {
@@ -288,6 +289,25 @@ describe("clients: session policy", () => {
     assert.equal(s.status, "closed");
   });
 
+  it("backs off and gives up when connections open but the server never answers before dropping them", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    // From now on every connection opens, says nothing, and is dropped.
+    for (let i = 0; i < 4; i++) {
+      const n = server.sockets.length;
+      server.drop();
+      if (i === 3) break;
+      await until(() => server.sockets.length === n + 1 && server.last.open, "next attempt");
+    }
+    await until(() => events.some((e) => e.type === "fatal"), "fatal");
+    const attempts = events.filter((e): e is Extract<SessionEvent, { type: "status" }> => e.type === "status" && e.status === "reconnecting" && e.delayMs !== undefined).map((e) => e.attempt);
+    assert.deepEqual(attempts, [1, 2, 3]);
+  });
+
   it("stops at once when the handshake is refused with 403", async () => {
     const server = new FakeServer();
     server.refuseWith = 403;
@@ -377,5 +397,30 @@ describe("clients: terminal arguments and output", () => {
     const rooms = formatFrame({ type: "rooms", rooms: [{ roomId: "a", members: 1 }, { roomId: "b", members: 2 }] }, {});
     assert.equal(rooms.length, 3);
     assert.match(rooms[2], /\[rooms\]   #b  2 users$/);
+  });
+});
+
+describe("clients: terminal catch-up after a reconnection", () => {
+  const msg = (id: string, sentAt: string) => ({ messageId: id, userId: "bob", username: "Bob", message: id, sentAt });
+  const chat = (id: string, sentAt: string) => ({ type: "chat" as const, roomId: "r", ...msg(id, sentAt) });
+
+  it("prints, once, only the messages missed while disconnected", () => {
+    const c = new CatchUp(() => new Date("2026-01-01T10:00:00.000Z"));
+    assert.equal(c.onJoined("r"), false, "a first join needs no catch-up");
+    assert.equal(c.onChat(chat("m1", "2026-01-01T10:00:01.000Z")), true);
+    assert.equal(c.onChat(chat("m1", "2026-01-01T10:00:01.000Z")), false, "never twice");
+    c.expect(["r", "never-joined"]);
+    assert.equal(c.onJoined("r"), true, "the rejoin asks for history");
+    assert.equal(c.onJoined("never-joined"), false);
+    // A live message arrives before the history reply: it must not hide the missed one before it.
+    assert.equal(c.onChat(chat("m3", "2026-01-01T10:00:03.000Z")), true);
+    const history = {
+      type: "history" as const,
+      roomId: "r",
+      messages: [msg("m0", "2026-01-01T09:00:00.000Z"), msg("m1", "2026-01-01T10:00:01.000Z"), msg("m2", "2026-01-01T10:00:02.000Z"), msg("m3", "2026-01-01T10:00:03.000Z")],
+    };
+    assert.equal(c.isCatchUpReply(history), true);
+    assert.deepEqual(c.missed(history).map((m) => m.messageId), ["m2"]);
+    assert.equal(c.isCatchUpReply(history), false, "a later /history is printed as a listing");
   });
 });

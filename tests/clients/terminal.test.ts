@@ -153,15 +153,18 @@ describe("terminal client against the local runtime", function () {
     } finally {
       management.destroy();
     }
+    // Said right after the cut: alice gets it live or, if it came while she was away, by catch-up.
+    bob.send("/chat did you drop?");
     await alice.expect(/\[info\] connection lost \(code 1000\); reconnecting in \d+\.\ds \(attempt 1\)$/, mark, T);
     await alice.expect(/\[info\] reconnected; rejoining (#general, #random|#random, #general)$/, mark, T);
     await alice.expect(/\[joined #random\]/, mark, T);
     // Still in #random (the current room) after the reconnection: plain text goes there.
     alice.send("back in random");
     await alice.expect(/\[chat #random\] Alice \(alice\): back in random$/, mark, T);
-    // And in #general: bob's message reaches her.
+    // And in #general: bob's messages reach her, each exactly once.
     bob.send("/chat welcome back");
     await alice.expect(/\[chat #general\] Bob \(bob\): welcome back$/, mark, T);
+    assert.equal(alice.lines.slice(mark).filter((l) => /\[chat #general\] Bob \(bob\): did you drop\?$/.test(l)).length, 1, alice.lines.slice(mark).join("\n"));
     assert.equal(rt.connectionIds().includes(aliceConnectionId), false, "the old connection is gone");
   });
 

@@ -6,8 +6,9 @@
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import WebSocket from "ws";
 import { buildWeb } from "../../clients/web/build";
@@ -24,9 +25,11 @@ describe("web chat page in Chromium", function () {
   this.timeout(240_000);
   let rt: LocalRuntime;
   let dir: string;
+  let webDir: string | undefined;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
   const pageErrors: string[] = [];
+  const pages = new Map<string, Page>();
   let step = 0;
 
   async function shot(page: Page, name: string, fullPage = false): Promise<string> {
@@ -37,9 +40,11 @@ describe("web chat page in Chromium", function () {
   }
 
   async function openPage(label: string, viewport = DESKTOP): Promise<Page> {
-    const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC" });
+    // A user agent per user, so a test can find a user's connection with GET @connections/{id}.
+    const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC", userAgent: `Mozilla/5.0 (X11; Linux x86_64) chat-test/${label}` });
     contexts.push(context);
     const page = await context.newPage();
+    pages.set(label, page);
     page.on("pageerror", (err) => pageErrors.push(`${label}: ${err.message}`));
     await page.goto(rt.webUrl);
     return page;
@@ -62,6 +67,29 @@ describe("web chat page in Chromium", function () {
 
   const message = (page: Page, text: string) => page.locator("#messages li", { hasText: text });
 
+  function managementClient(): ApiGatewayManagementApiClient {
+    return new ApiGatewayManagementApiClient({
+      endpoint: rt.managementEndpoint,
+      region: rt.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+  }
+
+  /** The open connections of one test user, found by their user agent. */
+  async function connectionsOf(label: string): Promise<string[]> {
+    const management = managementClient();
+    try {
+      const ids: string[] = [];
+      for (const id of rt.connectionIds()) {
+        const info = await management.send(new GetConnectionCommand({ ConnectionId: id })).catch(() => undefined);
+        if (info?.Identity?.UserAgent?.endsWith(`chat-test/${label}`)) ids.push(id);
+      }
+      return ids;
+    } finally {
+      management.destroy();
+    }
+  }
+
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
       // .ci/run installs Debian's chromium; outside CI, say what is missing instead of failing obscurely.
@@ -70,7 +98,7 @@ describe("web chat page in Chromium", function () {
     }
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     for (const f of fs.readdirSync(ARTIFACTS)) if (f.endsWith(".png")) fs.rmSync(path.join(ARTIFACTS, f));
-    const webDir = fs.mkdtempSync(path.join(REPO_ROOT, "test-artifacts", "web-dist-"));
+    webDir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-dist-"));
     ({ rt, dir } = await startTestRuntime("web", { webDir, warm: true }));
     // Built after the runtime started, so the page carries this runtime's endpoint.
     await buildWeb({ endpoint: rt.endpoint, outDir: webDir });
@@ -82,14 +110,21 @@ describe("web chat page in Chromium", function () {
     });
   });
 
+  afterEach(async function () {
+    // On failure, a picture of every page shows what the user would have seen.
+    if (this.currentTest?.state !== "failed") return;
+    for (const [label, page] of pages) {
+      await page.screenshot({ path: path.join(ARTIFACTS, `FAILED-${label}.png`), fullPage: true }).catch(() => undefined);
+    }
+  });
+
   after(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
     await rt?.stop();
+    // Only this run's folders: another run of the suite may be using its own at the same time.
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    for (const f of fs.existsSync(path.join(REPO_ROOT, "test-artifacts")) ? fs.readdirSync(path.join(REPO_ROOT, "test-artifacts")) : []) {
-      if (f.startsWith("web-dist-")) fs.rmSync(path.join(REPO_ROOT, "test-artifacts", f), { recursive: true, force: true });
-    }
+    if (webDir) fs.rmSync(webDir, { recursive: true, force: true });
   });
 
   let alice: Page;
@@ -224,6 +259,33 @@ describe("web chat page in Chromium", function () {
     await message(carol, "still here after the reconnection").waitFor({ timeout: T });
     await shot(alice, "alice-reconnected");
     await shot(carol, "carol-phone-after-reconnection", true);
+  });
+
+  it("catches up after a reconnection on what was said while it was away", async () => {
+    // While `offline`, alice's page cannot reach the API: each attempt is closed by the route.
+    let offline = true;
+    await alice.routeWebSocket(/\/local\?/, (ws) => {
+      if (offline) void ws.close({ code: 4001, reason: "test: offline" });
+      else ws.connectToServer();
+    });
+    const aliceIds = await connectionsOf("alice");
+    assert.equal(aliceIds.length, 1);
+    const management = managementClient();
+    try {
+      await management.send(new DeleteConnectionCommand({ ConnectionId: aliceIds[0] }));
+    } finally {
+      management.destroy();
+    }
+    await alice.locator("#status", { hasText: "Connection lost" }).waitFor({ timeout: T });
+    await carol.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
+    await send(carol, "said while alice was away");
+    await message(carol, "said while alice was away").and(carol.locator('[data-state="sent"]')).waitFor({ timeout: T });
+    assert.equal(await message(alice, "said while alice was away").count(), 0);
+    offline = false;
+    await alice.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
+    await message(alice, "said while alice was away").waitFor({ timeout: T });
+    await alice.unrouteAll();
+    await shot(alice, "alice-caught-up-after-reconnection");
   });
 
   it("pages back through a long history with \"Load older messages\"", async () => {

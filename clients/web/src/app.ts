@@ -177,12 +177,17 @@ class ChatPage {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.session.close();
   }
+
+  /** After sign-out, the closing session's last events must not touch the sign-in screen. */
+  private stopped = false;
 
   // Events -----------------------------------------------------------------------------------
 
   private onEvent(e: SessionEvent): void {
+    if (this.stopped) return;
     switch (e.type) {
       case "status":
         this.showStatus(e);
@@ -204,6 +209,10 @@ class ChatPage {
         break;
       case "rejoined":
         this.store.addNotice(this.selected, "notice", `Reconnected; rejoining ${e.rooms.map((r) => `#${r}`).join(", ")}.`);
+        // Catch up on what was said while disconnected: every stored message is in history
+        // (the server writes before it delivers), and known messages are not shown twice.
+        for (const key of this.store.keys("#")) this.store.get(key).historyRequested = false;
+        for (const key of this.store.keys("@")) this.requestHistory(key);
         this.renderMessages();
         break;
       case "fatal":
