@@ -109,6 +109,8 @@ export interface BenchResults {
     readonly messagesPerSecond: number;
     readonly deliveriesPerSecond: number;
     readonly errors: number;
+    readonly lost: number;
+    readonly window: number;
     readonly runtimeCpuSeconds: number;
     readonly runtimePeakRssMiB: number;
     readonly dynamoLocalCpuSeconds: number;

@@ -1,0 +1,40 @@
+/** Derives the cost model's per-operation inputs (scripts/cost.ts) from the broadcast case's measurements. */
+import { FUNCTIONS } from "../../handlers/routes";
+import type { RoomCaseResult } from "../cases/broadcast";
+import type { CostInputs, LinearUsage, OperationUsage } from "./results";
+import { linearFit, median } from "./stats";
+
+const KEYS: ReadonlyArray<keyof OperationUsage> = ["readUnits", "writeUnits", "itemsRead", "managementCalls", "durationMs", "logBytes"];
+
+export function fitUsage(points: ReadonlyArray<{ members: number; usage: OperationUsage }>): LinearUsage {
+  const fixed: Record<string, number> = {};
+  const perMember: Record<string, number> = {};
+  for (const k of KEYS) {
+    const f = linearFit(points.map((p) => ({ x: p.members, y: p.usage[k] })));
+    fixed[k] = f.intercept;
+    perMember[k] = f.slope;
+  }
+  return { fixed: fixed as unknown as OperationUsage, perMember: perMember as unknown as OperationUsage };
+}
+
+export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: number, date: string): CostInputs | undefined {
+  const measured = room.sizes.filter((s) => s.scan && s.connect && s.disconnect);
+  if (measured.length === 0 || !room.ping) return undefined;
+  const authorizers = measured.map((s) => s.authorizer).filter((a): a is OperationUsage => a !== undefined);
+  const med = (k: keyof OperationUsage) => median(authorizers.map((a) => a[k]));
+  return {
+    source: `measured by npm run bench on ${date} (local runtime, DynamoDB Local's consumed capacity, room sizes ${measured.map((s) => s.members).join("/")})`,
+    chat: fitUsage(measured.map((s) => ({ members: s.members, usage: s.chat }))),
+    connect: fitUsage(measured.map((s) => ({ members: s.members, usage: s.connect! }))),
+    disconnect: fitUsage(measured.map((s) => ({ members: s.members, usage: s.disconnect! }))),
+    authorizer: authorizers.length
+      ? { readUnits: med("readUnits"), writeUnits: med("writeUnits"), itemsRead: med("itemsRead"), managementCalls: med("managementCalls"), durationMs: med("durationMs"), logBytes: med("logBytes") }
+      : { readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0 },
+    ping: room.ping,
+    scanReadUnitsPerConnection: median(measured.map((s) => s.scan!.readUnits / Math.max(1, s.scan!.itemsRead))),
+    // Every EMF line carries the same metrics under two dimension sets: [Stage, Function] per function, and [Stage].
+    customMetricSeries: room.metricsPerEmfLine * (FUNCTIONS.length + 1),
+    fanoutConcurrency: room.fanoutConcurrency,
+    managementLatencyMs,
+  };
+}
