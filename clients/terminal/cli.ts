@@ -211,7 +211,8 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   rl.on("close", () => void quitWhenSettled());
   rl.on("SIGINT", () => void finish(EXIT.ok));
 
-  print([line("info", `${userId ? `user ${userId}` : "token given"}${username ? ` as "${username}"` : ""}; /help lists the commands`, ctx())]);
+  const shownName = username ?? claims.name;
+  print([line("info", `${userId ? `user ${userId}` : "token given"}${shownName ? ` as "${shownName}"` : ""}; /help lists the commands`, ctx())]);
   session.start();
   if (tty) {
     rl.setPrompt(`#${session.currentRoom ?? "-"}> `);

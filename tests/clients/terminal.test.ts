@@ -246,6 +246,19 @@ describe("terminal client and a refused token", function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("connects with a token given by --token, as against a deployed stack", async () => {
+    const token = await rt.mintToken("henry", "Henry H");
+    const c = new TerminalClient([rt.endpoint, "--token", token, "--no-color", "--room", "tokens"]);
+    try {
+      await c.expect(/\[info\] user henry as "Henry H"; \/help lists the commands$/, 0, T);
+      assert.match(await c.expect(/\[joined #tokens\]/, 0, T), /1 member: Henry H \(henry\)$/);
+      c.send("/quit");
+      assert.equal((await c.exit(T)).code, 0);
+    } finally {
+      c.kill();
+    }
+  });
+
   it("exits 4 when the handshake is refused (forged token)", async () => {
     const header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
     const payload = Buffer.from(JSON.stringify({ sub: "mallory", iss: "chat-local", aud: "chat-api", exp: Math.floor(Date.now() / 1000) + 600 })).toString("base64url");
