@@ -136,11 +136,21 @@ describe("web chat page in Chromium", function () {
     await shot(alice, "sign-in-form");
     assert.equal(await alice.getByLabel("Display name").count(), 1);
     assert.equal(await alice.getByLabel("First room").inputValue(), "general");
+    // Every form control has a label, every button an accessible name.
+    const unlabelled = await alice.evaluate(() =>
+      Array.from(document.querySelectorAll("input, textarea, button"))
+        .filter((el) => (el instanceof HTMLButtonElement ? !(el.textContent ?? "").trim() && !el.getAttribute("aria-label") : (el as HTMLInputElement).labels?.length === 0))
+        .map((el) => el.id || el.outerHTML.slice(0, 80)),
+    );
+    assert.deepEqual(unlabelled, []);
     await signIn(alice, "Alice");
     assert.equal(await alice.locator("#whoami").textContent(), "Alice (alice)");
     assert.equal(await alice.locator("#conv-title").textContent(), "#general");
-    // After sign-in the focus is in the message box: Enter sends.
+    // After sign-in the focus is in the message box (Enter sends), and Tab moves on to Send.
     assert.equal(await alice.evaluate(() => document.activeElement?.id), "composer-input");
+    await alice.keyboard.press("Tab");
+    assert.equal(await alice.evaluate(() => document.activeElement?.textContent), "Send");
+    await alice.locator("#composer-input").focus();
     await shot(alice, "alice-signed-in");
   });
 
@@ -164,6 +174,7 @@ describe("web chat page in Chromium", function () {
 
   it("delivers a private message only to its recipient", async () => {
     carol = await openPage("carol", PHONE);
+    await shot(carol, "carol-phone-sign-in-form", true);
     await signIn(carol, "Carol");
     await bob.locator('#people li[data-user="carol"]').waitFor({ timeout: T });
 
