@@ -239,6 +239,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.once("SIGINT", () => void stop("SIGINT", 130));
   process.once("SIGTERM", () => void stop("SIGTERM", 143));
+  // Started by `npm run local`: if npm goes away without passing on a signal (a SIGTERM sent to npm
+  // alone is not forwarded through its shell), stop rather than leave an orphaned runtime and java.
+  if (process.env.npm_lifecycle_event === "local") {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) void stop("npm exited", 0);
+    }, 1000).unref();
+  }
   process.on("uncaughtException", (err) => {
     process.stderr.write(`npm run local: unexpected error: ${err.stack ?? err.message}\n`);
     void stop("crash", 1);

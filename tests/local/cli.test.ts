@@ -5,11 +5,12 @@
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
+import * as net from "node:net";
 import * as path from "node:path";
 import { parseCliArgs, UsageError } from "../../local/cli";
-import { connect, withTimeout } from "./wsClient";
+import { smokeLocal } from "../../local/smoke";
+import { withTimeout } from "./wsClient";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const CLI = path.join(ROOT, "local", "cli.ts");
@@ -27,23 +28,20 @@ function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): 
   return { child, out: () => out, err: () => err };
 }
 
+/** Whether the runtime's java process (by its port) and its CLI process (by its outputs path) still run. */
+function processes(dynamoPort: string, outputs: string): { java: boolean; cli: boolean } {
+  const lines = spawnSync("ps", ["-eo", "args"], { encoding: "utf8" }).stdout.split("\n");
+  return {
+    java: lines.some((l) => l.includes("DynamoDBLocal.jar") && l.includes(`-port ${dynamoPort}`)),
+    cli: lines.some((l) => l.includes("local/cli.ts") && l.includes(outputs)),
+  };
+}
+
 function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function javaOnPort(port: string): boolean {
-  const ps = spawnSync("ps", ["-eo", "args"], { encoding: "utf8" });
-  return ps.stdout.split("\n").some((l) => l.includes("DynamoDBLocal.jar") && l.includes(`-port ${port}`));
-}
 
 describe("npm run local (CLI)", function () {
   this.timeout(180_000);
@@ -76,35 +74,49 @@ describe("npm run local (CLI)", function () {
     });
   });
 
-  it("prints how to connect, writes the outputs, serves the API and stops DynamoDB Local on SIGTERM", async () => {
-    const outputs = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chat-cli-")), "outputs.json");
-    const cli = runCli(["--port", "0", "--in-memory", "--no-web", "--quiet", "--outputs", outputs]);
+  it("npm run local prints how to connect, writes the outputs, serves the API and stops DynamoDB Local on SIGTERM", async () => {
+    const r = await smokeLocal();
+    for (const k of ["endpoint", "managementEndpoint", "apiId", "stage", "connectionsTable", "roomsTable", "messagesTable"]) assert.ok(r.outputs[k], k);
+    assert.ok(r.banner.includes(r.outputs.endpoint));
+    assert.match(r.banner, /Demo user "demo" token/);
+    assert.match(r.banner, /websocat '/);
+    assert.match(r.banner, /npm run client -- ws:\/\//);
+    // The printed wscat URL works as is.
+    assert.equal(r.echoed.type, "chat");
+    assert.equal(r.echoed.message, "Hello WebSocket!");
+    assert.equal(r.echoed.userId, "demo");
+    assert.equal(r.dynamoSurvived, false, "no DynamoDB Local survives the CLI");
+  });
+
+  it("stops, DynamoDB Local included, when npm alone is killed", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-orphan-"));
+    const outputs = path.join(dir, "outputs.json");
+    const npm = spawn("npm", ["run", "--silent", "local", "--", "--in-memory", "--port", "0", "--quiet", "--no-web", "--outputs", outputs], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    npm.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     try {
-      await until(() => cli.out().includes("Ctrl-C stops everything") || cli.child.exitCode !== null, 150_000, "the banner");
-      assert.equal(cli.child.exitCode, null, `the CLI exited early: ${cli.err()}`);
-      const printed = cli.out();
-      const out = JSON.parse(fs.readFileSync(outputs, "utf8")) as Record<string, string>;
-      for (const k of ["endpoint", "managementEndpoint", "apiId", "stage", "connectionsTable", "roomsTable", "messagesTable"]) assert.ok(out[k], k);
-      assert.ok(printed.includes(out.endpoint));
-      assert.match(printed, /npx wscat -c '/);
-      assert.match(printed, /npm run client -- ws:\/\//);
-
-      // The printed wscat line works as is.
-      const url = /npx wscat -c '([^']+)'/.exec(printed)![1];
-      const client = await connect(url);
-      client.send({ type: "chat", message: "Hello WebSocket!" });
-      const frame = await client.next((f) => f.json?.type === "chat");
-      assert.equal(frame.json!.message, "Hello WebSocket!");
-      assert.equal(frame.json!.userId, "demo");
-      await client.close();
-
-      const dynamoPort = new URL(out.dynamodbEndpoint).port;
-      assert.ok(javaOnPort(dynamoPort), "DynamoDB Local runs while the CLI runs");
-      cli.child.kill("SIGTERM");
-      assert.equal(await withTimeout(exited(cli.child), 30_000, "the CLI to exit"), 143);
-      assert.ok(!javaOnPort(dynamoPort), "no DynamoDB Local survives the CLI");
+      const deadline = Date.now() + 150_000;
+      while (!out.includes("Ctrl-C stops everything")) {
+        assert.equal(npm.exitCode, null, "npm run local exited early");
+        assert.ok(Date.now() < deadline, "no banner");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const port = new URL((JSON.parse(fs.readFileSync(outputs, "utf8")) as { dynamodbEndpoint: string }).dynamodbEndpoint).port;
+      assert.ok(processes(port, outputs).java, "DynamoDB Local runs");
+      npm.kill("SIGTERM"); // npm only: its shell does not pass the signal on
+      const stopDeadline = Date.now() + 30_000;
+      let left = processes(port, outputs);
+      while ((left.java || left.cli) && Date.now() < stopDeadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        left = processes(port, outputs);
+      }
+      assert.deepEqual(left, { java: false, cli: false }, "no orphan survives npm");
     } finally {
-      if (cli.child.exitCode === null) cli.child.kill("SIGKILL");
+      if (npm.exitCode === null) npm.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
