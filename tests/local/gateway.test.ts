@@ -145,10 +145,12 @@ function eventOf(h: Harness, kind: string, connectionId?: string): Promise<Harne
   );
 }
 
+let probes = 0;
+/** Opens a connection and finds its $connect event by a unique `probe` query parameter (log lines arrive asynchronously). */
 async function open(h: Harness, query = "token=good"): Promise<{ client: TestClient; connectionId: string }> {
-  const before = h.events.filter((e) => e.kind === "connect").length;
-  const client = await connect(`${h.url}?${query}`, { headers: { "User-Agent": "gateway-test/1" } });
-  const ev = await eventually(() => h.events.filter((e) => e.kind === "connect")[before], 10_000, "the $connect event");
+  const probe = `p${++probes}`;
+  const client = await connect(`${h.url}?${query}&probe=${probe}`, { headers: { "User-Agent": "gateway-test/1" } });
+  const ev = await eventually(() => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe), 10_000, "the $connect event");
   return { client, connectionId: ev.event.requestContext.connectionId };
 }
 
@@ -206,7 +208,8 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       assert.equal(rc.authorizer?.principalId, "user-1");
       assert.equal(rc.authorizer?.username, "Ann");
       assert.equal(typeof rc.authorizer?.integrationLatency, "number");
-      assert.deepEqual(event.queryStringParameters, { token: "good", roomId: "general", userId: "user-1" });
+      const { probe: _probe, ...query } = event.queryStringParameters ?? {};
+      assert.deepEqual(query, { token: "good", roomId: "general", userId: "user-1" });
       assert.deepEqual(event.multiValueQueryStringParameters?.roomId, ["general"]);
       assert.equal(event.headers?.["Sec-WebSocket-Version"], "13");
       assert.equal(event.headers?.["X-Forwarded-For"], "127.0.0.1");
