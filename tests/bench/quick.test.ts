@@ -1,0 +1,102 @@
+/**
+ * Smoke test of `npm run bench -- --quick`: the whole benchmark runs end to end against real
+ * runtimes and writes its three files. It checks counts and structure (items read per broadcast,
+ * the Scan reading every connection, one latency sample per member per message, the chart), never
+ * timings: performance is shown by the benchmark's output, not asserted.
+ */
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { BenchResults } from "../../bench/lib/results";
+
+const ROOT = path.join(__dirname, "..", "..");
+
+function runQuick(outDir: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", "bench/run.ts", "--quick", "--out", outDir], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGTERM"), 280_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe("npm run bench -- --quick", function () {
+  this.timeout(300_000);
+  let dir: string;
+  let results: BenchResults;
+  let output: string;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-quick-"));
+    const run = await runQuick(dir);
+    output = run.output;
+    assert.equal(run.code, 0, `bench --quick failed:\n${run.output.slice(-3000)}`);
+    results = JSON.parse(fs.readFileSync(path.join(dir, "results.json"), "utf8")) as BenchResults;
+  });
+
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("measures every case and records the machine", () => {
+    for (const key of ["broadcast", "latency", "coldStart", "throughput", "startup", "costInputs"] as const) assert.ok(results[key], `results.${key}`);
+    assert.equal(results.quick, true);
+    assert.ok(results.machine.cores >= 1 && results.machine.node.startsWith("v"));
+    assert.match(output, /1\. Broadcast cost/);
+  });
+
+  it("reads members + 1 items per broadcast while the Scan reads every connection", () => {
+    const b = results.broadcast!;
+    assert.deepEqual(b.rows.map((r) => r.members), [10, 30]);
+    for (const r of b.rows) {
+      assert.equal(r.ours.itemsRead, r.members + 1, `items read for ${r.members}`);
+      assert.equal(r.ours.managementCalls, r.members);
+      assert.equal(r.ours.delivered, r.members);
+      assert.ok(r.scan.itemsRead >= b.connections, `the Scan evaluated ${r.scan.itemsRead} of ${b.connections} connections`);
+      assert.equal(r.scan.delivered, r.members);
+    }
+  });
+
+  it("has one latency sample per member per message for both fan-outs", () => {
+    const l = results.latency!;
+    assert.equal(l.sequentialConcurrency, 1);
+    for (const row of l.rows) {
+      assert.equal(row.bounded.count, row.members * row.messages);
+      assert.ok(row.sequential && row.sequential.count === row.members * 2);
+      assert.ok(row.bounded.p50 > 0 && row.bounded.p50 <= row.bounded.p99);
+    }
+  });
+
+  it("sizes and initialises the chat function's archive", () => {
+    const [chat] = results.coldStart!.rows;
+    assert.equal(chat.function, "chat");
+    assert.ok(chat.zipBytes > 0 && chat.zipBytes < chat.uncompressedBytes);
+    assert.equal(chat.error, undefined);
+    assert.equal(chat.initMs.count, 3);
+    assert.ok(chat.packages.includes("@aws-sdk/client-dynamodb"));
+  });
+
+  it("writes REPORT.md with the SVG chart beside it", () => {
+    const report = fs.readFileSync(path.join(dir, "REPORT.md"), "utf8");
+    assert.match(report, /!\[Delivery latency against room size\]\(latency\.svg\)/);
+    const svg = fs.readFileSync(path.join(dir, "latency.svg"), "utf8");
+    assert.equal((svg.match(/<polyline /g) ?? []).length, 4);
+  });
+
+  it("feeds the cost model with per-operation figures", () => {
+    const c = results.costInputs!;
+    assert.ok(Math.abs(c.chat.perMember.itemsRead - 1) < 1e-9, "one more item read per member");
+    assert.ok(Math.abs(c.chat.perMember.managementCalls - 1) < 1e-9, "one more @connections call per member");
+    assert.ok(c.scanReadUnitsPerConnection > 0);
+  });
+});
