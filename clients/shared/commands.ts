@@ -11,7 +11,9 @@ export type Command =
   | { readonly kind: "leave"; readonly roomId: string }
   | { readonly kind: "private"; readonly toUserId: string; readonly message: string }
   | { readonly kind: "rooms" }
-  | { readonly kind: "history"; readonly roomId?: string; readonly withUserId?: string }
+  | { readonly kind: "history"; readonly roomId?: string; readonly withUserId?: string; readonly limit?: number }
+  | { readonly kind: "more" }
+  | { readonly kind: "who"; readonly roomId?: string }
   | { readonly kind: "quit" }
   | { readonly kind: "help" }
   | { readonly kind: "none" }
@@ -25,8 +27,10 @@ export const HELP_TEXT = [
   "  /leave <room>               leave a room",
   "  /private <userId> <message> send a private message",
   "  /rooms                      list active rooms and their number of users",
-  "  /history [room]             show recent messages of a room (default: the current room)",
-  "  /history @<userId>          show your private conversation with a user",
+  "  /history [room] [n]         show the last n (1-100, default 50) messages of a room (default: the current room)",
+  "  /history @<userId> [n]      show your private conversation with a user",
+  "  /more                       show the page of messages before the last /history",
+  "  /who [room]                 who is in a room you joined (default: the current room)",
   "  /quit                       close the connection and exit",
   "  /help                       this help",
 ].join("\n");
@@ -36,7 +40,7 @@ const USAGE: Record<string, string> = {
   join: "usage: /join <room>",
   leave: "usage: /leave <room>",
   private: "usage: /private <userId> <message>",
-  history: "usage: /history [room] or /history @<userId>",
+  history: "usage: /history [room] [n] or /history @<userId> [n], with n from 1 to 100",
 };
 
 /** Splits `/name rest` into the command name and the rest (whitespace inside the rest is kept). */
@@ -89,13 +93,36 @@ export function parseCommand(input: string): Command {
     case "rooms":
       return rest.trim() ? { kind: "invalid", message: "usage: /rooms" } : { kind: "rooms" };
     case "history": {
-      if (!rest.trim()) return { kind: "history" };
-      const target = singleWord(rest);
-      if (!target) return { kind: "invalid", message: USAGE.history };
-      if (target.startsWith("@")) {
-        return target.length > 1 ? { kind: "history", withUserId: target.slice(1) } : { kind: "invalid", message: USAGE.history };
+      const words = rest.trim().split(/\s+/).filter(Boolean);
+      // `/history [target] [n]`; a lone number is a page size for the current room (a room named
+      // only with digits is written `#123`). Sizes follow docs/protocol.md: limit 1-100.
+      let target: string | undefined;
+      let count: string | undefined;
+      if (words.length === 1 && /^\d+$/.test(words[0])) count = words[0];
+      else if (words.length === 1) target = words[0];
+      else if (words.length === 2) [target, count] = words;
+      else if (words.length > 2) return { kind: "invalid", message: USAGE.history };
+      let limit: number | undefined;
+      if (count !== undefined) {
+        limit = /^\d+$/.test(count) ? Number(count) : NaN;
+        if (!(limit >= 1 && limit <= 100)) return { kind: "invalid", message: USAGE.history };
       }
-      return { kind: "history", roomId: target.startsWith("#") ? target.slice(1) : target };
+      const size = limit !== undefined ? { limit } : {};
+      if (target === undefined) return { kind: "history", ...size };
+      if (target.startsWith("@")) {
+        return target.length > 1 ? { kind: "history", withUserId: target.slice(1), ...size } : { kind: "invalid", message: USAGE.history };
+      }
+      const roomId = target.startsWith("#") ? target.slice(1) : target;
+      return roomId ? { kind: "history", roomId, ...size } : { kind: "invalid", message: USAGE.history };
+    }
+    case "more":
+    case "older":
+      return rest.trim() ? { kind: "invalid", message: "usage: /more" } : { kind: "more" };
+    case "who":
+    case "members": {
+      if (!rest.trim()) return { kind: "who" };
+      const roomId = roomWord(rest);
+      return roomId ? { kind: "who", roomId } : { kind: "invalid", message: "usage: /who [room]" };
     }
     case "quit":
     case "exit":

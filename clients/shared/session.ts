@@ -371,7 +371,11 @@ export class ChatSession {
     try {
       token = await this.options.token();
     } catch (err) {
-      this.fail("token", `could not obtain a token: ${(err as Error).message}`);
+      if (this.userClosed) return;
+      // Before the first connection this is a configuration problem; later, most likely the same
+      // network outage that dropped the connection, so it counts as one more failed attempt.
+      if (!this.everOpened) this.fail("token", `could not obtain a token: ${(err as Error).message}`);
+      else this.scheduleReconnect({ code: 1006, reason: `no token: ${(err as Error).message}` });
       return;
     }
     if (this.userClosed) return;
@@ -602,6 +606,10 @@ export class ChatSession {
       this.forcing = false;
       this.attempt = Math.max(this.attempt, this.forcedStreak - 1);
     }
+    this.scheduleReconnect(info);
+  }
+
+  private scheduleReconnect(info: CloseInfo): void {
     this.attempt += 1;
     const maxAttempts = this.options.reconnect?.maxAttempts ?? 20;
     if (this.attempt > maxAttempts) {

@@ -8,8 +8,6 @@ import type { ChatFrame, HistoryFrame, HistoryMessage } from "../shared/protocol
 
 /** Message ids remembered per room to avoid printing a message twice (live and from history). */
 const SEEN_PER_ROOM = 500;
-/** Tolerated clock difference between this machine and the server when bounding "new" messages. */
-const CLOCK_SKEW_MS = 5_000;
 
 export class CatchUp {
   private readonly since = new Map<string, string>();
@@ -33,7 +31,9 @@ export class CatchUp {
 
   /** A `joined` reply. Returns true when the room's history should now be requested for a catch-up. */
   onJoined(roomId: string): boolean {
-    if (!this.since.has(roomId)) this.since.set(roomId, new Date(this.now().getTime() - CLOCK_SKEW_MS).toISOString());
+    // Until a message from the room gives the server's clock, this machine's clock bounds what is
+    // "new": a few seconds of skew can only add or drop messages from just before the first join.
+    if (!this.since.has(roomId)) this.since.set(roomId, this.now().toISOString());
     const bound = this.awaitingJoin.get(roomId);
     if (bound === undefined) return false;
     this.awaitingJoin.delete(roomId);

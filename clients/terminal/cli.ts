@@ -109,6 +109,9 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   };
 
   const catchUp = new CatchUp();
+  /** The last history page printed, for /more. */
+  let lastHistory: { target: { roomId: string } | { withUserId: string }; limit?: number; next?: string } | undefined;
+  let lastHistoryLimit: number | undefined;
 
   const onEvent = (event: SessionEvent): void => {
     if (!handleCatchUp(event)) print(formatEvent(event, ctx()));
@@ -129,6 +132,10 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     const f = event.frame;
     if (f.type === "joined" && catchUp.onJoined(f.roomId)) session.history({ roomId: f.roomId });
     if (f.type === "chat") return !catchUp.onChat(f);
+    if (f.type === "history" && !catchUp.isCatchUpReply(f)) {
+      const target = f.roomId !== undefined ? { roomId: f.roomId } : { withUserId: f.withUserId ?? "" };
+      lastHistory = { target, ...(lastHistoryLimit !== undefined ? { limit: lastHistoryLimit } : {}), ...(f.next ? { next: f.next } : {}) };
+    }
     if (f.type === "history" && catchUp.isCatchUpReply(f)) {
       const missed = catchUp.missed(f);
       if (missed.length > 0) {
@@ -183,13 +190,33 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
         session.listRooms();
         return;
       case "history": {
+        const size = command.limit !== undefined ? { limit: command.limit } : {};
+        lastHistoryLimit = command.limit;
         if (command.withUserId) {
-          session.history({ withUserId: command.withUserId });
+          session.history({ withUserId: command.withUserId }, size);
           return;
         }
         const roomId = command.roomId ?? session.currentRoom;
         if (!roomId) print([line("error CLIENT", "you are in no room: /history <room>", ctx())]);
-        else session.history({ roomId });
+        else session.history({ roomId }, size);
+        return;
+      }
+      case "more": {
+        if (!lastHistory?.next) {
+          print([line("error CLIENT", "nothing older: /more follows a /history that said older messages exist", ctx())]);
+          return;
+        }
+        session.history(lastHistory.target, { ...(lastHistory.limit !== undefined ? { limit: lastHistory.limit } : {}), before: lastHistory.next });
+        return;
+      }
+      case "who": {
+        const roomId = command.roomId ?? session.currentRoom;
+        if (!roomId || !session.rooms.includes(roomId)) {
+          print([line("error CLIENT", roomId ? `you are not in #${roomId}` : "you are in no room", ctx())]);
+          return;
+        }
+        const members = session.members(roomId);
+        print([line(`who #${roomId}`, `${members.length} member${members.length === 1 ? "" : "s"}: ${members.map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`)).join(", ") || "nobody"}`, ctx())]);
         return;
       }
     }

@@ -94,7 +94,7 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       ];
     case "history": {
       const scope = frame.roomId !== undefined ? `#${frame.roomId}` : `@${frame.withUserId ?? "?"}`;
-      const head = line(`history ${scope}`, `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist)" : ""}`, ctx);
+      const head = line(`history ${scope}`, `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist: /more)" : ""}`, ctx);
       return [head, ...frame.messages.map((m) => formatHistoryMessage(m, scope, ctx))];
     }
     case "pong":

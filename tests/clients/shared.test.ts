@@ -26,12 +26,19 @@ describe("clients: command parsing", () => {
     assert.deepEqual(parseCommand("/history"), { kind: "history" });
     assert.deepEqual(parseCommand("/history random"), { kind: "history", roomId: "random" });
     assert.deepEqual(parseCommand("/history @bob"), { kind: "history", withUserId: "bob" });
+    assert.deepEqual(parseCommand("/history random 20"), { kind: "history", roomId: "random", limit: 20 });
+    assert.deepEqual(parseCommand("/history 5"), { kind: "history", limit: 5 });
+    assert.deepEqual(parseCommand("/history #42"), { kind: "history", roomId: "42" });
+    assert.deepEqual(parseCommand("/history @bob 100"), { kind: "history", withUserId: "bob", limit: 100 });
+    assert.deepEqual(parseCommand("/more"), { kind: "more" });
+    assert.deepEqual(parseCommand("/who"), { kind: "who" });
+    assert.deepEqual(parseCommand("/who #random"), { kind: "who", roomId: "random" });
     assert.deepEqual(parseCommand("/quit"), { kind: "quit" });
     assert.deepEqual(parseCommand("/help"), { kind: "help" });
   });
 
   it("answers a usage message for a command with missing or extra arguments", () => {
-    for (const input of ["/join", "/join two words", "/leave", "/private bob", "/private", "/chat   ", "/rooms now", "/history @"]) {
+    for (const input of ["/join", "/join two words", "/leave", "/private bob", "/private", "/chat   ", "/rooms now", "/history @", "/history 0", "/history 101", "/history general x", "/history a b c", "/more please", "/who a b"]) {
       const c = parseCommand(input);
       assert.equal(c.kind, "invalid", input);
     }

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
@@ -127,4 +128,50 @@ export class TerminalClient {
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
   }
+}
+
+export interface Relay {
+  readonly port: number;
+  /** Offline: open connections are cut (both ways) and new ones are closed at once. */
+  setOffline(offline: boolean): void;
+  close(): Promise<void>;
+}
+
+/** A TCP relay on 127.0.0.1 to `targetPort`: a network link the test can cut and restore. */
+export async function startRelay(targetPort: number): Promise<Relay> {
+  let offline = false;
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    if (offline) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect({ host: "127.0.0.1", port: targetPort });
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    port,
+    setOffline(value) {
+      offline = value;
+      if (value) for (const [a, b] of [...pairs]) (a.destroy(), b.destroy());
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const [a, b] of [...pairs]) (a.destroy(), b.destroy());
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -364,7 +364,7 @@ class ChatPage {
         showError($("composer-error"), command.message);
         return false;
       case "help":
-        this.store.addNotice(this.selected, "notice", "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room], /quit. Plain text sends to this conversation.");
+        this.store.addNotice(this.selected, "notice", "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /quit. Plain text sends to this conversation.");
         this.renderMessages();
         return true;
       case "quit":
@@ -379,6 +379,24 @@ class ChatPage {
       case "history": {
         const key = command.withUserId ? userKey(command.withUserId) : command.roomId ? roomKey(command.roomId) : this.selected;
         this.requestHistory(key);
+        return true;
+      }
+      case "more":
+        if (!this.store.get(this.selected).olderCursor) {
+          showError($("composer-error"), "No older messages to load here.");
+          return false;
+        }
+        this.loadOlder();
+        return true;
+      case "who": {
+        const roomId = command.roomId ?? (this.selected.startsWith("#") ? this.selected.slice(1) : this.session.currentRoom);
+        if (!roomId || !this.session.rooms.includes(roomId)) {
+          showError($("composer-error"), roomId ? `You are not in #${roomId}.` : "You are in no room.");
+          return false;
+        }
+        const names = this.session.members(roomId).map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`));
+        this.store.addNotice(this.selected, "notice", `In #${roomId}: ${names.join(", ") || "nobody"}.`);
+        this.renderMessages();
         return true;
       }
       case "private":
