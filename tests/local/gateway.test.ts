@@ -464,6 +464,25 @@ describe("local gateway: routes, faults and timeouts", function () {
     }
   });
 
+  it("counts @connections posts as activity (idle timer and lastActiveAt)", async () => {
+    const h = await harness({ idleTimeoutMs: 600 });
+    try {
+      const { client, connectionId } = await open(h);
+      const first = await h.management.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        await h.management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: `{"n":${i}}` }));
+      }
+      assert.equal(client.ws.readyState, client.ws.OPEN, "still open after 1.2 s of posts with a 0.6 s idle timeout");
+      const later = await h.management.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      assert.ok(later.LastActiveAt!.getTime() > first.LastActiveAt!.getTime());
+      assert.equal(later.ConnectedAt!.getTime(), first.ConnectedAt!.getTime());
+      assert.equal((await client.waitClosed(5000)).code, 1001);
+    } finally {
+      await h.stop();
+    }
+  });
+
   it("keeps an active connection past the idle timeout, and ends it at the maximum duration", async () => {
     const h = await harness({ idleTimeoutMs: 600, maxDurationMs: 1500 });
     try {
