@@ -412,7 +412,10 @@ export class ChatSession {
     const connectRoom = this.current ?? DEFAULT_ROOM;
     // Rooms joined before the drop, and rooms whose join was not answered yet.
     const rooms = reconnected ? [...new Set([...this.joined.keys(), ...this.joining.keys()])] : [];
-    if (!rooms.includes(connectRoom)) rooms.push(connectRoom);
+    // A user who had left every room still joins one on $connect (the protocol's default room):
+    // leave it again at once rather than put them back in a room they left.
+    const unwanted = reconnected && rooms.length === 0 && this.current === undefined ? connectRoom : undefined;
+    if (!unwanted && !rooms.includes(connectRoom)) rooms.push(connectRoom);
     this.setStatus("open", { url: redactToken(url) });
     const pending = this.expectations;
     const outbox = this.outbox.splice(0);
@@ -428,6 +431,7 @@ export class ChatSession {
       if (!this.joining.has(roomId)) this.joining.set(roomId, roomId === connectRoom && !reconnected);
       send({ type: "join", roomId });
     }
+    if (unwanted) send({ type: "leave", roomId: unwanted });
     let resent = 0;
     for (const e of pending) {
       if (e.resend) {

@@ -267,6 +267,22 @@ describe("clients: session policy", () => {
     await s.close();
   });
 
+  it("after a drop, does not put back in a room a user who had left every room", async () => {
+    const server = new FakeServer();
+    const s = newSession(server, []);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    s.leave("general");
+    server.reply({ type: "left", roomId: "general" });
+    assert.equal(s.currentRoom, undefined);
+    server.drop();
+    await until(() => server.sockets.length === 2 && server.sockets[1].open, "reconnection");
+    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "general", "the protocol's default room on connect");
+    assert.deepEqual(server.last.sent, [{ type: "leave", roomId: "general" }]);
+    await s.close();
+  });
+
   it("queues commands typed while reconnecting and sends them once connected", async () => {
     const server = new FakeServer();
     const events: SessionEvent[] = [];
