@@ -31,6 +31,23 @@ export async function bundleHandlers(entry: string, outDir: string): Promise<str
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
     fs.writeFileSync(tmp, code);
     fs.renameSync(tmp, file);
+    pruneOldBundles(outDir, file);
   }
   return file;
+}
+
+/** A week: long past any running runtime's start, so no live worker can still need the file. */
+const BUNDLE_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** Deletes bundles of older handler versions so `.local/build` does not grow with every edit. */
+function pruneOldBundles(outDir: string, keep: string): void {
+  for (const name of fs.readdirSync(outDir)) {
+    const f = path.join(outDir, name);
+    if (f === keep || !/^handlers-[0-9a-f]{16}\.js$/.test(name)) continue;
+    try {
+      if (Date.now() - fs.statSync(f).mtimeMs > BUNDLE_MAX_AGE_MS) fs.rmSync(f, { force: true });
+    } catch {
+      // Another runtime pruned it first.
+    }
+  }
 }
