@@ -16,7 +16,9 @@
  * `require("./__index.js")`, which loads the modules and runs the factory (serializeFunction
  * appends `exports.handler = factory()`). The time of that require is the init time; the median
  * of `samples` processes is reported. A second set of fresh processes requires only the npm
- * packages of spec.packages, to show what dominates.
+ * packages of spec.packages, to show what dominates. Every module the serialized code requires by
+ * name is also resolved against the extracted archive, so a lazily required module that is missing
+ * (which would fail only at the first invocation) is reported too.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -63,6 +65,33 @@ interface Built {
   readonly serializedBytes: number;
   readonly dir: string;
   readonly packages: string[];
+  /** Modules the serialized code names in a require() call that the archive cannot resolve. */
+  readonly unresolved: string[];
+}
+
+/**
+ * Every non-builtin module the serialized code requires by a literal name, checked against the
+ * extracted archive. Init only loads what module scope requires; a require inside a function body
+ * (a lazily built client) runs at the first invocation, so a module missing from the archive would
+ * only fail then. This catches it without invoking anything.
+ */
+function unresolvedRequires(text: string, dir: string, conditional: readonly string[]): string[] {
+  const { builtinModules } = require("node:module") as typeof import("node:module");
+  const ids = new Set<string>();
+  for (const m of text.matchAll(/require\(\s*["']([^"']+)["']\s*\)/g)) ids.add(m[1]);
+  const missing: string[] = [];
+  for (const id of [...ids].sort()) {
+    if (id.startsWith("node:") || builtinModules.includes(id) || id.startsWith(".")) continue;
+    if (conditional.some((c) => id === c || id.startsWith(`${c}/`))) continue;
+    try {
+      require.resolve(id, { paths: [dir] });
+      // require.resolve falls back to the global folders only when paths find nothing: make sure it resolved inside.
+      if (!require.resolve(id, { paths: [dir] }).startsWith(dir)) missing.push(id);
+    } catch {
+      missing.push(id);
+    }
+  }
+  return missing;
 }
 
 async function buildArchive(spec: FunctionSpec, workDir: string): Promise<Built> {
@@ -104,6 +133,12 @@ async function buildArchive(spec: FunctionSpec, workDir: string): Promise<Built>
   }
   return {
     spec,
+    // Packages the stack adds only with tracing on (the X-Ray SDK, required only when TRACING_ENABLED=true).
+    unresolved: unresolvedRequires(
+      serialized.text,
+      dir,
+      archivePackages(spec, true, projectDependencies(path.join(ROOT, "package.json"))).extraIncludePackages.filter((p) => !pk.extraIncludePackages.includes(p)),
+    ),
     zipBytes: zip.length,
     uncompressedBytes: entries.reduce((s, e) => s + e.data.length, 0),
     files: entries.length,
@@ -177,6 +212,7 @@ export async function runColdStart(o: ColdStartOptions): Promise<ColdStartRow[]>
           init.push(await timeInFreshProcess(built.dir, env, INIT_SCRIPT));
           pkgs.push(await timeInFreshProcess(built.dir, env, packagesScript(spec.packages)));
         }
+        if (built.unresolved.length) error = `the code requires ${built.unresolved.join(", ")}, which the archive does not contain (fails at first use)`;
       } catch (err) {
         // An archive that cannot initialise is a finding (a deployed function would fail the same way), not a crash of the bench.
         error = (err as Error).message.split("\n").find((l) => /Cannot find module|Error/.test(l))?.trim() ?? (err as Error).message.slice(0, 300);
@@ -185,7 +221,7 @@ export async function runColdStart(o: ColdStartOptions): Promise<ColdStartRow[]>
       const packagesLoadMedianMs = summarize(pkgs).p50;
       o.log(
         error
-          ? `  ${spec.name}: ${(built.zipBytes / 1024).toFixed(0)} KiB zipped, FAILS TO INITIALISE: ${error}`
+          ? `  ${spec.name}: ${(built.zipBytes / 1024).toFixed(0)} KiB zipped, FAILS: ${error}`
           : `  ${spec.name}: ${(built.zipBytes / 1024).toFixed(0)} KiB zipped, init median ${initMs.p50.toFixed(0)} ms (packages alone ${packagesLoadMedianMs.toFixed(0)} ms)`,
       );
       rows.push({
