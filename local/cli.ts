@@ -3,7 +3,7 @@
  *
  *   npm run local -- [--port 3001] [--stage local] [--data-dir .local/dynamodb | --in-memory] [--serialized]
  *                    [--management-latency-ms 0] [--idle-timeout-seconds 600] [--max-duration-seconds 7200]
- *                    [--no-web] [--log-level info] [--quiet]
+ *                    [--no-web] [--log-level info] [--quiet] [--allowed-origin <origin>]...
  *
  * Starts DynamoDB Local, creates the stack's tables, builds the web page, starts the gateway, prints
  * how to connect and writes .local/outputs.json. Ctrl-C or SIGTERM stops everything, DynamoDB Local included.
@@ -28,8 +28,13 @@ export interface CliOptions {
   readonly logLevel: LogLevel;
   readonly quiet: boolean;
   readonly outputs: string;
+  /** Browser origins allowed to connect (the stack's allowedOrigins); empty allows any. */
+  readonly allowedOrigins: readonly string[];
   readonly help: boolean;
 }
+
+/** An origin as browsers send it: scheme, host, optional port, no path (same rule as infra/config.ts). */
+const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/i;
 
 export const USAGE = `Usage: npm run local -- [options]
 
@@ -50,6 +55,8 @@ Options:
   --log-level <level>           debug, info, warn or error (default info)
   --quiet                       print only the connection details
   --outputs <file>              where to write the stack outputs (default .local/outputs.json)
+  --allowed-origin <origin>     browser Origin allowed to connect, e.g. https://chat.example.com
+                                (repeatable; default: any; clients sending no Origin are always accepted)
   --help                        this text
 `;
 
@@ -75,6 +82,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     logLevel: "info" as LogLevel,
     quiet: false,
     outputs: path.join(".local", "outputs.json"),
+    allowedOrigins: [] as string[],
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -135,6 +143,14 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       case "--outputs":
         o.outputs = value();
         break;
+      case "--allowed-origin": {
+        const origin = value();
+        if (!ORIGIN.test(origin)) {
+          throw new UsageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
+        }
+        o.allowedOrigins.push(origin);
+        break;
+      }
       case "--help":
       case "-h":
         o.help = true;
@@ -219,6 +235,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     webDir: options.web ? webDir : undefined,
     logger: options.quiet ? silentLogger : consoleLogger(options.logLevel),
     warm: true,
+    settings: { allowedOrigins: options.allowedOrigins },
   };
   let rt: LocalRuntime;
   try {

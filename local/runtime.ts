@@ -34,6 +34,12 @@ export interface SettingsOverrides {
   readonly messageRetentionHours?: number;
   readonly allowedOrigins?: readonly string[];
   readonly authMode?: AuthMode;
+  /**
+   * Required when authMode is "oidc": the identity provider's issuer, audience and JWKS URL (the
+   * stack's authIssuer/authAudience/authJwksUrl). mintToken() still signs HS256 local tokens, which
+   * an OIDC-mode authorizer rejects.
+   */
+  readonly oidc?: { readonly issuer: string; readonly audience: string; readonly jwksUrl: string };
   readonly logLevel?: LogLevel;
   readonly tracing?: boolean;
 }
@@ -237,7 +243,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       logLevel: o.logLevel ?? "info",
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       tracing: o.tracing ?? false,
-      auth: { mode: o.authMode ?? "shared-secret", issuer: LOCAL_TOKEN_ISSUER, audience: LOCAL_TOKEN_AUDIENCE, sharedSecret: secret },
+      auth: authSettings(o, secret),
       allowedOrigins: o.allowedOrigins ?? [],
       dynamodbEndpoint,
     };
@@ -369,6 +375,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await stopAll();
     throw err;
   }
+}
+
+/** The authorizer's settings: the local HS256 secret, or an identity provider's keys in OIDC mode. */
+function authSettings(o: SettingsOverrides, secret: string): DeploymentSettings["auth"] {
+  if ((o.authMode ?? "shared-secret") === "shared-secret") {
+    return { mode: "shared-secret", issuer: LOCAL_TOKEN_ISSUER, audience: LOCAL_TOKEN_AUDIENCE, sharedSecret: secret };
+  }
+  if (!o.oidc) throw new Error('settings.authMode "oidc" needs settings.oidc: { issuer, audience, jwksUrl }');
+  return { mode: "oidc", issuer: o.oidc.issuer, audience: o.oidc.audience, jwksUrl: o.oidc.jwksUrl };
 }
 
 /** Where each function's worker loads its code from. */
