@@ -1,6 +1,6 @@
 /** `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest. */
 import type { WebSocketHandler } from "../events";
-import { decodeCursor, dmConversation, epochSeconds, queryHistory, roomConversation } from "../lib/data";
+import { decodeCursor, dmConversation, epochSeconds, queryHistory, roomConversation, storedData } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
@@ -30,6 +30,9 @@ export function createHandler(): WebSocketHandler {
       sentAt: m.sentAt,
       ...(m.toUserId !== undefined ? { toUserId: m.toUserId } : {}),
       ...(m.clientMessageId !== undefined ? { clientMessageId: m.clientMessageId } : {}),
+      // A backend's push (push/index.ts) is returned with kind "system" and its data (docs/protocol.md).
+      ...(m.kind !== undefined ? { kind: m.kind } : {}),
+      ...(m.data !== undefined ? { data: storedData(m) } : {}),
     }));
     return {
       type: "history",

@@ -82,6 +82,14 @@ export interface MessageItem {
   readonly clientMessageId?: string;
   readonly roomId?: string;
   readonly toUserId?: string;
+  /** "system" on a message pushed by a backend (push/index.ts); absent on users' messages. */
+  readonly kind?: "system";
+  /**
+   * A system message's `data`, as the JSON text it was given: stored as a string, not a map, so
+   * that any JSON number survives (the document client refuses to read back numbers beyond
+   * JavaScript's safe precision) and the item's size is exactly what was checked.
+   */
+  readonly data?: string;
 }
 
 export function tableName(ctx: DataContext, t: TableName): string {
@@ -432,6 +440,9 @@ export interface StoreMessageInput {
   readonly clientMessageId?: string;
   readonly roomId?: string;
   readonly toUserId?: string;
+  /** Set by push/index.ts for a system message, with its `data` as JSON text. */
+  readonly kind?: "system";
+  readonly data?: string;
   readonly nowMs: number;
 }
 
@@ -462,6 +473,8 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
     ...(input.clientMessageId !== undefined ? { clientMessageId: input.clientMessageId } : {}),
     ...(input.roomId !== undefined ? { roomId: input.roomId } : {}),
     ...(input.toUserId !== undefined ? { toUserId: input.toUserId } : {}),
+    ...(input.kind !== undefined ? { kind: input.kind } : {}),
+    ...(input.data !== undefined ? { data: input.data } : {}),
   };
   if (input.clientMessageId === undefined) {
     await ctx.doc.send(new PutCommand({ TableName: table, Item: { ...item } }));
@@ -502,6 +515,17 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
     duplicate: true,
     item: original ?? { ...item, messageId: String(record.messageId), sentAt: String(record.sentAt), sk: String(record.messageSk) },
   };
+}
+
+/** A stored system message's `data` as an object; undefined if absent or not a JSON object. */
+export function storedData(item: Pick<MessageItem, "data">): Record<string, unknown> | undefined {
+  if (item.data === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(item.data);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface HistoryCursor {

@@ -122,10 +122,31 @@ export interface PresenceFrame {
   readonly username: string;
 }
 
+/** Author of every `system` frame and of the history items that store one (never a real user: see `kind`). */
+export const SYSTEM_USER_ID = "system";
+export const SYSTEM_USERNAME = "System";
+
+/**
+ * A notice pushed by a backend service through push/index.ts (docs/push.md), not typed by a user:
+ * to a room (stored in its history first, like `chat`) or to every connection of one user (not
+ * stored). `data` is an optional JSON object for the receiving application (an order id, a link).
+ */
+export interface SystemFrame {
+  readonly type: "system";
+  readonly from: typeof SYSTEM_USER_ID;
+  readonly messageId: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly roomId?: string;
+  readonly toUserId?: string;
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
 export type ServerFrame =
   | ChatFrame
   | PrivateFrame
   | PresenceFrame
+  | SystemFrame
   | { readonly type: "joined"; readonly roomId: string; readonly members: ReadonlyArray<{ userId: string; username: string }> }
   | { readonly type: "left"; readonly roomId: string }
   | { readonly type: "delivered"; readonly messageId: string; readonly clientMessageId?: string; readonly deliveredTo: number }
@@ -147,4 +168,11 @@ export interface HistoryEntry {
   readonly sentAt: string;
   readonly toUserId?: string;
   readonly clientMessageId?: string;
+  /**
+   * "system" for a message pushed by a backend (then `userId` is SYSTEM_USER_ID and `data` may be
+   * set); absent for messages written by users. A user whose id happens to be "system" is told
+   * apart by this field, which no user frame can set.
+   */
+  readonly kind?: "system";
+  readonly data?: Readonly<Record<string, unknown>>;
 }

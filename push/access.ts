@@ -1,0 +1,44 @@
+/**
+ * What a backend that pushes (push/index.ts) does to the stack's resources: the exact DynamoDB
+ * actions per table and index, and the `@connections` methods. Declared once here, next to the
+ * code that makes the calls; infra/pushPolicy.ts derives the IAM policy from it (the dependency
+ * arrow points from infrastructure to code), and tests/push/push.test.ts checks, from the calls the
+ * module really makes, that nothing is missing or unused.
+ *
+ * Pure data: no Pulumi, no AWS SDK.
+ */
+import type { DynamoAction, ManagementMethod } from "../handlers/routes";
+import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../handlers/tables";
+
+export interface PushTableAccess {
+  readonly table: TableName;
+  /** Actions on the table itself. */
+  readonly actions: readonly DynamoAction[];
+  /** Actions on an index: a Query on an index is authorized on the index ARN (DynamoDB IAM resources). */
+  readonly indexes?: Readonly<Record<string, readonly DynamoAction[]>>;
+}
+
+export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
+  {
+    table: "connections",
+    // BatchGetItem + BatchWriteItem: removing connections a post found gone (410), as the chat
+    // routes do (handlers/lib/fanout.ts). Query only on the byUser index: a user's devices.
+    actions: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+    indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+  },
+  {
+    table: "rooms",
+    // Query: the room partition (members). UpdateItem/DeleteItem: the `#summary` item reconciled
+    // by that same read (handlers/lib/data.ts readRoom). BatchWriteItem: gone members' items.
+    actions: ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+  },
+  {
+    table: "messages",
+    // PutItem: a room push is stored in the room's history before it is delivered. No GetItem:
+    // pushes carry no clientMessageId, so the idempotency path is never taken.
+    actions: ["dynamodb:PutItem"],
+  },
+];
+
+/** `@connections` methods a push uses: POST only (it never reads or closes connections). */
+export const PUSH_MANAGEMENT_METHODS: readonly ManagementMethod[] = ["POST"];

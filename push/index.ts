@@ -1,0 +1,337 @@
+/**
+ * Push from a backend: lets another Node service send a `system` frame (docs/protocol.md) to every
+ * connection of a user or to a room, without holding a WebSocket (docs/push.md).
+ *
+ * It goes through the same code as the chat routes (handlers/lib): the byUser index for a user's
+ * devices, one consistent Query of the room partition for its members, `storeMessage` so that a
+ * room push is in the room's history before anyone receives it (write before deliver, like `chat`),
+ * and `createFanout` for the posts: bounded concurrency, LimitExceededException retried with
+ * backoff, and connections that answer 410 removed with their memberships exactly as a broadcast
+ * removes them. The IAM permissions this needs are declared in ./access.ts; the stack turns them
+ * into the `pushPolicyArn` output (infra/pushPolicy.ts).
+ *
+ * No Pulumi import: a backend depends on the AWS SDK only.
+ */
+import { randomUUID } from "node:crypto";
+import { ApiGatewayManagementApiClient, type ApiGatewayManagementApiClientConfig } from "@aws-sdk/client-apigatewaymanagementapi";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { SDK_TIMEOUTS } from "../handlers/lib/clients";
+import { CONFIG_DEFAULTS, MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
+import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext } from "../handlers/lib/data";
+import { isChatError } from "../handlers/lib/errors";
+import { createFanout, type Fanout } from "../handlers/lib/fanout";
+import {
+  ROOM_ID_PATTERN,
+  SYSTEM_USERNAME,
+  SYSTEM_USER_ID,
+  USER_ID_PATTERN,
+  assertDeliverable,
+  utf8Bytes,
+  type SystemFrame,
+} from "../handlers/lib/frames";
+import { createLogger, type Logger } from "../handlers/lib/logger";
+import { createUsageScope, attachUsageMiddleware, type UsageScope } from "../handlers/lib/usage";
+import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
+
+export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
+export type { SystemFrame } from "../handlers/lib/frames";
+
+export type PushErrorCode =
+  /** An id, the message or `data` is invalid (the text says which and why). */
+  | "BAD_REQUEST"
+  /** The message or `data` is over maxMessageBytes, or the frame over API Gateway's 128 KB. */
+  | "TOO_LARGE"
+  /** createPusher was given an unusable option (missing table name, endpoint that is not a URL). */
+  | "BAD_OPTIONS"
+  /** DynamoDB failed (access denied, wrong table, unreachable): nothing was delivered. */
+  | "UNAVAILABLE";
+
+/** The only error the pusher throws; `cause` holds the AWS SDK error for UNAVAILABLE. */
+export class PushError extends Error {
+  override readonly name = "PushError";
+  constructor(
+    readonly code: PushErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isPushError(err: unknown): err is PushError {
+  return err instanceof PushError;
+}
+
+/** AWS credentials as the SDK clients take them (static keys or a provider such as fromNodeProviderChain()). */
+export type PushCredentials = NonNullable<ApiGatewayManagementApiClientConfig["credentials"]>;
+
+export interface PusherOptions {
+  /** Stack output `connectionsTable`. */
+  readonly connectionsTable: string;
+  /** Stack output `roomsTable`. */
+  readonly roomsTable: string;
+  /** Stack output `messagesTable`. */
+  readonly messagesTable: string;
+  /** Stack output `managementEndpoint`: `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`. */
+  readonly managementEndpoint: string;
+  /** Default: the region in managementEndpoint's host, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1. */
+  readonly region?: string;
+  /** Default: the SDK's default provider chain (a role, environment variables, a profile). */
+  readonly credentials?: PushCredentials;
+  /** DynamoDB endpoint override: DynamoDB Local for the local runtime (`dynamodbEndpoint` in .local/outputs.json). */
+  readonly dynamoEndpoint?: string;
+  /** The stack's maxMessageBytes (output `maxMessageBytes`); default 4096, the handlers' default. */
+  readonly maxMessageBytes?: number;
+  /** How long a room push stays in history (output `messageRetentionHours`); default 168. */
+  readonly messageRetentionHours?: number;
+  /** Posts in flight at once (default 50, the functions' FANOUT_CONCURRENCY). */
+  readonly concurrency?: number;
+  /** JSON logs of clean-ups and failed posts; default warnings and errors on stdout. */
+  readonly logger?: Logger;
+  /** Accounting of the DynamoDB calls made (tests and benchmarks read it); default a private one. */
+  readonly usage?: UsageScope;
+}
+
+/** What a backend sends: the text every client shows, and optional structured data for applications. */
+export interface PushNotice {
+  /** 1 to maxMessageBytes UTF-8 bytes. */
+  readonly message: string;
+  /** A JSON object (an order id, a link); its JSON text counts against maxMessageBytes too. */
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
+export interface PushResult {
+  /** Id of the `system` frame (and of the history item for a room push). */
+  readonly messageId: string;
+  readonly sentAt: string;
+  /** True for a room push: it is in the room's history before any delivery. */
+  readonly stored: boolean;
+  /** Live connections found (a user's devices, or the room's member connections). */
+  readonly targets: number;
+  /** Connections the frame reached. */
+  readonly delivered: number;
+  /** Connections that no longer existed (410); removed with their memberships. */
+  readonly gone: number;
+  /** Connections that could not be reached for another reason, after retries (see the logs). */
+  readonly failed: number;
+}
+
+export interface Pusher {
+  /** Sends a `system` frame to every live connection of `userId` (not stored: see docs/push.md). */
+  toUser(userId: string, notice: PushNotice | string): Promise<PushResult>;
+  /** Stores a `system` message in the room's history, then sends it to every connection in the room. */
+  toRoom(roomId: string, notice: PushNotice | string): Promise<PushResult>;
+  /** Closes the SDK clients' sockets. */
+  close(): void;
+}
+
+/** DynamoDB table names: 3-255 characters of a-z A-Z 0-9 _ . - (DynamoDB naming rules). */
+const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
+
+function badOptions(message: string): PushError {
+  return new PushError("BAD_OPTIONS", message);
+}
+
+function httpUrl(name: string, raw: unknown): string {
+  if (typeof raw !== "string" || raw.trim() === "") throw badOptions(`${name} is required`);
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw badOptions(`${name} is not a URL: "${raw}"`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw badOptions(`${name} must be an http(s) URL, got "${raw}"`);
+  return raw.trim().replace(/\/+$/, "");
+}
+
+function intOption(name: string, raw: number | undefined, min: number, max: number, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (!Number.isInteger(raw) || raw < min || raw > max) throw badOptions(`${name} must be an integer from ${min} to ${max}, got ${raw}`);
+  return raw;
+}
+
+/** The region of an execute-api host (`{apiId}.execute-api.{region}.amazonaws.com[.cn]`), if it is one. */
+export function regionOfEndpoint(endpoint: string): string | undefined {
+  const host = new URL(endpoint).hostname;
+  return /^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1];
+}
+
+/**
+ * Validates a notice: the message as `chat` validates it (1 to maxMessageBytes UTF-8 bytes), and
+ * `data` as a JSON object whose JSON text also fits maxMessageBytes. Returns the data's JSON text.
+ */
+export function validateNotice(notice: PushNotice | string, maxMessageBytes: number): { message: string; data?: Record<string, unknown>; dataText?: string } {
+  const n: PushNotice = typeof notice === "string" ? { message: notice } : notice;
+  if (typeof n !== "object" || n === null) throw new PushError("BAD_REQUEST", "the notice must be a string or { message, data? }");
+  if (typeof n.message !== "string" || n.message.length === 0) throw new PushError("BAD_REQUEST", "message must be a non-empty string");
+  if (utf8Bytes(n.message) > maxMessageBytes) {
+    throw new PushError("TOO_LARGE", `message is ${utf8Bytes(n.message)} UTF-8 bytes; at most ${maxMessageBytes} (maxMessageBytes)`);
+  }
+  if (n.data === undefined) return { message: n.message };
+  if (typeof n.data !== "object" || n.data === null || Array.isArray(n.data)) throw new PushError("BAD_REQUEST", "data must be a JSON object");
+  let dataText: string;
+  try {
+    dataText = JSON.stringify(n.data);
+  } catch (err) {
+    // Cycles and BigInt values cannot be written as JSON.
+    throw new PushError("BAD_REQUEST", `data is not serializable as JSON: ${(err as Error).message}`);
+  }
+  if (utf8Bytes(dataText) > maxMessageBytes) {
+    throw new PushError("TOO_LARGE", `data is ${utf8Bytes(dataText)} UTF-8 bytes of JSON; at most ${maxMessageBytes} (maxMessageBytes)`);
+  }
+  // What clients and history receive is exactly this JSON (functions and undefined values dropped).
+  return { message: n.message, data: JSON.parse(dataText) as Record<string, unknown>, dataText };
+}
+
+function requirePattern(what: string, value: unknown, pattern: RegExp, rule: string): string {
+  if (typeof value !== "string" || !pattern.test(value)) {
+    throw new PushError("BAD_REQUEST", `${what} ${JSON.stringify(value)} is invalid: it must be ${rule}`);
+  }
+  return value;
+}
+
+export function createPusher(options: PusherOptions): Pusher {
+  if (typeof options !== "object" || options === null) throw badOptions("options are required");
+  const tables = {
+    connections: options.connectionsTable,
+    rooms: options.roomsTable,
+    messages: options.messagesTable,
+  };
+  for (const [logical, name] of Object.entries(tables)) {
+    if (typeof name !== "string" || !TABLE_NAME_PATTERN.test(name)) {
+      throw badOptions(`${logical}Table must be a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -), got ${JSON.stringify(name)}`);
+    }
+  }
+  const managementEndpoint = httpUrl("managementEndpoint", options.managementEndpoint);
+  const dynamoEndpoint = options.dynamoEndpoint === undefined ? undefined : httpUrl("dynamoEndpoint", options.dynamoEndpoint);
+  const region =
+    options.region ?? regionOfEndpoint(managementEndpoint) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const config: HandlerConfig = {
+    functionName: "push",
+    tables,
+    managementEndpoint,
+    stage: new URL(managementEndpoint).pathname.replace(/^\/+/, "") || "push",
+    environment: "push",
+    messageRetentionHours: intOption("messageRetentionHours", options.messageRetentionHours, 1, 24 * 366, CONFIG_DEFAULTS.messageRetentionHours),
+    // The same bounds as the functions' MAX_MESSAGE_BYTES (handlers/lib/config.ts): at most API Gateway's 128 KB.
+    maxMessageBytes: intOption("maxMessageBytes", options.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
+    rateLimitPerMinute: CONFIG_DEFAULTS.rateLimitPerMinute,
+    fanoutConcurrency: intOption("concurrency", options.concurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
+    logLevel: "warn",
+    metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+    tracing: false,
+    dynamodbEndpoint: dynamoEndpoint,
+    region,
+  };
+  // Against DynamoDB Local and the local runtime any signature is accepted: without credentials in
+  // the environment, sign with placeholders (as handlers/lib/clients.ts localCredentials does).
+  const credentials =
+    options.credentials ??
+    (dynamoEndpoint !== undefined && !process.env.AWS_ACCESS_KEY_ID ? { accessKeyId: "local", secretAccessKey: "local" } : undefined);
+  const usage = options.usage ?? createUsageScope();
+  const log = options.logger ?? createLogger("warn", { component: "push" });
+
+  const dynamo = new DynamoDBClient({
+    region,
+    maxAttempts: 3,
+    requestHandler: { ...SDK_TIMEOUTS },
+    ...(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+  const doc = DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } });
+  attachUsageMiddleware(doc, usage, tables);
+  // maxAttempts 1: the fan-out retries LimitExceeded itself and must never retry a 410 (fanout.ts).
+  const management = new ApiGatewayManagementApiClient({
+    region,
+    endpoint: managementEndpoint,
+    maxAttempts: 1,
+    requestHandler: { ...SDK_TIMEOUTS },
+    ...(credentials ? { credentials } : {}),
+  });
+  const fanout: Fanout = createFanout({ management, doc, tables, concurrency: config.fanoutConcurrency, usage });
+  const ctx: DataContext = { doc, config };
+
+  /** Runs a DynamoDB step; an AWS failure becomes UNAVAILABLE, naming the step and the SDK error. */
+  async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (isPushError(err)) throw err;
+      const name = err instanceof Error ? err.name : "Error";
+      const message = err instanceof Error ? err.message : String(err);
+      throw new PushError("UNAVAILABLE", `${what} failed (${name}: ${message})`, { cause: err });
+    }
+  }
+
+  /** The frame must fit one API Gateway message once JSON-escaped (PayloadTooLargeException above 128 KB). */
+  function checkDeliverable(frame: Omit<SystemFrame, "messageId" | "sentAt">): void {
+    try {
+      assertDeliverable({ ...frame }, MAX_WEBSOCKET_MESSAGE_BYTES);
+    } catch (err) {
+      if (isChatError(err)) throw new PushError("TOO_LARGE", err.message);
+      throw err;
+    }
+  }
+
+  async function deliver(targets: readonly string[], frame: SystemFrame, roomId: string | undefined, stored: boolean): Promise<PushResult> {
+    const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
+    if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0 };
+    const result = await step("delivery", () =>
+      fanout.deliver(targets, JSON.stringify(frame), log.child({ messageId: frame.messageId }), roomId !== undefined ? { roomId } : {}),
+    );
+    return { ...base, delivered: result.delivered.length, gone: result.gone.length, failed: result.failed.length };
+  }
+
+  return {
+    async toUser(userId, notice) {
+      requirePattern("userId", userId, USER_ID_PATTERN, "1-128 characters of A-Z a-z 0-9 _ . @ : | + = -");
+      const n = validateNotice(notice, config.maxMessageBytes);
+      const shape = { type: "system", from: SYSTEM_USER_ID, toUserId: userId, message: n.message, ...(n.data ? { data: n.data } : {}) } as const;
+      checkDeliverable(shape);
+      const nowMs = Date.now();
+      const targets = await step(`reading ${userId}'s connections (index byUser of ${tables.connections})`, () =>
+        liveConnectionsOfUser(ctx, userId, epochSeconds(nowMs)),
+      );
+      const frame: SystemFrame = { ...shape, messageId: randomUUID(), sentAt: new Date(nowMs).toISOString() };
+      return deliver(targets, frame, undefined, false);
+    },
+
+    async toRoom(roomId, notice) {
+      requirePattern("roomId", roomId, ROOM_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 _ -");
+      const n = validateNotice(notice, config.maxMessageBytes);
+      const shape = { type: "system", from: SYSTEM_USER_ID, roomId, message: n.message, ...(n.data ? { data: n.data } : {}) } as const;
+      checkDeliverable(shape);
+      const nowMs = Date.now();
+      // As `chat` does: the room is read while the message is stored, and nothing is posted before
+      // the store has succeeded, so whatever anyone receives is in history.
+      const [stored, room] = await step(`storing in ${tables.messages} and reading room ${roomId} in ${tables.rooms}`, () =>
+        Promise.all([
+          storeMessage(ctx, {
+            conversationId: roomConversation(roomId),
+            userId: SYSTEM_USER_ID,
+            username: SYSTEM_USERNAME,
+            message: n.message,
+            roomId,
+            kind: "system",
+            ...(n.dataText !== undefined ? { data: n.dataText } : {}),
+            nowMs,
+          }),
+          readRoom(ctx, roomId, epochSeconds(nowMs)),
+        ]),
+      );
+      const frame: SystemFrame = { ...shape, messageId: stored.item.messageId, sentAt: stored.item.sentAt };
+      return deliver(
+        room.members.map((m) => m.connectionId),
+        frame,
+        roomId,
+        true,
+      );
+    },
+
+    close() {
+      management.destroy();
+      dynamo.destroy();
+    },
+  };
+}
