@@ -1,0 +1,356 @@
+/**
+ * Push from a backend (push/index.ts, scripts/push.ts) against the local runtime: real handlers,
+ * DynamoDB Local, real `ws` clients. The pusher is given the runtime's outputs exactly as a backend
+ * would be given the stack's.
+ */
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { createUsageScope, emptyUsage } from "../../handlers/lib/usage";
+import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
+import { localDynamoClient } from "../../local/tables";
+import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, PushError, createPusher, type Pusher } from "../../push";
+import { USAGE, parsePushArgs, pusherOptionsFrom } from "../../scripts/push";
+import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
+import { connect, type TestClient } from "../local/wsClient";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+async function user(rt: LocalRuntime, userId: string, username: string, roomId: string): Promise<TestClient> {
+  const token = await rt.mintToken(userId, username);
+  return connect(`${rt.endpoint}?${new URLSearchParams({ token, roomId, username })}`);
+}
+
+/** Runs `npm run push`'s script as a process; resolves with its exit code and output. */
+function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", path.join(ROOT, "scripts", "push.ts"), ...args],
+      { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 45_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("push: system frames from a backend, against the local runtime", function () {
+  this.timeout(90_000);
+  let rt: LocalRuntime;
+  let doc: DynamoDBDocumentClient;
+  let pusher: Pusher;
+  const usage = createUsageScope();
+  const opened: TestClient[] = [];
+  const track = (c: TestClient) => (opened.push(c), c);
+
+  before(async () => {
+    const dynamo = await sharedDynamo();
+    rt = await startLocalRuntime({
+      dynamodbEndpoint: dynamo.endpoint,
+      tablePrefix: uniquePrefix("push"),
+      quiet: true,
+      settings: { rateLimitPerMinute: 1000, maxMessageBytes: 2048 },
+    });
+    doc = DynamoDBDocumentClient.from(localDynamoClient(rt.dynamodbEndpoint));
+    // Exactly what a backend is given: the outputs (the local ones also name DynamoDB Local).
+    pusher = createPusher({ ...pusherOptionsFrom(rt.outputs()), maxMessageBytes: 2048, usage, logger: silent });
+  });
+  after(async () => {
+    await Promise.all(opened.map((c) => c.close().catch(() => undefined)));
+    pusher?.close();
+    doc?.destroy();
+    await rt?.stop();
+  });
+
+  it("delivers a user push to every connection of that user, and to nobody else", async () => {
+    const phone = track(await user(rt, "pu-alice", "Alice", "pu-a"));
+    const laptop = track(await user(rt, "pu-alice", "Alice", "pu-b"));
+    const other = track(await user(rt, "pu-bob", "Bob", "pu-a"));
+
+    const result = await pusher.toUser("pu-alice", { message: "your order shipped", data: { orderId: "o-42", items: [1, 2] } });
+
+    assert.deepEqual({ targets: result.targets, delivered: result.delivered, gone: result.gone, failed: result.failed, stored: result.stored }, {
+      targets: 2,
+      delivered: 2,
+      gone: 0,
+      failed: 0,
+      stored: false,
+    });
+    for (const c of [phone, laptop]) {
+      const f = await c.nextOf("system");
+      assert.deepEqual(f, {
+        type: "system",
+        from: "system",
+        toUserId: "pu-alice",
+        message: "your order shipped",
+        data: { orderId: "o-42", items: [1, 2] },
+        messageId: result.messageId,
+        sentAt: result.sentAt,
+      });
+    }
+    await other.expectNone((f) => f.json?.type === "system", 300);
+  });
+
+  it("stores a room push in the room's history, then delivers it to every member", async () => {
+    const carol = track(await user(rt, "pu-carol", "Carol", "pu-room"));
+    const dan = track(await user(rt, "pu-dan", "Dan", "pu-room"));
+    await carol.nextOf("presence");
+
+    const result = await pusher.toRoom("pu-room", { message: "maintenance at 22:00", data: { severity: "info" } });
+
+    assert.equal(result.stored, true);
+    assert.equal(result.delivered, 2);
+    for (const c of [carol, dan]) {
+      const f = await c.nextOf("system");
+      assert.equal(f.roomId, "pu-room");
+      assert.equal(f.messageId, result.messageId);
+      assert.deepEqual(f.data, { severity: "info" });
+    }
+    const history = await dan.request({ type: "history", roomId: "pu-room" }, "history");
+    const messages = history.messages as Array<Record<string, unknown>>;
+    assert.deepEqual(messages[messages.length - 1], {
+      messageId: result.messageId,
+      userId: "system",
+      username: "System",
+      message: "maintenance at 22:00",
+      sentAt: result.sentAt,
+      kind: "system",
+      data: { severity: "info" },
+    });
+  });
+
+  it("stores a room push even when nobody is in the room", async () => {
+    const result = await pusher.toRoom("pu-empty", "nobody here yet");
+    assert.deepEqual([result.stored, result.targets, result.delivered], [true, 0, 0]);
+    const late = track(await user(rt, "pu-erin", "Erin", "pu-empty"));
+    const history = await late.request({ type: "history", roomId: "pu-empty" }, "history");
+    assert.deepEqual(
+      (history.messages as Array<Record<string, unknown>>).map((m) => [m.messageId, m.kind, m.message]),
+      [[result.messageId, "system", "nobody here yet"]],
+    );
+  });
+
+  it("removes a stale connection (items left behind by a socket that is gone) found by a room push", async () => {
+    const frank = track(await user(rt, "pu-frank", "Frank", "pu-stale"));
+    const ghost = "pu-ghost-connection";
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.connections,
+        Item: { connectionId: ghost, userId: "pu-ghost", username: "Ghost", connectedAt: Date.now(), expiresAt, rooms: new Set(["pu-stale", "pu-other"]) },
+      }),
+    );
+    for (const roomId of ["pu-stale", "pu-other"]) {
+      await doc.send(
+        new PutCommand({
+          TableName: rt.tableNames.rooms,
+          Item: { roomId, sk: `c#${ghost}`, connectionId: ghost, userId: "pu-ghost", username: "Ghost", joinedAt: Date.now(), expiresAt },
+        }),
+      );
+    }
+
+    const result = await pusher.toRoom("pu-stale", "hello room");
+
+    assert.deepEqual([result.targets, result.delivered, result.gone, result.failed], [2, 1, 1, 0]);
+    await frank.nextOf("system");
+    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }));
+    assert.equal(item.Item, undefined, "the connection item is deleted");
+    for (const roomId of ["pu-stale", "pu-other"]) {
+      const m = await doc.send(new GetCommand({ TableName: rt.tableNames.rooms, Key: { roomId, sk: `c#${ghost}` }, ConsistentRead: true }));
+      assert.equal(m.Item, undefined, `the membership in ${roomId} is deleted`);
+    }
+  });
+
+  it("removes a user's stale device found by a user push, and still reaches the live one", async () => {
+    const live = track(await user(rt, "pu-gina", "Gina", "pu-g"));
+    const ghost = "pu-gina-old-phone";
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.connections,
+        Item: { connectionId: ghost, userId: "pu-gina", username: "Gina", connectedAt: Date.now(), expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+      }),
+    );
+
+    const result = await pusher.toUser("pu-gina", "ping from billing");
+
+    assert.deepEqual([result.targets, result.delivered, result.gone], [2, 1, 1]);
+    await live.nextOf("system");
+    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }));
+    assert.equal(item.Item, undefined);
+  });
+
+  it("answers a user with no connection with zero deliveries, not an error", async () => {
+    const result = await pusher.toUser("pu-nobody", "hello?");
+    assert.deepEqual([result.targets, result.delivered, result.stored], [0, 0, false]);
+  });
+
+  it("rejects bad input with a typed PushError before touching anything", async () => {
+    const code = async (p: Promise<unknown>): Promise<string> => {
+      try {
+        await p;
+      } catch (err) {
+        assert.ok(err instanceof PushError, `a PushError, got ${String(err)}`);
+        return err.code;
+      }
+      throw new Error("expected a PushError");
+    };
+    assert.equal(await code(pusher.toRoom("no spaces allowed", "x")), "BAD_REQUEST");
+    assert.equal(await code(pusher.toRoom("r".repeat(65), "x")), "BAD_REQUEST");
+    assert.equal(await code(pusher.toUser("a#b", "x")), "BAD_REQUEST");
+    assert.equal(await code(pusher.toUser("pu-alice", "")), "BAD_REQUEST");
+    assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: [1] as unknown as Record<string, unknown> })), "BAD_REQUEST");
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: cyclic })), "BAD_REQUEST");
+    assert.equal(await code(pusher.toRoom("pu-room", "é".repeat(1025))), "TOO_LARGE"); // 2050 bytes > 2048
+    assert.equal(await code(pusher.toRoom("pu-room", { message: "x", data: { blob: "y".repeat(2048) } })), "TOO_LARGE");
+    assert.throws(() => createPusher({ ...pusherOptionsFrom(rt.outputs()), roomsTable: "" }), (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS");
+    assert.throws(
+      () => createPusher({ ...pusherOptionsFrom(rt.outputs()), managementEndpoint: "ftp://x" }),
+      (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS",
+    );
+    assert.throws(() => createPusher({ ...pusherOptionsFrom(rt.outputs()), maxMessageBytes: 0 }), (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS");
+  });
+
+  it("turns a DynamoDB failure into UNAVAILABLE naming the step and the AWS error", async () => {
+    const wrong = createPusher({ ...pusherOptionsFrom(rt.outputs()), messagesTable: "no-such-table", logger: silent });
+    try {
+      await assert.rejects(wrong.toRoom("pu-room", "x"), (e: unknown) => {
+        assert.ok(e instanceof PushError);
+        assert.equal(e.code, "UNAVAILABLE");
+        assert.match(e.message, /ResourceNotFoundException/);
+        return true;
+      });
+    } finally {
+      wrong.close();
+    }
+  });
+
+  it("makes exactly the DynamoDB calls push/access.ts declares (the IAM policy's source), and uses all of them", async () => {
+    // A room push with a stale member (summary reconcile + clean-up) and a user push.
+    track(await user(rt, "pu-iam", "Iam", "pu-iam"));
+    const ghost = "pu-iam-ghost";
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    await doc.send(new PutCommand({ TableName: rt.tableNames.connections, Item: { connectionId: ghost, userId: "pu-iam", username: "I", connectedAt: 1, expiresAt, rooms: new Set(["pu-iam"]) } }));
+    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam", sk: `c#${ghost}`, connectionId: ghost, userId: "pu-iam-2", username: "I2", joinedAt: 1, expiresAt } }));
+    // A summary that disagrees with the members, so the read reconciles it (UpdateItem), and a
+    // summary of a room with no member left, so the read deletes it (DeleteItem).
+    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam", sk: "#summary", users: 9, directory: "rooms", expiresAt } }));
+    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam-empty", sk: "#summary", users: 1, directory: "rooms", expiresAt } }));
+    const record = emptyUsage();
+    await usage.run(record, async () => {
+      await pusher.toRoom("pu-iam", "audit");
+      await pusher.toRoom("pu-iam-empty", "audit");
+      await pusher.toUser("pu-iam", "audit");
+    });
+    await doc.send(new DeleteCommand({ TableName: rt.tableNames.rooms, Key: { roomId: "pu-iam", sk: "#summary" } }));
+
+    const declared = new Set<string>();
+    for (const a of PUSH_TABLE_ACCESS) {
+      for (const action of a.actions) declared.add(`${a.table} ${action}`);
+      for (const [index, actions] of Object.entries(a.indexes ?? {})) for (const action of actions) declared.add(`${a.table} ${action} @${index}`);
+    }
+    const observed = new Set(record.dynamoCalls.map((c) => `${c.table} ${c.action}${c.index ? ` @${c.index}` : ""}`));
+    assert.deepEqual([...observed].sort(), [...declared].sort());
+    assert.deepEqual(PUSH_MANAGEMENT_METHODS, ["POST"]);
+    assert.ok(record.metrics.ManagementCalls >= 3, "posts went through the fan-out");
+  });
+
+  describe("npm run push (scripts/push.ts) as a process", () => {
+    let dir: string;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "push-cli-"));
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("pushes to a room from an outputs file and exits 0", async () => {
+      const listener = track(await user(rt, "pu-cli", "Cli", "pu-cli"));
+      const outputs = path.join(dir, "outputs.json");
+      fs.writeFileSync(outputs, JSON.stringify({ ...rt.outputs(), maxMessageBytes: 2048 }));
+
+      const run = await runCli(["--outputs", outputs, "--room", "pu-cli", "--data", '{"ticket":7}', "--json", "deploy", "finished"]);
+
+      assert.equal(run.code, 0, run.stderr);
+      const result = JSON.parse(run.stdout) as Record<string, unknown>;
+      assert.deepEqual([result.delivered, result.stored], [1, true]);
+      const f = await listener.nextOf("system");
+      assert.deepEqual([f.message, f.data, f.messageId], ["deploy finished", { ticket: 7 }, result.messageId]);
+    });
+
+    it("exits 2 on bad usage and on an invalid id, 1 when the outputs cannot be read or the Pulumi CLI is absent", async () => {
+      const outputs = path.join(dir, "outputs.json");
+      fs.writeFileSync(outputs, JSON.stringify(rt.outputs()));
+      const noTarget = await runCli(["--outputs", outputs, "hello"]);
+      assert.equal(noTarget.code, 2);
+      assert.match(noTarget.stderr, /exactly one of --user <userId> or --room <roomId>/);
+      const badId = await runCli(["--outputs", outputs, "--room", "bad room", "hi"]);
+      assert.equal(badId.code, 2);
+      assert.match(badId.stderr, /BAD_REQUEST: roomId "bad room" is invalid/);
+      const missing = await runCli(["--outputs", path.join(dir, "nope.json"), "--user", "x", "hi"]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /cannot read .*nope\.json/);
+      // A PATH without pulumi: the CLI explains how to produce an outputs file instead.
+      const noPulumi = await runCli(["--stack", "dev", "--user", "x", "hi"], { ...process.env, PATH: path.dirname(process.execPath) });
+      assert.equal(noPulumi.code, 1);
+      assert.match(noPulumi.stderr, /Pulumi CLI is not installed.*--outputs outputs\.json/);
+    });
+  });
+});
+
+describe("push: command-line parsing (scripts/push.ts)", () => {
+  it("parses a user push with data and a multi-word message", () => {
+    assert.deepEqual(parsePushArgs(["--user", "alice", "--data", '{"a":1}', "hello", "there"]), {
+      target: { kind: "user", id: "alice" },
+      message: "hello there",
+      data: { a: 1 },
+      json: false,
+    });
+  });
+  it("refuses both targets, data that is not an object, and unknown options; --help returns undefined", () => {
+    assert.throws(() => parsePushArgs(["--user", "a", "--room", "b", "x"]), /exactly one/);
+    assert.throws(() => parsePushArgs(["--room", "b", "--data", "[1]", "x"]), /JSON object/);
+    assert.throws(() => parsePushArgs(["--room", "b", "--data", "{", "x"]), /not JSON/);
+    assert.throws(() => parsePushArgs(["--room", "b", "--nope", "x"]), /unknown option --nope/);
+    assert.throws(() => parsePushArgs(["--room", "b"]), /message is missing/);
+    assert.equal(parsePushArgs(["--help"]), undefined);
+    assert.match(USAGE, /--outputs <file>/);
+  });
+  it("reads the stack outputs' names, and rejects outputs of another stack", () => {
+    const o = pusherOptionsFrom({
+      connectionsTable: "p-connections",
+      roomsTable: "p-rooms",
+      messagesTable: "p-messages",
+      managementEndpoint: "https://abc.execute-api.eu-west-1.amazonaws.com/prod",
+      maxMessageBytes: 16384,
+    });
+    assert.deepEqual(o, {
+      connectionsTable: "p-connections",
+      roomsTable: "p-rooms",
+      messagesTable: "p-messages",
+      managementEndpoint: "https://abc.execute-api.eu-west-1.amazonaws.com/prod",
+      maxMessageBytes: 16384,
+    });
+    assert.throws(() => pusherOptionsFrom({ endpoint: "wss://x" }), /no "connectionsTable"/);
+  });
+});
+
+/** A logger that writes nothing (the pusher logs clean-ups; the test reads results instead). */
+const silent = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silent,
+};
