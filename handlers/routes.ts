@@ -105,8 +105,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Registers the connection and joins its first room",
     twoWay: false,
     tables: [
-      // PutItem: the connection item. Membership: UpdateItem (keeps joinedAt on a re-join).
-      { table: "connections", actions: ["dynamodb:PutItem", ...CLEANUP_CONNECTIONS] },
+      // PutItem: the connection item; UpdateItem: its last step (markConnected). Membership:
+      // UpdateItem (keeps joinedAt on a re-join).
+      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
     ],
     manageConnections: ["POST"],

@@ -1,13 +1,14 @@
 /**
  * `$connect`: register the connection (TTL = connect time + 2 h + margin, API Gateway's maximum
  * connection duration), join the `roomId` query parameter's room (default `general`) and announce
- * the user to the others. A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
+ * the user to the others. The item carries `connecting` until the last step, so that concurrent
+ * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
  * invalid roomId, 500 for anything else. Nothing is posted to the connecting connection: it does
  * not exist yet and a post to it returns 410.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
-import { CONNECTION_LIFETIME_SECONDS, epochSeconds, putConnection } from "../lib/data";
+import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection } from "../lib/data";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
@@ -48,8 +49,13 @@ export function createHandler(): WebSocketHandler {
           rateWindow: Math.floor(nowMs / 60_000),
           rateCount: 0,
           lastSeenAt: nowMs,
+          connecting: true,
         });
         await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
+        // One more write per connect (1 WCU) buys correctness: until now another member's broadcast
+        // that got 410 for this connection spared it (fanout.ts); OPEN_SETTLE_MS after this, a 410
+        // means it is gone.
+        await markConnected(rt, rc.connectionId, Date.now());
         log.info("connected", { userId, roomId });
         return { statusCode: 200 };
       } catch (err) {

@@ -51,6 +51,33 @@ export interface ConnectionItem {
   readonly rateWindow?: number;
   readonly rateCount?: number;
   readonly lastSeenAt?: number;
+  /**
+   * Set while `$connect` runs. API Gateway answers 410 for a connection whose handshake has not
+   * completed (AWS-FACTS: Routing), so a post that reaches it then (another member's `joined`
+   * announcement) must not get it deleted as stale. Cleared as `$connect`'s last step.
+   */
+  readonly connecting?: boolean;
+  /** When `$connect`'s last step ran (epoch ms): the handshake completes just after it returns. */
+  readonly openedAt?: number;
+}
+
+/**
+ * How long a `connecting` item is spared after a 410: the authorizer and `$connect` each run for at
+ * most the 29-second integration timeout (AWS-FACTS: Limits). An item older than that whose
+ * `$connect` never cleared the flag belongs to a handshake that failed: it is cleaned like any other.
+ */
+export const CONNECT_GRACE_MS = 60_000;
+
+/**
+ * How long after `$connect`'s last step a 410 is still not final: API Gateway completes the
+ * handshake only after the function has returned, so a post in between is still refused.
+ */
+export const OPEN_SETTLE_MS = 2_000;
+
+/** Whether a 410 for this connection may be the handshake in progress rather than a vanished client. */
+export function mayStillBeOpening(item: Pick<ConnectionItem, "connecting" | "connectedAt" | "openedAt">, nowMs: number): boolean {
+  if (item.connecting === true) return nowMs - Number(item.connectedAt ?? 0) < CONNECT_GRACE_MS;
+  return item.openedAt !== undefined && nowMs - Number(item.openedAt) < OPEN_SETTLE_MS;
 }
 
 export interface MemberItem {
@@ -161,8 +188,31 @@ export async function batchDelete(
 
 // ---------------------------------------------------------------- connections
 
+/** The connection item is gone (cleaned up as stale, or expired): only a new connection helps. */
+function notConnected(): Error {
+  return chatError("NOT_CONNECTED", "this connection is not registered (expired or cleaned up); reconnect");
+}
+
 export async function putConnection(ctx: DataContext, item: ConnectionItem): Promise<void> {
   await ctx.doc.send(new PutCommand({ TableName: tableName(ctx, "connections"), Item: { ...item } }));
+}
+
+/** `$connect`'s last step: the connection is about to be open (see OPEN_SETTLE_MS). */
+export async function markConnected(ctx: DataContext, connectionId: string, nowMs: number): Promise<void> {
+  try {
+    await ctx.doc.send(
+      new UpdateCommand({
+        TableName: tableName(ctx, "connections"),
+        Key: { connectionId },
+        UpdateExpression: "SET openedAt = :now REMOVE connecting",
+        ConditionExpression: "attribute_exists(connectionId)",
+        ExpressionAttributeValues: { ":now": nowMs },
+      }),
+    );
+  } catch (err) {
+    if (isConditionFailure(err)) throw notConnected();
+    throw err;
+  }
 }
 
 /**
@@ -210,7 +260,7 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
     if ((err as { Item?: unknown }).Item) {
       throw chatError("RATE_LIMITED", `rate limit of ${ctx.config.rateLimitPerMinute} frames per minute reached; retry in the next minute`);
     }
-    throw chatError("BAD_REQUEST", "this connection is not registered (expired or cleaned up); reconnect");
+    throw notConnected();
   }
 }
 
@@ -220,7 +270,7 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
  */
 function liveConnection(item: ConnectionItem, nowMs: number): ConnectionItem {
   if (Number(item.expiresAt) <= epochSeconds(nowMs)) {
-    throw chatError("BAD_REQUEST", "this connection is not registered (expired or cleaned up); reconnect");
+    throw notConnected();
   }
   return item;
 }
@@ -247,7 +297,7 @@ export async function addRoomToConnection(ctx: DataContext, connectionId: string
       }),
     );
   } catch (err) {
-    if (isConditionFailure(err)) throw chatError("BAD_REQUEST", "this connection is not registered (expired or cleaned up); reconnect");
+    if (isConditionFailure(err)) throw notConnected();
     throw err;
   }
 }

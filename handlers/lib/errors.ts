@@ -7,6 +7,7 @@
 export type ErrorCode =
   | "BAD_REQUEST"
   | "NOT_A_MEMBER"
+  | "NOT_CONNECTED"
   | "RATE_LIMITED"
   | "TOO_LARGE"
   | "UNKNOWN_TYPE"
@@ -16,6 +17,7 @@ export type ErrorCode =
 export const ERROR_CODES: readonly ErrorCode[] = [
   "BAD_REQUEST",
   "NOT_A_MEMBER",
+  "NOT_CONNECTED",
   "RATE_LIMITED",
   "TOO_LARGE",
   "UNKNOWN_TYPE",

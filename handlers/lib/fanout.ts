@@ -4,8 +4,10 @@
  * - Bounded concurrency (FANOUT_CONCURRENCY) over one reused management client: a broadcast to N
  *   members spends N of the account's 10,000 req/s API Gateway throttle, so it must not burst
  *   without bound.
- * - GoneException (name, or HTTP 410) marks the TARGET connection stale. After the fan-out the
- *   stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
+ * - GoneException (name, or HTTP 410) marks the TARGET connection stale, unless its item says the
+ *   handshake may still be in progress (data.mayStillBeOpening: `connecting` and younger than
+ *   CONNECT_GRACE_MS, or opened less than OPEN_SETTLE_MS ago): API Gateway answers 410 for a
+ *   handshake in progress too, and deleting it would break a client that is about to be connected. After the fan-out the stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
  *   BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
  *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
@@ -17,7 +19,7 @@ import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynam
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced } from "./clients";
 import type { HandlerConfig } from "./config";
-import { backoffDelay, batchDelete } from "./data";
+import { backoffDelay, batchDelete, mayStillBeOpening } from "./data";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { UsageScope } from "./usage";
@@ -27,6 +29,8 @@ export interface FanoutResult {
   readonly delivered: readonly string[];
   /** Connections that no longer exist (410); cleaned up before `deliver` returns. */
   readonly gone: readonly string[];
+  /** 410 from connections still inside their `$connect` (not delivered, not removed). */
+  readonly connecting: readonly string[];
   /** Connections that could not be reached for another reason (after retries). */
   readonly failed: readonly string[];
 }
@@ -38,8 +42,23 @@ export interface DeliverOptions {
 
 export interface Fanout {
   deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
-  /** Deletes connection items and their memberships (also used by $disconnect-less clean-up paths). */
-  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[]): Promise<number>;
+  /**
+   * Deletes connection items and their memberships (also used by $disconnect-less clean-up paths);
+   * with `spareConnecting`, keeps those still inside `$connect`.
+   */
+  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[], options?: RemoveOptions): Promise<RemoveResult>;
+}
+
+export interface RemoveOptions {
+  /** Keep connections whose handshake may still be in progress (data.mayStillBeOpening). */
+  readonly spareConnecting?: boolean;
+  /** Clock, for the grace period. */
+  readonly nowMs?: number;
+}
+
+export interface RemoveResult {
+  readonly removed: readonly string[];
+  readonly spared: readonly string[];
 }
 
 export interface FanoutDeps {
@@ -110,9 +129,16 @@ export function createFanout(deps: FanoutDeps): Fanout {
     }
   }
 
-  async function readRooms(ids: readonly string[], log: Logger): Promise<Map<string, string[]>> {
-    const rooms = new Map<string, string[]>();
-    if (!connectionsTable) return rooms;
+  interface ItemView {
+    readonly rooms: string[];
+    readonly connecting: boolean;
+    readonly connectedAt: number;
+    readonly openedAt?: number;
+  }
+
+  async function readItems(ids: readonly string[], log: Logger): Promise<Map<string, ItemView>> {
+    const items = new Map<string, ItemView>();
+    if (!connectionsTable) return items;
     // BatchGetItem reads at most 100 keys per call.
     for (const part of chunk(ids, 100)) {
       let keys: Record<string, unknown>[] | undefined = part.map((connectionId) => ({ connectionId }));
@@ -120,13 +146,22 @@ export function createFanout(deps: FanoutDeps): Fanout {
         const out = await deps.doc.send(
           new BatchGetCommand({
             RequestItems: {
-              [connectionsTable]: { Keys: keys, ProjectionExpression: "connectionId, #rooms", ExpressionAttributeNames: { "#rooms": "rooms" } },
+              [connectionsTable]: {
+                Keys: keys,
+                ProjectionExpression: "connectionId, #rooms, connecting, connectedAt, openedAt",
+                ExpressionAttributeNames: { "#rooms": "rooms" },
+              },
             },
           }),
         );
         for (const item of out.Responses?.[connectionsTable] ?? []) {
           const set = item.rooms as Set<string> | undefined;
-          rooms.set(String(item.connectionId), set ? [...set] : []);
+          items.set(String(item.connectionId), {
+            rooms: set ? [...set] : [],
+            connecting: item.connecting === true,
+            connectedAt: Number(item.connectedAt ?? 0),
+            ...(item.openedAt !== undefined ? { openedAt: Number(item.openedAt) } : {}),
+          });
         }
         keys = out.UnprocessedKeys?.[connectionsTable]?.Keys as Record<string, unknown>[] | undefined;
         if (keys && keys.length > 0) {
@@ -138,24 +173,39 @@ export function createFanout(deps: FanoutDeps): Fanout {
         }
       }
     }
-    return rooms;
+    return items;
   }
 
-  async function removeConnections(ids: readonly string[], log: Logger, knownRooms: readonly string[] = []): Promise<number> {
+  async function removeConnections(
+    ids: readonly string[],
+    log: Logger,
+    knownRooms: readonly string[] = [],
+    options: RemoveOptions = {},
+  ): Promise<RemoveResult> {
     const unique = [...new Set(ids)];
-    if (unique.length === 0 || !connectionsTable || !roomsTable) return 0;
-    const roomsOf = await readRooms(unique, log);
-    const requests: Array<{ table: string; key: Record<string, string> }> = [];
+    if (unique.length === 0 || !connectionsTable || !roomsTable) return { removed: [], spared: [] };
+    const items = await readItems(unique, log);
+    const nowMs = options.nowMs ?? Date.now();
+    const spared: string[] = [];
+    const removed: string[] = [];
     for (const id of unique) {
+      const item = items.get(id);
+      if (options.spareConnecting && item && mayStillBeOpening(item, nowMs)) spared.push(id);
+      else removed.push(id);
+    }
+    if (spared.length > 0) log.info("410 from connections still in $connect; kept", { count: spared.length, connectionIds: spared });
+    if (removed.length === 0) return { removed, spared };
+    const requests: Array<{ table: string; key: Record<string, string> }> = [];
+    for (const id of removed) {
       requests.push({ table: connectionsTable, key: { connectionId: id } });
-      const rooms = new Set([...(roomsOf.get(id) ?? []), ...knownRooms]);
+      const rooms = new Set([...(items.get(id)?.rooms ?? []), ...knownRooms]);
       for (const roomId of rooms) requests.push({ table: roomsTable, key: { roomId, sk: `c#${id}` } });
     }
     const left = await batchDelete(deps.doc, requests, base);
     if (left > 0) log.warn("stale connection clean-up left unprocessed items (TTL will remove them)", { count: left });
-    deps.usage.count("StaleConnectionsCleaned", unique.length);
-    log.info("stale connections removed", { count: unique.length, connectionIds: unique });
-    return unique.length;
+    deps.usage.count("StaleConnectionsCleaned", removed.length);
+    log.info("stale connections removed", { count: removed.length, connectionIds: removed });
+    return { removed, spared };
   }
 
   async function deliver(targets: readonly string[], payload: string, log: Logger, options: DeliverOptions = {}): Promise<FanoutResult> {
@@ -178,15 +228,19 @@ export function createFanout(deps: FanoutDeps): Fanout {
     if (failed.length > MAX_FAILURE_LOGS) log.error("more deliveries failed", { count: failed.length - MAX_FAILURE_LOGS });
     deps.usage.count("Deliveries", delivered.length);
     deps.usage.count("FailedDeliveries", failed.length);
+    let connecting: readonly string[] = [];
+    let removed: readonly string[] = gone;
     if (gone.length > 0) {
       try {
-        await removeConnections(gone, log, options.roomId ? [options.roomId] : []);
+        const out = await removeConnections(gone, log, options.roomId ? [options.roomId] : [], { spareConnecting: true });
+        connecting = out.spared;
+        removed = out.removed;
       } catch (err) {
         // Clean-up is an optimisation (TTL and read-time filtering cover it): never fail the route for it.
         log.error("stale connection clean-up failed", { count: gone.length }, err);
       }
     }
-    return { delivered, gone, failed };
+    return { delivered, gone: removed, connecting, failed };
   }
 
   return { deliver, removeConnections };

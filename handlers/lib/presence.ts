@@ -23,7 +23,7 @@ export interface Member {
   readonly expiresAt: number;
 }
 
-const NOTHING: FanoutResult = { delivered: [], gone: [], failed: [] };
+const NOTHING: FanoutResult = { delivered: [], gone: [], connecting: [], failed: [] };
 
 /** Posts a frame to the room's live member connections, except `exclude`. */
 export async function broadcastToRoom(

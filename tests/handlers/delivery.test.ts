@@ -4,7 +4,8 @@
  * and a DynamoDB outage answered with INTERNAL.
  */
 import { strict as assert } from "node:assert";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { CONNECT_GRACE_MS } from "../../handlers/lib/data";
 import { FACTORIES } from "../../handlers";
 import { createHarness, messageEvent, withEnv, type Harness } from "../support/handlerHarness";
 
@@ -34,7 +35,7 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     const stale = await h.join("gb", "gone-1");
     const other = await h.join("gc", "gone-1");
     assert.ok((await h.send(stale, { type: "join", roomId: "gone-2" }))?.type === "joined");
-    h.api.close(stale.connectionId); // the client vanished without a $disconnect
+    await h.vanish(stale); // the client vanished without a $disconnect
     h.api.clearFrames();
     assert.equal(await h.send(sender, { type: "chat", message: "still there?" }), undefined);
     assert.equal(h.frames(other).filter((f) => f.type === "chat").length, 1);
@@ -50,6 +51,54 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     assert.equal(report?.metrics.Deliveries, 2);
     assert.ok(report?.dynamoCalls.some((c) => c.table === "connections" && c.action === "dynamodb:BatchGetItem"));
     assert.ok(report?.dynamoCalls.some((c) => c.table === "rooms" && c.action === "dynamodb:BatchWriteItem"));
+  });
+
+  it("concurrent $connects into one room do not delete each other: a 410 for a connection still in $connect is not stale", async () => {
+    // Every $connect announces `joined` to the members it reads; API Gateway answers 410 for those
+    // whose own $connect has not finished (the fake API opens a connection only after it returns 200).
+    const users = Array.from({ length: 12 }, (_, i) => `race-${i}`);
+    const conns = await Promise.all(users.map((u) => h.join(u, "race-1")));
+    const connectReports = h.reports.filter((r) => r.function === "connect");
+    assert.ok(
+      h.api.calls.some((c) => c.status === 410 && conns.some((k) => k.connectionId === c.connectionId)),
+      "the race happened: some joined announcement reached a connection still in $connect",
+    );
+    for (const c of conns) {
+      const item = await getConnection(c.connectionId);
+      assert.ok(item, `${c.userId}'s connection item survived the others' announcements`);
+      assert.equal(item.connecting, undefined, "the connecting flag is cleared by $connect's last step");
+      assert.ok(await getMember("race-1", c.connectionId), `${c.userId}'s membership survived`);
+    }
+    assert.equal(connectReports.reduce((n, r) => n + (r.metrics.StaleConnectionsCleaned ?? 0), 0), 0);
+    h.api.clearFrames();
+    assert.equal(await h.send(conns[0], { type: "chat", message: "all here?" }), undefined);
+    for (const c of conns) assert.equal(h.frames(c).filter((f) => f.type === "chat").length, 1, `${c.userId} got the message`);
+  });
+
+  it("a connection item left `connecting` by a failed handshake is cleaned once the grace period is over", async () => {
+    const sender = await h.join("cg-a", "grace-1");
+    const young = await h.join("cg-b", "grace-1");
+    const old = await h.join("cg-c", "grace-1");
+    // As if their $connect had failed after writing: flag still set, the socket never opened.
+    const now = Date.now();
+    for (const [c, connectedAt] of [[young, now - 1_000], [old, now - CONNECT_GRACE_MS - 1_000]] as const) {
+      await h.doc.send(
+        new UpdateCommand({
+          TableName: h.tables.connections,
+          Key: { connectionId: c.connectionId },
+          UpdateExpression: "SET connecting = :t, connectedAt = :at",
+          ExpressionAttributeValues: { ":t": true, ":at": connectedAt },
+        }),
+      );
+      h.api.close(c.connectionId);
+    }
+    assert.equal(await h.send(sender, { type: "chat", message: "who is there?" }), undefined);
+    assert.ok(await getConnection(young.connectionId), "inside the grace period: kept");
+    assert.ok(await getMember("grace-1", young.connectionId));
+    assert.equal(await getConnection(old.connectionId), undefined, "past the grace period: removed");
+    assert.equal(await getMember("grace-1", old.connectionId), undefined);
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
   });
 
   it("LimitExceededException (429) is retried with backoff and the frame is delivered", async () => {

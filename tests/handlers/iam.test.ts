@@ -22,7 +22,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     // A stale member (closed on the gateway, still in DynamoDB) in every room the scenario posts to.
     const stale = async (roomId: string) => {
       const c = await h.join(`stale-${roomId}`, roomId);
-      h.api.close(c.connectionId);
+      await h.vanish(c);
       return c;
     };
     await stale("iam-a");
@@ -40,7 +40,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     await stale("iam-b");
     await h.send(bob, { type: "leave", roomId: "iam-b" }); // leave: `left` to a stale member -> clean-up
     const gone = await h.join("iam-carol", "iam-d");
-    h.api.close(gone.connectionId);
+    await h.vanish(gone);
     await h.send(a, { type: "private", toUserId: "iam-carol", message: "psst", clientMessageId: "p1" }); // private: clean-up
     await h.send(a, { type: "private", toUserId: "iam-carol", message: "psst", clientMessageId: "p1" });
     await h.send(a, { type: "rooms" });

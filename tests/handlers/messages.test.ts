@@ -206,7 +206,7 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
       }),
     );
     const reply = await h.send(a, { type: "chat", message: "from the past" });
-    assert.equal(reply?.code, "BAD_REQUEST");
+    assert.equal(reply?.code, "NOT_CONNECTED");
     assert.equal((await stored("room#ttl-5")).length, 0);
   });
 

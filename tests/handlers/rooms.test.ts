@@ -243,6 +243,6 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     await h.disconnect(w);
     const reply = await h.send(w, { type: "ping" });
     assert.equal(reply?.type, "error");
-    assert.equal(reply?.code, "BAD_REQUEST");
+    assert.equal(reply?.code, "NOT_CONNECTED");
   });
 });

@@ -5,7 +5,8 @@
  * (handlers/events.ts); route selection follows `$request.body.type` like the service does.
  */
 import { randomBytes } from "node:crypto";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { OPEN_SETTLE_MS } from "../../handlers/lib/data";
 import { ensureTables, localDynamoClient, localTableNames } from "../../local/tables";
 import { functionEnvironment, type DeploymentSettings } from "../../handlers/env";
 import { FACTORIES, onInvocationUsage, type InvocationReport } from "../../handlers";
@@ -87,6 +88,11 @@ export interface Harness {
   /** Sends a frame (object or raw text) through route selection; returns the reply body parsed (undefined if none). */
   send(conn: TestConnection, frame: unknown): Promise<Record<string, unknown> | undefined>;
   sendRaw(conn: TestConnection, body: string, routeKey?: string): Promise<WebSocketResult>;
+  /**
+   * The client vanished without $disconnect, some time after connecting: closed on the fake API, and
+   * its item aged past OPEN_SETTLE_MS (a 410 right after the handshake is not final: fanout.ts).
+   */
+  vanish(conn: TestConnection): Promise<void>;
   /** $disconnect; closes the connection on the fake API first, as the service does. */
   disconnect(conn: TestConnection, statusCode?: number): Promise<WebSocketResult>;
   /** Frames the fake API received for a connection (posts), JSON-parsed. */
@@ -241,6 +247,19 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
       const result = await harness.sendRaw(conn, typeof frame === "string" ? frame : JSON.stringify(frame));
       if (result.statusCode !== 200) throw new Error(`route answered ${result.statusCode}`);
       return result.body === undefined ? undefined : (JSON.parse(result.body) as Record<string, unknown>);
+    },
+    async vanish(conn) {
+      api.close(conn.connectionId);
+      const openedAt = Date.now() - OPEN_SETTLE_MS - 1_000;
+      await doc.send(
+        new UpdateCommand({
+          TableName: tables.connections,
+          Key: { connectionId: conn.connectionId },
+          UpdateExpression: "SET openedAt = :at, connectedAt = :at",
+          ConditionExpression: "attribute_exists(connectionId)",
+          ExpressionAttributeValues: { ":at": openedAt },
+        }),
+      );
     },
     async disconnect(conn, statusCode = 1000) {
       api.close(conn.connectionId);
