@@ -12,6 +12,7 @@
 export const ERROR_CODES = [
   "BAD_REQUEST",
   "NOT_A_MEMBER",
+  "NOT_CONNECTED",
   "RATE_LIMITED",
   "TOO_LARGE",
   "UNKNOWN_TYPE",

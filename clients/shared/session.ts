@@ -147,13 +147,12 @@ function expectationKey(frame: ClientFrame): string {
 }
 
 /**
- * The server's answer when it no longer knows this connection (its item expired or was cleaned up
- * after a failed delivery): every later frame on it would fail the same way, so the only cure is a
- * new connection. The server names no dedicated code for it (docs/protocol.md uses BAD_REQUEST), so
- * it is recognised by its message, which tells the client to reconnect.
+ * The server's answer when it no longer knows this connection (`NOT_CONNECTED`: its item expired or
+ * was cleaned up after a failed delivery): every later frame on it would fail the same way, so the
+ * only cure is a new connection.
  */
 export function isUnregisteredConnectionError(frame: ServerFrame): boolean {
-  return frame.type === "error" && frame.code === "BAD_REQUEST" && /not registered/i.test(frame.message) && /reconnect/i.test(frame.message);
+  return frame.type === "error" && frame.code === "NOT_CONNECTED";
 }
 
 export class ChatSession {

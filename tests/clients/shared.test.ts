@@ -256,12 +256,12 @@ describe("clients: session policy", () => {
     await until(() => server.last?.open === true, "open");
     server.reply({ type: "joined", roomId: "general", members: [] });
     const id = s.chat("are you there?");
-    server.reply({ type: "error", code: "BAD_REQUEST", message: "this connection is not registered (expired or cleaned up); reconnect", requestType: "chat", clientMessageId: id });
+    server.reply({ type: "error", code: "NOT_CONNECTED", message: "this connection is not registered (expired or cleaned up); reconnect", requestType: "chat", clientMessageId: id });
     await until(() => server.sockets.length === 2 && server.sockets[1].open, "a new connection");
     const resent = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).filter((f) => f.type === "chat");
     assert.deepEqual(resent.map((f) => f.clientMessageId), [id]);
-    // An ordinary BAD_REQUEST does not reconnect.
-    server.reply({ type: "error", code: "BAD_REQUEST", message: "roomId: must match", requestType: "join" });
+    // An ordinary BAD_REQUEST does not reconnect, even one whose text mentions reconnecting.
+    server.reply({ type: "error", code: "BAD_REQUEST", message: "roomId: must match; not registered, reconnect", requestType: "join" });
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(server.sockets.length, 2);
     await s.close();
