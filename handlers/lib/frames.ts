@@ -21,6 +21,9 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:|+=-]{1,128}$/;
 /** Client message ids: UUIDs, ULIDs, counters. */
 export const CLIENT_MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** A UTF-16 surrogate that is not half of a pair (with the u flag a pair is one code point, never Cs). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping"] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -35,7 +38,10 @@ export function buildSchemas(maxMessageBytes: number) {
   const message = z
     .string()
     .min(1, "must not be empty")
-    .refine((s) => utf8Bytes(s) <= maxMessageBytes, { message: `must be at most ${maxMessageBytes} UTF-8 bytes`, params: { tooLarge: true } });
+    .refine((s) => utf8Bytes(s) <= maxMessageBytes, { message: `must be at most ${maxMessageBytes} UTF-8 bytes`, params: { tooLarge: true } })
+    // JSON allows "\ud800" escapes, but an unpaired surrogate has no UTF-8 encoding: the message
+    // could not be stored as a DynamoDB string (UTF-8) nor delivered as a UTF-8 frame unchanged.
+    .refine((s) => !LONE_SURROGATE.test(s), "must be well-formed Unicode (no unpaired surrogate)");
   return {
     chat: z.object({ type: z.literal("chat"), message, roomId: roomId.optional(), clientMessageId: clientMessageId.optional() }),
     join: z.object({ type: z.literal("join"), roomId }),
