@@ -1,6 +1,6 @@
 /**
- * The chat API stack: config, encryption key, tables, WebSocket API (with its functions) and
- * monitoring, composed; nothing else lives here (../shared/STYLE.md).
+ * The chat API stack: config, encryption key, tables, WebSocket API (with its functions),
+ * monitoring and the backends' push policy, composed; nothing else lives here (../shared/STYLE.md).
  */
 import * as aws from "@pulumi/aws";
 import { FACTORIES } from "./handlers";
@@ -10,6 +10,7 @@ import { ChatTables } from "./infra/chatTables";
 import { loadConfig } from "./infra/config";
 import { EncryptionKey } from "./infra/encryptionKey";
 import { Monitoring } from "./infra/monitoring";
+import { PushPolicy } from "./infra/pushPolicy";
 import { WebSocketApi } from "./infra/websocketApi";
 
 const config = loadConfig();
@@ -75,6 +76,15 @@ const monitoring = new Monitoring(prefix, {
   tags,
 });
 
+// What a backend role attaches to push system frames (push/, docs/push.md).
+const pushPolicy = new PushPolicy(prefix, {
+  namePrefix: prefix,
+  tableArns: tables.arns,
+  executionArn: api.executionArn,
+  stage: config.stageName,
+  tags,
+});
+
 export const endpoint = api.endpoint;
 export const managementEndpoint = api.managementEndpoint;
 export const apiId = api.apiId;
@@ -85,3 +95,8 @@ export const messagesTable = tables.names.messages;
 export const authSecretArn = api.authSecretArn;
 export const dashboardUrl = monitoring.dashboardUrl;
 export const alarmTopicArn = monitoring.alarmTopicArn;
+export const pushPolicyArn = pushPolicy.arn;
+export const pushPolicyJson = pushPolicy.json;
+// The push module and `npm run push` read these, so a push is validated like a chat message and kept as long.
+export const maxMessageBytes = config.maxMessageBytes;
+export const messageRetentionHours = config.messageRetentionHours;

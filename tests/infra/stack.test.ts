@@ -42,6 +42,9 @@ function expectedCounts(run: StackRun): Record<string, number> {
     "websocket-chat:infra:WebSocketApi": 1,
     "websocket-chat:infra:ChatFunction": n,
     "websocket-chat:infra:Monitoring": 1,
+    // The backends' push policy (infra/pushPolicy.ts): created, attached to nothing in the stack.
+    "websocket-chat:infra:PushPolicy": 1,
+    "aws:iam/policy:Policy": 1,
     "aws:kms/key:Key": 1,
     "aws:kms/alias:Alias": 1,
     [T.table]: TABLE_NAMES.length,
@@ -253,8 +256,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       }
     });
 
-    it("attaches no managed policy anywhere (no RolePolicyAttachment, no managedPolicyArns)", () => {
-      assert.equal(run.resources.filter((r) => /PolicyAttachment|iam\/policy:Policy$/.test(r.type)).length, 0);
+    it("attaches no managed policy anywhere (no RolePolicyAttachment, no managedPolicyArns); the only managed policy is the push policy", () => {
+      assert.equal(run.resources.filter((r) => /PolicyAttachment/.test(r.type)).length, 0);
+      assert.deepEqual(
+        run.ofType("aws:iam/policy:Policy").map((p) => p.inputs.name),
+        [`${settingsOf(run).resourcePrefix}-push`],
+      );
       for (const role of run.ofType(T.role)) assert.equal(role.inputs.managedPolicyArns, undefined, role.name);
     });
 
@@ -353,6 +360,29 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(run.outputs.messagesTable, `${c.resourcePrefix}-messages`);
       assert.match(String(run.outputs.dashboardUrl), new RegExp(`^https://${run.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${run.region}#dashboards:name=${c.resourcePrefix}$`));
       assert.equal(run.outputs.alarmTopicArn, `arn:aws:sns:${run.region}:${ACCOUNT}:${c.resourcePrefix}-alarms`);
+      assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-push`);
+      assert.equal(typeof run.outputs.pushPolicyJson, "string");
+      assert.equal(run.outputs.maxMessageBytes, c.maxMessageBytes);
+      assert.equal(run.outputs.messageRetentionHours, c.messageRetentionHours);
+    });
+
+    it("exports exactly the documented outputs", () => {
+      assert.deepEqual(Object.keys(run.outputs).sort(), [
+        "alarmTopicArn",
+        "apiId",
+        "authSecretArn",
+        "connectionsTable",
+        "dashboardUrl",
+        "endpoint",
+        "managementEndpoint",
+        "maxMessageBytes",
+        "messageRetentionHours",
+        "messagesTable",
+        "pushPolicyArn",
+        "pushPolicyJson",
+        "roomsTable",
+        "stage",
+      ]);
     });
   });
 }

@@ -75,6 +75,8 @@ function outputsFor(type: string, name: string, inputs: Record<string, unknown>,
       return { id: physical, state: { ...inputs, name: physical, arn: arn("logs", `log-group:${physical}`) } };
     case "aws:iam/role:Role":
       return { id: `${name}-role`, state: { ...inputs, name: `${name}-role`, arn: `arn:aws:iam::${ACCOUNT}:role/${name}` } };
+    case "aws:iam/policy:Policy":
+      return { id: `arn:aws:iam::${ACCOUNT}:policy/${physical}`, state: { ...inputs, name: physical, arn: `arn:aws:iam::${ACCOUNT}:policy/${physical}` } };
     case "aws:kms/key:Key":
       return { id: "key-1234", state: { ...inputs, keyId: "key-1234", arn: arn("kms", "key/key-1234") } };
     case "aws:sns/topic:Topic":
