@@ -27,6 +27,8 @@ import {
   SYSTEM_USER_ID,
   USER_ID_PATTERN,
   assertDeliverable,
+  buildSchemas,
+  parseFrame,
   utf8Bytes,
   type SystemFrame,
 } from "../handlers/lib/frames";
@@ -158,15 +160,19 @@ export function regionOfEndpoint(endpoint: string): string | undefined {
 }
 
 /**
- * Validates a notice: the message as `chat` validates it (1 to maxMessageBytes UTF-8 bytes), and
+ * Validates a notice: the message as `chat` validates it (1 to maxMessageBytes UTF-8 bytes, no
+ * unpaired surrogate), and
  * `data` as a JSON object whose JSON text also fits maxMessageBytes. Returns the data's JSON text.
  */
 export function validateNotice(notice: PushNotice | string, maxMessageBytes: number): { message: string; data?: Record<string, unknown>; dataText?: string } {
   const n: PushNotice = typeof notice === "string" ? { message: notice } : notice;
   if (typeof n !== "object" || n === null) throw new PushError("BAD_REQUEST", "the notice must be a string or { message, data? }");
-  if (typeof n.message !== "string" || n.message.length === 0) throw new PushError("BAD_REQUEST", "message must be a non-empty string");
-  if (utf8Bytes(n.message) > maxMessageBytes) {
-    throw new PushError("TOO_LARGE", `message is ${utf8Bytes(n.message)} UTF-8 bytes; at most ${maxMessageBytes} (maxMessageBytes)`);
+  // The `chat` frame's message schema (frames.ts): non-empty, well-formed Unicode, maxMessageBytes.
+  try {
+    parseFrame(buildSchemas(maxMessageBytes).chat.shape.message, n.message);
+  } catch (err) {
+    if (isChatError(err)) throw new PushError(err.code === "TOO_LARGE" ? "TOO_LARGE" : "BAD_REQUEST", `message ${err.message.replace(/^[:\s]+/, "")}`);
+    throw err;
   }
   if (n.data === undefined) return { message: n.message };
   if (typeof n.data !== "object" || n.data === null || Array.isArray(n.data)) throw new PushError("BAD_REQUEST", "data must be a JSON object");
