@@ -5,7 +5,7 @@
  *    fetched once per cold start from Secrets Manager (AUTH_SECRET_ARN). iss/aud checked when set.
  *  - AUTH_MODE=oidc: RS256 only, keys from AUTH_JWKS_URL (jose caches the key set), iss and aud checked.
  * Rejected (Deny policy, API Gateway answers 403): bad signature, `alg: none` or any other
- * algorithm, expired, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
+ * algorithm, expired or without `exp`, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
  * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS.
  * A missing token throws "Unauthorized" (API Gateway's 401; it normally answers that itself).
  * If the verification key cannot be obtained (Secrets Manager or JWKS unreachable) it throws, so
@@ -69,6 +69,9 @@ export function createHandler(): AuthorizerHandler {
   const verifyOptions: JWTVerifyOptions = {
     algorithms: auth.mode === "oidc" ? ["RS256"] : ["HS256"],
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    // jose checks exp only when it is present: without this, a correctly signed token with no exp
+    // would open connections forever once leaked. Local tokens and OIDC ID/access tokens all carry exp.
+    requiredClaims: ["exp"],
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
     ...(auth.audience ? { audience: auth.audience } : {}),
   };
