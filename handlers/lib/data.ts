@@ -70,15 +70,11 @@ export const CONNECT_GRACE_MS = 60_000;
 
 /**
  * How long after `$connect`'s last step a 410 is still not final: API Gateway completes the
- * handshake only after the function has returned, so a post in between is still refused.
+ * handshake only after the function has returned, so a post in between is refused; the fan-out
+ * posts again once this long after it (fanout.ts) before it calls the connection stale.
  */
-export const OPEN_SETTLE_MS = 2_000;
+export const OPEN_SETTLE_MS = 1_000;
 
-/** Whether a 410 for this connection may be the handshake in progress rather than a vanished client. */
-export function mayStillBeOpening(item: Pick<ConnectionItem, "connecting" | "connectedAt" | "openedAt">, nowMs: number): boolean {
-  if (item.connecting === true) return nowMs - Number(item.connectedAt ?? 0) < CONNECT_GRACE_MS;
-  return item.openedAt !== undefined && nowMs - Number(item.openedAt) < OPEN_SETTLE_MS;
-}
 
 export interface MemberItem {
   readonly roomId: string;

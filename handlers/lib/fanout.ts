@@ -5,9 +5,11 @@
  *   members spends N of the account's 10,000 req/s API Gateway throttle, so it must not burst
  *   without bound.
  * - GoneException (name, or HTTP 410) marks the TARGET connection stale, unless its item says the
- *   handshake may still be in progress (data.mayStillBeOpening: `connecting` and younger than
- *   CONNECT_GRACE_MS, or opened less than OPEN_SETTLE_MS ago): API Gateway answers 410 for a
- *   handshake in progress too, and deleting it would break a client that is about to be connected. After the fan-out the stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
+ *   handshake may still be in progress: API Gateway answers 410 before a handshake completes too, and
+ *   deleting such a connection would break a client that is about to be connected. Still inside
+ *   `$connect` (`connecting`, younger than CONNECT_GRACE_MS): kept, not delivered. Its `$connect`
+ *   finished less than OPEN_SETTLE_MS ago: posted again once OPEN_SETTLE_MS after it, then delivered
+ *   or, on a second 410, removed. After the fan-out the stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
  *   BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
  *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
@@ -19,7 +21,7 @@ import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynam
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced } from "./clients";
 import type { HandlerConfig } from "./config";
-import { backoffDelay, batchDelete, mayStillBeOpening } from "./data";
+import { backoffDelay, batchDelete, CONNECT_GRACE_MS, OPEN_SETTLE_MS } from "./data";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { UsageScope } from "./usage";
@@ -29,7 +31,7 @@ export interface FanoutResult {
   readonly delivered: readonly string[];
   /** Connections that no longer exist (410); cleaned up before `deliver` returns. */
   readonly gone: readonly string[];
-  /** 410 from connections still inside their `$connect` (not delivered, not removed). */
+  /** 410 from connections still inside their `$connect`: not delivered (not open yet), not removed. */
   readonly connecting: readonly string[];
   /** Connections that could not be reached for another reason (after retries). */
   readonly failed: readonly string[];
@@ -42,23 +44,8 @@ export interface DeliverOptions {
 
 export interface Fanout {
   deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
-  /**
-   * Deletes connection items and their memberships (also used by $disconnect-less clean-up paths);
-   * with `spareConnecting`, keeps those still inside `$connect`.
-   */
-  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[], options?: RemoveOptions): Promise<RemoveResult>;
-}
-
-export interface RemoveOptions {
-  /** Keep connections whose handshake may still be in progress (data.mayStillBeOpening). */
-  readonly spareConnecting?: boolean;
-  /** Clock, for the grace period. */
-  readonly nowMs?: number;
-}
-
-export interface RemoveResult {
-  readonly removed: readonly string[];
-  readonly spared: readonly string[];
+  /** Deletes connection items and their memberships (also used by $disconnect-less clean-up paths). */
+  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[]): Promise<number>;
 }
 
 export interface FanoutDeps {
@@ -176,71 +163,103 @@ export function createFanout(deps: FanoutDeps): Fanout {
     return items;
   }
 
-  async function removeConnections(
-    ids: readonly string[],
-    log: Logger,
-    knownRooms: readonly string[] = [],
-    options: RemoveOptions = {},
-  ): Promise<RemoveResult> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0 || !connectionsTable || !roomsTable) return { removed: [], spared: [] };
-    const items = await readItems(unique, log);
-    const nowMs = options.nowMs ?? Date.now();
-    const spared: string[] = [];
-    const removed: string[] = [];
-    for (const id of unique) {
-      const item = items.get(id);
-      if (options.spareConnecting && item && mayStillBeOpening(item, nowMs)) spared.push(id);
-      else removed.push(id);
-    }
-    if (spared.length > 0) log.info("410 from connections still in $connect; kept", { count: spared.length, connectionIds: spared });
-    if (removed.length === 0) return { removed, spared };
+  /** Deletes the connection items and their memberships (items: what readItems found of them). */
+  async function deleteStale(ids: readonly string[], items: ReadonlyMap<string, ItemView>, log: Logger, knownRooms: readonly string[]): Promise<void> {
+    if (ids.length === 0 || !connectionsTable || !roomsTable) return;
     const requests: Array<{ table: string; key: Record<string, string> }> = [];
-    for (const id of removed) {
+    for (const id of ids) {
       requests.push({ table: connectionsTable, key: { connectionId: id } });
       const rooms = new Set([...(items.get(id)?.rooms ?? []), ...knownRooms]);
       for (const roomId of rooms) requests.push({ table: roomsTable, key: { roomId, sk: `c#${id}` } });
     }
     const left = await batchDelete(deps.doc, requests, base);
     if (left > 0) log.warn("stale connection clean-up left unprocessed items (TTL will remove them)", { count: left });
-    deps.usage.count("StaleConnectionsCleaned", removed.length);
-    log.info("stale connections removed", { count: removed.length, connectionIds: removed });
-    return { removed, spared };
+    deps.usage.count("StaleConnectionsCleaned", ids.length);
+    log.info("stale connections removed", { count: ids.length, connectionIds: ids });
+  }
+
+  async function removeConnections(ids: readonly string[], log: Logger, knownRooms: readonly string[] = []): Promise<number> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0 || !connectionsTable || !roomsTable) return 0;
+    await deleteStale(unique, await readItems(unique, log), log, knownRooms);
+    return unique.length;
+  }
+
+  /**
+   * What a 410 means for each id (see the header): stale ones are deleted, just-opened ones are
+   * posted again; returns the final outcome of each.
+   */
+  async function settleGone(
+    gone: readonly string[],
+    data: Uint8Array,
+    log: Logger,
+    knownRooms: readonly string[],
+  ): Promise<{ stale: string[]; connecting: string[]; delivered: string[]; failed: Array<{ id: string; err: unknown }> }> {
+    const items = await readItems(gone, log);
+    const nowMs = Date.now();
+    const stale: string[] = [];
+    const connecting: string[] = [];
+    const opening: string[] = [];
+    let retryAt = 0;
+    for (const id of gone) {
+      const item = items.get(id);
+      if (item?.connecting && nowMs - item.connectedAt < CONNECT_GRACE_MS) connecting.push(id);
+      else if (item?.openedAt !== undefined && nowMs - item.openedAt < OPEN_SETTLE_MS) {
+        opening.push(id);
+        retryAt = Math.max(retryAt, item.openedAt + OPEN_SETTLE_MS);
+      } else stale.push(id);
+    }
+    if (connecting.length > 0) log.info("410 from connections still in $connect; kept", { count: connecting.length, connectionIds: connecting });
+    const delivered: string[] = [];
+    const failed: Array<{ id: string; err: unknown }> = [];
+    if (opening.length > 0) {
+      await sleep(Math.max(0, retryAt - Date.now()));
+      await mapPool(opening, deps.concurrency, async (id) => {
+        const outcome = await postOne(id, data);
+        if (outcome === "delivered") delivered.push(id);
+        else if (outcome === "gone") stale.push(id);
+        else failed.push({ id, err: outcome });
+      });
+    }
+    await deleteStale(stale, items, log, knownRooms);
+    return { stale, connecting, delivered, failed };
   }
 
   async function deliver(targets: readonly string[], payload: string, log: Logger, options: DeliverOptions = {}): Promise<FanoutResult> {
     const unique = [...new Set(targets)];
     const data = new TextEncoder().encode(payload);
     const delivered: string[] = [];
-    const gone: string[] = [];
+    let gone: string[] = [];
+    let connecting: string[] = [];
     const failed: string[] = [];
+    const fail = (connectionId: string, err: unknown) => {
+      failed.push(connectionId);
+      // Log the first few failures in full; a systematic failure (e.g. 403 from a wrong endpoint)
+      // in a large room must not write thousands of lines (CloudWatch Logs bills per byte).
+      if (failed.length <= MAX_FAILURE_LOGS) log.error("delivery failed", { targetConnectionId: connectionId }, err);
+    };
     await mapPool(unique, deps.concurrency, async (connectionId) => {
       const outcome = await postOne(connectionId, data);
       if (outcome === "delivered") delivered.push(connectionId);
       else if (outcome === "gone") gone.push(connectionId);
-      else {
-        failed.push(connectionId);
-        // Log the first few failures in full; a systematic failure (e.g. 403 from a wrong endpoint)
-        // in a large room must not write thousands of lines (CloudWatch Logs bills per byte).
-        if (failed.length <= MAX_FAILURE_LOGS) log.error("delivery failed", { targetConnectionId: connectionId }, outcome);
-      }
+      else fail(connectionId, outcome);
     });
-    if (failed.length > MAX_FAILURE_LOGS) log.error("more deliveries failed", { count: failed.length - MAX_FAILURE_LOGS });
-    deps.usage.count("Deliveries", delivered.length);
-    deps.usage.count("FailedDeliveries", failed.length);
-    let connecting: readonly string[] = [];
-    let removed: readonly string[] = gone;
     if (gone.length > 0) {
       try {
-        const out = await removeConnections(gone, log, options.roomId ? [options.roomId] : [], { spareConnecting: true });
-        connecting = out.spared;
-        removed = out.removed;
+        const settled = await settleGone(gone, data, log, options.roomId ? [options.roomId] : []);
+        delivered.push(...settled.delivered);
+        for (const f of settled.failed) fail(f.id, f.err);
+        gone = settled.stale;
+        connecting = settled.connecting;
       } catch (err) {
         // Clean-up is an optimisation (TTL and read-time filtering cover it): never fail the route for it.
         log.error("stale connection clean-up failed", { count: gone.length }, err);
       }
     }
-    return { delivered, gone: removed, connecting, failed };
+    if (failed.length > MAX_FAILURE_LOGS) log.error("more deliveries failed", { count: failed.length - MAX_FAILURE_LOGS });
+    deps.usage.count("Deliveries", delivered.length);
+    deps.usage.count("FailedDeliveries", failed.length);
+    return { delivered, gone, connecting, failed };
   }
 
   return { deliver, removeConnections };

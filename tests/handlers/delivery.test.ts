@@ -75,6 +75,26 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     for (const c of conns) assert.equal(h.frames(c).filter((f) => f.type === "chat").length, 1, `${c.userId} got the message`);
   });
 
+  it("a 410 just after $connect returned is posted again once the handshake has settled: delivered if open, removed if not", async () => {
+    const sender = await h.join("os-a", "settle-1");
+    h.api.clearFrames();
+    // Both $connects have just returned; API Gateway completes a handshake only afterwards.
+    const late = await h.join("os-b", "settle-1");
+    const vanished = await h.join("os-c", "settle-1");
+    h.api.close(late.connectionId);
+    h.api.close(vanished.connectionId);
+    setTimeout(() => h.api.open(late.connectionId), 200); // the handshake completes
+    assert.equal(await h.send(sender, { type: "chat", message: "settled?" }), undefined);
+    assert.equal(h.frames(late).filter((f) => f.type === "chat").length, 1, "delivered on the second post");
+    assert.ok(await getConnection(late.connectionId));
+    assert.equal(await getConnection(vanished.connectionId), undefined, "a second 410: stale");
+    assert.equal(await getMember("settle-1", vanished.connectionId), undefined);
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
+    assert.equal(report?.metrics.Deliveries, 2);
+    assert.equal(report?.metrics.FailedDeliveries, 0);
+  });
+
   it("a connection item left `connecting` by a failed handshake is cleaned once the grace period is over", async () => {
     const sender = await h.join("cg-a", "grace-1");
     const young = await h.join("cg-b", "grace-1");
