@@ -245,10 +245,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
+  /** Longer than the default function timeout plus the gateway's 2 s close grace. */
+  const STOP_DEADLINE_MS = 20_000;
   let stopping: Promise<void> | undefined;
   const stop = (why: string, code: number) => {
     stopping ??= (async () => {
       process.stderr.write(`\n${why}: stopping the gateway, the functions and DynamoDB Local…\n`);
+      // A stop that cannot finish (a function stuck on a dead dependency) must not leave the process
+      // behind: exit anyway; the runtime's exit hook still kills DynamoDB Local.
+      setTimeout(() => {
+        process.stderr.write(`did not stop within ${STOP_DEADLINE_MS / 1000} s; exiting\n`);
+        process.exit(code);
+      }, STOP_DEADLINE_MS).unref();
       await rt.stop();
       process.exit(code);
     })();
