@@ -142,7 +142,7 @@ export const LOCAL_DEFAULTS = {
   messageRetentionHours: 168,
   maxMessageBytes: 16_384,
   rateLimitPerMinute: 60,
-  fanoutConcurrency: 16,
+  fanoutConcurrency: 50,
   /** Outgoing bytes queued for one client above which a POST answers LimitExceededException. */
   clientBufferLimitBytes: 1024 * 1024,
 } as const;
