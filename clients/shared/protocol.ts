@@ -54,6 +54,9 @@ export interface HistoryMessage {
   readonly username: string;
   readonly roomId?: string;
   readonly toUserId?: string;
+  /** "system" for a notice pushed by a backend (docs/protocol.md "system"); absent for users' messages. */
+  readonly kind?: "system";
+  readonly data?: Readonly<Record<string, unknown>>;
 }
 
 export interface ChatFrame {
@@ -108,6 +111,17 @@ export interface HistoryFrame {
   readonly messages: readonly HistoryMessage[];
   readonly next?: string;
 }
+/** A notice from a backend service (docs/push.md): to a room, or to every device of this user. */
+export interface SystemFrame {
+  readonly type: "system";
+  readonly messageId: string;
+  readonly message: string;
+  readonly sentAt: string;
+  readonly roomId?: string;
+  readonly toUserId?: string;
+  /** Structured data for applications; clients show `message`. */
+  readonly data?: Readonly<Record<string, unknown>>;
+}
 export interface PongFrame {
   readonly type: "pong";
 }
@@ -140,6 +154,7 @@ export type ServerFrame =
   | DeliveredFrame
   | RoomsFrame
   | HistoryFrame
+  | SystemFrame
   | PongFrame
   | ErrorFrame
   | GatewayFrame;
@@ -228,6 +243,7 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
   const userId = need(str(v, "userId") ?? str(v, "fromUserId"), "messages[].userId");
   const roomId = str(v, "roomId");
   const toUserId = str(v, "toUserId");
+  const system = str(v, "kind") === "system";
   return {
     messageId: need(str(v, "messageId"), "messages[].messageId"),
     message: need(str(v, "message"), "messages[].message"),
@@ -236,6 +252,8 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
     username: str(v, "username") ?? str(v, "fromUsername") ?? userId,
     ...(roomId !== undefined ? { roomId } : {}),
     ...(toUserId !== undefined ? { toUserId } : {}),
+    ...(system ? { kind: "system" as const } : {}),
+    ...(system && isObject(v.data) ? { data: v.data } : {}),
   };
 }
 
@@ -305,6 +323,16 @@ function parseObject(o: Json): ServerFrame {
         ...opt("next", str(o, "next")),
       };
     }
+    case "system":
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        message: need(str(o, "message"), "message"),
+        sentAt: need(timestamp(o, "sentAt"), "sentAt"),
+        ...opt("roomId", str(o, "roomId")),
+        ...opt("toUserId", str(o, "toUserId")),
+        ...(isObject(o.data) ? { data: o.data } : {}),
+      };
     case "pong":
       return { type };
     case "error":

@@ -1,7 +1,7 @@
 /**
  * How the terminal client prints what happens: one line per event, `HH:MM:SS [tag] text`, with a
  * tag a reader (or a test, or grep) can pick out: chat, presence, joined, left, private, delivered,
- * rooms, history, error, info. Pure functions, so the format is unit-tested.
+ * rooms, history, system, error, info. Pure functions, so the format is unit-tested.
  */
 import type { ServerFrame, HistoryMessage, Member } from "../shared/protocol";
 import { isUnregisteredConnectionError, type SessionEvent } from "../shared/session";
@@ -26,6 +26,7 @@ const COLORS: Record<string, string> = {
   delivered: "\x1b[2m",
   rooms: "\x1b[33m",
   history: "\x1b[2m",
+  system: "\x1b[1;33m",
   error: "\x1b[31m",
   info: "\x1b[2m",
 };
@@ -62,6 +63,8 @@ function memberList(members: readonly Member[]): string {
 }
 
 export function formatHistoryMessage(m: HistoryMessage, scope: string, ctx: FormatContext): string {
+  // A backend's notice is shown as one, whatever user id it carries (docs/protocol.md "system").
+  if (m.kind === "system") return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} [system] ${sanitize(m.message)}`, ctx);
   const to = m.toUserId && m.toUserId !== m.userId ? ` -> ${sanitize(m.toUserId)}` : "";
   return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${who(m.username, m.userId)}${to}: ${sanitize(m.message)}`, ctx);
 }
@@ -97,6 +100,8 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       const head = line(`history ${scope}`, `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist: /more)" : ""}`, ctx);
       return [head, ...frame.messages.map((m) => formatHistoryMessage(m, scope, ctx))];
     }
+    case "system":
+      return [line(frame.roomId !== undefined ? `system #${frame.roomId}` : "system", sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx))];
     case "pong":
       return [];
     case "error": {

@@ -304,6 +304,13 @@ class ChatPage {
         this.store.addHistory(key, f.messages, f.next);
         break;
       }
+      case "system": {
+        // A room notice belongs to the room; a notice to this user is shown where they are looking.
+        const key = f.roomId !== undefined ? roomKey(f.roomId) : this.selected;
+        this.store.addMessage(key, { messageId: f.messageId, userId: "system", username: "System", message: f.message, sentAt: f.sentAt, kind: "system" });
+        this.bump(key);
+        break;
+      }
       case "pong":
         return;
       case "error":
@@ -487,8 +494,8 @@ class ChatPage {
 
   private renderEntry(e: Entry): HTMLLIElement {
     if (e.kind !== "message") return h("li", { className: e.kind, text: e.text });
-    const own = e.userId === this.me.userId;
-    const classes = [own ? "own" : "", e.state === "failed" ? "failed" : ""].filter(Boolean).join(" ");
+    const own = !e.system && e.userId === this.me.userId;
+    const classes = [own ? "own" : "", e.system ? "system" : "", e.state === "failed" ? "failed" : ""].filter(Boolean).join(" ");
     const state = e.state === "sending" ? "sending…" : e.note ?? "";
     return h(
       "li",
@@ -496,7 +503,7 @@ class ChatPage {
       h(
         "div",
         { className: "msg-meta" },
-        h("span", { className: "msg-author", text: own ? `${e.username} (you)` : e.username === e.userId ? e.userId : `${e.username} (${e.userId})` }),
+        h("span", { className: "msg-author", text: e.system ? "System notice" : own ? `${e.username} (you)` : e.username === e.userId ? e.userId : `${e.username} (${e.userId})` }),
         h("time", { className: "msg-time", datetime: e.sentAt, text: shortTime(e.sentAt) }),
       ),
       h("div", { className: "msg-text", text: (e as MessageEntry).text }),

@@ -25,6 +25,8 @@ export interface MessageEntry {
   state: EntryState;
   /** Shown under the message: "delivered to 2 connections", "not sent: RATE_LIMITED …". */
   note?: string;
+  /** A notice pushed by a backend (a `system` frame or a history item of kind "system"). */
+  system?: boolean;
 }
 
 export interface NoticeEntry {
@@ -93,7 +95,7 @@ export class ConversationStore {
   /** A message from the server (live or history). Returns false when it was already shown. */
   addMessage(
     key: ConversationKey,
-    m: { messageId: string; userId: string; username: string; message: string; sentAt: string; clientMessageId?: string },
+    m: { messageId: string; userId: string; username: string; message: string; sentAt: string; clientMessageId?: string; kind?: "system" },
   ): boolean {
     const c = this.get(key);
     if (c.entries.some((e) => e.id === m.messageId)) return false;
@@ -109,7 +111,16 @@ export class ConversationStore {
       c.entries.sort(byTime);
       return true;
     }
-    c.entries.push({ kind: "message", id: m.messageId, userId: m.userId, username: m.username, text: m.message, sentAt: m.sentAt, state: "sent" });
+    c.entries.push({
+      kind: "message",
+      id: m.messageId,
+      userId: m.userId,
+      username: m.username,
+      text: m.message,
+      sentAt: m.sentAt,
+      state: "sent",
+      ...(m.kind === "system" ? { system: true } : {}),
+    });
     c.entries.sort(byTime);
     return true;
   }
