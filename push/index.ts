@@ -117,6 +117,11 @@ export interface PushResult {
   readonly gone: number;
   /** Connections that could not be reached for another reason, after retries (see the logs). */
   readonly failed: number;
+  /**
+   * Connections that answered 410 while their handshake was still running (`$connect` not
+   * finished): not delivered, and kept, since they are about to be open (handlers/lib/fanout.ts).
+   */
+  readonly connecting: number;
 }
 
 export interface Pusher {
@@ -282,11 +287,17 @@ export function createPusher(options: PusherOptions): Pusher {
 
   async function deliver(targets: readonly string[], frame: SystemFrame, roomId: string | undefined, stored: boolean): Promise<PushResult> {
     const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
-    if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0 };
+    if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
     const result = await step("delivery", () =>
       fanout.deliver(targets, JSON.stringify(frame), log.child({ messageId: frame.messageId }), roomId !== undefined ? { roomId } : {}),
     );
-    return { ...base, delivered: result.delivered.length, gone: result.gone.length, failed: result.failed.length };
+    return {
+      ...base,
+      delivered: result.delivered.length,
+      gone: result.gone.length,
+      failed: result.failed.length,
+      connecting: result.connecting.length,
+    };
   }
 
   return {

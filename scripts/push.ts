@@ -196,7 +196,7 @@ export function pusherOptionsFrom(outputs: Record<string, unknown>, region?: str
 export function describeResult(args: PushArgs, r: PushResult): string {
   const to = args.target.kind === "user" ? `user ${args.target.id}` : `room ${args.target.id}`;
   const stored = r.stored ? "; stored in the room's history" : "";
-  return `pushed to ${to}: messageId ${r.messageId}, ${r.targets} connection(s): delivered ${r.delivered}, gone ${r.gone} (removed), failed ${r.failed}${stored}`;
+  return `pushed to ${to}: messageId ${r.messageId}, ${r.targets} connection(s): delivered ${r.delivered}, gone ${r.gone} (removed), failed ${r.failed}${r.connecting > 0 ? `, still connecting ${r.connecting}` : ""}${stored}`;
 }
 
 export async function main(argv: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {

@@ -81,13 +81,10 @@ describe("push: system frames from a backend, against the local runtime", functi
 
     const result = await pusher.toUser("pu-alice", { message: "your order shipped", data: { orderId: "o-42", items: [1, 2] } });
 
-    assert.deepEqual({ targets: result.targets, delivered: result.delivered, gone: result.gone, failed: result.failed, stored: result.stored }, {
-      targets: 2,
-      delivered: 2,
-      gone: 0,
-      failed: 0,
-      stored: false,
-    });
+    assert.deepEqual(
+      { targets: result.targets, delivered: result.delivered, gone: result.gone, failed: result.failed, connecting: result.connecting, stored: result.stored },
+      { targets: 2, delivered: 2, gone: 0, failed: 0, connecting: 0, stored: false },
+    );
     for (const c of [phone, laptop]) {
       const f = await c.nextOf("system");
       assert.deepEqual(f, {
@@ -189,6 +186,23 @@ describe("push: system frames from a backend, against the local runtime", functi
     await live.nextOf("system");
     const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }));
     assert.equal(item.Item, undefined);
+  });
+
+  it("keeps a connection whose handshake is still running (410 before $connect finished), and says so", async () => {
+    const handshaking = "pu-hank-handshaking";
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.connections,
+        Item: { connectionId: handshaking, userId: "pu-hank", username: "Hank", connectedAt: Date.now(), connecting: true, expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+      }),
+    );
+
+    const result = await pusher.toUser("pu-hank", "welcome");
+
+    assert.deepEqual([result.targets, result.delivered, result.gone, result.connecting], [1, 0, 0, 1]);
+    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: handshaking }, ConsistentRead: true }));
+    assert.ok(item.Item, "not removed");
+    await doc.send(new DeleteCommand({ TableName: rt.tableNames.connections, Key: { connectionId: handshaking } }));
   });
 
   it("answers a user with no connection with zero deliveries, not an error", async () => {
