@@ -343,6 +343,10 @@ export async function runBench(o: BenchOptions, command: string, log: (line: str
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
   let options: BenchOptions;
   try {
     options = parseBenchArgs(argv);

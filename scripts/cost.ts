@@ -383,6 +383,10 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
 }
 
 export function main(argv: readonly string[]): number {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   try {
     const options = parseArgs(argv);
     const { inputs, warning } = loadCostInputs(options.resultsPath);

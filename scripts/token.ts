@@ -32,6 +32,12 @@ export async function signLocalToken(o: TokenOptions): Promise<string> {
     .sign(new TextEncoder().encode(o.secret));
 }
 
+const TOKEN_USAGE = `usage: npm run token -- <userId> [--name <display name>] [--ttl <seconds>] [--dir <secret dir>]
+  Prints a token the local runtime accepts (HS256 with .local/secret, iss chat-local, aud chat-api).
+  --name <name>    display name claim
+  --ttl <seconds>  lifetime (default 43200: 12 h)
+  --dir <dir>      folder holding the secret (default .local)`;
+
 export function parseArgs(argv: readonly string[]): { userId: string; name?: string; ttlSeconds?: number; dir?: string } {
   const positional: string[] = [];
   let name: string | undefined;
@@ -44,7 +50,10 @@ export function parseArgs(argv: readonly string[]): { userId: string; name?: str
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === "--name") name = value();
+    if (a === "--help" || a === "-h") {
+      process.stdout.write(`${TOKEN_USAGE}\n`);
+      process.exit(0);
+    } else if (a === "--name") name = value();
     else if (a === "--ttl") {
       ttlSeconds = Number(value());
       if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error("--ttl must be a positive integer (seconds)");
@@ -52,7 +61,7 @@ export function parseArgs(argv: readonly string[]): { userId: string; name?: str
     else if (a.startsWith("--")) throw new Error(`unknown option ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error("usage: npm run token -- <userId> [--name <display name>] [--ttl <seconds>]");
+  if (positional.length !== 1) throw new Error(TOKEN_USAGE);
   return { userId: positional[0], name, ttlSeconds, dir };
 }
 

@@ -108,6 +108,13 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
   };
 }
 
+const BUILD_USAGE = `usage: npm run build:web -- [--endpoint wss://…] [--out dir] [--no-local-token] [--token-url url] [--no-minify]
+  --endpoint <url>   the API stage the page connects to (default: asked at sign-in, or ?endpoint= in the URL)
+  --out <dir>        output folder (default clients/web/dist)
+  --token-url <url>  where the sign-in screen mints tokens (the local runtime's /_local/token)
+  --no-local-token   no token minting: the sign-in screen asks for a pasted token (deployed stacks)
+  --no-minify        readable bundle`;
+
 function parseBuildArgs(argv: readonly string[]): BuildWebOptions {
   const out: { endpoint?: string; outDir?: string; tokenUrl?: string; minify?: boolean } = {};
   for (let i = 0; i < argv.length; i++) {
@@ -133,9 +140,13 @@ function parseBuildArgs(argv: readonly string[]): BuildWebOptions {
       case "--no-minify":
         out.minify = false;
         break;
+      case "--help":
+      case "-h":
+        process.stdout.write(`${BUILD_USAGE}\n`);
+        process.exit(0);
       default:
         throw new BuildWebError(
-          `unknown argument ${argv[i]}\nusage: npm run build:web -- [--endpoint wss://…] [--out dir] [--no-local-token] [--token-url url] [--no-minify]`,
+          `unknown argument ${argv[i]}\n${BUILD_USAGE}`,
         );
     }
   }

@@ -61,12 +61,12 @@ describe("infra: stack config", () => {
     });
   });
 
-  describe("docs/deploy.md", () => {
+  describe("README.md", () => {
     it("documents every config key in its table, with its default", () => {
-      const doc = require("fs").readFileSync(require("path").join(__dirname, "..", "..", "docs", "deploy.md"), "utf8") as string;
+      const doc = require("fs").readFileSync(require("path").join(__dirname, "..", "..", "README.md"), "utf8") as string;
       for (const key of CONFIG_KEYS) {
         const row = doc.split("\n").find((line) => line.startsWith(`| \`${key}\` |`));
-        assert.ok(row, `docs/deploy.md has a row for ${key}`);
+        assert.ok(row, `README.md has a row for ${key}`);
         const d = CONFIG_SCHEMA[key].default;
         const shown = Array.isArray(d) ? "`[]`" : d === "" ? '`""`' : `\`${String(d)}\``;
         assert.ok(row.includes(`| ${CONFIG_SCHEMA[key].type} | ${shown} |`), `${key}: type and default in ${row}`);

@@ -1,0 +1,65 @@
+/**
+ * The docs match the code: every npm script is in the README's script table and answers --help,
+ * every error code the handlers can send is in docs/protocol.md, every relative link resolves,
+ * and the README's quick start is what .ci/run runs.
+ */
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ERROR_CODES } from "../handlers/lib/errors";
+import { ERROR_CODES as CLIENT_ERROR_CODES } from "../clients/shared/protocol";
+
+const ROOT = path.resolve(__dirname, "..");
+const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
+const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+
+describe("docs", function () {
+  this.timeout(120_000);
+
+  it("the README's npm scripts table lists every script in package.json, and nothing else", () => {
+    const readme = read("README.md");
+    const section = readme.slice(readme.indexOf("## npm scripts"), readme.indexOf("\n## ", readme.indexOf("## npm scripts") + 5));
+    const documented = [...section.matchAll(/^\| `npm (?:run )?([a-z:-]+)/gm)].map((m) => m[1]);
+    assert.deepEqual([...documented].sort(), Object.keys(scripts).sort());
+  });
+
+  it("every script that runs a program answers --help with a usage line and exit code 0", () => {
+    for (const name of Object.keys(scripts)) {
+      if (name === "test" || name === "typecheck") continue; // tsc and mocha: their own --help
+      if (!/^node /.test(scripts[name])) continue;
+      const out = spawnSync("npm", ["run", "-s", name, "--", "--help"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      assert.equal(out.status, 0, `npm run ${name} -- --help exited ${out.status}: ${out.stderr}`);
+      assert.match(out.stdout, /usage/i, `npm run ${name} -- --help prints a usage`);
+    }
+  });
+
+  it("docs/protocol.md documents every error code the handlers send, and the clients know them all", () => {
+    const protocol = read("docs/protocol.md");
+    for (const code of ERROR_CODES) assert.match(protocol, new RegExp(`\\| \`${code}\` \\|`), `${code} in the error table`);
+    assert.deepEqual([...CLIENT_ERROR_CODES].sort(), [...ERROR_CODES].sort());
+  });
+
+  it("relative links in README.md and docs/*.md point at files that exist", () => {
+    const files = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+    for (const file of files) {
+      for (const m of read(file).matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+        const target = m[1];
+        if (/^[a-z]+:/i.test(target)) continue;
+        assert.ok(fs.existsSync(path.resolve(ROOT, path.dirname(file), target)), `${file} links to ${target}`);
+      }
+    }
+  });
+
+  it("the README's quick start is the two commands .ci/run runs", () => {
+    const readme = read("README.md");
+    const quick = readme.slice(readme.indexOf("## Quick start"), readme.indexOf("\n## ", readme.indexOf("## Quick start") + 5));
+    assert.match(quick, /npm ci && npm run local/);
+    assert.match(quick, /^npm test\b/m);
+    const ci = read(".ci/run");
+    assert.match(ci, /^npm ci\b/m);
+    assert.match(ci, /local\/smoke\.ts/);
+    assert.match(ci, /^npm test$/m);
+    assert.match(read("local/smoke.ts"), /spawn\("npm", \["run", "--silent", "local"/, "the smoke test starts npm run local itself");
+  });
+});
