@@ -324,6 +324,21 @@ describe("push: system frames from a backend, against the local runtime", functi
   });
 });
 
+describe("push: the module's boundary", function () {
+  this.timeout(60_000);
+  it("loads without any @pulumi package (a backend needs only the AWS SDK)", async () => {
+    const probe = "require('./push'); const p = Object.keys(require.cache).filter((k) => k.includes('@pulumi')); process.stdout.write(JSON.stringify(p));";
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", probe], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
+      let text = "";
+      child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`probe exited ${code}`))));
+    });
+    assert.deepEqual(JSON.parse(out), []);
+  });
+});
+
 describe("push: command-line parsing (scripts/push.ts)", () => {
   it("parses a user push with data and a multi-word message", () => {
     assert.deepEqual(parsePushArgs(["--user", "alice", "--data", '{"a":1}', "hello", "there"]), {
