@@ -128,6 +128,19 @@ describe("push: system frames from a backend, against the local runtime", functi
     });
   });
 
+  it("never lets a user's chat frame pass for a system notice (kind and data are dropped)", async () => {
+    const mallory = track(await user(rt, "system", "System", "pu-forge"));
+    mallory.send({ type: "chat", message: "I am the system", kind: "system", data: { admin: true }, from: "system" });
+    const echoed = await mallory.nextOf("chat");
+    assert.equal(echoed.kind, undefined);
+    const history = await mallory.request({ type: "history", roomId: "pu-forge" }, "history");
+    const [item] = history.messages as Array<Record<string, unknown>>;
+    assert.equal(item.message, "I am the system");
+    assert.equal(item.userId, "system");
+    assert.equal(item.kind, undefined, "only a push is stored with kind system");
+    assert.equal(item.data, undefined);
+  });
+
   it("stores a room push even when nobody is in the room", async () => {
     const result = await pusher.toRoom("pu-empty", "nobody here yet");
     assert.deepEqual([result.stored, result.targets, result.delivered], [true, 0, 0]);
