@@ -166,8 +166,8 @@ export function regionOfEndpoint(endpoint: string): string | undefined {
 
 /**
  * Validates a notice: the message as `chat` validates it (1 to maxMessageBytes UTF-8 bytes, no
- * unpaired surrogate), and
- * `data` as a JSON object whose JSON text also fits maxMessageBytes. Returns the data's JSON text.
+ * unpaired surrogate), and `data` as a JSON object whose JSON text also fits maxMessageBytes.
+ * Returns the data as clients will receive it, and its JSON text (what history stores).
  */
 export function validateNotice(notice: PushNotice | string, maxMessageBytes: number): { message: string; data?: Record<string, unknown>; dataText?: string } {
   const n: PushNotice = typeof notice === "string" ? { message: notice } : notice;
@@ -192,7 +192,10 @@ export function validateNotice(notice: PushNotice | string, maxMessageBytes: num
     throw new PushError("TOO_LARGE", `data is ${utf8Bytes(dataText)} UTF-8 bytes of JSON; at most ${maxMessageBytes} (maxMessageBytes)`);
   }
   // What clients and history receive is exactly this JSON (functions and undefined values dropped).
-  return { message: n.message, data: JSON.parse(dataText) as Record<string, unknown>, dataText };
+  const data: unknown = JSON.parse(dataText);
+  // An object whose toJSON() returns something else (a Date gives a string) is not a JSON object.
+  if (typeof data !== "object" || data === null || Array.isArray(data)) throw new PushError("BAD_REQUEST", "data must serialize to a JSON object");
+  return { message: n.message, data: data as Record<string, unknown>, dataText };
 }
 
 function requirePattern(what: string, value: unknown, pattern: RegExp, rule: string): string {

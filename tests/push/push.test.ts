@@ -239,6 +239,7 @@ describe("push: system frames from a backend, against the local runtime", functi
     assert.equal(await code(pusher.toUser("pu-alice", "")), "BAD_REQUEST");
     assert.equal(await code(pusher.toRoom("pu-room", "half a pair: \ud800")), "BAD_REQUEST"); // no UTF-8 encoding
     assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: [1] as unknown as Record<string, unknown> })), "BAD_REQUEST");
+    assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: new Date() as unknown as Record<string, unknown> })), "BAD_REQUEST");
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: cyclic })), "BAD_REQUEST");
