@@ -19,7 +19,7 @@ export const DEFAULTS: LoadOptions = { connections: 1000, rooms: 20, durationSec
 
 const USAGE = `usage: npm run test:load -- [--connections <n>] [--rooms <n>] [--duration <seconds>] [--rate <frames/s>]
                           [--flood <frames>] [--flood-rate <frames/s>] [--warmup <seconds>] [--memory-margin <percent>] [--seed <n>] [--out <dir>]
-defaults: --connections ${DEFAULTS.connections} --rooms ${DEFAULTS.rooms} --duration ${DEFAULTS.durationSec} --rate ${DEFAULTS.rate} --flood 200 --flood-rate 25 --memory-margin 25 --out test-artifacts/load`;
+defaults: --connections ${DEFAULTS.connections} --rooms ${DEFAULTS.rooms} --duration ${DEFAULTS.durationSec} --rate ${DEFAULTS.rate} --flood 200 --flood-rate 5 --memory-margin 25 --out test-artifacts/load`;
 
 export interface CliOptions extends LoadOptions {
   readonly outDir: string;

@@ -12,7 +12,7 @@ describe("load (short): mixed traffic, then every acknowledged message checked",
   let result: LoadResult;
 
   before(async () => {
-    result = await runLoad({ connections: 100, rooms: 5, durationSec: 20, rate: 10, floodFrames: 100 });
+    result = await runLoad({ connections: 100, rooms: 5, durationSec: 20, rate: 10, floodFrames: 100, floodRate: 10 });
     // Figures for the reader of the test output; the assertions below are on correctness only.
     console.log(formatLoadResult(result).replace(/^/gm, "      "));
   });
