@@ -124,7 +124,7 @@ export interface LocalRuntime {
   /** Ids of the open connections. */
   connectionIds(): string[];
   /** The stack outputs' names and local values (`pulumi stack output --json` shape). */
-  outputs(): Record<string, string>;
+  outputs(): Record<string, string | number>;
   /** Sum of one EMF metric over every invocation (of one function, if given). */
   metricTotal(metric: string, fn?: FunctionName): number;
   /** Clears counters and EMF records (benchmarks measure one phase at a time). */
@@ -356,6 +356,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         connectionsTable: tableNames.connections,
         roomsTable: tableNames.rooms,
         messagesTable: tableNames.messages,
+        // Numbers, as `pulumi stack output --json` prints the stack's (index.ts): push validates with them.
+        maxMessageBytes: settings.maxMessageBytes,
+        messageRetentionHours: settings.messageRetentionHours,
         webUrl,
         dynamodbEndpoint,
       }),

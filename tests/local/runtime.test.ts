@@ -369,6 +369,8 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
       "dynamodbEndpoint",
       "endpoint",
       "managementEndpoint",
+      "maxMessageBytes",
+      "messageRetentionHours",
       "messagesTable",
       "roomsTable",
       "stage",
@@ -376,6 +378,7 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     ]);
     assert.equal(out.connectionsTable, rt.tableNames.connections);
     assert.equal(out.managementEndpoint, rt.managementEndpoint);
+    assert.equal(out.maxMessageBytes, LOCAL_DEFAULTS.maxMessageBytes, "a number, as pulumi stack output --json prints it");
   });
 });
 
