@@ -115,12 +115,14 @@ export const APIGATEWAY_ASSUME_ROLE_POLICY = {
 } as const;
 
 /**
- * Policy of API Gateway's account-wide CloudWatch Logs role, scoped to this stack's access-log
- * group. The actions are those of the AWS managed AmazonAPIGatewayPushToCloudWatchLogs policy,
- * written inline so no managed policy is attached; DescribeLogGroups is account-level, so it gets
- * the account's log-group ARN pattern.
+ * Policy of API Gateway's account-wide CloudWatch Logs role. The role is account-wide (the last
+ * stack to set it serves every API in the account and region), so it covers the access-log groups
+ * of every stack of this project, `/aws/apigateway/*`, not only its own: with dev and prod in one
+ * account, whichever set it last keeps both stacks' access logs flowing. The actions are those of
+ * the AWS managed AmazonAPIGatewayPushToCloudWatchLogs policy, written inline so no managed policy
+ * is attached; DescribeLogGroups is account-level, so it gets the account's log-group ARN pattern.
  */
-export function apiGatewayLoggingPolicy(accessLogGroupArn: string, logGroupsArnPattern: string): IamPolicyDocument {
+export function apiGatewayLoggingPolicy(accessLogGroupsArnPattern: string, logGroupsArnPattern: string): IamPolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
@@ -128,7 +130,7 @@ export function apiGatewayLoggingPolicy(accessLogGroupArn: string, logGroupsArnP
         Sid: "WriteAccessLogs",
         Effect: "Allow",
         Action: ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"],
-        Resource: [accessLogGroupArn, `${accessLogGroupArn}:*`],
+        Resource: [accessLogGroupsArnPattern, `${accessLogGroupsArnPattern}:*`],
       },
       { Sid: "DescribeLogGroups", Effect: "Allow", Action: ["logs:DescribeLogGroups"], Resource: [logGroupsArnPattern] },
     ],

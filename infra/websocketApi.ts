@@ -275,8 +275,8 @@ export class WebSocketApi extends pulumi.ComponentResource {
           function: fn.functionName,
           qualifier: fn.qualifier,
           principal: "apigateway.amazonaws.com",
-          // Any stage, this route only.
-          sourceArn: pulumi.interpolate`${api.executionArn}/*/${spec.routeKey}`,
+          // This stage and this route only: {executionArn}/{stage}/{routeKey}.
+          sourceArn: pulumi.interpolate`${api.executionArn}/${stageName}/${spec.routeKey}`,
         },
         { parent: this },
       );
@@ -311,7 +311,8 @@ export class WebSocketApi extends pulumi.ComponentResource {
           policy: accessLogs.arn.apply((arn) => {
             // arn:{partition}:logs:{region}:{account}:log-group:{name}
             const accountPattern = arn.replace(/:log-group:.*$/, ":log-group:*");
-            return JSON.stringify(apiGatewayLoggingPolicy(arn, accountPattern));
+            const accessLogGroups = arn.replace(/:log-group:.*$/, ":log-group:/aws/apigateway/*");
+            return JSON.stringify(apiGatewayLoggingPolicy(accessLogGroups, accountPattern));
           }),
         },
         { parent: this },

@@ -179,7 +179,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(mine[0].inputs.principal, "apigateway.amazonaws.com");
         assert.equal(mine[0].inputs.action, "lambda:InvokeFunction");
         assert.equal(mine[0].inputs.qualifier, invokeTarget(run, spec.name).qualifier, `${spec.name}: permission on what API Gateway invokes`);
-        assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/*/${spec.routeKey}` : `${exec}/authorizers/${authorizer.id}`);
+        assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/${run.outputs.stage as string}/${spec.routeKey}` : `${exec}/authorizers/${authorizer.id}`);
       }
     });
 
