@@ -299,6 +299,8 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
     messageWidgets.push(
       new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Messages per route", period: 60, metrics: args.routeKeys.map((r) => api("MessageCount", { Route: r }).withLabel(r)) }),
       new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Integration errors per route", period: 60, metrics: args.routeKeys.map((r) => api("IntegrationError", { Route: r }).withLabel(r)) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Client errors (4XX) per route", period: 60, metrics: args.routeKeys.map((r) => api("ClientError", { Route: r }).withLabel(r)) }),
+      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Execution errors per route", period: 60, metrics: args.routeKeys.map((r) => api("ExecutionError", { Route: r }).withLabel(r)) }),
     );
   }
   rows.push(new cloudwatch.RowWidget(...messageWidgets));

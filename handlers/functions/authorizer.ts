@@ -15,6 +15,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from "jose";
 import type { AuthorizerEvent, AuthorizerHandler, AuthorizerResult } from "../events";
+import { traced } from "../lib/clients";
 import { readAuthConfig, type AuthConfig } from "../lib/config";
 import { USER_ID_PATTERN } from "../lib/frames";
 import { createHost, withInvocation } from "../lib/runtime";
@@ -80,7 +81,8 @@ export function createHandler(): AuthorizerHandler {
   const sharedSecret = (): Promise<Uint8Array> => {
     if (auth.sharedSecret !== undefined) return Promise.resolve(new TextEncoder().encode(auth.sharedSecret));
     secret ??= (async () => {
-      const client = new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } });
+      // Traced like every other SDK client when enableXrayTracing is on (the cold fetch shows in the trace).
+      const client = traced(host.config, new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } }));
       const out = await client.send(new GetSecretValueCommand({ SecretId: auth.secretArn }));
       if (!out.SecretString || Buffer.byteLength(out.SecretString, "utf8") < 32) {
         throw new Error("the HS256 secret in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)");

@@ -149,6 +149,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       const perRoute = ROUTE_FUNCTIONS.map((f) => `"Route","${f.routeKey}"`);
       for (const r of perRoute) assert.equal(text.includes(r), c.enableDetailedMonitoring, r);
       assert.equal(c.enableDetailedMonitoring, stack === "prod");
+      // Messages, client errors, execution and integration errors, each per route.
+      for (const metric of ["MessageCount", "ClientError", "ExecutionError", "IntegrationError"]) {
+        for (const f of ROUTE_FUNCTIONS) {
+          assert.equal(text.includes(`"${metric}","ApiId"`) && new RegExp(`"${metric}"[^\\]]*"Route","${f.routeKey.replace("$", "\\$")}"`).test(text), c.enableDetailedMonitoring, `${metric} per route ${f.routeKey}`);
+        }
+      }
     });
 
     it("encrypts every log group with the KMS key and gives it the configured retention", () => {
