@@ -152,7 +152,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Messages, client errors, execution and integration errors, each per route.
       for (const metric of ["MessageCount", "ClientError", "ExecutionError", "IntegrationError"]) {
         for (const f of ROUTE_FUNCTIONS) {
-          assert.equal(text.includes(`"${metric}","ApiId"`) && new RegExp(`"${metric}"[^\\]]*"Route","${f.routeKey.replace("$", "\\$")}"`).test(text), c.enableDetailedMonitoring, `${metric} per route ${f.routeKey}`);
+          assert.equal(text.includes(`"${metric}","ApiId"`) && new RegExp(`"${metric}"[^\\]]*"Route","${String(f.routeKey).replace("$", "\\$")}"`).test(text), c.enableDetailedMonitoring, `${metric} per route ${f.routeKey}`);
         }
       }
     });

@@ -31,7 +31,9 @@ describe("docs/local.md Python snippet", function () {
 
   before(function () {
     if (!hasWebsockets()) {
-      // CI installs it (apt-get install -y python3-websockets); a developer machine may not have it.
+      // CI installs it (apt-get install -y python3-websockets): missing there is a failure; a
+      // developer machine may not have it.
+      if (process.env.CI) throw new Error(`${PYTHON} lacks the websockets module: apt-get install -y python3-websockets`);
       process.stderr.write(`    skipped: ${PYTHON} lacks the websockets module (apt-get install -y python3-websockets)\n`);
       this.skip();
     }
