@@ -9,7 +9,7 @@
  */
 import * as assert from "node:assert/strict";
 import { ScanCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
-import { CLIENT_MESSAGE_ID_PATTERN } from "../../handlers/lib/frames";
+import { CLIENT_MESSAGE_ID_PATTERN, ROOM_ID_PATTERN } from "../../handlers/lib/frames";
 import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
 import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
@@ -107,10 +107,19 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
     console.log(`      bad input: ${CASES.length} cases (seed ${SEED}): ${summary}; failures ${failures.length}`);
   });
 
+  /** The next frame on the main connection; fails at once if the connection closes instead. */
+  function nextOnMain(what: string): Promise<Frame> {
+    if (main.ws.readyState !== main.ws.OPEN) return Promise.reject(new Error("the main connection is closed"));
+    return Promise.race([
+      main.next(() => true, ANSWER_TIMEOUT_MS, what),
+      main.closed.then((c) => Promise.reject(new Error(`the main connection closed with ${c.code} while waiting for ${what}`))),
+    ]);
+  }
+
   /** One case on the main connection: exactly one answer, then ping answers pong. */
   async function onMain(c: BadInputCase): Promise<string | undefined> {
     if (c.payload.kind !== "text") throw new Error("not a main-connection case");
-    const answer = main.next(() => true, ANSWER_TIMEOUT_MS, `the answer to ${c.id}`);
+    const answer = nextOnMain(`the answer to ${c.id}`);
     main.send(c.payload.text);
     let frame: Frame;
     try {
@@ -120,7 +129,7 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
     }
     const problem = judge(c, frame);
     if (!problem && c.expect.kind === "reply" && c.expect.type === "chat") acceptedChats.set(String(frame.json!.messageId), String(frame.json!.message));
-    const pong = main.next(() => true, ANSWER_TIMEOUT_MS, `pong after ${c.id}`);
+    const pong = nextOnMain(`pong after ${c.id}`);
     main.send({ type: "ping" });
     try {
       const p = await pong;
@@ -225,6 +234,14 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
       differing.map((id) => `${id}: sent ${JSON.stringify(acceptedChats.get(id)?.slice(0, 40))}, history ${JSON.stringify(returned.get(id)?.slice(0, 40))}`),
       [],
     );
+
+    // No rejected join created a room: every listed room id is a valid one.
+    const rooms = (await main.request({ type: "rooms" }, "rooms")).rooms as Array<{ roomId: string }>;
+    assert.deepEqual(
+      rooms.map((r) => r.roomId).filter((id) => !ROOM_ID_PATTERN.test(id)),
+      [],
+    );
+    assert.ok(rooms.some((r) => r.roomId === CTX.guardedRoom) && rooms.some((r) => r.roomId === CTX.sandboxRoom));
 
     const ddb = localDynamoClient(rt.dynamodbEndpoint);
     try {

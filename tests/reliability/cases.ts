@@ -392,6 +392,14 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   // ---------------------------------------------------------------- extra fields: ignored (docs/protocol.md, Routing)
   add("extra fields", "ping with unknown fields", json({ type: "ping", [rng.word(6)]: rng.word(10), n: 1, nested: { a: [1, 2] } }), pong);
   add("extra fields", "ping with an out-of-range number (1e999 parses as Infinity)", text('{"type":"ping","x":1e999}'), pong);
+  {
+    // As many keys as fit under the 128 KB message limit.
+    const many: Record<string, number> = { type: 0 };
+    for (let i = 0; i < 8000; i++) many[`k${i}`] = i;
+    const frame = JSON.stringify({ ...many, type: "ping" });
+    if (Buffer.byteLength(frame) > maxFrameBytes) throw new Error("the many-keys frame must fit in one message");
+    add("extra fields", "ping with 8,000 unknown keys", text(frame), pong);
+  }
   add("extra fields", "rooms with unknown fields", json({ type: "rooms", filter: "all", page: 2 }), { kind: "reply", type: "rooms" });
   add(
     "extra fields",
