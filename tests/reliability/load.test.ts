@@ -41,3 +41,38 @@ describe("load (short): mixed traffic, then every acknowledged message checked",
     assert.deepEqual(result.checks.filter((c) => !c.ok), []);
   });
 });
+
+describe("load run options and traffic mix (pure)", () => {
+  it("parses the documented options and refuses bad ones with a clear message", async () => {
+    const { parseLoadArgs, DEFAULTS } = await import("../load/run");
+    assert.deepEqual(
+      (({ connections, rooms, durationSec, rate }) => ({ connections, rooms, durationSec, rate }))(parseLoadArgs([]) as typeof DEFAULTS),
+      { connections: 1000, rooms: 20, durationSec: 300, rate: 10 },
+    );
+    const o = parseLoadArgs(["--connections", "200", "--rooms=4", "--duration", "30", "--rate", "5", "--flood", "50", "--flood-rate", "2"]);
+    assert.ok(o !== "help");
+    assert.deepEqual([o.connections, o.rooms, o.durationSec, o.rate, o.floodFrames, o.floodRate], [200, 4, 30, 5, 50, 2]);
+    assert.equal(parseLoadArgs(["--help"]), "help");
+    assert.throws(() => parseLoadArgs(["--connections", "ten"]), /--connections must be a number/);
+    assert.throws(() => parseLoadArgs(["--rate", "0"]), /--rate must be within/);
+    assert.throws(() => parseLoadArgs(["--rooms", "600"]), /at least twice --rooms/);
+    assert.throws(() => parseLoadArgs(["--bogus", "1"]), /unknown option --bogus/);
+    assert.throws(() => parseLoadArgs(["--duration"]), /needs a value/);
+  });
+
+  it("draws the documented mix from a seeded generator, the same for the same seed", async () => {
+    const { MIX, pickAction, prng } = await import("../load/load");
+    const a = prng(8);
+    const b = prng(8);
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 100_000; i++) {
+      const u = a();
+      assert.equal(u, b());
+      const action = pickAction(u);
+      counts[action] = (counts[action] ?? 0) + 1;
+    }
+    for (const [action, share] of Object.entries(MIX)) {
+      assert.ok(Math.abs(counts[action] / 100_000 - share) < 0.01, `${action}: ${counts[action]} of 100,000 for a share of ${share}`);
+    }
+  });
+});
