@@ -1,9 +1,10 @@
 /**
  * Faults (issue 8): what users observe when DynamoDB goes away and comes back, when half a room
  * vanishes without `$disconnect`, when `@connections` throttles, and when a function runs past its
- * timeout. The real handlers in their workers, real `ws` clients connecting concurrently, and a
- * DynamoDB Local of this file's own (on disk, so that it can be stopped and restarted on the same
- * port with its tables and items), never the suite's shared one.
+ * timeout. The real handlers in their workers, real `ws` clients connecting concurrently, and for
+ * the first three a DynamoDB Local of this file's own (on disk, so that it can be stopped and
+ * restarted on the same port with its tables and items), never the suite's shared one; the
+ * timeout case reaches the shared one through a relay that can stall.
  *
  * Every wait is bounded: SDK timeouts (handlers/lib/clients.ts: 1 s connect, 5 s request, 3
  * attempts) decide how long a frame waits while DynamoDB is down; the function timeout decides how
@@ -22,7 +23,7 @@ import { freePort, startDynamoLocal, type DynamoLocal } from "../../local/dynamo
 import type { ManagementCall, ManagementError } from "../../local/gateway";
 import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
-import { uniquePrefix } from "../support/globalFixtures";
+import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, eventually, handshakeStatus, withTimeout, type TestClient } from "../local/wsClient";
 
 /** Longest a frame may wait for its answer here: above the SDK's worst case with DynamoDB refusing connections. */
@@ -302,16 +303,15 @@ describe("faults: the service survives its worst day", function () {
 
 describe("faults: a function that runs past its timeout", function () {
   this.timeout(90_000);
-  let dynamo: DynamoLocal;
   let relay: StallingRelay;
   let rt: LocalRuntime;
   let members: Member[] = [];
   /** Shorter than the SDK's 5 s request timeout, so a stalled DynamoDB call outlives the function (as a Lambda timeout below the SDK's would). */
-  const HISTORY_TIMEOUT_MS = 2000;
+  const HISTORY_TIMEOUT_MS = 3000;
 
   before(async () => {
-    dynamo = await startDynamoLocal();
-    relay = new StallingRelay(dynamo.port);
+    // The suite's shared DynamoDB Local is never stopped here: the relay in front of it stalls.
+    relay = new StallingRelay((await sharedDynamo()).port);
     rt = await startLocalRuntime({
       dynamodbEndpoint: await relay.listen(),
       tablePrefix: uniquePrefix("timeout"),
@@ -325,7 +325,6 @@ describe("faults: a function that runs past its timeout", function () {
     await closeAll(members);
     await relay?.close();
     await rt?.stop();
-    await dynamo?.stop();
   });
 
   it("answers API Gateway's Internal server error frame, and the next message on the connection works", async () => {
