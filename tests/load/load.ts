@@ -22,6 +22,7 @@ import { rssMiB } from "../../bench/lib/proc";
 import { startRuntimeProcess, type RuntimeProcess } from "../../bench/lib/runtimeProcess";
 import { round, summarize, type Summary } from "../../bench/lib/stats";
 import { METRICS } from "../../handlers/metrics";
+import { mulberry32 } from "../reliability/cases";
 
 export interface LoadOptions {
   /** WebSocket connections, one user each (the flooding client is one of them). */
@@ -102,17 +103,8 @@ export interface LoadResult {
   readonly passed: boolean;
 }
 
-/** mulberry32: a small seeded PRNG, so a run's sequence of actions can be reproduced. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG of the bad-input generator (mulberry32), so a run's sequence of actions can be reproduced. */
+export const prng = mulberry32;
 
 /** The action a uniform number in [0, 1) selects from MIX. */
 export function pickAction(u: number): Action {
