@@ -1,7 +1,7 @@
 /**
  * `chat`: store the message in the room's conversation, then deliver it to every live connection
  * of the room, the sender's included (the sender's confirmation is the broadcast itself, so the
- * route returns no body). A retried clientMessageId stores and broadcasts nothing: the sender alone
+ * route returns no body, unless the post to the sender failed: then the frame is the reply). A retried clientMessageId stores and broadcasts nothing: the sender alone
  * gets the ORIGINAL chat frame back as the reply.
  */
 import type { WebSocketHandler } from "../events";
@@ -67,6 +67,9 @@ export function createHandler(): WebSocketHandler {
       gone: result.gone.length,
       failed: result.failed.length,
     });
+    // The sender's confirmation is its copy of the broadcast; if that one post failed (not 410: the
+    // connection is there), answer with the frame instead, so every frame gets an answer.
+    if (result.failed.includes(connection.connectionId)) return out;
     return undefined;
   });
 }

@@ -222,42 +222,57 @@ export async function markConnected(ctx: DataContext, connectionId: string, nowM
 export async function touchConnection(ctx: DataContext, connectionId: string, nowMs: number): Promise<ConnectionItem> {
   const table = tableName(ctx, "connections");
   const window = Math.floor(nowMs / 60_000);
-  try {
-    const out = await ctx.doc.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: { connectionId },
-        UpdateExpression: "SET rateCount = rateCount + :one, lastSeenAt = :now",
-        ConditionExpression: "rateWindow = :w AND rateCount < :limit",
-        ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window, ":limit": ctx.config.rateLimitPerMinute },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return liveConnection(out.Attributes as ConnectionItem, nowMs);
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-  }
-  try {
-    const out = await ctx.doc.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: { connectionId },
-        UpdateExpression: "SET rateWindow = :w, rateCount = :one, lastSeenAt = :now",
-        ConditionExpression: "attribute_exists(connectionId) AND (attribute_not_exists(rateWindow) OR rateWindow <> :w)",
-        ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window },
-        ReturnValues: "ALL_NEW",
-        // Tells "limit reached" (the item comes back) from "no such connection" without another read.
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      }),
-    );
-    return liveConnection(out.Attributes as ConnectionItem, nowMs);
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-    if ((err as { Item?: unknown }).Item) {
-      throw chatError("RATE_LIMITED", `rate limit of ${ctx.config.rateLimitPerMinute} frames per minute reached; retry in the next minute`);
+  const limit = ctx.config.rateLimitPerMinute;
+  // Two frames of one connection processed at once at the start of a minute both fail step 1; one
+  // opens the window in step 2 and the other then finds it open with room left: it goes back to
+  // step 1 (counted in that window) instead of being refused. Bounded: each round needs another
+  // frame to have changed the item in between.
+  for (let round = 0; round < 3; round++) {
+    try {
+      const out = await ctx.doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { connectionId },
+          UpdateExpression: "SET rateCount = rateCount + :one, lastSeenAt = :now",
+          ConditionExpression: "rateWindow = :w AND rateCount < :limit",
+          ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window, ":limit": limit },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return liveConnection(out.Attributes as ConnectionItem, nowMs);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
-    throw notConnected();
+    try {
+      const out = await ctx.doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { connectionId },
+          UpdateExpression: "SET rateWindow = :w, rateCount = :one, lastSeenAt = :now",
+          ConditionExpression: "attribute_exists(connectionId) AND (attribute_not_exists(rateWindow) OR rateWindow <> :w)",
+          ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window },
+          ReturnValues: "ALL_NEW",
+          // Tells "limit reached" (the item comes back) from "no such connection" without another read.
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return liveConnection(out.Attributes as ConnectionItem, nowMs);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const item = (err as { Item?: Record<string, unknown> }).Item;
+      if (!item) throw notConnected();
+      const openedByAnother = numberAttribute(item.rateWindow) === window && (numberAttribute(item.rateCount) ?? limit) < limit;
+      if (!openedByAnother) break;
+    }
   }
+  throw chatError("RATE_LIMITED", `rate limit of ${limit} frames per minute reached; retry in the next minute`);
+}
+
+/** A number attribute of an item returned with an error: raw (`{ N: "3" }`) or already unmarshalled. */
+function numberAttribute(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  if (typeof value === "object" && value !== null && typeof (value as { N?: unknown }).N === "string") return Number((value as { N: string }).N);
+  return undefined;
 }
 
 /**

@@ -13,7 +13,8 @@
  *   BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
  *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
- *   backoff and full jitter, never treated as gone.
+ *   backoff and full jitter, never treated as gone. A post that was never sent (no connection could
+ *   be made in time: isNotSent) is retried the same way; one that may have arrived is not.
  * - Anything else is logged and counted (FailedDeliveries); delivery to the others continues.
  */
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
@@ -72,6 +73,22 @@ export function isThrottled(err: unknown): boolean {
   return errorName(err) === "LimitExceededException" || httpStatus(err) === 429;
 }
 
+/** Socket-level codes meaning the request never reached the service. */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"]);
+
+/**
+ * The post failed before it was sent: no connection could be made (refused, DNS), or none within
+ * the SDK's connectionTimeout (which includes waiting for a free socket of the pool). Retrying it
+ * cannot deliver twice. A request timeout AFTER sending is not retried: the frame may have arrived.
+ */
+export function isNotSent(err: unknown): boolean {
+  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code === "string" && NOT_SENT_CODES.has(code)) return true;
+  // @smithy/node-http-handler's connectionTimeout error ("the request socket did not establish a
+  // connection with the server within the configured timeout"; older releases: "without establishing").
+  return errorName(err) === "TimeoutError" && err instanceof Error && /(did not establish|without establishing) a connection/i.test(err.message);
+}
+
 /** Runs `work` over `items` with at most `limit` in flight. */
 export async function mapPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -107,7 +124,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
         return "delivered";
       } catch (err) {
         if (isGone(err)) return "gone";
-        if (isThrottled(err) && attempt < retries) {
+        if ((isThrottled(err) || isNotSent(err)) && attempt < retries) {
           await sleep(backoffDelay(attempt, base));
           continue;
         }

@@ -5,7 +5,11 @@
  */
 import { strict as assert } from "node:assert";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { CONNECT_GRACE_MS } from "../../handlers/lib/data";
+import { createFanout } from "../../handlers/lib/fanout";
+import { createLogger } from "../../handlers/lib/logger";
+import { createUsageScope, emptyUsage } from "../../handlers/lib/usage";
 import { FACTORIES } from "../../handlers";
 import { createHarness, messageEvent, withEnv, type Harness } from "../support/handlerHarness";
 
@@ -133,6 +137,60 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     const report = h.reports.filter((r) => r.function === "chat").pop();
     assert.equal(report?.metrics.ManagementCalls, 5);
     assert.equal(report?.metrics.FailedDeliveries, 0);
+  });
+
+  it("a post that could not be sent (no connection within the timeout) is retried and delivered", async () => {
+    const a = await h.join("ns-a", "notsent-1");
+    const b = await h.join("ns-b", "notsent-1");
+    // What the SDK throws when no socket connects within connectionTimeout (e.g. the pool is busy).
+    const notSent = () =>
+      Object.assign(new Error("@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms."), { name: "TimeoutError" });
+    let failures = 2;
+    const posted: string[] = [];
+    const management = {
+      send: async (command: { input: { ConnectionId?: string } }) => {
+        if (command.input.ConnectionId === b.connectionId && failures-- > 0) throw notSent();
+        posted.push(String(command.input.ConnectionId));
+        return {};
+      },
+    } as unknown as ApiGatewayManagementApiClient;
+    const usage = createUsageScope();
+    const fanout = createFanout({ management, doc: h.doc, tables: h.tables, concurrency: 2, usage, sleep: async () => {} });
+    const result = await usage.run(emptyUsage(), () => fanout.deliver([a.connectionId, b.connectionId], "{}", createLogger("error", {})));
+    assert.deepEqual([...result.delivered].sort(), [a.connectionId, b.connectionId].sort());
+    assert.deepEqual(result.failed, []);
+    assert.equal(posted.filter((id) => id === b.connectionId).length, 1, "delivered once");
+  });
+
+  it("a chat sender whose own copy could not be posted gets the frame as the reply (every frame is answered)", async () => {
+    const a = await h.join("sr-a", "selfreply-1");
+    const b = await h.join("sr-b", "selfreply-1");
+    h.api.fail(a.connectionId, 1, 500);
+    const reply = await h.send(a, { type: "chat", message: "did it go?", clientMessageId: "sr-1" });
+    assert.equal(reply?.type, "chat");
+    assert.equal(reply?.message, "did it go?");
+    assert.equal(reply?.clientMessageId, "sr-1");
+    assert.equal(h.frames(b).filter((f) => f.type === "chat" && f.message === "did it go?").length, 1);
+    h.api.clearFrames();
+    assert.equal(await h.send(a, { type: "chat", message: "and this one?" }), undefined, "no reply when the broadcast reached the sender");
+  });
+
+  it("two frames opening a new rate-limit minute at once are both counted, not refused", async () => {
+    const a = await h.join("rw-a", "ratewin-1");
+    for (let round = 0; round < 4; round++) {
+      await h.doc.send(
+        new UpdateCommand({
+          TableName: h.tables.connections,
+          Key: { connectionId: a.connectionId },
+          UpdateExpression: "SET rateWindow = :old, rateCount = :n",
+          ExpressionAttributeValues: { ":old": 1, ":n": 5 },
+        }),
+      );
+      const replies = await Promise.all([1, 2, 3].map(() => h.send(a, { type: "ping" })));
+      assert.deepEqual(replies.map((r) => r?.type), ["pong", "pong", "pong"], `round ${round}`);
+      const item = await getConnection(a.connectionId);
+      assert.equal(item?.rateCount, 3, "each frame counted once in the new window");
+    }
   });
 
   it("any other failure is logged and counted, delivery to the others continues, nothing is deleted", async () => {

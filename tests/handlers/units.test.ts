@@ -13,7 +13,7 @@ import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchDelete, decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
 import { emfDocument } from "../../handlers/lib/emf";
-import { backoffDelay, isGone, isThrottled, mapPool } from "../../handlers/lib/fanout";
+import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
 import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
 import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
@@ -154,6 +154,21 @@ describe("handlers: pure helpers", function () {
       assert.ok(!isGone({ statusCode: 410 }), "an SDK v2 style statusCode is not how v3 reports it");
       assert.ok(isThrottled({ name: "LimitExceededException" }));
       assert.ok(isThrottled({ $metadata: { httpStatusCode: 429 } }));
+    });
+    it("tells a post that was never sent (safe to retry) from one that may have arrived", () => {
+      const connectTimeout = Object.assign(
+        new Error("@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms."),
+        { name: "TimeoutError" },
+      );
+      assert.ok(isNotSent(connectTimeout));
+      assert.ok(isNotSent(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })));
+      const requestTimeout = Object.assign(new Error("@smithy/node-http-handler - [ERROR] a request has exceeded the configured 5000 ms requestTimeout."), {
+        name: "TimeoutError",
+        code: "ETIMEDOUT",
+      });
+      assert.ok(!isNotSent(requestTimeout), "sent, maybe delivered: not retried");
+      assert.ok(!isNotSent(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })));
+      assert.ok(!isNotSent({ name: "InternalServerErrorException", $metadata: { httpStatusCode: 500 } }));
     });
     it("backs off exponentially with jitter, capped", () => {
       for (let attempt = 0; attempt < 10; attempt++) {
