@@ -10,7 +10,13 @@
  *   come back in lockstep ("Exponential Backoff And Jitter", AWS Architecture Blog);
  * - after reconnecting, the rooms are joined again and unacknowledged chat and private messages are
  *   sent again with the same `clientMessageId`, which the server stores only once (docs/protocol.md
- *   "Idempotent retries").
+ *   "Idempotent retries");
+ * - the user's order for commands that depend on one another: API Gateway hands each frame of a
+ *   connection to its own Lambda invocation, so two frames sent back to back may be handled in either
+ *   order. A frame about a room (chat, leave, join, room history) is therefore held while a `join` or
+ *   `leave` of that room is unanswered and sent once the answer (or its error) arrives; frames about
+ *   no room (ping, rooms, private messages) are not held. A hold lasts at most `holdTimeoutMs`, then
+ *   the held frames fail with a local error instead of waiting for ever.
  *
  * It knows nothing of Node or the DOM: the socket is given as a factory (the `ws` package in the
  * terminal, the browser's WebSocket in the page) and the user interface listens to events.
@@ -107,7 +113,15 @@ export interface SessionOptions {
   readonly reconnect?: ReconnectPolicy;
   /** How long `settled()` and `close()` wait for replies at most (default 10 s). */
   readonly replyTimeoutMs?: number;
+  /**
+   * How long frames about a room wait for the answer to an earlier `join`/`leave` of that room
+   * before they fail with a local error (default 10 s; API Gateway answers every routed frame within
+   * its 29-second integration timeout, AWS-FACTS "Limits", so a longer wait means a lost answer).
+   */
+  readonly holdTimeoutMs?: number;
 }
+
+export const DEFAULT_HOLD_TIMEOUT_MS = 10_000;
 
 export const DEFAULT_PING_INTERVAL_MS = 5 * 60 * 1000;
 
@@ -127,6 +141,50 @@ interface Expectation {
   readonly key: string;
   readonly requestType: ClientFrame["type"];
   readonly resend?: ClientFrame;
+  /** The room a join or leave is about (its answer ends the hold on that room). */
+  readonly roomId?: string;
+  /**
+   * True once the frame is on the wire. Frames waiting in the outbox or held behind a join/leave
+   * cannot have been answered yet, so replies and errors are matched only against sent ones.
+   */
+  sent: boolean;
+}
+
+function expectationFor(frame: ClientFrame): Expectation {
+  return {
+    key: expectationKey(frame),
+    requestType: frame.type,
+    sent: false,
+    ...(frame.type === "chat" || frame.type === "private" ? { resend: frame } : {}),
+    ...(frame.type === "join" || frame.type === "leave" ? { roomId: frame.roomId } : {}),
+  };
+}
+
+/** The room a frame is about: frames about one room keep their order relative to its join/leave. */
+export function frameRoom(frame: ClientFrame): string | undefined {
+  switch (frame.type) {
+    case "chat":
+    case "join":
+    case "leave":
+      return frame.roomId;
+    case "history":
+      return "roomId" in frame ? frame.roomId : undefined;
+    case "private":
+    case "rooms":
+    case "ping":
+      return undefined;
+  }
+}
+
+/** A frame (or a local action such as /who) waiting for the answer to a join/leave of its room. */
+type Held =
+  | { readonly kind: "frame"; readonly roomId: string; readonly frame: ClientFrame; readonly expectation: Expectation }
+  | { readonly kind: "action"; readonly roomId: string; readonly run: () => void };
+
+/** A join the user asked for: the room is current from then on, and `previous` again if it fails. */
+interface Joining {
+  readonly userAsked: boolean;
+  readonly previous: string | undefined;
 }
 
 /** Key of the reply a request waits for (matched again when the reply or its error arrives). */
@@ -167,11 +225,18 @@ export class ChatSession {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   /** Joined rooms in join order (last = most recent), each with its members by userId. */
   private readonly joined = new Map<string, Map<string, Member>>();
+  /** The room plain text goes to: set when the user joins a room, not when the server answers. */
   private current: string | undefined;
-  /** Rooms being joined and whether the join should make the room current. */
-  private readonly joining = new Map<string, boolean>();
-  /** Frames written while not connected, sent on open. */
-  private readonly outbox: ClientFrame[] = [];
+  /** Rooms being joined (joined again after a drop if still unanswered). */
+  private readonly joining = new Map<string, Joining>();
+  /** Rooms with a join or leave on the wire and not answered yet, with the hold's timeout. */
+  private readonly inFlight = new Map<string, { readonly kind: "join" | "leave"; readonly timer: ReturnType<typeof setTimeout> }>();
+  /** Frames and actions held behind a join/leave of their room, in the user's order. */
+  private held: Held[] = [];
+  /** The room named in the connect URL of the current socket (joined by $connect). */
+  private socketRoom: string = DEFAULT_ROOM;
+  /** Frames written (and local actions asked for) while not connected, in order, sent on open. */
+  private readonly outbox: Array<ClientFrame | Extract<Held, { kind: "action" }>> = [];
   /** Replies awaited, oldest first. */
   private expectations: Expectation[] = [];
   private readonly idleWaiters: Array<() => void> = [];
@@ -192,7 +257,10 @@ export class ChatSession {
     return this.statusValue;
   }
 
-  /** The room plain text goes to. */
+  /**
+   * The room plain text goes to. `/join <room>` makes the room current at once (frames to it are held
+   * until the server confirms the join); it falls back to the previous room if the join fails.
+   */
   get currentRoom(): string | undefined {
     return this.current;
   }
@@ -204,6 +272,16 @@ export class ChatSession {
   /** Joined rooms, most recently joined last. */
   get rooms(): readonly string[] {
     return [...this.joined.keys()];
+  }
+
+  /** Rooms whose join was sent (or queued) and not answered yet. */
+  get pendingJoins(): readonly string[] {
+    return [...this.joining.keys()].filter((r) => !this.joined.has(r));
+  }
+
+  /** Number of frames and actions held behind an unanswered join/leave of their room. */
+  get heldCount(): number {
+    return this.held.length;
   }
 
   members(roomId: string): readonly Member[] {
@@ -261,8 +339,14 @@ export class ChatSession {
   }
 
   join(roomId: string): boolean {
-    this.joining.set(roomId, true);
-    return this.send({ type: "join", roomId });
+    const previous = this.current;
+    const existing = this.joining.get(roomId);
+    if (!this.send({ type: "join", roomId })) return false;
+    // The room is current from now on, so plain text typed next goes to it (held until joined);
+    // docs/clients.md: "/join <room> ... it becomes the current room".
+    this.joining.set(roomId, { userAsked: true, previous: existing?.userAsked ? existing.previous : previous });
+    this.current = roomId;
+    return true;
   }
 
   leave(roomId: string): boolean {
@@ -270,7 +354,24 @@ export class ChatSession {
       this.emit({ type: "local-error", message: `you are not in #${roomId}` });
       return false;
     }
-    return this.send({ type: "leave", roomId });
+    if (!this.send({ type: "leave", roomId })) return false;
+    // Plain text typed next must not go to the room being left.
+    if (this.current === roomId) this.current = this.knownRooms().filter((r) => r !== roomId).pop();
+    return true;
+  }
+
+  /**
+   * Runs `action` once no join or leave of `roomId` is unanswered or waiting, in order with the
+   * frames about that room sent before it (at once if there are none). For commands answered
+   * locally, such as `/who <room>` right after `/join <room>`. After a hold timeout, a drop or a
+   * fatal error the action runs anyway, with whatever the session knows then.
+   */
+  afterRoomSettles(roomId: string, action: () => void): void {
+    const item = { kind: "action", roomId, run: action } as const;
+    if (this.statusValue === "closed" || this.userClosed) action();
+    else if (this.statusValue !== "open" || !this.socket) this.outbox.push(item);
+    else if (this.isBusy(roomId)) this.held.push(item);
+    else action();
   }
 
   listRooms(): boolean {
@@ -348,20 +449,97 @@ export class ChatSession {
       this.emit({ type: "local-error", message: "not sent: the session is closed" });
       return false;
     }
-    const expectation: Expectation = {
-      key: expectationKey(frame),
-      requestType: frame.type,
-      ...(frame.type === "chat" || frame.type === "private" ? { resend: frame } : {}),
-    };
+    const expectation = expectationFor(frame);
     this.expectations.push(expectation);
     if (this.statusValue !== "open" || !this.socket) {
-      // Chat and private frames are resent from their expectation on open; others wait in the outbox.
-      if (!expectation.resend) this.outbox.push(frame);
+      // Everything waits in the outbox, in the user's order (its expectation is made again on open).
+      this.outbox.push(frame);
       this.emit({ type: "queued", frame });
       return true;
     }
-    this.socket.send(encoded.text);
+    this.dispatch(frame, expectation);
     return true;
+  }
+
+  /** Joined rooms and rooms being joined, most recent last. */
+  private knownRooms(): string[] {
+    return [...new Set([...this.joined.keys(), ...this.joining.keys()])];
+  }
+
+  /** True while a join/leave of the room is unanswered, or something about it is already held. */
+  private isBusy(roomId: string): boolean {
+    return this.inFlight.has(roomId) || this.held.some((h) => h.roomId === roomId);
+  }
+
+  /** Sends a frame on the open socket now, or holds it behind an unanswered join/leave of its room. */
+  private dispatch(frame: ClientFrame, expectation: Expectation): void {
+    const roomId = frameRoom(frame);
+    if (roomId !== undefined && this.isBusy(roomId)) {
+      this.held.push({ kind: "frame", roomId, frame, expectation });
+      return;
+    }
+    this.transmit(frame, expectation);
+  }
+
+  private transmit(frame: ClientFrame, expectation: Expectation): void {
+    const encoded = encodeFrame(frame);
+    if (!encoded.ok || !this.socket) return;
+    expectation.sent = true;
+    this.socket.send(encoded.text);
+    if (frame.type === "join" || frame.type === "leave") {
+      const roomId = frame.roomId;
+      const timeoutMs = this.options.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
+      const previous = this.inFlight.get(roomId);
+      if (previous) clearTimeout(previous.timer);
+      this.inFlight.set(roomId, { kind: frame.type, timer: setTimeout(() => this.holdTimedOut(roomId, frame.type as "join" | "leave", timeoutMs), timeoutMs) });
+    }
+  }
+
+  /** The join/leave of `roomId` was answered: what was held behind it may go, in order. */
+  private endHold(roomId: string): void {
+    const entry = this.inFlight.get(roomId);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.inFlight.delete(roomId);
+  }
+
+  /** Sends (or runs) every held item whose room is free, keeping the order of each room's items. */
+  private release(): void {
+    if (this.held.length === 0 || this.statusValue !== "open" || !this.socket) return;
+    const blocked = new Set<string>();
+    // In place: an action may call back into the session, and what it sends must queue behind
+    // items not yet examined.
+    for (let i = 0; i < this.held.length; ) {
+      const item = this.held[i];
+      if (blocked.has(item.roomId) || this.inFlight.has(item.roomId)) {
+        blocked.add(item.roomId);
+        i++;
+        continue;
+      }
+      this.held.splice(i, 1);
+      if (item.kind === "action") item.run();
+      else this.transmit(item.frame, item.expectation);
+    }
+  }
+
+  /** No answer to a join/leave within the hold timeout: what waited for it fails, visibly. */
+  private holdTimedOut(roomId: string, kind: "join" | "leave", timeoutMs: number): void {
+    this.inFlight.delete(roomId);
+    const failed = this.held.filter((h) => h.roomId === roomId);
+    this.held = this.held.filter((h) => h.roomId !== roomId);
+    const why = `no answer to the ${kind} of #${roomId} within ${timeoutMs / 1000} s`;
+    for (const item of failed) {
+      if (item.kind === "action") {
+        item.run();
+        continue;
+      }
+      const i = this.expectations.indexOf(item.expectation);
+      if (i >= 0) this.expectations.splice(i, 1);
+      const frame = item.frame;
+      const clientMessageId = frame.type === "chat" ? frame.clientMessageId : undefined;
+      this.emit({ type: "local-error", message: `not sent (${frame.type} #${roomId}): ${why}`, ...(clientMessageId ? { clientMessageId } : {}) });
+    }
+    this.notifyIfIdle();
   }
 
   private async connect(): Promise<void> {
@@ -380,7 +558,10 @@ export class ChatSession {
     if (this.userClosed) return;
     let url: string;
     try {
-      url = connectUrl(this.options.endpoint, { token, roomId: this.current ?? DEFAULT_ROOM, username: this.options.username });
+      // First the room asked for at start (a /join typed meanwhile is sent once open); after a drop
+      // the current room, or failing that (the user was leaving their last room) one to rejoin.
+      this.socketRoom = !this.everOpened ? this.options.room ?? DEFAULT_ROOM : this.current ?? this.knownRooms().pop() ?? DEFAULT_ROOM;
+      url = connectUrl(this.options.endpoint, { token, roomId: this.socketRoom, username: this.options.username });
     } catch (err) {
       this.fail("unreachable", (err as Error).message);
       return;
@@ -408,26 +589,28 @@ export class ChatSession {
     // at once drops connections must still meet a growing backoff and, in the end, the give-up.
     // The connection joined `this.current` on $connect, but nothing can be sent from inside $connect
     // (AWS-FACTS "Routing"), so the member list of that room comes from an explicit, idempotent join.
-    const connectRoom = this.current ?? DEFAULT_ROOM;
+    const connectRoom = this.socketRoom;
     // Rooms joined before the drop, and rooms whose join was not answered yet.
-    const rooms = reconnected ? [...new Set([...this.joined.keys(), ...this.joining.keys()])] : [];
+    const rooms = reconnected ? this.knownRooms() : [];
     // A user who had left every room still joins one on $connect (the protocol's default room):
     // leave it again at once rather than put them back in a room they left.
     const unwanted = reconnected && rooms.length === 0 && this.current === undefined ? connectRoom : undefined;
     if (!unwanted && !rooms.includes(connectRoom)) rooms.push(connectRoom);
     this.setStatus("open", { url: redactToken(url) });
-    const pending = this.expectations;
+    // Chat and private messages sent on the lost connection and not acknowledged are sent again
+    // first (they came before anything queued); replies to its other requests will never come.
+    const pending = this.expectations.filter((e) => e.sent && e.resend);
     const outbox = this.outbox.splice(0);
-    // Replies to requests of the lost connection will never come; only chat/private are resent.
     this.expectations = [];
+    // Everything goes through dispatch: a resent chat or a queued /history about a room waits for
+    // that room's join, as API Gateway may run frames of one connection in any order.
     const send = (frame: ClientFrame): void => {
-      const encoded = encodeFrame(frame);
-      if (!encoded.ok || !this.socket) return;
-      this.expectations.push({ key: expectationKey(frame), requestType: frame.type, ...(frame.type === "chat" || frame.type === "private" ? { resend: frame } : {}) });
-      this.socket.send(encoded.text);
+      const expectation = expectationFor(frame);
+      this.expectations.push(expectation);
+      this.dispatch(frame, expectation);
     };
     for (const roomId of rooms) {
-      if (!this.joining.has(roomId)) this.joining.set(roomId, roomId === connectRoom && !reconnected);
+      if (!this.joining.has(roomId)) this.joining.set(roomId, { userAsked: false, previous: undefined });
       send({ type: "join", roomId });
     }
     if (unwanted) send({ type: "leave", roomId: unwanted });
@@ -438,7 +621,18 @@ export class ChatSession {
         resent++;
       }
     }
-    for (const frame of outbox) if (!(frame.type === "join" && rooms.includes(frame.roomId))) send(frame);
+    const leaving = new Set<string>();
+    for (const item of outbox) {
+      if ("kind" in item) {
+        if (this.isBusy(item.roomId)) this.held.push(item);
+        else item.run();
+        continue;
+      }
+      if (item.type === "leave") leaving.add(item.roomId);
+      // A queued join of a room rejoined above is already sent, unless the user left it in between.
+      if (item.type === "join" && rooms.includes(item.roomId) && !leaving.has(item.roomId)) continue;
+      send(item);
+    }
     if (reconnected) this.emit({ type: "rejoined", rooms, resent });
     this.notifyIfIdle();
     const interval = this.options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
@@ -461,6 +655,8 @@ export class ChatSession {
     const redundant = this.isRedundantPresence(frame);
     this.apply(frame);
     this.emit(redundant ? { type: "frame", frame, redundant } : { type: "frame", frame });
+    // After the event, so that `[joined #x]` is shown before what was waiting for it (e.g. /who x).
+    this.release();
   }
 
   /**
@@ -503,7 +699,8 @@ export class ChatSession {
         // Re-insert so that Map order stays "joined most recently last".
         this.joined.delete(frame.roomId);
         this.joined.set(frame.roomId, members);
-        if (this.joining.get(frame.roomId)) this.current = frame.roomId;
+        // The room became current when the user asked to join it (join()), not now: a `joined`
+        // answering an earlier /join must not take over from a room chosen since.
         this.joining.delete(frame.roomId);
         this.settle(`join:${frame.roomId}`);
         break;
@@ -533,10 +730,16 @@ export class ChatSession {
       case "error":
         this.settleError(frame);
         break;
-      case "gateway":
+      case "gateway": {
         // API Gateway's "Internal server error" names no request: the oldest awaited one failed.
-        if (this.expectations.length > 0) this.settleAt(0);
+        const i = this.expectations.findIndex((e) => e.sent);
+        if (i >= 0) {
+          const e = this.expectations[i];
+          if (e.requestType === "join" && e.roomId !== undefined) this.joinFailed(e.roomId);
+          this.settleAt(i);
+        }
         break;
+      }
     }
   }
 
@@ -549,10 +752,10 @@ export class ChatSession {
       }
     }
     if (frame.requestType) {
-      const i = this.expectations.findIndex((e) => e.requestType === frame.requestType);
+      const i = this.expectations.findIndex((e) => e.sent && e.requestType === frame.requestType);
       if (i >= 0) {
         const e = this.expectations[i];
-        if (e.requestType === "join") this.joining.delete(e.key.slice("join:".length));
+        if (e.requestType === "join" && e.roomId !== undefined) this.joinFailed(e.roomId);
         this.settleAt(i);
         return;
       }
@@ -560,17 +763,27 @@ export class ChatSession {
     // BAD_JSON / UNKNOWN_TYPE name no request this client sent on purpose: nothing to settle.
   }
 
-  /** Settles the oldest expectation with this key (or, failing that, of `fallbackType`). */
+  /** A join was refused: the room is no longer being joined, and is no longer current unless joined. */
+  private joinFailed(roomId: string): void {
+    const joining = this.joining.get(roomId);
+    this.joining.delete(roomId);
+    if (this.current !== roomId || this.joined.has(roomId)) return;
+    const previous = joining?.userAsked ? joining.previous : undefined;
+    this.current = previous !== undefined && this.knownRooms().includes(previous) ? previous : this.knownRooms().pop();
+  }
+
+  /** Settles the oldest sent expectation with this key (or, failing that, of `fallbackType`). */
   private settle(key: string, fallbackType?: ClientFrame["type"]): boolean {
-    let i = this.expectations.findIndex((e) => e.key === key);
-    if (i < 0 && fallbackType) i = this.expectations.findIndex((e) => e.requestType === fallbackType);
+    let i = this.expectations.findIndex((e) => e.sent && e.key === key);
+    if (i < 0 && fallbackType) i = this.expectations.findIndex((e) => e.sent && e.requestType === fallbackType);
     if (i < 0) return false;
     this.settleAt(i);
     return true;
   }
 
   private settleAt(index: number): void {
-    this.expectations.splice(index, 1);
+    const [e] = this.expectations.splice(index, 1);
+    if (e && e.sent && e.roomId !== undefined) this.endHold(e.roomId);
     this.notifyIfIdle();
   }
 
@@ -581,6 +794,8 @@ export class ChatSession {
 
   private onClose(info: CloseInfo): void {
     this.socket = undefined;
+    // Before clearTimers, which forgets the joins/leaves still unanswered.
+    if (!this.userClosed) this.requeueAfterDrop();
     this.clearTimers();
     if (this.userClosed) {
       this.setStatus("closed", { close: info });
@@ -627,8 +842,29 @@ export class ChatSession {
     }, delayMs);
   }
 
+  /**
+   * The connection dropped with frames held or join/leave answers outstanding. A leave that was not
+   * answered and everything held go, in order, ahead of the outbox, to be sent (and held again as
+   * needed) on the next connection.
+   */
+  private requeueAfterDrop(): void {
+    const requeue: Array<ClientFrame | Extract<Held, { kind: "action" }>> = [];
+    for (const [roomId, entry] of this.inFlight) {
+      clearTimeout(entry.timer);
+      if (entry.kind === "leave") requeue.push({ type: "leave", roomId });
+    }
+    this.inFlight.clear();
+    const held = this.held;
+    this.held = [];
+    // Held chat and private messages too: they were never sent, so they keep their place in the
+    // user's order (only messages sent and unacknowledged are resent first, on open).
+    for (const item of held) requeue.push(item.kind === "action" ? item : item.frame);
+    this.outbox.unshift(...requeue);
+  }
+
   private fail(reason: FatalReason, message: string, close?: CloseInfo): void {
     this.clearTimers();
+    this.held = [];
     this.userClosed = true;
     const socket = this.socket;
     this.socket = undefined;
@@ -640,6 +876,9 @@ export class ChatSession {
   }
 
   private clearTimers(): void {
+    // A closed session sends nothing more: the holds end with it.
+    for (const entry of this.inFlight.values()) clearTimeout(entry.timer);
+    this.inFlight.clear();
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.pingTimer = undefined;

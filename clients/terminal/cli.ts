@@ -211,12 +211,19 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
       }
       case "who": {
         const roomId = command.roomId ?? session.currentRoom;
-        if (!roomId || !session.rooms.includes(roomId)) {
-          print([line("error CLIENT", roomId ? `you are not in #${roomId}` : "you are in no room", ctx())]);
+        if (!roomId) {
+          print([line("error CLIENT", "you are in no room", ctx())]);
           return;
         }
-        const members = session.members(roomId);
-        print([line(`who #${roomId}`, `${members.length} member${members.length === 1 ? "" : "s"}: ${members.map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`)).join(", ") || "nobody"}`, ctx())]);
+        // Right after `/join <room>` the member list is not known yet: answer once the join is.
+        session.afterRoomSettles(roomId, () => {
+          if (!session.rooms.includes(roomId)) {
+            print([line("error CLIENT", `you are not in #${roomId}`, ctx())]);
+            return;
+          }
+          const members = session.members(roomId);
+          print([line(`who #${roomId}`, `${members.length} member${members.length === 1 ? "" : "s"}: ${members.map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`)).join(", ") || "nobody"}`, ctx())]);
+        });
         return;
       }
     }
@@ -233,7 +240,11 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   rl.on("line", (text) => {
     if (finished) return;
     execute(parseCommand(text));
-    if (tty && !finished) rl.prompt(true);
+    // `/join` and `/leave` change the current room at once (the session holds what depends on them).
+    if (tty && !finished) {
+      rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
+      rl.prompt(true);
+    }
   });
   rl.on("close", () => void quitWhenSettled());
   rl.on("SIGINT", () => void finish(EXIT.ok));

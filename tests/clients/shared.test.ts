@@ -241,6 +241,9 @@ describe("clients: session policy", () => {
       sent.filter((f) => f.type === "join").map((f) => f.roomId).sort(),
       ["general", "random"],
     );
+    // The message to #random waits for the rejoin of #random (frames of one connection may run in any order).
+    assert.equal(sent.filter((f) => f.type === "chat").length, 0, "not before #random is joined again");
+    server.reply({ type: "joined", roomId: "random", members: [] });
     const resent = sent.filter((f) => f.type === "chat");
     assert.equal(resent.length, 1, "only the unacknowledged message is sent again");
     assert.equal(resent[0].clientMessageId, lost, "with the same clientMessageId, so the server stores it once");
@@ -258,6 +261,7 @@ describe("clients: session policy", () => {
     const id = s.chat("are you there?");
     server.reply({ type: "error", code: "NOT_CONNECTED", message: "this connection is not registered (expired or cleaned up); reconnect", requestType: "chat", clientMessageId: id });
     await until(() => server.sockets.length === 2 && server.sockets[1].open, "a new connection");
+    server.reply({ type: "joined", roomId: "general", members: [] });
     const resent = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).filter((f) => f.type === "chat");
     assert.deepEqual(resent.map((f) => f.clientMessageId), [id]);
     // An ordinary BAD_REQUEST does not reconnect, even one whose text mentions reconnecting.
@@ -366,6 +370,179 @@ describe("clients: session policy", () => {
     const cmid = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).find((f) => f.type === "private")?.clientMessageId;
     server.reply({ type: "error", code: "BAD_REQUEST", message: "no such user", requestType: "private", clientMessageId: cmid });
     assert.equal(await settled, true);
+    await s.close();
+  });
+});
+
+describe("clients: session keeps the user's order (frames of one connection may run concurrently)", () => {
+  type Sent = { type: string; roomId?: string; message?: string; clientMessageId?: string; toUserId?: string };
+  const sentOf = (server: FakeServer, socket = server.last): Sent[] => socket.sent as Sent[];
+  const brief = (frames: Sent[]) => frames.map((f) => `${f.type}${f.roomId !== undefined ? ` #${f.roomId}` : ""}${f.message !== undefined ? ` ${f.message}` : ""}`);
+
+  async function openSession(extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, extra);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    return { server, events, s };
+  }
+
+  it("holds a chat and a leave typed right after /join until the room is joined, then sends them in order", async () => {
+    const { server, s } = await openSession();
+    s.join("lobby");
+    assert.equal(s.currentRoom, "lobby", "/join makes the room current at once");
+    s.chat("in lobby");
+    s.leave("lobby");
+    s.history({ roomId: "lobby" });
+    // Frames about no room are not held.
+    s.ping();
+    s.listRooms();
+    s.private("bob", "psst");
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #lobby", "ping", "rooms", "private psst"]);
+    assert.equal(s.heldCount, 3);
+    assert.equal(s.pendingReplies, 7, "held frames count as awaited replies, so settled() waits for them");
+    server.reply({ type: "joined", roomId: "lobby", members: [] });
+    // The chat goes at once; the leave too; the history waits for the leave's answer.
+    assert.deepEqual(brief(sentOf(server)).slice(5), ["chat #lobby in lobby", "leave #lobby"]);
+    server.reply({ type: "left", roomId: "lobby" });
+    assert.deepEqual(brief(sentOf(server)).slice(7), ["history #lobby"]);
+    assert.equal(s.heldCount, 0);
+    assert.equal(s.currentRoom, "general");
+    await s.close();
+  });
+
+  it("sends plain text typed after /leave of the current room to the previous room, without waiting", async () => {
+    const { server, s } = await openSession();
+    s.join("lobby");
+    server.reply({ type: "joined", roomId: "lobby", members: [] });
+    s.leave("lobby");
+    assert.equal(s.currentRoom, "general");
+    s.chat("back in general");
+    assert.deepEqual(brief(sentOf(server)).slice(-2), ["leave #lobby", "chat #general back in general"]);
+    await s.close();
+  });
+
+  it("releases the held frames in order when the join is refused, and the previous room is current again", async () => {
+    const { server, events, s } = await openSession();
+    s.join("secret");
+    s.chat("for secret only");
+    s.leave("secret");
+    server.reply({ type: "error", code: "BAD_REQUEST", message: "no", requestType: "join" });
+    // Sent to the room the user named (the server answers NOT_A_MEMBER), never to another room.
+    assert.deepEqual(brief(sentOf(server)).slice(2), ["chat #secret for secret only", "leave #secret"]);
+    assert.equal(s.currentRoom, "general");
+    assert.deepEqual(s.pendingJoins, []);
+    assert.equal(events.filter((e) => e.type === "local-error").length, 0);
+    await s.close();
+  });
+
+  it("fails the held frames with a local error when the join gets no answer within the hold timeout", async () => {
+    const { server, events, s } = await openSession({ holdTimeoutMs: 40 });
+    s.join("slow");
+    const id = s.chat("waiting");
+    s.leave("slow");
+    const who: string[] = [];
+    s.afterRoomSettles("slow", () => who.push(s.rooms.includes("slow") ? "member" : "not a member"));
+    await until(() => events.filter((e) => e.type === "local-error").length === 2, "two local errors");
+    const errors = events.filter((e): e is Extract<SessionEvent, { type: "local-error" }> => e.type === "local-error");
+    assert.match(errors[0].message, /^not sent \(chat #slow\): no answer to the join of #slow within 0\.04 s$/);
+    assert.equal(errors[0].clientMessageId, id, "the web page marks that message as failed");
+    assert.match(errors[1].message, /^not sent \(leave #slow\)/);
+    assert.deepEqual(who, ["not a member"], "a local action runs anyway");
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #slow"]);
+    assert.equal(s.heldCount, 0);
+    assert.equal(s.pendingReplies, 1, "only the join itself is still awaited");
+    // Later frames to the room are no longer held.
+    s.chat("now", "slow");
+    assert.deepEqual(brief(sentOf(server)).slice(2), ["chat #slow now"]);
+    await s.close();
+  });
+
+  it("runs a local action (/who) after the join's answer has been shown", async () => {
+    const { server, events, s } = await openSession();
+    s.join("lobby");
+    const order: string[] = [];
+    s.afterRoomSettles("lobby", () => order.push(`who: ${s.members("lobby").map((m) => m.userId).join(",")}`));
+    const before = events.length;
+    server.reply({ type: "joined", roomId: "lobby", members: [{ userId: "alice", username: "Alice" }, { userId: "bob", username: "Bob" }] });
+    assert.deepEqual(order, ["who: alice,bob"]);
+    assert.equal(events.length, before + 1, "the joined event was emitted before the action ran");
+    // With nothing in flight for the room, the action runs at once.
+    s.afterRoomSettles("lobby", () => order.push("again"));
+    assert.deepEqual(order, ["who: alice,bob", "again"]);
+    await s.close();
+  });
+
+  it("sends commands typed before the connection opened in order: the connect room's join first", async () => {
+    const server = new FakeServer();
+    const s = newSession(server, []);
+    s.start();
+    s.history({ roomId: "general" });
+    s.join("lobby");
+    s.chat("hi lobby");
+    s.listRooms();
+    await until(() => server.last?.open === true, "open");
+    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "general", "the first connection goes to the room asked for at start");
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #lobby", "rooms"]);
+    server.reply({ type: "joined", roomId: "lobby", members: [] });
+    assert.deepEqual(brief(sentOf(server)).slice(3), ["chat #lobby hi lobby"]);
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    assert.deepEqual(brief(sentOf(server)).slice(4), ["history #general"]);
+    assert.equal(s.currentRoom, "lobby");
+    await s.close();
+  });
+
+  it("matches an error to a frame that was sent, not to one still held", async () => {
+    const { server, s } = await openSession();
+    s.join("a");
+    server.reply({ type: "joined", roomId: "a", members: [] });
+    s.leave("a");
+    s.join("a"); // held behind the leave
+    s.join("b"); // sent
+    assert.deepEqual(brief(sentOf(server)).slice(2), ["leave #a", "join #b"]);
+    server.reply({ type: "error", code: "RATE_LIMITED", message: "slow down", requestType: "join" });
+    // The refused join is b's: the held join of #a is still waiting for the leave's answer.
+    assert.equal(s.heldCount, 1);
+    assert.equal(s.currentRoom, "a", "back to the room chosen before /join b");
+    server.reply({ type: "left", roomId: "a" });
+    assert.deepEqual(brief(sentOf(server)).slice(4), ["join #a"]);
+    await s.close();
+  });
+
+  it("keeps the order across a drop: rejoins, then the held chat (same clientMessageId), then the leave", async () => {
+    const { server, s } = await openSession();
+    s.join("x");
+    const id = s.chat("hi x");
+    s.leave("x");
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x"]);
+    server.drop();
+    await until(() => server.sockets.length === 2 && server.sockets[1].open, "reconnection");
+    // /leave x moved the current room back to #general at once.
+    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "general", "the current room");
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x"]);
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    server.reply({ type: "joined", roomId: "x", members: [] });
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x", "chat #x hi x", "leave #x"]);
+    assert.equal(sentOf(server)[2].clientMessageId, id);
+    server.reply({ type: "left", roomId: "x" });
+    assert.deepEqual(s.rooms, ["general"]);
+    await s.close();
+  });
+
+  it("sends again, after reconnecting, a leave whose answer was lost with the connection", async () => {
+    const { server, s } = await openSession();
+    s.join("x");
+    server.reply({ type: "joined", roomId: "x", members: [] });
+    s.leave("x");
+    server.drop();
+    await until(() => server.sockets.length === 2 && server.sockets[1].open, "reconnection");
+    server.reply({ type: "joined", roomId: "general", members: [] });
+    server.reply({ type: "joined", roomId: "x", members: [] });
+    assert.deepEqual(brief(sentOf(server)).filter((f) => f.startsWith("leave")), ["leave #x"]);
+    server.reply({ type: "left", roomId: "x" });
+    assert.deepEqual(s.rooms, ["general"]);
     await s.close();
   });
 });
