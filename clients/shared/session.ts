@@ -11,12 +11,13 @@
  * - after reconnecting, the rooms are joined again and unacknowledged chat and private messages are
  *   sent again with the same `clientMessageId`, which the server stores only once (docs/protocol.md
  *   "Idempotent retries");
- * - the user's order for commands that depend on one another: API Gateway hands each frame of a
- *   connection to its own Lambda invocation, so two frames sent back to back may be handled in either
- *   order. A frame about a room (chat, leave, join, room history) is therefore held while a `join` or
- *   `leave` of that room is unanswered and sent once the answer (or its error) arrives; frames about
- *   no room (ping, rooms, private messages) are not held. A hold lasts at most `holdTimeoutMs`, then
- *   the held frames fail with a local error instead of waiting for ever.
+ * - the user's order for commands about one room: API Gateway hands each frame of a connection to
+ *   its own Lambda invocation, so two frames sent back to back may be handled in either order (a
+ *   chat could overtake the join it needs, a leave the chat before it, a history the message just
+ *   sent). Frames about one room (join, chat, leave, room history) are therefore sent one at a time:
+ *   each is held until the previous one is answered (reply or error). Frames about no room (ping,
+ *   rooms, private messages) are never held. A hold lasts at most `holdTimeoutMs`, then the held
+ *   frames fail with a local error instead of waiting for ever.
  *
  * It knows nothing of Node or the DOM: the socket is given as a factory (the `ws` package in the
  * terminal, the browser's WebSocket in the page) and the user interface listens to events.
@@ -141,7 +142,7 @@ interface Expectation {
   readonly key: string;
   readonly requestType: ClientFrame["type"];
   readonly resend?: ClientFrame;
-  /** The room a join or leave is about (its answer ends the hold on that room). */
+  /** The room the frame is about (its answer ends the hold on that room). */
   readonly roomId?: string;
   /**
    * True once the frame is on the wire. Frames waiting in the outbox or held behind a join/leave
@@ -156,7 +157,7 @@ function expectationFor(frame: ClientFrame): Expectation {
     requestType: frame.type,
     sent: false,
     ...(frame.type === "chat" || frame.type === "private" ? { resend: frame } : {}),
-    ...(frame.type === "join" || frame.type === "leave" ? { roomId: frame.roomId } : {}),
+    ...(frameRoom(frame) !== undefined ? { roomId: frameRoom(frame) } : {}),
   };
 }
 
@@ -229,9 +230,9 @@ export class ChatSession {
   private current: string | undefined;
   /** Rooms being joined (joined again after a drop if still unanswered). */
   private readonly joining = new Map<string, Joining>();
-  /** Rooms with a join or leave on the wire and not answered yet, with the hold's timeout. */
-  private readonly inFlight = new Map<string, { readonly kind: "join" | "leave"; readonly timer: ReturnType<typeof setTimeout> }>();
-  /** Frames and actions held behind a join/leave of their room, in the user's order. */
+  /** Per room, the frame about it on the wire and not answered yet, with the hold's timeout. */
+  private readonly inFlight = new Map<string, { readonly frame: ClientFrame; readonly expectation: Expectation; readonly timer: ReturnType<typeof setTimeout> }>();
+  /** Frames and actions held behind an unanswered frame about their room, in the user's order. */
   private held: Held[] = [];
   /** The room named in the connect URL of the current socket (joined by $connect). */
   private socketRoom: string = DEFAULT_ROOM;
@@ -251,6 +252,8 @@ export class ChatSession {
     this.options = options;
     this.selfId = options.userId;
     this.current = options.room ?? DEFAULT_ROOM;
+    // Joined by $connect once the first connection opens (then answered by an explicit join).
+    this.joining.set(this.current, { userAsked: false, previous: undefined });
   }
 
   get status(): SessionStatus {
@@ -486,21 +489,23 @@ export class ChatSession {
     if (!encoded.ok || !this.socket) return;
     expectation.sent = true;
     this.socket.send(encoded.text);
-    if (frame.type === "join" || frame.type === "leave") {
-      const roomId = frame.roomId;
+    const roomId = expectation.roomId;
+    if (roomId !== undefined) {
       const timeoutMs = this.options.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
       const previous = this.inFlight.get(roomId);
       if (previous) clearTimeout(previous.timer);
-      this.inFlight.set(roomId, { kind: frame.type, timer: setTimeout(() => this.holdTimedOut(roomId, frame.type as "join" | "leave", timeoutMs), timeoutMs) });
+      this.inFlight.set(roomId, { frame, expectation, timer: setTimeout(() => this.holdTimedOut(roomId, frame.type, timeoutMs), timeoutMs) });
     }
   }
 
-  /** The join/leave of `roomId` was answered: what was held behind it may go, in order. */
-  private endHold(roomId: string): void {
-    const entry = this.inFlight.get(roomId);
-    if (!entry) return;
+  /** A frame about a room was answered: what was held behind it may go (release(), in order). */
+  private endHold(expectation: Expectation): void {
+    if (expectation.roomId === undefined) return;
+    const entry = this.inFlight.get(expectation.roomId);
+    // A late answer to a frame whose hold already timed out must not end the hold of a later one.
+    if (!entry || entry.expectation !== expectation) return;
     clearTimeout(entry.timer);
-    this.inFlight.delete(roomId);
+    this.inFlight.delete(expectation.roomId);
   }
 
   /** Sends (or runs) every held item whose room is free, keeping the order of each room's items. */
@@ -522,12 +527,12 @@ export class ChatSession {
     }
   }
 
-  /** No answer to a join/leave within the hold timeout: what waited for it fails, visibly. */
-  private holdTimedOut(roomId: string, kind: "join" | "leave", timeoutMs: number): void {
+  /** No answer about a room within the hold timeout: what waited for it fails, visibly. */
+  private holdTimedOut(roomId: string, kind: ClientFrame["type"], timeoutMs: number): void {
     this.inFlight.delete(roomId);
     const failed = this.held.filter((h) => h.roomId === roomId);
     this.held = this.held.filter((h) => h.roomId !== roomId);
-    const why = `no answer to the ${kind} of #${roomId} within ${timeoutMs / 1000} s`;
+    const why = `no answer to the ${kind} ${kind === "join" || kind === "leave" ? "of" : "to"} #${roomId} within ${timeoutMs / 1000} s`;
     for (const item of failed) {
       if (item.kind === "action") {
         item.run();
@@ -783,7 +788,7 @@ export class ChatSession {
 
   private settleAt(index: number): void {
     const [e] = this.expectations.splice(index, 1);
-    if (e && e.sent && e.roomId !== undefined) this.endHold(e.roomId);
+    if (e && e.sent) this.endHold(e);
     this.notifyIfIdle();
   }
 
@@ -849,9 +854,9 @@ export class ChatSession {
    */
   private requeueAfterDrop(): void {
     const requeue: Array<ClientFrame | Extract<Held, { kind: "action" }>> = [];
-    for (const [roomId, entry] of this.inFlight) {
+    for (const entry of this.inFlight.values()) {
       clearTimeout(entry.timer);
-      if (entry.kind === "leave") requeue.push({ type: "leave", roomId });
+      if (entry.frame.type === "leave") requeue.push(entry.frame);
     }
     this.inFlight.clear();
     const held = this.held;

@@ -378,6 +378,9 @@ describe("clients: session keeps the user's order (frames of one connection may 
   type Sent = { type: string; roomId?: string; message?: string; clientMessageId?: string; toUserId?: string };
   const sentOf = (server: FakeServer, socket = server.last): Sent[] => socket.sent as Sent[];
   const brief = (frames: Sent[]) => frames.map((f) => `${f.type}${f.roomId !== undefined ? ` #${f.roomId}` : ""}${f.message !== undefined ? ` ${f.message}` : ""}`);
+  /** The server's broadcast of a chat frame the session sent: its answer. */
+  const echo = (server: FakeServer, f: Sent) =>
+    server.reply({ type: "chat", roomId: f.roomId, messageId: `m-${f.clientMessageId}`, userId: "alice", username: "Alice", message: f.message, sentAt: "2026-01-01T00:00:00Z", clientMessageId: f.clientMessageId });
 
   async function openSession(extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
     const server = new FakeServer();
@@ -389,7 +392,7 @@ describe("clients: session keeps the user's order (frames of one connection may 
     return { server, events, s };
   }
 
-  it("holds a chat and a leave typed right after /join until the room is joined, then sends them in order", async () => {
+  it("sends frames about one room one at a time: chat after the join's answer, leave after the chat's, history after the leave's", async () => {
     const { server, s } = await openSession();
     s.join("lobby");
     assert.equal(s.currentRoom, "lobby", "/join makes the room current at once");
@@ -404,8 +407,10 @@ describe("clients: session keeps the user's order (frames of one connection may 
     assert.equal(s.heldCount, 3);
     assert.equal(s.pendingReplies, 7, "held frames count as awaited replies, so settled() waits for them");
     server.reply({ type: "joined", roomId: "lobby", members: [] });
-    // The chat goes at once; the leave too; the history waits for the leave's answer.
-    assert.deepEqual(brief(sentOf(server)).slice(5), ["chat #lobby in lobby", "leave #lobby"]);
+    assert.deepEqual(brief(sentOf(server)).slice(5), ["chat #lobby in lobby"]);
+    // A leave handled before the chat would make it fail with NOT_A_MEMBER: it waits for the echo.
+    echo(server, sentOf(server)[5]);
+    assert.deepEqual(brief(sentOf(server)).slice(6), ["leave #lobby"]);
     server.reply({ type: "left", roomId: "lobby" });
     assert.deepEqual(brief(sentOf(server)).slice(7), ["history #lobby"]);
     assert.equal(s.heldCount, 0);
@@ -427,14 +432,31 @@ describe("clients: session keeps the user's order (frames of one connection may 
   it("releases the held frames in order when the join is refused, and the previous room is current again", async () => {
     const { server, events, s } = await openSession();
     s.join("secret");
-    s.chat("for secret only");
+    const id = s.chat("for secret only");
     s.leave("secret");
     server.reply({ type: "error", code: "BAD_REQUEST", message: "no", requestType: "join" });
     // Sent to the room the user named (the server answers NOT_A_MEMBER), never to another room.
-    assert.deepEqual(brief(sentOf(server)).slice(2), ["chat #secret for secret only", "leave #secret"]);
+    assert.deepEqual(brief(sentOf(server)).slice(2), ["chat #secret for secret only"]);
+    server.reply({ type: "error", code: "NOT_A_MEMBER", message: "not joined", requestType: "chat", clientMessageId: id });
+    assert.deepEqual(brief(sentOf(server)).slice(3), ["leave #secret"]);
     assert.equal(s.currentRoom, "general");
     assert.deepEqual(s.pendingJoins, []);
     assert.equal(events.filter((e) => e.type === "local-error").length, 0);
+    await s.close();
+  });
+
+  it("lets a message typed in another room, a ping or a private message pass a room that is waiting", async () => {
+    const { server, s } = await openSession();
+    s.join("lobby");
+    s.chat("one");
+    s.chat("two");
+    s.chat("in general", "general");
+    s.private("bob", "psst");
+    assert.deepEqual(brief(sentOf(server)).slice(1), ["join #lobby", "chat #general in general", "private psst"]);
+    server.reply({ type: "joined", roomId: "lobby", members: [] });
+    assert.deepEqual(brief(sentOf(server)).slice(4), ["chat #lobby one"]);
+    echo(server, sentOf(server)[4]);
+    assert.deepEqual(brief(sentOf(server)).slice(5), ["chat #lobby two"], "messages to one room are stored in the order typed");
     await s.close();
   });
 
@@ -524,8 +546,10 @@ describe("clients: session keeps the user's order (frames of one connection may 
     assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x"]);
     server.reply({ type: "joined", roomId: "general", members: [] });
     server.reply({ type: "joined", roomId: "x", members: [] });
-    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x", "chat #x hi x", "leave #x"]);
+    assert.deepEqual(brief(sentOf(server)), ["join #general", "join #x", "chat #x hi x"]);
     assert.equal(sentOf(server)[2].clientMessageId, id);
+    echo(server, sentOf(server)[2]);
+    assert.deepEqual(brief(sentOf(server)).slice(3), ["leave #x"]);
     server.reply({ type: "left", roomId: "x" });
     assert.deepEqual(s.rooms, ["general"]);
     await s.close();

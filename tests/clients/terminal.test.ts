@@ -232,6 +232,38 @@ describe("terminal client against the local runtime", function () {
     for (const c of crowd) assert.equal((await c.exit(T)).code, 0);
   });
 
+  it("acts on commands piped with no delay in the order typed: /join x, text, /who, /leave x", async () => {
+    // API Gateway (and the local runtime) runs each frame of a connection in its own invocation, so
+    // without the session holding them the chat and the leave could overtake the join.
+    for (const when of ["before the connection opens", "once connected"]) {
+      const user = when === "once connected" ? "olga" : "oscar";
+      const c = new TerminalClient([rt.endpoint, "--user", user, "--no-color", "--ping-interval", "2"]);
+      clients.push(c);
+      if (when === "once connected") await c.expect(/\[joined #general\]/, 0, T);
+      const room = `ordered-${user}`;
+      c.send(`/join ${room}`);
+      c.send(`in ${room}`);
+      c.send(`/who ${room}`);
+      c.send(`/history ${room}`);
+      c.send(`/leave ${room}`);
+      c.send(`back in general`);
+      c.endInput();
+      assert.equal((await c.exit(T)).code, 0, c.lines.join("\n"));
+      const out = c.lines.join("\n");
+      assert.equal(c.saw(/\[error /), false, `${when}: no error at all, e.g. NOT_A_MEMBER:\n${out}`);
+      const at = (re: RegExp): number => c.lines.findIndex((l) => re.test(l));
+      const joined = at(new RegExp(`\\[joined #${room}\\] 1 member: ${user}$`));
+      const chat = at(new RegExp(`\\[chat #${room}\\] ${user}: in ${room}$`));
+      const who = at(new RegExp(`\\[who #${room}\\] 1 member: ${user}$`));
+      const history = at(new RegExp(`\\[history #${room}\\] \\d\\d:\\d\\d:\\d\\d ${user}: in ${room}$`));
+      const left = at(new RegExp(`\\[left #${room}\\] you left the room$`));
+      const general = at(new RegExp(`\\[chat #general\\] ${user}: back in general$`));
+      for (const [name, index] of Object.entries({ joined, chat, who, history, left, general })) assert.ok(index >= 0, `${when}: no ${name} line in:\n${out}`);
+      assert.ok(joined < who && who < left, `${when}: /who answered after the join and before the leave:\n${out}`);
+      assert.ok(joined < history && history < left, `${when}: the history (which includes the chat) came between join and leave:\n${out}`);
+    }
+  });
+
   it("ends cleanly at the end of piped input after the answers arrive (exit 0)", async () => {
     const carol = await connect("carol", "Carol", ["--room", "piped"]);
     carol.send("/rooms");
