@@ -397,13 +397,21 @@ class ChatPage {
         return true;
       case "who": {
         const roomId = command.roomId ?? (this.selected.startsWith("#") ? this.selected.slice(1) : this.session.currentRoom);
-        if (!roomId || !this.session.rooms.includes(roomId)) {
+        if (!roomId || (!this.session.rooms.includes(roomId) && !this.session.pendingJoins.includes(roomId))) {
           showError($("composer-error"), roomId ? `You are not in #${roomId}.` : "You are in no room.");
           return false;
         }
-        const names = this.session.members(roomId).map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`));
-        this.store.addNotice(this.selected, "notice", `In #${roomId}: ${names.join(", ") || "nobody"}.`);
-        this.renderMessages();
+        // Right after `/join <room>` the member list is not known yet: answer once the join is.
+        this.session.afterRoomSettles(roomId, () => {
+          if (this.stopped) return;
+          if (!this.session.rooms.includes(roomId)) {
+            showError($("composer-error"), `You are not in #${roomId}.`);
+            return;
+          }
+          const names = this.session.members(roomId).map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`));
+          this.store.addNotice(this.selected, "notice", `In #${roomId}: ${names.join(", ") || "nobody"}.`);
+          this.renderMessages();
+        });
         return true;
       }
       case "private":
