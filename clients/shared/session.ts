@@ -115,8 +115,8 @@ export interface SessionOptions {
   /** How long `settled()` and `close()` wait for replies at most (default 10 s). */
   readonly replyTimeoutMs?: number;
   /**
-   * How long frames about a room wait for the answer to an earlier `join`/`leave` of that room
-   * before they fail with a local error (default 10 s; API Gateway answers every routed frame within
+   * How long frames about a room wait for the answer to the frame about that room sent before them
+   * (e.g. a chat for its `join`, a `leave` for that chat) before they fail with a local error (default 10 s; API Gateway answers every routed frame within
    * its 29-second integration timeout, AWS-FACTS "Limits", so a longer wait means a lost answer).
    */
   readonly holdTimeoutMs?: number;
@@ -145,8 +145,8 @@ interface Expectation {
   /** The room the frame is about (its answer ends the hold on that room). */
   readonly roomId?: string;
   /**
-   * True once the frame is on the wire. Frames waiting in the outbox or held behind a join/leave
-   * cannot have been answered yet, so replies and errors are matched only against sent ones.
+   * True once the frame is on the wire. Frames waiting in the outbox or held behind an earlier frame
+   * about their room cannot have been answered yet, so replies and errors are matched only against sent ones.
    */
   sent: boolean;
 }
@@ -161,7 +161,7 @@ function expectationFor(frame: ClientFrame): Expectation {
   };
 }
 
-/** The room a frame is about: frames about one room keep their order relative to its join/leave. */
+/** The room a frame is about: frames about one room are sent one at a time, in order. */
 export function frameRoom(frame: ClientFrame): string | undefined {
   switch (frame.type) {
     case "chat":
@@ -177,7 +177,7 @@ export function frameRoom(frame: ClientFrame): string | undefined {
   }
 }
 
-/** A frame (or a local action such as /who) waiting for the answer to a join/leave of its room. */
+/** A frame (or a local action such as /who) waiting for the answer to an earlier frame about its room. */
 type Held =
   | { readonly kind: "frame"; readonly roomId: string; readonly frame: ClientFrame; readonly expectation: Expectation }
   | { readonly kind: "action"; readonly roomId: string; readonly run: () => void };
@@ -282,7 +282,7 @@ export class ChatSession {
     return [...this.joining.keys()].filter((r) => !this.joined.has(r));
   }
 
-  /** Number of frames and actions held behind an unanswered join/leave of their room. */
+  /** Number of frames and actions held behind an unanswered frame about their room. */
   get heldCount(): number {
     return this.held.length;
   }
@@ -364,8 +364,8 @@ export class ChatSession {
   }
 
   /**
-   * Runs `action` once no join or leave of `roomId` is unanswered or waiting, in order with the
-   * frames about that room sent before it (at once if there are none). For commands answered
+   * Runs `action` once no frame about `roomId` is unanswered or waiting, in order with the frames
+   * about that room sent before it (at once if there are none). For commands answered
    * locally, such as `/who <room>` right after `/join <room>`. After a hold timeout, a drop or a
    * fatal error the action runs anyway, with whatever the session knows then.
    */
@@ -469,12 +469,12 @@ export class ChatSession {
     return [...new Set([...this.joined.keys(), ...this.joining.keys()])];
   }
 
-  /** True while a join/leave of the room is unanswered, or something about it is already held. */
+  /** True while a frame about the room is unanswered, or something about it is already held. */
   private isBusy(roomId: string): boolean {
     return this.inFlight.has(roomId) || this.held.some((h) => h.roomId === roomId);
   }
 
-  /** Sends a frame on the open socket now, or holds it behind an unanswered join/leave of its room. */
+  /** Sends a frame on the open socket now, or holds it behind an unanswered frame about its room. */
   private dispatch(frame: ClientFrame, expectation: Expectation): void {
     const roomId = frameRoom(frame);
     if (roomId !== undefined && this.isBusy(roomId)) {
@@ -592,7 +592,7 @@ export class ChatSession {
     this.openedThisSocket = true;
     // `attempt` is reset by the first frame the server sends, not here: a server that accepts and
     // at once drops connections must still meet a growing backoff and, in the end, the give-up.
-    // The connection joined `this.current` on $connect, but nothing can be sent from inside $connect
+    // The connection joined `socketRoom` on $connect, but nothing can be sent from inside $connect
     // (AWS-FACTS "Routing"), so the member list of that room comes from an explicit, idempotent join.
     const connectRoom = this.socketRoom;
     // Rooms joined before the drop, and rooms whose join was not answered yet.
