@@ -26,7 +26,7 @@ export const USAGE = `usage: npm run client -- <endpoint> [--token <jwt> | --use
   <endpoint>        ws:// or wss:// URL of the API stage, e.g. ws://127.0.0.1:3001/local
                     or wss://abc123.execute-api.eu-west-1.amazonaws.com/dev
   --token <jwt>     a token the API accepts (for a deployed stack: from your identity provider,
-                    or \`npm run token -- <userId>\` with the stack's shared secret)
+                    or signed with the stack's generated secret: README, "Deploy, use, destroy")
   --user <userId>   mint a local token for <userId> (local runtime only)
   --name <name>     display name (default: the token's name claim, or the user id)
   --room <room>     room to join on connect (default: general)
