@@ -9,7 +9,7 @@ import { managementFanout } from "../lib/fanout";
 import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
-import { assertDeliverable, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
+import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
 import { broadcastToRoom } from "../lib/presence";
 import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
 
@@ -30,7 +30,9 @@ export function createHandler(): WebSocketHandler {
   const rt = createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
-    const frame = parseFrame(schemas.chat, requireFrame(req));
+    const raw = requireFrame(req);
+    assertOwnSender(raw, req.connection);
+    const frame = parseFrame(schemas.chat, raw);
     const { connection } = req;
     const roomId = frame.roomId ?? connection.currentRoom;
     if (roomId === undefined) throw chatError("BAD_REQUEST", "no roomId given and this connection has not joined a room");

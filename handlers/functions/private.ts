@@ -9,14 +9,16 @@ import { managementFanout } from "../lib/fanout";
 import { dmConversation, epochSeconds, liveConnectionsOfUser, storeMessage } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
-import { assertDeliverable, buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
+import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame, requireFanout } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
   const rt = createRuntime("private", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
-    const frame = parseFrame(schemas.private, requireFrame(req));
+    const raw = requireFrame(req);
+    assertOwnSender(raw, req.connection);
+    const frame = parseFrame(schemas.private, raw);
     const { connection } = req;
     if (frame.toUserId === connection.userId) throw chatError("BAD_REQUEST", "cannot send a private message to yourself");
     assertDeliverable(

@@ -67,6 +67,24 @@ export function buildSchemas(maxMessageBytes: number) {
 export type Schemas = ReturnType<typeof buildSchemas>;
 
 /** Validates a frame; a failed refinement of the message size is TOO_LARGE, anything else BAD_REQUEST. */
+/** Fields that name a message's sender: the server sets them from the token, never the client. */
+export const SENDER_FIELDS = ["userId", "username", "fromUserId", "fromUsername"] as const;
+
+/**
+ * A `chat` or `private` frame that names a sender other than the caller is refused (BAD_REQUEST)
+ * rather than silently re-attributed: a client that tries to speak for someone else is told so, and
+ * nothing is stored. Naming oneself (a client echoing its own ids) is harmless and accepted.
+ */
+export function assertOwnSender(frame: Record<string, unknown>, sender: { readonly userId: string; readonly username: string }): void {
+  for (const field of SENDER_FIELDS) {
+    if (!Object.prototype.hasOwnProperty.call(frame, field)) continue;
+    const own = field === "userId" || field === "fromUserId" ? sender.userId : sender.username;
+    if (frame[field] !== own) {
+      throw chatError("BAD_REQUEST", `${field}: a frame cannot name another sender; the server sets the sender from the token`);
+    }
+  }
+}
+
 export function parseFrame<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, frame: unknown): T {
   const result = schema.safeParse(frame);
   if (result.success) return result.data;

@@ -411,18 +411,25 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     const cmid = rng.clientMessageId();
     add(
       "extra fields",
-      "chat claiming another sender (userId, username, messageId, sentAt): the server's values win",
-      json({ type: "chat", roomId: sandbox, message: "extra fields", clientMessageId: cmid, userId: peer, username: "Forged", messageId: "forged", sentAt: "1999-01-01T00:00:00.000Z", admin: true }),
+      "chat naming itself and claiming messageId, sentAt: the server's values win",
+      json({ type: "chat", roomId: sandbox, message: "extra fields", clientMessageId: cmid, userId: self, messageId: "forged", sentAt: "1999-01-01T00:00:00.000Z", admin: true }),
       acceptedChat("extra fields", cmid),
       1,
     );
   }
   add(
     "extra fields",
-    "private claiming another sender (fromUserId, fromUsername): delivered, stored with the real sender",
+    "chat claiming another sender (userId, username): refused, nothing stored",
+    json({ type: "chat", roomId: sandbox, message: "forged", userId: peer, username: "Forged" }),
+    bad,
+  );
+  {
+  }
+  add(
+    "extra fields",
+    "private claiming another sender (fromUserId, fromUsername): refused, nothing stored",
     json({ type: "private", toUserId: peer, message: "from whom?", fromUserId: peer, fromUsername: "Forged" }),
-    delivered(peer),
-    1,
+    bad,
   );
   add("extra fields", "join with unknown fields", json({ type: "join", roomId: sandbox, role: "admin" }), { kind: "reply", type: "joined" });
 
