@@ -97,7 +97,7 @@ export const CONFIG_SCHEMA = {
   throttlingRateLimit: { type: "integer", default: 50, description: "Stage default route steady-state rate limit (requests per second, per route; 0-10000)." },
   lambdaMemoryMb: { type: "integer", default: 256, description: "Memory of every function in MB (128-10240)." },
   lambdaTimeoutSeconds: { type: "integer", default: 10, description: "Timeout of every function in seconds (1-29: API Gateway's integration timeout is 29 s)." },
-  reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000." },
+  reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 8 times it)." },
   provisionedConcurrency: { type: "integer", default: 0, description: "Provisioned concurrency of the $connect path (authorizer and connect, through a `live` alias): warm instances so handshakes skip cold starts; 0 = none (0-100)." },
   maxMessageBytes: { type: "integer", default: 16384, description: "Largest chat text a client may send, in bytes (1-131072; API Gateway caps a message at 128 KB)." },
   rateLimitPerMinute: { type: "integer", default: 60, description: "Frames one connection may send per minute before RATE_LIMITED (1-100000)." },
