@@ -62,4 +62,19 @@ describe("docs", function () {
     assert.match(ci, /^npm test$/m);
     assert.match(read("local/smoke.ts"), /spawn\("npm", \["run", "--silent", "local"/, "the smoke test starts npm run local itself");
   });
+
+  it("the cost worked example in README.md and docs/cost.md is what npm run cost prints from the committed results", () => {
+    const out = spawnSync("npm", ["run", "-s", "cost", "--", "--connections", "2000", "--rooms", "20", "--messages-per-minute", "100"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    assert.equal(out.status, 0, out.stderr);
+    const money = (line: string | undefined) => (line ?? "").match(/\$[0-9][0-9,.]*/g) ?? [];
+    const pick = (text: string, label: RegExp) => text.split("\n").find((l) => label.test(l));
+    for (const doc of ["README.md", "docs/cost.md"]) {
+      const full = read(doc);
+      const text = full.slice(full.indexOf("$ npm run cost -- --connections 2000 --rooms 20 --messages-per-minute 100"));
+      assert.ok(text.length < full.length, `${doc} shows the worked example`);
+      for (const label of [/^Total\s+per month/, /read request units/i, /write request units/i, /WebSocket messages/]) {
+        assert.deepEqual(money(pick(text, label)), money(pick(out.stdout, label)), `${doc}: ${label}`);
+      }
+    }
+  });
 });
