@@ -1,6 +1,9 @@
 /**
  * The bench side of bench/child/runtimeHost.ts: forks a local runtime in its own process and talks
- * to it over IPC. `stop()` always ends the child (and with it the DynamoDB Local it started).
+ * to it over IPC. `stop()` always ends the child (and with it the DynamoDB Local it started): the
+ * child leads its own process group, so a forced kill (SIGKILL skips the runtime's exit hook that
+ * stops java) reaches DynamoDB Local too instead of leaving it orphaned. If the bench itself dies,
+ * the child sees its IPC channel close and stops (bench/child/runtimeHost.ts).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
@@ -29,7 +32,16 @@ export async function startRuntimeProcess(options: RuntimeProcessOptions, startT
     cwd: root,
     execArgv: ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    detached: true,
   });
+  /** Signals the child's whole process group (the runtime and its DynamoDB Local). */
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      /* the group is already gone */
+    }
+  };
   let nextId = 1;
   const pending = new Map<number, { resolve: (r: HostReply) => void; reject: (e: Error) => void }>();
   let exited = false;
@@ -73,7 +85,7 @@ export async function startRuntimeProcess(options: RuntimeProcessOptions, startT
   try {
     info = await ready;
   } catch (err) {
-    if (!exited) child.kill("SIGKILL");
+    killGroup("SIGKILL");
     throw err;
   }
   let stopping: Promise<void> | undefined;
@@ -96,14 +108,17 @@ export async function startRuntimeProcess(options: RuntimeProcessOptions, startT
     dynamoPid: () => descendants(info.pid).find((p) => commandName(p) === "java"),
     stop: () =>
       (stopping ??= (async () => {
-        if (exited) return;
-        const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-        try {
-          await Promise.race([request({ type: "stop" }).catch(() => undefined), exitPromise]);
-          await exitPromise;
-        } finally {
-          clearTimeout(timer);
+        if (!exited) {
+          const timer = setTimeout(() => killGroup("SIGKILL"), 20_000);
+          try {
+            await Promise.race([request({ type: "stop" }).catch(() => undefined), exitPromise]);
+            await exitPromise;
+          } finally {
+            clearTimeout(timer);
+          }
         }
+        // Whatever the runtime left in its group (nothing after a clean stop).
+        killGroup("SIGKILL");
       })()),
   };
 }
