@@ -25,7 +25,11 @@ export interface Member {
 
 const NOTHING: FanoutResult = { delivered: [], gone: [], connecting: [], failed: [] };
 
-/** Posts a frame to the room's live member connections, except `exclude`. */
+/**
+ * Posts a frame to the room's live member connections, except `exclude`. Members found gone (410)
+ * are removed by the fan-out; a user whose last connection in the room was among them is announced
+ * `left`, as their `$disconnect` would have done (API Gateway does not guarantee one).
+ */
 export async function broadcastToRoom(
   rt: Runtime,
   log: Logger,
@@ -36,7 +40,39 @@ export async function broadcastToRoom(
 ): Promise<FanoutResult> {
   const targets = room.members.map((m) => m.connectionId).filter((id) => id !== exclude);
   if (targets.length === 0) return NOTHING;
-  return requireFanout(rt).deliver(targets, payload, log, { roomId });
+  const result = await requireFanout(rt).deliver(targets, payload, log, { roomId });
+  if (result.gone.length > 0) await announceVanished(rt, log, room.members, result.gone, roomId, exclude);
+  return result;
+}
+
+/** Rounds of `left` announcements: each can find more vanished members (bounded, like every loop here). */
+const VANISHED_ROUNDS = 3;
+
+async function announceVanished(
+  rt: Runtime,
+  log: Logger,
+  members: readonly Member[],
+  gone: readonly string[],
+  roomId: string,
+  exclude: string | undefined,
+): Promise<void> {
+  let removed = new Set(gone);
+  let live = members.filter((m) => !removed.has(m.connectionId));
+  let vanished = members.filter((m) => removed.has(m.connectionId));
+  for (let round = 0; round < VANISHED_ROUNDS && vanished.length > 0; round++) {
+    const users = new Map<string, string>();
+    for (const m of vanished) if (!live.some((l) => l.userId === m.userId)) users.set(m.userId, m.username);
+    removed = new Set<string>();
+    for (const [userId, username] of users) {
+      const targets = live.map((l) => l.connectionId).filter((id) => id !== exclude && !removed.has(id));
+      if (targets.length === 0) break;
+      const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId, username };
+      const result = await requireFanout(rt).deliver(targets, JSON.stringify(frame), log, { roomId });
+      for (const id of result.gone) removed.add(id);
+    }
+    vanished = live.filter((l) => removed.has(l.connectionId));
+    live = live.filter((l) => !removed.has(l.connectionId));
+  }
 }
 
 /**

@@ -52,7 +52,14 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     assert.ok(await getConnection(other.connectionId));
     const report = h.reports.filter((r) => r.function === "chat").pop();
     assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
-    assert.equal(report?.metrics.Deliveries, 2);
+    // The message to the two others, then `left` for gb (its only connection in the room) to both.
+    assert.equal(report?.metrics.Deliveries, 4);
+    for (const c of [sender, other]) {
+      assert.deepEqual(
+        h.frames(c).filter((f) => f.type === "presence").map((f) => [f.event, f.userId, f.roomId]),
+        [["left", "gb", "gone-1"]],
+      );
+    }
     assert.ok(report?.dynamoCalls.some((c) => c.table === "connections" && c.action === "dynamodb:BatchGetItem"));
     assert.ok(report?.dynamoCalls.some((c) => c.table === "rooms" && c.action === "dynamodb:BatchWriteItem"));
   });
@@ -95,8 +102,22 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     assert.equal(await getMember("settle-1", vanished.connectionId), undefined);
     const report = h.reports.filter((r) => r.function === "chat").pop();
     assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
-    assert.equal(report?.metrics.Deliveries, 2);
+    // The message to the sender and the late one, then `left` for os-c to both.
+    assert.equal(report?.metrics.Deliveries, 4);
     assert.equal(report?.metrics.FailedDeliveries, 0);
+    assert.deepEqual(h.frames(late).filter((f) => f.type === "presence").map((f) => [f.event, f.userId]), [["left", "os-c"]]);
+  });
+
+  it("a vanished user with another live connection in the room is not announced as left", async () => {
+    const sender = await h.join("va-a", "vanish-2");
+    const phone = await h.join("va-b", "vanish-2");
+    await h.join("va-b", "vanish-2"); // the same user's laptop stays
+    await h.vanish(phone);
+    h.api.clearFrames();
+    assert.equal(await h.send(sender, { type: "chat", message: "still one device" }), undefined);
+    assert.deepEqual(h.frames(sender).filter((f) => f.type === "presence"), []);
+    const report = h.reports.filter((r) => r.function === "chat").pop();
+    assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
   });
 
   it("a connection item left `connecting` by a failed handshake is cleaned once the grace period is over", async () => {

@@ -237,14 +237,27 @@ describe("faults: the service survives its worst day", function () {
     const cleaned = rt.metricTotal(METRICS.staleConnectionsCleaned);
     const deliveries = rt.metricTotal(METRICS.deliveries, "chat");
     const received = stay.map((m) => m.client.next((f) => f.json?.type === "chat" && f.json.message === "who is still here?", ANSWER_MS, "the broadcast"));
+    // Each vanished user's last connection in the room is gone: the others are told they left, as
+    // their $disconnect would have done.
+    const leftSeen = stay.flatMap((m) =>
+      gone.map((g) =>
+        m.client.next((f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === g.userId, ANSWER_MS, `left for ${g.userId}`),
+      ),
+    );
     stay[0].client.send({ type: "chat", message: "who is still here?" });
     await Promise.all(received);
-    await metricReaches(rt, METRICS.deliveries, deliveries, stay.length, "chat");
+    await Promise.all(leftSeen);
+    // The message to the 4 who stayed, then one `left` per vanished user to each of them.
+    const expectedDeliveries = stay.length * (1 + gone.length);
+    await metricReaches(rt, METRICS.deliveries, deliveries, expectedDeliveries, "chat");
     await metricReaches(rt, METRICS.staleConnectionsCleaned, cleaned, gone.length);
 
     await drained(stay);
     assert.equal(rt.metricTotal(METRICS.staleConnectionsCleaned) - cleaned, gone.length, "StaleConnectionsCleaned counts exactly the vanished");
-    assert.equal(rt.metricTotal(METRICS.deliveries, "chat") - deliveries, stay.length);
+    assert.equal(rt.metricTotal(METRICS.deliveries, "chat") - deliveries, expectedDeliveries);
+    for (const m of stay) {
+      await m.client.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 200);
+    }
     for (const m of gone) {
       const id = ids.get(m.userId)!;
       assert.equal(await hasItem(ddb, rt.tableNames.connections, { connectionId: id }), false, `${m.userId}'s connection item is deleted`);
