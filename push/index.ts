@@ -13,14 +13,11 @@
  * No Pulumi import: a backend depends on the AWS SDK only.
  */
 import { randomUUID } from "node:crypto";
-import { ApiGatewayManagementApiClient, type ApiGatewayManagementApiClientConfig } from "@aws-sdk/client-apigatewaymanagementapi";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { SDK_TIMEOUTS } from "../handlers/lib/clients";
+import { createDocumentClient, createDynamoClient, type SdkCredentials } from "../handlers/lib/clients";
 import { CONFIG_DEFAULTS, MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
 import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext } from "../handlers/lib/data";
 import { isChatError } from "../handlers/lib/errors";
-import { createFanout, type Fanout } from "../handlers/lib/fanout";
+import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
 import {
   ROOM_ID_PATTERN,
   SYSTEM_USERNAME,
@@ -33,7 +30,7 @@ import {
   type SystemFrame,
 } from "../handlers/lib/frames";
 import { createLogger, type Logger } from "../handlers/lib/logger";
-import { createUsageScope, attachUsageMiddleware, type UsageScope } from "../handlers/lib/usage";
+import { createUsageScope, type UsageScope } from "../handlers/lib/usage";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 
 export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
@@ -66,7 +63,7 @@ export function isPushError(err: unknown): err is PushError {
 }
 
 /** AWS credentials as the SDK clients take them (static keys or a provider such as fromNodeProviderChain()). */
-export type PushCredentials = NonNullable<ApiGatewayManagementApiClientConfig["credentials"]>;
+export type PushCredentials = NonNullable<SdkCredentials>;
 
 export interface PusherOptions {
   /** Stack output `connectionsTable`. */
@@ -238,31 +235,14 @@ export function createPusher(options: PusherOptions): Pusher {
     dynamodbEndpoint: dynamoEndpoint,
     region,
   };
-  // Against DynamoDB Local and the local runtime any signature is accepted: without credentials in
-  // the environment, sign with placeholders (as handlers/lib/clients.ts localCredentials does).
-  const credentials =
-    options.credentials ??
-    (dynamoEndpoint !== undefined && !process.env.AWS_ACCESS_KEY_ID ? { accessKeyId: "local", secretAccessKey: "local" } : undefined);
   const usage = options.usage ?? createUsageScope();
   const log = options.logger ?? createLogger("warn", { component: "push" });
 
-  const dynamo = new DynamoDBClient({
-    region,
-    maxAttempts: 3,
-    requestHandler: { ...SDK_TIMEOUTS },
-    ...(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}),
-    ...(credentials ? { credentials } : {}),
-  });
-  const doc = DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } });
-  attachUsageMiddleware(doc, usage, tables);
-  // maxAttempts 1: the fan-out retries LimitExceeded itself and must never retry a 410 (fanout.ts).
-  const management = new ApiGatewayManagementApiClient({
-    region,
-    endpoint: managementEndpoint,
-    maxAttempts: 1,
-    requestHandler: { ...SDK_TIMEOUTS },
-    ...(credentials ? { credentials } : {}),
-  });
+  // The functions' own clients (timeouts, retries, usage accounting); without explicit credentials,
+  // the SDK's provider chain, or placeholders against DynamoDB Local (clients.ts localCredentials).
+  const dynamo = createDynamoClient(config, options.credentials);
+  const doc = createDocumentClient(config, usage, dynamo);
+  const management = createManagementClient(config, options.credentials);
   const fanout: Fanout = createFanout({ management, doc, tables, concurrency: config.fanoutConcurrency, usage });
   const ctx: DataContext = { doc, config };
 

@@ -3,7 +3,7 @@
  * Short timeouts and few attempts: a DynamoDB or `@connections` outage must turn into an INTERNAL
  * error frame well inside API Gateway's 29 s integration timeout (AWS-FACTS: Limits), never a hang.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { HandlerConfig } from "./config";
 import { attachUsageMiddleware, type UsageScope } from "./usage";
@@ -28,15 +28,24 @@ export function traced<T>(config: HandlerConfig, client: T): T {
   return xray.captureAWSv3Client(client);
 }
 
-export function createDocumentClient(config: HandlerConfig, usage: UsageScope): DynamoDBDocumentClient {
-  const credentials = localCredentials(config);
-  const base = new DynamoDBClient({
+/** AWS credentials as the SDK clients take them: static keys or a provider. */
+export type SdkCredentials = DynamoDBClientConfig["credentials"];
+
+/**
+ * The DynamoDB client (destroy it to close its sockets: the document client's destroy() does not).
+ * Credentials default to the execution role's, or to localCredentials() locally.
+ */
+export function createDynamoClient(config: HandlerConfig, credentials: SdkCredentials = localCredentials(config)): DynamoDBClient {
+  return new DynamoDBClient({
     region: config.region,
     maxAttempts: 3,
     requestHandler: { ...SDK_TIMEOUTS },
     ...(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
     ...(credentials ? { credentials } : {}),
   });
+}
+
+export function createDocumentClient(config: HandlerConfig, usage: UsageScope, base: DynamoDBClient = createDynamoClient(config)): DynamoDBDocumentClient {
   const doc = DynamoDBDocumentClient.from(traced(config, base), {
     marshallOptions: { removeUndefinedValues: true },
   });

@@ -25,6 +25,7 @@ import {
 import { CONNECTIONS_BY_USER_INDEX, ROOM_DIRECTORY_INDEX, type TableName } from "../tables";
 import type { HandlerConfig } from "./config";
 import { chatError, errorName } from "./errors";
+import { parseJsonObject } from "./json";
 
 export interface DataContext {
   readonly doc: DynamoDBDocumentClient;
@@ -74,7 +75,6 @@ export const CONNECT_GRACE_MS = 60_000;
  * posts again once this long after it (fanout.ts) before it calls the connection stale.
  */
 export const OPEN_SETTLE_MS = 1_000;
-
 
 export interface MemberItem {
   readonly roomId: string;
@@ -580,13 +580,7 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
 
 /** A stored system message's `data` as an object; undefined if absent or not a JSON object. */
 export function storedData(item: Pick<MessageItem, "data">): Record<string, unknown> | undefined {
-  if (item.data === undefined) return undefined;
-  try {
-    const value: unknown = JSON.parse(item.data);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  return item.data === undefined ? undefined : parseJsonObject(item.data);
 }
 
 export interface HistoryCursor {

@@ -9,8 +9,8 @@
  *   deleting such a connection would break a client that is about to be connected. Still inside
  *   `$connect` (`connecting`, younger than CONNECT_GRACE_MS): kept, not delivered. Its `$connect`
  *   finished less than OPEN_SETTLE_MS ago: posted again once OPEN_SETTLE_MS after it, then delivered
- *   or, on a second 410, removed. After the fan-out the stale ids are removed: BatchGetItem of their connection items (for their `rooms` sets), then
- *   BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
+ *   or, on a second 410, removed. After the fan-out the stale ids are removed: BatchGetItem of their
+ *   connection items (for their `rooms` sets and handshake state), then BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
  *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
  *   backoff and full jitter, never treated as gone. A post that was never sent (no connection could
@@ -20,7 +20,7 @@
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableName } from "../tables";
-import { localCredentials, SDK_TIMEOUTS, traced } from "./clients";
+import { localCredentials, SDK_TIMEOUTS, traced, type SdkCredentials } from "./clients";
 import type { HandlerConfig } from "./config";
 import { backoffDelay, batchDelete, CONNECT_GRACE_MS, OPEN_SETTLE_MS } from "./data";
 import { errorName, httpStatus } from "./errors";
@@ -45,8 +45,6 @@ export interface DeliverOptions {
 
 export interface Fanout {
   deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
-  /** Deletes connection items and their memberships (also used by $disconnect-less clean-up paths). */
-  removeConnections(ids: readonly string[], log: Logger, knownRooms?: readonly string[]): Promise<number>;
 }
 
 export interface FanoutDeps {
@@ -195,13 +193,6 @@ export function createFanout(deps: FanoutDeps): Fanout {
     log.info("stale connections removed", { count: ids.length, connectionIds: ids });
   }
 
-  async function removeConnections(ids: readonly string[], log: Logger, knownRooms: readonly string[] = []): Promise<number> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0 || !connectionsTable || !roomsTable) return 0;
-    await deleteStale(unique, await readItems(unique, log), log, knownRooms);
-    return unique.length;
-  }
-
   /**
    * What a 410 means for each id (see the header): stale ones are deleted, just-opened ones are
    * posted again; returns the final outcome of each.
@@ -279,16 +270,15 @@ export function createFanout(deps: FanoutDeps): Fanout {
     return { delivered, gone, connecting, failed };
   }
 
-  return { deliver, removeConnections };
+  return { deliver };
 }
 
 /**
  * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
  * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
  */
-export function createManagementClient(config: HandlerConfig): ApiGatewayManagementApiClient {
+export function createManagementClient(config: HandlerConfig, credentials: SdkCredentials = localCredentials(config)): ApiGatewayManagementApiClient {
   if (!config.managementEndpoint) throw new Error("MANAGEMENT_ENDPOINT is not configured");
-  const credentials = localCredentials(config);
   return traced(
     config,
     new ApiGatewayManagementApiClient({

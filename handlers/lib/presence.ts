@@ -45,6 +45,11 @@ export async function broadcastToRoom(
   return result;
 }
 
+function leftFrame(roomId: string, userId: string, username: string): string {
+  const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId, username };
+  return JSON.stringify(frame);
+}
+
 /** Rounds of `left` announcements: each can find more vanished members (bounded, like every loop here). */
 const VANISHED_ROUNDS = 3;
 
@@ -56,28 +61,27 @@ async function announceVanished(
   roomId: string,
   exclude: string | undefined,
 ): Promise<void> {
-  let removed = new Set(gone);
-  let live = members.filter((m) => !removed.has(m.connectionId));
-  let vanished = members.filter((m) => removed.has(m.connectionId));
+  const initiallyGone = new Set(gone);
+  let live = members.filter((m) => !initiallyGone.has(m.connectionId));
+  let vanished = members.filter((m) => initiallyGone.has(m.connectionId));
   for (let round = 0; round < VANISHED_ROUNDS && vanished.length > 0; round++) {
     const users = new Map<string, string>();
     for (const m of vanished) if (!live.some((l) => l.userId === m.userId)) users.set(m.userId, m.username);
-    removed = new Set<string>();
+    const newlyGone = new Set<string>();
     for (const [userId, username] of users) {
-      const targets = live.map((l) => l.connectionId).filter((id) => id !== exclude && !removed.has(id));
+      const targets = live.map((l) => l.connectionId).filter((id) => id !== exclude && !newlyGone.has(id));
       if (targets.length === 0) break;
-      const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId, username };
-      const result = await requireFanout(rt).deliver(targets, JSON.stringify(frame), log, { roomId });
-      for (const id of result.gone) removed.add(id);
+      const result = await requireFanout(rt).deliver(targets, leftFrame(roomId, userId, username), log, { roomId });
+      for (const id of result.gone) newlyGone.add(id);
     }
-    vanished = live.filter((l) => removed.has(l.connectionId));
-    live = live.filter((l) => !removed.has(l.connectionId));
+    vanished = live.filter((l) => newlyGone.has(l.connectionId));
+    live = live.filter((l) => !newlyGone.has(l.connectionId));
   }
 }
 
 /**
  * Adds the membership, reads the room and announces `joined` to the others (never to the joining
- * connection itself: during $connect a post to it returns 410 and would wrongly delete it).
+ * connection itself: during $connect it is not open yet, and a post to it returns 410).
  */
 export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
   // joinedAt is taken right before the write, to keep timestamp order close to write order (see Races).
@@ -101,8 +105,7 @@ export async function announceLeftIfLast(
 ): Promise<RoomView> {
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
   if (!room.members.some((m) => m.userId === member.userId)) {
-    const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId: member.userId, username: member.username };
-    await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame));
+    await broadcastToRoom(rt, log, room, roomId, leftFrame(roomId, member.userId, member.username));
   }
   return room;
 }

@@ -13,6 +13,7 @@ import { publishUsage } from "./emf";
 import { chatError, errorFrame, isChatError, type ErrorCode } from "./errors";
 import type { Fanout } from "./fanout";
 import { CLIENT_MESSAGE_ID_PATTERN, type ServerFrame } from "./frames";
+import { parseJsonObject } from "./json";
 import { createLogger, type Logger } from "./logger";
 import { createUsageScope, emptyUsage, type UsageScope } from "./usage";
 
@@ -89,16 +90,6 @@ export function bodyText(event: WebSocketEvent): string {
   return event.isBase64Encoded ? Buffer.from(body, "base64").toString("utf8") : body;
 }
 
-/** Parses a frame body: a JSON object, or undefined when the body is not JSON or not an object. */
-export function parseJsonObject(text: string): Record<string, unknown> | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-}
 
 export interface MessageRequest {
   readonly event: WebSocketEvent;
