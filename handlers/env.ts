@@ -94,17 +94,30 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
   return env;
 }
 
-/** Thrown at cold start when the environment is incomplete or invalid: a deployment error, not a client's. */
-export class ConfigurationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigurationError";
-  }
+/**
+ * Thrown at cold start when the environment is incomplete or invalid: a deployment error, not a
+ * client's. A factory, not an `Error` subclass: Pulumi's closure serializer rewrites classes into
+ * functions, and a serialized subclass of `Error` loses its message and stack (`super(message)`
+ * initialises a different object), so a misconfigured function on AWS would log nothing useful
+ * (tests/handlers/serialize.test.ts runs every serialized archive with an empty environment).
+ */
+export interface ConfigurationError extends Error {
+  readonly name: "ConfigurationError";
+}
+
+export function configurationError(message: string): ConfigurationError {
+  const err = new Error(message) as Error & { name: string };
+  err.name = "ConfigurationError";
+  return err as ConfigurationError;
+}
+
+export function isConfigurationError(err: unknown): err is ConfigurationError {
+  return err instanceof Error && err.name === "ConfigurationError";
 }
 
 export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
-  if (value === undefined || value === "") throw new ConfigurationError(`environment variable ${name} is not set`);
+  if (value === undefined || value === "") throw configurationError(`environment variable ${name} is not set`);
   return value;
 }
 
@@ -113,7 +126,7 @@ export function intEnv(env: NodeJS.ProcessEnv, name: string, min: number, max: n
   if ((raw === undefined || raw === "") && fallback !== undefined) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigurationError(`environment variable ${name} must be an integer from ${min} to ${max}, got "${raw ?? ""}"`);
+    throw configurationError(`environment variable ${name} must be an integer from ${min} to ${max}, got "${raw ?? ""}"`);
   }
   return value;
 }

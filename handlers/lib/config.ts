@@ -5,7 +5,7 @@
  *
  * Module scope holds only function declarations (serialized by value by CallbackFunction).
  */
-import { ConfigurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
+import { configurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
 import { DEFAULT_METRICS_NAMESPACE } from "../metrics";
 import { TABLES, TABLE_NAMES, type TableName } from "../tables";
 
@@ -65,13 +65,13 @@ function optionalEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
 function parseLogLevel(raw: string | undefined): LogLevel {
   const v = (raw ?? "info").toLowerCase();
   if (v === "debug" || v === "info" || v === "warn" || v === "error") return v;
-  throw new ConfigurationError(`environment variable ${ENV.logLevel} must be debug, info, warn or error, got "${raw}"`);
+  throw configurationError(`environment variable ${ENV.logLevel} must be debug, info, warn or error, got "${raw}"`);
 }
 
 function parseBoolean(name: string, raw: string | undefined): boolean {
   if (raw === undefined || raw === "" || raw === "false" || raw === "0") return false;
   if (raw === "true" || raw === "1") return true;
-  throw new ConfigurationError(`environment variable ${name} must be true or false, got "${raw}"`);
+  throw configurationError(`environment variable ${name} must be true or false, got "${raw}"`);
 }
 
 function parseUrl(name: string, raw: string): string {
@@ -79,10 +79,10 @@ function parseUrl(name: string, raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigurationError(`environment variable ${name} is not a URL: "${raw}"`);
+    throw configurationError(`environment variable ${name} is not a URL: "${raw}"`);
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigurationError(`environment variable ${name} must be an http(s) URL, got "${raw}"`);
+    throw configurationError(`environment variable ${name} must be an http(s) URL, got "${raw}"`);
   }
   return raw.replace(/\/+$/, "");
 }
@@ -132,7 +132,7 @@ export function readHandlerConfig(
 export function readAuthConfig(env: NodeJS.ProcessEnv): AuthConfig {
   const modeRaw = optionalEnv(env, ENV.authMode) ?? "shared-secret";
   if (modeRaw !== "shared-secret" && modeRaw !== "oidc") {
-    throw new ConfigurationError(`environment variable ${ENV.authMode} must be shared-secret or oidc, got "${modeRaw}"`);
+    throw configurationError(`environment variable ${ENV.authMode} must be shared-secret or oidc, got "${modeRaw}"`);
   }
   const issuer = optionalEnv(env, ENV.authIssuer);
   const audience = optionalEnv(env, ENV.authAudience);
@@ -145,11 +145,11 @@ export function readAuthConfig(env: NodeJS.ProcessEnv): AuthConfig {
     requireEnv(env, ENV.authAudience);
     requireEnv(env, ENV.authJwksUrl);
   } else if (sharedSecret === undefined && secretArn === undefined) {
-    throw new ConfigurationError(`shared-secret mode needs ${ENV.authSharedSecret} or ${ENV.authSecretArn}`);
+    throw configurationError(`shared-secret mode needs ${ENV.authSharedSecret} or ${ENV.authSecretArn}`);
   }
   if (sharedSecret !== undefined && Buffer.byteLength(sharedSecret, "utf8") < 32) {
     // RFC 7518 3.2: an HS256 key must be at least 256 bits.
-    throw new ConfigurationError(`${ENV.authSharedSecret} must be at least 32 bytes (RFC 7518 section 3.2)`);
+    throw configurationError(`${ENV.authSharedSecret} must be at least 32 bytes (RFC 7518 section 3.2)`);
   }
   const allowedOrigins = (env[ENV.allowedOrigins] ?? "")
     .split(",")

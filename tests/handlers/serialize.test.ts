@@ -11,7 +11,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { SignJWT } from "jose";
 import { FACTORIES } from "../../handlers";
 import type { AuthorizerHandler, WebSocketHandler } from "../../handlers/events";
+import { ENV, functionEnvironment } from "../../handlers/env";
 import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
+import { TABLES, TABLE_NAMES } from "../../handlers/tables";
 import { authorizerEvent, createHarness, messageEvent, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
 
 describe("handlers: serialization by CallbackFunction", function () {
@@ -77,4 +79,81 @@ describe("handlers: serialization by CallbackFunction", function () {
     const d = messageEvent(b, "$disconnect", "");
     assert.equal((await ws("disconnect")({ ...d, body: undefined, requestContext: { ...d.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1000 } })).statusCode, 200);
   });
+});
+
+/**
+ * What the Lambda Node.js runtime logs when a function's initialisation throws (the
+ * Runtime.UserCodeSyntaxError / init error report of aws-lambda-nodejs-runtime-interface-client,
+ * Errors.toFormatted): `errorType` from the error's name, `errorMessage` and the stack's lines.
+ */
+function lambdaInitErrorLog(err: unknown): { errorType: string; errorMessage: unknown; stack: string[] } {
+  const e = err as { name?: unknown; message?: unknown; stack?: unknown; constructor?: { name?: string } };
+  return {
+    errorType: typeof e.name === "string" ? e.name : (e.constructor?.name ?? "Error"),
+    errorMessage: e.message,
+    stack: typeof e.stack === "string" ? e.stack.split("\n") : [],
+  };
+}
+
+describe("handlers: a serialized function started without its environment", function () {
+  this.timeout(120_000);
+  let dir: string;
+  // Every variable a function could be given, cleared: the archive runs as if the stack forgot them all.
+  const empty = Object.fromEntries(
+    [...Object.values(ENV), ...TABLE_NAMES.map((t) => TABLES[t].envVar), "AWS_REGION", "AWS_DEFAULT_REGION"].map((k) => [k, undefined]),
+  );
+  // What the stack would set for the function (table names etc. are placeholders): the variable
+  // the log names must be one of these, so the operator knows which setting is missing.
+  const deployed = (name: FunctionName) =>
+    functionEnvironment(
+      FUNCTIONS.find((f) => f.name === name)!,
+      {
+        tableNames: { connections: "c", rooms: "r", messages: "m" },
+        managementEndpoint: "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/dev",
+        stage: "dev",
+        environment: "dev",
+        messageRetentionHours: 168,
+        maxMessageBytes: 16384,
+        rateLimitPerMinute: 60,
+        fanoutConcurrency: 50,
+        logLevel: "info",
+        metricsNamespace: "Chat",
+        tracing: false,
+        auth: { mode: "shared-secret", secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s" },
+        allowedOrigins: [],
+      },
+    );
+
+  before(() => {
+    fs.mkdirSync(path.join(process.cwd(), "test-artifacts"), { recursive: true });
+    dir = fs.mkdtempSync(path.join(process.cwd(), "test-artifacts", "serialize-empty-"));
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const spec of FUNCTIONS) {
+    it(`${spec.name}: the init error in the log names the missing variable`, async () => {
+      const s = await pulumi.runtime.serializeFunction(FACTORIES[spec.name] as () => unknown, { isFactoryFunction: true });
+      const file = path.join(dir, `${spec.name}.js`);
+      fs.writeFileSync(file, s.text);
+      let thrown: unknown;
+      try {
+        withEnv(empty, () => require(file));
+      } catch (err) {
+        thrown = err;
+      }
+      assert.ok(thrown !== undefined, `${spec.name} started without its environment`);
+      const log = lambdaInitErrorLog(thrown);
+      assert.equal(log.errorType, "ConfigurationError");
+      assert.equal(typeof log.errorMessage, "string", `errorMessage is ${String(log.errorMessage)}`);
+      const named = [...String(log.errorMessage).matchAll(/\b[A-Z][A-Z0-9_]{2,}\b/g)].map((m) => m[0]);
+      const expected = Object.keys(deployed(spec.name));
+      assert.ok(
+        named.some((v) => expected.includes(v)),
+        `"${String(log.errorMessage)}" names none of the variables ${spec.name} is deployed with (${expected.join(", ")})`,
+      );
+      assert.ok(log.stack.length > 1 && log.stack[0].includes(String(log.errorMessage)), "the stack survives too");
+    });
+  }
 });

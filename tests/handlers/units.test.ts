@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { jwtVerify } from "jose";
-import { ConfigurationError } from "../../handlers/env";
+import { isConfigurationError } from "../../handlers/env";
 import { FACTORIES } from "../../handlers";
 import { FUNCTIONS } from "../../handlers/routes";
 import { withEnv } from "../support/handlerHarness";
@@ -33,9 +33,9 @@ describe("handlers: pure helpers", function () {
     });
 
     it("throws ConfigurationError at cold start for missing or malformed variables", () => {
-      assert.throws(() => readHandlerConfig({}, "ping", needs), ConfigurationError);
+      assert.throws(() => readHandlerConfig({}, "ping", needs), isConfigurationError);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", RATE_LIMIT_PER_MINUTE: "lots" }, "ping", needs), /RATE_LIMIT_PER_MINUTE/);
-      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", FANOUT_CONCURRENCY: "0" }, "ping", needs), ConfigurationError);
+      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", FANOUT_CONCURRENCY: "0" }, "ping", needs), isConfigurationError);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131073" }, "ping", needs), /MAX_MESSAGE_BYTES/);
       assert.equal(readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131072" }, "ping", needs).maxMessageBytes, 131072);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", LOG_LEVEL: "loud" }, "ping", needs), /LOG_LEVEL/);
@@ -49,14 +49,14 @@ describe("handlers: pure helpers", function () {
         ["CONNECTIONS_TABLE", "ROOMS_TABLE", "MESSAGES_TABLE", "MANAGEMENT_ENDPOINT", "AUTH_SHARED_SECRET", "AUTH_SECRET_ARN", "AUTH_MODE"].map((k) => [k, undefined]),
       );
       for (const spec of FUNCTIONS) {
-        assert.throws(() => withEnv(cleared, () => FACTORIES[spec.name]()), ConfigurationError, spec.name);
+        assert.throws(() => withEnv(cleared, () => FACTORIES[spec.name]()), isConfigurationError, spec.name);
       }
     });
 
     it("readAuthConfig requires the mode's variables and a 256-bit HS256 secret", () => {
       assert.throws(() => readAuthConfig({}), /AUTH_SHARED_SECRET or AUTH_SECRET_ARN/);
       assert.throws(() => readAuthConfig({ AUTH_SHARED_SECRET: "short" }), /32 bytes/);
-      assert.throws(() => readAuthConfig({ AUTH_MODE: "oidc", AUTH_ISSUER: "https://i" }), ConfigurationError);
+      assert.throws(() => readAuthConfig({ AUTH_MODE: "oidc", AUTH_ISSUER: "https://i" }), isConfigurationError);
       assert.throws(() => readAuthConfig({ AUTH_MODE: "magic" }), /AUTH_MODE/);
       const ok = readAuthConfig({ AUTH_SECRET_ARN: "arn:x", ALLOWED_ORIGINS: " https://a.example , ,https://b.example" });
       assert.deepEqual(ok.allowedOrigins, ["https://a.example", "https://b.example"]);
