@@ -6,7 +6,7 @@
  *
  * Module scope holds only plain constants, so it is safe to capture in serialized callbacks.
  */
-import type { TableName } from "./tables";
+import { CONNECTIONS_BY_USER_INDEX, ROOM_DIRECTORY_INDEX, type TableName } from "./tables";
 
 /** Route selection expression of the WebSocket API (AWS-FACTS: Routing). */
 export const ROUTE_SELECTION_EXPRESSION = "$request.body.type";
@@ -34,11 +34,17 @@ export type DynamoAction =
   | "dynamodb:BatchWriteItem"
   | "dynamodb:ConditionCheckItem";
 
-/** What a function does to one table; `indexes` are the index names it queries. */
+/**
+ * What a function (or a pushing backend) does to one table: `actions` on the table itself, and per
+ * index name the actions on that index. A Query on an index is authorized on the index ARN, not the
+ * table's (DynamoDB IAM resources), so a function that only queries an index gets no Query on the table.
+ */
 export interface TableAccess {
   readonly table: TableName;
+  /** Actions on the table's own ARN (may be empty when only an index is read). */
   readonly actions: readonly DynamoAction[];
-  readonly indexes?: readonly string[];
+  /** Index name → actions on `<table ARN>/index/<name>` (only dynamodb:Query is meaningful there). */
+  readonly indexes?: Readonly<Record<string, readonly DynamoAction[]>>;
 }
 
 export type ManagementMethod = "POST" | "GET" | "DELETE";
@@ -184,7 +190,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Stores a private message and delivers it to every device of both users",
     twoWay: true,
     tables: [
-      { table: "connections", actions: ["dynamodb:UpdateItem", "dynamodb:Query", ...CLEANUP_CONNECTIONS], indexes: ["byUser"] },
+      // Query: only the byUser index (a user's devices), never the table.
+      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS], indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] } },
       // Only the clean-up of stale recipients' memberships: private messages never read rooms.
       { table: "rooms", actions: CLEANUP_MEMBERSHIPS },
       { table: "messages", actions: STORE_MESSAGE },
@@ -200,7 +207,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
-      { table: "rooms", actions: ["dynamodb:Query"], indexes: ["directory"] },
+      // Query: only the directory index (the rooms' summaries), never the table.
+      { table: "rooms", actions: [], indexes: { [ROOM_DIRECTORY_INDEX]: ["dynamodb:Query"] } },
     ],
     manageConnections: [],
     readsAuthSecret: false,

@@ -2,7 +2,7 @@
  * Least-privilege IAM policies, derived (not written by hand) from what each function's route
  * declares it needs in handlers/routes.ts. Pure: no Pulumi, so a test reads exactly what a role gets.
  */
-import type { FunctionSpec } from "../handlers/routes";
+import type { FunctionSpec, TableAccess } from "../handlers/routes";
 import type { TableName } from "../handlers/tables";
 
 export interface PolicyStatement {
@@ -35,6 +35,46 @@ function sid(...parts: string[]): string {
   return parts.map((p) => p.replace(/[^A-Za-z0-9]/g, "").replace(/^./, (c) => c.toUpperCase())).join("");
 }
 
+/** Actions that can be authorized on an index ARN (iam-data: dynamodb actions with the `index` resource type that we use). */
+const INDEX_ACTIONS: ReadonlySet<string> = new Set(["dynamodb:Query"]);
+
+/**
+ * The statements granting what a route (or a pushing backend) declares on its tables: the table
+ * actions on the table ARN (one statement per table, none when it has no table action), and per
+ * table the index actions on exactly the `<table ARN>/index/<name>` ARNs. A Query on an index is
+ * authorized on the index ARN, not the table's (DynamoDB IAM: resources), so a function that only
+ * queries an index can read nothing else of the table.
+ */
+export function tableAccessStatements(
+  accesses: readonly TableAccess[],
+  tableArns: Readonly<Record<TableName, string>>,
+  sidPrefix: { readonly table: string; readonly index: string },
+): PolicyStatement[] {
+  const statements: PolicyStatement[] = [];
+  for (const access of accesses) {
+    const tableArn = tableArns[access.table];
+    if (access.actions.length > 0) {
+      statements.push({ Sid: sid(sidPrefix.table, access.table), Effect: "Allow", Action: [...new Set(access.actions)].sort(), Resource: [tableArn] });
+    }
+    const indexes = Object.entries(access.indexes ?? {}).filter(([, actions]) => actions.length > 0);
+    for (const [index, actions] of indexes) {
+      for (const action of actions) {
+        if (!INDEX_ACTIONS.has(action)) throw new Error(`${action} on index ${index} of ${access.table}: only ${[...INDEX_ACTIONS].join(", ")} is authorized on an index`);
+      }
+    }
+    if (indexes.length > 0) {
+      // One statement per table: every index action is dynamodb:Query, so the union is exact.
+      statements.push({
+        Sid: sid(sidPrefix.index, access.table),
+        Effect: "Allow",
+        Action: [...new Set(indexes.flatMap(([, actions]) => actions))].sort(),
+        Resource: indexes.map(([index]) => `${tableArn}/index/${index}`).sort(),
+      });
+    }
+  }
+  return statements;
+}
+
 /** The IAM policy document of one function's role. */
 export function functionPolicy(spec: FunctionSpec, inputs: FunctionPolicyInputs): IamPolicyDocument {
   const statements: PolicyStatement[] = [
@@ -47,27 +87,7 @@ export function functionPolicy(spec: FunctionSpec, inputs: FunctionPolicyInputs)
     },
   ];
 
-  for (const access of spec.tables) {
-    const tableArn = inputs.tableArns[access.table];
-    statements.push({
-      Sid: sid("Table", access.table),
-      Effect: "Allow",
-      Action: [...new Set(access.actions)].sort(),
-      Resource: [tableArn],
-    });
-    // A Query on an index is authorised on the index ARN, not the table's (DynamoDB IAM: resources).
-    if (access.indexes && access.indexes.length > 0) {
-      if (!access.actions.includes("dynamodb:Query")) {
-        throw new Error(`${spec.name}: indexes on ${access.table} are declared without dynamodb:Query`);
-      }
-      statements.push({
-        Sid: sid("Index", access.table),
-        Effect: "Allow",
-        Action: ["dynamodb:Query"],
-        Resource: access.indexes.map((index) => `${tableArn}/index/${index}`),
-      });
-    }
-  }
+  statements.push(...tableAccessStatements(spec.tables, inputs.tableArns, { table: "Table", index: "Index" }));
 
   const methods = [...new Set(spec.manageConnections)].sort();
   if (methods.length > 0) {

@@ -9,7 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { TableName } from "../handlers/tables";
 import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, type PushTableAccess } from "../push/access";
-import type { IamPolicyDocument, PolicyStatement } from "./policies";
+import { tableAccessStatements, type IamPolicyDocument, type PolicyStatement } from "./policies";
 
 export interface PushPolicyInputs {
   readonly tableArns: Readonly<Record<TableName, string>>;
@@ -24,28 +24,10 @@ export interface PushPolicyInputs {
   readonly tableKmsKeyArn?: string;
 }
 
-function capitalized(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
 /** The push policy document: a pure function of the ARNs, so a test reads exactly what a backend gets. */
 export function pushPolicyDocument(inputs: PushPolicyInputs, access: readonly PushTableAccess[] = PUSH_TABLE_ACCESS): IamPolicyDocument {
-  const statements: PolicyStatement[] = [];
-  for (const a of access) {
-    const tableArn = inputs.tableArns[a.table];
-    if (a.actions.length > 0) {
-      statements.push({ Sid: `PushTable${capitalized(a.table)}`, Effect: "Allow", Action: [...new Set(a.actions)].sort(), Resource: [tableArn] });
-    }
-    for (const [index, actions] of Object.entries(a.indexes ?? {})) {
-      // A Query on an index is authorized on the index ARN, not the table's (DynamoDB IAM: resources).
-      statements.push({
-        Sid: `PushIndex${capitalized(a.table)}${capitalized(index).replace(/[^A-Za-z0-9]/g, "")}`,
-        Effect: "Allow",
-        Action: [...new Set(actions)].sort(),
-        Resource: [`${tableArn}/index/${index}`],
-      });
-    }
-  }
+  // The same derivation as the functions' policies: table actions on the table ARN, Query on index ARNs only.
+  const statements: PolicyStatement[] = tableAccessStatements(access, inputs.tableArns, { table: "PushTable", index: "PushIndex" });
   statements.push({
     Sid: "PushManageConnections",
     Effect: "Allow",

@@ -7,16 +7,15 @@
  *
  * Pure data: no Pulumi, no AWS SDK.
  */
-import type { DynamoAction, ManagementMethod } from "../handlers/routes";
-import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../handlers/tables";
+import type { ManagementMethod, TableAccess } from "../handlers/routes";
+import { CONNECTIONS_BY_USER_INDEX } from "../handlers/tables";
 
-export interface PushTableAccess {
-  readonly table: TableName;
-  /** Actions on the table itself. */
-  readonly actions: readonly DynamoAction[];
-  /** Actions on an index: a Query on an index is authorized on the index ARN (DynamoDB IAM resources). */
-  readonly indexes?: Readonly<Record<string, readonly DynamoAction[]>>;
-}
+/**
+ * What a push does to one table: the route table's shape (handlers/routes.ts TableAccess), actions
+ * on the table itself and, per index, actions on the index (a Query on an index is authorized on the
+ * index ARN: DynamoDB IAM resources).
+ */
+export type PushTableAccess = TableAccess;
 
 export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
   {

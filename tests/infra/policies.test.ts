@@ -27,8 +27,10 @@ describe("infra: function policies (pure)", () => {
     for (const spec of FUNCTIONS) {
       const doc = functionPolicy(spec, INPUTS);
       const tableStatements = doc.Statement.filter((s) => s.Sid.startsWith("Table"));
-      assert.equal(tableStatements.length, spec.tables.length, spec.name);
-      for (const access of spec.tables) {
+      // A table the function only reads through an index gets no statement on the table itself.
+      const onTable = spec.tables.filter((t) => t.actions.length > 0);
+      assert.equal(tableStatements.length, onTable.length, spec.name);
+      for (const access of onTable) {
         const s = statement(doc, `Table${access.table[0].toUpperCase()}${access.table.slice(1)}`);
         assert.deepEqual(s.Resource, [INPUTS.tableArns[access.table]]);
         assert.deepEqual([...s.Action].sort(), [...new Set(access.actions)].sort());
@@ -48,6 +50,21 @@ describe("infra: function policies (pure)", () => {
     assert.deepEqual(statement(rooms, "IndexRooms").Resource, [`${INPUTS.tableArns.rooms}/index/directory`]);
     // history queries the table itself, not an index.
     assert.equal(functionPolicy(functionSpec("history"), INPUTS).Statement.some((s) => s.Sid.startsWith("Index")), false);
+  });
+
+  it("grants Query on a table only to functions that query the table's own key, and on index ARNs otherwise", () => {
+    const queryResources = (name: "rooms" | "private" | "history" | "chat") =>
+      functionPolicy(functionSpec(name), INPUTS)
+        .Statement.filter((s) => s.Action.includes("dynamodb:Query"))
+        .flatMap((s) => s.Resource)
+        .sort();
+    // rooms lists the directory index; private finds a user's devices through byUser: neither may
+    // read a whole table (issue 13, defect 7).
+    assert.deepEqual(queryResources("rooms"), [`${INPUTS.tableArns.rooms}/index/directory`]);
+    assert.deepEqual(queryResources("private"), [`${INPUTS.tableArns.connections}/index/byUser`]);
+    // history pages a conversation's partition and chat reads the room's partition: the table's own key.
+    assert.deepEqual(queryResources("history"), [INPUTS.tableArns.messages]);
+    assert.deepEqual(queryResources("chat"), [INPUTS.tableArns.rooms]);
   });
 
   it("grants execute-api:ManageConnections on the stage's @connections ARN per declared method only", () => {
@@ -96,8 +113,8 @@ describe("infra: function policies (pure)", () => {
     }
   });
 
-  it("refuses a route table entry declaring indexes without dynamodb:Query", () => {
-    const bad = { ...functionSpec("rooms"), tables: [{ table: "rooms" as const, actions: ["dynamodb:GetItem" as const], indexes: ["directory"] }] };
-    assert.throws(() => functionPolicy(bad, INPUTS), /indexes on rooms are declared without dynamodb:Query/);
+  it("refuses a route table entry declaring an index action other than Query (an index has no items to write)", () => {
+    const bad = { ...functionSpec("rooms"), tables: [{ table: "rooms" as const, actions: [], indexes: { directory: ["dynamodb:PutItem" as const] } }] };
+    assert.throws(() => functionPolicy(bad, INPUTS), /dynamodb:PutItem on index directory of rooms: only dynamodb:Query is authorized on an index/);
   });
 });

@@ -46,7 +46,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Written out by hand: a change to push/access.ts must be a deliberate change here too.
       assert.deepEqual(doc.Statement, [
         { Sid: "PushTableConnections", Effect: "Allow", Action: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], Resource: [table("connections")] },
-        { Sid: "PushIndexConnectionsByUser", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [`${table("connections")}/index/byUser`] },
+        { Sid: "PushIndexConnections", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [`${table("connections")}/index/byUser`] },
         {
           Sid: "PushTableRooms",
           Effect: "Allow",
