@@ -23,6 +23,10 @@ export interface DeploymentSettings {
   readonly messageRetentionHours: number;
   readonly maxMessageBytes: number;
   readonly rateLimitPerMinute: number;
+  /** Frames per minute of one user over all their connections; 0 = 4 x rateLimitPerMinute. Absent: the handlers' default. */
+  readonly userRateLimitPerMinute?: number;
+  /** Handshakes ($connect) per minute of one user. Absent: the handlers' default. */
+  readonly userConnectsPerMinute?: number;
   readonly fanoutConcurrency: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
@@ -50,6 +54,8 @@ export const ENV = {
   messageRetentionHours: "MESSAGE_RETENTION_HOURS",
   maxMessageBytes: "MAX_MESSAGE_BYTES",
   rateLimitPerMinute: "RATE_LIMIT_PER_MINUTE",
+  userRateLimitPerMinute: "USER_RATE_LIMIT_PER_MINUTE",
+  userConnectsPerMinute: "USER_CONNECTS_PER_MINUTE",
   fanoutConcurrency: "FANOUT_CONCURRENCY",
   logLevel: "LOG_LEVEL",
   metricsNamespace: "METRICS_NAMESPACE",
@@ -79,6 +85,8 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
     env[ENV.messageRetentionHours] = String(s.messageRetentionHours);
     env[ENV.maxMessageBytes] = String(s.maxMessageBytes);
     env[ENV.rateLimitPerMinute] = String(s.rateLimitPerMinute);
+    if (s.userRateLimitPerMinute !== undefined) env[ENV.userRateLimitPerMinute] = String(s.userRateLimitPerMinute);
+    if (s.userConnectsPerMinute !== undefined) env[ENV.userConnectsPerMinute] = String(s.userConnectsPerMinute);
     env[ENV.fanoutConcurrency] = String(s.fanoutConcurrency);
   }
   if (spec.name === "authorizer") {

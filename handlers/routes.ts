@@ -78,15 +78,24 @@ const SDK_MANAGEMENT = ["@aws-sdk/client-apigatewaymanagementapi"];
 
 /**
  * Cleaning stale connections after a GoneException (handlers/lib/fanout.ts): BatchGetItem of their
- * connection items (for their rooms), BatchWriteItem deletes of them and of their memberships.
+ * connection items (handshake state), DeleteItem of each (ALL_OLD: its rooms); per room one
+ * TransactWriteItems of a member Delete, a presence Delete or Update and (when the user's last
+ * connection went) a summary Update, authorized as those actions on the rooms table (DynamoDB
+ * developer guide, "Using IAM with DynamoDB transactions").
  */
-const CLEANUP_CONNECTIONS: DynamoAction[] = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"];
-const CLEANUP_MEMBERSHIPS: DynamoAction[] = ["dynamodb:BatchWriteItem"];
+const CLEANUP_CONNECTIONS: DynamoAction[] = ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"];
+const CLEANUP_MEMBERSHIPS: DynamoAction[] = ["dynamodb:DeleteItem", "dynamodb:UpdateItem"];
 /**
- * Reading a room partition (members and summary, one paginated Query) and reconciling its summary
- * item (UpdateItem, or DeleteItem when the room is empty); handlers/lib/data.ts readRoom.
+ * Reading a room partition (members, presence, summary: one paginated Query) and deleting a summary
+ * left at 0 users (conditional DeleteItem); handlers/lib/data.ts readRoom.
  */
-const ROOM_READ_RECONCILE: DynamoAction[] = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+const ROOM_READ: DynamoAction[] = ["dynamodb:Query", "dynamodb:DeleteItem"];
+/**
+ * Joining or leaving (data.ts addMembership, removeMembership): one TransactWriteItems of the
+ * connection item's Update and, on the rooms table, the member item's Put or Delete, the presence
+ * item's Put, Update or Delete and the summary's Update.
+ */
+const MEMBERSHIP_ROOMS: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
 /**
  * Storing a message: PutItem, or TransactWriteItems of two Puts when the frame has a
  * clientMessageId (a transaction's parts are authorized as the underlying PutItem: DynamoDB
@@ -94,6 +103,11 @@ const ROOM_READ_RECONCILE: DynamoAction[] = ["dynamodb:Query", "dynamodb:UpdateI
  * the original message on a retry.
  */
 const STORE_MESSAGE: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:GetItem"];
+
+/** Actions without repeats, in first-seen order. */
+function uniqueActions(actions: readonly DynamoAction[]): DynamoAction[] {
+  return [...new Set(actions)];
+}
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
   {
@@ -111,10 +125,10 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Registers the connection and joins its first room",
     twoWay: false,
     tables: [
-      // PutItem: the connection item; UpdateItem: its last step (markConnected). Membership:
-      // UpdateItem (keeps joinedAt on a re-join).
+      // UpdateItem: the user's handshake budget, the membership transaction, markConnected;
+      // PutItem: the connection item.
       { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -126,8 +140,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Removes the connection and its room memberships (idempotent)",
     twoWay: false,
     tables: [
-      { table: "connections", actions: ["dynamodb:DeleteItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "connections", actions: uniqueActions(["dynamodb:DeleteItem", ...CLEANUP_CONNECTIONS]) },
+      // Each membership: the transaction of removeMembershipOfGone (as CLEANUP_MEMBERSHIPS).
+      { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -138,7 +153,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     routeKey: "$default",
     description: "Answers frames with an unknown type or invalid JSON with a typed error",
     twoWay: true,
-    // UpdateItem: the per-connection rate limit (every message route).
+    // UpdateItem: the per-connection rate limit and the per-user budget (every message route).
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: [],
     readsAuthSecret: false,
@@ -151,7 +166,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
       { table: "messages", actions: STORE_MESSAGE },
     ],
     manageConnections: ["POST"],
@@ -165,7 +180,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,
@@ -178,7 +193,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
-      { table: "rooms", actions: [...ROOM_READ_RECONCILE, ...CLEANUP_MEMBERSHIPS] },
+      { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: ["POST"],
     readsAuthSecret: false,

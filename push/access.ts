@@ -20,16 +20,17 @@ export type PushTableAccess = TableAccess;
 export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
   {
     table: "connections",
-    // BatchGetItem + BatchWriteItem: removing connections a post found gone (410), as the chat
+    // BatchGetItem + DeleteItem: removing connections a post found gone (410), as the chat
     // routes do (handlers/lib/fanout.ts). Query only on the byUser index: a user's devices.
-    actions: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+    actions: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"],
     indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
   },
   {
     table: "rooms",
-    // Query: the room partition (members). UpdateItem/DeleteItem: the `#summary` item reconciled
-    // by that same read (handlers/lib/data.ts readRoom). BatchWriteItem: gone members' items.
-    actions: ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+    // Query: the room partition (members; handlers/lib/data.ts readRoom, which also deletes a
+    // summary left at 0 users: DeleteItem). DeleteItem/UpdateItem: a gone member's removal, one
+    // transaction of member Delete, presence Delete or Update and summary Update (fanout.ts).
+    actions: ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
   },
   {
     table: "messages",

@@ -15,7 +15,7 @@
 import { randomUUID } from "node:crypto";
 import { createDocumentClient, createDynamoClient, type SdkCredentials } from "../handlers/lib/clients";
 import { CONFIG_DEFAULTS, MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
-import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext } from "../handlers/lib/data";
+import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext, type RoomView } from "../handlers/lib/data";
 import { isChatError } from "../handlers/lib/errors";
 import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
 import {
@@ -31,6 +31,7 @@ import {
 } from "../handlers/lib/frames";
 import { createLogger, type Logger } from "../handlers/lib/logger";
 import { createUsageScope, type UsageScope } from "../handlers/lib/usage";
+import { announceDepartures } from "../handlers/lib/presence";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 
 export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
@@ -228,6 +229,9 @@ export function createPusher(options: PusherOptions): Pusher {
     // The same bounds as the functions' MAX_MESSAGE_BYTES (handlers/lib/config.ts): at most API Gateway's 128 KB.
     maxMessageBytes: intOption("maxMessageBytes", options.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
     rateLimitPerMinute: CONFIG_DEFAULTS.rateLimitPerMinute,
+    // Budgets of clients' frames and handshakes: push sends neither.
+    userRateLimitPerMinute: CONFIG_DEFAULTS.userRateLimitPerMinute,
+    userConnectsPerMinute: CONFIG_DEFAULTS.userConnectsPerMinute,
     fanoutConcurrency: intOption("concurrency", options.concurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
@@ -268,12 +272,17 @@ export function createPusher(options: PusherOptions): Pusher {
     }
   }
 
-  async function deliver(targets: readonly string[], frame: SystemFrame, roomId: string | undefined, stored: boolean): Promise<PushResult> {
+  async function deliver(targets: readonly string[], frame: SystemFrame, room: { roomId: string; members: RoomView["members"] } | undefined, stored: boolean): Promise<PushResult> {
     const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
     if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
-    const result = await step("delivery", () =>
-      fanout.deliver(targets, JSON.stringify(frame), log.child({ messageId: frame.messageId }), roomId !== undefined ? { roomId } : {}),
-    );
+    const pushLog = log.child({ messageId: frame.messageId });
+    const result = await step("delivery", async () => {
+      const out = await fanout.deliver(targets, JSON.stringify(frame), pushLog, room ?? {});
+      // Users whose last connection in a room the clean-up of gone ones removed: announced `left`
+      // here, by the remover, exactly once (handlers/lib/presence.ts).
+      await announceDepartures(ctx, fanout, pushLog, out.departed);
+      return out;
+    });
     return {
       ...base,
       delivered: result.delivered.length,
@@ -324,7 +333,7 @@ export function createPusher(options: PusherOptions): Pusher {
       return deliver(
         room.members.map((m) => m.connectionId),
         frame,
-        roomId,
+        { roomId, members: room.members },
         true,
       );
     },

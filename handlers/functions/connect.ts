@@ -3,12 +3,14 @@
  * connection duration), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
- * invalid roomId, 500 for anything else. Nothing is posted to the connecting connection: it does
- * not exist yet and a post to it returns 410.
+ * invalid roomId, 429 when the user has used their handshake budget for this minute
+ * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
+ * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
+ * connecting connection: it does not exist yet and a post to it returns 410.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
-import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection } from "../lib/data";
+import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
@@ -35,6 +37,11 @@ export function createHandler(): WebSocketHandler {
       const username = typeof rc.authorizer?.username === "string" && rc.authorizer.username !== "" ? rc.authorizer.username : userId;
       try {
         const nowMs = Date.now();
+        if (!(await spendUserHandshake(rt, userId, nowMs))) {
+          rt.usage.count("RateLimited");
+          log.info("handshake rejected: per-user handshake budget reached", { userId });
+          return { statusCode: 429 };
+        }
         const connectedAt = rc.connectedAt ?? nowMs;
         const expiresAt = epochSeconds(connectedAt) + CONNECTION_LIFETIME_SECONDS;
         await putConnection(rt, {
@@ -43,8 +50,7 @@ export function createHandler(): WebSocketHandler {
           username,
           connectedAt,
           expiresAt,
-          rooms: new Set([roomId]),
-          currentRoom: roomId,
+          // No rooms yet: joinRoom's transaction adds the first one with its membership.
           // Open the rate-limit window now, so the first frame costs one UpdateItem, not two.
           rateWindow: Math.floor(nowMs / 60_000),
           rateCount: 0,

@@ -1,13 +1,16 @@
 /**
  * `$disconnect`: best effort, may come twice or never (AWS-FACTS: Routing). DeleteItem with
  * ALL_OLD makes it idempotent: the second call finds nothing and does nothing; TTL covers "never".
- * Memberships are deleted in batches, then each room is re-read to announce `left` where this
- * was the user's last connection and to reconcile the room summary.
+ * Deleting the connection item first stops every join still in flight (their transactions are
+ * conditional on it). Then each membership of the returned `rooms` set is removed in one
+ * transaction with its presence bookkeeping; where that took the user's last connection out of the
+ * room, `left` is announced. A clean-up after a 410 racing this one finds the member item gone and
+ * announces nothing, and the other way round.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
-import { deleteConnection, deleteMemberships } from "../lib/data";
-import { announceLeftIfLast } from "../lib/presence";
+import { deleteConnection, removeMembershipOfGone } from "../lib/data";
+import { announceLeft } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
@@ -22,11 +25,14 @@ export function createHandler(): WebSocketHandler {
           log.info("connection already removed");
           return { statusCode: 200 };
         }
-        const rooms = [...(old.rooms ?? [])];
-        const left = await deleteMemberships(rt, rc.connectionId, rooms);
-        if (left > 0) log.warn("memberships left unprocessed (TTL will remove them)", { count: left });
         const nowMs = Date.now();
-        await Promise.all(rooms.map((roomId) => announceLeftIfLast(rt, log, old, roomId, nowMs)));
+        const member = { connectionId: rc.connectionId, userId: old.userId, username: old.username };
+        await Promise.all(
+          [...(old.rooms ?? [])].map(async (roomId) => {
+            const { lastOfUser } = await removeMembershipOfGone(rt, roomId, member, nowMs);
+            if (lastOfUser) await announceLeft(rt, log, old, roomId, nowMs);
+          }),
+        );
         return { statusCode: 200 };
       } catch (err) {
         // API Gateway ignores $disconnect's result; TTL and read-time filtering cover what failed here.

@@ -19,6 +19,10 @@ export interface HandlerConfig {
   readonly messageRetentionHours: number;
   readonly maxMessageBytes: number;
   readonly rateLimitPerMinute: number;
+  /** Frames per minute of one user over all connections; 0 = 4 x rateLimitPerMinute (data.ts userFrameLimit). */
+  readonly userRateLimitPerMinute: number;
+  /** Handshakes per minute of one user; one over it is refused at $connect. */
+  readonly userConnectsPerMinute: number;
   readonly fanoutConcurrency: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
@@ -48,6 +52,8 @@ export const CONFIG_DEFAULTS = {
   messageRetentionHours: 168,
   maxMessageBytes: 4096,
   rateLimitPerMinute: 120,
+  userRateLimitPerMinute: 0,
+  userConnectsPerMinute: 10,
   fanoutConcurrency: 50,
 } as const;
 
@@ -118,6 +124,8 @@ export function readHandlerConfig(
     // message are checked against that limit too (frames.ts assertDeliverable).
     maxMessageBytes: intEnv(env, ENV.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
     rateLimitPerMinute: intEnv(env, ENV.rateLimitPerMinute, 1, 100_000, CONFIG_DEFAULTS.rateLimitPerMinute),
+    userRateLimitPerMinute: intEnv(env, ENV.userRateLimitPerMinute, 0, 1_000_000, CONFIG_DEFAULTS.userRateLimitPerMinute),
+    userConnectsPerMinute: intEnv(env, ENV.userConnectsPerMinute, 1, 100_000, CONFIG_DEFAULTS.userConnectsPerMinute),
     fanoutConcurrency: intEnv(env, ENV.fanoutConcurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
     logLevel: parseLogLevel(optionalEnv(env, ENV.logLevel)),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,

@@ -3,10 +3,20 @@
  *
  * connections  PK connectionId                      one item per open connection
  *              GSI byUser (userId, connectionId)     every device of a user (private messages)
+ *              PK "u#<userId>"                       per-user budgets (frames, handshakes)
  * rooms        PK roomId, SK "c#<connectionId>"      one item per member connection
- *              PK roomId, SK "#summary"              distinct live users; sparse GSI `directory`
+ *              PK "<roomId>#users", SK "u#<userId>"  presence: `n` = the user's member connections,
+ *                                                    `v` = transitions so far (odd: present)
+ *                                                    (apart from the room partition, which broadcasts read)
+ *              PK roomId, SK "#summary"              distinct users; sparse GSI `directory`
  * messages     PK "room#<id>" | "dm#<a>#<b>", SK "<sentAt ms, 13 digits>#<messageId>"
- *              PK "idem#<userId>#<clientMessageId>", SK "idem"   idempotency records (24 h)
+ *              PK "idem#<userId>#<conversationId>#<clientMessageId>", SK "idem"   idempotency records (24 h)
+ *
+ * Membership changes are single TransactWriteItems over the connection item, the member item,
+ * the presence item and (when the user arrives or goes) the summary, each part conditional: a
+ * connection's `rooms` set, its member items, the presence counts and the summary change together
+ * or not at all, and only the writer whose transaction moved a presence count 0 -> 1 or 1 -> 0
+ * announces `joined` or `left` (docs/architecture.md, "Races").
  *
  * Every item carries `expiresAt` (epoch seconds, the tables' TTL attribute). DynamoDB deletes
  * expired items lazily (days), so every read here filters them itself (AWS-FACTS: DynamoDB).
@@ -32,12 +42,35 @@ export interface DataContext {
   readonly config: HandlerConfig;
 }
 
+/** What the membership clean-up needs (the fan-out has no full HandlerConfig): the client and the table names. */
+export interface TablesContext {
+  readonly doc: DynamoDBDocumentClient;
+  readonly config: Pick<HandlerConfig, "tables" | "functionName">;
+}
+
 /** API Gateway closes a connection after 2 h at most (AWS-FACTS: Limits); 5 min margin for clock skew. */
 export const CONNECTION_LIFETIME_SECONDS = 2 * 3600 + 300;
 /** How long a (userId, clientMessageId) pair is remembered: clients retry within seconds, 24 h is generous. */
 export const IDEMPOTENCY_SECONDS = 24 * 3600;
 export const SUMMARY_SK = "#summary";
 export const MEMBER_PREFIX = "c#";
+/** Sort-key prefix of a room's per-user presence items (`u#<userId>`). */
+export const PRESENCE_PREFIX = "u#";
+
+/**
+ * Partition of a room's presence items: beside the room's own partition, so that the Query every
+ * broadcast makes reads members only (room ids cannot contain `#`: no room can be named like it).
+ */
+export function presencePartition(roomId: string): string {
+  return `${roomId}#users`;
+}
+/**
+ * A connection can be in at most this many rooms (the condition of every join's transaction).
+ * $disconnect and stale clean-up touch every joined room (one transaction and one Query each).
+ */
+export const MAX_ROOMS_PER_CONNECTION = 50;
+/** Attempts of one membership transaction (each retry follows a concurrent change of the same items). */
+const MEMBERSHIP_ATTEMPTS = 10;
 /** Value of the sparse `directory` index's partition key on every room summary. */
 export const DIRECTORY_PARTITION = "rooms";
 
@@ -91,6 +124,8 @@ export interface RoomView {
   readonly members: readonly MemberItem[];
   /** Distinct live users, in first-joined order. */
   readonly users: ReadonlyArray<{ readonly userId: string; readonly username: string }>;
+  /** Member items past their expiry: connections that cannot be open any more, to be removed. */
+  readonly expired: readonly MemberItem[];
 }
 
 export interface MessageItem {
@@ -115,7 +150,7 @@ export interface MessageItem {
   readonly data?: string;
 }
 
-export function tableName(ctx: DataContext, t: TableName): string {
+export function tableName(ctx: TablesContext, t: TableName): string {
   const name = ctx.config.tables[t];
   if (!name) throw new Error(`table ${t} is not configured for ${ctx.config.functionName}`);
   return name;
@@ -220,26 +255,93 @@ export async function markConnected(ctx: DataContext, connectionId: string, nowM
  * A failed condition still costs one write unit (AWS-FACTS: DynamoDB).
  */
 export async function touchConnection(ctx: DataContext, connectionId: string, nowMs: number): Promise<ConnectionItem> {
+  const limit = ctx.config.rateLimitPerMinute;
+  const item = await countInWindow(ctx, { connectionId }, { window: "rateWindow", count: "rateCount" }, limit, nowMs, {
+    mustExist: true,
+    set: { lastSeenAt: nowMs },
+  });
+  if (item === "limited") throw chatError("RATE_LIMITED", `rate limit of ${limit} frames per minute reached; retry in the next minute`);
+  return liveConnection(item as unknown as ConnectionItem, nowMs);
+}
+
+/** Key of a user's budget item in the connections table (API Gateway connection ids never contain `#`). */
+export function userBudgetKey(userId: string): string {
+  return `u#${userId}`;
+}
+
+/**
+ * The per-user frame budget (all of a user's connections together), one more conditional
+ * UpdateItem per frame on the user's budget item; the per-connection limit still applies.
+ */
+export async function spendUserFrame(ctx: DataContext, userId: string, nowMs: number): Promise<void> {
+  const limit = userFrameLimit(ctx.config);
+  const out = await countInWindow(ctx, { connectionId: userBudgetKey(userId) }, { window: "frameWindow", count: "frameCount" }, limit, nowMs, {
+    mustExist: false,
+  });
+  if (out === "limited") {
+    throw chatError("RATE_LIMITED", `rate limit of ${limit} frames per minute for this user (all connections) reached; retry in the next minute`);
+  }
+}
+
+/** The per-user frame budget: userRateLimitPerMinute, or 4 times the per-connection limit when unset (0). */
+export function userFrameLimit(config: Pick<HandlerConfig, "rateLimitPerMinute" | "userRateLimitPerMinute">): number {
+  return config.userRateLimitPerMinute > 0 ? config.userRateLimitPerMinute : 4 * config.rateLimitPerMinute;
+}
+
+/**
+ * The per-user handshake budget, spent by `$connect` before anything is stored: false when the
+ * user has opened userConnectsPerMinute connections in this minute already.
+ */
+export async function spendUserHandshake(ctx: DataContext, userId: string, nowMs: number): Promise<boolean> {
+  const out = await countInWindow(
+    ctx,
+    { connectionId: userBudgetKey(userId) },
+    { window: "connectWindow", count: "connectCount" },
+    ctx.config.userConnectsPerMinute,
+    nowMs,
+    { mustExist: false },
+  );
+  return out !== "limited";
+}
+
+/**
+ * Counts one event in a fixed one-minute window kept on an item of the connections table, in one
+ * conditional UpdateItem (two at the first event of a minute). Returns the item after the update,
+ * "limited" when the window is full; throws NOT_CONNECTED when `mustExist` and the item is gone.
+ */
+async function countInWindow(
+  ctx: DataContext,
+  key: { connectionId: string },
+  attrs: { window: string; count: string },
+  limit: number,
+  nowMs: number,
+  o: { mustExist: boolean; set?: Record<string, number> },
+): Promise<Record<string, unknown> | "limited"> {
   const table = tableName(ctx, "connections");
   const window = Math.floor(nowMs / 60_000);
-  const limit = ctx.config.rateLimitPerMinute;
-  // Two frames of one connection processed at once at the start of a minute both fail step 1; one
-  // opens the window in step 2 and the other then finds it open with room left: it goes back to
-  // step 1 (counted in that window) instead of being refused. Bounded: each round needs another
-  // frame to have changed the item in between.
+  const names = { "#w": attrs.window, "#c": attrs.count, ...Object.fromEntries(Object.keys(o.set ?? {}).map((k, i) => [`#s${i}`, k])) };
+  const setValues = Object.fromEntries(Object.values(o.set ?? {}).map((v, i) => [`:s${i}`, v]));
+  const setClause = Object.keys(o.set ?? {}).map((_, i) => `, #s${i} = :s${i}`).join("");
+  // A budget item (mustExist false) is created by its first event and expires after its window.
+  const expiry = o.mustExist ? "" : ", expiresAt = :exp";
+  const expiryValue = o.mustExist ? {} : { ":exp": (window + 2) * 60 };
+  // Two events processed at once at the start of a minute both fail step 1; one opens the window
+  // in step 2 and the other then finds it open with room left: it goes back to step 1 (counted in
+  // that window) instead of being refused. Bounded: each round needs another event in between.
   for (let round = 0; round < 3; round++) {
     try {
       const out = await ctx.doc.send(
         new UpdateCommand({
           TableName: table,
-          Key: { connectionId },
-          UpdateExpression: "SET rateCount = rateCount + :one, lastSeenAt = :now",
-          ConditionExpression: "rateWindow = :w AND rateCount < :limit",
-          ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window, ":limit": limit },
+          Key: key,
+          UpdateExpression: `SET #c = #c + :one${setClause}${expiry}`,
+          ConditionExpression: "#w = :w AND #c < :limit",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ":one": 1, ":w": window, ":limit": limit, ...setValues, ...expiryValue },
           ReturnValues: "ALL_NEW",
         }),
       );
-      return liveConnection(out.Attributes as ConnectionItem, nowMs);
+      return out.Attributes ?? {};
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
@@ -247,25 +349,26 @@ export async function touchConnection(ctx: DataContext, connectionId: string, no
       const out = await ctx.doc.send(
         new UpdateCommand({
           TableName: table,
-          Key: { connectionId },
-          UpdateExpression: "SET rateWindow = :w, rateCount = :one, lastSeenAt = :now",
-          ConditionExpression: "attribute_exists(connectionId) AND (attribute_not_exists(rateWindow) OR rateWindow <> :w)",
-          ExpressionAttributeValues: { ":one": 1, ":now": nowMs, ":w": window },
+          Key: key,
+          UpdateExpression: `SET #w = :w, #c = :one${setClause}${expiry}`,
+          ConditionExpression: `${o.mustExist ? "attribute_exists(connectionId) AND " : ""}(attribute_not_exists(#w) OR #w <> :w)`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ":one": 1, ":w": window, ...setValues, ...expiryValue },
           ReturnValues: "ALL_NEW",
           // Tells "limit reached" (the item comes back) from "no such connection" without another read.
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      return liveConnection(out.Attributes as ConnectionItem, nowMs);
+      return out.Attributes ?? {};
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       const item = (err as { Item?: Record<string, unknown> }).Item;
       if (!item) throw notConnected();
-      const openedByAnother = numberAttribute(item.rateWindow) === window && (numberAttribute(item.rateCount) ?? limit) < limit;
+      const openedByAnother = numberAttribute(item[attrs.window]) === window && (numberAttribute(item[attrs.count]) ?? limit) < limit;
       if (!openedByAnother) break;
     }
   }
-  throw chatError("RATE_LIMITED", `rate limit of ${limit} frames per minute reached; retry in the next minute`);
+  return "limited";
 }
 
 /** A number attribute of an item returned with an error: raw (`{ N: "3" }`) or already unmarshalled. */
@@ -287,57 +390,11 @@ function liveConnection(item: ConnectionItem, nowMs: number): ConnectionItem {
 }
 
 /** Deletes the connection item; returns it if it existed (a second $disconnect finds nothing). */
-export async function deleteConnection(ctx: DataContext, connectionId: string): Promise<ConnectionItem | undefined> {
+export async function deleteConnection(ctx: TablesContext, connectionId: string): Promise<ConnectionItem | undefined> {
   const out = await ctx.doc.send(
     new DeleteCommand({ TableName: tableName(ctx, "connections"), Key: { connectionId }, ReturnValues: "ALL_OLD" }),
   );
   return out.Attributes as ConnectionItem | undefined;
-}
-
-/** Adds a room to the connection's set and makes it the current room. Fails if the connection is gone. */
-export async function addRoomToConnection(ctx: DataContext, connectionId: string, roomId: string): Promise<void> {
-  try {
-    await ctx.doc.send(
-      new UpdateCommand({
-        TableName: tableName(ctx, "connections"),
-        Key: { connectionId },
-        UpdateExpression: "ADD #rooms :room SET currentRoom = :roomId",
-        ConditionExpression: "attribute_exists(connectionId)",
-        ExpressionAttributeNames: { "#rooms": "rooms" },
-        ExpressionAttributeValues: { ":room": new Set([roomId]), ":roomId": roomId },
-      }),
-    );
-  } catch (err) {
-    if (isConditionFailure(err)) throw notConnected();
-    throw err;
-  }
-}
-
-/** Removes a room from the connection's set; moves currentRoom to another joined room, or removes it. */
-export async function removeRoomFromConnection(ctx: DataContext, connection: ConnectionItem, roomId: string): Promise<void> {
-  const remaining = [...(connection.rooms ?? [])].filter((r) => r !== roomId);
-  const moveCurrent = connection.currentRoom === roomId;
-  const next = remaining[remaining.length - 1];
-  await ctx.doc.send(
-    new UpdateCommand({
-      TableName: tableName(ctx, "connections"),
-      Key: { connectionId: connection.connectionId },
-      UpdateExpression:
-        "DELETE #rooms :room" + (moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""),
-      ConditionExpression: "attribute_exists(connectionId)",
-      ExpressionAttributeNames: { "#rooms": "rooms" },
-      ExpressionAttributeValues: { ":room": new Set([roomId]), ...(moveCurrent && next !== undefined ? { ":next": next } : {}) },
-    }),
-  ).catch((err: unknown) => {
-    // The connection vanished meanwhile (disconnect or clean-up): nothing left to update.
-    if (!isConditionFailure(err)) throw err;
-  });
-}
-
-/** Deletes a connection's memberships (after its connection item is gone). */
-export async function deleteMemberships(ctx: DataContext, connectionId: string, rooms: readonly string[]): Promise<number> {
-  const table = tableName(ctx, "rooms");
-  return batchDelete(ctx.doc, rooms.map((roomId) => ({ table, key: { roomId, sk: MEMBER_PREFIX + connectionId } })));
 }
 
 /** Live connection ids of a user, from the byUser index (eventually consistent: GSIs cannot be read consistently). */
@@ -364,37 +421,261 @@ export async function liveConnectionsOfUser(ctx: DataContext, userId: string, no
 
 // ---------------------------------------------------------------- rooms
 
-/**
- * Adds (or refreshes) a membership. `joinedAt` is kept when the connection was already a member,
- * so the earliest-connection rule for presence stays stable. Returns whether the item is new.
- */
-export async function upsertMembership(
-  ctx: DataContext,
-  m: { roomId: string; connectionId: string; userId: string; username: string; expiresAt: number; nowMs: number },
-): Promise<{ created: boolean; joinedAt: number }> {
-  const out = await ctx.doc.send(
-    new UpdateCommand({
-      TableName: tableName(ctx, "rooms"),
-      Key: { roomId: m.roomId, sk: MEMBER_PREFIX + m.connectionId },
-      UpdateExpression: "SET connectionId = :c, userId = :u, username = :n, expiresAt = :e, joinedAt = if_not_exists(joinedAt, :now)",
-      ExpressionAttributeValues: { ":c": m.connectionId, ":u": m.userId, ":n": m.username, ":e": m.expiresAt, ":now": m.nowMs },
-      ReturnValues: "ALL_OLD",
-    }),
-  );
-  const previous = out.Attributes?.joinedAt;
-  return previous === undefined ? { created: true, joinedAt: m.nowMs } : { created: false, joinedAt: Number(previous) };
+export interface MembershipInput {
+  readonly roomId: string;
+  readonly connectionId: string;
+  readonly userId: string;
+  readonly username: string;
+  /** The connection's expiry: the member item expires with it. */
+  readonly expiresAt: number;
+  readonly nowMs: number;
 }
 
-/** Deletes one membership; returns whether it existed. */
-export async function deleteMembership(ctx: DataContext, roomId: string, connectionId: string): Promise<boolean> {
-  const out = await ctx.doc.send(
-    new DeleteCommand({
-      TableName: tableName(ctx, "rooms"),
-      Key: { roomId, sk: MEMBER_PREFIX + connectionId },
-      ReturnValues: "ALL_OLD",
-    }),
-  );
-  return out.Attributes !== undefined;
+/** One part of a TransactWriteItems request (document-client shape). */
+type TransactPart = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]>[number];
+
+interface CancellationReason {
+  readonly Code?: string;
+  readonly Item?: Record<string, unknown>;
+}
+
+/** The per-part reasons of a cancelled transaction; undefined for any other error. */
+function cancellationReasons(err: unknown): readonly CancellationReason[] | undefined {
+  if (errorName(err) !== "TransactionCanceledException") return undefined;
+  return (err as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [];
+}
+
+const failed = (r: CancellationReason | undefined) => r?.Code === "ConditionalCheckFailed";
+
+/** A string set attribute of an item returned with an error: raw (`{ SS: [...] }`) or unmarshalled. */
+function stringSetAttribute(value: unknown): string[] {
+  if (value instanceof Set) return [...value].map(String);
+  if (typeof value === "object" && value !== null && Array.isArray((value as { SS?: unknown }).SS)) return (value as { SS: string[] }).SS;
+  return [];
+}
+
+/** The latest any current member can expire: a connection's item expires CONNECTION_LIFETIME_SECONDS after it opened. */
+function presenceHorizon(nowMs: number): number {
+  return epochSeconds(nowMs) + CONNECTION_LIFETIME_SECONDS;
+}
+
+/**
+ * The presence part of a membership transaction. Whether this writer moves the user's count across
+ * zero is a guess checked by the part's condition (the two guesses' conditions exclude each other
+ * and cover every state), so exactly one of any set of concurrent writers makes each transition,
+ * and that writer announces it. A transition also moves the room summary's distinct-user count.
+ */
+function presenceParts(table: string, roomId: string, user: { userId: string; username: string }, delta: 1 | -1, transition: boolean, nowMs: number): TransactPart[] {
+  const key = { roomId: presencePartition(roomId), sk: PRESENCE_PREFIX + user.userId };
+  const horizon = presenceHorizon(nowMs);
+  const summary: TransactPart = {
+    Update: {
+      TableName: table,
+      Key: { roomId, sk: SUMMARY_SK },
+      // The summary (the `directory` index entry) expires after the longest-lived member could.
+      UpdateExpression: delta > 0 ? "ADD #users :d SET directory = :dir, expiresAt = :h" : "ADD #users :d",
+      ExpressionAttributeNames: { "#users": "users" },
+      ExpressionAttributeValues: delta > 0 ? { ":d": 1, ":dir": DIRECTORY_PARTITION, ":h": horizon } : { ":d": -1 },
+    },
+  };
+  // The presence item stays (n = 0) when the user goes: `v` counts the user's transitions in the
+  // room (odd: present), an exact record of what was announced, and expires with the room.
+  if (transition) {
+    return [
+      {
+        Update: {
+          TableName: table,
+          Key: key,
+          UpdateExpression:
+            delta > 0
+              ? "SET n = :one, v = if_not_exists(v, :zero) + :one, #room = :room, userId = :u, username = :name, expiresAt = :h"
+              : "SET n = :zero, v = if_not_exists(v, :zero) + :one",
+          ConditionExpression: delta > 0 ? "attribute_not_exists(sk) OR n <= :zero" : "attribute_not_exists(sk) OR n <= :one",
+          ExpressionAttributeNames: delta > 0 ? { "#room": "room" } : undefined,
+          ExpressionAttributeValues:
+            delta > 0 ? { ":one": 1, ":zero": 0, ":room": roomId, ":u": user.userId, ":name": user.username, ":h": horizon } : { ":one": 1, ":zero": 0 },
+        },
+      },
+      summary,
+    ];
+  }
+  return [
+    {
+      Update: {
+        TableName: table,
+        Key: key,
+        UpdateExpression: delta > 0 ? "ADD n :d SET expiresAt = :h" : "ADD n :d",
+        ConditionExpression: delta > 0 ? "n > :zero" : "n > :one",
+        ExpressionAttributeValues: delta > 0 ? { ":d": 1, ":zero": 0, ":h": horizon } : { ":d": -1, ":one": 1 },
+      },
+    },
+  ];
+}
+
+/**
+ * Runs a membership transaction whose presence part starts at index `presenceIndex`, guessing the
+ * transition first (`build(true)`) and flipping the guess when that part's condition says the
+ * count was on the other side. Returns the guess that committed. `onCancel` decides about the
+ * other parts' failed conditions (throw, or return a value that ends the attempt).
+ */
+async function runMembershipTransaction<T>(
+  ctx: TablesContext,
+  build: (transition: boolean) => TransactPart[],
+  presenceIndex: number,
+  onCancel: (reasons: readonly CancellationReason[]) => T | undefined,
+): Promise<{ transition: boolean } | { cancelled: T }> {
+  let transition = true;
+  for (let attempt = 0; attempt < MEMBERSHIP_ATTEMPTS; attempt++) {
+    try {
+      await ctx.doc.send(new TransactWriteCommand({ TransactItems: build(transition) }));
+      return { transition };
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      if (!reasons) throw err;
+      const decided = onCancel(reasons);
+      if (decided !== undefined) return { cancelled: decided };
+      if (failed(reasons[presenceIndex])) {
+        transition = !transition;
+        continue;
+      }
+      // TransactionConflict: another transaction holds one of these items; back off and retry.
+      if (reasons.some((r) => r.Code === "TransactionConflict")) {
+        await sleep(backoffDelay(attempt, 10, 500));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw new Error(`membership transaction did not settle after ${MEMBERSHIP_ATTEMPTS} attempts`);
+}
+
+/**
+ * Joins a room: one transaction that adds the room to the connection's `rooms` set (condition:
+ * the connection exists, is not in the room yet and is in fewer than MAX_ROOMS_PER_CONNECTION),
+ * creates the member item (condition: absent) and counts the connection in the user's presence
+ * item. `firstOfUser` is true when this transaction took the user's count from 0 to 1.
+ * Already a member: only currentRoom moves. Gone: NOT_CONNECTED. Full: BAD_REQUEST.
+ */
+export async function addMembership(ctx: DataContext, m: MembershipInput): Promise<{ added: boolean; firstOfUser: boolean }> {
+  const connections = tableName(ctx, "connections");
+  const rooms = tableName(ctx, "rooms");
+  const member = {
+    roomId: m.roomId,
+    sk: MEMBER_PREFIX + m.connectionId,
+    connectionId: m.connectionId,
+    userId: m.userId,
+    username: m.username,
+    joinedAt: m.nowMs,
+    expiresAt: m.expiresAt,
+  };
+  const build = (transition: boolean): TransactPart[] => [
+    {
+      Update: {
+        TableName: connections,
+        Key: { connectionId: m.connectionId },
+        UpdateExpression: "ADD #rooms :room SET currentRoom = :roomId",
+        ConditionExpression: "attribute_exists(connectionId) AND NOT contains(#rooms, :roomId) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max)",
+        ExpressionAttributeNames: { "#rooms": "rooms" },
+        ExpressionAttributeValues: { ":room": new Set([m.roomId]), ":roomId": m.roomId, ":max": MAX_ROOMS_PER_CONNECTION },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    },
+    { Put: { TableName: rooms, Item: member, ConditionExpression: "attribute_not_exists(sk)" } },
+    ...presenceParts(rooms, m.roomId, m, 1, transition, m.nowMs),
+  ];
+  const out = await runMembershipTransaction(ctx, build, 2, (reasons) => {
+    if (failed(reasons[0])) {
+      const item = reasons[0]?.Item;
+      if (!item) throw notConnected();
+      if (stringSetAttribute(item.rooms).includes(m.roomId)) return "already" as const;
+      throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
+    }
+    if (failed(reasons[1])) throw new Error(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
+    return undefined;
+  });
+  if ("transition" in out) return { added: true, firstOfUser: out.transition };
+  // Already a member: a join still makes the room the current one.
+  await ctx.doc
+    .send(
+      new UpdateCommand({
+        TableName: connections,
+        Key: { connectionId: m.connectionId },
+        UpdateExpression: "SET currentRoom = :roomId",
+        ConditionExpression: "contains(#rooms, :roomId)",
+        ExpressionAttributeNames: { "#rooms": "rooms" },
+        ExpressionAttributeValues: { ":roomId": m.roomId },
+      }),
+    )
+    .catch((err: unknown) => {
+      if (!isConditionFailure(err)) throw err;
+    });
+  return { added: false, firstOfUser: false };
+}
+
+/**
+ * Leaves a room: one transaction that removes the room from the connection's set (condition: the
+ * connection exists and lists it), deletes the member item and uncounts the connection from the
+ * user's presence. `lastOfUser` is true when it took the count from 1 to 0. A connection that
+ * does not list the room: NOT_A_MEMBER; gone: NOT_CONNECTED. currentRoom moves to another room of
+ * `connection` (the caller's view of it), or is removed.
+ */
+export async function removeMembership(
+  ctx: DataContext,
+  connection: Pick<ConnectionItem, "connectionId" | "userId" | "username" | "rooms" | "currentRoom">,
+  roomId: string,
+  nowMs: number,
+): Promise<{ lastOfUser: boolean }> {
+  const connections = tableName(ctx, "connections");
+  const rooms = tableName(ctx, "rooms");
+  const remaining = [...(connection.rooms ?? [])].filter((r) => r !== roomId);
+  const moveCurrent = connection.currentRoom === roomId;
+  const next = remaining[remaining.length - 1];
+  const build = (transition: boolean): TransactPart[] => [
+    {
+      Update: {
+        TableName: connections,
+        Key: { connectionId: connection.connectionId },
+        UpdateExpression: "DELETE #rooms :room" + (moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""),
+        ConditionExpression: "attribute_exists(connectionId) AND contains(#rooms, :roomId)",
+        ExpressionAttributeNames: { "#rooms": "rooms" },
+        ExpressionAttributeValues: { ":room": new Set([roomId]), ":roomId": roomId, ...(moveCurrent && next !== undefined ? { ":next": next } : {}) },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    },
+    { Delete: { TableName: rooms, Key: { roomId, sk: MEMBER_PREFIX + connection.connectionId }, ConditionExpression: "attribute_exists(sk)" } },
+    ...presenceParts(rooms, roomId, connection, -1, transition, nowMs),
+  ];
+  const out = await runMembershipTransaction(ctx, build, 2, (reasons) => {
+    if (failed(reasons[0])) {
+      if (!reasons[0]?.Item) throw notConnected();
+      throw chatError("NOT_A_MEMBER", `this connection has not joined room ${roomId}`);
+    }
+    if (failed(reasons[1])) throw new Error(`connection ${connection.connectionId} lists ${roomId} but has no member item there`);
+    return undefined;
+  });
+  return { lastOfUser: "transition" in out && out.transition };
+}
+
+/**
+ * Removes the membership of a connection whose item is already gone ($disconnect, or a post that
+ * found it gone): one transaction that deletes the member item (condition: it exists) and
+ * uncounts it from the user's presence. Whoever deletes it first does the bookkeeping; the others
+ * get `removed: false` and announce nothing.
+ */
+export async function removeMembershipOfGone(
+  ctx: TablesContext,
+  roomId: string,
+  member: { connectionId: string; userId: string; username: string },
+  nowMs: number,
+): Promise<{ removed: boolean; lastOfUser: boolean }> {
+  const rooms = tableName(ctx, "rooms");
+  const build = (transition: boolean): TransactPart[] => [
+    { Delete: { TableName: rooms, Key: { roomId, sk: MEMBER_PREFIX + member.connectionId }, ConditionExpression: "attribute_exists(sk)" } },
+    ...presenceParts(rooms, roomId, member, -1, transition, nowMs),
+  ];
+  const out = await runMembershipTransaction(ctx, build, 1, (reasons) => (failed(reasons[0]) ? ("gone" as const) : undefined));
+  if ("cancelled" in out) return { removed: false, lastOfUser: false };
+  return { removed: true, lastOfUser: out.transition };
 }
 
 /** Distinct users of a set of member items, ordered by their earliest (joinedAt, connectionId). */
@@ -415,14 +696,15 @@ export function compareMembers(a: MemberItem, b: MemberItem): number {
 }
 
 /**
- * Reads a whole room partition with one (paginated, strongly consistent) Query: members + 1 items.
- * Presence is derived from it, and the `#summary` item is reconciled in the same pass: written when
- * the live distinct-user count differs from the stored one, deleted when the room is empty. This is
- * the only summary bookkeeping, so it can never drift for longer than until the next broadcast.
+ * Reads a whole room partition with one (paginated, strongly consistent) Query: members and summary. The summary is kept by the membership transactions; this read only deletes a
+ * summary left at 0 users (conditionally, so a join committed meanwhile keeps it). Member items past
+ * their expiry are returned apart (`expired`): their connections are gone (API Gateway closes a
+ * connection after 2 h) and the caller removes them like any gone connection.
  */
 export async function readRoom(ctx: DataContext, roomId: string, nowSec: number): Promise<RoomView> {
   const table = tableName(ctx, "rooms");
   const members: MemberItem[] = [];
+  const expired: MemberItem[] = [];
   let summaryUsers: number | undefined;
   let start: Record<string, unknown> | undefined;
   do {
@@ -438,29 +720,26 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
     );
     for (const item of out.Items ?? []) {
       if (item.sk === SUMMARY_SK) summaryUsers = Number(item.users ?? 0);
-      else if (String(item.sk).startsWith(MEMBER_PREFIX) && Number(item.expiresAt) > nowSec) members.push(item as MemberItem);
+      else if (String(item.sk).startsWith(MEMBER_PREFIX)) (Number(item.expiresAt) > nowSec ? members : expired).push(item as MemberItem);
     }
     start = out.LastEvaluatedKey;
   } while (start);
-  const users = distinctUsers(members);
-  if (users.length !== (summaryUsers ?? 0)) {
-    if (users.length > 0) {
-      await ctx.doc.send(
-        new UpdateCommand({
+  if (summaryUsers !== undefined && summaryUsers <= 0 && members.length === 0 && expired.length === 0) {
+    await ctx.doc
+      .send(
+        new DeleteCommand({
           TableName: table,
           Key: { roomId, sk: SUMMARY_SK },
-          UpdateExpression: "SET #users = :n, directory = :d, expiresAt = :e",
+          ConditionExpression: "#users <= :zero",
           ExpressionAttributeNames: { "#users": "users" },
-          // The summary expires with the room's longest-lived member, so an abandoned room's entry
-          // disappears through TTL even if no broadcast ever reconciles it again.
-          ExpressionAttributeValues: { ":n": users.length, ":d": DIRECTORY_PARTITION, ":e": Math.max(...members.map((m) => m.expiresAt)) },
+          ExpressionAttributeValues: { ":zero": 0 },
         }),
-      );
-    } else {
-      await ctx.doc.send(new DeleteCommand({ TableName: table, Key: { roomId, sk: SUMMARY_SK } }));
-    }
+      )
+      .catch((err: unknown) => {
+        if (!isConditionFailure(err)) throw err;
+      });
   }
-  return { members, users };
+  return { members, users: distinctUsers(members), expired };
 }
 
 /**
@@ -507,9 +786,19 @@ export interface StoreMessageInput {
   readonly nowMs: number;
 }
 
+/**
+ * The partition of an idempotency record: a clientMessageId identifies one message of one sender in
+ * one conversation, so the same id used in another room or in a private conversation is another
+ * message. Unambiguous: user ids and clientMessageIds cannot contain `#`, so the conversation id
+ * (which may) is whatever lies between the first and the last `#` after the user id.
+ */
+export function idempotencyKey(userId: string, conversationId: string, clientMessageId: string): string {
+  return `idem#${userId}#${conversationId}#${clientMessageId}`;
+}
+
 export interface StoredMessage {
   readonly item: MessageItem;
-  /** True when (userId, clientMessageId) was seen before: `item` is the ORIGINAL message, nothing new was stored. */
+  /** True when (userId, conversationId, clientMessageId) was seen before: `item` is the ORIGINAL message, nothing new was stored. */
   readonly duplicate: boolean;
 }
 
@@ -541,7 +830,7 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
     await ctx.doc.send(new PutCommand({ TableName: table, Item: { ...item } }));
     return { item, duplicate: false };
   }
-  const idemKey = { conversationId: `idem#${input.userId}#${input.clientMessageId}`, sk: "idem" };
+  const idemKey = { conversationId: idempotencyKey(input.userId, input.conversationId, input.clientMessageId), sk: "idem" };
   try {
     await ctx.doc.send(
       new TransactWriteCommand({

@@ -10,8 +10,11 @@
  *   `$connect` (`connecting`, younger than CONNECT_GRACE_MS): kept, not delivered. Its `$connect`
  *   finished less than OPEN_SETTLE_MS ago: posted again once OPEN_SETTLE_MS after it, then delivered
  *   or, on a second 410, removed. After the fan-out the stale ids are removed: BatchGetItem of their
- *   connection items (for their `rooms` sets and handshake state), then BatchWriteItem deletes of the connection items and every `c#<id>` membership, 25 per call
- *   (BatchWriteItem limit), UnprocessedItems retried with backoff.
+ *   connection items (handshake state), then per id a DeleteItem of the connection item (its
+ *   `rooms` set comes back) and per room one transaction that deletes the member item and
+ *   uncounts it from the user's presence (data.ts removeMembershipOfGone): the users whose last
+ *   connection in a room this removed come back as `departed`, for the caller to announce `left`
+ *   exactly once (a `$disconnect` or another broadcast racing it finds the member item gone).
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
  *   backoff and full jitter, never treated as gone. A post that was never sent (no connection could
  *   be made in time: isNotSent) is retried the same way; one that may have arrived is not.
@@ -22,7 +25,14 @@ import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynam
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced, type SdkCredentials } from "./clients";
 import type { HandlerConfig } from "./config";
-import { backoffDelay, batchDelete, CONNECT_GRACE_MS, OPEN_SETTLE_MS } from "./data";
+import {
+  backoffDelay,
+  CONNECT_GRACE_MS,
+  deleteConnection,
+  OPEN_SETTLE_MS,
+  removeMembershipOfGone,
+  type TablesContext,
+} from "./data";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { UsageScope } from "./usage";
@@ -36,15 +46,28 @@ export interface FanoutResult {
   readonly connecting: readonly string[];
   /** Connections that could not be reached for another reason (after retries). */
   readonly failed: readonly string[];
+  /** Users whose last connection in a room the clean-up of `gone` removed: the caller announces `left`. */
+  readonly departed: readonly Departure[];
+}
+
+/** A user no longer in a room because the clean-up removed their last connection there. */
+export interface Departure {
+  readonly roomId: string;
+  readonly userId: string;
+  readonly username: string;
 }
 
 export interface DeliverOptions {
-  /** The room the targets were read from: its `c#<id>` items are deleted for gone ids even if their connection item is already gone. */
+  /** The room the targets were read from: its `c#<id>` items are removed for gone ids even if their connection item is already gone. */
   readonly roomId?: string;
+  /** The members read with the room (who each gone id belongs to, without another read). */
+  readonly members?: ReadonlyArray<{ readonly connectionId: string; readonly userId: string; readonly username: string }>;
 }
 
 export interface Fanout {
   deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
+  /** Removes connections known to be gone (e.g. members past their expiry) as a 410 would. */
+  removeGone(ids: readonly string[], log: Logger, options?: DeliverOptions): Promise<Departure[]>;
 }
 
 export interface FanoutDeps {
@@ -132,7 +155,6 @@ export function createFanout(deps: FanoutDeps): Fanout {
   }
 
   interface ItemView {
-    readonly rooms: string[];
     readonly connecting: boolean;
     readonly connectedAt: number;
     readonly openedAt?: number;
@@ -150,16 +172,13 @@ export function createFanout(deps: FanoutDeps): Fanout {
             RequestItems: {
               [connectionsTable]: {
                 Keys: keys,
-                ProjectionExpression: "connectionId, #rooms, connecting, connectedAt, openedAt",
-                ExpressionAttributeNames: { "#rooms": "rooms" },
+                ProjectionExpression: "connectionId, connecting, connectedAt, openedAt",
               },
             },
           }),
         );
         for (const item of out.Responses?.[connectionsTable] ?? []) {
-          const set = item.rooms as Set<string> | undefined;
           items.set(String(item.connectionId), {
-            rooms: set ? [...set] : [],
             connecting: item.connecting === true,
             connectedAt: Number(item.connectedAt ?? 0),
             ...(item.openedAt !== undefined ? { openedAt: Number(item.openedAt) } : {}),
@@ -178,31 +197,42 @@ export function createFanout(deps: FanoutDeps): Fanout {
     return items;
   }
 
-  /** Deletes the connection items and their memberships (items: what readItems found of them). */
-  async function deleteStale(ids: readonly string[], items: ReadonlyMap<string, ItemView>, log: Logger, knownRooms: readonly string[]): Promise<void> {
-    if (ids.length === 0 || !connectionsTable || !roomsTable) return;
-    const requests: Array<{ table: string; key: Record<string, string> }> = [];
-    for (const id of ids) {
-      requests.push({ table: connectionsTable, key: { connectionId: id } });
-      const rooms = new Set([...(items.get(id)?.rooms ?? []), ...knownRooms]);
-      for (const roomId of rooms) requests.push({ table: roomsTable, key: { roomId, sk: `c#${id}` } });
-    }
-    const left = await batchDelete(deps.doc, requests, base);
-    if (left > 0) log.warn("stale connection clean-up left unprocessed items (TTL will remove them)", { count: left });
-    deps.usage.count("StaleConnectionsCleaned", ids.length);
-    log.info("stale connections removed", { count: ids.length, connectionIds: ids });
-  }
+  const data: TablesContext = { doc: deps.doc, config: { tables: deps.tables, functionName: "fanout" } };
 
   /**
-   * What a 410 means for each id (see the header): stale ones are deleted, just-opened ones are
-   * posted again; returns the final outcome of each.
+   * Removes gone connections: the connection item (DeleteItem, ALL_OLD: its rooms and user), then
+   * each membership with its presence bookkeeping (one transaction per room). Returns the users
+   * whose last connection in a room was among them.
    */
+  async function removeGone(ids: readonly string[], log: Logger, options: DeliverOptions = {}): Promise<Departure[]> {
+    if (ids.length === 0 || !connectionsTable || !roomsTable) return [];
+    const departed: Departure[] = [];
+    const nowMs = Date.now();
+    await mapPool(ids, Math.min(deps.concurrency, 8), async (id) => {
+      const old = await deleteConnection(data, id);
+      const user: { userId: string; username: string } | undefined = old
+        ? { userId: old.userId, username: old.username }
+        : options.members?.find((m) => m.connectionId === id);
+      // Neither its item nor the room read says who it was: its item was deleted by a `$disconnect`
+      // (or another clean-up) that removes its memberships from that item's rooms set itself.
+      if (!user) return;
+      const rooms = new Set([...(old?.rooms ?? []), ...(options.roomId ? [options.roomId] : [])]);
+      for (const roomId of rooms) {
+        const out = await removeMembershipOfGone(data, roomId, { connectionId: id, ...user }, nowMs);
+        if (out.lastOfUser) departed.push({ roomId, userId: user.userId, username: user.username });
+      }
+    });
+    deps.usage.count("StaleConnectionsCleaned", ids.length);
+    log.info("stale connections removed", { count: ids.length, connectionIds: ids });
+    return departed;
+  }
+
   async function settleGone(
     gone: readonly string[],
     data: Uint8Array,
     log: Logger,
-    knownRooms: readonly string[],
-  ): Promise<{ stale: string[]; connecting: string[]; delivered: string[]; failed: Array<{ id: string; err: unknown }> }> {
+    options: DeliverOptions,
+  ): Promise<{ stale: string[]; connecting: string[]; delivered: string[]; failed: Array<{ id: string; err: unknown }>; departed: Departure[] }> {
     const items = await readItems(gone, log);
     const nowMs = Date.now();
     const stale: string[] = [];
@@ -229,16 +259,17 @@ export function createFanout(deps: FanoutDeps): Fanout {
         else failed.push({ id, err: outcome });
       });
     }
-    await deleteStale(stale, items, log, knownRooms);
-    return { stale, connecting, delivered, failed };
+    const departed = await removeGone(stale, log, options);
+    return { stale, connecting, delivered, failed, departed };
   }
 
   async function deliver(targets: readonly string[], payload: string, log: Logger, options: DeliverOptions = {}): Promise<FanoutResult> {
     const unique = [...new Set(targets)];
-    const data = new TextEncoder().encode(payload);
+    const bytes = new TextEncoder().encode(payload);
     const delivered: string[] = [];
     let gone: string[] = [];
     let connecting: string[] = [];
+    let departed: Departure[] = [];
     const failed: string[] = [];
     const fail = (connectionId: string, err: unknown) => {
       failed.push(connectionId);
@@ -247,18 +278,19 @@ export function createFanout(deps: FanoutDeps): Fanout {
       if (failed.length <= MAX_FAILURE_LOGS) log.error("delivery failed", { targetConnectionId: connectionId }, err);
     };
     await mapPool(unique, deps.concurrency, async (connectionId) => {
-      const outcome = await postOne(connectionId, data);
+      const outcome = await postOne(connectionId, bytes);
       if (outcome === "delivered") delivered.push(connectionId);
       else if (outcome === "gone") gone.push(connectionId);
       else fail(connectionId, outcome);
     });
     if (gone.length > 0) {
       try {
-        const settled = await settleGone(gone, data, log, options.roomId ? [options.roomId] : []);
+        const settled = await settleGone(gone, bytes, log, options);
         delivered.push(...settled.delivered);
         for (const f of settled.failed) fail(f.id, f.err);
         gone = settled.stale;
         connecting = settled.connecting;
+        departed = settled.departed;
       } catch (err) {
         // Clean-up is an optimisation (TTL and read-time filtering cover it): never fail the route for it.
         log.error("stale connection clean-up failed", { count: gone.length }, err);
@@ -267,10 +299,10 @@ export function createFanout(deps: FanoutDeps): Fanout {
     if (failed.length > MAX_FAILURE_LOGS) log.error("more deliveries failed", { count: failed.length - MAX_FAILURE_LOGS });
     deps.usage.count("Deliveries", delivered.length);
     deps.usage.count("FailedDeliveries", failed.length);
-    return { delivered, gone, connecting, failed };
+    return { delivered, gone, connecting, failed, departed };
   }
 
-  return { deliver };
+  return { deliver, removeGone };
 }
 
 /**

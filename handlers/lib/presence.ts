@@ -1,17 +1,14 @@
 /**
- * Joining and leaving rooms, with presence derived from one strongly consistent Query of the room
- * partition (data.readRoom), never from counters:
- *  - `joined` is announced only if the joining connection is the user's earliest live connection in
- *    the room by (joinedAt, connectionId): a second device joining stays silent. Two devices joining
- *    at the same moment are always announced at least once (whichever reads the room last sees both
- *    and agrees on the order); twice if the later writer carries the earlier timestamp and the
- *    earlier writer read the room before the later write (documented in docs/architecture.md).
- *  - `left` is announced only if, after the delete, the user has no live connection left in the room.
- *    Two devices of one user leaving at the same moment can both see the other gone and both
- *    announce `left`: a harmless duplicate, documented in docs/architecture.md.
+ * Joining and leaving rooms, and presence. Each membership change is one DynamoDB transaction
+ * (data.ts addMembership, removeMembership, removeMembershipOfGone) that also counts the user's
+ * connections in the room on a per-(room, user) presence item; the transaction that moves that
+ * count from 0 to 1 announces `joined`, the one that moves it from 1 to 0 announces `left`. Every
+ * other writer, however it interleaves ($disconnect, a clean-up after a 410, a second device),
+ * sees its condition fail or the count on the other side, and stays silent: each transition is
+ * announced exactly once (docs/architecture.md, "Races").
  */
-import { compareMembers, deleteMembership, readRoom, upsertMembership, epochSeconds, type RoomView } from "./data";
-import type { FanoutResult } from "./fanout";
+import { addMembership, epochSeconds, readRoom, removeMembership, type ConnectionItem, type DataContext, type RoomView } from "./data";
+import type { Departure, Fanout, FanoutResult } from "./fanout";
 import type { PresenceFrame } from "./frames";
 import type { Logger } from "./logger";
 import { requireFanout, type Runtime } from "./runtime";
@@ -23,12 +20,16 @@ export interface Member {
   readonly expiresAt: number;
 }
 
-const NOTHING: FanoutResult = { delivered: [], gone: [], connecting: [], failed: [] };
+const NOTHING: FanoutResult = { delivered: [], gone: [], connecting: [], failed: [], departed: [] };
+
+/** Rounds of `left` announcements after clean-ups: each can find more gone members (bounded, like every loop here). */
+const DEPARTURE_ROUNDS = 3;
 
 /**
  * Posts a frame to the room's live member connections, except `exclude`. Members found gone (410)
- * are removed by the fan-out; a user whose last connection in the room was among them is announced
- * `left`, as their `$disconnect` would have done (API Gateway does not guarantee one).
+ * or past their expiry are removed; a user whose last connection in the room (or in any other room
+ * of the removed connections) was among them is announced `left` there, as their `$disconnect`
+ * would have done (API Gateway does not guarantee one). Only the remover does it, so once.
  */
 export async function broadcastToRoom(
   rt: Runtime,
@@ -38,10 +39,14 @@ export async function broadcastToRoom(
   payload: string,
   exclude?: string,
 ): Promise<FanoutResult> {
+  const fanout = requireFanout(rt);
   const targets = room.members.map((m) => m.connectionId).filter((id) => id !== exclude);
-  if (targets.length === 0) return NOTHING;
-  const result = await requireFanout(rt).deliver(targets, payload, log, { roomId });
-  if (result.gone.length > 0) await announceVanished(rt, log, room.members, result.gone, roomId, exclude);
+  const result = targets.length > 0 ? await fanout.deliver(targets, payload, log, { roomId, members: room.members }) : NOTHING;
+  const departed = [...result.departed];
+  if (room.expired.length > 0) {
+    departed.push(...(await fanout.removeGone(room.expired.map((m) => m.connectionId), log, { roomId, members: room.expired })));
+  }
+  await announceDepartures(rt, fanout, log, departed);
   return result;
 }
 
@@ -50,74 +55,56 @@ function leftFrame(roomId: string, userId: string, username: string): string {
   return JSON.stringify(frame);
 }
 
-/** Rounds of `left` announcements: each can find more vanished members (bounded, like every loop here). */
-const VANISHED_ROUNDS = 3;
-
-async function announceVanished(
-  rt: Runtime,
-  log: Logger,
-  members: readonly Member[],
-  gone: readonly string[],
-  roomId: string,
-  exclude: string | undefined,
-): Promise<void> {
-  const initiallyGone = new Set(gone);
-  let live = members.filter((m) => !initiallyGone.has(m.connectionId));
-  let vanished = members.filter((m) => initiallyGone.has(m.connectionId));
-  for (let round = 0; round < VANISHED_ROUNDS && vanished.length > 0; round++) {
-    const users = new Map<string, string>();
-    for (const m of vanished) if (!live.some((l) => l.userId === m.userId)) users.set(m.userId, m.username);
-    const newlyGone = new Set<string>();
-    for (const [userId, username] of users) {
-      const targets = live.map((l) => l.connectionId).filter((id) => id !== exclude && !newlyGone.has(id));
-      if (targets.length === 0) break;
-      const result = await requireFanout(rt).deliver(targets, leftFrame(roomId, userId, username), log, { roomId });
-      for (const id of result.gone) newlyGone.add(id);
+/**
+ * Announces `left` for users a clean-up took out of a room (fanout.ts `departed`): reads the room
+ * and posts to its members; gone members found on the way are removed in turn (at most
+ * DEPARTURE_ROUNDS rounds; a departure left over after them is logged, never announced twice).
+ */
+export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: Logger, departures: readonly Departure[]): Promise<void> {
+  let pending = [...departures];
+  for (let round = 0; round < DEPARTURE_ROUNDS && pending.length > 0; round++) {
+    const next: Departure[] = [];
+    for (const d of pending) {
+      const room = await readRoom(ctx, d.roomId, epochSeconds(Date.now()));
+      const targets = room.members.map((m) => m.connectionId);
+      if (targets.length === 0) continue;
+      const result = await fanout.deliver(targets, leftFrame(d.roomId, d.userId, d.username), log, { roomId: d.roomId, members: room.members });
+      next.push(...result.departed);
     }
-    vanished = live.filter((l) => newlyGone.has(l.connectionId));
-    live = live.filter((l) => !newlyGone.has(l.connectionId));
+    pending = next;
   }
+  if (pending.length > 0) log.warn("departures left unannounced after the last round", { count: pending.length });
 }
 
 /**
- * Adds the membership, reads the room and announces `joined` to the others (never to the joining
- * connection itself: during $connect it is not open yet, and a post to it returns 410).
+ * Joins a room (one transaction, data.ts addMembership), reads it and, when this join made the user
+ * present, announces `joined` to the others (never to the joining connection itself: during
+ * $connect it is not open yet, and a post to it returns 410).
  */
 export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
-  // joinedAt is taken right before the write, to keep timestamp order close to write order (see Races).
-  const { created } = await upsertMembership(rt, { ...member, roomId, nowMs: Math.max(nowMs, Date.now()) });
+  const { firstOfUser } = await addMembership(rt, { ...member, roomId, nowMs });
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
-  const mine = room.members.filter((m) => m.userId === member.userId).sort(compareMembers);
-  if (created && mine[0]?.connectionId === member.connectionId) {
+  if (firstOfUser) {
     const frame: PresenceFrame = { type: "presence", event: "joined", roomId, userId: member.userId, username: member.username };
     await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame), member.connectionId);
   }
   return room;
 }
 
-/** Announces `left` if the user has no live connection left in the room (call after the delete). */
-export async function announceLeftIfLast(
-  rt: Runtime,
-  log: Logger,
-  member: Pick<Member, "userId" | "username">,
-  roomId: string,
-  nowMs: number,
-): Promise<RoomView> {
+/** Announces `left` in a room: call only after the transaction that took the user's count to 0. */
+export async function announceLeft(rt: Runtime, log: Logger, member: Pick<Member, "userId" | "username">, roomId: string, nowMs: number): Promise<void> {
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
-  if (!room.members.some((m) => m.userId === member.userId)) {
-    await broadcastToRoom(rt, log, room, roomId, leftFrame(roomId, member.userId, member.username));
-  }
-  return room;
+  await broadcastToRoom(rt, log, room, roomId, leftFrame(roomId, member.userId, member.username));
 }
 
-/** Removes one membership and announces `left` when it was the user's last connection in the room. */
+/** Leaves a room (one transaction, data.ts removeMembership); announces `left` when it was the user's last connection there. */
 export async function leaveRoom(
   rt: Runtime,
   log: Logger,
-  member: Pick<Member, "connectionId" | "userId" | "username">,
+  connection: Pick<ConnectionItem, "connectionId" | "userId" | "username" | "rooms" | "currentRoom">,
   roomId: string,
   nowMs: number,
 ): Promise<void> {
-  const existed = await deleteMembership(rt, roomId, member.connectionId);
-  if (existed) await announceLeftIfLast(rt, log, member, roomId, nowMs);
+  const { lastOfUser } = await removeMembership(rt, connection, roomId, nowMs);
+  if (lastOfUser) await announceLeft(rt, log, connection, roomId, nowMs);
 }

@@ -8,7 +8,7 @@ import type { FunctionName } from "../routes";
 import type { TableName } from "../tables";
 import { createDocumentClient } from "./clients";
 import { readHandlerConfig, type HandlerConfig } from "./config";
-import { type ConnectionItem, type DataContext, touchConnection } from "./data";
+import { type ConnectionItem, type DataContext, spendUserFrame, touchConnection } from "./data";
 import { publishUsage } from "./emf";
 import { chatError, errorFrame, isChatError, type ErrorCode } from "./errors";
 import type { Fanout } from "./fanout";
@@ -106,7 +106,7 @@ const CLIENT_ERROR_CODES: readonly ErrorCode[] = ["BAD_REQUEST", "NOT_A_MEMBER",
 
 /**
  * A two-way route: rate-limits the frame (one conditional UpdateItem that also returns the
- * connection), runs the route, and returns its reply frame as the body (API Gateway sends it back
+ * connection, then one on the user's budget item), runs the route, and returns its reply frame as the body (API Gateway sends it back
  * through the `$default` route response). Client errors become typed error frames; anything
  * unexpected (a DynamoDB outage, a bug) is logged and answered INTERNAL, so the connection stays
  * usable and the client is never left waiting.
@@ -127,6 +127,8 @@ export function messageRoute(
         if (!connectionId) throw chatError("BAD_REQUEST", "missing connection id");
         const nowMs = now();
         const connection = await touchConnection(rt, connectionId, nowMs);
+        // The user's budget over all their connections (issue 14): one more conditional UpdateItem.
+        await spendUserFrame(rt, connection.userId, nowMs);
         const reply = await handle({ event, connectionId, connection, frame, nowMs, log: log.child({ userId: connection.userId }) });
         return reply === undefined ? { statusCode: 200 } : { statusCode: 200, body: JSON.stringify(reply) };
       } catch (err) {

@@ -61,7 +61,9 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
       );
     }
     assert.ok(report?.dynamoCalls.some((c) => c.table === "connections" && c.action === "dynamodb:BatchGetItem"));
-    assert.ok(report?.dynamoCalls.some((c) => c.table === "rooms" && c.action === "dynamodb:BatchWriteItem"));
+    // The connection item is deleted (DeleteItem), each membership in a transaction (its Delete part).
+    assert.ok(report?.dynamoCalls.some((c) => c.table === "connections" && c.action === "dynamodb:DeleteItem"));
+    assert.ok(report?.dynamoCalls.some((c) => c.table === "rooms" && c.action === "dynamodb:DeleteItem"));
   });
 
   it("concurrent $connects into one room do not delete each other: a 410 for a connection still in $connect is not stale", async () => {

@@ -83,12 +83,37 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     assert.equal((await stored("dm#sa#sb")).length, 1);
   });
 
+  it("a clientMessageId identifies one message of one sender in one conversation: reused elsewhere, it is another message", async () => {
+    const a = await h.join("xa", "xconv-1");
+    const b = await h.join("xb", "xconv-1");
+    await h.send(a, { type: "join", roomId: "xconv-2" });
+    await h.send(b, { type: "join", roomId: "xconv-2" });
+    const dm = await h.send(a, { type: "private", toUserId: "xb", message: "private text", clientMessageId: "same-id" });
+    assert.equal(dm?.type, "delivered");
+    h.api.clearFrames();
+    // The same id in a room: a new room message, broadcast with its own text (issue 14, item 5).
+    assert.equal(await h.send(a, { type: "chat", roomId: "xconv-1", message: "room text", clientMessageId: "same-id" }), undefined);
+    const inRoom = ofType(b, "chat");
+    assert.deepEqual(inRoom.map((f) => [f.roomId, f.message]), [["xconv-1", "room text"]]);
+    assert.notEqual(inRoom[0].messageId, dm?.messageId);
+    // And in a second room: another message again.
+    assert.equal(await h.send(a, { type: "chat", roomId: "xconv-2", message: "second room", clientMessageId: "same-id" }), undefined);
+    assert.deepEqual(ofType(b, "chat").map((f) => [f.roomId, f.message]), [["xconv-1", "room text"], ["xconv-2", "second room"]]);
+    assert.deepEqual((await stored("room#xconv-1")).map((m) => m.message), ["room text"]);
+    assert.deepEqual((await stored("room#xconv-2")).map((m) => m.message), ["second room"]);
+    // Within one conversation the id still deduplicates: the retry gets the original back.
+    const retry = await h.send(a, { type: "chat", roomId: "xconv-1", message: "room text", clientMessageId: "same-id" });
+    assert.equal(retry?.messageId, inRoom[0].messageId);
+    assert.equal((await stored("room#xconv-1")).length, 1);
+  });
+
   it("an expired idempotency record (over 24 h, not yet deleted by TTL) no longer blocks the clientMessageId", async () => {
     const a = await h.join("ia", "idem-exp");
     await h.doc.send(
       new PutCommand({
         TableName: h.tables.messages,
-        Item: { conversationId: "idem#ia#old-1", sk: "idem", messageId: "m-old", sentAt: new Date(0).toISOString(), target: "room#idem-exp", messageSk: "0000000000000#m-old", expiresAt: Math.floor(Date.now() / 1000) - 1 },
+        // The record's key names sender, conversation and id (data.ts idempotencyKey).
+        Item: { conversationId: "idem#ia#room#idem-exp#old-1", sk: "idem", messageId: "m-old", sentAt: new Date(0).toISOString(), target: "room#idem-exp", messageSk: "0000000000000#m-old", expiresAt: Math.floor(Date.now() / 1000) - 1 },
       }),
     );
     assert.equal(await h.send(a, { type: "chat", message: "new again", clientMessageId: "old-1" }), undefined);

@@ -15,6 +15,7 @@ import { functionSpec, ROUTE_FUNCTIONS, type FunctionName } from "../../handlers
 import type { TableName } from "../../handlers/tables";
 import { sharedDynamo, uniquePrefix } from "./globalFixtures";
 import { startFakeManagementApi, type FakeManagementApi } from "./fakeManagementApi";
+import { startDynamoGate, type DynamoGate } from "./dynamoGate";
 
 export const TEST_SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 export const TEST_ISSUER = "chat-local";
@@ -56,6 +57,8 @@ export function captureStdout(): { lines: string[]; restore(): void } {
 export interface HarnessOptions {
   readonly label: string;
   readonly rateLimitPerMinute?: number;
+  readonly userRateLimitPerMinute?: number;
+  readonly userConnectsPerMinute?: number;
   readonly maxMessageBytes?: number;
   readonly messageRetentionHours?: number;
   readonly fanoutConcurrency?: number;
@@ -63,6 +66,8 @@ export interface HarnessOptions {
   readonly extraEnv?: Record<string, string>;
   readonly auth?: Partial<DeploymentSettings["auth"]>;
   readonly allowedOrigins?: readonly string[];
+  /** Route the functions' DynamoDB calls through a DynamoGate (h.gate) so a test can order them. */
+  readonly gate?: boolean;
 }
 
 export interface TestConnection {
@@ -78,6 +83,8 @@ export interface Harness {
   readonly settings: DeploymentSettings;
   readonly reports: InvocationReport[];
   readonly logs: string[];
+  /** Present when created with `gate: true`: holds chosen DynamoDB requests of the functions. */
+  readonly gate?: DynamoGate;
   envFor(name: FunctionName): Record<string, string>;
   handler(name: Exclude<FunctionName, "authorizer">): WebSocketHandler;
   authorizer(): AuthorizerHandler;
@@ -162,6 +169,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
   await ensureTables(raw, tables);
   const doc = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
   const api = await startFakeManagementApi("test");
+  const gate = o.gate ? await startDynamoGate(dynamo.endpoint) : undefined;
   const settings: DeploymentSettings = {
     tableNames: tables,
     managementEndpoint: api.endpoint,
@@ -170,13 +178,16 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     messageRetentionHours: o.messageRetentionHours ?? 168,
     maxMessageBytes: o.maxMessageBytes ?? 4096,
     rateLimitPerMinute: o.rateLimitPerMinute ?? 1000,
+    ...(o.userRateLimitPerMinute !== undefined ? { userRateLimitPerMinute: o.userRateLimitPerMinute } : {}),
+    // Tests connect one user many times a minute: a large handshake budget unless a test sets one.
+    userConnectsPerMinute: o.userConnectsPerMinute ?? 100_000,
     fanoutConcurrency: o.fanoutConcurrency ?? 8,
     logLevel: "info",
     metricsNamespace: "ChatApiTest",
     tracing: false,
     auth: { mode: "shared-secret", issuer: TEST_ISSUER, audience: TEST_AUDIENCE, sharedSecret: TEST_SECRET, ...o.auth },
     allowedOrigins: o.allowedOrigins ?? [],
-    dynamodbEndpoint: dynamo.endpoint,
+    dynamodbEndpoint: gate?.endpoint ?? dynamo.endpoint,
   };
   const envFor = (name: FunctionName) => ({ ...functionEnvironment(functionSpec(name), settings), ...o.extraEnv });
   const cache = new Map<FunctionName, WebSocketHandler | AuthorizerHandler>();
@@ -214,6 +225,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     settings,
     reports,
     logs: stdout.lines,
+    ...(gate ? { gate } : {}),
     envFor,
     handler,
     authorizer: () => build<AuthorizerHandler>("authorizer"),
@@ -275,6 +287,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
       unsubscribe();
       stdout.restore();
       await api.stop();
+      await gate?.stop();
       raw.destroy();
     },
   };
