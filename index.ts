@@ -3,6 +3,7 @@
  * monitoring and the backends' push policy, composed; nothing else lives here (../shared/STYLE.md).
  */
 import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
 import { FACTORIES } from "./handlers";
 import { DEFAULT_METRICS_NAMESPACE } from "./handlers/metrics";
 import { TABLE_NAMES } from "./handlers/tables";
@@ -15,10 +16,13 @@ import { WebSocketApi } from "./infra/websocketApi";
 
 const config = loadConfig();
 const prefix = config.resourcePrefix;
-const tags = { Project: config.projectName, Environment: config.environment, ManagedBy: "pulumi" };
+const tags = { Project: config.projectName, Environment: config.environment, Stack: config.stack, ManagedBy: "pulumi" };
 const region = aws.getRegionOutput().region;
+const partition = aws.getPartitionOutput().partition;
+// What a stack keeps on `pulumi destroy` (tables, logs, secret, key): docs/deploy.md, "Tearing prod down".
+const protectData = config.deletionProtection;
 
-const key = new EncryptionKey(prefix, { namePrefix: prefix, deletionWindowInDays: config.environment === "prod" ? 30 : 7 });
+const key = new EncryptionKey(prefix, { namePrefix: prefix, deletionWindowInDays: protectData ? 30 : 7, protect: protectData });
 
 const tables = new ChatTables(prefix, {
   namePrefix: prefix,
@@ -31,6 +35,8 @@ const api = new WebSocketApi(prefix, {
   namePrefix: prefix,
   stageName: config.stageName,
   region,
+  partition,
+  awsProfile: new pulumi.Config("aws").get("profile"),
   factories: FACTORIES,
   tableNames: tables.names,
   tableArns: tables.arns,
@@ -56,6 +62,7 @@ const api = new WebSocketApi(prefix, {
   logRetentionDays: config.logRetentionDays,
   logKmsKeyArn: key.keyArn,
   manageApiGatewayAccount: config.manageApiGatewayAccount,
+  protectData,
   tags,
 });
 
@@ -79,6 +86,7 @@ const monitoring = new Monitoring(prefix, {
 // What a backend role attaches to push system frames (push/, docs/push.md).
 const pushPolicy = new PushPolicy(prefix, {
   namePrefix: prefix,
+  region,
   tableArns: tables.arns,
   executionArn: api.executionArn,
   stage: config.stageName,

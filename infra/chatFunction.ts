@@ -75,6 +75,8 @@ export interface ChatFunctionArgs {
   readonly logRetentionDays?: number;
   /** KMS key encrypting the log group. */
   readonly logKmsKeyArn: pulumi.Input<string>;
+  /** Keep the log group on `pulumi destroy` (CloudWatch Logs deletion protection and Pulumi `protect`; default false). */
+  readonly protectLogs?: boolean;
   /** The project's package.json dependencies (default: read from package.json). */
   readonly projectDependencies?: readonly string[];
   /** Tags (default none). */
@@ -107,9 +109,10 @@ export class ChatFunction extends pulumi.ComponentResource {
         name: `/aws/lambda/${args.functionName}`,
         retentionInDays: args.logRetentionDays ?? 7,
         kmsKeyId: args.logKmsKeyArn,
+        deletionProtectionEnabled: args.protectLogs ?? false,
         tags: args.tags,
       },
-      { parent: this },
+      { parent: this, protect: args.protectLogs ?? false },
     );
 
     // Its own role with an inline policy only: passing `role` to CallbackFunction skips the default

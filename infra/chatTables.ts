@@ -9,7 +9,10 @@ import { TABLES, TABLE_NAMES, type TableName, type TableSchema } from "../handle
 export interface ChatTablesArgs {
   /** Prefix of the physical table names (`<prefix>-connections`, ...). */
   readonly namePrefix: string;
-  /** DynamoDB deletion protection on every table (default false: `pulumi destroy` can delete them). */
+  /**
+   * DynamoDB deletion protection and Pulumi `protect` on every table (default false: `pulumi destroy`
+   * deletes them). With it, `pulumi destroy` refuses to run until the flag is turned off and applied.
+   */
   readonly deletionProtection?: boolean;
   /** Point-in-time recovery on every table (default false). */
   readonly pointInTimeRecovery?: boolean;
@@ -69,7 +72,7 @@ export class ChatTables extends pulumi.ComponentResource {
           deletionProtectionEnabled: args.deletionProtection ?? false,
           tags: { ...args.tags, Table: logical },
         },
-        { parent: this },
+        { parent: this, protect: args.deletionProtection ?? false },
       );
     }
     this.tables = tables;

@@ -6,6 +6,7 @@
  * `Pulumi.yaml` declares the same keys under `config:` so `pulumi config` and a new stack show
  * them; tests/infra/config.test.ts checks that the two declarations agree key for key.
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { AuthMode, LogLevel } from "../handlers/env";
 
@@ -29,7 +30,7 @@ export interface AlarmThresholds {
   readonly rejectedConnects: number;
   /** `FailedDeliveries` (non-Gone `@connections` failures after retries) per period. */
   readonly failedDeliveries: number;
-  /** Alarm period in seconds (10, 30 or a multiple of 60). */
+  /** Alarm period in seconds (a multiple of 60: every metric alarmed on has 1-minute resolution). */
   readonly periodSeconds: number;
   /** Consecutive breaching periods before an alarm fires. */
   readonly evaluationPeriods: number;
@@ -39,7 +40,13 @@ export interface AlarmThresholds {
 export interface StackConfig {
   readonly environment: Environment;
   readonly projectName: string;
-  /** `<projectName>-<environment>`: prefix of every physical name. */
+  /** The Pulumi stack's name. */
+  readonly stack: string;
+  /**
+   * `<projectName>-<stack>` (the stack name made name-safe, see stackSlug): prefix of every physical
+   * name, so any number of stacks deploy side by side in one account and region. Names AWS keeps
+   * account-wide (IAM, dashboards) add the region as well.
+   */
   readonly resourcePrefix: string;
   /** API Gateway stage name (= environment): the last path segment of the endpoint. */
   readonly stageName: string;
@@ -87,8 +94,8 @@ export interface ConfigKeySpec {
 
 /** Every config key, its type, default (the dev values) and description. */
 export const CONFIG_SCHEMA = {
-  environment: { type: "string", default: "dev", description: "Deployment environment: dev, staging or prod. Also the API Gateway stage name." },
-  projectName: { type: "string", default: "chat", description: "Prefix of every physical resource name (lowercase letters, digits, hyphens; 2-20 characters)." },
+  environment: { type: "string", default: "dev", description: "Deployment environment: dev, staging or prod (default: the stack's name when it is one of these, else dev). Also the API Gateway stage name." },
+  projectName: { type: "string", default: "chat", description: "First part of every physical resource name, <projectName>-<stack> (lowercase letters, digits, hyphens; 2-20 characters)." },
   enableDetailedMonitoring: { type: "boolean", default: false, description: "Per-route API Gateway metrics and the per-route dashboard widgets." },
   enableXrayTracing: { type: "boolean", default: false, description: "Active X-Ray tracing of every function and its AWS SDK clients, with the IAM to write traces." },
   messageRetentionHours: { type: "integer", default: 168, description: "Hours a stored message is kept before DynamoDB TTL expires it (1-8760)." },
@@ -107,18 +114,18 @@ export const CONFIG_SCHEMA = {
   authAudience: { type: "string", default: "websocket-chat", description: "Required JWT `aud` claim." },
   authJwksUrl: { type: "string", default: "", description: "JWKS URL of the identity provider (https; required in oidc mode, must be empty otherwise)." },
   alarmEmail: { type: "string", default: "", description: "Email address subscribed to the alarm topic; empty for none." },
-  deletionProtection: { type: "boolean", default: false, description: "DynamoDB deletion protection on every table (pulumi destroy fails while it is on)." },
+  deletionProtection: { type: "boolean", default: false, description: "Keep data on pulumi destroy: tables (DynamoDB deletion protection), log groups (CloudWatch Logs deletion protection), the HS256 secret (30-day recovery window) and the KMS key, each also Pulumi-protected, so pulumi destroy refuses to run while it is on." },
   pointInTimeRecovery: { type: "boolean", default: false, description: "DynamoDB point-in-time recovery on every table." },
   allowedOrigins: { type: "array", default: [], description: "Browser origins allowed to connect (e.g. https://chat.example.com); empty allows any." },
   logLevel: { type: "string", default: "info", description: "Handlers' log level: debug, info, warn or error." },
-  manageApiGatewayAccount: { type: "boolean", default: true, description: "Create and set API Gateway's account-wide CloudWatch Logs role (needed for access logs; set false if another stack in this account and region already does)." },
+  manageApiGatewayAccount: { type: "boolean", default: true, description: "Make sure API Gateway's account-wide CloudWatch Logs role is set in the region (needed for access logs): creates apigateway-cloudwatch-logs-<region> only if no role is set, never replaces one, never resets it on destroy." },
   alarmLambdaErrorRatePercent: { type: "integer", default: 5, description: "Alarm when a function's errors exceed this percentage of its invocations (1-100)." },
   alarmDynamoThrottleEvents: { type: "integer", default: 10, description: "Alarm when a table's read + write throttle events in a period reach this (>= 1)." },
   alarmClientErrors: { type: "integer", default: 100, description: "Alarm when API Gateway ClientError (4XX) in a period reaches this (>= 1)." },
   alarmServerErrors: { type: "integer", default: 5, description: "Alarm when ExecutionError + IntegrationError (5XX) in a period reach this (>= 1)." },
   alarmRejectedConnects: { type: "integer", default: 50, description: "Alarm when the authorizer rejects this many handshakes in a period (>= 1)." },
   alarmFailedDeliveries: { type: "integer", default: 10, description: "Alarm when this many deliveries fail (non-Gone errors) in a period (>= 1)." },
-  alarmPeriodSeconds: { type: "integer", default: 300, description: "Alarm period in seconds: 10, 30 or a multiple of 60." },
+  alarmPeriodSeconds: { type: "integer", default: 300, description: "Alarm period in seconds: a multiple of 60 (the alarmed metrics have 1-minute resolution)." },
   alarmEvaluationPeriods: { type: "integer", default: 1, description: "Consecutive breaching periods before an alarm fires (1-100)." },
 } as const satisfies Record<string, ConfigKeySpec>;
 
@@ -222,17 +229,39 @@ function httpsUrl(key: ConfigKey, value: string): string {
   return value;
 }
 
+/** Longest stack part of a physical name: keeps `<projectName>-<stack>-authorizer` and its role's autoname within IAM's and Lambda's 64 characters. */
+export const MAX_STACK_SLUG = 16;
+
 /**
- * Validates raw config (missing keys take CONFIG_SCHEMA's defaults). Throws ConfigError naming the
- * key and its allowed values for the first bad value, and for a key this program does not know.
+ * The stack's name as it appears in physical names. Pulumi allows letters, digits, `-`, `_` and `.`
+ * in stack names; Lambda, SNS and dashboard names allow no `.`, DynamoDB and KMS no uppercase
+ * distinction worth relying on. A name that is already lowercase letters, digits and hyphens within
+ * MAX_STACK_SLUG is used as it is (dev -> chat-dev, unchanged for stacks deployed before); any other
+ * is lowercased, cleaned, cut and suffixed with 6 hex digits of its SHA-256, so two stacks whose
+ * names clean up alike (`feature.x`, `feature-x`) still get different names.
  */
-export function validateConfig(raw: RawConfig): StackConfig {
+export function stackSlug(stack: string): string {
+  if (/^[a-z][a-z0-9-]*$/.test(stack) && stack.length <= MAX_STACK_SLUG && !stack.endsWith("-")) return stack;
+  const cleaned = stack.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "stack";
+  const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
+  return `${cleaned.slice(0, MAX_STACK_SLUG - 7).replace(/-+$/, "")}-${hash}`;
+}
+
+/**
+ * Validates raw config (missing keys take CONFIG_SCHEMA's defaults) for the stack `stack`. Throws
+ * ConfigError naming the key and its allowed values for the first bad value, and for a key this
+ * program does not know.
+ */
+export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
   for (const key of Object.keys(raw)) {
     if (!(key in CONFIG_SCHEMA)) {
       throw new ConfigError(key, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
     }
   }
-  const r = new Reader(raw);
+  // A stack named like an environment (dev, staging, prod) is that environment unless its file says otherwise.
+  const r = new Reader(
+    raw.environment === undefined && (ENVIRONMENTS as readonly string[]).includes(stack) ? { ...raw, environment: stack } : raw,
+  );
   const environment = r.oneOf("environment", ENVIRONMENTS);
   const projectName = r.string("projectName");
   if (!PROJECT_NAME.test(projectName)) {
@@ -266,16 +295,20 @@ export function validateConfig(raw: RawConfig): StackConfig {
   const reservedConcurrency = r.integer("reservedConcurrency", -1, 1000);
   // 0 would throttle every invocation of the functions (Lambda: reserved concurrency of zero).
   if (reservedConcurrency === 0) throw new ConfigError("reservedConcurrency", `"0" is not allowed; allowed values: -1 (unreserved) or an integer from 1 to 1000`);
-  const periodSeconds = r.integer("alarmPeriodSeconds", 10, 86400);
-  // CloudWatch alarm periods: 10, 30 or any multiple of 60 (PutMetricAlarm, Period).
-  if (!(periodSeconds === 10 || periodSeconds === 30 || periodSeconds % 60 === 0)) {
-    throw new ConfigError("alarmPeriodSeconds", `"${periodSeconds}" is not allowed; allowed values: 10, 30 or a multiple of 60`);
+  const periodSeconds = r.integer("alarmPeriodSeconds", 1, 86400);
+  // CloudWatch accepts 10 and 30 s periods only for high-resolution metrics; Lambda, DynamoDB and API
+  // Gateway metrics and the handlers' EMF metrics have 1-minute resolution, so a shorter period would
+  // evaluate mostly empty periods and never fire (AWS-FACTS: Stack lifecycle facts, CloudWatch).
+  if (periodSeconds % 60 !== 0) {
+    // (60 to 86400 in steps of 60; 1-59 land here too, with this explanation.)
+    throw new ConfigError("alarmPeriodSeconds", `"${periodSeconds}" is not allowed; allowed values: a multiple of 60 from 60 to 86400 (the alarmed metrics have 1-minute resolution)`);
   }
 
   return {
     environment,
     projectName,
-    resourcePrefix: `${projectName}-${environment}`,
+    stack,
+    resourcePrefix: `${projectName}-${stackSlug(stack)}`,
     stageName: environment,
     enableDetailedMonitoring: r.boolean("enableDetailedMonitoring"),
     enableXrayTracing: r.boolean("enableXrayTracing"),
@@ -327,5 +360,5 @@ export function loadConfig(): StackConfig {
       if (!(key in raw)) raw[key] = config.get(key);
     }
   }
-  return validateConfig(raw);
+  return validateConfig(raw, pulumi.getStack());
 }

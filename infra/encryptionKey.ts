@@ -12,6 +12,11 @@ export interface EncryptionKeyArgs {
   readonly namePrefix: string;
   /** Days KMS waits before deleting the key after `pulumi destroy` (7-30; default 30). */
   readonly deletionWindowInDays?: number;
+  /**
+   * Pulumi `protect` on the key (default false): kept log groups stay readable only while their key
+   * exists, so a stack that protects its logs protects their key too.
+   */
+  readonly protect?: boolean;
 }
 
 /** The key policy: a pure function of the account, region and partition, so a test reads it. */
@@ -83,7 +88,7 @@ export class EncryptionKey extends pulumi.ComponentResource {
           .all([identity.accountId, region.region, partition.partition])
           .apply(([accountId, r, part]) => JSON.stringify(encryptionKeyPolicy({ accountId, region: r, partition: part, namePrefix: args.namePrefix }))),
       },
-      { parent: this },
+      { parent: this, protect: args.protect ?? false },
     );
     new aws.kms.Alias(`${name}-alias`, { name: `alias/${args.namePrefix}`, targetKeyId: key.keyId }, { parent: this });
 

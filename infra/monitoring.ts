@@ -181,7 +181,9 @@ export class Monitoring extends pulumi.ComponentResource {
       {
         ...common,
         name: alarmName(args.namePrefix, "rejected-connects"),
-        alarmDescription: `The authorizer rejected ${t.rejectedConnects} handshakes in ${period}s (bad tokens, wrong origin, or a broken secret/JWKS)`,
+        // Counts what the authorizer denies. A handshake without a token never reaches it: API Gateway
+        // answers 401 itself (identity source missing), which shows in ClientError, not here.
+        alarmDescription: `The authorizer denied ${t.rejectedConnects} handshakes in ${period}s (bad signature, expired or wrong-audience tokens, origin not allowed)`,
         namespace: args.metricsNamespace,
         metricName: METRICS.rejectedConnects,
         dimensions: { Stage: stage },
@@ -211,7 +213,8 @@ export class Monitoring extends pulumi.ComponentResource {
     const dashboard = new cloudwatch.Dashboard(
       `${name}-dashboard`,
       {
-        name: args.namePrefix,
+        // Dashboard names are account-wide (not per region): the region keeps two regions' stacks apart.
+        name: pulumi.interpolate`${args.namePrefix}-${args.region}`,
         region: args.region as pulumi.Input<aws.Region>,
         start: "-PT3H",
         periodOverride: "inherit",
@@ -229,6 +232,17 @@ export class Monitoring extends pulumi.ComponentResource {
 }
 
 const GRAPH = { width: 6, height: 6 } as const;
+
+/**
+ * A Logs Insights widget shown as a table. awsx's LogWidget always asks for the `timeSeries` view,
+ * which shows a query without `stats` as an empty chart (AWS-FACTS: a Logs Insights widget without
+ * `stats` shows rows only in the `table` view).
+ */
+export class LogTableWidget extends cloudwatch.LogWidget {
+  protected computeProperties(region: pulumi.Output<aws.Region>): ReturnType<cloudwatch.LogWidget["computeProperties"]> {
+    return { ...super.computeProperties(region), view: "table" } as unknown as ReturnType<cloudwatch.LogWidget["computeProperties"]>;
+  }
+}
 
 function header(markdown: string): cloudwatch.TextWidget {
   return new cloudwatch.TextWidget({ markdown, width: 24, height: 1 });
@@ -365,13 +379,13 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
     new cloudwatch.RowWidget(
       header("## Alarms and logs"),
       new cloudwatch.AlarmWidget({ width: 24, height: 4, title: "Alarms", alarms: alarms.map((a) => a.arn), sortBy: "stateUpdatedTimestamp" }),
-      new cloudwatch.LogWidget({
+      new LogTableWidget({
         width: 12,
         height: 6,
         title: "Failed API requests (access log)",
         query: pulumi.interpolate`SOURCE '${args.accessLogGroupName}' | fields @timestamp, routeKey, eventType, status, error, integrationError, authorizerError, connectionId | filter status >= 400 or ispresent(integrationError) | sort @timestamp desc | limit 50`,
       }),
-      new cloudwatch.LogWidget({
+      new LogTableWidget({
         width: 12,
         height: 6,
         title: "Function errors and warnings",

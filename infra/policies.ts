@@ -127,32 +127,3 @@ export const LAMBDA_ASSUME_ROLE_POLICY = {
   Version: "2012-10-17",
   Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
 } as const;
-
-/** Trust policy of API Gateway's CloudWatch Logs role. */
-export const APIGATEWAY_ASSUME_ROLE_POLICY = {
-  Version: "2012-10-17",
-  Statement: [{ Effect: "Allow", Principal: { Service: "apigateway.amazonaws.com" }, Action: "sts:AssumeRole" }],
-} as const;
-
-/**
- * Policy of API Gateway's account-wide CloudWatch Logs role. The role is account-wide (the last
- * stack to set it serves every API in the account and region), so it covers the access-log groups
- * of every stack of this project, `/aws/apigateway/*`, not only its own: with dev and prod in one
- * account, whichever set it last keeps both stacks' access logs flowing. The actions are those of
- * the AWS managed AmazonAPIGatewayPushToCloudWatchLogs policy, written inline so no managed policy
- * is attached; DescribeLogGroups is account-level, so it gets the account's log-group ARN pattern.
- */
-export function apiGatewayLoggingPolicy(accessLogGroupsArnPattern: string, logGroupsArnPattern: string): IamPolicyDocument {
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "WriteAccessLogs",
-        Effect: "Allow",
-        Action: ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"],
-        Resource: [accessLogGroupsArnPattern, `${accessLogGroupsArnPattern}:*`],
-      },
-      { Sid: "DescribeLogGroups", Effect: "Allow", Action: ["logs:DescribeLogGroups"], Resource: [logGroupsArnPattern] },
-    ],
-  };
-}

@@ -49,8 +49,10 @@ export function pushPolicyDocument(inputs: PushPolicyInputs, access: readonly Pu
 }
 
 export interface PushPolicyArgs {
-  /** Prefix of the policy's name (`<prefix>-push`). */
+  /** Prefix of the policy's name (`<prefix>-<region>-push`). */
   readonly namePrefix: string;
+  /** Region of the stack: IAM policy names are account-wide, so the name carries it. */
+  readonly region: pulumi.Input<string>;
   /** Table ARNs by logical name. */
   readonly tableArns: pulumi.Input<Record<TableName, string>>;
   /** The WebSocket API's execution ARN. */
@@ -79,7 +81,7 @@ export class PushPolicy extends pulumi.ComponentResource {
     const policy = new aws.iam.Policy(
       `${name}-push`,
       {
-        name: `${args.namePrefix}-push`,
+        name: pulumi.interpolate`${args.namePrefix}-${args.region}-push`,
         description: "Push system frames to the chat API's users and rooms (docs/push.md): attach to a backend's role",
         policy: this.json,
         tags: args.tags,

@@ -9,8 +9,8 @@ import { functionEnvironment, type DeploymentSettings } from "../handlers/env";
 import type { HandlerFactory } from "../handlers/events";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type FunctionSpec } from "../handlers/routes";
 import type { TableName } from "../handlers/tables";
+import { ApiGatewayAccountLogging } from "./apiGatewayAccount";
 import { ChatFunction } from "./chatFunction";
-import { APIGATEWAY_ASSUME_ROLE_POLICY, apiGatewayLoggingPolicy } from "./policies";
 
 /** Identity source of the authorizer: browsers cannot set headers on a WebSocket (AWS-FACTS: Routing). */
 export const AUTHORIZER_IDENTITY_SOURCE = "route.request.querystring.token";
@@ -59,8 +59,12 @@ export interface WebSocketApiArgs {
   readonly namePrefix: string;
   /** Stage name; the endpoint is `wss://{apiId}.execute-api.{region}.amazonaws.com/<stageName>`. */
   readonly stageName: string;
-  /** The AWS region the API is deployed in (part of the management endpoint). */
+  /** The AWS region the API is deployed in (API Gateway's account logging setting is per region). */
   readonly region: pulumi.Input<string>;
+  /** The account's partition (`aws`, `aws-cn`, ...): ARNs of AWS managed policies. */
+  readonly partition: pulumi.Input<string>;
+  /** Named AWS profile of the stack's provider (`aws:profile`), used by the account logging step. */
+  readonly awsProfile?: string;
   /** Handler factories by function name (handlers/index.ts FACTORIES). */
   readonly factories: Readonly<Record<FunctionName, HandlerFactory>>;
   /** Route table (default handlers/routes.ts FUNCTIONS). */
@@ -91,8 +95,16 @@ export interface WebSocketApiArgs {
   readonly logRetentionDays?: number;
   /** KMS key encrypting every log group. */
   readonly logKmsKeyArn: pulumi.Input<string>;
-  /** Set API Gateway's account-wide CloudWatch Logs role (default true). */
+  /**
+   * Ensure API Gateway's account-wide CloudWatch Logs role is set in the region, creating one only if
+   * none is (never replaced, never reset on destroy: infra/apiGatewayAccount.ts). Default true.
+   */
   readonly manageApiGatewayAccount?: boolean;
+  /**
+   * Keep data on `pulumi destroy`: the secret (30-day recovery window) and the access log group
+   * (CloudWatch Logs deletion protection) are protected by AWS and by Pulumi's `protect`. Default false.
+   */
+  readonly protectData?: boolean;
   /** Tags (default none). */
   readonly tags?: Record<string, string>;
 }
@@ -131,13 +143,19 @@ export class WebSocketApi extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // The functions need the management endpoint but exist before the stage: it is computable from
-    // the API id, the region and the stage name, so no cycle and nothing created inside apply().
-    this.managementEndpoint = pulumi.interpolate`https://${api.id}.execute-api.${args.region}.amazonaws.com/${stageName}`;
+    // The functions need the management endpoint but exist before the stage: it is the API's own
+    // endpoint (wss://{apiId}.execute-api.{region}.{dnsSuffix}, whatever the partition's DNS suffix)
+    // over https, plus the stage name, so no cycle and nothing created inside apply().
+    this.managementEndpoint = pulumi.interpolate`${api.apiEndpoint.apply((e) => e.replace(/^wss:\/\//, "https://"))}/${stageName}`;
+    const protect = args.protectData ?? false;
 
     // Shared-secret mode: the HS256 secret is generated here and kept in Secrets Manager, never in a
     // stack file. GetRandomPassword runs on every `pulumi up`; ignoreChanges keeps the first value,
-    // so tokens stay valid across deployments (rotate with `pulumi up --replace <version URN>`).
+    // so tokens stay valid across deployments. Pulumi writes only that first value: rotation is
+    // `npm run rotate-secret` (scripts/rotateSecret.ts: PutSecretValue makes a new AWSCURRENT and
+    // keeps the old one as AWSPREVIOUS, which the authorizer still accepts for a grace period), so
+    // versionStages, which a rotation moves, is ignored too (the engine would otherwise move the
+    // labels back to this first version).
     let secretArn: pulumi.Output<string> | undefined;
     if (args.settings.auth.mode === "shared-secret") {
       const secret = new aws.secretsmanager.Secret(
@@ -145,17 +163,18 @@ export class WebSocketApi extends pulumi.ComponentResource {
         {
           name: `${args.namePrefix}/auth/hs256`,
           description: "HS256 key signing and verifying chat access tokens",
-          // dev stacks are destroyed and re-created: without this the name stays reserved for 7+ days.
-          recoveryWindowInDays: 0,
+          // Protected stacks get Secrets Manager's longest recovery window; others delete at once so a
+          // destroyed dev stack can be re-created without waiting for the name (7+ days otherwise).
+          recoveryWindowInDays: protect ? 30 : 0,
           tags: args.tags,
         },
-        { parent: this },
+        { parent: this, protect },
       );
       const random = aws.secretsmanager.getRandomPasswordOutput({ passwordLength: 64, excludePunctuation: true }, { parent: this });
       new aws.secretsmanager.SecretVersion(
         `${name}-auth-secret-value`,
         { secretId: secret.id, secretString: pulumi.secret(random.randomPassword) },
-        { parent: this, ignoreChanges: ["secretString"], additionalSecretOutputs: ["secretString"] },
+        { parent: this, protect, ignoreChanges: ["secretString", "versionStages"], additionalSecretOutputs: ["secretString"] },
       );
       secretArn = secret.arn;
     }
@@ -194,16 +213,36 @@ export class WebSocketApi extends pulumi.ComponentResource {
           provisionedConcurrency: isConnectPath(spec) ? args.provisionedConcurrency : undefined,
           logRetentionDays: args.logRetentionDays,
           logKmsKeyArn: args.logKmsKeyArn,
+          protectLogs: protect,
           tags: args.tags,
         },
         { parent: this },
       );
     }
 
+    // Traffic must never reach a target before API Gateway may invoke it: each permission is created
+    // before the authorizer or integration that points at its target (a stage with autoDeploy goes
+    // live with every route or integration change, not when the Stage resource is updated), so
+    // switching provisionedConcurrency on or off, or a first deploy, never answers 500s.
+    const permissions: aws.lambda.Permission[] = [];
     const authorizerSpec = specs.find((s) => s.routeKey === undefined);
     let authorizer: aws.apigatewayv2.Authorizer | undefined;
     if (authorizerSpec) {
       const fn = functions[authorizerSpec.name];
+      const permission = new aws.lambda.Permission(
+        `${name}-${authorizerSpec.name}-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: fn.functionName,
+          qualifier: fn.qualifier,
+          principal: "apigateway.amazonaws.com",
+          // This API's authorizers: naming the authorizer's id would make the permission wait for the
+          // authorizer, the wrong order (see above).
+          sourceArn: pulumi.interpolate`${api.executionArn}/authorizers/*`,
+        },
+        { parent: this },
+      );
+      permissions.push(permission);
       authorizer = new aws.apigatewayv2.Authorizer(
         `${name}-authorizer`,
         {
@@ -215,18 +254,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
           // support no authorizer result caching, so no TTL is set.
           identitySources: [AUTHORIZER_IDENTITY_SOURCE],
         },
-        { parent: this },
-      );
-      new aws.lambda.Permission(
-        `${name}-${authorizerSpec.name}-invoke`,
-        {
-          action: "lambda:InvokeFunction",
-          function: fn.functionName,
-          qualifier: fn.qualifier,
-          principal: "apigateway.amazonaws.com",
-          sourceArn: pulumi.interpolate`${api.executionArn}/authorizers/${authorizer.id}`,
-        },
-        { parent: this },
+        { parent: this, dependsOn: [permission] },
       );
     }
 
@@ -235,6 +263,19 @@ export class WebSocketApi extends pulumi.ComponentResource {
     for (const spec of specs) {
       if (spec.routeKey === undefined) continue;
       const fn = functions[spec.name];
+      const permission = new aws.lambda.Permission(
+        `${name}-${spec.name}-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: fn.functionName,
+          qualifier: fn.qualifier,
+          principal: "apigateway.amazonaws.com",
+          // This stage and this route only: {executionArn}/{stage}/{routeKey}.
+          sourceArn: pulumi.interpolate`${api.executionArn}/${stageName}/${spec.routeKey}`,
+        },
+        { parent: this },
+      );
+      permissions.push(permission);
       const integration = new aws.apigatewayv2.Integration(
         `${name}-${spec.name}-integration`,
         {
@@ -244,7 +285,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
           integrationUri: fn.invokeArn,
           description: spec.description,
         },
-        { parent: this },
+        { parent: this, dependsOn: [permission] },
       );
       const isConnect = spec.routeKey === "$connect";
       const route = new aws.apigatewayv2.Route(
@@ -268,18 +309,6 @@ export class WebSocketApi extends pulumi.ComponentResource {
           { parent: this },
         );
       }
-      new aws.lambda.Permission(
-        `${name}-${spec.name}-invoke`,
-        {
-          action: "lambda:InvokeFunction",
-          function: fn.functionName,
-          qualifier: fn.qualifier,
-          principal: "apigateway.amazonaws.com",
-          // This stage and this route only: {executionArn}/{stage}/{routeKey}.
-          sourceArn: pulumi.interpolate`${api.executionArn}/${stageName}/${spec.routeKey}`,
-        },
-        { parent: this },
-      );
       routes.push(route);
       routeKeys.push(spec.routeKey);
     }
@@ -290,39 +319,23 @@ export class WebSocketApi extends pulumi.ComponentResource {
         name: `/aws/apigateway/${args.namePrefix}-access`,
         retentionInDays: args.logRetentionDays ?? 7,
         kmsKeyId: args.logKmsKeyArn,
+        deletionProtectionEnabled: protect,
         tags: args.tags,
       },
-      { parent: this },
+      { parent: this, protect },
     );
 
     // WebSocket (like REST) stages can only log once API Gateway's account settings name a
     // CloudWatch Logs role ("CloudWatch Logs role ARN must be set in account settings to enable logging").
-    const stageDependencies: pulumi.Resource[] = [...routes];
+    const stageDependencies: pulumi.Resource[] = [...routes, ...permissions];
     if (args.manageApiGatewayAccount ?? true) {
-      const loggingRole = new aws.iam.Role(
-        `${name}-apigateway-logs-role`,
-        { assumeRolePolicy: JSON.stringify(APIGATEWAY_ASSUME_ROLE_POLICY), description: "API Gateway: write access logs", tags: args.tags },
-        { parent: this },
+      stageDependencies.push(
+        new ApiGatewayAccountLogging(
+          `${name}-apigateway-account-logging`,
+          { region: args.region, partition: args.partition, profile: args.awsProfile },
+          { parent: this },
+        ),
       );
-      const loggingPolicy = new aws.iam.RolePolicy(
-        `${name}-apigateway-logs-policy`,
-        {
-          role: loggingRole.id,
-          policy: accessLogs.arn.apply((arn) => {
-            // arn:{partition}:logs:{region}:{account}:log-group:{name}
-            const accountPattern = arn.replace(/:log-group:.*$/, ":log-group:*");
-            const accessLogGroups = arn.replace(/:log-group:.*$/, ":log-group:/aws/apigateway/*");
-            return JSON.stringify(apiGatewayLoggingPolicy(accessLogGroups, accountPattern));
-          }),
-        },
-        { parent: this },
-      );
-      const account = new aws.apigateway.Account(
-        `${name}-apigateway-account`,
-        { cloudwatchRoleArn: loggingRole.arn },
-        { parent: this, dependsOn: [loggingPolicy] },
-      );
-      stageDependencies.push(account);
     }
 
     const stage = new aws.apigatewayv2.Stage(
@@ -344,7 +357,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
         accessLogSettings: { destinationArn: accessLogs.arn, format: JSON.stringify(ACCESS_LOG_FORMAT) },
         tags: args.tags,
       },
-      // Deploy once every route exists, and only after logging is allowed account-wide.
+      // Deploy once every route and invoke permission exists, and only after logging is allowed account-wide.
       { parent: this, dependsOn: stageDependencies },
     );
 

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, LOG_RETENTION_DAYS, validateConfig, type RawConfig } from "../../infra/config";
+import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, LOG_RETENTION_DAYS, MAX_STACK_SLUG, stackSlug, validateConfig, type RawConfig } from "../../infra/config";
 import { PROJECT, readYaml, stackConfig } from "./support/stack";
 
 /** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
@@ -120,7 +120,7 @@ describe("infra: stack config", () => {
         allowedOrigins: '["https://chat.example.com","http://localhost:5173"]',
         logLevel: "warn",
         alarmEmail: "ops@example.com",
-      });
+      }, "staging");
       assert.equal(c.environment, "staging");
       assert.equal(c.resourcePrefix, "chat-staging");
       assert.equal(c.lambdaMemoryMb, 1024);
@@ -169,9 +169,39 @@ describe("infra: stack config", () => {
       rejects({ alarmEmail: "ops" }, "alarmEmail", /an email address or empty/);
       rejects({ projectName: "Chat_App" }, "projectName", /lowercase letters, digits and hyphens/);
       rejects({ logLevel: "trace" }, "logLevel", /allowed values: debug, info, warn, error/);
-      rejects({ alarmPeriodSeconds: "90" }, "alarmPeriodSeconds", /10, 30 or a multiple of 60/);
+      rejects({ alarmPeriodSeconds: "90" }, "alarmPeriodSeconds", /a multiple of 60 from 60 to 86400/);
+      // 10 and 30 s periods are for high-resolution metrics: on 1-minute metrics such an alarm never fires.
+      rejects({ alarmPeriodSeconds: "10" }, "alarmPeriodSeconds", /a multiple of 60 from 60 to 86400 \(the alarmed metrics have 1-minute resolution\)/);
+      rejects({ alarmPeriodSeconds: "30" }, "alarmPeriodSeconds", /a multiple of 60/);
       rejects({ reservedConcurrency: "0" }, "reservedConcurrency", /-1 \(unreserved\) or an integer from 1 to 1000/);
       rejects({ provisionedConcurrency: "-1" }, "provisionedConcurrency", /an integer from 0 to 100/);
+    });
+
+    it("names resources after the stack, not the environment: any number of stacks side by side", () => {
+      assert.equal(validateConfig({}, "dev").resourcePrefix, "chat-dev");
+      assert.equal(validateConfig({ environment: "prod" }, "prod").resourcePrefix, "chat-prod");
+      // A stack without a file takes environment dev but keeps its own names.
+      const feature = validateConfig({}, "feature-x");
+      assert.deepEqual([feature.environment, feature.stageName, feature.resourcePrefix], ["dev", "dev", "chat-feature-x"]);
+      // A stack named like an environment is that environment unless its file says otherwise.
+      assert.deepEqual([validateConfig({}, "staging").environment, validateConfig({}, "prod").environment], ["staging", "prod"]);
+      assert.equal(validateConfig({ environment: "dev" }, "prod").environment, "dev");
+      assert.equal(validateConfig({ environment: "prod" }, "feature-x").resourcePrefix, "chat-feature-x");
+    });
+
+    it("makes any Pulumi stack name name-safe, short and still distinct", () => {
+      assert.equal(stackSlug("dev"), "dev");
+      assert.equal(stackSlug("feature-x"), "feature-x");
+      const odd = ["Feature_X", "feature.x", "feature_x", "FEATURE-X", "a-very-long-stack-name-for-a-branch", "a-very-long-stack-name-for-a-branch-2", "x-", "9lives", "_"];
+      const slugs = odd.map(stackSlug);
+      for (const [i, slug] of slugs.entries()) {
+        assert.match(slug, /^[a-z0-9][a-z0-9-]*[a-z0-9]$/, odd[i]);
+        assert.ok(slug.length <= MAX_STACK_SLUG, `${odd[i]} -> ${slug}`);
+      }
+      assert.equal(new Set([...slugs, "feature-x"]).size, slugs.length + 1, `all distinct: ${slugs.join(", ")}`);
+      // The longest physical names stay within Lambda's and IAM's 64 characters.
+      const prefix = validateConfig({ projectName: "abcdefghijklmnopqrst" }, "a-very-long-stack-name-for-a-branch").resourcePrefix;
+      assert.ok(`${prefix}-authorizer`.length <= 64 && `${prefix}-disconnect-role-1234567`.length <= 64, prefix);
     });
 
     it("rejects a key it does not know (a typo in a stack file), listing the known keys", () => {

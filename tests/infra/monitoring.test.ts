@@ -10,7 +10,7 @@ const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
 function configOf(run: StackRun): StackConfig {
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(run.config)) if (k.startsWith(`${PROJECT}:`)) raw[k.slice(PROJECT.length + 1)] = v;
-  return validateConfig(raw);
+  return validateConfig(raw, run.stack);
 }
 
 interface MetricQuery {
@@ -106,6 +106,21 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       }
     });
 
+    it("describes the rejected-connects alarm as what the authorizer denies (a handshake without a token never reaches it)", () => {
+      const a = alarm(run, "rejected-connects");
+      const description = String(a.inputs.alarmDescription);
+      assert.match(description, /authorizer denied/);
+      assert.doesNotMatch(description, /without (a )?token|missing token|no token/i);
+    });
+
+    it("alarms only on periods of whole minutes: every metric alarmed on has 1-minute resolution", () => {
+      for (const a of run.ofType(ALARM)) {
+        const periods = [a.inputs.period, ...((a.inputs.metricQueries as MetricQuery[] | undefined) ?? []).map((q) => q.metric?.period)].filter((p) => p !== undefined);
+        assert.ok(periods.length > 0, String(a.inputs.name));
+        for (const p of periods) assert.ok(Number(p) >= 60 && Number(p) % 60 === 0, `${String(a.inputs.name)}: ${String(p)}`);
+      }
+    });
+
     it("sends alarms to an SNS topic encrypted with the stack's KMS key", () => {
       const [topic] = run.ofType("aws:sns/topic:Topic");
       const [key] = run.ofType("aws:kms/key:Key");
@@ -115,7 +130,8 @@ for (const stack of ["dev", "prod"] as StackName[]) {
 
     it("builds a dashboard whose body parses as JSON and references every function, table and the API", () => {
       const [dashboard] = run.ofType("aws:cloudwatch/dashboard:Dashboard");
-      assert.equal(dashboard.inputs.dashboardName, c.resourcePrefix);
+      // Dashboard names are account-wide: the region keeps one stack deployed in two regions apart.
+      assert.equal(dashboard.inputs.dashboardName, `${c.resourcePrefix}-${run.region}`);
       const body = json<{ widgets: { type: string; width: number; properties: Record<string, unknown> }[] }>(dashboard.inputs.dashboardBody);
       const text = JSON.stringify(body);
       assert.ok(body.widgets.length > 0 && body.widgets.length <= 100, "CloudWatch allows up to 100 widgets");
@@ -141,6 +157,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.deepEqual([...(alarmWidget.properties.alarms as string[])].sort(), run.ofType(ALARM).map((a) => String(a.state.arn)).sort());
       const logWidgets = body.widgets.filter((w) => w.type === "log");
       assert.ok(logWidgets.some((w) => String(w.properties.query).includes(`SOURCE '/aws/apigateway/${c.resourcePrefix}-access'`)));
+      // Queries without `stats` show rows only in the table view (a time series would stay empty).
+      assert.equal(logWidgets.length, 2);
+      for (const w of logWidgets) {
+        assert.doesNotMatch(String(w.properties.query), /\|\s*stats\b/);
+        assert.equal(w.properties.view, "table", String(w.properties.title));
+      }
     });
 
     it("shows per-route widgets exactly when detailed monitoring is on", () => {

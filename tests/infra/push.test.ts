@@ -18,7 +18,7 @@ interface Statement {
 function settingsOf(run: StackRun) {
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(run.config)) if (k.startsWith(`${PROJECT}:`)) raw[k.slice(PROJECT.length + 1)] = v;
-  return validateConfig(raw);
+  return validateConfig(raw, run.stack);
 }
 
 for (const stack of ["dev", "prod"] as StackName[]) {
@@ -29,11 +29,11 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       run = await stackRun(stack);
     });
 
-    it("creates one customer managed policy named <prefix>-push, inside a PushPolicy component", () => {
+    it("creates one customer managed policy named <prefix>-<region>-push (IAM names are account-wide), inside a PushPolicy component", () => {
       const c = settingsOf(run);
       const policies = run.ofType("aws:iam/policy:Policy");
       assert.equal(policies.length, 1);
-      assert.equal(policies[0].inputs.name, `${c.resourcePrefix}-push`);
+      assert.equal(policies[0].inputs.name, `${c.resourcePrefix}-${run.region}-push`);
       assert.equal(run.resources.filter((r) => r.type === "websocket-chat:infra:PushPolicy").length, 1);
       assert.equal((policies[0].inputs.tags as Record<string, string>).Environment, c.environment);
     });
@@ -79,7 +79,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
     it("exports the policy's ARN and its JSON", () => {
       const c = settingsOf(run);
       const policy = run.ofType("aws:iam/policy:Policy")[0];
-      assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-push`);
+      assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-${run.region}-push`);
       assert.equal(run.outputs.pushPolicyJson, policy.inputs.policy);
     });
   });

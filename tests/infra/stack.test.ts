@@ -24,7 +24,7 @@ const T = {
 function settingsOf(run: StackRun) {
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(run.config)) if (k.startsWith(`${PROJECT}:`)) raw[k.slice(PROJECT.length + 1)] = v;
-  return validateConfig(raw);
+  return validateConfig(raw, run.stack);
 }
 
 /** What the stack must contain, derived from the route table and the stack's config. */
@@ -58,10 +58,13 @@ function expectedCounts(run: StackRun): Record<string, number> {
     [T.permission]: n,
     "aws:lambda/alias:Alias": warm,
     "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": warm,
-    [T.role]: n + account,
-    [T.rolePolicy]: n + account,
+    [T.role]: n,
+    [T.rolePolicy]: n,
     [T.logGroup]: n + 1,
-    "aws:apigateway/account:Account": account,
+    // Never aws.apigateway.Account: deleting it resets the region's setting (infra/apiGatewayAccount.ts).
+    "aws:apigateway/account:Account": 0,
+    // The account logging step (a dynamic resource that only ensures the setting).
+    "pulumi-nodejs:dynamic:Resource": account,
     "aws:secretsmanager/secret:Secret": sharedSecret,
     "aws:secretsmanager/secretVersion:SecretVersion": sharedSecret,
     "aws:sns/topic:Topic": 1,
@@ -179,7 +182,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(mine[0].inputs.principal, "apigateway.amazonaws.com");
         assert.equal(mine[0].inputs.action, "lambda:InvokeFunction");
         assert.equal(mine[0].inputs.qualifier, invokeTarget(run, spec.name).qualifier, `${spec.name}: permission on what API Gateway invokes`);
-        assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/${run.outputs.stage as string}/${spec.routeKey}` : `${exec}/authorizers/${authorizer.id}`);
+        assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/${run.outputs.stage as string}/${spec.routeKey}` : `${exec}/authorizers/*`);
       }
     });
 
@@ -260,7 +263,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(run.resources.filter((r) => /PolicyAttachment/.test(r.type)).length, 0);
       assert.deepEqual(
         run.ofType("aws:iam/policy:Policy").map((p) => p.inputs.name),
-        [`${settingsOf(run).resourcePrefix}-push`],
+        [`${settingsOf(run).resourcePrefix}-${run.region}-push`],
       );
       for (const role of run.ofType(T.role)) assert.equal(role.inputs.managedPolicyArns, undefined, role.name);
     });
@@ -358,9 +361,9 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(run.outputs.connectionsTable, `${c.resourcePrefix}-connections`);
       assert.equal(run.outputs.roomsTable, `${c.resourcePrefix}-rooms`);
       assert.equal(run.outputs.messagesTable, `${c.resourcePrefix}-messages`);
-      assert.match(String(run.outputs.dashboardUrl), new RegExp(`^https://${run.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${run.region}#dashboards:name=${c.resourcePrefix}$`));
+      assert.match(String(run.outputs.dashboardUrl), new RegExp(`^https://${run.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${run.region}#dashboards:name=${c.resourcePrefix}-${run.region}$`));
       assert.equal(run.outputs.alarmTopicArn, `arn:aws:sns:${run.region}:${ACCOUNT}:${c.resourcePrefix}-alarms`);
-      assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-push`);
+      assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-${run.region}-push`);
       assert.equal(typeof run.outputs.pushPolicyJson, "string");
       assert.equal(run.outputs.maxMessageBytes, c.maxMessageBytes);
       assert.equal(run.outputs.messageRetentionHours, c.messageRetentionHours);

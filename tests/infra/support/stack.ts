@@ -15,7 +15,22 @@ export const ROOT = path.resolve(__dirname, "..", "..", "..");
 export const PROJECT = "websocket-chat";
 export const ACCOUNT = "123456789012";
 
-export type StackName = "dev" | "prod";
+/** A stack name: dev and prod have stack files; any other runs on Pulumi.yaml's defaults plus overrides. */
+export type StackName = string;
+
+/** The resource options the engine received with a registration (what `pulumi up` would act on). */
+export interface RecordedOptions {
+  readonly urn: string;
+  readonly parent: string;
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
+  /** URNs of explicit `dependsOn` resources (data dependencies are in `propertyDependencies`). */
+  readonly dependencies: readonly string[];
+  /** URNs each input property depends on. */
+  readonly propertyDependencies: Readonly<Record<string, readonly string[]>>;
+  readonly aliases: readonly string[];
+  readonly ignoreChanges: readonly string[];
+}
 
 export interface RecordedResource {
   readonly type: string;
@@ -24,6 +39,7 @@ export interface RecordedResource {
   readonly inputs: Record<string, unknown>;
   readonly id: string;
   readonly state: Record<string, unknown>;
+  readonly options: RecordedOptions;
 }
 
 export interface StackRun {
@@ -43,8 +59,9 @@ export function readYaml(file: string): unknown {
   return yaml.load(fs.readFileSync(path.join(ROOT, file), "utf8"));
 }
 
-/** The stack file's config as the Pulumi CLI hands it to the program: every value a string. */
+/** The stack file's config as the Pulumi CLI hands it to the program: every value a string ({} without a file). */
 export function stackConfig(stack: StackName): Record<string, string> {
+  if (!fs.existsSync(path.join(ROOT, `Pulumi.${stack}.yaml`))) return {};
   const doc = readYaml(`Pulumi.${stack}.yaml`) as { config?: Record<string, unknown> };
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(doc.config ?? {})) {
@@ -53,14 +70,25 @@ export function stackConfig(stack: StackName): Record<string, string> {
   return out;
 }
 
+/** The partition and DNS suffix of a region, as AWS has them (China regions are `aws-cn`, `amazonaws.com.cn`). */
+export function partitionOf(region: string): { partition: string; dnsSuffix: string } {
+  if (region.startsWith("cn-")) return { partition: "aws-cn", dnsSuffix: "amazonaws.com.cn" };
+  if (region.startsWith("us-gov-")) return { partition: "aws-us-gov", dnsSuffix: "amazonaws.com" };
+  return { partition: "aws", dnsSuffix: "amazonaws.com" };
+}
+
 function outputsFor(type: string, name: string, inputs: Record<string, unknown>, region: string): { id: string; state: Record<string, unknown> } {
   const physical = typeof inputs.name === "string" ? inputs.name : `${name}-physical`;
-  const arn = (service: string, resource: string) => `arn:aws:${service}:${region}:${ACCOUNT}:${resource}`;
+  const { partition, dnsSuffix } = partitionOf(region);
+  const arn = (service: string, resource: string) => `arn:${partition}:${service}:${region}:${ACCOUNT}:${resource}`;
   switch (type) {
     case "aws:apigatewayv2/api:Api": {
       const id = "a1b2c3d4e5";
-      return { id, state: { ...inputs, apiEndpoint: `wss://${id}.execute-api.${region}.amazonaws.com`, executionArn: arn("execute-api", id), arn: `arn:aws:apigateway:${region}::/apis/${id}` } };
+      return { id, state: { ...inputs, apiEndpoint: `wss://${id}.execute-api.${region}.${dnsSuffix}`, executionArn: arn("execute-api", id), arn: `arn:${partition}:apigateway:${region}::/apis/${id}` } };
     }
+    case "pulumi-nodejs:dynamic:Resource":
+      // The API Gateway account logging step (infra/apiGatewayAccount.ts): as if the region had no role yet.
+      return { id: `apigateway-account-logging-${region}`, state: { ...inputs, cloudwatchRoleArn: `arn:${partition}:iam::${ACCOUNT}:role/${String(inputs.roleName)}`, created: true } };
     case "aws:lambda/function:Function": {
       const fnArn = arn("lambda", `function:${physical}`);
       return { id: physical, state: { ...inputs, name: physical, arn: fnArn, version: inputs.publish ? "1" : "$LATEST", invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${fnArn}/invocations` } };
@@ -90,6 +118,46 @@ function outputsFor(type: string, name: string, inputs: Record<string, unknown>,
     default:
       return { id: `${name}-id`, state: { ...inputs, ...(inputs.name === undefined ? {} : { name: physical }) } };
   }
+}
+
+/** The registration request the mock monitor receives (a protobuf message; only the getters used here). */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProtect(): boolean;
+  getRetainondelete(): boolean;
+  getDependenciesList(): string[];
+  getPropertydependenciesMap(): { forEach(fn: (value: { getUrnsList(): string[] }, key: string) => void): void };
+  getAliasesList(): Array<{ getUrn(): string; getSpec(): unknown }>;
+  getIgnorechangesList(): string[];
+}
+
+/**
+ * Pulumi's mocks hand `newResource` the type, name and inputs only. The options the engine would act
+ * on (protect, retainOnDelete, dependsOn, aliases) are on the registration request: the mock
+ * monitor's registerResource is wrapped to record them, keyed by type and name.
+ */
+function recordOptions(into: Map<string, RecordedOptions>): void {
+  // getMonitor is internal to @pulumi/pulumi (runtime/settings): the MockMonitor setMocks installed.
+  const settings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): { registerResource(req: RegisterRequest, cb: unknown): unknown } };
+  const monitor = settings.getMonitor() as { registerResource(req: RegisterRequest, cb: unknown): unknown; newUrn(parent: string, type: string, name: string): string };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
+    const propertyDependencies: Record<string, string[]> = {};
+    req.getPropertydependenciesMap().forEach((value, key) => (propertyDependencies[key] = value.getUrnsList()));
+    into.set(`${req.getType()}::${req.getName()}`, {
+      urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
+      parent: req.getParent(),
+      protect: req.getProtect(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+      propertyDependencies,
+      aliases: req.getAliasesList().map((a) => a.getUrn() || JSON.stringify(a.getSpec())),
+      ignoreChanges: req.getIgnorechangesList(),
+    });
+    return register(req, cb);
+  };
 }
 
 /**
@@ -133,13 +201,26 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
   const resources: RecordedResource[] = [];
   const calls: string[] = [];
 
+  const options = new Map<string, RecordedOptions>();
   pulumi.runtime.setAllConfig(config);
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
         const inputs = (args.inputs ?? {}) as Record<string, unknown>;
         const { id, state } = args.custom === false ? { id: `${args.name}-component`, state: {} } : outputsFor(args.type, args.name, inputs, region);
-        resources.push({ type: args.type, name: args.name, custom: args.custom !== false, inputs, id, state });
+        resources.push({
+          type: args.type,
+          name: args.name,
+          custom: args.custom !== false,
+          inputs,
+          id,
+          state,
+          get options(): RecordedOptions {
+            const o = options.get(`${args.type}::${args.name}`);
+            if (!o) throw new Error(`no options recorded for ${args.type} ${args.name}`);
+            return o;
+          },
+        });
         return { id, state };
       },
       call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
@@ -147,8 +228,10 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
         switch (args.token) {
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDATEST", id: ACCOUNT };
-          case "aws:index/getPartition:getPartition":
-            return { partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", id: "aws" };
+          case "aws:index/getPartition:getPartition": {
+            const { partition, dnsSuffix } = partitionOf(region);
+            return { partition, dnsSuffix, reverseDnsPrefix: dnsSuffix.split(".").reverse().join("."), id: partition };
+          }
           case "aws:index/getRegion:getRegion":
             return { region, name: region, endpoint: `ec2.${region}.amazonaws.com`, description: region, id: region };
           case "aws:secretsmanager/getRandomPassword:getRandomPassword":
@@ -162,6 +245,7 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
     stack,
     false,
   );
+  recordOptions(options);
 
   clearProgramModules();
   const program = (await import(path.join(ROOT, "index"))) as Record<string, unknown>;
