@@ -130,6 +130,8 @@ export class LocalGateway {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
   private readonly connections = new Map<string, Connection>();
+  /** Upgrades whose $connect succeeded, while ws completes them (verify). */
+  private readonly upgrades = new WeakMap<http.IncomingMessage, (ws: WebSocket) => void>();
   /** Handshakes and `$disconnect` invocations under way, awaited by stop(). */
   private readonly inflight = new Set<Promise<unknown>>();
   private managementCalls = 0;
@@ -139,7 +141,14 @@ export class LocalGateway {
 
   constructor(private readonly o: GatewayOptions) {
     // maxPayload: API Gateway closes the connection with 1009 past 128 KB (limits table).
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      // Runs only once ws has found the request to be a valid upgrade (GET, `Upgrade: websocket`, a
+      // well-formed Sec-WebSocket-Key, version 13): the authorizer and $connect never run for another.
+      verifyClient: (info: { req: http.IncomingMessage }, accept: (ok: boolean) => void) => this.verify(info.req, accept),
+    });
     this.server = http.createServer((req, res) => {
       this.onRequest(req, res).catch((err: Error) => {
         o.logger({ level: "error", source: "runtime", message: `request failed: ${err.message}` });
@@ -149,12 +158,11 @@ export class LocalGateway {
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on("error", () => socket.destroy());
-      void this.track(
-        this.onUpgrade(req, socket, head).catch((err: Error) => {
-          o.logger({ level: "error", source: "runtime", message: `handshake failed: ${err.stack ?? err.message}` });
-          rejectUpgrade(socket, 500);
-        }),
-      );
+      const refused = this.refusal(req);
+      if (refused) return rejectUpgrade(socket, refused);
+      // ws answers an invalid upgrade itself (405 for another method, 400 for a bad key or version),
+      // as API Gateway refuses it before any integration; a valid one goes through verify().
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.upgrades.get(req)?.(ws));
     });
   }
 
@@ -226,21 +234,57 @@ export class LocalGateway {
 
   // ---------------------------------------------------------------- WebSocket: handshake
 
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  /** The HTTP status refusing an upgrade before anything else is looked at, if any. */
+  private refusal(req: http.IncomingMessage): number | undefined {
+    if (this.stopping || !this.routing) return 503;
     const url = new URL(req.url ?? "/", "http://local");
     const stagePath = `/${this.o.stage}`;
-    const routing = this.routing;
-    if (this.stopping || !routing) return rejectUpgrade(socket, 503);
-    if (url.pathname !== stagePath && url.pathname !== `${stagePath}/`) {
-      // The service answers 403 for a path that is not a deployed stage.
-      return rejectUpgrade(socket, 403);
-    }
-    if (req.headers.upgrade?.toLowerCase() !== "websocket" || !req.headers["sec-websocket-key"]) return rejectUpgrade(socket, 400);
+    // The service answers 403 for a path that is not a deployed stage.
+    if (url.pathname !== stagePath && url.pathname !== `${stagePath}/`) return 403;
+    return undefined;
+  }
 
-    let socketGone = false;
-    socket.once("close", () => {
-      socketGone = true;
-    });
+  /**
+   * A valid upgrade: runs the authorizer and $connect, then lets ws complete the handshake. A
+   * client that left (or half-closed) while they ran is not upgraded by ws (its socket is
+   * destroyed without a callback), yet the connection existed for the integrations: it gets its
+   * `$disconnect` (1006), so nothing $connect wrote is left behind, as API Gateway does not
+   * leave a connection half made either.
+   */
+  private verify(req: http.IncomingMessage, accept: (ok: boolean) => void): void {
+    const socket = req.socket;
+    void this.track(
+      this.onUpgrade(req, socket)
+        .then((open) => {
+          if (!open) return; // refused: the answer is written
+          if (this.stopping) {
+            open(undefined);
+            return rejectUpgrade(socket, 503);
+          }
+          let opened = false;
+          this.upgrades.set(req, (ws) => {
+            opened = true;
+            open(ws);
+          });
+          try {
+            accept(true); // completes the upgrade synchronously, calling upgrades.get(req), unless the socket is gone
+          } finally {
+            this.upgrades.delete(req);
+          }
+          if (!opened) open(undefined);
+        })
+        .catch((err: Error) => {
+          this.log("error", `handshake failed: ${err.stack ?? err.message}`);
+          rejectUpgrade(socket, 500);
+        }),
+    );
+  }
+
+  /** Authorizer and $connect of one upgrade; resolves to the function opening the connection, or undefined once refused. */
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex): Promise<((ws: WebSocket | undefined) => void) | undefined> {
+    const url = new URL(req.url ?? "/", "http://local");
+    const routing = this.routing;
+    if (!routing) return rejectUpgrade(socket, 503);
     const now = Date.now();
     const connectionId = gatewayId();
     const sourceIp = (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, "");
@@ -349,8 +393,7 @@ export class LocalGateway {
       this.connections.set(connectionId, conn);
       this.attach(conn);
     };
-    if (socketGone || this.stopping || socket.destroyed) return open(undefined);
-    this.wss.handleUpgrade(req, socket, head, (ws) => open(ws));
+    return open;
   }
 
   // ---------------------------------------------------------------- WebSocket: open connection
@@ -438,6 +481,17 @@ export class LocalGateway {
         if (typeof result !== "object" || (result.body !== undefined && result.body !== null && typeof result.body !== "string")) {
           // A malformed proxy response is an integration failure.
           this.log("error", `${routeKey} returned a malformed result`, { connectionId: conn.id, requestId });
+          this.send(conn, internalErrorFrame(conn.id, requestId));
+          return;
+        }
+        if (typeof result.body === "string" && Buffer.byteLength(result.body, "utf8") > MAX_MESSAGE_BYTES) {
+          // A route response is a message like any other: over 128 KB API Gateway cannot send it
+          // (limits table). What the client then sees is not documented; locally it is the
+          // integration-failure frame, so a reply that could never be delivered on AWS fails here too.
+          this.log("error", `${routeKey} returned a ${Buffer.byteLength(result.body, "utf8")}-byte body: over the 128 KB message limit, not sent`, {
+            connectionId: conn.id,
+            requestId,
+          });
           this.send(conn, internalErrorFrame(conn.id, requestId));
           return;
         }
@@ -631,13 +685,14 @@ function isUtf8(buf: Buffer): boolean {
   }
 }
 
-function rejectUpgrade(socket: Duplex, status: number): void {
-  if (socket.destroyed) return;
+function rejectUpgrade(socket: Duplex, status: number): undefined {
+  if (socket.destroyed) return undefined;
   const text = http.STATUS_CODES[status] ?? "Error";
   const body = JSON.stringify({ message: text });
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+  return undefined;
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {

@@ -4,6 +4,7 @@
  * error frames, limits, close codes and the `@connections` API through the unchanged AWS SDK v3 client.
  */
 import * as assert from "node:assert/strict";
+import * as net from "node:net";
 import * as path from "node:path";
 import {
   ApiGatewayManagementApiClient,
@@ -106,6 +107,7 @@ async function harness(opts: {
     ["throw", { twoWay: true, invoke: inv(scripted) }],
     ["crash", { twoWay: true, invoke: inv(scripted) }],
     ["malformed", { twoWay: true, invoke: inv(scripted) }],
+    ["big", { twoWay: true, invoke: inv(scripted) }],
     ["oneway", { twoWay: false, invoke: inv(oneWay) }],
   ]);
   if (opts.withDefault !== false) routes.set("$default", { twoWay: true, invoke: inv(scripted) });
@@ -234,6 +236,65 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       await client.close();
     });
 
+    it("runs neither the authorizer nor $connect for a request that is not a valid WebSocket upgrade", async () => {
+      const port = new URL(h.url).port;
+      const request = (method: string, headers: Record<string, string>): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const socket = net.connect(Number(port), "127.0.0.1", () => {
+            const lines = [`${method} /${STAGE}?token=good HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Connection: Upgrade", "Upgrade: websocket"];
+            for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+            socket.write(lines.join("\r\n") + "\r\n\r\n");
+          });
+          let text = "";
+          socket.on("data", (d: Buffer) => {
+            text += d.toString("latin1");
+            const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+            if (m) {
+              resolve(Number(m[1]));
+              socket.destroy();
+            }
+          });
+          socket.on("error", reject);
+        });
+      const authorizer = h.stats.authorizer.invocations;
+      const connects = h.stats.connect.invocations;
+      const valid = { "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13" };
+      assert.equal(await request("POST", valid), 405);
+      assert.equal(await request("GET", { ...valid, "Sec-WebSocket-Key": "not-a-key" }), 400);
+      assert.equal(await request("GET", { ...valid, "Sec-WebSocket-Version": "12" }), 400);
+      assert.equal(await request("GET", { "Sec-WebSocket-Version": "13" }), 400);
+      assert.equal(h.stats.authorizer.invocations, authorizer, "the authorizer ran for an invalid upgrade");
+      assert.equal(h.stats.connect.invocations, connects, "$connect ran for an invalid upgrade");
+    });
+
+    for (const how of ["half-closes (FIN)", "resets the socket"] as const) {
+      it(`invokes $disconnect for a client that ${how} while $connect runs`, async () => {
+        const port = Number(new URL(h.url).port);
+        const probe = `gone-${how.length}-${Date.now()}`;
+        const socket = net.connect(port, "127.0.0.1", () => {
+          socket.write(
+            [
+              `GET /${STAGE}?token=good&sleep=400&probe=${probe} HTTP/1.1`,
+              `Host: 127.0.0.1:${port}`,
+              "Connection: Upgrade",
+              "Upgrade: websocket",
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+              "Sec-WebSocket-Version: 13",
+            ].join("\r\n") + "\r\n\r\n",
+          );
+        });
+        socket.on("error", () => undefined);
+        // Leave once the authorizer has let the handshake through ($connect is sleeping).
+        await eventually(() => h.events.find((e) => e.kind === "authorizer" && e.event.queryStringParameters?.probe === probe), 10_000, "the authorizer");
+        if (how === "half-closes (FIN)") socket.end();
+        else socket.destroy();
+        const { event } = await eventually(() => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe), 10_000, "$connect");
+        const gone = await eventOf(h, "$disconnect", event.requestContext.connectionId);
+        assert.equal(gone.event.requestContext.disconnectStatusCode, 1006);
+        assert.ok(!h.gateway.connectionIds().includes(event.requestContext.connectionId));
+      });
+    }
+
     it("gives each function only its own environment", async () => {
       const { client, connectionId } = await open(h);
       const { extra } = await eventOf(h, "connect", connectionId);
@@ -290,6 +351,15 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       assert.equal(frame.connectionId, connectionId);
       assert.match(String(frame.requestId), /^[A-Za-z0-9_-]{15}=$/);
       assert.deepEqual(Object.keys(frame).sort(), ["connectionId", "message", "requestId"]);
+    });
+
+    it("sends a route response of exactly 128 KB, and answers Internal server error for a larger one (API Gateway cannot send it)", async () => {
+      client.send({ type: "big", bytes: 128 * 1024 });
+      assert.equal((await client.next((f) => f.text.startsWith('"x'))).text.length, 128 * 1024);
+      client.send({ type: "big", bytes: 128 * 1024 + 1 });
+      const frame = await client.next((f) => f.json?.message === "Internal server error" || f.text.startsWith('"x'));
+      assert.equal(frame.json?.message, "Internal server error");
+      assert.equal(frame.json?.connectionId, connectionId);
     });
 
     it("answers Internal server error when the result is malformed", async () => {
