@@ -2,7 +2,11 @@
  * REQUEST authorizer on `$connect` (identity source: the `token` query parameter; browsers cannot
  * set headers on a WebSocket). Verifies the JWT with jose, never hand-written crypto:
  *  - AUTH_MODE=shared-secret: HS256 only; secret from AUTH_SHARED_SECRET (local runtime, tests) or
- *    fetched once per cold start from Secrets Manager (AUTH_SECRET_ARN). iss/aud checked when set.
+ *    from Secrets Manager (AUTH_SECRET_ARN): the AWSCURRENT version, and the AWSPREVIOUS one for
+ *    PREVIOUS_KEY_GRACE_SECONDS after the current one was created (zero-downtime rotation,
+ *    `npm run rotate-secret`). Keys are re-read every KEY_CACHE_TTL_MS, and at once (at most every
+ *    KEY_REFRESH_MIN_INTERVAL_MS) when a token's signature matches none of them, so a warm instance
+ *    accepts tokens signed with a new key within seconds. iss/aud checked when set.
  *  - AUTH_MODE=oidc: RS256 only, keys from AUTH_JWKS_URL (jose caches the key set), iss and aud checked.
  * Rejected (Deny policy, API Gateway answers 403): bad signature, `alg: none` or any other
  * algorithm, expired or without `exp`, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
@@ -22,6 +26,31 @@ import { createHost, withInvocation } from "../lib/runtime";
 
 /** Leeway for clock skew between the token issuer and Lambda, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 5;
+/**
+ * How long after a rotation tokens signed with the previous key are still accepted: one hour, the
+ * longest lifetime a backend should give a chat token (docs/deploy.md, Rotating the secret).
+ */
+export const PREVIOUS_KEY_GRACE_SECONDS = 3600;
+/** How long an instance trusts the keys it read (a rotation reaches every warm instance within this). */
+export const KEY_CACHE_TTL_MS = 5 * 60_000;
+/** Least time between two reads caused by tokens that match no key (a flood of forged tokens costs one read per interval). */
+export const KEY_REFRESH_MIN_INTERVAL_MS = 5_000;
+
+/** The HS256 keys an instance verifies with. */
+export interface KeyRing {
+  readonly current: Uint8Array;
+  /** The key before the last rotation, while its grace period lasts. */
+  readonly previous?: Uint8Array;
+  /** Epoch ms until which `previous` is accepted. */
+  readonly previousUntilMs?: number;
+  /** Epoch ms when these keys were read. */
+  readonly readAtMs: number;
+}
+
+/** What the authorizer needs from its environment beyond process.env: replaceable in tests. */
+export interface AuthorizerDeps {
+  readonly now?: () => number;
+}
 export const MAX_USERNAME_LENGTH = 64;
 
 /** Display name: trimmed, control characters removed, at most 64 characters; undefined if nothing is left. */
@@ -64,7 +93,15 @@ function reject(reason: string): Rejection {
   return { rejected: true, reason };
 }
 
-export function createHandler(): AuthorizerHandler {
+function encodeKey(text: string | undefined, label: string): Uint8Array {
+  if (!text || Buffer.byteLength(text, "utf8") < 32) {
+    throw new Error(`the HS256 secret's ${label} version in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)`);
+  }
+  return new TextEncoder().encode(text);
+}
+
+export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
+  const now = deps.now ?? Date.now;
   const host = createHost("authorizer", { tables: [], management: false });
   const auth: AuthConfig = readAuthConfig(process.env);
   const verifyOptions: JWTVerifyOptions = {
@@ -77,27 +114,86 @@ export function createHandler(): AuthorizerHandler {
     ...(auth.audience ? { audience: auth.audience } : {}),
   };
   const jwks = auth.mode === "oidc" && auth.jwksUrl ? createRemoteJWKSet(new URL(auth.jwksUrl)) : undefined;
-  let secret: Promise<Uint8Array> | undefined;
-  const sharedSecret = (): Promise<Uint8Array> => {
-    if (auth.sharedSecret !== undefined) return Promise.resolve(new TextEncoder().encode(auth.sharedSecret));
-    secret ??= (async () => {
+
+  // Shared-secret mode with Secrets Manager: the key ring, re-read on a TTL or on a signature that
+  // matches no key. One read at a time (concurrent handshakes share it).
+  let client: SecretsManagerClient | undefined;
+  let ring: KeyRing | undefined;
+  let reading: Promise<KeyRing> | undefined;
+  let lastReadStartMs = -Infinity;
+  const readRing = (): Promise<KeyRing> => {
+    reading ??= (async () => {
+      lastReadStartMs = now();
       // Traced like every other SDK client when enableXrayTracing is on (the cold fetch shows in the trace).
-      const client = traced(host.config, new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } }));
-      const out = await client.send(new GetSecretValueCommand({ SecretId: auth.secretArn }));
-      if (!out.SecretString || Buffer.byteLength(out.SecretString, "utf8") < 32) {
-        throw new Error("the HS256 secret in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)");
-      }
-      return new TextEncoder().encode(out.SecretString);
-    })().catch((err: unknown) => {
-      secret = undefined; // fetch again on the next handshake rather than failing until the next cold start
-      throw err;
+      client ??= traced(host.config, new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } }));
+      const [current, previous] = await Promise.all([
+        client.send(new GetSecretValueCommand({ SecretId: auth.secretArn, VersionStage: "AWSCURRENT" })),
+        client.send(new GetSecretValueCommand({ SecretId: auth.secretArn, VersionStage: "AWSPREVIOUS" })).catch((err: unknown) => {
+          // A secret never rotated has no AWSPREVIOUS version.
+          if ((err as { name?: string }).name === "ResourceNotFoundException") return undefined;
+          throw err;
+        }),
+      ]);
+      const rotatedAtMs = current.CreatedDate ? new Date(current.CreatedDate).getTime() : 0;
+      const previousUntilMs = rotatedAtMs + PREVIOUS_KEY_GRACE_SECONDS * 1000;
+      const next: KeyRing = {
+        current: encodeKey(current.SecretString, "AWSCURRENT"),
+        ...(previous?.SecretString && previous.VersionId !== current.VersionId && now() < previousUntilMs
+          ? { previous: encodeKey(previous.SecretString, "AWSPREVIOUS"), previousUntilMs }
+          : {}),
+        readAtMs: now(),
+      };
+      ring = next;
+      return next;
+    })().finally(() => {
+      reading = undefined;
     });
-    return secret;
+    return reading;
+  };
+  const keys = async (): Promise<KeyRing> => {
+    if (ring === undefined) return readRing();
+    if (now() - ring.readAtMs >= KEY_CACHE_TTL_MS) {
+      // A failed periodic re-read keeps the keys it has (Secrets Manager briefly unreachable must
+      // not lock everyone out); the next handshake tries again after the minimum interval.
+      if (now() - lastReadStartMs >= KEY_REFRESH_MIN_INTERVAL_MS) {
+        try {
+          return await readRing();
+        } catch (err) {
+          host.log.error("cannot re-read the HS256 keys; using the ones read before", {}, err);
+        }
+      }
+    }
+    return ring;
+  };
+  const isSignatureFailure = (err: unknown) => (err as { code?: string }).code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED";
+  const verifyWithRing = async (token: string, r: KeyRing): Promise<JWTPayload> => {
+    try {
+      return (await jwtVerify(token, r.current, verifyOptions)).payload;
+    } catch (err) {
+      if (!isSignatureFailure(err) || !r.previous || now() >= (r.previousUntilMs ?? 0)) throw err;
+      return (await jwtVerify(token, r.previous, verifyOptions)).payload;
+    }
   };
 
   async function verify(token: string): Promise<JWTPayload> {
     if (jwks) return (await jwtVerify(token, jwks, verifyOptions)).payload;
-    return (await jwtVerify(token, await sharedSecret(), verifyOptions)).payload;
+    if (auth.sharedSecret !== undefined) return (await jwtVerify(token, new TextEncoder().encode(auth.sharedSecret), verifyOptions)).payload;
+    const r = await keys();
+    try {
+      return await verifyWithRing(token, r);
+    } catch (err) {
+      // A signature no key matches may be a token signed with a key this instance has not read yet
+      // (a rotation since it last looked): read again, at most once per interval, and retry once.
+      if (!isSignatureFailure(err) || now() - lastReadStartMs < KEY_REFRESH_MIN_INTERVAL_MS) throw err;
+      let fresh: KeyRing;
+      try {
+        fresh = await readRing();
+      } catch (readErr) {
+        host.log.error("cannot re-read the HS256 keys after a signature mismatch", {}, readErr);
+        throw err;
+      }
+      return verifyWithRing(token, fresh);
+    }
   }
 
   return (event, context) =>

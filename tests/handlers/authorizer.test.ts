@@ -214,7 +214,7 @@ describe("handlers: authorizer", function () {
   });
 
   describe("secret from Secrets Manager", function () {
-    it("fetches the HS256 secret once per cold start from AUTH_SECRET_ARN", async () => {
+    it("fetches the HS256 secret once per cold start from AUTH_SECRET_ARN (its current and previous versions)", async () => {
       const requests: string[] = [];
       const sm = http.createServer((req, res) => {
         let body = "";
@@ -257,7 +257,8 @@ describe("handlers: authorizer", function () {
         const r2 = await authorize(authorizerEvent({ token: await hs256({}, { sub: "bob" }) }));
         assert.equal(r1.policyDocument.Statement[0].Effect, "Allow");
         assert.equal(r2.context?.userId, "bob");
-        assert.deepEqual(requests, [`secretsmanager.GetSecretValue ${arn}`]);
+        // Once per cold start: the AWSCURRENT and AWSPREVIOUS versions (rotation: tests/handlers/rotation.test.ts).
+        assert.deepEqual(requests, [`secretsmanager.GetSecretValue ${arn}`, `secretsmanager.GetSecretValue ${arn}`]);
       } finally {
         out.restore();
         for (const k of Object.keys(env)) if (!(k in saved)) delete process.env[k];
