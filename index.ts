@@ -45,6 +45,8 @@ const api = new WebSocketApi(prefix, {
     messageRetentionHours: config.messageRetentionHours,
     maxMessageBytes: config.maxMessageBytes,
     rateLimitPerMinute: config.rateLimitPerMinute,
+    userRateLimitPerMinute: config.userRateLimitPerMinute,
+    userConnectsPerMinute: config.userConnectsPerMinute,
     fanoutConcurrency: config.fanoutConcurrency,
     logLevel: config.logLevel,
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
