@@ -1,8 +1,14 @@
-/** `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest. */
+/**
+ * `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest.
+ * A page holds at most `limit` messages and never more than fits one API Gateway message (128 KB):
+ * the route response of a larger one would be refused (docs/protocol.md, "Pages").
+ */
 import type { WebSocketHandler } from "../events";
-import { decodeCursor, dmConversation, epochSeconds, queryHistory, roomConversation, storedData } from "../lib/data";
+import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
+import { dmConversation, epochSeconds, roomConversation, storedData } from "../lib/data";
 import { chatError } from "../lib/errors";
-import { buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
+import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
+import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory } from "../lib/pages";
 import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
@@ -20,9 +26,9 @@ export function createHandler(): WebSocketHandler {
       if (other === connection.userId) throw chatError("BAD_REQUEST", "withUserId must be another user");
       conversationId = dmConversation(connection.userId, other);
     }
-    const before = frame.before !== undefined ? decodeCursor(frame.before) : undefined;
-    const page = await queryHistory(rt, conversationId, frame.limit, before, epochSeconds(req.nowMs));
-    const messages: HistoryEntry[] = page.messages.map((m) => ({
+    const beforeSk = frame.before !== undefined ? decodeHistoryCursor(frame.before, conversationId) : undefined;
+    const page = await readHistory(rt, conversationId, frame.limit, beforeSk, epochSeconds(req.nowMs));
+    const entries: HistoryEntry[] = page.items.map((m) => ({
       messageId: m.messageId,
       userId: m.userId,
       username: m.username,
@@ -34,11 +40,19 @@ export function createHandler(): WebSocketHandler {
       ...(m.kind !== undefined ? { kind: m.kind } : {}),
       ...(m.data !== undefined ? { data: storedData(m) } : {}),
     }));
+    const where = frame.roomId !== undefined ? { roomId: frame.roomId } : { withUserId: frame.withUserId };
+    // Newest first: the page keeps the newest messages that fit by count and by bytes.
+    const base = jsonBytes({ type: "history", ...where, messages: [], next: "x".repeat(MAX_CURSOR_LENGTH) });
+    const n = Math.min(frame.limit, fitByBytes(entries, base, MAX_WEBSOCKET_MESSAGE_BYTES, jsonBytes));
+    const kept = entries.slice(0, n);
+    const more = n < entries.length || page.more;
+    // The cursor is the oldest message returned: the next page starts just before it.
+    const oldest = page.items[n - 1];
     return {
       type: "history",
-      ...(frame.roomId !== undefined ? { roomId: frame.roomId } : { withUserId: frame.withUserId }),
-      messages,
-      ...(page.next !== undefined ? { next: page.next } : {}),
+      ...where,
+      messages: kept.reverse(),
+      ...(more && oldest ? { next: encodeHistoryCursor(conversationId, oldest.sk) } : {}),
     };
   });
 }

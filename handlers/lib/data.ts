@@ -32,7 +32,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
-import { CONNECTIONS_BY_USER_INDEX, ROOM_DIRECTORY_INDEX, type TableName } from "../tables";
+import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../tables";
 import type { HandlerConfig } from "./config";
 import { chatError, errorName } from "./errors";
 import { parseJsonObject } from "./json";
@@ -742,33 +742,6 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
   return { members, users: distinctUsers(members), expired };
 }
 
-/**
- * Active rooms from the sparse `directory` index: reads only summary items, never members.
- * A summary whose longest-lived member has expired (an abandoned room) is skipped.
- */
-export async function listRooms(ctx: DataContext, nowSec: number): Promise<Array<{ roomId: string; members: number }>> {
-  const rooms: Array<{ roomId: string; members: number }> = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ctx.doc.send(
-      new QueryCommand({
-        TableName: tableName(ctx, "rooms"),
-        IndexName: ROOM_DIRECTORY_INDEX,
-        KeyConditionExpression: "directory = :d",
-        ExpressionAttributeValues: { ":d": DIRECTORY_PARTITION },
-        ExclusiveStartKey: start,
-      }),
-    );
-    for (const item of out.Items ?? []) {
-      const n = Number(item.users ?? 0);
-      // Tables created before expiresAt was projected lack it: treat as live.
-      const expired = item.expiresAt !== undefined && Number(item.expiresAt) <= nowSec;
-      if (n > 0 && !expired) rooms.push({ roomId: String(item.roomId), members: n });
-    }
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return rooms;
-}
 
 // ---------------------------------------------------------------- messages
 
@@ -870,63 +843,4 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
 /** A stored system message's `data` as an object; undefined if absent or not a JSON object. */
 export function storedData(item: Pick<MessageItem, "data">): Record<string, unknown> | undefined {
   return item.data === undefined ? undefined : parseJsonObject(item.data);
-}
-
-export interface HistoryCursor {
-  readonly sk: string;
-}
-
-export function encodeCursor(sk: string): string {
-  return Buffer.from(JSON.stringify({ sk }), "utf8").toString("base64url");
-}
-
-/** Decodes an opaque `before` cursor; anything that is not one we issued is BAD_REQUEST. */
-export function decodeCursor(cursor: string): HistoryCursor {
-  const bad = () => chatError("BAD_REQUEST", "invalid history cursor");
-  if (!/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) throw bad();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    throw bad();
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw bad();
-  const sk = (parsed as Record<string, unknown>).sk;
-  if (typeof sk !== "string" || !/^\d{13}#[A-Za-z0-9-]{1,64}$/.test(sk)) throw bad();
-  return { sk };
-}
-
-/**
- * One page of a conversation, newest first from DynamoDB (ScanIndexForward=false), returned
- * oldest..newest. Reads limit+1 items to know whether more remain without an extra empty page.
- * Expiry follows send time, so the first expired item ends the history.
- */
-export async function queryHistory(
-  ctx: DataContext,
-  conversationId: string,
-  limit: number,
-  before: HistoryCursor | undefined,
-  nowSec: number,
-): Promise<{ messages: MessageItem[]; next?: string }> {
-  const out = await ctx.doc.send(
-    new QueryCommand({
-      TableName: tableName(ctx, "messages"),
-      KeyConditionExpression: "conversationId = :c",
-      ExpressionAttributeValues: { ":c": conversationId },
-      ScanIndexForward: false,
-      Limit: limit + 1,
-      ...(before ? { ExclusiveStartKey: { conversationId, sk: before.sk } } : {}),
-    }),
-  );
-  const items = (out.Items ?? []) as MessageItem[];
-  const live: MessageItem[] = [];
-  for (const item of items) {
-    if (Number(item.expiresAt) <= nowSec) break;
-    live.push(item);
-  }
-  const more = live.length > limit;
-  const page = more ? live.slice(0, limit) : live;
-  // The cursor is the oldest message returned: the next page starts just before it.
-  const oldest = page[page.length - 1];
-  return { messages: [...page].reverse(), ...(more && oldest ? { next: encodeCursor(oldest.sk) } : {}) };
 }

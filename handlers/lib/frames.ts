@@ -21,6 +21,12 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:|+=-]{1,128}$/;
 /** Client message ids: UUIDs, ULIDs, counters. */
 export const CLIENT_MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/**
+ * Longest page cursor the server issues (docs/protocol.md, "Pages"): a history cursor names a
+ * `dm#<128>#<128>` conversation and a sort key, about 450 base64url characters.
+ */
+export const MAX_CURSOR_LENGTH = 600;
+
 /** A UTF-16 surrogate that is not half of a pair (with the u flag a pair is one code point, never Cs). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -47,14 +53,18 @@ export function buildSchemas(maxMessageBytes: number) {
     join: z.object({ type: z.literal("join"), roomId }),
     leave: z.object({ type: z.literal("leave"), roomId }),
     private: z.object({ type: z.literal("private"), toUserId: userId, message, clientMessageId: clientMessageId.optional() }),
-    rooms: z.object({ type: z.literal("rooms") }),
+    rooms: z.object({
+      type: z.literal("rooms"),
+      limit: z.number().int("must be an integer").min(1).max(1000).default(500),
+      after: z.string().max(MAX_CURSOR_LENGTH).optional(),
+    }),
     history: z
       .object({
         type: z.literal("history"),
         roomId: roomId.optional(),
         withUserId: userId.optional(),
         limit: z.number().int("must be an integer").min(1).max(100).default(50),
-        before: z.string().max(400).optional(),
+        before: z.string().max(MAX_CURSOR_LENGTH).optional(),
       })
       .refine((h) => (h.roomId === undefined) !== (h.withUserId === undefined), {
         message: "exactly one of roomId or withUserId is required",
@@ -103,14 +113,23 @@ function frameError(error: z.ZodError): ChatError {
 }
 
 /**
+ * Bytes kept free in every message frame for the envelope of a `history` page returning that message
+ * alone: `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>}` is under 800
+ * bytes, and a history entry is never longer than its chat, private or system frame by more than a
+ * few field names.
+ */
+export const HISTORY_PAGE_RESERVE_BYTES = 1024;
+
+/**
  * Throws TOO_LARGE if a frame built around a message could not be posted: API Gateway refuses
  * messages over 128 KB (PayloadTooLargeException), and JSON escaping can make a frame larger than
- * its text. Checked before storing, so nothing undeliverable is ever stored.
+ * its text. The frame must fit with HISTORY_PAGE_RESERVE_BYTES to spare, so that a history page
+ * can always return the message. Checked before storing, so nothing undeliverable is ever stored.
  */
 export function assertDeliverable(frame: Record<string, unknown>, limitBytes: number): void {
   // Placeholders as long as the real values: a UUID messageId and an ISO-8601 sentAt.
   const sized = { ...frame, messageId: "00000000-0000-0000-0000-000000000000", sentAt: "2000-01-01T00:00:00.000Z" };
-  if (utf8Bytes(JSON.stringify(sized)) > limitBytes) {
+  if (utf8Bytes(JSON.stringify(sized)) > limitBytes - HISTORY_PAGE_RESERVE_BYTES) {
     throw chatError("TOO_LARGE", `the message does not fit in one ${limitBytes}-byte WebSocket message once framed`);
   }
 }
@@ -174,7 +193,7 @@ export type ServerFrame =
   | { readonly type: "joined"; readonly roomId: string; readonly members: ReadonlyArray<{ userId: string; username: string }> }
   | { readonly type: "left"; readonly roomId: string }
   | { readonly type: "delivered"; readonly messageId: string; readonly clientMessageId?: string; readonly deliveredTo: number }
-  | { readonly type: "rooms"; readonly rooms: ReadonlyArray<{ roomId: string; members: number }> }
+  | { readonly type: "rooms"; readonly rooms: ReadonlyArray<{ roomId: string; members: number }>; readonly next?: string }
   | {
       readonly type: "history";
       readonly roomId?: string;

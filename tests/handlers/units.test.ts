@@ -11,7 +11,8 @@ import { withEnv } from "../support/handlerHarness";
 import { cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { batchDelete, decodeCursor, dmConversation, encodeCursor, messageSortKey } from "../../handlers/lib/data";
+import { batchDelete, dmConversation, messageSortKey } from "../../handlers/lib/data";
+import { decodeHistoryCursor, decodeRoomsCursor, encodeHistoryCursor, encodeRoomsCursor, fitByBytes } from "../../handlers/lib/pages";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
 import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
@@ -74,12 +75,31 @@ describe("handlers: pure helpers", function () {
       assert.ok(messageSortKey(999, "z") < messageSortKey(1000, "a"));
     });
 
-    it("cursors round-trip and anything else is BAD_REQUEST", () => {
+    it("cursors round-trip for their own conversation and anything else is BAD_REQUEST", () => {
       const sk = messageSortKey(Date.now(), "3f1c2a9e-1111-4bbb-8ccc-0123456789ab");
-      assert.deepEqual(decodeCursor(encodeCursor(sk)), { sk });
-      for (const bad of ["", "!!", encodeCursor("x"), Buffer.from("null").toString("base64url"), "a".repeat(500)]) {
-        assert.throws(() => decodeCursor(bad), (e: Error & { code?: string }) => e.code === "BAD_REQUEST", bad);
-      }
+      const conv = dmConversation("a".repeat(128), "b".repeat(128));
+      assert.equal(decodeHistoryCursor(encodeHistoryCursor(conv, sk), conv), sk);
+      assert.ok(encodeHistoryCursor(conv, sk).length <= 600, "the longest cursor fits the schema's bound");
+      const bad = [
+        "",
+        "!!",
+        encodeHistoryCursor(conv, "x"),
+        encodeHistoryCursor(conv, "9999999999999#forged"),
+        encodeHistoryCursor("room#other", sk),
+        Buffer.from(JSON.stringify({ sk })).toString("base64url"),
+        Buffer.from("null").toString("base64url"),
+        "a".repeat(700),
+      ];
+      for (const b of bad) assert.throws(() => decodeHistoryCursor(b, conv), (e: Error & { code?: string }) => e.code === "BAD_REQUEST", b);
+      assert.equal(decodeRoomsCursor(encodeRoomsCursor("room-1")), "room-1");
+      assert.throws(() => decodeRoomsCursor(encodeRoomsCursor("a b")), (e: Error & { code?: string }) => e.code === "BAD_REQUEST");
+    });
+
+    it("pages are cut by bytes, never below one item", () => {
+      assert.equal(fitByBytes([5, 5, 5], 10, 21, (n) => n), 2); // 10 + 5 + (1 + 5) = 21
+      assert.equal(fitByBytes([5, 5, 5], 10, 20, (n) => n), 1);
+      assert.equal(fitByBytes([50], 10, 20, (n) => n), 1);
+      assert.equal(fitByBytes([], 10, 20, (n) => n), 0);
     });
   });
 

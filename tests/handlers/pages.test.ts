@@ -1,0 +1,148 @@
+/**
+ * Issue 14 items 6 and 8: replies fit one API Gateway message (128 KB) and page cursors are opaque
+ * and bound to their conversation. Against DynamoDB Local with the real handlers.
+ */
+import { strict as assert } from "node:assert";
+import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { DIRECTORY_PARTITION } from "../../handlers/lib/data";
+import { createHarness, type Harness } from "../support/handlerHarness";
+
+const LIMIT = 128 * 1024;
+const bytes = (frame: unknown): number => Buffer.byteLength(JSON.stringify(frame), "utf8");
+const cursor = (o: unknown): string => Buffer.from(JSON.stringify(o), "utf8").toString("base64url");
+
+describe("handlers: pages within 128 KB, opaque cursors", function () {
+  this.timeout(120_000);
+  let h: Harness;
+  before(async () => {
+    h = await createHarness({ label: "pages", maxMessageBytes: LIMIT, rateLimitPerMinute: 100_000, userRateLimitPerMinute: 100_000 });
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it("history of ten 16 KB messages comes in pages of at most 128 KB that together hold every message once, in order", async () => {
+    const a = await h.join("pg-a", "pg-big");
+    const sent: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const text = `${i}`.padEnd(16 * 1024, String.fromCharCode(97 + i));
+      sent.push(text);
+      assert.equal(await h.send(a, { type: "chat", message: text }), undefined);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    for (const limit of [undefined, 100]) {
+      const got: string[] = [];
+      let before: string | undefined;
+      let pages = 0;
+      do {
+        const page = await h.send(a, { type: "history", roomId: "pg-big", ...(limit ? { limit } : {}), ...(before ? { before } : {}) });
+        assert.equal(page?.type, "history", JSON.stringify(page).slice(0, 200));
+        assert.ok(bytes(page) <= LIMIT, `a history page of ${bytes(page)} bytes (limit ${limit ?? "default"})`);
+        got.unshift(...(page?.messages as Array<{ message: string }>).map((m) => m.message));
+        before = page?.next as string | undefined;
+        pages += 1;
+      } while (before && pages < 20);
+      assert.deepEqual(got, sent, `limit ${limit ?? "default"}: every message once, oldest first`);
+      assert.ok(pages >= 2);
+    }
+  });
+
+  it("every accepted message, with the longest ids and names, comes back in a history page of at most 128 KB", async () => {
+    const me = "u".repeat(128);
+    const other = "v".repeat(128);
+    const name = "\u{1F600}".repeat(64); // 64 characters, 256 UTF-8 bytes
+    const a = await h.join(me, "r".repeat(64), name);
+    await h.join(other, "pg-other", name);
+    // The largest texts the frames could carry if nothing were reserved for the history page around them.
+    const privateBase = bytes({ type: "private", messageId: "00000000-0000-0000-0000-000000000000", fromUserId: me, fromUsername: name, toUserId: other, message: "", sentAt: "2000-01-01T00:00:00.000Z", clientMessageId: "c".repeat(64) });
+    const chatBase = bytes({ type: "chat", roomId: "r".repeat(64), messageId: "00000000-0000-0000-0000-000000000000", userId: me, username: name, message: "", sentAt: "2000-01-01T00:00:00.000Z", clientMessageId: "d".repeat(64) });
+    for (const n of [LIMIT - privateBase, LIMIT - privateBase - 2048]) {
+      const reply = await h.send(a, { type: "private", toUserId: other, message: "p".repeat(n), clientMessageId: "c".repeat(63) + String(n % 10) });
+      assert.ok(reply?.type === "delivered" || reply?.code === "TOO_LARGE", String(JSON.stringify(reply)).slice(0, 200));
+    }
+    for (const n of [LIMIT - chatBase, LIMIT - chatBase - 2048]) {
+      const reply = await h.send(a, { type: "chat", roomId: "r".repeat(64), message: "c".repeat(n), clientMessageId: "d".repeat(63) + String(n % 10) });
+      assert.ok(reply === undefined || reply?.code === "TOO_LARGE", String(JSON.stringify(reply)).slice(0, 200));
+    }
+    for (const frame of h.frames(a)) assert.ok(bytes(frame) <= LIMIT, `a ${String(frame.type)} frame of ${bytes(frame)} bytes`);
+    for (const where of [{ withUserId: other }, { roomId: "r".repeat(64) }]) {
+      let before: string | undefined;
+      let count = 0;
+      do {
+        const page = await h.send(a, { type: "history", ...where, limit: 1, ...(before ? { before } : {}) });
+        assert.equal(page?.type, "history", JSON.stringify(page).slice(0, 200));
+        assert.ok(bytes(page) <= LIMIT, `a history page of ${bytes(page)} bytes`);
+        count += (page?.messages as unknown[]).length;
+        before = page?.next as string | undefined;
+      } while (before);
+      assert.ok(count >= 1, `the smaller message of ${JSON.stringify(where).slice(0, 20)} is stored`);
+    }
+  });
+
+  it("rooms with 1,601 active rooms comes in pages of at most 128 KB that together list every room once", async () => {
+    const a = await h.join("pg-lister", "pg-lister-room");
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    const ids = Array.from({ length: 1601 }, (_, i) => `${String(i).padStart(4, "0")}`.padEnd(64, "z"));
+    for (let i = 0; i < ids.length; i += 25) {
+      await h.doc.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [h.tables.rooms]: ids.slice(i, i + 25).map((roomId) => ({
+              PutRequest: { Item: { roomId, sk: "#summary", users: 123456, directory: DIRECTORY_PARTITION, expiresAt } },
+            })),
+          },
+        }),
+      );
+    }
+    const listed: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await h.send(a, { type: "rooms", ...(after ? { after } : {}) });
+      assert.equal(page?.type, "rooms", JSON.stringify(page).slice(0, 200));
+      assert.ok(bytes(page) <= LIMIT, `a rooms page of ${bytes(page)} bytes`);
+      listed.push(...(page?.rooms as Array<{ roomId: string }>).map((r) => r.roomId));
+      after = page?.next as string | undefined;
+      pages += 1;
+    } while (after && pages < 50);
+    assert.deepEqual(listed.filter((r) => ids.includes(r)), ids, "every room once, in room id order");
+    assert.ok(listed.includes("pg-lister-room"));
+    assert.equal(new Set(listed).size, listed.length);
+    // A client-chosen limit is honoured too.
+    const small = await h.send(a, { type: "rooms", limit: 3 });
+    assert.equal((small?.rooms as unknown[]).length, 3);
+    assert.equal(typeof small?.next, "string");
+    for (const bad of ["!!", cursor({ v: 1, after: "no spaces" }), cursor({ after: "x" }), "e30"]) {
+      assert.equal((await h.send(a, { type: "rooms", after: bad }))?.code, "BAD_REQUEST", bad);
+    }
+  });
+
+  it("refuses a history cursor the server did not issue for this conversation: forged, another conversation's, or naming no message", async () => {
+    const a = await h.join("cur-a", "cur-1");
+    assert.equal((await h.send(a, { type: "join", roomId: "cur-2" }))?.type, "joined");
+    for (let i = 0; i < 3; i++) {
+      await h.send(a, { type: "chat", roomId: "cur-1", message: `one ${i}` });
+      await h.send(a, { type: "chat", roomId: "cur-2", message: `two ${i}` });
+    }
+    const first = await h.send(a, { type: "history", roomId: "cur-1", limit: 1 });
+    const next = first?.next as string;
+    assert.equal(typeof next, "string");
+    // The issued cursor works, once more and from the other conversation it does not.
+    const second = await h.send(a, { type: "history", roomId: "cur-1", limit: 1, before: next });
+    assert.deepEqual((second?.messages as Array<{ message: string }>).map((m) => m.message), ["one 1"]);
+    const cross = await h.send(a, { type: "history", roomId: "cur-2", limit: 1, before: next });
+    assert.equal(cross?.code, "BAD_REQUEST", JSON.stringify(cross));
+    assert.match(String(cross?.message), /cursor/);
+    const forged = [
+      cursor({ sk: "9999999999999#forged" }),
+      cursor({ v: 1, c: "room#cur-1", sk: "9999999999999#forged" }),
+      // Well-formed, but no such message in this conversation.
+      cursor({ v: 1, c: "room#cur-1", sk: "9999999999999#00000000-0000-4000-8000-000000000000" }),
+      cursor({ v: 2, c: "room#cur-1", sk: "9999999999999#00000000-0000-4000-8000-000000000000" }),
+    ];
+    for (const before of forged) {
+      const reply = await h.send(a, { type: "history", roomId: "cur-1", before });
+      assert.equal(reply?.code, "BAD_REQUEST", `${Buffer.from(before, "base64url").toString()}: ${JSON.stringify(reply)}`);
+    }
+  });
+});
