@@ -5,6 +5,11 @@
  * (AWS-FACTS: Stack lifecycle facts.)
  */
 import { strict as assert } from "assert";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { ROUTE_FUNCTIONS } from "../../handlers/routes";
 import { TABLE_NAMES } from "../../handlers/tables";
 import {
@@ -341,4 +346,136 @@ describe("infra: API Gateway's account-wide logging role", () => {
     const diff = await accountLoggingProvider.diff!("id", { ...inputs, cloudwatchRoleArn: "x", created: true }, inputs);
     assert.deepEqual(diff.changes, false);
   });
+});
+
+/**
+ * API Gateway's account settings (REST-JSON: GET/PATCH /account) and IAM (Query protocol, XML) on
+ * loopback, as the unchanged SDK clients of the serialized dynamic provider reach them through
+ * AWS_ENDPOINT_URL_API_GATEWAY and AWS_ENDPOINT_URL_IAM.
+ */
+async function startFakeAccountApis(initialSetting?: string) {
+  const calls: string[] = [];
+  const roles = new Map<string, string[]>();
+  let setting = initialSetting;
+  const xml = (res: http.ServerResponse, body: string) => {
+    res.writeHead(200, { "content-type": "text/xml" });
+    res.end(`<?xml version="1.0" encoding="UTF-8"?>${body}`);
+  };
+  const role = (name: string) =>
+    `<Role><Path>/</Path><RoleName>${name}</RoleName><RoleId>AROAFAKE</RoleId><Arn>arn:aws:iam::123456789012:role/${name}</Arn><CreateDate>2026-12-04T00:00:00Z</CreateDate></Role>`;
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      if (req.url === "/account") {
+        if (req.method === "PATCH") {
+          const ops = (JSON.parse(body) as { patchOperations: Array<{ path: string; value: string }> }).patchOperations;
+          setting = ops.find((o) => o.path === "/cloudwatchRoleArn")?.value;
+          calls.push(`UpdateAccount ${setting}`);
+        } else calls.push("GetAccount");
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify(setting ? { cloudwatchRoleArn: setting } : {}));
+      }
+      const form = new URLSearchParams(body);
+      const action = form.get("Action");
+      const name = form.get("RoleName") ?? "";
+      calls.push(`${action} ${name}${action === "AttachRolePolicy" ? ` ${form.get("PolicyArn")}` : ""}`);
+      if (action === "GetRole") {
+        if (!roles.has(name)) {
+          res.writeHead(404, { "content-type": "text/xml" });
+          return res.end(`<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name ${name} cannot be found.</Message></Error><RequestId>r</RequestId></ErrorResponse>`);
+        }
+        return xml(res, `<GetRoleResponse><GetRoleResult>${role(name)}</GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>`);
+      }
+      if (action === "CreateRole") {
+        roles.set(name, []);
+        return xml(res, `<CreateRoleResponse><CreateRoleResult>${role(name)}</CreateRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></CreateRoleResponse>`);
+      }
+      if (action === "AttachRolePolicy") {
+        roles.get(name)?.push(form.get("PolicyArn") ?? "");
+        return xml(res, `<AttachRolePolicyResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AttachRolePolicyResponse>`);
+      }
+      res.writeHead(400);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    calls,
+    roles,
+    setting: () => setting,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("infra: the account logging step as `pulumi up` runs it (serialized dynamic provider, real SDK clients)", function () {
+  this.timeout(120_000);
+  let dir: string;
+  let saved: NodeJS.ProcessEnv;
+  before(() => {
+    fs.mkdirSync(path.join(process.cwd(), "test-artifacts"), { recursive: true });
+    dir = fs.mkdtempSync(path.join(process.cwd(), "test-artifacts", "dynamic-"));
+    saved = { ...process.env };
+  });
+  after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  });
+
+  /** What Pulumi's dynamic provider host loads: the provider serialized with everything it captures. */
+  async function loadSerializedProvider(name: string): Promise<pulumi.dynamic.ResourceProvider> {
+    const s = await pulumi.runtime.serializeFunction(() => accountLoggingProvider, { isFactoryFunction: true, allowSecrets: true });
+    assert.ok(!/@pulumi\/aws/.test(s.text), "the provider does not load @pulumi/aws");
+    const file = path.join(dir, `${name}.js`);
+    fs.writeFileSync(file, s.text);
+    // A factory function's module runs it when loaded and exports what it returned.
+    return (require(file) as Record<string, pulumi.dynamic.ResourceProvider>)[s.exportName];
+  }
+
+  for (const c of [
+    { label: "a fresh account: creates and sets the role", setting: undefined, created: true },
+    { label: "a region that already has a role: leaves it alone", setting: "arn:aws:iam::123456789012:role/org-logs", created: false },
+  ]) {
+    it(c.label, async () => {
+      const fake = await startFakeAccountApis(c.setting);
+      if (c.setting) fake.roles.set("org-logs", []);
+      Object.assign(process.env, {
+        AWS_ENDPOINT_URL_API_GATEWAY: fake.endpoint,
+        AWS_ENDPOINT_URL_IAM: fake.endpoint,
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+      });
+      try {
+        const provider = await loadSerializedProvider(c.created ? "fresh" : "existing");
+        const inputs = { region: "eu-west-1", partition: "aws", roleName: loggingRoleName("eu-west-1") };
+        const result = await provider.create(inputs);
+        assert.equal(result.id, "apigateway-account-logging-eu-west-1");
+        assert.equal(result.outs.created, c.created);
+        if (c.created) {
+          assert.deepEqual(fake.calls, [
+            "GetAccount",
+            "GetRole apigateway-cloudwatch-logs-eu-west-1",
+            "CreateRole apigateway-cloudwatch-logs-eu-west-1",
+            "AttachRolePolicy apigateway-cloudwatch-logs-eu-west-1 arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            "UpdateAccount arn:aws:iam::123456789012:role/apigateway-cloudwatch-logs-eu-west-1",
+          ]);
+        } else {
+          assert.deepEqual(fake.calls, ["GetAccount", "GetRole org-logs"]);
+          assert.equal(fake.setting(), c.setting);
+        }
+        // pulumi destroy: no call at all.
+        const before = fake.calls.length;
+        await provider.delete!(result.id, result.outs);
+        assert.equal(fake.calls.length, before);
+      } finally {
+        await fake.close();
+      }
+    });
+  }
 });
