@@ -3,6 +3,7 @@
  * management API on `/<stage>/@connections/<id>`, a local token endpoint and the web client's files.
  * Every rule it applies is one AWS-FACTS.md lists; docs/local.md has the faithfulness table.
  */
+import * as diagnostics from "node:diagnostics_channel";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { Duplex } from "node:stream";
@@ -41,6 +42,29 @@ export interface ManagementCall {
   readonly connectionId: string;
   /** 1-based sequence number of this call since the gateway started. */
   readonly n: number;
+}
+
+/**
+ * Every `@connections` request the gateway answers is published on this diagnostics channel
+ * (node:diagnostics_channel: nothing is built when nobody subscribes), with the access key id it was
+ * signed with: each local function signs with its own (handlers/lib/clients.ts localAccessKeyId),
+ * so an observer can attribute every call to its caller (tests/infra/iamSimulation.ts does).
+ */
+export const MANAGEMENT_CALL_CHANNEL = "websocket-chat:local:@connections";
+
+const managementChannel = diagnostics.channel(MANAGEMENT_CALL_CHANNEL);
+
+export interface ManagementRequestRecord {
+  readonly method: string;
+  readonly stage: string;
+  readonly connectionId: string;
+  /** From the SigV4 `Credential=<key id>/...` of the Authorization header; undefined when unsigned. */
+  readonly accessKeyId: string | undefined;
+}
+
+/** The access key id of a SigV4 Authorization header (`AWS4-HMAC-SHA256 Credential=<id>/<date>/...`). */
+export function sigV4AccessKeyId(authorization: string | undefined): string | undefined {
+  return authorization ? /Credential=([^/,\s]+)\//.exec(authorization)?.[1] : undefined;
 }
 
 export interface ManagementStats {
@@ -560,6 +584,10 @@ export class LocalGateway {
 
   private async onManagement(req: http.IncomingMessage, res: http.ServerResponse, stage: string, connectionId: string): Promise<void> {
     const method = req.method ?? "";
+    if (managementChannel.hasSubscribers) {
+      const record: ManagementRequestRecord = { method, stage, connectionId, accessKeyId: sigV4AccessKeyId(req.headers.authorization) };
+      managementChannel.publish(record);
+    }
     const body = await readBody(req, MAX_MESSAGE_BYTES + 1);
     if (this.o.managementLatencyMs > 0) await new Promise((r) => setTimeout(r, this.o.managementLatencyMs));
     const stats = this.o.managementStats;

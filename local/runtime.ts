@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLevel } from "../handlers/env";
+import { localAccessKeyId } from "../handlers/lib/clients";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, functionSpec, type FunctionName } from "../handlers/routes";
 import type { TableName } from "../handlers/tables";
@@ -280,7 +281,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         AWS_LAMBDA_FUNCTION_VERSION: "$LATEST",
         AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${physicalName}`,
-        AWS_ACCESS_KEY_ID: "local",
+        // Each function signs with its own key id, as each has its own role on AWS (clients.ts localAccessKeyId).
+        AWS_ACCESS_KEY_ID: localAccessKeyId(spec.name),
         AWS_SECRET_ACCESS_KEY: "local",
         AWS_SESSION_TOKEN: "local",
         LAMBDA_TASK_ROOT: REPO_ROOT,

@@ -12,12 +12,23 @@ import { attachUsageMiddleware, type UsageScope } from "./usage";
 export const SDK_TIMEOUTS = { connectionTimeout: 1000, requestTimeout: 5000 } as const;
 
 /**
+ * The access key id a function signs with locally: its own, as each deployed function signs with
+ * its own role's keys, so whatever sits in front of DynamoDB Local or `@connections` can tell the
+ * callers apart (tests/infra/iamSimulation.ts evaluates each one's calls against its own policy).
+ */
+export function localAccessKeyId(functionName: string): string {
+  // DynamoDB Local accepts only letters and digits in an access key id: "localChat", "localPush".
+  const name = functionName.replace(/[^A-Za-z0-9]/g, "");
+  return `local${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+}
+
+/**
  * Credentials when running against DynamoDB Local / the local runtime without AWS credentials in
  * the environment (both accept any signature). Deployed functions use the execution role.
  */
 export function localCredentials(config: HandlerConfig): { accessKeyId: string; secretAccessKey: string } | undefined {
   if (config.dynamodbEndpoint === undefined || process.env.AWS_ACCESS_KEY_ID) return undefined;
-  return { accessKeyId: "local", secretAccessKey: "local" };
+  return { accessKeyId: localAccessKeyId(config.functionName), secretAccessKey: "local" };
 }
 
 /** Wraps a client with X-Ray subsegments when tracing is on; the SDK is loaded only then. */

@@ -21,11 +21,11 @@ import { functionSpec } from "../../handlers/routes";
 import { CONFIG_SCHEMA } from "../../infra/config";
 import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
-import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
+import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, eventually, handshakeStatus, type TestClient } from "./wsClient";
 
 async function runtime(label: string, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
-  const dynamo = await sharedDynamo();
+  const dynamo = await recordedDynamo(); // recorded: tests/infra/iamSimulation.ts
   return startLocalRuntime({
     dynamodbEndpoint: dynamo.endpoint,
     tablePrefix: uniquePrefix(label),

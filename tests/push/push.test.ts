@@ -15,7 +15,7 @@ import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
 import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, PushError, createPusher, type Pusher } from "../../push";
 import { USAGE, parsePushArgs, pusherOptionsFrom } from "../../scripts/push";
-import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
+import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, type TestClient } from "../local/wsClient";
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -56,7 +56,7 @@ describe("push: system frames from a backend, against the local runtime", functi
   const track = (c: TestClient) => (opened.push(c), c);
 
   before(async () => {
-    const dynamo = await sharedDynamo();
+    const dynamo = await recordedDynamo(); // recorded: tests/infra/iamSimulation.ts
     rt = await startLocalRuntime({
       dynamodbEndpoint: dynamo.endpoint,
       tablePrefix: uniquePrefix("push"),

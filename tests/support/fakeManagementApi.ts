@@ -10,6 +10,8 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { sigV4AccessKeyId } from "../../local/gateway";
+import { recordManagementCall } from "./awsCalls";
 
 export interface ManagementCall {
   readonly method: string;
@@ -60,6 +62,8 @@ export async function startFakeManagementApi(stage = "test"): Promise<FakeManage
         return reply(403, { message: "Forbidden" }, "ForbiddenException");
       }
       const connectionId = decodeURIComponent(url.pathname.slice(prefix.length));
+      // Who called, for tests/infra/iamSimulation.ts (each function signs with its own key id).
+      recordManagementCall({ method, stage, connectionId, accessKeyId: sigV4AccessKeyId(req.headers.authorization) });
       const record = (status: number) => calls.push({ method, connectionId, status });
       const conn = open.get(connectionId);
       if (!conn) {

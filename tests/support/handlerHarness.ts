@@ -13,7 +13,7 @@ import { FACTORIES, onInvocationUsage, type InvocationReport } from "../../handl
 import type { AuthorizerEvent, AuthorizerHandler, WebSocketEvent, WebSocketHandler, WebSocketResult } from "../../handlers/events";
 import { functionSpec, ROUTE_FUNCTIONS, type FunctionName } from "../../handlers/routes";
 import type { TableName } from "../../handlers/tables";
-import { sharedDynamo, uniquePrefix } from "./globalFixtures";
+import { recordedDynamo, uniquePrefix } from "./globalFixtures";
 import { startFakeManagementApi, type FakeManagementApi } from "./fakeManagementApi";
 import { startDynamoGate, type DynamoGate } from "./dynamoGate";
 
@@ -163,7 +163,8 @@ export function authorizerEvent(query: Record<string, string>, headers: Record<s
 }
 
 export async function createHarness(o: HarnessOptions): Promise<Harness> {
-  const dynamo = await sharedDynamo();
+  // Through the recording relay: tests/infra/iamSimulation.ts evaluates the functions' calls.
+  const dynamo = await recordedDynamo();
   const tables = localTableNames(uniquePrefix(o.label));
   const raw = localDynamoClient(dynamo.endpoint);
   await ensureTables(raw, tables);
