@@ -3,7 +3,6 @@
  * monitoring and the backends' push policy, composed; nothing else lives here (../shared/STYLE.md).
  */
 import * as aws from "@pulumi/aws";
-import * as pulumi from "@pulumi/pulumi";
 import { FACTORIES } from "./handlers";
 import { DEFAULT_METRICS_NAMESPACE } from "./handlers/metrics";
 import { TABLE_NAMES } from "./handlers/tables";
@@ -36,7 +35,7 @@ const api = new WebSocketApi(prefix, {
   stageName: config.stageName,
   region,
   partition,
-  awsProfile: new pulumi.Config("aws").get("profile"),
+  awsProfile: config.awsProfile,
   factories: FACTORIES,
   tableNames: tables.names,
   tableArns: tables.arns,

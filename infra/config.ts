@@ -42,6 +42,8 @@ export interface StackConfig {
   readonly projectName: string;
   /** The Pulumi stack's name. */
   readonly stack: string;
+  /** The AWS provider's named profile (`aws:profile`), if the stack sets one. */
+  readonly awsProfile?: string;
   /**
    * `<projectName>-<stack>` (the stack name made name-safe, see stackSlug): prefix of every physical
    * name, so any number of stacks deploy side by side in one account and region. Names AWS keeps
@@ -100,6 +102,7 @@ export interface ConfigKeySpec {
 export const CONFIG_SCHEMA = {
   environment: { type: "string", default: "dev", description: "Deployment environment: dev, staging or prod (default: the stack's name when it is one of these, else dev). Also the API Gateway stage name." },
   projectName: { type: "string", default: "chat", description: "First part of every physical resource name, <projectName>-<stack> (lowercase letters, digits, hyphens; 2-20 characters)." },
+  namePrefix: { type: "string", default: "", description: "Overrides the prefix of every physical name (default empty: <projectName>-<stack>); e.g. chat-prod keeps the names a stack not named like its environment had before names followed the stack (lowercase letters, digits, hyphens; 2-37 characters)." },
   enableDetailedMonitoring: { type: "boolean", default: false, description: "Per-route API Gateway metrics and the per-route dashboard widgets." },
   enableXrayTracing: { type: "boolean", default: false, description: "Active X-Ray tracing of every function and its AWS SDK clients, with the IAM to write traces." },
   messageRetentionHours: { type: "integer", default: 168, description: "Hours a stored message is kept before DynamoDB TTL expires it (1-8760)." },
@@ -274,6 +277,12 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     throw new ConfigError("projectName", `"${projectName}" is not allowed; allowed values: 2-20 characters, lowercase letters, digits and hyphens, starting with a letter`);
   }
 
+  const namePrefix = r.string("namePrefix");
+  // At most 37 characters: `<prefix>-authorizer` and its role's autoname stay within 64 (see MAX_STACK_SLUG).
+  if (namePrefix && !/^[a-z][a-z0-9-]{1,36}$/.test(namePrefix)) {
+    throw new ConfigError("namePrefix", `"${namePrefix}" is not allowed; allowed values: empty, or 2-37 characters, lowercase letters, digits and hyphens, starting with a letter`);
+  }
+
   const mode = r.oneOf("authMode", AUTH_MODES);
   const issuer = r.string("authIssuer");
   const audience = r.string("authAudience");
@@ -314,7 +323,7 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     environment,
     projectName,
     stack,
-    resourcePrefix: `${projectName}-${stackSlug(stack)}`,
+    resourcePrefix: namePrefix || `${projectName}-${stackSlug(stack)}`,
     stageName: environment,
     enableDetailedMonitoring: r.boolean("enableDetailedMonitoring"),
     enableXrayTracing: r.boolean("enableXrayTracing"),
@@ -368,5 +377,6 @@ export function loadConfig(): StackConfig {
       if (!(key in raw)) raw[key] = config.get(key);
     }
   }
-  return validateConfig(raw, pulumi.getStack());
+  const awsProfile = new pulumi.Config("aws").get("profile");
+  return { ...validateConfig(raw, pulumi.getStack()), ...(awsProfile ? { awsProfile } : {}) };
 }

@@ -137,7 +137,12 @@ function secretArnFrom(args: RotateArgs): string {
   return arn;
 }
 
-export async function main(argv: readonly string[], out = process.stdout, err = process.stderr, client?: Pick<SecretsManagerClient, "send">): Promise<number> {
+/** Where the command writes (process.stdout / process.stderr, or a test's sink). */
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+export async function main(argv: readonly string[], out: TextSink = process.stdout, err: TextSink = process.stderr, client?: Pick<SecretsManagerClient, "send">): Promise<number> {
   let args: RotateArgs | undefined;
   try {
     args = parseRotateArgs(argv);

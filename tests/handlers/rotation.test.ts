@@ -20,6 +20,7 @@ import {
 } from "../../handlers/functions/authorizer";
 import { functionSpec } from "../../handlers/routes";
 import { main as rotateMain, newSecretValue, parseRotateArgs, regionOf, rotateSecret } from "../../scripts/rotateSecret";
+import { localAccessKeyId } from "../../handlers/lib/clients";
 import { startFakeSecretsManager, type FakeSecretsManager } from "../support/fakeSecretsManager";
 import { authorizerEvent, captureStdout, TEST_AUDIENCE, TEST_ISSUER } from "../support/handlerHarness";
 
@@ -70,7 +71,8 @@ describe("handlers: rotating the HS256 secret", function () {
       }),
       AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
       AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
+      // The authorizer's own key id, so tests/infra/iamSimulation.ts attributes its calls (as a role's on AWS).
+      AWS_ACCESS_KEY_ID: localAccessKeyId("authorizer"),
       AWS_SECRET_ACCESS_KEY: "test",
     });
     delete process.env.AUTH_SHARED_SECRET;
@@ -178,7 +180,7 @@ describe("handlers: rotating the HS256 secret", function () {
     it("refuses a second rotation inside the grace period (exit 2) unless --force", async () => {
       const sink = () => {
         const chunks: string[] = [];
-        return { chunks, stream: { write: (c: string) => chunks.push(c) } as unknown as NodeJS.WriteStream };
+        return { chunks, stream: { write: (c: string) => chunks.push(c) } };
       };
       const [o1, e1] = [sink(), sink()];
       assert.equal(await rotateMain(["--secret-arn", sm.arn], o1.stream, e1.stream, client()), 0);
@@ -197,8 +199,8 @@ describe("handlers: rotating the HS256 secret", function () {
         fs.writeFileSync(path.join(dir, "ok.json"), JSON.stringify({ authSecretArn: sm.arn }));
         fs.writeFileSync(path.join(dir, "oidc.json"), JSON.stringify({ endpoint: "wss://x" }));
         const errs: string[] = [];
-        const err = { write: (c: string) => errs.push(c) } as unknown as NodeJS.WriteStream;
-        const quiet = { write: () => true } as unknown as NodeJS.WriteStream;
+        const err = { write: (c: string) => errs.push(c) };
+        const quiet = { write: () => true };
         assert.equal(await rotateMain(["--outputs", path.join(dir, "ok.json")], quiet, err, client()), 0);
         assert.equal(await rotateMain(["--outputs", path.join(dir, "oidc.json")], quiet, err, client()), 1);
         assert.match(errs.join(""), /no "authSecretArn": the stack is in oidc mode/);

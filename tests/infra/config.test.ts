@@ -187,6 +187,10 @@ describe("infra: stack config", () => {
       assert.deepEqual([validateConfig({}, "staging").environment, validateConfig({}, "prod").environment], ["staging", "prod"]);
       assert.equal(validateConfig({ environment: "dev" }, "prod").environment, "dev");
       assert.equal(validateConfig({ environment: "prod" }, "feature-x").resourcePrefix, "chat-feature-x");
+      // Upgrading a stack not named like its environment: namePrefix keeps its old names.
+      assert.equal(validateConfig({ environment: "prod", namePrefix: "chat-prod" }, "production").resourcePrefix, "chat-prod");
+      assert.throws(() => validateConfig({ namePrefix: "Chat_Prod" }), /config namePrefix: "Chat_Prod" is not allowed/);
+      assert.throws(() => validateConfig({ namePrefix: "a".repeat(38) }), /2-37 characters/);
     });
 
     it("makes any Pulumi stack name name-safe, short and still distinct", () => {
