@@ -103,6 +103,8 @@ export interface DeliveredFrame {
 export interface RoomsFrame {
   readonly type: "rooms";
   readonly rooms: readonly RoomSummary[];
+  /** More rooms follow: send it back as `after` (docs/protocol.md, "Pages"). */
+  readonly next?: string;
 }
 export interface HistoryFrame {
   readonly type: "history";
@@ -174,7 +176,7 @@ export type ClientFrame =
   | { type: "join"; roomId: string }
   | { type: "leave"; roomId: string }
   | { type: "private"; toUserId: string; message: string; clientMessageId?: string }
-  | { type: "rooms" }
+  | { type: "rooms"; after?: string }
   | { type: "history"; roomId: string; limit?: number; before?: string }
   | { type: "history"; withUserId: string; limit?: number; before?: string }
   | { type: "ping" };
@@ -311,7 +313,7 @@ function parseObject(o: Json): ServerFrame {
         if (!isObject(r)) throw new Missing("room is not an object");
         return { roomId: need(str(r, "roomId"), "rooms[].roomId"), members: num(r, "members") ?? 0 };
       });
-      return { type, rooms };
+      return { type, rooms, ...opt("next", str(o, "next")) };
     }
     case "history": {
       if (!Array.isArray(o.messages)) throw new Missing(`field "messages" is not an array`);

@@ -31,6 +31,7 @@ import {
   type ClientFrame,
   type InvalidFrame,
   type Member,
+  type RoomSummary,
   type ServerFrame,
 } from "./protocol";
 
@@ -247,6 +248,8 @@ export class ChatSession {
   /** Reconnections forced by "not registered" answers since the last good reply (for backoff and give-up). */
   private forcedStreak = 0;
   private forcing = false;
+  /** Rooms of the pages received so far while a `rooms` listing is followed page by page. */
+  private roomsPages: RoomSummary[] = [];
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -657,6 +660,22 @@ export class ChatSession {
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
+    if (frame.type === "rooms") {
+      // The listing comes in pages of at most 128 KB: the next one is asked for at once, and the
+      // listener sees one frame with every room once the last page has arrived.
+      this.roomsPages.push(...frame.rooms);
+      this.apply(frame);
+      if (frame.next !== undefined) {
+        this.send({ type: "rooms", after: frame.next });
+        return;
+      }
+      const all: ServerFrame = { type: "rooms", rooms: this.roomsPages };
+      this.roomsPages = [];
+      this.emit({ type: "frame", frame: all });
+      this.release();
+      return;
+    }
+    if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
     const redundant = this.isRedundantPresence(frame);
     this.apply(frame);
     this.emit(redundant ? { type: "frame", frame, redundant } : { type: "frame", frame });

@@ -287,6 +287,22 @@ describe("clients: session policy", () => {
     await s.close();
   });
 
+  it("follows a rooms listing page by page and shows every room once, as one listing", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    s.listRooms();
+    assert.deepEqual(server.last.sent.at(-1), { type: "rooms" });
+    server.reply({ type: "rooms", rooms: [{ roomId: "a", members: 1 }], next: "cursor-1" });
+    assert.deepEqual(server.last.sent.at(-1), { type: "rooms", after: "cursor-1" });
+    server.reply({ type: "rooms", rooms: [{ roomId: "b", members: 2 }] });
+    const listings = events.flatMap((e) => (e.type === "frame" && e.frame.type === "rooms" ? [e.frame] : []));
+    assert.deepEqual(listings, [{ type: "rooms", rooms: [{ roomId: "a", members: 1 }, { roomId: "b", members: 2 }] }]);
+    await s.close();
+  });
+
   it("queues commands typed while reconnecting and sends them once connected", async () => {
     const server = new FakeServer();
     const events: SessionEvent[] = [];
