@@ -31,6 +31,8 @@ const LAMBDA_RUNTIME = "nodejs22.x";
 export interface SettingsOverrides {
   readonly maxMessageBytes?: number;
   readonly rateLimitPerMinute?: number;
+  readonly userRateLimitPerMinute?: number;
+  readonly userConnectsPerMinute?: number;
   readonly fanoutConcurrency?: number;
   readonly messageRetentionHours?: number;
   readonly allowedOrigins?: readonly string[];
@@ -143,6 +145,8 @@ export const LOCAL_DEFAULTS = {
   messageRetentionHours: 168,
   maxMessageBytes: 16_384,
   rateLimitPerMinute: 60,
+  userRateLimitPerMinute: 0,
+  userConnectsPerMinute: 10,
   fanoutConcurrency: 50,
   /** Outgoing bytes queued for one client above which a POST answers LimitExceededException. */
   clientBufferLimitBytes: 1024 * 1024,
@@ -240,6 +244,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       messageRetentionHours: o.messageRetentionHours ?? LOCAL_DEFAULTS.messageRetentionHours,
       maxMessageBytes: o.maxMessageBytes ?? LOCAL_DEFAULTS.maxMessageBytes,
       rateLimitPerMinute: o.rateLimitPerMinute ?? LOCAL_DEFAULTS.rateLimitPerMinute,
+      userRateLimitPerMinute: o.userRateLimitPerMinute ?? LOCAL_DEFAULTS.userRateLimitPerMinute,
+      userConnectsPerMinute: o.userConnectsPerMinute ?? LOCAL_DEFAULTS.userConnectsPerMinute,
       fanoutConcurrency: o.fanoutConcurrency ?? LOCAL_DEFAULTS.fanoutConcurrency,
       logLevel: o.logLevel ?? "info",
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
