@@ -20,7 +20,13 @@ export type StackName = string;
 
 /** The resource options the engine received with a registration (what `pulumi up` would act on). */
 export interface RecordedOptions {
+  /**
+   * The URN the mock monitor answered (what `parent`, `dependencies` and `propertyDependencies` name).
+   * The mock qualifies a type with its parent's type only; the engine uses the whole chain: see `engineUrn`.
+   */
   readonly urn: string;
+  /** The URN `pulumi up` gives the resource and keeps in the stack's state: every ancestor's type, outermost first. */
+  readonly engineUrn: string;
   readonly parent: string;
   readonly protect: boolean;
   readonly retainOnDelete: boolean;
@@ -28,6 +34,7 @@ export interface RecordedOptions {
   readonly dependencies: readonly string[];
   /** URNs each input property depends on. */
   readonly propertyDependencies: Readonly<Record<string, readonly string[]>>;
+  /** The `aliases` as the engine resolves them: URNs (engine form) the resource may have had in the state. */
   readonly aliases: readonly string[];
   readonly ignoreChanges: readonly string[];
 }
@@ -129,8 +136,29 @@ interface RegisterRequest {
   getRetainondelete(): boolean;
   getDependenciesList(): string[];
   getPropertydependenciesMap(): { forEach(fn: (value: { getUrnsList(): string[] }, key: string) => void): void };
-  getAliasesList(): Array<{ getUrn(): string; getSpec(): unknown }>;
+  getAliasesList(): Array<{ getUrn(): string; getSpec(): AliasSpec | undefined }>;
   getIgnorechangesList(): string[];
+}
+
+/** An alias the SDK leaves for the engine to resolve (proto/alias.proto Alias.Spec; empty strings mean "the resource's own"). */
+interface AliasSpec {
+  getName(): string;
+  getType(): string;
+  getStack(): string;
+  getProject(): string;
+  getParenturn(): string;
+  hasParenturn(): boolean;
+  getNoparent(): boolean;
+}
+
+/**
+ * A URN as the engine builds it (sdk createUrn, pkg/resource/urn.go): the parent's qualified type
+ * (every ancestor's type, the root stack's left out), `$`, the type, `::`, the name.
+ */
+function urnFor(parentEngineUrn: string, type: string, name: string, stack = pulumi.getStack(), project = pulumi.getProject()): string {
+  let prefix = `urn:pulumi:${stack}::${project}::`;
+  if (parentEngineUrn && !parentEngineUrn.includes("::pulumi:pulumi:Stack::")) prefix = parentEngineUrn.substring(0, parentEngineUrn.lastIndexOf("::")) + "$";
+  return `${prefix}${type}::${name}`;
 }
 
 /**
@@ -143,17 +171,36 @@ function recordOptions(into: Map<string, RecordedOptions>): void {
   const settings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): { registerResource(req: RegisterRequest, cb: unknown): unknown } };
   const monitor = settings.getMonitor() as { registerResource(req: RegisterRequest, cb: unknown): unknown; newUrn(parent: string, type: string, name: string): string };
   const register = monitor.registerResource.bind(monitor);
+  // Mock URN -> engine URN of every resource registered so far (a parent registers before its children).
+  const engineUrns = new Map<string, string>();
+  const engineOf = (mockUrn: string) => (mockUrn ? (engineUrns.get(mockUrn) ?? mockUrn) : "");
   monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
     const propertyDependencies: Record<string, string[]> = {};
     req.getPropertydependenciesMap().forEach((value, key) => (propertyDependencies[key] = value.getUrnsList()));
+    const urn = monitor.newUrn(req.getParent(), req.getType(), req.getName());
+    const engineUrn = urnFor(engineOf(req.getParent()), req.getType(), req.getName());
+    engineUrns.set(urn, engineUrn);
+    // The engine's alias resolution (step generator): unset parts are the resource's own.
+    const aliasUrn = (spec: AliasSpec) =>
+      urnFor(
+        spec.getNoparent() ? "" : engineOf(spec.hasParenturn() ? spec.getParenturn() : req.getParent()),
+        spec.getType() || req.getType(),
+        spec.getName() || req.getName(),
+        spec.getStack() || undefined,
+        spec.getProject() || undefined,
+      );
     into.set(`${req.getType()}::${req.getName()}`, {
-      urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
+      urn,
+      engineUrn,
       parent: req.getParent(),
       protect: req.getProtect(),
       retainOnDelete: req.getRetainondelete(),
       dependencies: req.getDependenciesList(),
       propertyDependencies,
-      aliases: req.getAliasesList().map((a) => a.getUrn() || JSON.stringify(a.getSpec())),
+      aliases: req.getAliasesList().map((a) => {
+        const spec = a.getSpec();
+        return a.getUrn() || (spec ? aliasUrn(spec) : "");
+      }),
       ignoreChanges: req.getIgnorechangesList(),
     });
     return register(req, cb);
