@@ -49,6 +49,8 @@ const api = new WebSocketApi(prefix, {
     fanoutConcurrency: config.fanoutConcurrency,
     logLevel: config.logLevel,
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
+    // Per-function EMF metrics only with detailed monitoring: each series is billed monthly (docs/cost.md).
+    metricsPerFunction: config.enableDetailedMonitoring,
     auth: config.auth,
     allowedOrigins: config.allowedOrigins,
   },

@@ -30,6 +30,8 @@ export interface DeploymentSettings {
   readonly fanoutConcurrency: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
+  /** Emit the EMF metrics per function too ([Stage, Function]): the stack's enableDetailedMonitoring. Absent: [Stage] only. */
+  readonly metricsPerFunction?: boolean;
   readonly tracing: boolean;
   readonly auth: {
     readonly mode: AuthMode;
@@ -59,6 +61,7 @@ export const ENV = {
   fanoutConcurrency: "FANOUT_CONCURRENCY",
   logLevel: "LOG_LEVEL",
   metricsNamespace: "METRICS_NAMESPACE",
+  metricsPerFunction: "METRICS_PER_FUNCTION",
   tracing: "TRACING_ENABLED",
   authMode: "AUTH_MODE",
   authIssuer: "AUTH_ISSUER",
@@ -79,6 +82,7 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
     [ENV.metricsNamespace]: s.metricsNamespace,
     [ENV.tracing]: String(s.tracing),
   };
+  if (s.metricsPerFunction) env[ENV.metricsPerFunction] = "true";
   for (const access of spec.tables) env[TABLES[access.table].envVar] = s.tableNames[access.table];
   if (spec.manageConnections.length > 0) env[ENV.managementEndpoint] = s.managementEndpoint;
   if (spec.tables.length > 0) {

@@ -1,7 +1,9 @@
 /**
- * The WebSocket API: API Gateway v2 `WEBSOCKET` API, one AWS_PROXY integration and route per entry
- * of the route table (handlers/routes.ts), the REQUEST authorizer on `$connect`, a throttled stage
- * with JSON access logs, and the functions behind it (infra/chatFunction.ts).
+ * The WebSocket API: API Gateway v2 `WEBSOCKET` API, one WebSocketRoute (infra/webSocketRoute.ts:
+ * permission, AWS_PROXY integration, route, route response) per entry of the route table
+ * (handlers/routes.ts), the REQUEST authorizer on `$connect`, a throttled stage with JSON access
+ * logs, and the functions behind it (infra/chatFunction.ts). The constructor lists the steps; each is
+ * a function below it.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -11,6 +13,7 @@ import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type Function
 import type { TableName } from "../handlers/tables";
 import { ApiGatewayAccountLogging } from "./apiGatewayAccount";
 import { ChatFunction } from "./chatFunction";
+import { invokePermission, WebSocketRoute } from "./webSocketRoute";
 
 /** Identity source of the authorizer: browsers cannot set headers on a WebSocket (AWS-FACTS: Routing). */
 export const AUTHORIZER_IDENTITY_SOURCE = "route.request.querystring.token";
@@ -127,27 +130,59 @@ export class WebSocketApi extends pulumi.ComponentResource {
 
   constructor(name: string, args: WebSocketApiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("websocket-chat:infra:WebSocketApi", name, {}, opts);
+    const parent = this;
     const specs = args.functions ?? FUNCTIONS;
     const tracing = args.tracing ?? false;
     const stageName = args.stageName;
+    const protect = args.protectData ?? false;
 
-    const api = new aws.apigatewayv2.Api(
-      `${name}-api`,
-      {
-        name: `${args.namePrefix}-websocket`,
-        protocolType: "WEBSOCKET",
-        routeSelectionExpression: ROUTE_SELECTION_EXPRESSION,
-        description: "Real-time chat WebSocket API",
-        tags: args.tags,
-      },
-      { parent: this },
-    );
+    const api = createApi();
+    const managementEndpoint = managementEndpointOf(api);
+    const secret = createAuthSecret();
+    const functions = createFunctions();
+    const authorizer = createAuthorizer();
+    const routes = createRoutes();
+    const accessLogs = createAccessLogs();
+    const accountLogging = ensureAccountLogging();
+    const stage = createStage();
+
+    this.apiId = api.id;
+    this.executionArn = api.executionArn;
+    this.managementEndpoint = managementEndpoint;
+    this.authSecretArn = secret ? secret.arn.apply((a): string | undefined => a) : pulumi.output(undefined);
+    this.stage = stage.name;
+    this.endpoint = pulumi.interpolate`${api.apiEndpoint}/${stage.name}`;
+    this.accessLogGroupName = accessLogs.name;
+    this.functions = functions;
+    this.routeKeys = routes.map((r) => r.routeKey);
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      managementEndpoint: this.managementEndpoint,
+      apiId: this.apiId,
+      stage: this.stage,
+      accessLogGroupName: this.accessLogGroupName,
+    });
+
+    function createApi() {
+      return new aws.apigatewayv2.Api(
+        `${name}-api`,
+        {
+          name: `${args.namePrefix}-websocket`,
+          protocolType: "WEBSOCKET",
+          routeSelectionExpression: ROUTE_SELECTION_EXPRESSION,
+          description: "Real-time chat WebSocket API",
+          tags: args.tags,
+        },
+        { parent },
+      );
+    }
 
     // The functions need the management endpoint but exist before the stage: it is the API's own
     // endpoint (wss://{apiId}.execute-api.{region}.{dnsSuffix}, whatever the partition's DNS suffix)
     // over https, plus the stage name, so no cycle and nothing created inside apply().
-    this.managementEndpoint = pulumi.interpolate`${api.apiEndpoint.apply((e) => e.replace(/^wss:\/\//, "https://"))}/${stageName}`;
-    const protect = args.protectData ?? false;
+    function managementEndpointOf(api: aws.apigatewayv2.Api) {
+      return pulumi.interpolate`${api.apiEndpoint.apply((e) => e.replace(/^wss:\/\//, "https://"))}/${stageName}`;
+    }
 
     // Shared-secret mode: the HS256 secret is generated here and kept in Secrets Manager, never in a
     // stack file. GetRandomPassword runs on every `pulumi up`; ignoreChanges keeps the first value,
@@ -156,8 +191,8 @@ export class WebSocketApi extends pulumi.ComponentResource {
     // keeps the old one as AWSPREVIOUS, which the authorizer still accepts for a grace period), so
     // versionStages, which a rotation moves, is ignored too (the engine would otherwise move the
     // labels back to this first version).
-    let secretArn: pulumi.Output<string> | undefined;
-    if (args.settings.auth.mode === "shared-secret") {
+    function createAuthSecret() {
+      if (args.settings.auth.mode !== "shared-secret") return undefined;
       const secret = new aws.secretsmanager.Secret(
         `${name}-auth-secret`,
         {
@@ -168,212 +203,167 @@ export class WebSocketApi extends pulumi.ComponentResource {
           recoveryWindowInDays: protect ? 30 : 0,
           tags: args.tags,
         },
-        { parent: this, protect },
+        { parent, protect },
       );
-      const random = aws.secretsmanager.getRandomPasswordOutput({ passwordLength: 64, excludePunctuation: true }, { parent: this });
+      const random = aws.secretsmanager.getRandomPasswordOutput({ passwordLength: 64, excludePunctuation: true }, { parent });
       new aws.secretsmanager.SecretVersion(
         `${name}-auth-secret-value`,
         { secretId: secret.id, secretString: pulumi.secret(random.randomPassword) },
-        { parent: this, protect, ignoreChanges: ["secretString", "versionStages"], additionalSecretOutputs: ["secretString"] },
+        { parent, protect, ignoreChanges: ["secretString", "versionStages"], additionalSecretOutputs: ["secretString"] },
       );
-      secretArn = secret.arn;
+      return secret;
     }
-    this.authSecretArn = secretArn ? secretArn.apply((a): string | undefined => a) : pulumi.output(undefined);
 
-    const functions: Record<string, ChatFunction> = {};
-    for (const spec of specs) {
-      const environment = pulumi
-        .all([args.tableNames, this.managementEndpoint, secretArn ?? pulumi.output(undefined)])
-        .apply(([tableNames, managementEndpoint, authSecretArn]) =>
-          functionEnvironment(spec, {
-            ...args.settings,
-            tableNames,
-            managementEndpoint,
+    function createFunctions() {
+      const secretArn = secret?.arn;
+      const functions: Record<string, ChatFunction> = {};
+      for (const spec of specs) {
+        const environment = pulumi
+          .all([args.tableNames, managementEndpoint, secretArn ?? pulumi.output(undefined)])
+          .apply(([tableNames, managementEndpoint, authSecretArn]) =>
+            functionEnvironment(spec, {
+              ...args.settings,
+              tableNames,
+              managementEndpoint,
+              stage: stageName,
+              tracing,
+              auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
+            }),
+          );
+        functions[spec.name] = new ChatFunction(
+          `${name}-${spec.name}`,
+          {
+            spec,
+            factory: args.factories[spec.name],
+            functionName: `${args.namePrefix}-${spec.name}`,
+            environment,
+            tableArns: args.tableArns,
+            executionArn: api.executionArn,
             stage: stageName,
+            authSecretArn: spec.readsAuthSecret ? secretArn : undefined,
             tracing,
-            auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
-          }),
+            memoryMb: args.memoryMb,
+            timeoutSeconds: args.timeoutSeconds,
+            reservedConcurrency: isMessageHandler(spec) ? args.reservedConcurrency : undefined,
+            // A handshake waits for a cold authorizer and then a cold $connect: that is the path to keep warm.
+            provisionedConcurrency: isConnectPath(spec) ? args.provisionedConcurrency : undefined,
+            logRetentionDays: args.logRetentionDays,
+            logKmsKeyArn: args.logKmsKeyArn,
+            protectLogs: protect,
+            tags: args.tags,
+          },
+          { parent },
         );
-      functions[spec.name] = new ChatFunction(
-        `${name}-${spec.name}`,
-        {
-          spec,
-          factory: args.factories[spec.name],
-          functionName: `${args.namePrefix}-${spec.name}`,
-          environment,
-          tableArns: args.tableArns,
-          executionArn: api.executionArn,
-          stage: stageName,
-          authSecretArn: spec.readsAuthSecret ? secretArn : undefined,
-          tracing,
-          memoryMb: args.memoryMb,
-          timeoutSeconds: args.timeoutSeconds,
-          reservedConcurrency: isMessageHandler(spec) ? args.reservedConcurrency : undefined,
-          // A handshake waits for a cold authorizer and then a cold $connect: that is the path to keep warm.
-          provisionedConcurrency: isConnectPath(spec) ? args.provisionedConcurrency : undefined,
-          logRetentionDays: args.logRetentionDays,
-          logKmsKeyArn: args.logKmsKeyArn,
-          protectLogs: protect,
-          tags: args.tags,
-        },
-        { parent: this },
-      );
+      }
+      return functions;
     }
 
     // Traffic must never reach a target before API Gateway may invoke it: each permission is created
     // before the authorizer or integration that points at its target (a stage with autoDeploy goes
     // live with every route or integration change, not when the Stage resource is updated), so
     // switching provisionedConcurrency on or off, or a first deploy, never answers 500s.
-    const permissions: aws.lambda.Permission[] = [];
-    const authorizerSpec = specs.find((s) => s.routeKey === undefined);
-    let authorizer: aws.apigatewayv2.Authorizer | undefined;
-    if (authorizerSpec) {
-      const fn = functions[authorizerSpec.name];
-      const permission = new aws.lambda.Permission(
-        `${name}-${authorizerSpec.name}-invoke`,
-        {
-          action: "lambda:InvokeFunction",
-          function: fn.functionName,
-          qualifier: fn.qualifier,
-          principal: "apigateway.amazonaws.com",
-          // This API's authorizers: naming the authorizer's id would make the permission wait for the
-          // authorizer, the wrong order (see above).
-          sourceArn: pulumi.interpolate`${api.executionArn}/authorizers/*`,
-        },
-        { parent: this },
-      );
-      permissions.push(permission);
-      authorizer = new aws.apigatewayv2.Authorizer(
+    function createAuthorizer() {
+      const spec = specs.find((s) => s.routeKey === undefined);
+      if (!spec) return undefined;
+      const fn = functions[spec.name];
+      // This API's authorizers: naming the authorizer's id would make the permission wait for the
+      // authorizer, the wrong order (see above).
+      const permission = invokePermission(`${name}-${spec.name}-invoke`, fn, pulumi.interpolate`${api.executionArn}/authorizers/*`, { parent });
+      const authorizer = new aws.apigatewayv2.Authorizer(
         `${name}-authorizer`,
         {
           apiId: api.id,
-          name: `${args.namePrefix}-${authorizerSpec.name}`,
+          name: `${args.namePrefix}-${spec.name}`,
           authorizerType: "REQUEST",
           authorizerUri: fn.invokeArn,
           // A missing token is answered 401 by API Gateway before the function runs. WebSocket APIs
           // support no authorizer result caching, so no TTL is set.
           identitySources: [AUTHORIZER_IDENTITY_SOURCE],
         },
-        { parent: this, dependsOn: [permission] },
+        { parent, dependsOn: [permission] },
+      );
+      return { authorizer, permission };
+    }
+
+    // One WebSocketRoute per route-table entry (permission, integration, route, route response).
+    function createRoutes() {
+      return specs.flatMap((spec) =>
+        spec.routeKey === undefined
+          ? []
+          : [
+              new WebSocketRoute(
+                `${name}-${spec.name}`,
+                {
+                  apiId: api.id,
+                  executionArn: api.executionArn,
+                  stage: stageName,
+                  routeKey: spec.routeKey,
+                  target: functions[spec.name],
+                  description: spec.description,
+                  // The REQUEST authorizer runs on $connect only (AWS-FACTS: Routing).
+                  authorizerId: spec.routeKey === "$connect" ? authorizer?.authorizer.id : undefined,
+                  twoWay: spec.twoWay,
+                },
+                { parent },
+              ),
+            ],
       );
     }
 
-    const routes: aws.apigatewayv2.Route[] = [];
-    const routeKeys: string[] = [];
-    for (const spec of specs) {
-      if (spec.routeKey === undefined) continue;
-      const fn = functions[spec.name];
-      const permission = new aws.lambda.Permission(
-        `${name}-${spec.name}-invoke`,
+    function createAccessLogs() {
+      return new aws.cloudwatch.LogGroup(
+        `${name}-access-logs`,
         {
-          action: "lambda:InvokeFunction",
-          function: fn.functionName,
-          qualifier: fn.qualifier,
-          principal: "apigateway.amazonaws.com",
-          // This stage and this route only: {executionArn}/{stage}/{routeKey}.
-          sourceArn: pulumi.interpolate`${api.executionArn}/${stageName}/${spec.routeKey}`,
+          name: `/aws/apigateway/${args.namePrefix}-access`,
+          retentionInDays: args.logRetentionDays ?? 7,
+          kmsKeyId: args.logKmsKeyArn,
+          deletionProtectionEnabled: protect,
+          tags: args.tags,
         },
-        { parent: this },
+        { parent, protect },
       );
-      permissions.push(permission);
-      const integration = new aws.apigatewayv2.Integration(
-        `${name}-${spec.name}-integration`,
-        {
-          apiId: api.id,
-          integrationType: "AWS_PROXY",
-          integrationMethod: "POST",
-          integrationUri: fn.invokeArn,
-          description: spec.description,
-        },
-        { parent: this, dependsOn: [permission] },
-      );
-      const isConnect = spec.routeKey === "$connect";
-      const route = new aws.apigatewayv2.Route(
-        `${name}-${spec.name}-route`,
-        {
-          apiId: api.id,
-          routeKey: spec.routeKey,
-          target: pulumi.interpolate`integrations/${integration.id}`,
-          // The REQUEST authorizer runs on $connect only (AWS-FACTS: Routing).
-          authorizationType: isConnect && authorizer ? "CUSTOM" : "NONE",
-          authorizerId: isConnect && authorizer ? authorizer.id : undefined,
-          // Two-way: API Gateway returns the integration's body to the caller through the $default route response.
-          routeResponseSelectionExpression: spec.twoWay ? "$default" : undefined,
-        },
-        { parent: this },
-      );
-      if (spec.twoWay) {
-        new aws.apigatewayv2.RouteResponse(
-          `${name}-${spec.name}-response`,
-          { apiId: api.id, routeId: route.id, routeResponseKey: "$default" },
-          { parent: this },
-        );
-      }
-      routes.push(route);
-      routeKeys.push(spec.routeKey);
     }
-
-    const accessLogs = new aws.cloudwatch.LogGroup(
-      `${name}-access-logs`,
-      {
-        name: `/aws/apigateway/${args.namePrefix}-access`,
-        retentionInDays: args.logRetentionDays ?? 7,
-        kmsKeyId: args.logKmsKeyArn,
-        deletionProtectionEnabled: protect,
-        tags: args.tags,
-      },
-      { parent: this, protect },
-    );
 
     // WebSocket (like REST) stages can only log once API Gateway's account settings name a
     // CloudWatch Logs role ("CloudWatch Logs role ARN must be set in account settings to enable logging").
-    const stageDependencies: pulumi.Resource[] = [...routes, ...permissions];
-    if (args.manageApiGatewayAccount ?? true) {
-      stageDependencies.push(
-        new ApiGatewayAccountLogging(
-          `${name}-apigateway-account-logging`,
-          { region: args.region, partition: args.partition, profile: args.awsProfile },
-          { parent: this },
-        ),
+    function ensureAccountLogging() {
+      if (!(args.manageApiGatewayAccount ?? true)) return undefined;
+      return new ApiGatewayAccountLogging(
+        `${name}-apigateway-account-logging`,
+        { region: args.region, partition: args.partition, profile: args.awsProfile },
+        { parent },
       );
     }
 
-    const stage = new aws.apigatewayv2.Stage(
-      `${name}-stage`,
-      {
-        apiId: api.id,
-        name: stageName,
-        autoDeploy: true,
-        description: `${args.namePrefix} ${stageName}`,
-        defaultRouteSettings: {
-          // Per route, not per client (AWS-FACTS: Limits).
-          throttlingBurstLimit: args.throttlingBurstLimit ?? 100,
-          throttlingRateLimit: args.throttlingRateLimit ?? 50,
-          detailedMetricsEnabled: args.detailedMetrics ?? false,
-          // Execution logs would record message bodies; access logs are enough and carry no payload.
-          dataTraceEnabled: false,
-          loggingLevel: "OFF",
-        },
-        accessLogSettings: { destinationArn: accessLogs.arn, format: JSON.stringify(ACCESS_LOG_FORMAT) },
-        tags: args.tags,
-      },
+    function createStage() {
       // Deploy once every route and invoke permission exists, and only after logging is allowed account-wide.
-      { parent: this, dependsOn: stageDependencies },
-    );
-
-    this.apiId = api.id;
-    this.executionArn = api.executionArn;
-    this.stage = stage.name;
-    this.endpoint = pulumi.interpolate`${api.apiEndpoint}/${stage.name}`;
-    this.accessLogGroupName = accessLogs.name;
-    this.functions = functions;
-    this.routeKeys = routeKeys;
-    this.registerOutputs({
-      endpoint: this.endpoint,
-      managementEndpoint: this.managementEndpoint,
-      apiId: this.apiId,
-      stage: this.stage,
-      accessLogGroupName: this.accessLogGroupName,
-    });
+      const dependsOn: pulumi.Resource[] = [
+        ...routes.map((r) => r.route),
+        ...(authorizer ? [authorizer.permission] : []),
+        ...routes.map((r) => r.permission),
+        ...(accountLogging ? [accountLogging] : []),
+      ];
+      return new aws.apigatewayv2.Stage(
+        `${name}-stage`,
+        {
+          apiId: api.id,
+          name: stageName,
+          autoDeploy: true,
+          description: `${args.namePrefix} ${stageName}`,
+          defaultRouteSettings: {
+            // Per route, not per client (AWS-FACTS: Limits).
+            throttlingBurstLimit: args.throttlingBurstLimit ?? 100,
+            throttlingRateLimit: args.throttlingRateLimit ?? 50,
+            detailedMetricsEnabled: args.detailedMetrics ?? false,
+            // Execution logs would record message bodies; access logs are enough and carry no payload.
+            dataTraceEnabled: false,
+            loggingLevel: "OFF",
+          },
+          accessLogSettings: { destinationArn: accessLogs.arn, format: JSON.stringify(ACCESS_LOG_FORMAT) },
+          tags: args.tags,
+        },
+        { parent, dependsOn },
+      );
+    }
   }
 }

@@ -8,11 +8,18 @@
  * cost, measures them through the handlers' usage middleware); nothing is guessed unless that file
  * is missing, in which case the documented FALLBACK_INPUTS below are used and the output says so.
  * Unit prices live in one table, PRICES, with their source and the date they were read.
+ * The monitoring the stack deploys is priced from the code too: the custom-metric series the
+ * functions can emit with the configured dimensions (handlers/metrics.ts customMetricSeries), the
+ * alarms' metrics (infra/alarmPlan.ts) and the dashboard.
  * The same workload is priced under the Scan-per-message design beside this project's.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BenchResults, CostInputs, LinearUsage, OperationUsage } from "../bench/lib/results";
+import { customMetricSeries } from "../handlers/metrics";
+import { FUNCTIONS } from "../handlers/routes";
+import { TABLE_NAMES } from "../handlers/tables";
+import { alarmMetricCount, alarmPlan, DASHBOARDS_PER_STACK } from "../infra/alarmPlan";
 
 export interface UnitPrice {
   readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch";
@@ -75,6 +82,20 @@ export const PRICES = {
     usd: 0.3,
     source: "https://aws.amazon.com/cloudwatch/pricing/",
   },
+  alarmMetricMonth: {
+    service: "CloudWatch",
+    item: "Standard-resolution alarms (a metric-math alarm counts each metric it reads)",
+    unit: "alarm metric-month",
+    usd: 0.1,
+    source: "https://aws.amazon.com/cloudwatch/pricing/",
+  },
+  dashboardMonth: {
+    service: "CloudWatch",
+    item: "Dashboards (beyond the free tier's 3 of up to 50 metrics)",
+    unit: "dashboard-month",
+    usd: 3.0,
+    source: "https://aws.amazon.com/cloudwatch/pricing/",
+  },
 } as const satisfies Record<string, UnitPrice | string>;
 
 export type PriceKey = Exclude<keyof typeof PRICES, "region" | "readOn">;
@@ -107,7 +128,6 @@ export const FALLBACK_INPUTS: CostInputs = {
   authorizer: { ...zero, durationMs: 5, logBytes: 1200 },
   ping: { ...zero, writeUnits: 1, durationMs: 8, logBytes: 1200 },
   scanReadUnitsPerConnection: (0.5 * 250) / 4096,
-  customMetricSeries: 11 * 12,
   fanoutConcurrency: 50,
   managementLatencyMs: 20,
 };
@@ -130,6 +150,8 @@ export interface Workload {
   readonly sessionHours: number;
   /** Client keep-alive pings (the idle timeout is 10 minutes); 0 = none. */
   readonly pingIntervalMinutes: number;
+  /** The stack's enableDetailedMonitoring (default false; prod: true): per-function metric series. */
+  readonly detailedMonitoring: boolean;
 }
 
 export const DEFAULT_WORKLOAD: Omit<Workload, "connections" | "rooms" | "messagesPerMinute"> = {
@@ -137,7 +159,29 @@ export const DEFAULT_WORKLOAD: Omit<Workload, "connections" | "rooms" | "message
   memoryMb: 256,
   sessionHours: 2,
   pingIntervalMinutes: 9,
+  detailedMonitoring: false,
 };
+
+/** What the stack's monitoring bills each month, independent of traffic except the series' hours. */
+export interface MonitoringFootprint {
+  /** Distinct custom-metric series the functions can emit per stage (an upper bound: idle series are not billed). */
+  readonly customMetricSeries: number;
+  /** Metrics read by the stack's alarms (a metric-math alarm counts each). */
+  readonly alarmMetrics: number;
+  readonly alarms: number;
+  readonly dashboards: number;
+}
+
+/** The monitoring of one stack, computed from the code: route table, metric declarations, alarm plan. */
+export function monitoringFootprint(detailedMonitoring: boolean): MonitoringFootprint {
+  const functions = FUNCTIONS.map((f) => f.name);
+  return {
+    customMetricSeries: customMetricSeries(FUNCTIONS, detailedMonitoring),
+    alarmMetrics: alarmMetricCount(functions, TABLE_NAMES),
+    alarms: alarmPlan(functions, TABLE_NAMES).length,
+    dashboards: DASHBOARDS_PER_STACK,
+  };
+}
 
 export class CostInputError extends Error {
   constructor(message: string) {
@@ -164,6 +208,7 @@ export interface CostEstimate {
   readonly workload: Workload;
   readonly membersPerRoom: number;
   readonly inputsSource: string;
+  readonly monitoring: MonitoringFootprint;
   readonly ours: DesignCost;
   readonly scan: DesignCost;
 }
@@ -205,7 +250,7 @@ function gbSeconds(invocations: number, durationMs: number, memoryMb: number): n
   return invocations * (Math.ceil(durationMs) / 1000) * (memoryMb / 1024);
 }
 
-function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, members: number): DesignCost {
+function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, monitoring: MonitoringFootprint, members: number): DesignCost {
   const minutes = w.hours * 60;
   const messages = w.messagesPerMinute * minutes;
   const sessions = (w.connections * w.hours) / w.sessionHours;
@@ -241,9 +286,13 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mem
     sessions * (connect.logBytes + disconnect.logBytes + inputs.authorizer.logBytes) +
     pings * inputs.ping.logBytes +
     invocations * LAMBDA_PLATFORM_LOG_BYTES;
+  // Series are billed by the hour they receive data (here: the workload's hours); the alarms and the
+  // dashboard exist all month whatever the traffic.
   const cloudwatch = service("CloudWatch", [
     line("logsIngestedGb", logBytes / GIB),
-    line("customMetricMonth", inputs.customMetricSeries * (w.hours / HOURS_PER_MONTH)),
+    line("customMetricMonth", monitoring.customMetricSeries * (w.hours / HOURS_PER_MONTH)),
+    line("alarmMetricMonth", monitoring.alarmMetrics),
+    line("dashboardMonth", monitoring.dashboards),
   ]);
   const services = [apiGateway, lambda, dynamo, cloudwatch];
   return {
@@ -266,15 +315,16 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mem
   };
 }
 
-export function estimateCost(workload: Workload, inputs: CostInputs): CostEstimate {
+export function estimateCost(workload: Workload, inputs: CostInputs, monitoring: MonitoringFootprint = monitoringFootprint(workload.detailedMonitoring)): CostEstimate {
   validateWorkload(workload);
   const members = workload.connections / workload.rooms;
   return {
     workload,
     membersPerRoom: members,
     inputsSource: inputs.source,
-    ours: design("room-query", workload, inputs, members),
-    scan: design("scan-per-message", workload, inputs, members),
+    monitoring,
+    ours: design("room-query", workload, inputs, monitoring, members),
+    scan: design("scan-per-message", workload, inputs, monitoring, members),
   };
 }
 
@@ -298,15 +348,22 @@ export interface CliOptions {
 }
 
 const USAGE = `usage: npm run cost -- --connections <n> --rooms <n> --messages-per-minute <n> [--hours <n>]
-       [--memory-mb <n>] [--session-hours <n>] [--ping-interval-minutes <n>] [--results <path>] [--json]`;
+       [--memory-mb <n>] [--session-hours <n>] [--ping-interval-minutes <n>] [--detailed-monitoring]
+       [--results <path>] [--json]
+prod's config: --memory-mb 512 --detailed-monitoring (Pulumi.prod.yaml: lambdaMemoryMb, enableDetailedMonitoring)`;
 
 export function parseArgs(argv: readonly string[]): CliOptions {
   const values = new Map<string, string>();
   let json = false;
+  let detailedMonitoring = DEFAULT_WORKLOAD.detailedMonitoring;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--json") {
       json = true;
+      continue;
+    }
+    if (arg === "--detailed-monitoring") {
+      detailedMonitoring = true;
       continue;
     }
     if (arg === "--help" || arg === "-h") throw new CostInputError(USAGE);
@@ -335,6 +392,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     memoryMb: num("--memory-mb", DEFAULT_WORKLOAD.memoryMb),
     sessionHours: num("--session-hours", DEFAULT_WORKLOAD.sessionHours),
     pingIntervalMinutes: num("--ping-interval-minutes", DEFAULT_WORKLOAD.pingIntervalMinutes),
+    detailedMonitoring,
   };
   validateWorkload(workload);
   return { workload, resultsPath: values.get("--results") ?? path.join(__dirname, "..", "bench", "results.json"), json };
@@ -358,6 +416,11 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
     `Workload: ${w.connections} connections in ${w.rooms} rooms (${e.membersPerRoom.toFixed(1)} members each), ${w.messagesPerMinute} chat messages/minute, ${w.hours} h/month, ` +
       `${w.memoryMb} MB arm64 functions, reconnect every ${w.sessionHours} h, ping every ${w.pingIntervalMinutes || "-"} min`,
   );
+  const m = e.monitoring;
+  out.push(
+    `Monitoring (from the code): ${m.customMetricSeries} custom metric series (${w.detailedMonitoring ? "[Stage] and [Stage, Function]: detailed monitoring on" : "[Stage] only: detailed monitoring off"}), ` +
+      `${m.alarms} alarms reading ${m.alarmMetrics} metrics, ${m.dashboards} dashboard`,
+  );
   out.push(`Per-operation figures: ${e.inputsSource}`);
   if (warning) out.push(`WARNING: ${warning}`);
   out.push(`Prices: ${PRICES.region}, read ${PRICES.readOn} (check them: see the PRICES table in scripts/cost.ts)`);
@@ -378,7 +441,7 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
     `DynamoDB items read per chat message: ${e.ours.counts.dynamoItemsReadPerChatMessage.toFixed(1)} (room Query) vs ${e.scan.counts.dynamoItemsReadPerChatMessage} (Scan); ` +
       `the Scan design costs ${(e.scan.totalUsd / e.ours.totalUsd).toFixed(2)}x as much in total.`,
   );
-  out.push("Not included: data transfer out, DynamoDB storage and backups, free tiers, X-Ray, alarms and dashboards.");
+  out.push("Not included: data transfer out, DynamoDB storage and backups, free tiers, X-Ray, Logs Insights queries and metric API calls.");
   return out.join("\n");
 }
 

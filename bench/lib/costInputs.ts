@@ -1,5 +1,4 @@
 /** Derives the cost model's per-operation inputs (scripts/cost.ts) from the broadcast case's measurements. */
-import { FUNCTIONS } from "../../handlers/routes";
 import type { RoomCaseResult } from "../cases/broadcast";
 import type { CostInputs, LinearUsage, OperationUsage } from "./results";
 import { linearFit, median } from "./stats";
@@ -32,8 +31,6 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
       : { readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0 },
     ping: room.ping,
     scanReadUnitsPerConnection: median(measured.map((s) => s.scan!.readUnits / Math.max(1, s.scan!.itemsRead))),
-    // Every EMF line carries the same metrics under two dimension sets: [Stage, Function] per function, and [Stage].
-    customMetricSeries: room.metricsPerEmfLine * (FUNCTIONS.length + 1),
     fanoutConcurrency: room.fanoutConcurrency,
     managementLatencyMs,
   };

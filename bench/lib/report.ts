@@ -1,4 +1,6 @@
 /** The console table and bench/REPORT.md (with the SVG chart) from a BenchResults. */
+import { customMetricSeries } from "../../handlers/metrics";
+import { FUNCTIONS } from "../../handlers/routes";
 import type { BenchResults } from "./results";
 import { round } from "./stats";
 import { lineChart } from "./svg";
@@ -184,7 +186,7 @@ export function markdownReport(r: BenchResults, chartFile: string | undefined): 
         ["ping", round(c.ping.readUnits, 2), round(c.ping.writeUnits, 2), round(c.ping.itemsRead, 2), round(c.ping.managementCalls, 2), round(c.ping.durationMs, 1), round(c.ping.logBytes, 0)],
       ]),
       "",
-      `Scan reference: ${round(c.scanReadUnitsPerConnection, 4)} read units per connection item scanned. Custom metric series per stage: ${c.customMetricSeries}. ` +
+      `Scan reference: ${round(c.scanReadUnitsPerConnection, 4)} read units per connection item scanned. Custom metric series per stage (from the code, handlers/metrics.ts): ${customMetricSeries(FUNCTIONS, false)}, ${customMetricSeries(FUNCTIONS, true)} with detailed monitoring. ` +
         `Durations measured with fan-out concurrency ${c.fanoutConcurrency} and ${c.managementLatencyMs} ms per @connections call.`,
     );
   }

@@ -38,8 +38,6 @@ export interface CostInputs {
   readonly ping: OperationUsage;
   /** The Scan-per-message reference: read units per connection item scanned (eventually consistent Scan). */
   readonly scanReadUnitsPerConnection: number;
-  /** Distinct custom-metric series the handlers emit per stage (EMF metrics x dimension sets). */
-  readonly customMetricSeries: number;
   /** Fan-out concurrency the chat durations were measured with, and the simulated @connections latency. */
   readonly fanoutConcurrency: number;
   readonly managementLatencyMs: number;

@@ -26,6 +26,8 @@ export interface HandlerConfig {
   readonly fanoutConcurrency: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
+  /** EMF metrics also under [Stage, Function] (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Absent: [Stage] only. */
+  readonly metricsPerFunction?: boolean;
   readonly tracing: boolean;
   /** DynamoDB Local's URL; set by the local runtime only. */
   readonly dynamodbEndpoint?: string;
@@ -129,6 +131,7 @@ export function readHandlerConfig(
     fanoutConcurrency: intEnv(env, ENV.fanoutConcurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
     logLevel: parseLogLevel(optionalEnv(env, ENV.logLevel)),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
+    metricsPerFunction: parseBoolean(ENV.metricsPerFunction, optionalEnv(env, ENV.metricsPerFunction)),
     tracing: parseBoolean(ENV.tracing, optionalEnv(env, ENV.tracing)),
     dynamodbEndpoint: dynamoRaw === undefined ? undefined : parseUrl(ENV.dynamodbEndpoint, dynamoRaw),
     roomQueryPageSize: pageRaw === undefined ? undefined : intEnv(env, ROOM_QUERY_PAGE_SIZE_ENV, 1, 10_000),

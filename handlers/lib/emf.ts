@@ -2,13 +2,20 @@
  * One CloudWatch Embedded Metric Format line per invocation (no PutMetricData call on the hot
  * path; CloudWatch extracts the metrics from the log line). Specification:
  * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
- * Dimensions: [Stage, Function] and the [Stage] roll-up (handlers/metrics.ts).
+ * A line names only the metrics the function has something to say about: those this invocation
+ * counted (non-zero), and only among those its route can emit (handlers/metrics.ts canEmit), as
+ * Powertools Metrics emits only the metrics added. A series that receives no data point is not
+ * billed, so a rare metric (FailedDeliveries) costs nothing in the hours it does not happen.
+ * Dimensions: the [Stage] roll-up, plus [Stage, Function] when detailed monitoring is on
+ * (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Whatever is not a metric stays in
+ * the line as a plain field (Function, the zero counters are absent), free to query in Logs Insights.
  *
  * In-process observers (the local runtime, tests, benchmarks) can also subscribe with
  * `onInvocationUsage`. The listener list lives on globalThis under a registered symbol, not in
  * module state, so it survives CallbackFunction serialization and module duplication.
  */
-import { METRICS, type MetricName } from "../metrics";
+import { canEmit, METRIC_NAMES, METRICS, metricDimensionSets, type MetricName } from "../metrics";
+import { FUNCTIONS } from "../routes";
 import type { DynamoCall, InvocationUsage } from "./usage";
 
 export interface InvocationReport {
@@ -44,16 +51,32 @@ function unitOf(name: MetricName): "Count" | "None" {
   return name === METRICS.dynamoReadUnits || name === METRICS.dynamoWriteUnits ? "None" : "Count";
 }
 
+/** How the stack wants its metrics emitted (handlers/lib/config.ts reads it from the environment). */
+export interface EmfOptions {
+  /** Add the [Stage, Function] dimension set (detailed monitoring); default false: [Stage] only. */
+  readonly perFunction?: boolean;
+}
+
+/**
+ * The metrics one invocation's line carries: non-zero, and declared for its function. A function
+ * not in the route table (a test fixture) declares nothing and emits no metric.
+ */
+export function emittedMetrics(report: Pick<InvocationReport, "function" | "metrics">): MetricName[] {
+  const spec = FUNCTIONS.find((f) => f.name === report.function);
+  return METRIC_NAMES.filter((n) => report.metrics[n] !== 0 && spec !== undefined && canEmit(spec, n));
+}
+
 /** The EMF document for one invocation. */
-export function emfDocument(namespace: string, report: InvocationReport, timestamp: number): Record<string, unknown> {
-  const names = Object.values(METRICS) as MetricName[];
+export function emfDocument(namespace: string, report: InvocationReport, timestamp: number, options: EmfOptions = {}): Record<string, unknown> {
+  const names = emittedMetrics(report);
   const doc: Record<string, unknown> = {
     _aws: {
       Timestamp: timestamp,
+      // An empty Metrics array is valid EMF (nothing is extracted); the line still logs the invocation.
       CloudWatchMetrics: [
         {
           Namespace: namespace,
-          Dimensions: [["Stage", "Function"], ["Stage"]],
+          Dimensions: metricDimensionSets(options.perFunction === true).map((set) => [...set]),
           Metrics: names.map((n) => ({ Name: n, Unit: unitOf(n) })),
         },
       ],
@@ -76,9 +99,11 @@ export function publishUsage(
   base: Omit<InvocationReport, "metrics" | "dynamoCalls">,
   usage: InvocationUsage,
   write?: (line: string) => void,
+  options: EmfOptions = {},
 ): InvocationReport {
+  // The in-process report keeps every counter (zeros included): benchmarks and tests read it whole.
   const report: InvocationReport = { ...base, metrics: { ...usage.metrics }, dynamoCalls: [...usage.dynamoCalls] };
-  const line = JSON.stringify(emfDocument(namespace, report, Date.now()));
+  const line = JSON.stringify(emfDocument(namespace, report, Date.now(), options));
   if (write) write(line);
   else process.stdout.write(line + "\n");
   for (const l of listeners()) {

@@ -8,7 +8,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { CostInputs } from "../../bench/lib/results";
-import { CostInputError, estimateCost, FALLBACK_INPUTS, loadCostInputs, parseArgs, PRICES, type Workload } from "../../scripts/cost";
+import { emfDocument } from "../../handlers/lib/emf";
+import { emptyUsage } from "../../handlers/lib/usage";
+import { canEmit, customMetricSeries, METRIC_NAMES, METRICS } from "../../handlers/metrics";
+import { FUNCTIONS, type FunctionSpec } from "../../handlers/routes";
+import { TABLE_NAMES } from "../../handlers/tables";
+import { CostInputError, estimateCost, FALLBACK_INPUTS, loadCostInputs, monitoringFootprint, parseArgs, PRICES, type MonitoringFootprint, type Workload } from "../../scripts/cost";
 
 const u = (o: Partial<CostInputs["authorizer"]>) => ({ readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0, ...o });
 
@@ -20,14 +25,15 @@ const INPUTS: CostInputs = {
   authorizer: u({ durationMs: 5, logBytes: 200 }),
   ping: u({ writeUnits: 1, durationMs: 4, logBytes: 100 }),
   scanReadUnitsPerConnection: 0.05,
-  customMetricSeries: 10,
   fanoutConcurrency: 50,
   managementLatencyMs: 20,
 };
 
 // 100 connections in 10 rooms (10 members each), 10 messages a minute, for 10 hours, 1024 MB functions,
 // 2-hour sessions, no pings: 600 minutes, 6,000 chat messages, 100 * 10 / 2 = 500 sessions.
-const WORKLOAD: Workload = { connections: 100, rooms: 10, messagesPerMinute: 10, hours: 10, memoryMb: 1024, sessionHours: 2, pingIntervalMinutes: 0 };
+const WORKLOAD: Workload = { connections: 100, rooms: 10, messagesPerMinute: 10, hours: 10, memoryMb: 1024, sessionHours: 2, pingIntervalMinutes: 0, detailedMonitoring: false };
+// 10 metric series, 12 alarms reading 20 metrics, one dashboard.
+const MONITORING: MonitoringFootprint = { customMetricSeries: 10, alarmMetrics: 20, alarms: 12, dashboards: 1 };
 
 function line(design: ReturnType<typeof estimateCost>["ours"], item: string) {
   const found = design.services.flatMap((s) => s.lines).find((l) => l.item === item);
@@ -38,7 +44,7 @@ function line(design: ReturnType<typeof estimateCost>["ours"], item: string) {
 const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-9 * Math.max(1, Math.abs(expected)), `${actual} != ${expected}`);
 
 describe("cost model (scripts/cost.ts)", () => {
-  const e = estimateCost(WORKLOAD, INPUTS);
+  const e = estimateCost(WORKLOAD, INPUTS, MONITORING);
 
   it("counts API Gateway messages as inbound plus one outbound per @connections call, and connection minutes", () => {
     // inbound 6,000; outbound 6,000 * 10 + 500 sessions * (10 joined + 10 left) = 70,000; total 76,000 -> $0.076
@@ -75,8 +81,16 @@ describe("cost model (scripts/cost.ts)", () => {
     close(line(e.ours, "customMetricMonth").usd, (100 / 730) * 0.3);
   });
 
+  it("prices the alarms per metric they read and the dashboard for the whole month, whatever the traffic hours", () => {
+    // 20 alarm metrics * $0.10 = $2.00; 1 dashboard * $3.00
+    close(line(e.ours, "alarmMetricMonth").quantity, 20);
+    close(line(e.ours, "alarmMetricMonth").usd, 2);
+    close(line(e.ours, "dashboardMonth").quantity, 1);
+    close(line(e.ours, "dashboardMonth").usd, 3);
+  });
+
   it("adds the lines up to the total", () => {
-    const expected = 0.076 + 0.015 + 0.0015 + 147.5 * 0.0000133334 + 0.0015625 + 0.0090625 + (6_950_000 / 2 ** 30) * 0.5 + (100 / 730) * 0.3;
+    const expected = 0.076 + 0.015 + 0.0015 + 147.5 * 0.0000133334 + 0.0015625 + 0.0090625 + (6_950_000 / 2 ** 30) * 0.5 + (100 / 730) * 0.3 + 2 + 3;
     close(e.ours.totalUsd, expected);
   });
 
@@ -106,7 +120,8 @@ describe("cost model (scripts/cost.ts)", () => {
     assert.throws(() => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--hours", "1000"]), (err: Error) => err instanceof CostInputError && /--hours/.test(err.message));
     assert.throws(() => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--bogus", "1"]), (err: Error) => err instanceof CostInputError && /unknown option --bogus/.test(err.message));
     const ok = parseArgs(["--connections=5", "--rooms", "1", "--messages-per-minute", "0.5"]);
-    assert.deepEqual(ok.workload, { connections: 5, rooms: 1, messagesPerMinute: 0.5, hours: 730, memoryMb: 256, sessionHours: 2, pingIntervalMinutes: 9 });
+    assert.deepEqual(ok.workload, { connections: 5, rooms: 1, messagesPerMinute: 0.5, hours: 730, memoryMb: 256, sessionHours: 2, pingIntervalMinutes: 9, detailedMonitoring: false });
+    assert.equal(parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring, true);
   });
 
   it("falls back to the documented inputs when bench/results.json is missing or has no costInputs", () => {
@@ -125,5 +140,66 @@ describe("cost model (scripts/cost.ts)", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe("monitoring footprint, computed from the code", () => {
+    /** Every distinct series the EMF lines of all functions can produce, read from the documents emfDocument writes. */
+    function emittedSeries(functions: readonly FunctionSpec[], perFunction: boolean): Set<string> {
+      const series = new Set<string>();
+      for (const spec of functions) {
+        const usage = emptyUsage();
+        for (const m of METRIC_NAMES) usage.metrics[m] = 1; // everything counted at once: the worst case
+        const doc = emfDocument("NS", { function: spec.name, stage: "dev", requestId: "r", metrics: usage.metrics, dynamoCalls: [] }, 1, { perFunction });
+        const directive = (doc._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> }).CloudWatchMetrics[0];
+        for (const set of directive.Dimensions) {
+          for (const metric of directive.Metrics) series.add(`${metric.Name}|${set.map((d) => `${d}=${String(doc[d])}`).join(",")}`);
+        }
+      }
+      return series;
+    }
+
+    it("counts exactly the series the functions' EMF lines can produce, with and without the per-function dimension", () => {
+      for (const perFunction of [false, true]) {
+        assert.equal(customMetricSeries(FUNCTIONS, perFunction), emittedSeries(FUNCTIONS, perFunction).size, `perFunction ${perFunction}`);
+      }
+      assert.equal(monitoringFootprint(false).customMetricSeries, customMetricSeries(FUNCTIONS, false));
+      assert.equal(monitoringFootprint(true).customMetricSeries, customMetricSeries(FUNCTIONS, true));
+    });
+
+    it("keeps the default stack (detailed monitoring off) at 30 custom metric series or fewer", () => {
+      // A new metric or a new dimension in the default set that pushes the bill past 30 series fails here.
+      const series = monitoringFootprint(false).customMetricSeries;
+      assert.ok(series <= 30, `${series} custom metric series with the default config`);
+      // Without detailed monitoring no line carries the Function dimension.
+      for (const key of emittedSeries(FUNCTIONS, false)) assert.doesNotMatch(key, /Function=/);
+    });
+
+    it("grows with what a function can emit: one more function that posts adds its series only under [Stage, Function]", () => {
+      const chat = FUNCTIONS.find((f) => f.name === "chat")!;
+      const extra: FunctionSpec = { ...chat, name: "join" };
+      const more = [...FUNCTIONS, extra];
+      assert.equal(customMetricSeries(more, false), customMetricSeries(FUNCTIONS, false));
+      assert.equal(customMetricSeries(more, true), customMetricSeries(FUNCTIONS, true) + METRIC_NAMES.filter((m) => canEmit(extra, m)).length);
+    });
+
+    it("lets a function emit only what its route can produce (authorizer: rejected handshakes; ping: no @connections counters)", () => {
+      const authorizer = FUNCTIONS.find((f) => f.name === "authorizer")!;
+      assert.deepEqual(METRIC_NAMES.filter((m) => canEmit(authorizer, m)), [METRICS.rejectedConnects]);
+      const ping = FUNCTIONS.find((f) => f.name === "ping")!;
+      for (const m of [METRICS.deliveries, METRICS.managementCalls, METRICS.messagesSent, METRICS.dynamoReadUnits]) assert.equal(canEmit(ping, m), false, m);
+      assert.equal(canEmit(ping, METRICS.dynamoWriteUnits), true);
+    });
+
+    it("prices every alarm metric of the stack and its one dashboard", () => {
+      const m = monitoringFootprint(false);
+      // Per function Errors and Invocations, per table read and write throttles, ClientError, ExecutionError + IntegrationError, two EMF metrics.
+      assert.equal(m.alarmMetrics, FUNCTIONS.length * 2 + TABLE_NAMES.length * 2 + 1 + 2 + 1 + 1);
+      assert.equal(m.alarms, FUNCTIONS.length + TABLE_NAMES.length + 4);
+      assert.equal(m.dashboards, 1);
+      const full = estimateCost({ ...WORKLOAD, hours: 730 }, INPUTS);
+      close(line(full.ours, "alarmMetricMonth").usd, m.alarmMetrics * 0.1);
+      close(line(full.ours, "dashboardMonth").usd, 3);
+      close(line(full.ours, "customMetricMonth").usd, m.customMetricSeries * 0.3);
+    });
   });
 });

@@ -152,18 +152,40 @@ describe("handlers: pure helpers", function () {
       assert.equal(u.metrics.DynamoItemsRead, 11);
     });
 
-    it("emits one EMF document with both dimension sets and every metric", () => {
+    it("emits one EMF document naming only the metrics the invocation counted, under [Stage] by default", () => {
       const u = emptyUsage();
       u.metrics.Deliveries = 3;
+      u.metrics.DynamoReadUnits = 1.5;
       const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [{ table: "rooms", action: "dynamodb:Query" }] }, 1);
       const aws = doc._aws as { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
       assert.equal(aws.CloudWatchMetrics[0].Namespace, "NS");
-      assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage", "Function"], ["Stage"]]);
-      assert.equal(aws.CloudWatchMetrics[0].Metrics.length, 11);
+      assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage"]]);
+      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["Deliveries", "DynamoReadUnits"]);
       assert.equal(doc.Deliveries, 3);
+      assert.equal(doc.DynamoReadUnits, 1.5);
+      assert.equal("MessagesSent" in doc, false, "a zero counter is not in the line (no data point, no billed hour)");
       assert.equal(doc.Stage, "dev");
-      assert.equal(doc.Function, "chat");
+      assert.equal(doc.Function, "chat", "the function stays a plain field, for Logs Insights");
       assert.deepEqual(doc.dynamoCalls, ["rooms:Query"]);
+    });
+
+    it("adds the [Stage, Function] dimension set only when detailed monitoring asks for it", () => {
+      const u = emptyUsage();
+      u.metrics.MessagesSent = 1;
+      const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [] }, 1, { perFunction: true });
+      const aws = doc._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+      assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage", "Function"], ["Stage"]]);
+      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["MessagesSent"]);
+    });
+
+    it("never names a metric the function's route cannot produce, even if counted", () => {
+      const u = emptyUsage();
+      u.metrics.RejectedConnects = 1; // only the authorizer can reject a handshake
+      u.metrics.DynamoWriteUnits = 1;
+      const doc = emfDocument("NS", { function: "ping", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [] }, 1);
+      const aws = doc._aws as { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> };
+      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["DynamoWriteUnits"]);
+      assert.equal("RejectedConnects" in doc, false);
     });
   });
 

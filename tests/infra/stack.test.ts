@@ -41,6 +41,8 @@ function expectedCounts(run: StackRun): Record<string, number> {
     "websocket-chat:infra:ChatTables": 1,
     "websocket-chat:infra:WebSocketApi": 1,
     "websocket-chat:infra:ChatFunction": n,
+    // One per route: its permission, integration, route and route response (infra/webSocketRoute.ts).
+    "websocket-chat:infra:WebSocketRoute": routes,
     "websocket-chat:infra:Monitoring": 1,
     // The backends' push policy (infra/pushPolicy.ts): created, attached to nothing in the stack.
     "websocket-chat:infra:PushPolicy": 1,
