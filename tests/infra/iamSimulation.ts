@@ -1,6 +1,6 @@
 /**
  * IAM proven by simulation (issue 13): every AWS API call the functions and the push module made
- * in the handler, local-runtime and push suites, recorded at the wire with its caller
+ * in the handler, rotation, local-runtime and push suites, recorded at the wire with its caller
  * (tests/support/awsCalls.ts), is evaluated against that caller's rendered policy
  * (infra/policies.ts functionPolicy, infra/pushPolicy.ts pushPolicyDocument, realistic ARNs) by a
  * maintained IAM policy evaluator, @cloud-copilot/iam-simulate. Asserted: 0 denied; every granted
@@ -34,6 +34,7 @@ const RECORDED_SUITES = [
   "tests/handlers/delivery.test.ts",
   "tests/handlers/messages.test.ts",
   "tests/handlers/rooms.test.ts",
+  "tests/handlers/rotation.test.ts",
   "tests/local/runtime.test.ts",
   "tests/push/push.test.ts",
 ].map((f) => path.join(ROOT, f));
@@ -64,12 +65,6 @@ const CALLERS = [...FUNCTIONS.map((f) => f.name as string), "push"];
 const UNEXERCISABLE: ReadonlyArray<{ readonly caller: string; readonly action: string; readonly grant: string; readonly reason: string }> = [
   { caller: "*", action: "logs:CreateLogStream", grant: "own log group", reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call" },
   { caller: "*", action: "logs:PutLogEvents", grant: "own log group", reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call" },
-  {
-    caller: "authorizer",
-    action: "secretsmanager:GetSecretValue",
-    grant: "auth secret",
-    reason: "Secrets Manager is not emulated locally (the runtime hands the secret in AUTH_SHARED_SECRET); the fetch is driven against a local endpoint speaking Secrets Manager's protocol in tests/handlers/authorizer.test.ts",
-  },
 ];
 
 /** A short name for a granted resource, used in the evidence and in UNEXERCISABLE. */
@@ -87,6 +82,10 @@ function grantLabel(caller: string, resource: string): string {
 
 /** The IAM requests (action, resource ARN) of one recorded call; undefined when it targets no table of the stack. */
 function requestsOf(call: RecordedCall): Array<{ action: string; resource: string }> | undefined {
+  if (call.service === "secretsmanager") {
+    // The function's AUTH_SECRET_ARN is the stack's secret: the loopback endpoint's ARN, in this region and account.
+    return [{ action: `secretsmanager:${call.operation}`, resource: call.secretId.replace(/^arn:aws:secretsmanager:[^:]*:[^:]*:/, `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:`) }];
+  }
   if (call.service === "execute-api") {
     return [{ action: "execute-api:ManageConnections", resource: `${EXEC}/${STAGE}/${call.operation}/@connections/${call.connectionId}` }];
   }
@@ -272,16 +271,17 @@ describe("infra: IAM proven by simulation of every recorded AWS call (iam-simula
           }
         }
       }
-      const dynamo = mine.filter((c) => c.service === "dynamodb").length;
+      const count = (service: RecordedCall["service"]) => mine.filter((c) => c.service === service).length;
+      const secrets = count("secretsmanager");
       evidence.push(
-        `${caller.padEnd(10)} calls ${String(mine.length).padStart(5)} (dynamodb ${dynamo}, @connections ${mine.length - dynamo})` +
+        `${caller.padEnd(10)} calls ${String(mine.length).padStart(5)} (dynamodb ${count("dynamodb")}, @connections ${count("execute-api")}${secrets ? `, secretsmanager ${secrets}` : ""})` +
           `  distinct IAM requests ${String(requests.size).padStart(4)}  denied ${requests.size - allowed.length}` +
           `  grants exercised ${exercised}/${grants}${outside ? `  outside the stack ${outside}` : ""}`,
       );
     }
     const explained = UNEXERCISABLE.map((u) => `  not exercisable: ${u.caller} ${u.action} on ${u.grant}: ${u.reason}`);
     console.log(`      IAM simulation over ${calls.length} recorded calls (${unattributed} by the tests themselves):\n      ${evidence.join("\n      ")}\n    ${explained.join("\n    ")}`);
-    for (const caller of CALLERS) assert.ok((byCaller.get(caller) ?? []).length > 0 || caller === "authorizer", `no call recorded for ${caller}`);
+    for (const caller of CALLERS) assert.ok((byCaller.get(caller) ?? []).length > 0, `no call recorded for ${caller}`);
     assert.deepEqual(denied, [], "recorded calls the deployed policy would refuse (AccessDenied on AWS)");
     assert.deepEqual(unexercised, [], "granted but never exercised: narrow the grant, exercise it in a suite, or list it in UNEXERCISABLE with the reason");
     assert.deepEqual(staleReasons, []);

@@ -2,7 +2,7 @@
  * Records, at the wire, every AWS API call the functions and the push module make in the tests:
  * a relay in front of DynamoDB Local reads each request's `X-Amz-Target` and JSON body, the fake
  * `@connections` server and the local gateway (its diagnostics channel) report each management
- * request. The caller is the SigV4 access key id: every function signs with its own locally
+ * request, the loopback Secrets Manager each of its requests. The caller is the SigV4 access key id: every function signs with its own locally
  * (handlers/lib/clients.ts localAccessKeyId), so no production code knows it is being recorded.
  * tests/infra/iamSimulation.ts evaluates the calls against each caller's IAM policy.
  */
@@ -22,7 +22,8 @@ export interface DynamoPart {
 
 export type RecordedCall =
   | { readonly service: "dynamodb"; readonly caller: string; readonly operation: string; readonly parts: readonly DynamoPart[] }
-  | { readonly service: "execute-api"; readonly caller: string; readonly operation: string; readonly stage: string; readonly connectionId: string };
+  | { readonly service: "execute-api"; readonly caller: string; readonly operation: string; readonly stage: string; readonly connectionId: string }
+  | { readonly service: "secretsmanager"; readonly caller: string; readonly operation: string; readonly secretId: string };
 
 /** Every call recorded in this process, in arrival order. */
 export const RECORDED_CALLS: RecordedCall[] = [];
@@ -105,6 +106,11 @@ export async function startDynamoRecorder(target: string): Promise<RecordingRela
 /** Records one `@connections` request (the fake management API calls this; the gateway publishes). */
 export function recordManagementCall(r: ManagementRequestRecord): void {
   RECORDED_CALLS.push({ service: "execute-api", caller: r.accessKeyId ?? "(unsigned)", operation: r.method, stage: r.stage, connectionId: r.connectionId });
+}
+
+/** Records one Secrets Manager request (tests/support/fakeSecretsManager.ts calls this). */
+export function recordSecretsManagerCall(accessKeyId: string | undefined, operation: string, secretId: string): void {
+  RECORDED_CALLS.push({ service: "secretsmanager", caller: accessKeyId ?? "(unsigned)", operation, secretId });
 }
 
 diagnostics.subscribe(MANAGEMENT_CALL_CHANNEL, (message) => recordManagementCall(message as ManagementRequestRecord));

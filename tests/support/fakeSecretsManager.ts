@@ -12,6 +12,8 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { sigV4AccessKeyId } from "../../local/gateway";
+import { recordSecretsManagerCall } from "./awsCalls";
 
 export interface FakeVersion {
   readonly versionId: string;
@@ -59,6 +61,8 @@ export async function startFakeSecretsManager(initial: { value: string; createdA
       const op = String(req.headers["x-amz-target"] ?? "").replace(/^secretsmanager\./, "");
       const input = JSON.parse(body || "{}") as { SecretId?: string; VersionStage?: string; SecretString?: string; ClientRequestToken?: string };
       requests.push(`${op} ${input.VersionStage ?? "-"}`);
+      // Who called, for tests/infra/iamSimulation.ts (the authorizer signs with its own key id).
+      recordSecretsManagerCall(sigV4AccessKeyId(req.headers.authorization), op, String(input.SecretId));
       const reply = (status: number, payload: unknown) => {
         res.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
         res.end(JSON.stringify(payload));
