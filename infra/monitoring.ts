@@ -5,7 +5,11 @@
  * API Gateway WebSocket metrics (namespace AWS/ApiGateway; dimensions ApiId, Stage, Route):
  * ConnectCount, MessageCount, IntegrationError, ClientError, ExecutionError, IntegrationLatency
  * (API Gateway developer guide: apigateway-websocket-api-logging). Chat metrics come from the
- * handlers' EMF lines (handlers/metrics.ts) with dimensions [Stage, Function] and [Stage].
+ * handlers' EMF lines (handlers/metrics.ts): the [Stage] roll-up, which every alarm and graph reads,
+ * and [Stage, Function] only with detailed monitoring (each series is billed monthly: docs/cost.md).
+ * Without it the chat row's per-function breakdown is a Logs Insights query over the same EMF lines
+ * (their `Function` field), which costs no metric series. infra/alarmPlan.ts lists the alarms below
+ * with the metrics each reads, for the cost model; tests/infra/monitoring.test.ts keeps them in step.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -248,7 +252,7 @@ function header(markdown: string): cloudwatch.TextWidget {
   return new cloudwatch.TextWidget({ markdown, width: 24, height: 1 });
 }
 
-/** A SEARCH over the chat metric per function: robust to functions added later. */
+/** A SEARCH over the chat metric per function (detailed monitoring only): robust to functions added later. */
 function chatSearch(namespace: string, metric: string, stage: string, period: number): cloudwatch.ExpressionWidgetMetric {
   return new cloudwatch.ExpressionWidgetMetric(
     `SEARCH('{${namespace},Stage,Function} MetricName="${metric}" Stage="${stage}"', 'Sum', ${period})`,
@@ -357,24 +361,33 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
   );
 
   const chatMetrics = [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited] as const;
-  rows.push(
-    new cloudwatch.RowWidget(
-      header("## Chat (handler metrics, EMF)"),
-      ...chatMetrics.map(
-        (m) =>
-          new cloudwatch.LineGraphMetricWidget({
-            ...GRAPH,
-            width: m === METRICS.messagesSent ? 8 : 4,
-            title: m,
-            period: 60,
-            metrics: [chat(m), chatSearch(args.metricsNamespace, m, args.stage, 60)],
-          }),
-      ),
-    ),
+  const functionSources = pulumi.all(args.functions.map((f) => f.logGroupName)).apply((names) => names.map((n) => `SOURCE '${n}'`).join(" | "));
+  const chatWidgets: cloudwatch.Widget[] = chatMetrics.map(
+    (m) =>
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        width: m === METRICS.messagesSent ? 8 : 4,
+        title: m,
+        period: 60,
+        // The [Stage] total always; one line per function only when the functions emit [Stage, Function].
+        metrics: args.detailedMonitoring ? [chat(m), chatSearch(args.metricsNamespace, m, args.stage, 60)] : [chat(m)],
+      }),
   );
+  if (!args.detailedMonitoring) {
+    // The same breakdown per function, read from the EMF lines' fields instead of per-function
+    // metric series (a line carries only the metrics that were non-zero: sum() skips the others).
+    chatWidgets.push(
+      new LogTableWidget({
+        width: 24,
+        height: 4,
+        title: "Chat metrics per function (EMF log lines, dashboard period)",
+        query: pulumi.interpolate`${functionSources} | filter @message like /"_aws":/ | stats ${chatMetrics.map((m) => `sum(${m}) as ${m}`).join(", ")}, count(*) as Invocations by Function | sort Function asc`,
+      }),
+    );
+  }
+  rows.push(new cloudwatch.RowWidget(header("## Chat (handler metrics, EMF)"), ...chatWidgets));
 
   // Log Insights: which requests failed and why (the access log format has `status` and `error`).
-  const functionSources = pulumi.all(args.functions.map((f) => f.logGroupName)).apply((names) => names.map((n) => `SOURCE '${n}'`).join(" | "));
   rows.push(
     new cloudwatch.RowWidget(
       header("## Alarms and logs"),

@@ -2,6 +2,7 @@ import { strict as assert } from "assert";
 import { FUNCTIONS, ROUTE_FUNCTIONS } from "../../handlers/routes";
 import { DEFAULT_METRICS_NAMESPACE, METRICS } from "../../handlers/metrics";
 import { TABLE_NAMES } from "../../handlers/tables";
+import { alarmMetricCount, alarmPlan } from "../../infra/alarmPlan";
 import { validateConfig, type StackConfig } from "../../infra/config";
 import { ACCOUNT, PROJECT, json, stackRun, type RecordedResource, type StackName, type StackRun } from "./support/stack";
 
@@ -144,7 +145,9 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       for (const m of [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited, METRICS.rejectedConnects]) {
         assert.ok(text.includes(`"${m}"`), m);
       }
-      assert.ok(text.includes(`{${DEFAULT_METRICS_NAMESPACE},Stage,Function}`), "per-function chat metrics");
+      // Per-function chat metrics: metric SEARCHes over [Stage, Function] exactly when the functions emit
+      // that dimension set (detailed monitoring); otherwise a Logs Insights sum of the EMF lines by Function.
+      assert.equal(text.includes(`{${DEFAULT_METRICS_NAMESPACE},Stage,Function}`), c.enableDetailedMonitoring, "per-function chat metric series");
       for (const w of body.widgets) {
         assert.ok(w.width >= 1 && w.width <= 24);
         if (w.type === "metric") {
@@ -158,10 +161,43 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       const logWidgets = body.widgets.filter((w) => w.type === "log");
       assert.ok(logWidgets.some((w) => String(w.properties.query).includes(`SOURCE '/aws/apigateway/${c.resourcePrefix}-access'`)));
       // Queries without `stats` show rows only in the table view (a time series would stay empty).
-      assert.equal(logWidgets.length, 2);
-      for (const w of logWidgets) {
-        assert.doesNotMatch(String(w.properties.query), /\|\s*stats\b/);
-        assert.equal(w.properties.view, "table", String(w.properties.title));
+      const rowQueries = logWidgets.filter((w) => !/\|\s*stats\b/.test(String(w.properties.query)));
+      assert.equal(rowQueries.length, 2);
+      // The per-function chat breakdown (detailed monitoring off): a `stats ... by Function` over the functions' logs, no time bins.
+      const perFunction = logWidgets.filter((w) => /\|\s*stats\b/.test(String(w.properties.query)));
+      assert.equal(perFunction.length, c.enableDetailedMonitoring ? 0 : 1);
+      for (const w of perFunction) {
+        const q = String(w.properties.query);
+        for (const spec of FUNCTIONS) assert.ok(q.includes(`SOURCE '/aws/lambda/${c.resourcePrefix}-${spec.name}'`), spec.name);
+        for (const m of [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited]) assert.ok(q.includes(`sum(${m})`), m);
+        assert.match(q, /by Function\b/);
+        assert.doesNotMatch(q, /bin\(/);
+      }
+      for (const w of logWidgets) assert.equal(w.properties.view, "table", String(w.properties.title));
+    });
+
+    it("creates exactly the alarms of infra/alarmPlan.ts, reading exactly its metrics (what npm run cost prices)", () => {
+      const plan = alarmPlan(FUNCTIONS.map((f) => f.name), TABLE_NAMES);
+      const alarms = run.ofType(ALARM);
+      assert.deepEqual(alarms.map((a) => String(a.inputs.name)).sort(), plan.map((p) => `${c.resourcePrefix}-${p.key}`).sort());
+      let metrics = 0;
+      for (const p of plan) {
+        const a = alarm(run, p.key);
+        const queries = (a.inputs.metricQueries as MetricQuery[] | undefined) ?? [];
+        const read = a.inputs.metricName !== undefined ? [`${String(a.inputs.namespace)}/${String(a.inputs.metricName)}`] : queries.filter((q) => q.metric).map((q) => `${q.metric!.namespace}/${q.metric!.metricName}`);
+        assert.deepEqual(read.sort(), [...p.metrics].sort(), p.key);
+        metrics += read.length;
+      }
+      assert.equal(metrics, alarmMetricCount(FUNCTIONS.map((f) => f.name), TABLE_NAMES));
+      assert.equal(run.ofType("aws:cloudwatch/dashboard:Dashboard").length, 1);
+    });
+
+    it("tells the functions to emit the per-function dimension exactly when detailed monitoring is on", () => {
+      const fns = run.ofType("aws:lambda/function:Function");
+      assert.equal(fns.length, FUNCTIONS.length);
+      for (const fn of fns) {
+        const vars = (fn.inputs.environment as { variables: Record<string, string> }).variables;
+        assert.equal(vars.METRICS_PER_FUNCTION, c.enableDetailedMonitoring ? "true" : undefined, String(fn.inputs.name));
       }
     });
 
