@@ -72,9 +72,28 @@ describe("docs", function () {
       const full = read(doc);
       const text = full.slice(full.indexOf("$ npm run cost -- --connections 2000 --rooms 20 --messages-per-minute 100"));
       assert.ok(text.length < full.length, `${doc} shows the worked example`);
-      for (const label of [/^Total\s+per month/, /read request units/i, /write request units/i, /WebSocket messages/]) {
+      for (const label of [/^Total\s+per month/, /read request units/i, /write request units/i, /WebSocket messages/, /Custom metrics/, /^\s+(Alarms|Standard-resolution alarms)\b/, /^\s+Dashboards\b/]) {
         assert.deepEqual(money(pick(text, label)), money(pick(out.stdout, label)), `${doc}: ${label}`);
       }
     }
+  });
+
+  it("the monitoring bill of the small workload in README.md and docs/cost.md is what npm run cost prints (default and prod config)", () => {
+    const total = (extra: string[]) => {
+      const out = spawnSync("npm", ["run", "-s", "cost", "--", "--connections", "50", "--rooms", "5", "--messages-per-minute", "5", ...extra], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      assert.equal(out.status, 0, out.stderr);
+      const line = out.stdout.split("\n").find((l) => /^Total\s+per month/.test(l)) ?? "";
+      return (line.match(/\$[0-9][0-9,.]*/g) ?? [])[0];
+    };
+    const defaults = total([]);
+    const prod = total(["--memory-mb", "512", "--detailed-monitoring"]);
+    assert.ok(defaults && prod);
+    const costDoc = read("docs/cost.md");
+    const section = costDoc.slice(costDoc.indexOf("## The monitoring bill"));
+    assert.ok(section.includes(`**${defaults}**`), `docs/cost.md: default ${defaults}`);
+    assert.ok(section.includes(`**${prod}**`), `docs/cost.md: prod ${prod}`);
+    const readme = read("README.md");
+    assert.ok(readme.includes(`costs ${defaults} a month with the default config`), `README: default ${defaults}`);
+    assert.ok(readme.includes(`and ${prod} with prod's config`), `README: prod ${prod}`);
   });
 });
