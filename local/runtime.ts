@@ -96,6 +96,8 @@ export interface LocalRuntimeOptions {
   readonly logger?: Logger;
   /** No logs at all (tests). */
   readonly quiet?: boolean;
+  /** Lifetime of the tokens GET /_local/token mints (default 2 hours); tests of token expiry shorten it. */
+  readonly localTokenTtlSeconds?: number;
   /** API id used in events and ARNs. Default derived from stage and port. */
   readonly apiId?: string;
 }
@@ -203,7 +205,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       clientBufferLimitBytes: LOCAL_DEFAULTS.clientBufferLimitBytes,
       webDir: options.webDir,
       loseDisconnect: options.loseDisconnect,
-      mintToken: (userId, username) => mintLocalToken(secret, { userId, username }),
+      mintToken: (userId, username) => mintLocalToken(secret, { userId, username, ttlSeconds: options.localTokenTtlSeconds }),
       logger,
       managementStats,
     });

@@ -208,11 +208,12 @@ function expectationKey(frame: ClientFrame): string {
 
 /**
  * The server's answer when it no longer knows this connection (`NOT_CONNECTED`: its item expired or
- * was cleaned up after a failed delivery): every later frame on it would fail the same way, so the
- * only cure is a new connection.
+ * was cleaned up after a failed delivery) or when the connection's token has expired
+ * (`TOKEN_EXPIRED`): every later frame on it would fail the same way, so the only cure is a new
+ * connection, with a token asked afresh from the token provider.
  */
 export function isUnregisteredConnectionError(frame: ServerFrame): boolean {
-  return frame.type === "error" && frame.code === "NOT_CONNECTED";
+  return frame.type === "error" && (frame.code === "NOT_CONNECTED" || frame.code === "TOKEN_EXPIRED");
 }
 
 export class ChatSession {
@@ -656,7 +657,7 @@ export class ChatSession {
     }
     if (isUnregisteredConnectionError(frame)) {
       this.emit({ type: "frame", frame });
-      this.forceReconnect();
+      this.forceReconnect(frame.type === "error" && frame.code === "TOKEN_EXPIRED" ? "token expired" : "connection not registered");
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
@@ -687,11 +688,11 @@ export class ChatSession {
    * Replaces a connection the server has forgotten. The request that got the answer is not settled:
    * chat and private messages are resent on the new connection (same clientMessageId), joins too.
    */
-  private forceReconnect(): void {
+  private forceReconnect(reason: string): void {
     if (this.forcing || !this.socket) return;
     this.forcing = true;
     this.forcedStreak += 1;
-    this.socket.close(4000, "connection not registered");
+    this.socket.close(4000, reason);
   }
 
   private isRedundantPresence(frame: ServerFrame): boolean {

@@ -119,7 +119,8 @@ export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
     case "frame":
       if (event.redundant) return [];
       if (isUnregisteredConnectionError(event.frame)) {
-        return [line("info", "the server no longer knows this connection; reconnecting (unacknowledged messages will be resent)", ctx)];
+        const why = event.frame.type === "error" && event.frame.code === "TOKEN_EXPIRED" ? "the token has expired" : "the server no longer knows this connection";
+        return [line("info", `${why}; reconnecting with a new token (unacknowledged messages will be resent)`, ctx)];
       }
       return formatFrame(event.frame, ctx);
     case "invalid":

@@ -206,7 +206,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
         throw new Error("Unauthorized");
       }
       const origin = header(event, "origin");
-      let outcome: Rejection | { rejected: false; userId: string; username: string };
+      let outcome: Rejection | { rejected: false; userId: string; username: string; exp: number };
       if (origin !== undefined && auth.allowedOrigins.length > 0 && !auth.allowedOrigins.includes(origin)) {
         outcome = reject("origin not allowed");
       } else {
@@ -231,7 +231,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
           else if (claimedUserId !== undefined && claimedUserId !== sub) outcome = reject("userId query parameter differs from sub");
           else {
             const username = cleanUsername(event.queryStringParameters?.username) ?? cleanUsername(payload.name) ?? sub;
-            outcome = { rejected: false, userId: sub, username };
+            outcome = { rejected: false, userId: sub, username, exp: Number(payload.exp) };
           }
         } else outcome ??= reject("verification failed");
       }
@@ -241,6 +241,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
         return policy("anonymous", "Deny", event.methodArn);
       }
       log.info("handshake allowed", { userId: outcome.userId });
-      return policy(outcome.userId, "Allow", event.methodArn, { userId: outcome.userId, username: outcome.username });
+      // exp: the message routes refuse frames once the token has expired (runtime.ts messageRoute).
+      return policy(outcome.userId, "Allow", event.methodArn, { userId: outcome.userId, username: outcome.username, exp: String(outcome.exp) });
     });
 }

@@ -8,6 +8,7 @@ export type ErrorCode =
   | "BAD_REQUEST"
   | "NOT_A_MEMBER"
   | "NOT_CONNECTED"
+  | "TOKEN_EXPIRED"
   | "RATE_LIMITED"
   | "TOO_LARGE"
   | "UNKNOWN_TYPE"
@@ -18,6 +19,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "BAD_REQUEST",
   "NOT_A_MEMBER",
   "NOT_CONNECTED",
+  "TOKEN_EXPIRED",
   "RATE_LIMITED",
   "TOO_LARGE",
   "UNKNOWN_TYPE",

@@ -126,6 +126,7 @@ export function messageRoute(
       try {
         if (!connectionId) throw chatError("BAD_REQUEST", "missing connection id");
         const nowMs = now();
+        assertTokenLive(event, nowMs);
         const connection = await touchConnection(rt, connectionId, nowMs);
         // The user's budget over all their connections (issue 14): one more conditional UpdateItem.
         await spendUserFrame(rt, connection.userId, nowMs);
@@ -145,6 +146,27 @@ export function messageRoute(
         };
       }
     });
+}
+
+/**
+ * Leeway after the token's `exp`, as the authorizer's (authorizer.ts CLOCK_TOLERANCE_SECONDS,
+ * kept equal by tests/handlers/units.test.ts): a token the authorizer would still accept is not
+ * refused here, so a client reconnecting with it is not refused in a loop.
+ */
+export const TOKEN_EXPIRY_LEEWAY_SECONDS = 5;
+
+/**
+ * A connection lives on after its token's `exp` (API Gateway authorizes the handshake only): every
+ * frame after it is refused with TOKEN_EXPIRED, before anything is read or written, so the client
+ * reconnects with a new token (docs/protocol.md "Token expiry"). The authorizer passes `exp` in
+ * its context; a connection opened without one (an older authorizer) is not limited.
+ */
+export function assertTokenLive(event: WebSocketEvent, nowMs: number): void {
+  const exp = Number(event.requestContext?.authorizer?.exp);
+  if (!Number.isFinite(exp) || exp <= 0) return;
+  if (nowMs > (exp + TOKEN_EXPIRY_LEEWAY_SECONDS) * 1000) {
+    throw chatError("TOKEN_EXPIRED", `the token of this connection expired at ${new Date(exp * 1000).toISOString()}; reconnect with a new token`);
+  }
 }
 
 /** Throws BAD_JSON when the body was not a JSON object. */

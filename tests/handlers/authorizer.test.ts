@@ -47,21 +47,25 @@ describe("handlers: authorizer", function () {
     const authorize = (query: Record<string, string>, headers?: Record<string, string>) => h.authorizer()(authorizerEvent(query, headers));
 
     it("allows a valid token: Allow on the method ARN, principalId and context from sub", async () => {
-      const result = await authorize({ token: await hs256({ name: "Alice A." }) });
+      const token = await hs256({ name: "Alice A." });
+      const result = await authorize({ token });
+      // exp: the token's, for the message routes' TOKEN_EXPIRED check (issue 14 item 11).
+      const exp = String(JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp);
       assert.deepEqual(result, {
         principalId: "alice",
         policyDocument: {
           Version: "2012-10-17",
           Statement: [{ Action: "execute-api:Invoke", Effect: "Allow", Resource: "arn:aws:execute-api:us-east-1:123456789012:local/test/$connect" }],
         },
-        context: { userId: "alice", username: "Alice A." },
+        context: { userId: "alice", username: "Alice A.", exp },
       });
     });
 
     it("accepts the tokens `npm run token` prints", async () => {
       const token = await signLocalToken({ userId: "tok-user", name: "Tok", secret: TEST_SECRET });
       const result = await authorize({ token });
-      assert.deepEqual(result.context, { userId: "tok-user", username: "Tok" });
+      assert.deepEqual({ ...result.context, exp: undefined }, { userId: "tok-user", username: "Tok", exp: undefined });
+      assert.match(String(result.context?.exp), /^\d{10}$/);
     });
 
     it("takes the display name from `username`, else the name claim, else sub; trimmed, control characters removed, 64 characters at most", async () => {
@@ -172,7 +176,8 @@ describe("handlers: authorizer", function () {
     it("allows an RS256 token signed by a key of the JWKS, with the right issuer and audience", async () => {
       const result = await authorize({ token: await rs256() });
       assert.equal(result.policyDocument.Statement[0].Effect, "Allow");
-      assert.deepEqual(result.context, { userId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", username: "Olive" });
+      assert.deepEqual({ ...result.context, exp: undefined }, { userId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", username: "Olive", exp: undefined });
+      assert.match(String(result.context?.exp), /^\d{10}$/);
     });
 
     it("rejects a wrong issuer, a wrong audience and an expired token", async () => {

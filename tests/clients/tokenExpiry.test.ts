@@ -1,0 +1,90 @@
+/**
+ * Issue 14 item 11: a connection whose token has expired can no longer chat (TOKEN_EXPIRED), and the
+ * clients renew the token and reconnect without losing anything. The local runtime mints tokens that
+ * live 2 s (localTokenTtlSeconds); the terminal client (--user: a token minted afresh for every
+ * connection) keeps chatting across the expiry. Nothing here asserts a duration: the test waits for
+ * the token to be past its expiry and leeway, then looks at what happened.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import type { LocalRuntime } from "../../local/runtime";
+import { CLOCK_TOLERANCE_SECONDS } from "../../handlers/functions/authorizer";
+import { TOKEN_EXPIRY_LEEWAY_SECONDS } from "../../handlers/lib/runtime";
+import { connect, eventually, type TestClient } from "../local/wsClient";
+import { TerminalClient, startTestRuntime } from "./support";
+
+const TTL_SECONDS = 2;
+const T = 30_000;
+
+/** Resolves once a token minted now is refused by the message routes (exp + leeway passed). */
+async function pastExpiry(mintedAtMs: number): Promise<void> {
+  const refusedFrom = (Math.floor(mintedAtMs / 1000) + TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS) * 1000 + 1000;
+  await eventually(() => (Date.now() > refusedFrom ? true : undefined), (TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 5) * 1000, "the token to expire");
+}
+
+describe("token expiry: refused frames, clients renew and reconnect", function () {
+  this.timeout(120_000);
+  let rt: LocalRuntime;
+  let dir: string;
+  const closers: Array<() => unknown> = [];
+
+  before(async () => {
+    ({ rt, dir } = await startTestRuntime("expiry", { localTokenTtlSeconds: TTL_SECONDS, warm: true }));
+  });
+
+  after(async () => {
+    for (const c of closers) await c();
+    await rt?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses frames with the authorizer's own clock leeway (a token it accepts is never refused, so no reconnection loop)", () => {
+    assert.equal(TOKEN_EXPIRY_LEEWAY_SECONDS, CLOCK_TOLERANCE_SECONDS);
+  });
+
+  it("refuses every frame of a connection once its token has expired, with TOKEN_EXPIRED, and stores nothing", async () => {
+    const minted = Date.now();
+    const token = await rt.mintToken("exp-raw", "Raw", TTL_SECONDS);
+    const ws: TestClient = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token })}`);
+    closers.push(() => ws.close().catch(() => undefined));
+    assert.equal((await ws.request({ type: "ping" }, "pong")).type, "pong");
+    await pastExpiry(minted);
+    for (const frame of [{ type: "ping" }, { type: "chat", message: "too late", clientMessageId: "late-1" }, { type: "rooms" }]) {
+      const reply = await ws.request(frame, "error");
+      assert.equal(reply.code, "TOKEN_EXPIRED", JSON.stringify(reply));
+      assert.equal(reply.requestType, frame.type);
+    }
+    const reader = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token: await rt.mintToken("exp-reader", "Reader", 3600) })}`);
+    closers.push(() => reader.close().catch(() => undefined));
+    const history = await reader.request({ type: "history", roomId: "exp-raw-room" }, "history");
+    assert.deepEqual(history.messages, [], "nothing sent after the expiry was stored");
+  });
+
+  it("the terminal client renews its token, reconnects, rejoins its rooms and resends the message the expired connection refused", async () => {
+    const watcher = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-room", token: await rt.mintToken("exp-watcher", "Watcher", 3600) })}`);
+    closers.push(() => watcher.close().catch(() => undefined));
+    // No pings (a ping after the expiry would renew the connection before the message is typed).
+    const alice = new TerminalClient([rt.endpoint, "--user", "exp-alice", "--name", "Alice", "--room", "exp-first", "--no-color", "--ping-interval", "500"]);
+    closers.push(() => alice.kill());
+    await alice.expect(/\[joined #exp-first/, 0, T);
+    alice.send("/join exp-room");
+    await alice.expect(/\[joined #exp-room/, 0, T);
+    // The token was minted before the connection opened, hence before now.
+    await pastExpiry(Date.now());
+    const from = alice.mark();
+    alice.send("written after the token expired");
+    await alice.expect(/the token has expired; reconnecting with a new token/, from, T);
+    await alice.expect(/reconnected; rejoining .*#exp-first.*#exp-room|reconnected; rejoining .*#exp-room.*#exp-first/, from, T);
+    const got = await watcher.next((f) => f.json?.type === "chat", T, "the resent chat");
+    assert.equal(got.json?.message, "written after the token expired");
+    assert.equal(got.json?.userId, "exp-alice");
+    await alice.expect(/written after the token expired/, from, T);
+    // Exactly once: the refused frame stored nothing, the resent one is the only copy.
+    await watcher.expectNone((f) => f.json?.type === "chat", 500);
+    const history = await watcher.request({ type: "history", roomId: "exp-room" }, "history");
+    assert.deepEqual((history.messages as Array<{ message: string }>).map((m) => m.message), ["written after the token expired"]);
+    // Still in both rooms on the new connection.
+    alice.send("/who exp-first");
+    await alice.expect(/Alice/, alice.mark() - 1, T);
+  });
+});
