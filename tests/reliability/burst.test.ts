@@ -14,7 +14,7 @@ import { DEFAULT_SEED, generateCases, type BadInputCase, type CaseContext } from
 
 const CONNECTIONS = Number(process.env.BURST_CONNECTIONS ?? 6);
 const BURST = Number(process.env.BURST_SIZE ?? 50);
-const ROUNDS = Number(process.env.BURST_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BURST_ROUNDS ?? 2);
 
 /** What a case declares, as a comparable key. */
 function expectedKey(c: BadInputCase): string {
