@@ -229,6 +229,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
 
   async function settleGone(
     gone: readonly string[],
+    goneAt: ReadonlyMap<string, number>,
     data: Uint8Array,
     log: Logger,
     options: DeliverOptions,
@@ -241,8 +242,11 @@ export function createFanout(deps: FanoutDeps): Fanout {
     let retryAt = 0;
     for (const id of gone) {
       const item = items.get(id);
+      // Judged by when the 410 came back, not by when this read answered: on a loaded instance the
+      // read can come more than OPEN_SETTLE_MS after a 410 that the handshake explained.
+      const at = goneAt.get(id) ?? nowMs;
       if (item?.connecting && nowMs - item.connectedAt < CONNECT_GRACE_MS) connecting.push(id);
-      else if (item?.openedAt !== undefined && nowMs - item.openedAt < OPEN_SETTLE_MS) {
+      else if (item?.openedAt !== undefined && at - item.openedAt < OPEN_SETTLE_MS) {
         opening.push(id);
         retryAt = Math.max(retryAt, item.openedAt + OPEN_SETTLE_MS);
       } else stale.push(id);
@@ -268,6 +272,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
     const bytes = new TextEncoder().encode(payload);
     const delivered: string[] = [];
     let gone: string[] = [];
+    const goneAt = new Map<string, number>();
     let connecting: string[] = [];
     let departed: Departure[] = [];
     const failed: string[] = [];
@@ -280,12 +285,14 @@ export function createFanout(deps: FanoutDeps): Fanout {
     await mapPool(unique, deps.concurrency, async (connectionId) => {
       const outcome = await postOne(connectionId, bytes);
       if (outcome === "delivered") delivered.push(connectionId);
-      else if (outcome === "gone") gone.push(connectionId);
-      else fail(connectionId, outcome);
+      else if (outcome === "gone") {
+        gone.push(connectionId);
+        goneAt.set(connectionId, Date.now());
+      } else fail(connectionId, outcome);
     });
     if (gone.length > 0) {
       try {
-        const settled = await settleGone(gone, bytes, log, options);
+        const settled = await settleGone(gone, goneAt, bytes, log, options);
         delivered.push(...settled.delivered);
         for (const f of settled.failed) fail(f.id, f.err);
         gone = settled.stale;

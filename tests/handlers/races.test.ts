@@ -8,6 +8,7 @@
 import { strict as assert } from "node:assert";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 import type { GateRequest } from "../support/dynamoGate";
+import { OPEN_SETTLE_MS } from "../../handlers/lib/data";
 import { snapshot, violations } from "../support/invariants";
 
 describe("races: membership and presence stay consistent (issue 14)", function () {
@@ -34,6 +35,29 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     (kind === "delete"
       ? r.operation === "DeleteItem" || (r.operation === "TransactWriteItems" && r.body.includes('"Delete"'))
       : r.operation === "UpdateItem" || r.operation === "PutItem" || (r.operation === "TransactWriteItems" && !r.body.includes('"Delete"')));
+
+  it("a 410 explained by a handshake is posted again even when the clean-up's read answers after the settle window (a loaded instance)", async () => {
+    const sender = await h.join("late-a", "late-1");
+    // $connect has just returned: API Gateway completes the handshake only afterwards, so posts get 410.
+    const late = await h.join("late-b", "late-1");
+    h.api.close(late.connectionId);
+    h.api.clearFrames();
+    // Park the clean-up's read of the 410'd connection's item (BatchGetItem) past OPEN_SETTLE_MS.
+    const held = gate().hold((r) => r.operation === "BatchGetItem" && r.body.includes(late.connectionId));
+    const chat = h.send(sender, { type: "chat", message: "while you were opening" });
+    await held.arrived;
+    h.api.open(late.connectionId); // the handshake completes
+    await new Promise((r) => setTimeout(r, OPEN_SETTLE_MS + 300));
+    held.release();
+    assert.equal(await chat, undefined);
+    assert.equal(h.frames(late).filter((f) => f.type === "chat").length, 1, "delivered on the second post");
+    assert.equal(h.frames(sender).filter((f) => f.type === "presence" && f.event === "left").length, 0, "nobody announced left");
+    await consistent("late-1");
+    assert.ok(
+      (await snapshot(h.doc, h.tables)).connections.has(late.connectionId),
+      "the opening connection was not deleted as stale",
+    );
+  });
 
   it("a leave overtaken by a join of the same room leaves the connection either in the room or out of it, never half", async () => {
     const c = await h.join("half-1", "half-a");
