@@ -5,6 +5,7 @@
 import * as aws from "@pulumi/aws";
 import { FACTORIES } from "./handlers";
 import { DEFAULT_METRICS_NAMESPACE } from "./handlers/metrics";
+import { settingsFromConfig } from "./handlers/settings";
 import { TABLE_NAMES } from "./handlers/tables";
 import { ChatTables } from "./infra/chatTables";
 import { loadConfig } from "./infra/config";
@@ -41,16 +42,10 @@ const api = new WebSocketApi(prefix, {
   tableArns: tables.arns,
   settings: {
     environment: config.environment,
-    messageRetentionHours: config.messageRetentionHours,
-    maxMessageBytes: config.maxMessageBytes,
-    rateLimitPerMinute: config.rateLimitPerMinute,
-    userRateLimitPerMinute: config.userRateLimitPerMinute,
-    userConnectsPerMinute: config.userConnectsPerMinute,
-    fanoutConcurrency: config.fanoutConcurrency,
-    logLevel: config.logLevel,
+    // Every behaviour setting, from its config key (handlers/settings.ts): per-function EMF metrics
+    // only with enableDetailedMonitoring, since each series is billed monthly (docs/cost.md).
+    ...settingsFromConfig(config),
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
-    // Per-function EMF metrics only with detailed monitoring: each series is billed monthly (docs/cost.md).
-    metricsPerFunction: config.enableDetailedMonitoring,
     auth: config.auth,
     allowedOrigins: config.allowedOrigins,
   },

@@ -7,32 +7,25 @@
  * start to parse and validate them.
  */
 import type { FunctionSpec } from "./routes";
+import { HANDLER_SETTINGS, SETTING_NAMES, type SettingSpec, type SettingValues } from "./settings";
 import { TABLES, TABLE_NAMES, type TableName } from "./tables";
 
 export type AuthMode = "shared-secret" | "oidc";
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogLevel = SettingValues["logLevel"];
 
-/** Everything a deployment decides about the functions' behaviour (all plain values). */
-export interface DeploymentSettings {
+/**
+ * Everything a deployment decides about the functions' behaviour (all plain values). The behaviour
+ * settings (maxMessageBytes, logLevel, ...) are declared in settings.ts; one left out is left out of
+ * the environment, and the function uses its declared default.
+ */
+export interface DeploymentSettings extends Partial<SettingValues> {
   /** Physical table names. */
   readonly tableNames: Readonly<Record<TableName, string>>;
   /** `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}` (or a custom domain / the local runtime). */
   readonly managementEndpoint: string;
   readonly stage: string;
   readonly environment: string;
-  readonly messageRetentionHours: number;
-  readonly maxMessageBytes: number;
-  readonly rateLimitPerMinute: number;
-  /** Frames per minute of one user over all their connections; 0 = 4 x rateLimitPerMinute. Absent: the handlers' default. */
-  readonly userRateLimitPerMinute?: number;
-  /** Handshakes ($connect) per minute of one user. Absent: the handlers' default. */
-  readonly userConnectsPerMinute?: number;
-  readonly fanoutConcurrency: number;
-  readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
-  /** Emit the EMF metrics per function too ([Stage, Function]): the stack's enableDetailedMonitoring. Absent: [Stage] only. */
-  readonly metricsPerFunction?: boolean;
-  readonly tracing: boolean;
   readonly auth: {
     readonly mode: AuthMode;
     readonly issuer?: string;
@@ -49,20 +42,12 @@ export interface DeploymentSettings {
   readonly dynamodbEndpoint?: string;
 }
 
+/** The variables that are not behaviour settings (those name theirs in settings.ts). */
 export const ENV = {
   managementEndpoint: "MANAGEMENT_ENDPOINT",
   stage: "STAGE",
   environment: "CHAT_ENVIRONMENT",
-  messageRetentionHours: "MESSAGE_RETENTION_HOURS",
-  maxMessageBytes: "MAX_MESSAGE_BYTES",
-  rateLimitPerMinute: "RATE_LIMIT_PER_MINUTE",
-  userRateLimitPerMinute: "USER_RATE_LIMIT_PER_MINUTE",
-  userConnectsPerMinute: "USER_CONNECTS_PER_MINUTE",
-  fanoutConcurrency: "FANOUT_CONCURRENCY",
-  logLevel: "LOG_LEVEL",
   metricsNamespace: "METRICS_NAMESPACE",
-  metricsPerFunction: "METRICS_PER_FUNCTION",
-  tracing: "TRACING_ENABLED",
   authMode: "AUTH_MODE",
   authIssuer: "AUTH_ISSUER",
   authAudience: "AUTH_AUDIENCE",
@@ -78,21 +63,17 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
   const env: Record<string, string> = {
     [ENV.stage]: s.stage,
     [ENV.environment]: s.environment,
-    [ENV.logLevel]: s.logLevel,
     [ENV.metricsNamespace]: s.metricsNamespace,
-    [ENV.tracing]: String(s.tracing),
   };
-  if (s.metricsPerFunction) env[ENV.metricsPerFunction] = "true";
+  for (const name of SETTING_NAMES) {
+    const setting: SettingSpec = HANDLER_SETTINGS[name];
+    const value = s[name];
+    if (setting.receivers === "data" && spec.tables.length === 0) continue;
+    if (value === undefined || (setting.omitDefault === true && value === setting.defaultValue)) continue;
+    env[setting.env] = String(value);
+  }
   for (const access of spec.tables) env[TABLES[access.table].envVar] = s.tableNames[access.table];
   if (spec.manageConnections.length > 0) env[ENV.managementEndpoint] = s.managementEndpoint;
-  if (spec.tables.length > 0) {
-    env[ENV.messageRetentionHours] = String(s.messageRetentionHours);
-    env[ENV.maxMessageBytes] = String(s.maxMessageBytes);
-    env[ENV.rateLimitPerMinute] = String(s.rateLimitPerMinute);
-    if (s.userRateLimitPerMinute !== undefined) env[ENV.userRateLimitPerMinute] = String(s.userRateLimitPerMinute);
-    if (s.userConnectsPerMinute !== undefined) env[ENV.userConnectsPerMinute] = String(s.userConnectsPerMinute);
-    env[ENV.fanoutConcurrency] = String(s.fanoutConcurrency);
-  }
   if (spec.name === "authorizer") {
     env[ENV.authMode] = s.auth.mode;
     if (s.auth.issuer) env[ENV.authIssuer] = s.auth.issuer;

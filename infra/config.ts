@@ -8,7 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import type { AuthMode, LogLevel } from "../handlers/env";
+import type { AuthMode } from "../handlers/env";
+import { HANDLER_SETTINGS, SETTING_NAMES, type SettingConfigKey, type SettingSpec, type SettingValuesByConfigKey } from "../handlers/settings";
 
 export type Environment = "dev" | "staging" | "prod";
 
@@ -36,8 +37,12 @@ export interface AlarmThresholds {
   readonly evaluationPeriods: number;
 }
 
-/** The whole validated stack configuration. Plain values only: it decides what exists. */
-export interface StackConfig {
+/**
+ * The whole validated stack configuration. Plain values only: it decides what exists. The handlers'
+ * behaviour settings (maxMessageBytes, logLevel, enableDetailedMonitoring, ...) come from their one
+ * declaration, handlers/settings.ts, under their config keys.
+ */
+export interface StackConfig extends SettingValuesByConfigKey {
   readonly environment: Environment;
   readonly projectName: string;
   /** The Pulumi stack's name. */
@@ -52,9 +57,6 @@ export interface StackConfig {
   readonly resourcePrefix: string;
   /** API Gateway stage name (= environment): the last path segment of the endpoint. */
   readonly stageName: string;
-  readonly enableDetailedMonitoring: boolean;
-  readonly enableXrayTracing: boolean;
-  readonly messageRetentionHours: number;
   readonly logRetentionDays: number;
   readonly throttlingBurstLimit: number;
   readonly throttlingRateLimit: number;
@@ -64,13 +66,6 @@ export interface StackConfig {
   readonly reservedConcurrency: number;
   /** Provisioned concurrency of the `$connect` path (authorizer and connect); 0 = none. */
   readonly provisionedConcurrency: number;
-  readonly maxMessageBytes: number;
-  readonly rateLimitPerMinute: number;
-  /** Frames per minute of one user over all their connections; 0 = 4 x rateLimitPerMinute. */
-  readonly userRateLimitPerMinute: number;
-  /** Handshakes ($connect) per minute of one user; one over it is refused with 429. */
-  readonly userConnectsPerMinute: number;
-  readonly fanoutConcurrency: number;
   readonly auth: {
     readonly mode: AuthMode;
     readonly issuer: string;
@@ -83,7 +78,6 @@ export interface StackConfig {
   readonly deletionProtection: boolean;
   readonly pointInTimeRecovery: boolean;
   readonly allowedOrigins: readonly string[];
-  readonly logLevel: LogLevel;
   /** Whether this stack sets API Gateway's account-wide CloudWatch Logs role (one per account and region). */
   readonly manageApiGatewayAccount: boolean;
   readonly alarms: AlarmThresholds;
@@ -98,14 +92,21 @@ export interface ConfigKeySpec {
   readonly description: string;
 }
 
+/** The config keys of the handlers' settings, derived from their declaration (handlers/settings.ts). */
+function settingsSchema(): Record<SettingConfigKey, ConfigKeySpec> {
+  const out: Partial<Record<SettingConfigKey, ConfigKeySpec>> = {};
+  for (const name of SETTING_NAMES) {
+    const s: SettingSpec = HANDLER_SETTINGS[name];
+    out[HANDLER_SETTINGS[name].configKey] = { type: s.type, default: s.defaultValue, description: s.description };
+  }
+  return out as Record<SettingConfigKey, ConfigKeySpec>;
+}
+
 /** Every config key, its type, default (the dev values) and description. */
 export const CONFIG_SCHEMA = {
   environment: { type: "string", default: "dev", description: "Deployment environment: dev, staging or prod (default: the stack's name when it is one of these, else dev). Also the API Gateway stage name." },
   projectName: { type: "string", default: "chat", description: "First part of every physical resource name, <projectName>-<stack> (lowercase letters, digits, hyphens; 2-20 characters)." },
   namePrefix: { type: "string", default: "", description: "Overrides the prefix of every physical name (default empty: <projectName>-<stack>); e.g. chat-prod keeps the names a stack not named like its environment had before names followed the stack (lowercase letters, digits, hyphens; 2-37 characters)." },
-  enableDetailedMonitoring: { type: "boolean", default: false, description: "Per-route API Gateway metrics and the per-route dashboard widgets." },
-  enableXrayTracing: { type: "boolean", default: false, description: "Active X-Ray tracing of every function and its AWS SDK clients, with the IAM to write traces." },
-  messageRetentionHours: { type: "integer", default: 168, description: "Hours a stored message is kept before DynamoDB TTL expires it (1-8760)." },
   logRetentionDays: { type: "integer", default: 7, description: "Retention of every log group, in days; one of the values CloudWatch Logs accepts." },
   throttlingBurstLimit: { type: "integer", default: 100, description: "Stage default route burst limit (requests, per route; 0-5000)." },
   throttlingRateLimit: { type: "integer", default: 50, description: "Stage default route steady-state rate limit (requests per second, per route; 0-10000)." },
@@ -113,11 +114,6 @@ export const CONFIG_SCHEMA = {
   lambdaTimeoutSeconds: { type: "integer", default: 10, description: "Timeout of every function in seconds (1-29: API Gateway's integration timeout is 29 s)." },
   reservedConcurrency: { type: "integer", default: -1, description: "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 8 times it)." },
   provisionedConcurrency: { type: "integer", default: 0, description: "Provisioned concurrency of the $connect path (authorizer and connect, through a `live` alias): warm instances so handshakes skip cold starts; 0 = none (0-100)." },
-  maxMessageBytes: { type: "integer", default: 16384, description: "Largest chat text a client may send, in bytes (1-131072; API Gateway caps a message at 128 KB)." },
-  rateLimitPerMinute: { type: "integer", default: 60, description: "Frames one connection may send per minute before RATE_LIMITED (1-100000)." },
-  userRateLimitPerMinute: { type: "integer", default: 0, description: "Frames one user may send per minute over all their connections before RATE_LIMITED; 0 = 4 x rateLimitPerMinute (0-1000000)." },
-  userConnectsPerMinute: { type: "integer", default: 10, description: "Handshakes one user may open per minute; one more is refused at $connect with 429 (1-100000)." },
-  fanoutConcurrency: { type: "integer", default: 50, description: "Concurrent @connections POSTs while delivering one message (1-256)." },
   authMode: { type: "string", default: "shared-secret", description: "shared-secret (HS256 secret generated by the stack, kept in Secrets Manager) or oidc (RS256 tokens verified against authJwksUrl)." },
   authIssuer: { type: "string", default: "websocket-chat", description: "Required JWT `iss` claim (an https URL in oidc mode)." },
   authAudience: { type: "string", default: "websocket-chat", description: "Required JWT `aud` claim." },
@@ -126,7 +122,6 @@ export const CONFIG_SCHEMA = {
   deletionProtection: { type: "boolean", default: false, description: "Keep data on pulumi destroy: tables (DynamoDB deletion protection), log groups (CloudWatch Logs deletion protection), the HS256 secret (30-day recovery window) and the KMS key, each also Pulumi-protected, so pulumi destroy refuses to run while it is on." },
   pointInTimeRecovery: { type: "boolean", default: false, description: "DynamoDB point-in-time recovery on every table." },
   allowedOrigins: { type: "array", default: [], description: "Browser origins allowed to connect (e.g. https://chat.example.com); empty allows any." },
-  logLevel: { type: "string", default: "info", description: "Handlers' log level: debug, info, warn or error." },
   manageApiGatewayAccount: { type: "boolean", default: true, description: "Make sure API Gateway's account-wide CloudWatch Logs role is set in the region (needed for access logs): creates apigateway-cloudwatch-logs-<region> only if no role is set, never replaces one, never resets it on destroy." },
   alarmLambdaErrorRatePercent: { type: "integer", default: 5, description: "Alarm when a function's errors exceed this percentage of its invocations (1-100)." },
   alarmDynamoThrottleEvents: { type: "integer", default: 10, description: "Alarm when a table's read + write throttle events in a period reach this (>= 1)." },
@@ -136,6 +131,7 @@ export const CONFIG_SCHEMA = {
   alarmFailedDeliveries: { type: "integer", default: 10, description: "Alarm when this many deliveries fail (non-Gone errors) in a period (>= 1)." },
   alarmPeriodSeconds: { type: "integer", default: 300, description: "Alarm period in seconds: a multiple of 60 (the alarmed metrics have 1-minute resolution)." },
   alarmEvaluationPeriods: { type: "integer", default: 1, description: "Consecutive breaching periods before an alarm fires (1-100)." },
+  ...settingsSchema(),
 } as const satisfies Record<string, ConfigKeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;
@@ -157,7 +153,6 @@ export type RawConfig = Readonly<Record<string, string | undefined>>;
 
 const ENVIRONMENTS: readonly Environment[] = ["dev", "staging", "prod"];
 const AUTH_MODES: readonly AuthMode[] = ["shared-secret", "oidc"];
-const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 class Reader {
   constructor(private readonly raw: RawConfig) {}
@@ -206,6 +201,14 @@ class Reader {
     return n;
   }
 
+  /** A handler setting, validated against its declaration (the range the handlers parse with). */
+  setting(spec: SettingSpec): number | boolean | string {
+    const key = spec.configKey as ConfigKey;
+    if (spec.type === "integer") return this.integer(key, spec.min, spec.max);
+    if (spec.type === "boolean") return this.boolean(key);
+    return this.oneOf(key, spec.values);
+  }
+
   stringArray(key: ConfigKey): string[] {
     const v = this.value(key);
     if (v === undefined) return [...(CONFIG_SCHEMA[key].default as readonly string[])];
@@ -220,6 +223,13 @@ class Reader {
     }
     return parsed;
   }
+}
+
+/** Every handler setting under its config key, each validated against its declaration. */
+function readSettings(r: Reader): SettingValuesByConfigKey {
+  const out: Record<string, number | boolean | string> = {};
+  for (const name of SETTING_NAMES) out[HANDLER_SETTINGS[name].configKey] = r.setting(HANDLER_SETTINGS[name]);
+  return out as unknown as SettingValuesByConfigKey;
 }
 
 const PROJECT_NAME = /^[a-z][a-z0-9-]{1,19}$/;
@@ -325,9 +335,7 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     stack,
     resourcePrefix: namePrefix || `${projectName}-${stackSlug(stack)}`,
     stageName: environment,
-    enableDetailedMonitoring: r.boolean("enableDetailedMonitoring"),
-    enableXrayTracing: r.boolean("enableXrayTracing"),
-    messageRetentionHours: r.integer("messageRetentionHours", 1, 8760),
+    ...readSettings(r),
     logRetentionDays: r.integerIn("logRetentionDays", LOG_RETENTION_DAYS),
     // Account-level WebSocket throttle: 10,000 rps, burst 5,000 (AWS-FACTS: Limits).
     throttlingBurstLimit: r.integer("throttlingBurstLimit", 0, 5000),
@@ -337,17 +345,11 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     lambdaTimeoutSeconds: r.integer("lambdaTimeoutSeconds", 1, 29),
     reservedConcurrency,
     provisionedConcurrency: r.integer("provisionedConcurrency", 0, 100),
-    maxMessageBytes: r.integer("maxMessageBytes", 1, 131072),
-    rateLimitPerMinute: r.integer("rateLimitPerMinute", 1, 100000),
-    userRateLimitPerMinute: r.integer("userRateLimitPerMinute", 0, 1000000),
-    userConnectsPerMinute: r.integer("userConnectsPerMinute", 1, 100000),
-    fanoutConcurrency: r.integer("fanoutConcurrency", 1, 256),
     auth: { mode, issuer, audience, ...(jwksUrl ? { jwksUrl } : {}) },
     ...(alarmEmail ? { alarmEmail } : {}),
     deletionProtection: r.boolean("deletionProtection"),
     pointInTimeRecovery: r.boolean("pointInTimeRecovery"),
     allowedOrigins,
-    logLevel: r.oneOf("logLevel", LOG_LEVELS),
     manageApiGatewayAccount: r.boolean("manageApiGatewayAccount"),
     alarms: {
       lambdaErrorRatePercent: r.integer("alarmLambdaErrorRatePercent", 1, 100),

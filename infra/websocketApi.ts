@@ -8,6 +8,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { functionEnvironment, type DeploymentSettings } from "../handlers/env";
+import type { SettingValues } from "../handlers/settings";
 import type { HandlerFactory } from "../handlers/events";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type FunctionSpec } from "../handlers/routes";
 import type { TableName } from "../handlers/tables";
@@ -43,7 +44,7 @@ export const ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = {
 };
 
 /** Deployment settings the API hands to every function (the rest is resolved from resources). */
-export type FunctionSettings = Omit<DeploymentSettings, "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"> & {
+export type FunctionSettings = Omit<DeploymentSettings & SettingValues, "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"> & {
   readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
 };
 

@@ -9,6 +9,7 @@ import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLe
 import { localAccessKeyId } from "../handlers/lib/clients";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, functionSpec, type FunctionName } from "../handlers/routes";
+import { settingDefaults, type SettingValues } from "../handlers/settings";
 import type { TableName } from "../handlers/tables";
 import { IDLE_TIMEOUT_MS, INTEGRATION_TIMEOUT_MS, MAX_DURATION_MS, apiIdFrom } from "./apiGateway";
 import { startDynamoLocal, type DynamoLocal } from "./dynamoLocal";
@@ -122,7 +123,7 @@ export interface LocalRuntime {
   readonly region: string;
   readonly dynamodbEndpoint: string;
   readonly tableNames: Readonly<Record<TableName, string>>;
-  readonly settings: DeploymentSettings;
+  readonly settings: DeploymentSettings & SettingValues;
   readonly stats: RuntimeStats;
   /** A token the authorizer accepts for this user (HS256, local secret). */
   mintToken(userId: string, username: string, ttlSeconds?: number): Promise<string>;
@@ -138,18 +139,16 @@ export interface LocalRuntime {
   stop(): Promise<void>;
 }
 
-/** Local defaults: the stack's dev defaults (infra/config.ts), with the local identity settings. */
+/**
+ * Local defaults: the stack's dev defaults (infra/config.ts), with the local identity settings; the
+ * handlers' settings are their declared defaults (handlers/settings.ts).
+ */
 export const LOCAL_DEFAULTS = {
   region: "us-east-1",
   accountId: "000000000000",
   functionTimeoutMs: 10_000,
   memoryMb: 256,
-  messageRetentionHours: 168,
-  maxMessageBytes: 16_384,
-  rateLimitPerMinute: 60,
-  userRateLimitPerMinute: 0,
-  userConnectsPerMinute: 10,
-  fanoutConcurrency: 50,
+  ...settingDefaults(),
   /** Outgoing bytes queued for one client above which a POST answers LimitExceededException. */
   clientBufferLimitBytes: 1024 * 1024,
 } as const;
@@ -238,7 +237,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
     // 3. One DeploymentSettings, turned into each function's environment by functionEnvironment().
     const o = options.settings ?? {};
-    const settings: DeploymentSettings = {
+    const settings: DeploymentSettings & SettingValues = {
       tableNames,
       managementEndpoint,
       stage,
@@ -249,9 +248,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       userRateLimitPerMinute: o.userRateLimitPerMinute ?? LOCAL_DEFAULTS.userRateLimitPerMinute,
       userConnectsPerMinute: o.userConnectsPerMinute ?? LOCAL_DEFAULTS.userConnectsPerMinute,
       fanoutConcurrency: o.fanoutConcurrency ?? LOCAL_DEFAULTS.fanoutConcurrency,
-      logLevel: o.logLevel ?? "info",
+      logLevel: o.logLevel ?? LOCAL_DEFAULTS.logLevel,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
-      tracing: o.tracing ?? false,
+      metricsPerFunction: LOCAL_DEFAULTS.metricsPerFunction,
+      tracing: o.tracing ?? LOCAL_DEFAULTS.tracing,
       auth: authSettings(o, secret),
       allowedOrigins: o.allowedOrigins ?? [],
       dynamodbEndpoint,

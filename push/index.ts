@@ -14,7 +14,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { createDocumentClient, createDynamoClient, type SdkCredentials } from "../handlers/lib/clients";
-import { CONFIG_DEFAULTS, MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
+import { MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
+import { HANDLER_SETTINGS, type IntegerSetting } from "../handlers/settings";
 import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext, type RoomView } from "../handlers/lib/data";
 import { isChatError } from "../handlers/lib/errors";
 import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
@@ -81,9 +82,9 @@ export interface PusherOptions {
   readonly credentials?: PushCredentials;
   /** DynamoDB endpoint override: DynamoDB Local for the local runtime (`dynamodbEndpoint` in .local/outputs.json). */
   readonly dynamoEndpoint?: string;
-  /** The stack's maxMessageBytes (output `maxMessageBytes`); default 4096, the handlers' default. */
+  /** The stack's maxMessageBytes (output `maxMessageBytes`); default 16384, the stack's default (handlers/settings.ts). */
   readonly maxMessageBytes?: number;
-  /** How long a room push stays in history (output `messageRetentionHours`); default 168. */
+  /** How long a room push stays in history (output `messageRetentionHours`); default 168, the stack's. */
   readonly messageRetentionHours?: number;
   /** Posts in flight at once (default 50, the functions' FANOUT_CONCURRENCY). */
   readonly concurrency?: number;
@@ -150,9 +151,12 @@ function httpUrl(name: string, raw: unknown): string {
   return raw.trim().replace(/\/+$/, "");
 }
 
-function intOption(name: string, raw: number | undefined, min: number, max: number, fallback: number): number {
-  if (raw === undefined) return fallback;
-  if (!Number.isInteger(raw) || raw < min || raw > max) throw badOptions(`${name} must be an integer from ${min} to ${max}, got ${raw}`);
+/** An option that is one of the handlers' settings: its declared range and default (handlers/settings.ts). */
+function intOption(name: string, raw: number | undefined, setting: IntegerSetting): number {
+  if (raw === undefined) return setting.defaultValue;
+  if (!Number.isInteger(raw) || raw < setting.min || raw > setting.max) {
+    throw badOptions(`${name} must be an integer from ${setting.min} to ${setting.max}, got ${raw}`);
+  }
   return raw;
 }
 
@@ -225,14 +229,14 @@ export function createPusher(options: PusherOptions): Pusher {
     managementEndpoint,
     stage: new URL(managementEndpoint).pathname.replace(/^\/+/, "") || "push",
     environment: "push",
-    messageRetentionHours: intOption("messageRetentionHours", options.messageRetentionHours, 1, 24 * 366, CONFIG_DEFAULTS.messageRetentionHours),
-    // The same bounds as the functions' MAX_MESSAGE_BYTES (handlers/lib/config.ts): at most API Gateway's 128 KB.
-    maxMessageBytes: intOption("maxMessageBytes", options.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
-    rateLimitPerMinute: CONFIG_DEFAULTS.rateLimitPerMinute,
+    messageRetentionHours: intOption("messageRetentionHours", options.messageRetentionHours, HANDLER_SETTINGS.messageRetentionHours),
+    // The bounds and default of the functions' maxMessageBytes (handlers/settings.ts): at most API Gateway's 128 KB.
+    maxMessageBytes: intOption("maxMessageBytes", options.maxMessageBytes, HANDLER_SETTINGS.maxMessageBytes),
+    rateLimitPerMinute: HANDLER_SETTINGS.rateLimitPerMinute.defaultValue,
     // Budgets of clients' frames and handshakes: push sends neither.
-    userRateLimitPerMinute: CONFIG_DEFAULTS.userRateLimitPerMinute,
-    userConnectsPerMinute: CONFIG_DEFAULTS.userConnectsPerMinute,
-    fanoutConcurrency: intOption("concurrency", options.concurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
+    userRateLimitPerMinute: HANDLER_SETTINGS.userRateLimitPerMinute.defaultValue,
+    userConnectsPerMinute: HANDLER_SETTINGS.userConnectsPerMinute.defaultValue,
+    fanoutConcurrency: intOption("concurrency", options.concurrency, HANDLER_SETTINGS.fanoutConcurrency),
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
     tracing: false,

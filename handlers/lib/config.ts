@@ -7,6 +7,7 @@
  */
 import { configurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
 import { DEFAULT_METRICS_NAMESPACE } from "../metrics";
+import { HANDLER_SETTINGS, type SettingName, type SettingSpec, type SettingValues } from "../settings";
 import { TABLES, TABLE_NAMES, type TableName } from "../tables";
 
 export interface HandlerConfig {
@@ -49,16 +50,6 @@ export interface AuthConfig {
   readonly allowedOrigins: readonly string[];
 }
 
-/** Defaults from the issue: 168 h retention, 4 KB messages, 120 frames a minute, 50 parallel posts. */
-export const CONFIG_DEFAULTS = {
-  messageRetentionHours: 168,
-  maxMessageBytes: 4096,
-  rateLimitPerMinute: 120,
-  userRateLimitPerMinute: 0,
-  userConnectsPerMinute: 10,
-  fanoutConcurrency: 50,
-} as const;
-
 /** API Gateway's WebSocket message limit: 128 KB (AWS-FACTS: Limits; PayloadTooLargeException above). */
 export const MAX_WEBSOCKET_MESSAGE_BYTES = 128 * 1024;
 
@@ -70,10 +61,22 @@ function optionalEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return v === undefined || v.trim() === "" ? undefined : v.trim();
 }
 
-function parseLogLevel(raw: string | undefined): LogLevel {
-  const v = (raw ?? "info").toLowerCase();
-  if (v === "debug" || v === "info" || v === "warn" || v === "error") return v;
-  throw configurationError(`environment variable ${ENV.logLevel} must be debug, info, warn or error, got "${raw}"`);
+/**
+ * One behaviour setting, parsed against its declaration (settings.ts): the range and default the
+ * stack validates with, so a function accepts exactly what a stack may deploy.
+ */
+export function readSetting<K extends SettingName>(env: NodeJS.ProcessEnv, name: K): SettingValues[K] {
+  const spec: SettingSpec = HANDLER_SETTINGS[name];
+  const raw = optionalEnv(env, spec.env);
+  if (spec.type === "integer") return intEnv(env, spec.env, spec.min, spec.max, spec.defaultValue) as SettingValues[K];
+  if (spec.type === "boolean") return (raw === undefined ? spec.defaultValue : parseBoolean(spec.env, raw)) as SettingValues[K];
+  if (raw === undefined) return spec.defaultValue as SettingValues[K];
+  const v = raw.toLowerCase();
+  if (!spec.values.includes(v)) {
+    const list = spec.values.length > 1 ? `${spec.values.slice(0, -1).join(", ")} or ${spec.values[spec.values.length - 1]}` : spec.values.join("");
+    throw configurationError(`environment variable ${spec.env} must be ${list}, got "${raw}"`);
+  }
+  return v as SettingValues[K];
 }
 
 function parseBoolean(name: string, raw: string | undefined): boolean {
@@ -120,19 +123,16 @@ export function readHandlerConfig(
     managementEndpoint: managementRaw === undefined ? undefined : parseUrl(ENV.managementEndpoint, managementRaw),
     stage: optionalEnv(env, ENV.stage) ?? "local",
     environment: optionalEnv(env, ENV.environment) ?? "local",
-    // Messages live at most a year; the 1 h floor keeps a message readable while its sender is online.
-    messageRetentionHours: intEnv(env, ENV.messageRetentionHours, 1, 24 * 366, CONFIG_DEFAULTS.messageRetentionHours),
-    // API Gateway carries messages of at most 128 KB (AWS-FACTS: Limits). The frames built around a
-    // message are checked against that limit too (frames.ts assertDeliverable).
-    maxMessageBytes: intEnv(env, ENV.maxMessageBytes, 1, MAX_WEBSOCKET_MESSAGE_BYTES, CONFIG_DEFAULTS.maxMessageBytes),
-    rateLimitPerMinute: intEnv(env, ENV.rateLimitPerMinute, 1, 100_000, CONFIG_DEFAULTS.rateLimitPerMinute),
-    userRateLimitPerMinute: intEnv(env, ENV.userRateLimitPerMinute, 0, 1_000_000, CONFIG_DEFAULTS.userRateLimitPerMinute),
-    userConnectsPerMinute: intEnv(env, ENV.userConnectsPerMinute, 1, 100_000, CONFIG_DEFAULTS.userConnectsPerMinute),
-    fanoutConcurrency: intEnv(env, ENV.fanoutConcurrency, 1, 1000, CONFIG_DEFAULTS.fanoutConcurrency),
-    logLevel: parseLogLevel(optionalEnv(env, ENV.logLevel)),
+    messageRetentionHours: readSetting(env, "messageRetentionHours"),
+    maxMessageBytes: readSetting(env, "maxMessageBytes"),
+    rateLimitPerMinute: readSetting(env, "rateLimitPerMinute"),
+    userRateLimitPerMinute: readSetting(env, "userRateLimitPerMinute"),
+    userConnectsPerMinute: readSetting(env, "userConnectsPerMinute"),
+    fanoutConcurrency: readSetting(env, "fanoutConcurrency"),
+    logLevel: readSetting(env, "logLevel"),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
-    metricsPerFunction: parseBoolean(ENV.metricsPerFunction, optionalEnv(env, ENV.metricsPerFunction)),
-    tracing: parseBoolean(ENV.tracing, optionalEnv(env, ENV.tracing)),
+    metricsPerFunction: readSetting(env, "metricsPerFunction"),
+    tracing: readSetting(env, "tracing"),
     dynamodbEndpoint: dynamoRaw === undefined ? undefined : parseUrl(ENV.dynamodbEndpoint, dynamoRaw),
     roomQueryPageSize: pageRaw === undefined ? undefined : intEnv(env, ROOM_QUERY_PAGE_SIZE_ENV, 1, 10_000),
     region: optionalEnv(env, "AWS_REGION") ?? optionalEnv(env, "AWS_DEFAULT_REGION") ?? "us-east-1",

@@ -24,11 +24,11 @@ const needs = { tables: ["connections" as const], management: false };
 
 describe("handlers: pure helpers", function () {
   describe("readHandlerConfig", function () {
-    it("applies the defaults: 168 h retention, 4096 bytes, 120 frames/min, 50 parallel posts", () => {
+    it("applies the declared defaults, the stack's: 168 h retention, 16384 bytes, 60 frames/min, 50 parallel posts", () => {
       const c = readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "ping", needs);
       assert.deepEqual(
         [c.messageRetentionHours, c.maxMessageBytes, c.rateLimitPerMinute, c.fanoutConcurrency, c.logLevel, c.tracing],
-        [168, 4096, 120, 50, "info", false],
+        [168, 16384, 60, 50, "info", false],
       );
       assert.equal(c.tables.connections, "c");
     });

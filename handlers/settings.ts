@@ -1,0 +1,206 @@
+/**
+ * The handlers' settings, each declared once: its stack config key, environment variable, type,
+ * range, default, description and which functions receive it. Everything else is derived from this
+ * table: the stack's config schema and validation (infra/config.ts), each function's environment
+ * (env.ts functionEnvironment), the handlers' parsing (lib/config.ts readHandlerConfig), the local
+ * runtime's defaults (local/runtime.ts) and the push module's (push/index.ts). Pulumi.yaml and the
+ * README's config table are the user-facing copies, kept in step by tests/infra/config.test.ts and
+ * tests/handlers/settings.test.ts.
+ *
+ * Adding a setting: one entry here, its Pulumi.yaml entry and README row, and its use.
+ *
+ * Plain data only: handlers read it at cold start, so Pulumi's closure serializer copies it into
+ * every function's archive. The default is `defaultValue`, not `default`: the serializer takes an
+ * object with a `default` property for an `import *` result and fails on it (createClosure.ts
+ * isImportStarResult).
+ */
+
+/**
+ * Who receives a setting: `all` functions, or only the `data` functions (those whose route declares
+ * a table: every function but the authorizer).
+ */
+export type SettingReceivers = "all" | "data";
+
+interface SettingBase {
+  /** The stack config key (Pulumi.yaml); usually the setting's own name. */
+  readonly configKey: string;
+  /** The environment variable a function receives it in. */
+  readonly env: string;
+  readonly description: string;
+  readonly receivers: SettingReceivers;
+  /** Leave the variable out of the environment when the value is the default (keeps environments short). */
+  readonly omitDefault?: boolean;
+}
+
+export interface IntegerSetting extends SettingBase {
+  readonly type: "integer";
+  readonly min: number;
+  readonly max: number;
+  readonly defaultValue: number;
+}
+
+export interface BooleanSetting extends SettingBase {
+  readonly type: "boolean";
+  readonly defaultValue: boolean;
+}
+
+export interface ChoiceSetting extends SettingBase {
+  readonly type: "string";
+  readonly values: readonly string[];
+  readonly defaultValue: string;
+}
+
+export type SettingSpec = IntegerSetting | BooleanSetting | ChoiceSetting;
+
+export const HANDLER_SETTINGS = {
+  messageRetentionHours: {
+    configKey: "messageRetentionHours",
+    env: "MESSAGE_RETENTION_HOURS",
+    type: "integer",
+    // Messages live at most a year; the 1 h floor keeps a message readable while its sender is online.
+    min: 1,
+    max: 8760,
+    defaultValue: 168,
+    description: "Hours a stored message is kept before DynamoDB TTL expires it (1-8760).",
+    receivers: "data",
+  },
+  maxMessageBytes: {
+    configKey: "maxMessageBytes",
+    env: "MAX_MESSAGE_BYTES",
+    type: "integer",
+    // API Gateway carries messages of at most 128 KB (AWS-FACTS: Limits); the frames built around a
+    // message are checked against that limit too (frames.ts assertDeliverable).
+    min: 1,
+    max: 131072,
+    defaultValue: 16384,
+    description: "Largest chat text a client may send, in bytes (1-131072; API Gateway caps a message at 128 KB).",
+    receivers: "data",
+  },
+  rateLimitPerMinute: {
+    configKey: "rateLimitPerMinute",
+    env: "RATE_LIMIT_PER_MINUTE",
+    type: "integer",
+    min: 1,
+    max: 100000,
+    defaultValue: 60,
+    description: "Frames one connection may send per minute before RATE_LIMITED (1-100000).",
+    receivers: "data",
+  },
+  userRateLimitPerMinute: {
+    configKey: "userRateLimitPerMinute",
+    env: "USER_RATE_LIMIT_PER_MINUTE",
+    type: "integer",
+    min: 0,
+    max: 1000000,
+    defaultValue: 0,
+    description: "Frames one user may send per minute over all their connections before RATE_LIMITED; 0 = 4 x rateLimitPerMinute (0-1000000).",
+    receivers: "data",
+  },
+  userConnectsPerMinute: {
+    configKey: "userConnectsPerMinute",
+    env: "USER_CONNECTS_PER_MINUTE",
+    type: "integer",
+    min: 1,
+    max: 100000,
+    defaultValue: 10,
+    description: "Handshakes one user may open per minute; one more is refused at $connect with 429 (1-100000).",
+    receivers: "data",
+  },
+  fanoutConcurrency: {
+    configKey: "fanoutConcurrency",
+    env: "FANOUT_CONCURRENCY",
+    type: "integer",
+    // The SDK's HTTP agent keeps at most 50 sockets by default; beyond a few hundred a function only
+    // queues requests and risks its timeout. One range for the stack, the handlers and push.
+    min: 1,
+    max: 256,
+    defaultValue: 50,
+    description: "Concurrent @connections POSTs while delivering one message (1-256).",
+    receivers: "data",
+  },
+  logLevel: {
+    configKey: "logLevel",
+    env: "LOG_LEVEL",
+    type: "string",
+    values: ["debug", "info", "warn", "error"],
+    defaultValue: "info",
+    description: "Handlers' log level: debug, info, warn or error.",
+    receivers: "all",
+  },
+  metricsPerFunction: {
+    // Also decides the API's per-route metrics and the dashboard's per-function widgets (infra/).
+    configKey: "enableDetailedMonitoring",
+    env: "METRICS_PER_FUNCTION",
+    type: "boolean",
+    defaultValue: false,
+    description: "Per-route API Gateway metrics and the per-route dashboard widgets.",
+    receivers: "all",
+    omitDefault: true,
+  },
+  tracing: {
+    // Also decides each function's tracing mode and its X-Ray IAM (infra/).
+    configKey: "enableXrayTracing",
+    env: "TRACING_ENABLED",
+    type: "boolean",
+    defaultValue: false,
+    description: "Active X-Ray tracing of every function and its AWS SDK clients, with the IAM to write traces.",
+    receivers: "all",
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type HandlerSettings = typeof HANDLER_SETTINGS;
+export type SettingName = keyof HandlerSettings;
+
+type ValueOf<S> = S extends { readonly type: "integer" }
+  ? number
+  : S extends { readonly type: "boolean" }
+    ? boolean
+    : S extends { readonly values: readonly (infer V)[] }
+      ? V
+      : never;
+
+/** Each setting's value, by setting name (what a function is given). */
+export type SettingValues = { -readonly [K in SettingName]: ValueOf<HandlerSettings[K]> };
+
+/** Each setting's value, by stack config key (what the stack reads). */
+export type SettingValuesByConfigKey = { readonly [K in SettingName as HandlerSettings[K]["configKey"]]: ValueOf<HandlerSettings[K]> };
+
+export type SettingConfigKey = HandlerSettings[SettingName]["configKey"];
+
+export const SETTING_NAMES = [
+  "messageRetentionHours",
+  "maxMessageBytes",
+  "rateLimitPerMinute",
+  "userRateLimitPerMinute",
+  "userConnectsPerMinute",
+  "fanoutConcurrency",
+  "logLevel",
+  "metricsPerFunction",
+  "tracing",
+] as const satisfies readonly SettingName[];
+
+/** Every setting's declared default. */
+export function settingDefaults(): SettingValues {
+  const out: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) out[name] = HANDLER_SETTINGS[name].defaultValue;
+  return out as SettingValues;
+}
+
+/** The settings, by setting name, of a value keyed by stack config key (the stack's StackConfig). */
+export function settingsFromConfig(config: SettingValuesByConfigKey): SettingValues {
+  const byKey = config as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) out[name] = byKey[HANDLER_SETTINGS[name].configKey];
+  return out as SettingValues;
+}
+
+/** Whether the range or choices of a setting admit a value (undefined when it does). */
+export function settingProblem(spec: SettingSpec, value: unknown): string | undefined {
+  if (spec.type === "integer") {
+    return typeof value === "number" && Number.isInteger(value) && value >= spec.min && value <= spec.max
+      ? undefined
+      : `an integer from ${spec.min} to ${spec.max}`;
+  }
+  if (spec.type === "boolean") return typeof value === "boolean" ? undefined : "true or false";
+  return typeof value === "string" && spec.values.includes(value) ? undefined : spec.values.join(", ");
+}
