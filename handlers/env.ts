@@ -6,6 +6,7 @@
  * each function's isolated worker. `readHandlerConfig()` is what a handler factory calls at cold
  * start to parse and validate them.
  */
+import { namedError } from "./lib/errors";
 import type { FunctionSpec } from "./routes";
 import { HANDLER_SETTINGS, SETTING_NAMES, type SettingSpec, type SettingValues } from "./settings";
 import { TABLES, TABLE_NAMES, type TableName } from "./tables";
@@ -99,9 +100,7 @@ export interface ConfigurationError extends Error {
 }
 
 export function configurationError(message: string): ConfigurationError {
-  const err = new Error(message) as Error & { name: string };
-  err.name = "ConfigurationError";
-  return err as ConfigurationError;
+  return namedError("ConfigurationError", message) as ConfigurationError;
 }
 
 export function isConfigurationError(err: unknown): err is ConfigurationError {

@@ -6,6 +6,7 @@
  *
  * Module scope holds only plain constants, so it is safe to capture in serialized callbacks.
  */
+import { internalError } from "./lib/errors";
 import { CONNECTIONS_BY_USER_INDEX, ROOM_DIRECTORY_INDEX, type TableName } from "./tables";
 
 /** Route selection expression of the WebSocket API (AWS-FACTS: Routing). */
@@ -259,6 +260,6 @@ export const ROUTE_FUNCTIONS: readonly FunctionSpec[] = FUNCTIONS.filter((f) => 
 
 export function functionSpec(name: FunctionName): FunctionSpec {
   const spec = FUNCTIONS.find((f) => f.name === name);
-  if (!spec) throw new Error(`unknown function ${name}`);
+  if (!spec) throw internalError(`unknown function ${name}`);
   return spec;
 }

@@ -19,8 +19,10 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from "jose";
 import type { AuthorizerEvent, AuthorizerHandler, AuthorizerResult } from "../events";
+import { configurationError } from "../env";
 import { traced } from "../lib/clients";
 import { readAuthConfig, type AuthConfig } from "../lib/config";
+import { internalError, unauthorizedError } from "../lib/errors";
 import { USER_ID_PATTERN } from "../lib/frames";
 import { createHost, withInvocation } from "../lib/runtime";
 
@@ -95,7 +97,7 @@ function reject(reason: string): Rejection {
 
 function encodeKey(text: string | undefined, label: string): Uint8Array {
   if (!text || Buffer.byteLength(text, "utf8") < 32) {
-    throw new Error(`the HS256 secret's ${label} version in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)`);
+    throw configurationError(`the HS256 secret's ${label} version in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)`);
   }
   return new TextEncoder().encode(text);
 }
@@ -203,7 +205,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
         host.usage.count("RejectedConnects");
         log.info("handshake without token");
         // The exact message API Gateway maps to 401 Unauthorized.
-        throw new Error("Unauthorized");
+        throw unauthorizedError();
       }
       const origin = header(event, "origin");
       let outcome: Rejection | { rejected: false; userId: string; username: string; exp: number };
@@ -219,7 +221,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
             // The secret or the key set could not be obtained: our failure, not the client's. Throwing
             // makes API Gateway answer 500 instead of a misleading 403, and it is not a rejection.
             log.error("cannot verify tokens", { errorCode: code ?? null }, err);
-            throw new Error("authorizer failed to obtain its verification key");
+            throw internalError("authorizer failed to obtain its verification key");
           }
           // jose's error codes (ERR_JWS_SIGNATURE_VERIFICATION_FAILED, ERR_JWT_EXPIRED, ...) say why without the token.
           outcome = reject(code ?? "verification failed");

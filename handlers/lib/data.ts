@@ -34,7 +34,8 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../tables";
 import type { HandlerConfig } from "./config";
-import { chatError, errorName } from "./errors";
+import { configurationError } from "../env";
+import { chatError, errorName, internalError } from "./errors";
 import { parseJsonObject } from "./json";
 
 export interface DataContext {
@@ -152,7 +153,7 @@ export interface MessageItem {
 
 export function tableName(ctx: TablesContext, t: TableName): string {
   const name = ctx.config.tables[t];
-  if (!name) throw new Error(`table ${t} is not configured for ${ctx.config.functionName}`);
+  if (!name) throw configurationError(`table ${t} is not configured for ${ctx.config.functionName}`);
   return name;
 }
 
@@ -546,7 +547,7 @@ async function runMembershipTransaction<T>(
       throw err;
     }
   }
-  throw new Error(`membership transaction did not settle after ${MEMBERSHIP_ATTEMPTS} attempts`);
+  throw internalError(`membership transaction did not settle after ${MEMBERSHIP_ATTEMPTS} attempts`);
 }
 
 /**
@@ -590,7 +591,7 @@ export async function addMembership(ctx: DataContext, m: MembershipInput): Promi
       if (stringSetAttribute(item.rooms).includes(m.roomId)) return "already" as const;
       throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
     }
-    if (failed(reasons[1])) throw new Error(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
+    if (failed(reasons[1])) throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
     return undefined;
   });
   if ("transition" in out) return { added: true, firstOfUser: out.transition };
@@ -650,7 +651,7 @@ export async function removeMembership(
       if (!reasons[0]?.Item) throw notConnected();
       throw chatError("NOT_A_MEMBER", `this connection has not joined room ${roomId}`);
     }
-    if (failed(reasons[1])) throw new Error(`connection ${connection.connectionId} lists ${roomId} but has no member item there`);
+    if (failed(reasons[1])) throw internalError(`connection ${connection.connectionId} lists ${roomId} but has no member item there`);
     return undefined;
   });
   return { lastOfUser: "transition" in out && out.transition };
@@ -826,7 +827,7 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
     if (errorName(err) !== "TransactionCanceledException" || reasons?.[0]?.Code !== "ConditionalCheckFailed") throw err;
   }
   const record = (await ctx.doc.send(new GetCommand({ TableName: table, Key: idemKey, ConsistentRead: true }))).Item;
-  if (!record) throw new Error("idempotency record vanished between the transaction and the read");
+  if (!record) throw internalError("idempotency record vanished between the transaction and the read");
   const original = (
     await ctx.doc.send(
       new GetCommand({ TableName: table, Key: { conversationId: record.target, sk: record.messageSk }, ConsistentRead: true }),

@@ -1,8 +1,24 @@
 /**
- * Client-facing error codes of the wire protocol (docs/protocol.md) and the error object that
- * carries one through the handler. Plain functions instead of an Error subclass: module scope
- * stays plain so CallbackFunction can serialize it (handlers/index.ts).
+ * Client-facing error codes of the wire protocol (docs/protocol.md) and the errors deployed code
+ * throws. One style everywhere a deployed function can throw: a factory that makes a plain `Error`
+ * and names it (`namedError`), with an `isX()` guard that reads the name. No `Error` subclass:
+ * Pulumi's closure serializer rewrites classes into functions, and a serialized subclass of `Error`
+ * loses its message and stack (`super(message)` initialises a different object), so a function on
+ * AWS would log nothing useful (tests/handlers/serialize.test.ts runs the serialized archives).
+ *
+ * - `chatError(code, message)`: meant for the client; the message is safe to send back.
+ * - `configurationError(message)` (handlers/env.ts): the function's environment is unusable.
+ * - `internalError(message)`: a broken invariant; logged, answered `INTERNAL`.
+ * - `unauthorizedError()`: the authorizer's 401 (API Gateway's documented "Unauthorized").
  */
+
+/** A plain `Error` with this name and these fields: the one way deployed code makes an error. */
+export function namedError(name: string, message: string, fields: Readonly<Record<string, unknown>> = {}): Error {
+  const err = new Error(message);
+  err.name = name;
+  Object.assign(err, fields);
+  return err;
+}
 
 export type ErrorCode =
   | "BAD_REQUEST"
@@ -34,14 +50,36 @@ export interface ChatError extends Error {
 }
 
 export function chatError(code: ErrorCode, message: string): ChatError {
-  const err = new Error(message) as Error & { code: ErrorCode };
-  err.name = "ChatError";
-  err.code = code;
-  return err as ChatError;
+  return namedError("ChatError", message, { code }) as ChatError;
 }
 
 export function isChatError(err: unknown): err is ChatError {
   return err instanceof Error && err.name === "ChatError" && typeof (err as { code?: unknown }).code === "string";
+}
+
+/** A broken invariant (a bug, or a record that changed under us): never the client's fault. */
+export interface InternalError extends Error {
+  readonly name: "InternalError";
+}
+
+export function internalError(message: string): InternalError {
+  return namedError("InternalError", message) as InternalError;
+}
+
+export function isInternalError(err: unknown): err is InternalError {
+  return err instanceof Error && err.name === "InternalError";
+}
+
+/**
+ * What a Lambda authorizer throws for API Gateway to answer 401: an error whose message is exactly
+ * "Unauthorized" (API Gateway matches the message; the name stays "Error" as documented).
+ */
+export function unauthorizedError(): Error {
+  return new Error("Unauthorized");
+}
+
+export function isUnauthorizedError(err: unknown): boolean {
+  return err instanceof Error && err.message === "Unauthorized";
 }
 
 /** The `error` frame (docs/protocol.md). */

@@ -33,6 +33,7 @@ import {
   removeMembershipOfGone,
   type TablesContext,
 } from "./data";
+import { configurationError } from "../env";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { UsageScope } from "./usage";
@@ -317,7 +318,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
  * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
  */
 export function createManagementClient(config: HandlerConfig, credentials: SdkCredentials = localCredentials(config)): ApiGatewayManagementApiClient {
-  if (!config.managementEndpoint) throw new Error("MANAGEMENT_ENDPOINT is not configured");
+  if (!config.managementEndpoint) throw configurationError("MANAGEMENT_ENDPOINT is not configured");
   return traced(
     config,
     new ApiGatewayManagementApiClient({

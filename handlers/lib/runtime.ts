@@ -10,7 +10,7 @@ import { createDocumentClient } from "./clients";
 import { readHandlerConfig, type HandlerConfig } from "./config";
 import { type ConnectionItem, type DataContext, spendUserFrame, touchConnection } from "./data";
 import { publishUsage } from "./emf";
-import { chatError, errorFrame, isChatError, type ErrorCode } from "./errors";
+import { chatError, errorFrame, internalError, isChatError, type ErrorCode } from "./errors";
 import type { Fanout } from "./fanout";
 import { CLIENT_MESSAGE_ID_PATTERN, type ServerFrame } from "./frames";
 import { parseJsonObject } from "./json";
@@ -56,7 +56,7 @@ export function createRuntime(
 }
 
 export function requireFanout(rt: Runtime): Fanout {
-  if (!rt.fanout) throw new Error(`${rt.name} was built without a management client`);
+  if (!rt.fanout) throw internalError(`${rt.name} was built without a management client`);
   return rt.fanout;
 }
 
