@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { AuthMode } from "../handlers/env";
+import { namedError } from "../handlers/lib/errors";
 import { HANDLER_SETTINGS, SETTING_NAMES, type SettingConfigKey, type SettingSpec, type SettingValuesByConfigKey } from "../handlers/settings";
 
 export type Environment = "dev" | "staging" | "prod";
@@ -138,14 +139,18 @@ export type ConfigKey = keyof typeof CONFIG_SCHEMA;
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
 
 /** A config value that cannot be used: names the key and what it accepts. */
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    message: string,
-  ) {
-    super(`config ${key}: ${message}`);
-    this.name = "ConfigError";
-  }
+export interface ConfigError extends Error {
+  readonly name: "ConfigError";
+  readonly key: string;
+}
+
+/** The project's one error style (handlers/lib/errors.ts): a factory and a guard, no Error subclass. */
+export function configError(key: string, message: string): ConfigError {
+  return namedError("ConfigError", `config ${key}: ${message}`, { key }) as ConfigError;
+}
+
+export function isConfigError(err: unknown): err is ConfigError {
+  return err instanceof Error && err.name === "ConfigError";
 }
 
 /** Raw config as Pulumi stores it: strings (arrays as JSON), keys without the project prefix. */
@@ -172,7 +177,7 @@ class Reader {
   oneOf<T extends string>(key: ConfigKey, allowed: readonly T[]): T {
     const v = this.string(key);
     if (!(allowed as readonly string[]).includes(v)) {
-      throw new ConfigError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
+      throw configError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
     }
     return v as T;
   }
@@ -182,14 +187,14 @@ class Reader {
     if (v === undefined) return CONFIG_SCHEMA[key].default as boolean;
     if (v === "true") return true;
     if (v === "false") return false;
-    throw new ConfigError(key, `"${v}" is not a boolean; allowed values: true, false`);
+    throw configError(key, `"${v}" is not a boolean; allowed values: true, false`);
   }
 
   integer(key: ConfigKey, min: number, max: number): number {
     const v = this.value(key);
     const n = v === undefined ? (CONFIG_SCHEMA[key].default as number) : Number(v);
     if (!Number.isInteger(n) || n < min || n > max) {
-      throw new ConfigError(key, `"${v}" is not allowed; allowed values: an integer from ${min} to ${max}`);
+      throw configError(key, `"${v}" is not allowed; allowed values: an integer from ${min} to ${max}`);
     }
     return n;
   }
@@ -197,7 +202,7 @@ class Reader {
   integerIn(key: ConfigKey, allowed: readonly number[]): number {
     const v = this.value(key);
     const n = v === undefined ? (CONFIG_SCHEMA[key].default as number) : Number(v);
-    if (!allowed.includes(n)) throw new ConfigError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
+    if (!allowed.includes(n)) throw configError(key, `"${v}" is not allowed; allowed values: ${allowed.join(", ")}`);
     return n;
   }
 
@@ -216,10 +221,10 @@ class Reader {
     try {
       parsed = JSON.parse(v);
     } catch {
-      throw new ConfigError(key, `"${v}" is not a JSON array; allowed values: an array of strings (pulumi config set --path '${key}[0]' <value>)`);
+      throw configError(key, `"${v}" is not a JSON array; allowed values: an array of strings (pulumi config set --path '${key}[0]' <value>)`);
     }
     if (!Array.isArray(parsed) || !parsed.every((x): x is string => typeof x === "string")) {
-      throw new ConfigError(key, `"${v}" is not allowed; allowed values: an array of strings`);
+      throw configError(key, `"${v}" is not allowed; allowed values: an array of strings`);
     }
     return parsed;
   }
@@ -242,9 +247,9 @@ function httpsUrl(key: ConfigKey, value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(key, `"${value}" is not allowed; allowed values: an https URL`);
+    throw configError(key, `"${value}" is not allowed; allowed values: an https URL`);
   }
-  if (url.protocol !== "https:") throw new ConfigError(key, `"${value}" is not allowed; allowed values: an https URL`);
+  if (url.protocol !== "https:") throw configError(key, `"${value}" is not allowed; allowed values: an https URL`);
   return value;
 }
 
@@ -274,7 +279,7 @@ export function stackSlug(stack: string): string {
 export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
   for (const key of Object.keys(raw)) {
     if (!(key in CONFIG_SCHEMA)) {
-      throw new ConfigError(key, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
+      throw configError(key, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
     }
   }
   // A stack named like an environment (dev, staging, prod) is that environment unless its file says otherwise.
@@ -284,49 +289,49 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
   const environment = r.oneOf("environment", ENVIRONMENTS);
   const projectName = r.string("projectName");
   if (!PROJECT_NAME.test(projectName)) {
-    throw new ConfigError("projectName", `"${projectName}" is not allowed; allowed values: 2-20 characters, lowercase letters, digits and hyphens, starting with a letter`);
+    throw configError("projectName", `"${projectName}" is not allowed; allowed values: 2-20 characters, lowercase letters, digits and hyphens, starting with a letter`);
   }
 
   const namePrefix = r.string("namePrefix");
   // At most 37 characters: `<prefix>-authorizer` and its role's autoname stay within 64 (see MAX_STACK_SLUG).
   if (namePrefix && !/^[a-z][a-z0-9-]{1,36}$/.test(namePrefix)) {
-    throw new ConfigError("namePrefix", `"${namePrefix}" is not allowed; allowed values: empty, or 2-37 characters, lowercase letters, digits and hyphens, starting with a letter`);
+    throw configError("namePrefix", `"${namePrefix}" is not allowed; allowed values: empty, or 2-37 characters, lowercase letters, digits and hyphens, starting with a letter`);
   }
 
   const mode = r.oneOf("authMode", AUTH_MODES);
   const issuer = r.string("authIssuer");
   const audience = r.string("authAudience");
   const jwks = r.string("authJwksUrl");
-  if (!issuer) throw new ConfigError("authIssuer", "must not be empty");
-  if (!audience) throw new ConfigError("authAudience", "must not be empty");
+  if (!issuer) throw configError("authIssuer", "must not be empty");
+  if (!audience) throw configError("authAudience", "must not be empty");
   let jwksUrl: string | undefined;
   if (mode === "oidc") {
-    if (!jwks) throw new ConfigError("authJwksUrl", "is required when authMode is oidc; allowed values: an https URL");
+    if (!jwks) throw configError("authJwksUrl", "is required when authMode is oidc; allowed values: an https URL");
     jwksUrl = httpsUrl("authJwksUrl", jwks);
     httpsUrl("authIssuer", issuer);
   } else if (jwks) {
-    throw new ConfigError("authJwksUrl", `must be empty when authMode is shared-secret (got "${jwks}")`);
+    throw configError("authJwksUrl", `must be empty when authMode is shared-secret (got "${jwks}")`);
   }
 
   const alarmEmail = r.string("alarmEmail");
   if (alarmEmail && !EMAIL.test(alarmEmail)) {
-    throw new ConfigError("alarmEmail", `"${alarmEmail}" is not allowed; allowed values: an email address or empty`);
+    throw configError("alarmEmail", `"${alarmEmail}" is not allowed; allowed values: an email address or empty`);
   }
   const allowedOrigins = r.stringArray("allowedOrigins");
   for (const o of allowedOrigins) {
-    if (!ORIGIN.test(o)) throw new ConfigError("allowedOrigins", `"${o}" is not allowed; allowed values: origins like https://chat.example.com (scheme, host, optional port; no path)`);
+    if (!ORIGIN.test(o)) throw configError("allowedOrigins", `"${o}" is not allowed; allowed values: origins like https://chat.example.com (scheme, host, optional port; no path)`);
   }
 
   const reservedConcurrency = r.integer("reservedConcurrency", -1, 1000);
   // 0 would throttle every invocation of the functions (Lambda: reserved concurrency of zero).
-  if (reservedConcurrency === 0) throw new ConfigError("reservedConcurrency", `"0" is not allowed; allowed values: -1 (unreserved) or an integer from 1 to 1000`);
+  if (reservedConcurrency === 0) throw configError("reservedConcurrency", `"0" is not allowed; allowed values: -1 (unreserved) or an integer from 1 to 1000`);
   const periodSeconds = r.integer("alarmPeriodSeconds", 1, 86400);
   // CloudWatch accepts 10 and 30 s periods only for high-resolution metrics; Lambda, DynamoDB and API
   // Gateway metrics and the handlers' EMF metrics have 1-minute resolution, so a shorter period would
   // evaluate mostly empty periods and never fire (AWS-FACTS: Stack lifecycle facts, CloudWatch).
   if (periodSeconds % 60 !== 0) {
     // (60 to 86400 in steps of 60; 1-59 land here too, with this explanation.)
-    throw new ConfigError("alarmPeriodSeconds", `"${periodSeconds}" is not allowed; allowed values: a multiple of 60 from 60 to 86400 (the alarmed metrics have 1-minute resolution)`);
+    throw configError("alarmPeriodSeconds", `"${periodSeconds}" is not allowed; allowed values: a multiple of 60 from 60 to 86400 (the alarmed metrics have 1-minute resolution)`);
   }
 
   return {

@@ -11,6 +11,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { namedError } from "../handlers/lib/errors";
 import { consoleLogger, silentLogger, type LogLevel } from "./logger";
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
 
@@ -60,11 +61,17 @@ Options:
   --help                        this text
 `;
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
+/** A malformed command line (exit 2). The project's one error style: a factory and a guard (handlers/lib/errors.ts). */
+export interface UsageError extends Error {
+  readonly name: "UsageError";
+}
+
+export function usageError(message: string): UsageError {
+  return namedError("UsageError", message) as UsageError;
+}
+
+export function isUsageError(err: unknown): err is UsageError {
+  return err instanceof Error && err.name === "UsageError";
 }
 
 export function parseCliArgs(argv: readonly string[]): CliOptions {
@@ -90,13 +97,13 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
-      if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
+      if (v === undefined || v === "") throw usageError(`${flag} needs a value`);
       return v;
     };
     const int = (min: number, max: number): number => {
       const raw = value();
       const n = Number(raw);
-      if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
+      if (!Number.isInteger(n) || n < min || n > max) throw usageError(`${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
       return n;
     };
     switch (flag) {
@@ -108,7 +115,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         break;
       case "--stage":
         o.stage = value();
-        if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.stage)) throw new UsageError("--stage must be 1-128 letters, digits, '-' or '_'");
+        if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.stage)) throw usageError("--stage must be 1-128 letters, digits, '-' or '_'");
         break;
       case "--data-dir":
         o.dataDir = value();
@@ -133,7 +140,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         break;
       case "--log-level": {
         const l = value();
-        if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw new UsageError("--log-level must be debug, info, warn or error");
+        if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw usageError("--log-level must be debug, info, warn or error");
         o.logLevel = l;
         break;
       }
@@ -146,7 +153,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       case "--allowed-origin": {
         const origin = value();
         if (!ORIGIN.test(origin)) {
-          throw new UsageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
+          throw usageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
         }
         o.allowedOrigins.push(origin);
         break;
@@ -156,7 +163,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         o.help = true;
         break;
       default:
-        throw new UsageError(`unknown option ${arg}`);
+        throw usageError(`unknown option ${arg}`);
     }
   }
   return o;

@@ -11,6 +11,7 @@ import {
   type CreateTableCommandInput,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
+import { namedError } from "../handlers/lib/errors";
 import { TABLES, TABLE_NAMES, type TableName, type TableSchema } from "../handlers/tables";
 
 /** The CreateTable input for a schema: on-demand billing, as the stack deploys it. */
@@ -54,11 +55,16 @@ export function localTableNames(prefix: string): Record<TableName, string> {
 }
 
 /** A persisted local table whose keys no longer match the schema: only deleting it can fix that. */
-export class TableSchemaMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TableSchemaMismatchError";
-  }
+export interface TableSchemaMismatchError extends Error {
+  readonly name: "TableSchemaMismatchError";
+}
+
+export function tableSchemaMismatchError(message: string): TableSchemaMismatchError {
+  return namedError("TableSchemaMismatchError", message) as TableSchemaMismatchError;
+}
+
+export function isTableSchemaMismatchError(err: unknown): err is TableSchemaMismatchError {
+  return err instanceof Error && err.name === "TableSchemaMismatchError";
 }
 
 function keyText(keys: ReadonlyArray<{ AttributeName?: string; KeyType?: string }> | undefined): string {
@@ -93,7 +99,7 @@ export async function ensureTables(client: DynamoDBClient, names: Record<TableNa
     }
     const fix = `delete the local data folder (.local/dynamodb) or run with --in-memory`;
     if (keyText(existing.KeySchema) !== keyText(wanted.KeySchema)) {
-      throw new TableSchemaMismatchError(
+      throw tableSchemaMismatchError(
         `local table ${names[t]} has keys ${keyText(existing.KeySchema)} but the schema now says ${keyText(wanted.KeySchema)}: ${fix}`,
       );
     }
@@ -101,7 +107,7 @@ export async function ensureTables(client: DynamoDBClient, names: Record<TableNa
       const have = existing.GlobalSecondaryIndexes?.find((g) => g.IndexName === ix.IndexName);
       if (have) {
         if (keyText(have.KeySchema) !== keyText(ix.KeySchema)) {
-          throw new TableSchemaMismatchError(`local index ${names[t]}/${ix.IndexName} has keys ${keyText(have.KeySchema)}, the schema ${keyText(ix.KeySchema)}: ${fix}`);
+          throw tableSchemaMismatchError(`local index ${names[t]}/${ix.IndexName} has keys ${keyText(have.KeySchema)}, the schema ${keyText(ix.KeySchema)}: ${fix}`);
         }
         continue;
       }

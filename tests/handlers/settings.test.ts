@@ -11,7 +11,7 @@ import { functionEnvironment, isConfigurationError, type DeploymentSettings } fr
 import { MAX_WEBSOCKET_MESSAGE_BYTES, readHandlerConfig, readSetting } from "../../handlers/lib/config";
 import { FUNCTIONS } from "../../handlers/routes";
 import { HANDLER_SETTINGS, SETTING_NAMES, settingDefaults, type SettingSpec } from "../../handlers/settings";
-import { CONFIG_SCHEMA, ConfigError, validateConfig, type ConfigKey } from "../../infra/config";
+import { CONFIG_SCHEMA, isConfigError, validateConfig, type ConfigKey } from "../../infra/config";
 import { LOCAL_DEFAULTS } from "../../local/runtime";
 import { createPusher, isPushError } from "../../push";
 import { readYaml } from "../infra/support/stack";
@@ -74,10 +74,10 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
       assert.equal(defaults[s.configKey], s.defaultValue, `${n}: stack default`);
       assert.equal((validateConfig({ [s.configKey]: String(otherValue(s)) }) as unknown as Record<string, unknown>)[s.configKey], otherValue(s), n);
       if (s.type === "integer") {
-        assert.throws(() => validateConfig({ [s.configKey]: String(s.min - 1) }), (e: unknown) => e instanceof ConfigError && e.message.includes(`from ${s.min} to ${s.max}`), n);
-        assert.throws(() => validateConfig({ [s.configKey]: String(s.max + 1) }), ConfigError, n);
+        assert.throws(() => validateConfig({ [s.configKey]: String(s.min - 1) }), (e: unknown) => isConfigError(e) && e.message.includes(`from ${s.min} to ${s.max}`), n);
+        assert.throws(() => validateConfig({ [s.configKey]: String(s.max + 1) }), isConfigError, n);
       } else {
-        assert.throws(() => validateConfig({ [s.configKey]: "nonsense" }), ConfigError, n);
+        assert.throws(() => validateConfig({ [s.configKey]: "nonsense" }), isConfigError, n);
       }
     }
   });

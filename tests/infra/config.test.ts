@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, LOG_RETENTION_DAYS, MAX_STACK_SLUG, stackSlug, validateConfig, type RawConfig } from "../../infra/config";
+import { CONFIG_KEYS, CONFIG_SCHEMA, isConfigError, LOG_RETENTION_DAYS, MAX_STACK_SLUG, stackSlug, validateConfig, type RawConfig } from "../../infra/config";
 import { PROJECT, readYaml, stackConfig } from "./support/stack";
 
 /** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
@@ -15,7 +15,7 @@ function rejects(raw: RawConfig, key: string, pattern: RegExp): void {
   assert.throws(
     () => validateConfig(raw),
     (err: unknown) => {
-      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      assert.ok(isConfigError(err), `expected ConfigError, got ${String(err)}`);
       assert.equal(err.key, key);
       assert.match(err.message, new RegExp(`^config ${key}: `));
       assert.match(err.message, pattern);

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as net from "node:net";
 import * as path from "node:path";
-import { parseCliArgs, UsageError } from "../../local/cli";
+import { isUsageError, parseCliArgs } from "../../local/cli";
 import { smokeLocal } from "../../local/smoke";
 import { withTimeout } from "./wsClient";
 
@@ -66,7 +66,7 @@ describe("npm run local (CLI)", function () {
     });
 
     it("refuses unknown options and out-of-range values with a message", () => {
-      assert.throws(() => parseCliArgs(["--prot", "1"]), UsageError);
+      assert.throws(() => parseCliArgs(["--prot", "1"]), isUsageError);
       assert.throws(() => parseCliArgs(["--port", "70000"]), /--port must be an integer from 0 to 65535/);
       assert.throws(() => parseCliArgs(["--idle-timeout-seconds", "601"]), /from 1 to 600/);
       assert.throws(() => parseCliArgs(["--stage", "a/b"]), /--stage/);

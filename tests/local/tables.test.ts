@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { TABLES } from "../../handlers/tables";
-import { TableSchemaMismatchError, createTableInput, ensureTables, localDynamoClient, localTableNames } from "../../local/tables";
+import { isTableSchemaMismatchError, createTableInput, ensureTables, localDynamoClient, localTableNames } from "../../local/tables";
 import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
 
 describe("local tables", function () {
@@ -40,7 +40,7 @@ describe("local tables", function () {
       }),
     );
     await assert.rejects(ensureTables(client, names), (err: Error) => {
-      assert.ok(err instanceof TableSchemaMismatchError);
+      assert.ok(isTableSchemaMismatchError(err));
       assert.match(err.message, /delete the local data folder/);
       return true;
     });

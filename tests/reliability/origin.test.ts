@@ -7,7 +7,7 @@
  */
 import * as assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { UsageError, parseCliArgs } from "../../local/cli";
+import { isUsageError, parseCliArgs } from "../../local/cli";
 import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
 import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { HandshakeRejected, connect } from "../local/wsClient";
@@ -91,7 +91,7 @@ describe("reliability: browser Origin allow-list at the handshake", function () 
     assert.deepEqual(parseCliArgs([]).allowedOrigins, []);
     assert.deepEqual(parseCliArgs(["--allowed-origin", ALLOWED, "--allowed-origin=http://localhost:5173"]).allowedOrigins, [ALLOWED, "http://localhost:5173"]);
     for (const bad of ["https://chat.example.com/app", "*", "chat.example.com", "ftp://chat.example.com"]) {
-      assert.throws(() => parseCliArgs(["--allowed-origin", bad]), (err: Error) => err instanceof UsageError && /--allowed-origin must be an origin/.test(err.message), bad);
+      assert.throws(() => parseCliArgs(["--allowed-origin", bad]), (err: Error) => isUsageError(err) && /--allowed-origin must be an origin/.test(err.message), bad);
     }
     assert.throws(() => parseCliArgs(["--allowed-origin"]), /needs a value/);
   });
