@@ -13,6 +13,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { namedError } from "../handlers/lib/errors";
 import { createPusher, isPushError, type PushResult, type Pusher, type PusherOptions } from "../push";
 
 export const USAGE = `Usage: npm run push -- (--user <userId> | --room <roomId>) [options] <message>
@@ -32,8 +33,17 @@ Options:
 Exit codes: 0 sent, 1 failure, 2 bad usage.
 `;
 
-export class UsageError extends Error {
-  override readonly name = "UsageError";
+/** A malformed command line (exit 2). Factories and guards, the project's one error style (handlers/lib/errors.ts). */
+export interface UsageError extends Error {
+  readonly name: "UsageError";
+}
+
+export function usageError(message: string): UsageError {
+  return namedError("UsageError", message) as UsageError;
+}
+
+export function isUsageError(err: unknown): err is UsageError {
+  return err instanceof Error && err.name === "UsageError";
 }
 
 export interface PushArgs {
@@ -60,7 +70,7 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
     const arg = argv[i];
     const value = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      if (v === undefined) throw usageError(`${arg} needs a value`);
       return v;
     };
     switch (arg) {
@@ -68,11 +78,11 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
       case "--help":
         return undefined;
       case "--user":
-        if (user !== undefined) throw new UsageError("--user given twice");
+        if (user !== undefined) throw usageError("--user given twice");
         user = value();
         break;
       case "--room":
-        if (room !== undefined) throw new UsageError("--room given twice");
+        if (room !== undefined) throw usageError("--room given twice");
         room = value();
         break;
       case "--data": {
@@ -81,9 +91,9 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
         try {
           parsed = JSON.parse(raw);
         } catch (err) {
-          throw new UsageError(`--data is not JSON: ${(err as Error).message}`);
+          throw usageError(`--data is not JSON: ${(err as Error).message}`);
         }
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError("--data must be a JSON object");
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw usageError("--data must be a JSON object");
         data = parsed as Record<string, unknown>;
         break;
       }
@@ -104,14 +114,14 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
         i = argv.length;
         break;
       default:
-        if (arg.startsWith("--")) throw new UsageError(`unknown option ${arg}`);
+        if (arg.startsWith("--")) throw usageError(`unknown option ${arg}`);
         words.push(arg);
     }
   }
-  if ((user === undefined) === (room === undefined)) throw new UsageError("give exactly one of --user <userId> or --room <roomId>");
-  if (outputs !== undefined && stack !== undefined) throw new UsageError("give at most one of --outputs and --stack");
+  if ((user === undefined) === (room === undefined)) throw usageError("give exactly one of --user <userId> or --room <roomId>");
+  if (outputs !== undefined && stack !== undefined) throw usageError("give at most one of --outputs and --stack");
   const message = words.join(" ");
-  if (message.trim() === "") throw new UsageError("the message is missing");
+  if (message.trim() === "") throw usageError("the message is missing");
   return {
     target: user !== undefined ? { kind: "user", id: user } : { kind: "room", id: room as string },
     message,
@@ -124,8 +134,16 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
 }
 
 /** A failure reading the outputs (exit 1): missing file, no Pulumi CLI, a missing output. */
-export class OutputsError extends Error {
-  override readonly name = "OutputsError";
+export interface OutputsError extends Error {
+  readonly name: "OutputsError";
+}
+
+export function outputsError(message: string): OutputsError {
+  return namedError("OutputsError", message) as OutputsError;
+}
+
+export function isOutputsError(err: unknown): err is OutputsError {
+  return err instanceof Error && err.name === "OutputsError";
 }
 
 /** Reads the stack outputs as `pulumi stack output --json` prints them. */
@@ -137,13 +155,13 @@ export function readOutputs(args: Pick<PushArgs, "outputs" | "stack">, run = spa
     const out = run("pulumi", ["stack", "output", "--json", "--stack", args.stack], { encoding: "utf8", timeout: 60_000 });
     if (out.error) {
       const missing = (out.error as NodeJS.ErrnoException).code === "ENOENT";
-      throw new OutputsError(
+      throw outputsError(
         missing
           ? `the Pulumi CLI is not installed here (pulumi not found on PATH). Where it is, run \`pulumi stack output --json --stack ${args.stack} > outputs.json\` and pass --outputs outputs.json`
           : `${source} failed: ${out.error.message}`,
       );
     }
-    if (out.status !== 0) throw new OutputsError(`${source} exited with ${out.status}: ${String(out.stderr).trim()}`);
+    if (out.status !== 0) throw outputsError(`${source} exited with ${out.status}: ${String(out.stderr).trim()}`);
     text = String(out.stdout);
   } else {
     source = args.outputs ?? path.join(".local", "outputs.json");
@@ -151,16 +169,16 @@ export function readOutputs(args: Pick<PushArgs, "outputs" | "stack">, run = spa
       text = fs.readFileSync(source, "utf8");
     } catch (err) {
       const hint = args.outputs === undefined ? " (start the local API with `npm run local`, or pass --outputs or --stack)" : "";
-      throw new OutputsError(`cannot read ${source}: ${(err as Error).message}${hint}`);
+      throw outputsError(`cannot read ${source}: ${(err as Error).message}${hint}`);
     }
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new OutputsError(`${source} is not JSON: ${(err as Error).message}`);
+    throw outputsError(`${source} is not JSON: ${(err as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new OutputsError(`${source} is not a JSON object of outputs`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw outputsError(`${source} is not a JSON object of outputs`);
   return parsed as Record<string, unknown>;
 }
 
@@ -168,14 +186,14 @@ export function readOutputs(args: Pick<PushArgs, "outputs" | "stack">, run = spa
 export function pusherOptionsFrom(outputs: Record<string, unknown>, region?: string): PusherOptions {
   const text = (name: string): string => {
     const v = outputs[name];
-    if (typeof v !== "string" || v === "") throw new OutputsError(`the outputs have no "${name}"; are they this chat API stack's outputs?`);
+    if (typeof v !== "string" || v === "") throw outputsError(`the outputs have no "${name}"; are they this chat API stack's outputs?`);
     return v;
   };
   const optionalInt = (name: string): number | undefined => {
     const v = outputs[name];
     if (v === undefined) return undefined;
     const n = typeof v === "number" ? v : Number(v);
-    if (!Number.isInteger(n)) throw new OutputsError(`output "${name}" is not an integer: ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n)) throw outputsError(`output "${name}" is not an integer: ${JSON.stringify(v)}`);
     return n;
   };
   const dynamo = outputs.dynamodbEndpoint;
@@ -204,7 +222,7 @@ export async function main(argv: readonly string[], out = process.stdout, err = 
   try {
     args = parsePushArgs(argv);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (isUsageError(e)) {
       err.write(`push: ${e.message}\n\n${USAGE}`);
       return 2;
     }
@@ -226,7 +244,7 @@ export async function main(argv: readonly string[], out = process.stdout, err = 
       err.write(`push: ${e.code}: ${e.message}\n`);
       return e.code === "BAD_REQUEST" || e.code === "TOO_LARGE" ? 2 : 1;
     }
-    if (e instanceof OutputsError) {
+    if (isOutputsError(e)) {
       err.write(`push: ${e.message}\n`);
       return 1;
     }

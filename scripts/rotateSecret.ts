@@ -18,7 +18,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { PREVIOUS_KEY_GRACE_SECONDS } from "../handlers/functions/authorizer";
-import { OutputsError, readOutputs } from "./push";
+import { outputsError, readOutputs } from "./push";
 
 export const USAGE = `Usage: npm run rotate-secret -- (--stack <name> | --outputs <file> | --secret-arn <arn>) [--force]
 
@@ -132,7 +132,7 @@ function secretArnFrom(args: RotateArgs): string {
   const outputs = readOutputs(args);
   const arn = outputs.authSecretArn;
   if (typeof arn !== "string" || arn === "") {
-    throw new OutputsError('the outputs have no "authSecretArn": the stack is in oidc mode (no secret to rotate) or these are not its outputs');
+    throw outputsError('the outputs have no "authSecretArn": the stack is in oidc mode (no secret to rotate) or these are not its outputs');
   }
   return arn;
 }
