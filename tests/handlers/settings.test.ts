@@ -143,4 +143,21 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
       pusher.close();
     }
   });
+  it("gives the push module the declared ranges of the settings it takes", () => {
+    const base = {
+      connectionsTable: "c-connections",
+      roomsTable: "c-rooms",
+      messagesTable: "c-messages",
+      managementEndpoint: "https://abc.execute-api.us-east-1.amazonaws.com/dev",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    };
+    const options = { maxMessageBytes: "maxMessageBytes", messageRetentionHours: "messageRetentionHours", concurrency: "fanoutConcurrency" } as const;
+    for (const [option, name] of Object.entries(options)) {
+      const s = HANDLER_SETTINGS[name];
+      for (const ok of [s.min, s.max]) createPusher({ ...base, [option]: ok }).close();
+      for (const bad of [s.min - 1, s.max + 1]) {
+        assert.throws(() => createPusher({ ...base, [option]: bad }), (e: unknown) => isPushError(e) && e.code === "BAD_OPTIONS" && e.message.includes(`from ${s.min} to ${s.max}`), `${option} ${bad}`);
+      }
+    }
+  });
 });
