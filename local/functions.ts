@@ -77,13 +77,30 @@ export interface FunctionHostOptions {
   readonly onEmf: (record: EmfRecord) => void;
   /** Lambda's init phase limit is 10 s; eleven workers starting at once on a busy machine need more (default 60 s). */
   readonly initTimeoutMs?: number;
+  /**
+   * Invocations one instance runs at once (default MAX_CONCURRENT_INVOCATIONS); later ones wait
+   * their turn, and their timeout starts when they start, as a Lambda invocation's does.
+   */
+  readonly maxConcurrentInvocations?: number;
 }
+
+/**
+ * Lambda gives each invocation its own instance; locally all of a function's invocations share one
+ * worker and its SDK clients, whose HTTP agent has 50 sockets, and the SDK's 1 s connectionTimeout
+ * includes waiting for a free socket. Without a bound, a burst (300 frames at once) starves the pool:
+ * calls fail with TimeoutError or hang past the function timeout, and frames are answered INTERNAL
+ * or with API Gateway's Internal server error instead of their documented answer. 16 at once keeps a
+ * chat's store, room Query and fan-out posts (16 in flight) well inside the pool.
+ */
+export const MAX_CONCURRENT_INVOCATIONS = 16;
 
 interface Pending {
   readonly resolve: (o: InvokeOutcome<unknown>) => void;
-  readonly started: number;
+  started: number;
   readonly coldStart: boolean;
   timer?: NodeJS.Timeout;
+  /** Set while the invocation waits for a free slot of its instance. */
+  start?: () => void;
 }
 
 const WORKER_FILE = path.join(__dirname, "worker.js");
@@ -96,6 +113,9 @@ class Instance {
   dead = false;
   retired = false;
   served = 0;
+  /** Invocations running in the worker (the others in `pending` wait in `waiting`, in order). */
+  private running = 0;
+  private readonly waiting: string[] = [];
 
   constructor(
     private readonly host: FunctionHost,
@@ -161,6 +181,7 @@ class Instance {
     if (!p) return; // already timed out
     this.pending.delete(msg.id);
     if (p.timer) clearTimeout(p.timer);
+    this.finished();
     const durationMs = performance.now() - p.started;
     this.o.stats.durationsMs.push(durationMs);
     if (msg.type === "result") p.resolve({ ok: true, result: msg.result, durationMs, coldStart: p.coldStart });
@@ -175,8 +196,27 @@ class Instance {
     const p: Pending = { resolve, started: performance.now(), coldStart };
     this.pending.set(id, p);
     this.served += 1;
+    p.start = () => this.start(id, p, message, coldStart, resolve);
+    if (this.running < (this.o.maxConcurrentInvocations ?? MAX_CONCURRENT_INVOCATIONS)) p.start();
+    else this.waiting.push(id);
+  }
+
+  /** One slot is free again: the oldest waiting invocation starts. */
+  private finished(): void {
+    this.running -= 1;
+    while (this.waiting.length > 0) {
+      const next = this.pending.get(this.waiting.shift()!);
+      if (next?.start) return next.start();
+    }
+  }
+
+  private start(id: string, p: Pending, message: unknown, coldStart: boolean, resolve: (o: InvokeOutcome<unknown>) => void): void {
+    p.start = undefined;
+    p.started = performance.now();
+    this.running += 1;
     p.timer = setTimeout(() => {
       if (!this.pending.delete(id)) return;
+      this.finished();
       this.o.stats.timeouts += 1;
       const durationMs = performance.now() - p.started;
       this.o.stats.durationsMs.push(durationMs);
