@@ -27,10 +27,10 @@ import {
   DeleteCommand,
   GetCommand,
   PutCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  paginateQuery,
 } from "@aws-sdk/lib-dynamodb";
 import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../tables";
 import type { HandlerConfig } from "./config";
@@ -179,7 +179,11 @@ export function messageSortKey(sentAtMs: number, messageId: string): string {
   return `${String(sentAtMs).padStart(13, "0")}#${messageId}`;
 }
 
-/** Full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff And Jitter"). */
+/**
+ * Equal-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff And Jitter"): a
+ * random wait between half the ceiling and the ceiling, so a retry never fires almost at once (as
+ * full jitter's 0..ceiling can) while concurrent retries still spread out.
+ */
 export function backoffDelay(attempt: number, baseMs: number, capMs = 2000): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
   return Math.floor(ceiling / 2 + Math.random() * (ceiling / 2));
@@ -401,22 +405,20 @@ export async function deleteConnection(ctx: TablesContext, connectionId: string)
 /** Live connection ids of a user, from the byUser index (eventually consistent: GSIs cannot be read consistently). */
 export async function liveConnectionsOfUser(ctx: DataContext, userId: string, nowSec: number): Promise<string[]> {
   const ids: string[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ctx.doc.send(
-      new QueryCommand({
-        TableName: tableName(ctx, "connections"),
-        IndexName: CONNECTIONS_BY_USER_INDEX,
-        KeyConditionExpression: "userId = :u",
-        ExpressionAttributeValues: { ":u": userId },
-        ExclusiveStartKey: start,
-      }),
-    );
+  const pages = paginateQuery(
+    { client: ctx.doc },
+    {
+      TableName: tableName(ctx, "connections"),
+      IndexName: CONNECTIONS_BY_USER_INDEX,
+      KeyConditionExpression: "userId = :u",
+      ExpressionAttributeValues: { ":u": userId },
+    },
+  );
+  for await (const out of pages) {
     for (const item of out.Items ?? []) {
       if (Number(item.expiresAt) > nowSec) ids.push(String(item.connectionId));
     }
-    start = out.LastEvaluatedKey;
-  } while (start);
+  }
   return ids;
 }
 
@@ -707,24 +709,16 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
   const members: MemberItem[] = [];
   const expired: MemberItem[] = [];
   let summaryUsers: number | undefined;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ctx.doc.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "roomId = :r",
-        ExpressionAttributeValues: { ":r": roomId },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-        ...(ctx.config.roomQueryPageSize ? { Limit: ctx.config.roomQueryPageSize } : {}),
-      }),
-    );
+  const pages = paginateQuery(
+    { client: ctx.doc, ...(ctx.config.roomQueryPageSize ? { pageSize: ctx.config.roomQueryPageSize } : {}) },
+    { TableName: table, KeyConditionExpression: "roomId = :r", ExpressionAttributeValues: { ":r": roomId }, ConsistentRead: true },
+  );
+  for await (const out of pages) {
     for (const item of out.Items ?? []) {
       if (item.sk === SUMMARY_SK) summaryUsers = Number(item.users ?? 0);
       else if (String(item.sk).startsWith(MEMBER_PREFIX)) (Number(item.expiresAt) > nowSec ? members : expired).push(item as MemberItem);
     }
-    start = out.LastEvaluatedKey;
-  } while (start);
+  }
   if (summaryUsers !== undefined && summaryUsers <= 0 && members.length === 0 && expired.length === 0) {
     await ctx.doc
       .send(

@@ -16,7 +16,7 @@
  *   connection in a room this removed come back as `departed`, for the caller to announce `left`
  *   exactly once (a `$disconnect` or another broadcast racing it finds the member item gone).
  * - LimitExceededException (429) is a rate limit or a full client buffer: retried with exponential
- *   backoff and full jitter, never treated as gone. A post that was never sent (no connection could
+ *   backoff and equal jitter, never treated as gone. A post that was never sent (no connection could
  *   be made in time: isNotSent) is retried the same way; one that may have arrived is not.
  * - Anything else is logged and counted (FailedDeliveries); delivery to the others continues.
  */
@@ -315,7 +315,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
 
 /**
  * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
- * (with backoff and jitter) so that every attempt is counted and a 410 is never retried.
+ * (with backoff and equal jitter) so that every attempt is counted and a 410 is never retried.
  */
 export function createManagementClient(config: HandlerConfig, credentials: SdkCredentials = localCredentials(config)): ApiGatewayManagementApiClient {
   if (!config.managementEndpoint) throw configurationError("MANAGEMENT_ENDPOINT is not configured");

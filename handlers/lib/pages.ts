@@ -10,7 +10,7 @@
  * Query starts AT the cursor (`sk <= :sk`, newest first), so its first item must be the cursor's
  * message; no extra read and no key to manage (a MAC would need one per stack).
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, paginateQuery } from "@aws-sdk/lib-dynamodb";
 import { ROOM_DIRECTORY_INDEX } from "../tables";
 import { DIRECTORY_PARTITION, tableName, type DataContext, type MessageItem } from "./data";
 import { chatError } from "./errors";
@@ -88,7 +88,8 @@ export function jsonBytes(value: unknown): number {
  * Up to `limit + 1` live messages of a conversation, newest first, from the cursor's message
  * (excluded) or from the newest. `more` is true when older messages may exist beyond them. A
  * cursor whose message does not exist (forged, or its message expired and was deleted) is BAD_REQUEST.
- * One Query; DynamoDB stops a page at 1 MB, which `more` accounts for (LastEvaluatedKey).
+ * One Query, one page (no paginateQuery: a history page is never read past `limit + 1` items);
+ * DynamoDB stops a page at 1 MB, which `more` accounts for (LastEvaluatedKey).
  */
 export async function readHistory(
   ctx: DataContext,
@@ -128,7 +129,8 @@ export async function readHistory(
 /**
  * Up to `limit + 1` active rooms in room id order after `afterRoomId`, from the sparse `directory`
  * index (summary items only, never members). A summary whose longest-lived member has expired (an
- * abandoned room) or that counts nobody is skipped. Loops on LastEvaluatedKey until enough rooms.
+ * abandoned room) or that counts nobody is skipped. Reads pages of `limit + 1` until enough rooms,
+ * leaving paginateQuery early then (it would otherwise read the whole directory).
  */
 export async function readRooms(
   ctx: DataContext,
@@ -137,25 +139,23 @@ export async function readRooms(
   nowSec: number,
 ): Promise<Array<{ roomId: string; members: number }>> {
   const rooms: Array<{ roomId: string; members: number }> = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ctx.doc.send(
-      new QueryCommand({
-        TableName: tableName(ctx, "rooms"),
-        IndexName: ROOM_DIRECTORY_INDEX,
-        KeyConditionExpression: afterRoomId !== undefined ? "directory = :d AND roomId > :after" : "directory = :d",
-        ExpressionAttributeValues: { ":d": DIRECTORY_PARTITION, ...(afterRoomId !== undefined ? { ":after": afterRoomId } : {}) },
-        ExclusiveStartKey: start,
-        Limit: limit + 1,
-      }),
-    );
+  const pages = paginateQuery(
+    { client: ctx.doc, pageSize: limit + 1 },
+    {
+      TableName: tableName(ctx, "rooms"),
+      IndexName: ROOM_DIRECTORY_INDEX,
+      KeyConditionExpression: afterRoomId !== undefined ? "directory = :d AND roomId > :after" : "directory = :d",
+      ExpressionAttributeValues: { ":d": DIRECTORY_PARTITION, ...(afterRoomId !== undefined ? { ":after": afterRoomId } : {}) },
+    },
+  );
+  for await (const out of pages) {
     for (const item of out.Items ?? []) {
       const n = Number(item.users ?? 0);
       // Tables created before expiresAt was projected lack it: treat as live.
       const expired = item.expiresAt !== undefined && Number(item.expiresAt) <= nowSec;
       if (n > 0 && !expired) rooms.push({ roomId: String(item.roomId), members: n });
     }
-    start = out.LastEvaluatedKey;
-  } while (start && rooms.length <= limit);
+    if (rooms.length > limit) break;
+  }
   return rooms.slice(0, limit + 1);
 }
