@@ -3,12 +3,23 @@
  * the frames the server sends back, and a parser that turns any incoming text into a typed frame
  * or a typed `invalid` value, never an exception.
  *
- * Shared by the terminal client (Node) and the web page (browser bundle), so it imports nothing:
- * no Node module, no DOM type, no schema library (the web bundle stays small; the server validates
- * what clients send with zod, clients only need to read what the server sends).
+ * Shared by the terminal client (Node) and the web page (browser bundle), so at run time it imports
+ * nothing: no Node module, no DOM type, no schema library (the web bundle stays small; the server
+ * validates what clients send with zod, clients only need to read what the server sends).
+ *
+ * One source for the wire contract: the frame TYPES are the server's (handlers/lib/frames.ts and
+ * handlers/lib/errors.ts), imported with `import type`. Dependency direction: clients/ -> handlers/
+ * for types only is acceptable; a type-only import is erased by tsc and esbuild, so neither the
+ * bundle nor the terminal client loads any server module (tests/clients/contract.test.ts checks
+ * both the types and the bundle). Where a client type differs from the server's it is written as
+ * the server's type with the difference spelled out (ErrorFrame's `code`, SystemFrame's `from`),
+ * and the contract test states each difference. Runtime constants the client needs are kept here
+ * and checked equal to the server's by the same test.
  */
+import type * as Wire from "../../handlers/lib/frames";
+import type { ErrorCode as WireErrorCode, ErrorFrame as WireErrorFrame } from "../../handlers/lib/errors";
 
-/** Error codes the server answers with (docs/protocol.md "Errors"). */
+/** Error codes the server answers with (docs/protocol.md "Errors"); equal to handlers/lib/errors.ts ERROR_CODES. */
 export const ERROR_CODES = [
   "BAD_REQUEST",
   "NOT_A_MEMBER",
@@ -19,8 +30,8 @@ export const ERROR_CODES = [
   "UNKNOWN_TYPE",
   "BAD_JSON",
   "INTERNAL",
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+] as const satisfies readonly WireErrorCode[];
+export type ErrorCode = WireErrorCode;
 
 /**
  * API Gateway closes a connection that sends a frame larger than 32 KB (code 1009) instead of
@@ -32,114 +43,42 @@ export const MAX_FRAME_BYTES = 32 * 1024;
 /** Server-side page size bounds of `history` (docs/protocol.md: limit 1-100, default 50). */
 export const HISTORY_MAX_LIMIT = 100;
 
-/** The room a connection joins when the connect URL names none. */
+/** The room a connection joins when the connect URL names none (handlers/functions/connect.ts). */
 export const DEFAULT_ROOM = "general";
 
-export interface Member {
-  readonly userId: string;
-  readonly username: string;
-}
+type ServerFrameOf<T extends Wire.ServerFrame["type"]> = Extract<Wire.ServerFrame, { readonly type: T }>;
 
-export interface RoomSummary {
-  readonly roomId: string;
-  readonly members: number;
-}
-
-/** A stored message as `history` returns it: a room message or a private one. */
-export interface HistoryMessage {
-  readonly messageId: string;
-  readonly message: string;
-  readonly sentAt: string;
-  /** Author (room messages carry `userId`/`username`, private ones `fromUserId`/`fromUsername`). */
-  readonly userId: string;
-  readonly username: string;
-  readonly roomId?: string;
-  readonly toUserId?: string;
-  /** "system" for a notice pushed by a backend (docs/protocol.md "system"); absent for users' messages. */
-  readonly kind?: "system";
-  readonly data?: Readonly<Record<string, unknown>>;
-}
-
-export interface ChatFrame {
-  readonly type: "chat";
-  readonly roomId: string;
-  readonly messageId: string;
-  readonly userId: string;
-  readonly username: string;
-  readonly message: string;
-  readonly sentAt: string;
-  readonly clientMessageId?: string;
-}
-export interface PresenceFrame {
-  readonly type: "presence";
-  readonly event: "joined" | "left";
-  readonly roomId: string;
-  readonly userId: string;
-  readonly username: string;
-}
-export interface JoinedFrame {
-  readonly type: "joined";
-  readonly roomId: string;
-  readonly members: readonly Member[];
-}
-export interface LeftFrame {
-  readonly type: "left";
-  readonly roomId: string;
-}
-export interface PrivateFrame {
-  readonly type: "private";
-  readonly messageId: string;
-  readonly fromUserId: string;
-  readonly fromUsername: string;
-  readonly toUserId: string;
-  readonly message: string;
-  readonly sentAt: string;
-}
-export interface DeliveredFrame {
-  readonly type: "delivered";
-  readonly messageId: string;
-  readonly clientMessageId?: string;
-  readonly deliveredTo: number;
-}
-export interface RoomsFrame {
-  readonly type: "rooms";
-  readonly rooms: readonly RoomSummary[];
-  /** More rooms follow: send it back as `after` (docs/protocol.md, "Pages"). */
-  readonly next?: string;
-}
-export interface HistoryFrame {
-  readonly type: "history";
-  readonly roomId?: string;
-  readonly withUserId?: string;
-  readonly messages: readonly HistoryMessage[];
-  readonly next?: string;
-}
-/** A notice from a backend service (docs/push.md): to a room, or to every device of this user. */
-export interface SystemFrame {
-  readonly type: "system";
-  readonly messageId: string;
-  readonly message: string;
-  readonly sentAt: string;
-  readonly roomId?: string;
-  readonly toUserId?: string;
-  /** Structured data for applications; clients show `message`. */
-  readonly data?: Readonly<Record<string, unknown>>;
-}
-export interface PongFrame {
-  readonly type: "pong";
-}
-export interface ErrorFrame {
-  readonly type: "error";
-  /** One of ERROR_CODES; kept as a string so a code added later on the server still shows. */
-  readonly code: string;
-  readonly message: string;
-  readonly requestType?: string;
-  readonly clientMessageId?: string;
-}
+export type ChatFrame = Wire.ChatFrame;
+export type PresenceFrame = Wire.PresenceFrame;
+export type JoinedFrame = ServerFrameOf<"joined">;
+export type LeftFrame = ServerFrameOf<"left">;
+export type PrivateFrame = Wire.PrivateFrame;
+export type DeliveredFrame = ServerFrameOf<"delivered">;
+/** `next`: more rooms follow; send it back as `after` (docs/protocol.md, "Pages"). */
+export type RoomsFrame = ServerFrameOf<"rooms">;
+export type HistoryFrame = ServerFrameOf<"history">;
+export type PongFrame = ServerFrameOf<"pong">;
+export type Member = JoinedFrame["members"][number];
+export type RoomSummary = RoomsFrame["rooms"][number];
+/**
+ * A stored message as `history` returns it: a room message or a private one. `kind` is "system"
+ * for a notice pushed by a backend (docs/protocol.md "system"); absent for users' messages.
+ */
+export type HistoryMessage = Wire.HistoryEntry;
+/**
+ * A notice from a backend service (docs/push.md): to a room, or to every device of this user. The
+ * server's frame without `from`, which is always "system" and says nothing `type` does not.
+ */
+export type SystemFrame = Omit<Wire.SystemFrame, "from">;
+/**
+ * The server's error frame, with `code` widened to a string so that a code added later on the
+ * server still shows in an older client (today's codes: ERROR_CODES).
+ */
+export type ErrorFrame = Omit<WireErrorFrame, "code"> & { readonly code: string };
 /**
  * API Gateway's own answers, which carry no `type`: `{"message":"Internal server error",...}` when
  * an integration fails or times out, `{"message":"Forbidden",...}` when no route matches
- * (AWS-FACTS "Routing").
+ * (AWS-FACTS "Routing"). Not the server's: a client-side type.
  */
 export interface GatewayFrame {
   readonly type: "gateway";
@@ -172,15 +111,15 @@ export interface InvalidFrame {
 // ---------------------------------------------------------------------------------------------
 // Frames a client sends
 
+/**
+ * A frame the server's schemas accept (handlers/lib/frames.ts ClientFrameInput), with `history`
+ * narrowed to what the schema's refinement requires: exactly one of roomId and withUserId.
+ */
+type HistoryRequest = Omit<Extract<Wire.ClientFrameInput, { type: "history" }>, "roomId" | "withUserId">;
 export type ClientFrame =
-  | { type: "chat"; message: string; roomId?: string; clientMessageId?: string }
-  | { type: "join"; roomId: string }
-  | { type: "leave"; roomId: string }
-  | { type: "private"; toUserId: string; message: string; clientMessageId?: string }
-  | { type: "rooms"; after?: string }
-  | { type: "history"; roomId: string; limit?: number; before?: string }
-  | { type: "history"; withUserId: string; limit?: number; before?: string }
-  | { type: "ping" };
+  | Exclude<Wire.ClientFrameInput, { type: "history" }>
+  | (HistoryRequest & { roomId: string })
+  | (HistoryRequest & { withUserId: string });
 
 /** UTF-8 length of a string without TextEncoder allocations (works in Node and browsers alike). */
 export function utf8Length(text: string): number {
@@ -244,8 +183,8 @@ function parseMember(v: unknown): Member {
 function parseHistoryMessage(v: unknown): HistoryMessage {
   if (!isObject(v)) throw new Missing("history message is not an object");
   const userId = need(str(v, "userId") ?? str(v, "fromUserId"), "messages[].userId");
-  const roomId = str(v, "roomId");
   const toUserId = str(v, "toUserId");
+  const clientMessageId = str(v, "clientMessageId");
   const system = str(v, "kind") === "system";
   return {
     messageId: need(str(v, "messageId"), "messages[].messageId"),
@@ -253,8 +192,8 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
     sentAt: need(timestamp(v, "sentAt"), "messages[].sentAt"),
     userId,
     username: str(v, "username") ?? str(v, "fromUsername") ?? userId,
-    ...(roomId !== undefined ? { roomId } : {}),
     ...(toUserId !== undefined ? { toUserId } : {}),
+    ...(clientMessageId !== undefined ? { clientMessageId } : {}),
     ...(system ? { kind: "system" as const } : {}),
     ...(system && isObject(v.data) ? { data: v.data } : {}),
   };
@@ -299,6 +238,7 @@ function parseObject(o: Json): ServerFrame {
         toUserId: need(str(o, "toUserId"), "toUserId"),
         message: need(str(o, "message"), "message"),
         sentAt: need(timestamp(o, "sentAt"), "sentAt"),
+        ...opt("clientMessageId", str(o, "clientMessageId")),
       };
     }
     case "delivered":

@@ -76,6 +76,15 @@ export function buildSchemas(maxMessageBytes: number) {
 
 export type Schemas = ReturnType<typeof buildSchemas>;
 
+/**
+ * A frame a client may send, as the schemas accept it (their input type: `limit` may be left out,
+ * the schema supplies the default). Types only: clients/shared/protocol.ts imports it with
+ * `import type`, so the browser bundle gets no byte of zod (tests/clients/contract.test.ts).
+ */
+export type ClientFrameInput = { [K in MessageType]: z.input<Schemas[K]> }[MessageType];
+/** A client frame as a route handler sees it after parsing (defaults applied). */
+export type ParsedClientFrame = { [K in MessageType]: z.output<Schemas[K]> }[MessageType];
+
 /** Validates a frame; a failed refinement of the message size is TOO_LARGE, anything else BAD_REQUEST. */
 /** Fields that name a message's sender: the server sets them from the token, never the client. */
 export const SENDER_FIELDS = ["userId", "username", "fromUserId", "fromUsername"] as const;
