@@ -13,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { build } from "esbuild";
+import { parseCommandLine } from "../scripts/commandLine";
 
 const ROOT = path.resolve(__dirname, "..");
 export const DEFAULT_PUSH_OUT_DIR = path.join(__dirname, "dist");
@@ -99,20 +100,18 @@ export async function buildPush(outDir = DEFAULT_PUSH_OUT_DIR): Promise<PushBuil
 }
 
 if (require.main === module) {
-  const argv = process.argv.slice(2);
-  if (argv.includes("--help") || argv.includes("-h")) {
+  let values: { out?: string; help?: boolean } = {};
+  try {
+    ({ values } = parseCommandLine({ options: { out: { type: "string" }, help: { type: "boolean", short: "h" } } }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  let outDir: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--out" && argv[i + 1]) outDir = argv[++i];
-    else {
-      process.stderr.write(`unknown argument ${argv[i]}\n${USAGE}\n`);
-      process.exit(2);
-    }
-  }
-  buildPush(outDir).then(
+  buildPush(values.out).then(
     (r) => {
       process.stdout.write(`${r.files.length} files in ${r.outDir} (index.js ${r.bundleBytes} bytes)\ninstall it in a service with: npm install ${r.outDir}\n`);
     },

@@ -15,6 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { namedError } from "../handlers/lib/errors";
 import { createPusher, isPushError, type PushResult, type Pusher, type PusherOptions } from "../push";
+import { parseCommandLine } from "./commandLine";
 
 export const USAGE = `Usage: npm run push -- (--user <userId> | --room <roomId>) [options] <message>
 
@@ -56,68 +57,40 @@ export interface PushArgs {
   readonly json: boolean;
 }
 
-/** Parses the command line; throws UsageError (exit 2) for anything malformed. Undefined means --help. */
+const PUSH_OPTIONS = {
+  user: { type: "string", multiple: true },
+  room: { type: "string", multiple: true },
+  data: { type: "string" },
+  outputs: { type: "string" },
+  stack: { type: "string" },
+  region: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Parses the command line (util.parseArgs; a message word that starts with "-" goes after `--`); throws UsageError (exit 2) for anything malformed. Undefined means --help. */
 export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
-  let user: string | undefined;
-  let room: string | undefined;
+  const { values, positionals } = parseCommandLine({ args: [...argv], options: PUSH_OPTIONS, allowPositionals: true }, usageError);
+  if (values.help) return undefined;
+  // multiple: true only to refuse a repeated target (util.parseArgs would keep the last one silently).
+  if ((values.user?.length ?? 0) > 1) throw usageError("--user given twice");
+  if ((values.room?.length ?? 0) > 1) throw usageError("--room given twice");
+  const user = values.user?.[0];
+  const room = values.room?.[0];
+  const { outputs, stack, region } = values;
+  const json = values.json ?? false;
   let data: Record<string, unknown> | undefined;
-  let outputs: string | undefined;
-  let stack: string | undefined;
-  let region: string | undefined;
-  let json = false;
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw usageError(`${arg} needs a value`);
-      return v;
-    };
-    switch (arg) {
-      case "-h":
-      case "--help":
-        return undefined;
-      case "--user":
-        if (user !== undefined) throw usageError("--user given twice");
-        user = value();
-        break;
-      case "--room":
-        if (room !== undefined) throw usageError("--room given twice");
-        room = value();
-        break;
-      case "--data": {
-        const raw = value();
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(raw);
-        } catch (err) {
-          throw usageError(`--data is not JSON: ${(err as Error).message}`);
-        }
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw usageError("--data must be a JSON object");
-        data = parsed as Record<string, unknown>;
-        break;
-      }
-      case "--outputs":
-        outputs = value();
-        break;
-      case "--stack":
-        stack = value();
-        break;
-      case "--region":
-        region = value();
-        break;
-      case "--json":
-        json = true;
-        break;
-      case "--":
-        words.push(...argv.slice(i + 1));
-        i = argv.length;
-        break;
-      default:
-        if (arg.startsWith("--")) throw usageError(`unknown option ${arg}`);
-        words.push(arg);
+  if (values.data !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values.data);
+    } catch (err) {
+      throw usageError(`--data is not JSON: ${(err as Error).message}`);
     }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw usageError("--data must be a JSON object");
+    data = parsed as Record<string, unknown>;
   }
+  const words = positionals;
   if ((user === undefined) === (room === undefined)) throw usageError("give exactly one of --user <userId> or --room <roomId>");
   if (outputs !== undefined && stack !== undefined) throw usageError("give at most one of --outputs and --stack");
   const message = words.join(" ");

@@ -7,6 +7,7 @@
 import { SignJWT } from "jose";
 import { USER_ID_PATTERN } from "../handlers/lib/frames";
 import { LOCAL_AUDIENCE, LOCAL_ISSUER, localSecret } from "../local/secret";
+import { parseCommandLine } from "./commandLine";
 
 export interface TokenOptions {
   readonly userId: string;
@@ -38,31 +39,26 @@ const TOKEN_USAGE = `usage: npm run token -- <userId> [--name <display name>] [-
   --ttl <seconds>  lifetime (default 43200: 12 h)
   --dir <dir>      folder holding the secret (default .local)`;
 
+const TOKEN_OPTIONS = {
+  name: { type: "string" },
+  ttl: { type: "string" },
+  dir: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 export function parseArgs(argv: readonly string[]): { userId: string; name?: string; ttlSeconds?: number; dir?: string } {
-  const positional: string[] = [];
-  let name: string | undefined;
-  let ttlSeconds: number | undefined;
-  let dir: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--help" || a === "-h") {
-      process.stdout.write(`${TOKEN_USAGE}\n`);
-      process.exit(0);
-    } else if (a === "--name") name = value();
-    else if (a === "--ttl") {
-      ttlSeconds = Number(value());
-      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error("--ttl must be a positive integer (seconds)");
-    } else if (a === "--dir") dir = value();
-    else if (a.startsWith("--")) throw new Error(`unknown option ${a}`);
-    else positional.push(a);
+  const { values, positionals } = parseCommandLine({ args: [...argv], options: TOKEN_OPTIONS, allowPositionals: true });
+  if (values.help) {
+    process.stdout.write(`${TOKEN_USAGE}\n`);
+    process.exit(0);
   }
-  if (positional.length !== 1) throw new Error(TOKEN_USAGE);
-  return { userId: positional[0], name, ttlSeconds, dir };
+  let ttlSeconds: number | undefined;
+  if (values.ttl !== undefined) {
+    ttlSeconds = Number(values.ttl);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error("--ttl must be a positive integer (seconds)");
+  }
+  if (positionals.length !== 1) throw new Error(TOKEN_USAGE);
+  return { userId: positionals[0], name: values.name, ttlSeconds, dir: values.dir };
 }
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@
 import * as esbuild from "esbuild";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseCommandLine } from "../../scripts/commandLine";
 
 export interface BuildWebOptions {
   /** WebSocket endpoint baked into the page (`ws://` or `wss://`); empty = typed in at sign-in. */
@@ -115,42 +116,29 @@ const BUILD_USAGE = `usage: npm run build:web -- [--endpoint wss://…] [--out d
   --no-local-token   no token minting: the sign-in screen asks for a pasted token (deployed stacks)
   --no-minify        readable bundle`;
 
+const BUILD_OPTIONS = {
+  endpoint: { type: "string" },
+  out: { type: "string" },
+  "token-url": { type: "string" },
+  "no-local-token": { type: "boolean" },
+  "no-minify": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 function parseBuildArgs(argv: readonly string[]): BuildWebOptions {
-  const out: { endpoint?: string; outDir?: string; tokenUrl?: string; minify?: boolean } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].includes("=") ? [argv[i].slice(0, argv[i].indexOf("=")), argv[i].slice(argv[i].indexOf("=") + 1)] : [argv[i], undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new BuildWebError(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case "--endpoint":
-        out.endpoint = value();
-        break;
-      case "--out":
-        out.outDir = value();
-        break;
-      case "--token-url":
-        out.tokenUrl = value();
-        break;
-      case "--no-local-token":
-        out.tokenUrl = "";
-        break;
-      case "--no-minify":
-        out.minify = false;
-        break;
-      case "--help":
-      case "-h":
-        process.stdout.write(`${BUILD_USAGE}\n`);
-        process.exit(0);
-      default:
-        throw new BuildWebError(
-          `unknown argument ${argv[i]}\n${BUILD_USAGE}`,
-        );
-    }
+  let values: { endpoint?: string; out?: string; "token-url"?: string; "no-local-token"?: boolean; "no-minify"?: boolean; help?: boolean };
+  ({ values } = parseCommandLine({ args: [...argv], options: BUILD_OPTIONS }, (m) => new BuildWebError(m), `\n${BUILD_USAGE}`));
+  if (values.help) {
+    process.stdout.write(`${BUILD_USAGE}\n`);
+    process.exit(0);
   }
-  return out;
+  return {
+    ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
+    ...(values.out !== undefined ? { outDir: values.out } : {}),
+    ...(values["token-url"] !== undefined ? { tokenUrl: values["token-url"] } : {}),
+    ...(values["no-local-token"] ? { tokenUrl: "" } : {}),
+    ...(values["no-minify"] ? { minify: false } : {}),
+  };
 }
 
 if (require.main === module) {

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseCommandLine } from "../../scripts/commandLine";
 import { formatLoadResult, runLoad, validateLoadOptions, type LoadOptions } from "./load";
 
 /**
@@ -26,19 +27,24 @@ export interface CliOptions extends LoadOptions {
   readonly outDir: string;
 }
 
+const LOAD_OPTIONS = {
+  connections: { type: "string" },
+  rooms: { type: "string" },
+  duration: { type: "string" },
+  rate: { type: "string" },
+  flood: { type: "string" },
+  "flood-rate": { type: "string" },
+  warmup: { type: "string" },
+  "memory-margin": { type: "string" },
+  seed: { type: "string" },
+  out: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 export function parseLoadArgs(argv: readonly string[]): CliOptions | "help" {
-  const values: Record<string, string> = {};
-  const names = new Set(["connections", "rooms", "duration", "rate", "flood", "flood-rate", "warmup", "memory-margin", "seed", "out"]);
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help" || arg === "-h") return "help";
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!m || !names.has(m[1])) throw new Error(`unknown option ${arg}\n${USAGE}`);
-    const value = m[2] ?? argv[++i];
-    if (value === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
-    values[m[1]] = value;
-  }
-  const num = (name: string): number | undefined => {
+  const { values } = parseCommandLine({ args: [...argv], options: LOAD_OPTIONS }, undefined, `\n${USAGE}`);
+  if (values.help) return "help";
+  const num = (name: Exclude<keyof typeof LOAD_OPTIONS, "help" | "out">): number | undefined => {
     if (values[name] === undefined) return undefined;
     const n = Number(values[name]);
     if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${values[name]}"`);
