@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { namedError } from "../handlers/lib/errors";
+import { parseCommandLine } from "../scripts/commandLine";
 import { consoleLogger, silentLogger, type LogLevel } from "./logger";
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
 
@@ -74,6 +75,25 @@ export function isUsageError(err: unknown): err is UsageError {
   return err instanceof Error && err.name === "UsageError";
 }
 
+const CLI_OPTIONS = {
+  port: { type: "string" },
+  host: { type: "string" },
+  stage: { type: "string" },
+  "data-dir": { type: "string" },
+  "in-memory": { type: "boolean" },
+  serialized: { type: "boolean" },
+  "management-latency-ms": { type: "string" },
+  "idle-timeout-seconds": { type: "string" },
+  "max-duration-seconds": { type: "string" },
+  "no-web": { type: "boolean" },
+  "log-level": { type: "string" },
+  quiet: { type: "boolean" },
+  outputs: { type: "string" },
+  "allowed-origin": { type: "string", multiple: true },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Parses the command line with util.parseArgs (scripts/commandLine.ts); throws UsageError (exit 2). */
 export function parseCliArgs(argv: readonly string[]): CliOptions {
   const o = {
     port: 3001,
@@ -92,80 +112,45 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     allowedOrigins: [] as string[],
     help: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v === "") throw usageError(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number, max: number): number => {
-      const raw = value();
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < min || n > max) throw usageError(`${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
-      return n;
-    };
-    switch (flag) {
-      case "--port":
-        o.port = int(0, 65535);
-        break;
-      case "--host":
-        o.host = value();
-        break;
-      case "--stage":
-        o.stage = value();
-        if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.stage)) throw usageError("--stage must be 1-128 letters, digits, '-' or '_'");
-        break;
-      case "--data-dir":
-        o.dataDir = value();
-        break;
-      case "--in-memory":
-        o.inMemory = true;
-        break;
-      case "--serialized":
-        o.serialized = true;
-        break;
-      case "--management-latency-ms":
-        o.managementLatencyMs = int(0, 60_000);
-        break;
-      case "--idle-timeout-seconds":
-        o.idleTimeoutSeconds = int(1, 600);
-        break;
-      case "--max-duration-seconds":
-        o.maxDurationSeconds = int(1, 7200);
-        break;
-      case "--no-web":
-        o.web = false;
-        break;
-      case "--log-level": {
-        const l = value();
-        if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw usageError("--log-level must be debug, info, warn or error");
-        o.logLevel = l;
-        break;
-      }
-      case "--quiet":
-        o.quiet = true;
-        break;
-      case "--outputs":
-        o.outputs = value();
-        break;
-      case "--allowed-origin": {
-        const origin = value();
-        if (!ORIGIN.test(origin)) {
-          throw usageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
-        }
-        o.allowedOrigins.push(origin);
-        break;
-      }
-      case "--help":
-      case "-h":
-        o.help = true;
-        break;
-      default:
-        throw usageError(`unknown option ${arg}`);
-    }
+  const { values } = parseCommandLine({ args: [...argv], options: CLI_OPTIONS }, usageError);
+  for (const [name, v] of Object.entries(values)) {
+    // util.parseArgs takes `--stage=` as an empty value; an empty value here is always a mistake.
+    if (v === "" || (Array.isArray(v) && v.includes(""))) throw usageError(`--${name} needs a value`);
   }
+  const int = (flag: "port" | "management-latency-ms" | "idle-timeout-seconds" | "max-duration-seconds", min: number, max: number): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw usageError(`--${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
+    return n;
+  };
+  o.port = int("port", 0, 65535) ?? o.port;
+  if (values.host !== undefined) o.host = values.host;
+  if (values.stage !== undefined) {
+    o.stage = values.stage;
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.stage)) throw usageError("--stage must be 1-128 letters, digits, '-' or '_'");
+  }
+  if (values["data-dir"] !== undefined) o.dataDir = values["data-dir"];
+  if (values["in-memory"]) o.inMemory = true;
+  if (values.serialized) o.serialized = true;
+  o.managementLatencyMs = int("management-latency-ms", 0, 60_000) ?? o.managementLatencyMs;
+  o.idleTimeoutSeconds = int("idle-timeout-seconds", 1, 600) ?? o.idleTimeoutSeconds;
+  o.maxDurationSeconds = int("max-duration-seconds", 1, 7200) ?? o.maxDurationSeconds;
+  if (values["no-web"]) o.web = false;
+  if (values["log-level"] !== undefined) {
+    const l = values["log-level"];
+    if (l !== "debug" && l !== "info" && l !== "warn" && l !== "error") throw usageError("--log-level must be debug, info, warn or error");
+    o.logLevel = l;
+  }
+  if (values.quiet) o.quiet = true;
+  if (values.outputs !== undefined) o.outputs = values.outputs;
+  for (const origin of values["allowed-origin"] ?? []) {
+    if (!ORIGIN.test(origin)) {
+      throw usageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
+    }
+    o.allowedOrigins.push(origin);
+  }
+  if (values.help) o.help = true;
   return o;
 }
 
