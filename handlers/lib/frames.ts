@@ -82,8 +82,6 @@ export type Schemas = ReturnType<typeof buildSchemas>;
  * `import type`, so the browser bundle gets no byte of zod (tests/clients/contract.test.ts).
  */
 export type ClientFrameInput = { [K in MessageType]: z.input<Schemas[K]> }[MessageType];
-/** A client frame as a route handler sees it after parsing (defaults applied). */
-export type ParsedClientFrame = { [K in MessageType]: z.output<Schemas[K]> }[MessageType];
 
 /** Validates a frame; a failed refinement of the message size is TOO_LARGE, anything else BAD_REQUEST. */
 /** Fields that name a message's sender: the server sets them from the token, never the client. */
