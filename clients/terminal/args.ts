@@ -3,6 +3,8 @@
  *   npm run client -- <endpoint> [--token <jwt> | --user <userId>] [--name <display>] [--room <room>]
  */
 
+import { parseArgs as parseCommandLine } from "node:util";
+
 export { unverifiedClaims } from "../shared/protocol";
 
 /** Exit codes (docs/clients.md). */
@@ -52,31 +54,43 @@ export interface CliArgs {
 
 export type ParsedArgs = { ok: true; args: CliArgs } | { ok: false; help: boolean; message: string };
 
-const VALUE_FLAGS = new Set(["--token", "--user", "--name", "--room", "--ping-interval"]);
+const OPTIONS = {
+  token: { type: "string" },
+  user: { type: "string" },
+  name: { type: "string" },
+  room: { type: "string" },
+  "ping-interval": { type: "string" },
+  "no-color": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * util.parseArgs's error in this client's words (the scripts share scripts/commandLine.ts; the client
+ * keeps its own copy so that clients/ depends on nothing outside it).
+ */
+function usageMessage(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown };
+  const message = String(e?.message ?? "");
+  const option = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
+  if (e?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
+  if (e?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return /does not take an argument/.test(message) ? `${option} takes no value` : `${option} needs a value`;
+  if (e?.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") return `unexpected argument ${/'([^']*)'/.exec(message)?.[1] ?? ""}`;
+  return message;
+}
 
 export function parseArgs(argv: readonly string[], env: Record<string, string | undefined> = {}): ParsedArgs {
-  const values: Record<string, string> = {};
-  const positional: string[] = [];
-  let color = true;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help" || arg === "-h") return { ok: false, help: true, message: USAGE };
-    if (arg === "--no-color") {
-      color = false;
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    if (VALUE_FLAGS.has(flag)) {
-      const value = eq > 0 && flag !== arg ? arg.slice(eq + 1) : argv[++i];
-      if (value === undefined || value === "" || (flag === arg && value.startsWith("--"))) {
-        return { ok: false, help: false, message: `${flag} needs a value` };
-      }
-      values[flag.slice(2)] = value;
-      continue;
-    }
-    if (arg.startsWith("-")) return { ok: false, help: false, message: `unknown option ${arg}` };
-    positional.push(arg);
+  let parsed: ReturnType<typeof parseCommandLine<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>;
+  try {
+    parsed = parseCommandLine({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    if (argv.includes("--help") || argv.includes("-h")) return { ok: false, help: true, message: USAGE };
+    return { ok: false, help: false, message: usageMessage(err) };
+  }
+  const { values, positionals: positional } = parsed;
+  if (values.help) return { ok: false, help: true, message: USAGE };
+  const color = !values["no-color"];
+  for (const flag of ["token", "user", "name", "room", "ping-interval"] as const) {
+    if (values[flag] === "") return { ok: false, help: false, message: `--${flag} needs a value` };
   }
   if (positional.length !== 1) {
     return { ok: false, help: false, message: positional.length === 0 ? "the endpoint is missing" : `unexpected argument ${positional[1]}` };
