@@ -15,6 +15,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseCommandLine } from "./commandLine";
 import type { BenchResults, CostInputs, LinearUsage, OperationUsage } from "../bench/lib/results";
 import { customMetricSeries } from "../handlers/metrics";
 import { FUNCTIONS } from "../handlers/routes";
@@ -352,28 +353,28 @@ const USAGE = `usage: npm run cost -- --connections <n> --rooms <n> --messages-p
        [--results <path>] [--json]
 prod's config: --memory-mb 512 --detailed-monitoring (Pulumi.prod.yaml: lambdaMemoryMb, enableDetailedMonitoring)`;
 
+const COST_OPTIONS = {
+  connections: { type: "string" },
+  rooms: { type: "string" },
+  "messages-per-minute": { type: "string" },
+  hours: { type: "string" },
+  "memory-mb": { type: "string" },
+  "session-hours": { type: "string" },
+  "ping-interval-minutes": { type: "string" },
+  results: { type: "string" },
+  "detailed-monitoring": { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Parses the command line with util.parseArgs (scripts/commandLine.ts); throws CostInputError (exit 2). */
 export function parseArgs(argv: readonly string[]): CliOptions {
+  const parsed = parseCommandLine({ args: [...argv], options: COST_OPTIONS }, (m) => new CostInputError(m), `\n${USAGE}`).values;
+  if (parsed.help) throw new CostInputError(USAGE);
+  const json = parsed.json ?? false;
+  const detailedMonitoring = parsed["detailed-monitoring"] ?? DEFAULT_WORKLOAD.detailedMonitoring;
   const values = new Map<string, string>();
-  let json = false;
-  let detailedMonitoring = DEFAULT_WORKLOAD.detailedMonitoring;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--json") {
-      json = true;
-      continue;
-    }
-    if (arg === "--detailed-monitoring") {
-      detailedMonitoring = true;
-      continue;
-    }
-    if (arg === "--help" || arg === "-h") throw new CostInputError(USAGE);
-    const known = ["--connections", "--rooms", "--messages-per-minute", "--hours", "--memory-mb", "--session-hours", "--ping-interval-minutes", "--results"];
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    if (!known.includes(flag)) throw new CostInputError(`unknown option ${arg}\n${USAGE}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined || value.startsWith("--")) throw new CostInputError(`${flag} needs a value\n${USAGE}`);
-    values.set(flag, value);
-  }
+  for (const [name, v] of Object.entries(parsed)) if (typeof v === "string") values.set(`--${name}`, v);
   const num = (flag: string, fallback?: number): number => {
     const raw = values.get(flag);
     if (raw === undefined) {
