@@ -14,6 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FUNCTIONS, type FunctionName } from "../handlers/routes";
+import { parseCommandLine } from "../scripts/commandLine";
 import { broadcastRows, runRoomCase, type RoomCaseResult } from "./cases/broadcast";
 import { runColdStart } from "./cases/coldStart";
 import { forcedKills, measureStartup } from "./cases/startup";
@@ -58,8 +59,31 @@ const USAGE = `usage: npm run bench -- [--quick] [--cases ${CASES.join(",")}] [-
   [--cold-functions a,b] [--cold-samples n] [--throughput-connections n] [--throughput-rooms n]
   [--throughput-seconds n] [--window n] [--startup-samples n] [--out dir]`;
 
+const BENCH_OPTIONS = {
+  quick: { type: "boolean" },
+  cases: { type: "string" },
+  connections: { type: "string" },
+  sizes: { type: "string" },
+  "users-per-room": { type: "string" },
+  "management-latency-ms": { type: "string" },
+  "fanout-concurrency": { type: "string" },
+  "sequential-concurrency": { type: "string" },
+  "cold-functions": { type: "string" },
+  "cold-samples": { type: "string" },
+  "throughput-connections": { type: "string" },
+  "throughput-rooms": { type: "string" },
+  "throughput-seconds": { type: "string" },
+  window: { type: "string" },
+  "startup-samples": { type: "string" },
+  out: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Parses the command line with util.parseArgs (scripts/commandLine.ts); throws BenchUsageError (exit 2). */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
-  const quick = argv.includes("--quick");
+  const values = parseCommandLine({ args: [...argv], options: BENCH_OPTIONS }, (m) => new BenchUsageError(m), `\n${USAGE}`).values;
+  if (values.help) throw new BenchUsageError(USAGE);
+  const quick = values.quick ?? false;
   const root = path.join(__dirname, "..");
   const defaults: BenchOptions = quick
     ? {
@@ -107,73 +131,36 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     if (!v) throw new BenchUsageError(`${flag} needs a comma-separated list\n${USAGE}`);
     return v.split(",").map((s) => s.trim()).filter(Boolean);
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const next = () => argv[++i];
-    switch (flag) {
-      case "--quick":
-        break;
-      case "--cases": {
-        const cs = list(flag, next());
-        for (const c of cs) if (!(CASES as readonly string[]).includes(c)) throw new BenchUsageError(`unknown case "${c}"; cases: ${CASES.join(", ")}`);
-        o.cases = cs as CaseName[];
-        break;
-      }
-      case "--connections":
-        o.connections = int(flag, next(), 10, 10_000);
-        break;
-      case "--sizes":
-        o.sizes = list(flag, next()).map((s) => int("--sizes", s, 2, 5000));
-        break;
-      case "--users-per-room":
-        o.usersPerRoom = int(flag, next(), 1, 5000);
-        break;
-      case "--management-latency-ms":
-        o.managementLatencyMs = int(flag, next(), 0, 1000);
-        break;
-      case "--fanout-concurrency":
-        o.boundedConcurrency = int(flag, next(), 1, 1000);
-        break;
-      case "--sequential-concurrency":
-        o.sequentialConcurrency = int(flag, next(), 1, 1000);
-        break;
-      case "--cold-functions": {
-        const names = list(flag, next());
-        const known = FUNCTIONS.map((f) => f.name as string);
-        for (const n of names) if (!known.includes(n)) throw new BenchUsageError(`unknown function "${n}"; functions: ${known.join(", ")}`);
-        o.coldFunctions = names as FunctionName[];
-        break;
-      }
-      case "--cold-samples":
-        o.coldSamples = int(flag, next(), 1, 100);
-        break;
-      case "--throughput-connections":
-        o.throughputConnections = int(flag, next(), 2, 5000);
-        break;
-      case "--throughput-rooms":
-        o.throughputRooms = int(flag, next(), 1, 1000);
-        break;
-      case "--throughput-seconds":
-        o.throughputSeconds = int(flag, next(), 1, 3600);
-        break;
-      case "--window":
-        o.window = int(flag, next(), 1, 1000);
-        break;
-      case "--startup-samples":
-        o.startupSamples = int(flag, next(), 1, 20);
-        break;
-      case "--out": {
-        const v = next();
-        if (!v) throw new BenchUsageError(`--out needs a directory\n${USAGE}`);
-        o.outDir = path.resolve(v);
-        break;
-      }
-      case "--help":
-      case "-h":
-        throw new BenchUsageError(USAGE);
-      default:
-        throw new BenchUsageError(`unknown option ${flag}\n${USAGE}`);
-    }
+  if (values.cases !== undefined) {
+    const cs = list("--cases", values.cases);
+    for (const c of cs) if (!(CASES as readonly string[]).includes(c)) throw new BenchUsageError(`unknown case "${c}"; cases: ${CASES.join(", ")}`);
+    o.cases = cs as CaseName[];
+  }
+  const intOption = (flag: keyof typeof BENCH_OPTIONS, min: number, max: number, fallback: number): number => {
+    const v = values[flag];
+    return v === undefined ? fallback : int(`--${flag}`, String(v), min, max);
+  };
+  o.connections = intOption("connections", 10, 10_000, o.connections);
+  if (values.sizes !== undefined) o.sizes = list("--sizes", values.sizes).map((s) => int("--sizes", s, 2, 5000));
+  o.usersPerRoom = intOption("users-per-room", 1, 5000, o.usersPerRoom);
+  o.managementLatencyMs = intOption("management-latency-ms", 0, 1000, o.managementLatencyMs);
+  if (values["fanout-concurrency"] !== undefined) o.boundedConcurrency = int("--fanout-concurrency", values["fanout-concurrency"], 1, 1000);
+  o.sequentialConcurrency = intOption("sequential-concurrency", 1, 1000, o.sequentialConcurrency);
+  if (values["cold-functions"] !== undefined) {
+    const names = list("--cold-functions", values["cold-functions"]);
+    const known = FUNCTIONS.map((f) => f.name as string);
+    for (const n of names) if (!known.includes(n)) throw new BenchUsageError(`unknown function "${n}"; functions: ${known.join(", ")}`);
+    o.coldFunctions = names as FunctionName[];
+  }
+  o.coldSamples = intOption("cold-samples", 1, 100, o.coldSamples);
+  o.throughputConnections = intOption("throughput-connections", 2, 5000, o.throughputConnections);
+  o.throughputRooms = intOption("throughput-rooms", 1, 1000, o.throughputRooms);
+  o.throughputSeconds = intOption("throughput-seconds", 1, 3600, o.throughputSeconds);
+  o.window = intOption("window", 1, 1000, o.window);
+  o.startupSamples = intOption("startup-samples", 1, 20, o.startupSamples);
+  if (values.out !== undefined) {
+    if (!values.out) throw new BenchUsageError(`--out needs a directory\n${USAGE}`);
+    o.outDir = path.resolve(values.out);
   }
   const measured = o.sizes.reduce((s, n) => s + n, 0);
   if ((o.cases.includes("broadcast") || o.cases.includes("latency")) && measured > o.connections) {
