@@ -224,7 +224,8 @@ function parseObject(o: Json): ServerFrame {
     }
     case "joined": {
       const members = Array.isArray(o.members) ? o.members.map(parseMember) : [];
-      return { type, roomId: need(str(o, "roomId"), "roomId"), members };
+      const count = typeof o.memberCount === "number" && Number.isInteger(o.memberCount) && o.memberCount >= members.length ? o.memberCount : members.length;
+      return { type, roomId: need(str(o, "roomId"), "roomId"), members, memberCount: count, ...(o.membersTruncated === true ? { membersTruncated: true as const } : {}) };
     }
     case "left":
       return { type, roomId: need(str(o, "roomId"), "roomId") };

@@ -77,7 +77,13 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     case "presence":
       return [line(`presence #${frame.roomId}`, `${who(frame.username, frame.userId)} ${frame.event === "joined" ? "joined" : "left"}`, ctx)];
     case "joined":
-      return [line(`joined #${frame.roomId}`, `${plural(frame.members.length, "member")}: ${memberList(frame.members)}`, ctx)];
+      return [
+        line(
+          `joined #${frame.roomId}`,
+          `${plural(frame.memberCount ?? frame.members.length, "member")}: ${memberList(frame.members)}${frame.membersTruncated ? ` and ${(frame.memberCount ?? 0) - frame.members.length} more` : ""}`,
+          ctx,
+        ),
+      ];
     case "left":
       return [line(`left #${frame.roomId}`, "you left the room", ctx)];
     case "private": {

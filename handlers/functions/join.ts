@@ -1,7 +1,8 @@
 /**
  * `join`: one transaction adds the room to the connection's set (at most MAX_ROOMS_PER_CONNECTION,
  * checked by its condition, so concurrent joins cannot exceed it), creates the membership and counts
- * the user's presence; the user is announced if this made them present; the reply lists the members.
+ * the user's presence; the user is announced if this made them present; the reply lists the members,
+ * as many as fit in JOINED_MEMBERS_BUDGET_BYTES, with the room's member count.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
@@ -10,6 +11,26 @@ import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
 import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
+
+/**
+ * Bytes of the `members` array in a `joined` reply. API Gateway sends at most 128 KB in one message
+ * (AWS-FACTS: Limits): with user ids of up to 128 characters and names of up to 64, an unbounded list
+ * passes that at about 300 users. 64 KB leaves the rest of the frame far inside the limit.
+ */
+export const JOINED_MEMBERS_BUDGET_BYTES = 64 * 1024;
+
+/** The longest prefix of `users` whose JSON array fits in `budget` bytes (UTF-8). */
+export function membersWithin<T extends { userId: string; username: string }>(users: readonly T[], budget = JOINED_MEMBERS_BUDGET_BYTES): T[] {
+  let bytes = 2; // []
+  const out: T[] = [];
+  for (const u of users) {
+    const size = Buffer.byteLength(JSON.stringify({ userId: u.userId, username: u.username }), "utf8") + (out.length > 0 ? 1 : 0);
+    if (bytes + size > budget) break;
+    bytes += size;
+    out.push(u);
+  }
+  return out;
+}
 
 export function createHandler(): WebSocketHandler {
   const rt = createRuntime("join", { tables: ["connections", "rooms"], management: true }, managementFanout);
@@ -30,6 +51,13 @@ export function createHandler(): WebSocketHandler {
       roomId,
       req.nowMs,
     );
-    return { type: "joined", roomId, members: room.users };
+    const members = membersWithin(room.users).map((u) => ({ userId: u.userId, username: u.username }));
+    return {
+      type: "joined",
+      roomId,
+      members,
+      memberCount: room.users.length,
+      ...(members.length < room.users.length ? { membersTruncated: true as const } : {}),
+    };
   });
 }

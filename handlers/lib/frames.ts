@@ -197,7 +197,16 @@ export type ServerFrame =
   | PrivateFrame
   | PresenceFrame
   | SystemFrame
-  | { readonly type: "joined"; readonly roomId: string; readonly members: ReadonlyArray<{ userId: string; username: string }> }
+  | {
+      readonly type: "joined";
+      readonly roomId: string;
+      /** The room's users, as many as fit in JOINED_MEMBERS_BUDGET_BYTES (API Gateway sends at most 128 KB). */
+      readonly members: ReadonlyArray<{ userId: string; username: string }>;
+      /** Distinct users in the room. */
+      readonly memberCount: number;
+      /** Present (true) when `members` lists fewer than `memberCount` users. */
+      readonly membersTruncated?: true;
+    }
   | { readonly type: "left"; readonly roomId: string }
   | { readonly type: "delivered"; readonly messageId: string; readonly clientMessageId?: string; readonly deliveredTo: number }
   | { readonly type: "rooms"; readonly rooms: ReadonlyArray<{ roomId: string; members: number }>; readonly next?: string }

@@ -92,7 +92,7 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
   private: { type: "private", messageId: "m2", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "psst", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c2" },
   presence: { type: "presence", event: "joined", roomId: "general", userId: "bob", username: "Bob" },
   system: { type: "system", from: "system", messageId: "m3", message: "deployed", sentAt: "2026-01-01T10:00:00.000Z", roomId: "ops", toUserId: "alice", data: { v: 1 } },
-  joined: { type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }] },
+  joined: { type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }], memberCount: 2, membersTruncated: true },
   left: { type: "left", roomId: "general" },
   delivered: { type: "delivered", messageId: "m2", clientMessageId: "c2", deliveredTo: 2 },
   rooms: { type: "rooms", rooms: [{ roomId: "general", members: 3 }], next: "cursor-r" },

@@ -64,6 +64,7 @@ describe("clients: frame parsing", () => {
       type: "joined",
       roomId: "r",
       members: [{ userId: "u", username: "U" }],
+      memberCount: 1,
     });
     assert.deepEqual(parseServerFrame('{"type":"delivered","messageId":"m","deliveredTo":2}'), { type: "delivered", messageId: "m", deliveredTo: 2 });
     assert.deepEqual(parseServerFrame('{"type":"rooms","rooms":[{"roomId":"a","members":3}]}'), { type: "rooms", rooms: [{ roomId: "a", members: 3 }] });

@@ -3,7 +3,7 @@
  * the real ApiGatewayManagementApiClient to the fake `@connections` server.
  */
 import { strict as assert } from "node:assert";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { createHarness, messageEvent, type Harness } from "../support/handlerHarness";
 
 describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disconnect", function () {
@@ -83,6 +83,28 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     );
   });
 
+  it("a join reply stays deliverable in a room of 1,000 users with the longest ids and names (API Gateway's 128 KB)", async () => {
+    const roomId = "crowded-3";
+    const now = Date.now();
+    const users = Array.from({ length: 1000 }, (_, i) => ({ userId: `u${String(i).padStart(4, "0")}-`.padEnd(128, "x"), username: `N${i}`.padEnd(64, "n") }));
+    for (let i = 0; i < users.length; i += 25) {
+      const items = users.slice(i, i + 25).map((u, j) => ({
+        PutRequest: {
+          Item: { roomId, sk: `c#crowd${String(i + j).padStart(12, "0")}`, connectionId: `crowd${String(i + j).padStart(12, "0")}`, ...u, joinedAt: now - 60_000 + i + j, expiresAt: Math.floor(now / 1000) + 3600 },
+        },
+      }));
+      await h.doc.send(new BatchWriteCommand({ RequestItems: { [h.tables.rooms]: items } }));
+    }
+    const c = await h.join("crowd-late", "home-crowd");
+    const reply = await h.send(c, { type: "join", roomId });
+    assert.equal(reply?.type, "joined");
+    const r = reply as { members: unknown[]; memberCount: number; membersTruncated?: boolean };
+    assert.ok(Buffer.byteLength(JSON.stringify(reply), "utf8") <= 128 * 1024, `${Buffer.byteLength(JSON.stringify(reply), "utf8")} bytes`);
+    assert.equal(r.memberCount, 1001);
+    assert.equal(r.membersTruncated, true);
+    assert.ok(r.members.length > 100 && r.members.length < 1001, `${r.members.length} members listed`);
+  });
+
   it("join replies with the distinct members and announces the joiner to the room", async () => {
     const a = await h.join("erin", "home-3");
     const b = await h.join("frank", "other-3", "Frank");
@@ -94,6 +116,7 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
         { userId: "erin", username: "erin" },
         { userId: "frank", username: "Frank" },
       ],
+      memberCount: 2,
     });
     assert.deepEqual(presence(h.frames(a)), [{ type: "presence", event: "joined", roomId: "home-3", userId: "frank", username: "Frank" }]);
     assert.deepEqual(presence(h.frames(b)), [], "the joiner gets its reply, not its own presence event");
