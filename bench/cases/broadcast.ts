@@ -58,8 +58,14 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
     port: 0,
     inMemory: true,
     managementLatencyMs: o.managementLatencyMs,
-    // The benchmark's senders are few and fast: the per-connection rate limit would only measure itself.
-    settings: { ...(o.fanoutConcurrency !== undefined ? { fanoutConcurrency: o.fanoutConcurrency } : {}), rateLimitPerMinute: 100_000 },
+    // The benchmark's senders are few and fast, and it opens many connections per user at once: the
+    // per-connection and per-user budgets would only measure themselves.
+    settings: {
+      ...(o.fanoutConcurrency !== undefined ? { fanoutConcurrency: o.fanoutConcurrency } : {}),
+      rateLimitPerMinute: 100_000,
+      userRateLimitPerMinute: 1_000_000,
+      userConnectsPerMinute: 100_000,
+    },
     ...(o.functionTimeoutMs !== undefined ? { functionTimeoutMs: o.functionTimeoutMs } : {}),
     warm: true,
   };

@@ -35,7 +35,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     inMemory: true,
     managementLatencyMs: 0,
     // Every client sends as fast as its messages come back: the per-connection rate limit would cap the test itself.
-    settings: { rateLimitPerMinute: 100_000 },
+    settings: { rateLimitPerMinute: 100_000, userRateLimitPerMinute: 1_000_000, userConnectsPerMinute: 100_000 },
     warm: true,
   });
   let clients: BenchClient[] = [];
