@@ -234,6 +234,41 @@ async function drain(): Promise<void> {
 }
 
 /**
+ * Every run builds the same eleven CallbackFunctions from the same factories: serializing a factory
+ * and computing the packages of an archive give the same result each time in one process, and are
+ * most of a run's time. Both are memoized here (by the factory's identity and the options), so the
+ * many stack runs of the infra suites cost one serialization each; what the program registers is
+ * unchanged (tests/infra/archive.test.ts checks the archives themselves).
+ */
+function memoizeArchiveWork(): void {
+  const runtime = pulumi.runtime as unknown as {
+    serializeFunction: (func: object, options?: object) => Promise<unknown>;
+    computeCodePaths: (options?: object) => Promise<Map<string, unknown>>;
+    __memoized?: boolean;
+  };
+  if (runtime.__memoized) return;
+  runtime.__memoized = true;
+  const serialize = runtime.serializeFunction;
+  const closures = new WeakMap<object, Map<string, Promise<unknown>>>();
+  runtime.serializeFunction = (func, options) => {
+    let byOptions = closures.get(func);
+    if (!byOptions) closures.set(func, (byOptions = new Map()));
+    const key = JSON.stringify(options ?? {});
+    let out = byOptions.get(key);
+    if (!out) byOptions.set(key, (out = serialize(func, options)));
+    return out;
+  };
+  const codePaths = runtime.computeCodePaths;
+  const paths = new Map<string, Promise<Map<string, unknown>>>();
+  runtime.computeCodePaths = async (options) => {
+    const key = JSON.stringify(options ?? {});
+    let out = paths.get(key);
+    if (!out) paths.set(key, (out = codePaths(options)));
+    return new Map(await out);
+  };
+}
+
+/**
  * Runs index.ts for `stack` (its YAML config plus `overrides`, keys without the project prefix;
  * `undefined` removes a key). Rejects with the program's error if it throws.
  */
@@ -249,6 +284,7 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
   const calls: string[] = [];
 
   const options = new Map<string, RecordedOptions>();
+  memoizeArchiveWork();
   pulumi.runtime.setAllConfig(config);
   await pulumi.runtime.setMocks(
     {
