@@ -6,13 +6,15 @@
  * invalid roomId, 429 when the user has used their handshake budget for this minute
  * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
  * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
- * connecting connection: it does not exist yet and a post to it returns 410.
+ * connecting connection: it does not exist yet and a post to it returns 410. A failure after the
+ * connection item was written undoes everything stored and announced so far (presence.ts
+ * removeConnection), because API Gateway sends no `$disconnect` for a refused handshake.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
-import { joinRoom } from "../lib/presence";
+import { joinRoom, removeConnection } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
 
 export const DEFAULT_ROOM = "general";
@@ -35,6 +37,7 @@ export function createHandler(): WebSocketHandler {
         return { statusCode: 500 };
       }
       const username = typeof rc.authorizer?.username === "string" && rc.authorizer.username !== "" ? rc.authorizer.username : userId;
+      let stored = false;
       try {
         const nowMs = Date.now();
         if (!(await spendUserHandshake(rt, userId, nowMs))) {
@@ -57,6 +60,7 @@ export function createHandler(): WebSocketHandler {
           lastSeenAt: nowMs,
           connecting: true,
         });
+        stored = true;
         await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
         // One more write per connect (1 WCU) buys correctness: until now another member's broadcast
         // that got 410 for this connection spared it (fanout.ts); OPEN_SETTLE_MS after this, a 410
@@ -65,8 +69,15 @@ export function createHandler(): WebSocketHandler {
         log.info("connected", { userId, roomId });
         return { statusCode: 200 };
       } catch (err) {
-        // The handshake is rejected; a connection item already written expires through TTL.
         log.error("connect failed", { userId }, err);
+        // The handshake is refused and no $disconnect will come: remove the connection item, its
+        // memberships and presence, announcing `left` where `joined` went out. If this fails too
+        // (an outage), read-time filtering and the TTL of every item cover it.
+        if (stored) {
+          await removeConnection(rt, log.child({ userId }), rc.connectionId, Date.now()).catch((cleanupErr: unknown) =>
+            log.error("clean-up after a failed connect failed", { userId }, cleanupErr),
+          );
+        }
         return { statusCode: 500 };
       }
     });

@@ -9,8 +9,7 @@
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
-import { deleteConnection, removeMembershipOfGone } from "../lib/data";
-import { announceLeft } from "../lib/presence";
+import { removeConnection } from "../lib/presence";
 import { createRuntime, withInvocation } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
@@ -20,19 +19,7 @@ export function createHandler(): WebSocketHandler {
       const rc = event.requestContext;
       log.info("disconnect", { disconnectStatusCode: rc.disconnectStatusCode, disconnectReason: rc.disconnectReason });
       try {
-        const old = await deleteConnection(rt, rc.connectionId);
-        if (!old) {
-          log.info("connection already removed");
-          return { statusCode: 200 };
-        }
-        const nowMs = Date.now();
-        const member = { connectionId: rc.connectionId, userId: old.userId, username: old.username };
-        await Promise.all(
-          [...(old.rooms ?? [])].map(async (roomId) => {
-            const { lastOfUser } = await removeMembershipOfGone(rt, roomId, member, nowMs);
-            if (lastOfUser) await announceLeft(rt, log, old, roomId, nowMs);
-          }),
-        );
+        if (!(await removeConnection(rt, log, rc.connectionId, Date.now()))) log.info("connection already removed");
         return { statusCode: 200 };
       } catch (err) {
         // API Gateway ignores $disconnect's result; TTL and read-time filtering cover what failed here.

@@ -7,7 +7,7 @@
  * sees its condition fail or the count on the other side, and stays silent: each transition is
  * announced exactly once (docs/architecture.md, "Races").
  */
-import { addMembership, epochSeconds, readRoom, removeMembership, type ConnectionItem, type DataContext, type RoomView } from "./data";
+import { addMembership, deleteConnection, epochSeconds, readRoom, removeMembership, removeMembershipOfGone, type ConnectionItem, type DataContext, type RoomView } from "./data";
 import type { Departure, Fanout, FanoutResult } from "./fanout";
 import type { PresenceFrame } from "./frames";
 import type { Logger } from "./logger";
@@ -107,4 +107,26 @@ export async function leaveRoom(
 ): Promise<void> {
   const { lastOfUser } = await removeMembership(rt, connection, roomId, nowMs);
   if (lastOfUser) await announceLeft(rt, log, connection, roomId, nowMs);
+}
+
+/**
+ * Removes a connection that has gone and everything that names it: deletes its item first (ALL_OLD:
+ * which rooms it was in; a join still in flight then finds it gone and fails), then each membership
+ * in one transaction with its presence bookkeeping, announcing `left` where that took the user's
+ * last connection out of the room. Idempotent: a second call finds no item and does nothing, and a
+ * clean-up after a 410 racing it finds the member items gone and announces nothing. Used by
+ * `$disconnect` and by a `$connect` that fails after storing (API Gateway then sends no
+ * `$disconnect`). Returns false when there was nothing to remove.
+ */
+export async function removeConnection(rt: Runtime, log: Logger, connectionId: string, nowMs: number): Promise<boolean> {
+  const old = await deleteConnection(rt, connectionId);
+  if (!old) return false;
+  const member = { connectionId, userId: old.userId, username: old.username };
+  await Promise.all(
+    [...(old.rooms ?? [])].map(async (roomId) => {
+      const { lastOfUser } = await removeMembershipOfGone(rt, roomId, member, nowMs);
+      if (lastOfUser) await announceLeft(rt, log, old, roomId, nowMs);
+    }),
+  );
+  return true;
 }

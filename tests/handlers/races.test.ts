@@ -165,6 +165,30 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     await consistent("dup2-");
   });
 
+  it("a $connect that fails after joining its room leaves nothing behind: no connection, no member, `left` after `joined`", async () => {
+    // API Gateway sends no $disconnect for a handshake its $connect refused (500), so whatever
+    // $connect stored and announced before failing must be undone by $connect itself.
+    const watcher = await h.join("cf-watch", "cf-room");
+    h.api.clearFrames();
+    const connectionId = "cfFailingConn0=";
+    const restore = gate().fail((r) => r.operation === "UpdateItem" && r.body.includes("REMOVE connecting") && r.body.includes(connectionId));
+    let result;
+    try {
+      ({ result } = await h.connect("cf-user", { roomId: "cf-room", connectionId }));
+    } finally {
+      restore();
+    }
+    assert.equal(result.statusCode, 500);
+    const s = await snapshot(h.doc, h.tables);
+    assert.equal(s.connections.has(connectionId), false, "the connection item is gone");
+    assert.equal(s.members.get("cf-room")?.has(connectionId) ?? false, false, "no member item is left in the room");
+    assert.equal(presence(watcher, "joined", "cf-user", "cf-room"), presence(watcher, "left", "cf-user", "cf-room"), "every `joined` is followed by its `left`");
+    const rooms = await h.send(watcher, { type: "rooms" });
+    const listed = (rooms?.rooms as Array<{ roomId: string; members: number }>).find((r) => r.roomId === "cf-room");
+    assert.equal(listed?.members, 1, "the room counts the watcher only");
+    await consistent("cf-");
+  });
+
   it("two devices of one user joining at once: `joined` announced exactly once; leaving at once: `left` exactly once", async () => {
     const watcher = await h.join("pair-watch", "pair-room");
     const d1 = await h.join("pair-user", "pair-home");

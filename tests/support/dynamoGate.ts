@@ -38,6 +38,12 @@ export interface DynamoGate {
    * but learns it only later.
    */
   hold(match: (r: GateRequest) => boolean, count?: number, options?: { readonly response?: boolean }): Hold;
+  /**
+   * Answers every request matching `match` with DynamoDB's 500 InternalServerError (which the SDK
+   * retries, and then throws) without forwarding it, until the returned function is called: an
+   * outage of one step, e.g. the last write of a `$connect`.
+   */
+  fail(match: (r: GateRequest) => boolean): () => void;
   stop(): Promise<void>;
 }
 
@@ -53,6 +59,7 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
     readonly onFull: () => void;
   }
   const rules: Rule[] = [];
+  const failures = new Set<(r: GateRequest) => boolean>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const server = http.createServer((req, res) => {
@@ -81,6 +88,12 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
         });
         out.end(body);
       };
+      if ([...failures].some((f) => f(request))) {
+        const error = JSON.stringify({ __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error (injected by the test's DynamoGate)" });
+        res.writeHead(500, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(error) });
+        res.end(error);
+        return;
+      }
       const rule = rules.find((r) => !r.released && r.remaining > 0 && r.match(request));
       if (!rule) return forward();
       rule.remaining -= 1;
@@ -114,7 +127,12 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
         },
       };
     },
+    fail(match) {
+      failures.add(match);
+      return () => failures.delete(match);
+    },
     async stop() {
+      failures.clear();
       for (const r of rules) {
         r.released = true;
         for (const go of r.parked.splice(0)) go();
