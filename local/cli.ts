@@ -11,10 +11,12 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { namedError } from "../handlers/lib/errors";
-import { parseCommandLine } from "../scripts/commandLine";
+import { parseCommandLine, usageError } from "../scripts/commandLine";
 import { consoleLogger, silentLogger, type LogLevel } from "./logger";
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
+
+/** A malformed command line (exit 2), shared with scripts/push.ts. */
+export { isUsageError, usageError, type UsageError } from "../scripts/commandLine";
 
 export interface CliOptions {
   readonly port: number;
@@ -61,19 +63,6 @@ Options:
                                 (repeatable; default: any; clients sending no Origin are always accepted)
   --help                        this text
 `;
-
-/** A malformed command line (exit 2). The project's one error style: a factory and a guard (handlers/lib/errors.ts). */
-export interface UsageError extends Error {
-  readonly name: "UsageError";
-}
-
-export function usageError(message: string): UsageError {
-  return namedError("UsageError", message) as UsageError;
-}
-
-export function isUsageError(err: unknown): err is UsageError {
-  return err instanceof Error && err.name === "UsageError";
-}
 
 const CLI_OPTIONS = {
   port: { type: "string" },

@@ -3,8 +3,10 @@
  * project's error wording, which the command-line tools' tests and users already know:
  * "unknown option --x", "--x needs a value", "unexpected argument y". Used by the scripts, the local
  * runtime's CLI, the bench, the load run and the push build (the clients inline the same call).
+ * Also the UsageError (exit 2) that local/cli.ts and scripts/push.ts throw.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { namedError } from "../handlers/lib/errors";
 
 /** The option a util.parseArgs error names (its messages quote it: `'--name <value>'`, `'--x'`). */
 function optionNamed(message: string): string {
@@ -49,4 +51,17 @@ export function parseCommandLine<T extends ParseArgsConfig>(
     if (message === undefined) throw err;
     throw makeError(message + suffix);
   }
+}
+
+/** A malformed command line (exit 2). The project's one error style: a factory and a guard (handlers/lib/errors.ts). */
+export interface UsageError extends Error {
+  readonly name: "UsageError";
+}
+
+export function usageError(message: string): UsageError {
+  return namedError("UsageError", message) as UsageError;
+}
+
+export function isUsageError(err: unknown): err is UsageError {
+  return err instanceof Error && err.name === "UsageError";
 }

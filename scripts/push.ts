@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { namedError } from "../handlers/lib/errors";
 import { createPusher, isPushError, type PushResult, type Pusher, type PusherOptions } from "../push";
-import { parseCommandLine } from "./commandLine";
+import { isUsageError, parseCommandLine, usageError } from "./commandLine";
 
 export const USAGE = `Usage: npm run push -- (--user <userId> | --room <roomId>) [options] <message>
 
@@ -33,19 +33,6 @@ Options:
 
 Exit codes: 0 sent, 1 failure, 2 bad usage.
 `;
-
-/** A malformed command line (exit 2). Factories and guards, the project's one error style (handlers/lib/errors.ts). */
-export interface UsageError extends Error {
-  readonly name: "UsageError";
-}
-
-export function usageError(message: string): UsageError {
-  return namedError("UsageError", message) as UsageError;
-}
-
-export function isUsageError(err: unknown): err is UsageError {
-  return err instanceof Error && err.name === "UsageError";
-}
 
 export interface PushArgs {
   readonly target: { readonly kind: "user" | "room"; readonly id: string };
