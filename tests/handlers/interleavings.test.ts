@@ -14,18 +14,7 @@
 import { strict as assert } from "node:assert";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 import { presenceViolations, snapshot, violations } from "../support/invariants";
-
-/** mulberry32: a small seeded PRNG (public domain). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../reliability/cases";
 
 const ROOMS = ["pi-a", "pi-b", "pi-c"];
 const USERS = ["pu1", "pu2", "pu3", "pu4"];
@@ -43,7 +32,7 @@ describe("property: random interleavings keep membership, counts and presence in
   const seeds = process.env.SEED ? [Number(process.env.SEED)] : [1401, 1402, 1403];
   for (const seed of seeds) {
     it(`seed ${seed}: 12 batches of up to 5 concurrent operations`, async () => {
-      const rnd = prng(seed);
+      const rnd = mulberry32(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
       const prefix = `pi${seed}-`;
       const rooms = ROOMS.map((r) => prefix + r);
