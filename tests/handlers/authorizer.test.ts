@@ -8,10 +8,8 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type KeyLike } from "jose";
 import { FACTORIES } from "../../handlers";
-import { functionEnvironment } from "../../handlers/env";
 import type { AuthorizerResult } from "../../handlers/events";
-import { functionSpec } from "../../handlers/routes";
-import { authorizerEvent, captureStdout, createHarness, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
+import { authorizerEvent, authorizerSecretsManagerEnvironment, captureStdout, createHarness, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
 import { signLocalToken } from "../../scripts/token";
 
 const secretKey = new TextEncoder().encode(TEST_SECRET);
@@ -233,21 +231,7 @@ describe("handlers: authorizer", function () {
       await new Promise<void>((r) => sm.listen(0, "127.0.0.1", r));
       const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-hs256";
       const env = {
-        ...functionEnvironment(functionSpec("authorizer"), {
-          tableNames: { connections: "c", rooms: "r", messages: "m" },
-          managementEndpoint: "http://127.0.0.1:1/test",
-          stage: "test",
-          environment: "test",
-          messageRetentionHours: 1,
-          maxMessageBytes: 10,
-          rateLimitPerMinute: 1,
-          fanoutConcurrency: 1,
-          logLevel: "error",
-          metricsNamespace: "T",
-          tracing: false,
-          auth: { mode: "shared-secret", issuer: TEST_ISSUER, audience: TEST_AUDIENCE, secretArn: arn },
-          allowedOrigins: [],
-        }),
+        ...authorizerSecretsManagerEnvironment(arn),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${(sm.address() as AddressInfo).port}`,
         AWS_REGION: "us-east-1",
         AWS_ACCESS_KEY_ID: "test",

@@ -10,7 +10,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SignJWT } from "jose";
-import { functionEnvironment } from "../../handlers/env";
 import type { AuthorizerHandler } from "../../handlers/events";
 import {
   createHandler,
@@ -18,11 +17,10 @@ import {
   KEY_REFRESH_MIN_INTERVAL_MS,
   PREVIOUS_KEY_GRACE_SECONDS,
 } from "../../handlers/functions/authorizer";
-import { functionSpec } from "../../handlers/routes";
 import { main as rotateMain, newSecretValue, parseRotateArgs, regionOf, rotateSecret } from "../../scripts/rotateSecret";
 import { localAccessKeyId } from "../../handlers/lib/clients";
 import { startFakeSecretsManager, type FakeSecretsManager } from "../support/fakeSecretsManager";
-import { authorizerEvent, captureStdout, TEST_AUDIENCE, TEST_ISSUER } from "../support/handlerHarness";
+import { authorizerEvent, authorizerSecretsManagerEnvironment, captureStdout, TEST_AUDIENCE, TEST_ISSUER } from "../support/handlerHarness";
 
 const KEY0 = "k0-".padEnd(64, "0");
 const KEY1 = "k1-".padEnd(64, "1");
@@ -54,21 +52,7 @@ describe("handlers: rotating the HS256 secret", function () {
     sm = await startFakeSecretsManager({ value: KEY0, createdAtMs: clock - 48 * HOUR });
     saved = { ...process.env };
     Object.assign(process.env, {
-      ...functionEnvironment(functionSpec("authorizer"), {
-        tableNames: { connections: "c", rooms: "r", messages: "m" },
-        managementEndpoint: "http://127.0.0.1:1/test",
-        stage: "test",
-        environment: "test",
-        messageRetentionHours: 1,
-        maxMessageBytes: 10,
-        rateLimitPerMinute: 1,
-        fanoutConcurrency: 1,
-        logLevel: "error",
-        metricsNamespace: "T",
-        tracing: false,
-        auth: { mode: "shared-secret", issuer: TEST_ISSUER, audience: TEST_AUDIENCE, secretArn: sm.arn },
-        allowedOrigins: [],
-      }),
+      ...authorizerSecretsManagerEnvironment(sm.arn),
       AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
       AWS_REGION: "us-east-1",
       // The authorizer's own key id, so tests/infra/iamSimulation.ts attributes its calls (as a role's on AWS).

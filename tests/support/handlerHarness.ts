@@ -21,6 +21,28 @@ export const TEST_SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123
 export const TEST_ISSUER = "chat-local";
 export const TEST_AUDIENCE = "chat-api";
 
+/**
+ * The authorizer's environment (functionEnvironment) on a stack whose HS256 secret lives in Secrets
+ * Manager at `secretArn`; every other setting is a placeholder the authorizer does not read.
+ */
+export function authorizerSecretsManagerEnvironment(secretArn: string): Record<string, string> {
+  return functionEnvironment(functionSpec("authorizer"), {
+    tableNames: { connections: "c", rooms: "r", messages: "m" },
+    managementEndpoint: "http://127.0.0.1:1/test",
+    stage: "test",
+    environment: "test",
+    messageRetentionHours: 1,
+    maxMessageBytes: 10,
+    rateLimitPerMinute: 1,
+    fanoutConcurrency: 1,
+    logLevel: "error",
+    metricsNamespace: "T",
+    tracing: false,
+    auth: { mode: "shared-secret", issuer: TEST_ISSUER, audience: TEST_AUDIENCE, secretArn },
+    allowedOrigins: [],
+  });
+}
+
 /** Runs fn with process.env extended by `vars` (keys set to undefined are removed), then restores it. */
 export function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const saved: Record<string, string | undefined> = {};
