@@ -10,6 +10,7 @@ import * as diagnostics from "node:diagnostics_channel";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { MANAGEMENT_CALL_CHANNEL, sigV4AccessKeyId, type ManagementRequestRecord } from "../../local/gateway";
+import { readAwsJsonRequest } from "./awsRequest";
 
 /** What one DynamoDB request needs IAM permission for: an action on a table or one of its indexes. */
 export interface DynamoPart {
@@ -70,11 +71,7 @@ export async function startDynamoRecorder(target: string): Promise<RecordingRela
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const operation = String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "";
+    readAwsJsonRequest(req, ({ operation, body }) => {
       if (operation !== "") {
         try {
           const parts = dynamoParts(operation, JSON.parse(body.toString("utf8")) as Record<string, unknown>);

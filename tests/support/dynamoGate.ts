@@ -14,6 +14,7 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { readAwsJsonRequest } from "./awsRequest";
 
 export interface GateRequest {
   /** DynamoDB operation, e.g. "UpdateItem", "TransactWriteItems", "Query". */
@@ -63,12 +64,8 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const target = String(req.headers["x-amz-target"] ?? "");
-      const request: GateRequest = { operation: target.split(".").pop() ?? "", body: body.toString("utf8") };
+    readAwsJsonRequest(req, ({ operation, body }) => {
+      const request: GateRequest = { operation, body: body.toString("utf8") };
       const forward = (answer: (send: () => void) => void = (send) => send()) => {
         const out = http.request(
           { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },

@@ -14,6 +14,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { sigV4AccessKeyId } from "../../local/gateway";
 import { recordSecretsManagerCall } from "./awsCalls";
+import { readAwsJsonRequest } from "./awsRequest";
 
 export interface FakeVersion {
   readonly versionId: string;
@@ -55,11 +56,8 @@ export async function startFakeSecretsManager(initial: { value: string; createdA
     return v;
   };
   const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString()));
-    req.on("end", () => {
-      const op = String(req.headers["x-amz-target"] ?? "").replace(/^secretsmanager\./, "");
-      const input = JSON.parse(body || "{}") as { SecretId?: string; VersionStage?: string; SecretString?: string; ClientRequestToken?: string };
+    readAwsJsonRequest(req, ({ operation: op, body }) => {
+      const input = JSON.parse(body.toString("utf8") || "{}") as { SecretId?: string; VersionStage?: string; SecretString?: string; ClientRequestToken?: string };
       requests.push(`${op} ${input.VersionStage ?? "-"}`);
       // Who called, for tests/infra/iamSimulation.ts (the authorizer signs with its own key id).
       recordSecretsManagerCall(sigV4AccessKeyId(req.headers.authorization), op, String(input.SecretId));
