@@ -78,6 +78,13 @@ const SDK_DYNAMO = ["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"];
 const SDK_MANAGEMENT = ["@aws-sdk/client-apigatewaymanagementapi"];
 
 /**
+ * `@connections` for every route function: POST to deliver (and, for a frame whose token has
+ * expired, to answer TOKEN_EXPIRED before closing), DELETE to close a connection that outlived its
+ * token (runtime.ts messageRoute; a fan-out meeting an expired member, presence.ts).
+ */
+const CLOSE_AND_POST: ManagementMethod[] = ["POST", "DELETE"];
+
+/**
  * Cleaning stale connections after a GoneException (handlers/lib/fanout.ts): BatchGetItem of their
  * connection items (handshake state), DeleteItem of each (ALL_OLD: its rooms); per room one
  * TransactWriteItems of a member Delete, a presence Delete or Update and (when the user's last
@@ -131,7 +138,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
@@ -145,7 +152,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // Each membership: the transaction of removeMembershipOfGone (as CLEANUP_MEMBERSHIPS).
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
@@ -156,9 +163,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     // UpdateItem: the per-connection rate limit and the per-user budget (every message route).
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
-    manageConnections: [],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO],
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
   {
     name: "chat",
@@ -170,7 +177,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
       { table: "messages", actions: STORE_MESSAGE },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -183,7 +190,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -196,7 +203,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -212,7 +219,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: CLEANUP_MEMBERSHIPS },
       { table: "messages", actions: STORE_MESSAGE },
     ],
-    manageConnections: ["POST"],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -226,9 +233,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // Query: only the directory index (the rooms' summaries), never the table.
       { table: "rooms", actions: [], indexes: { [ROOM_DIRECTORY_INDEX]: ["dynamodb:Query"] } },
     ],
-    manageConnections: [],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, "zod"],
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
     name: "history",
@@ -239,9 +246,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
       { table: "messages", actions: ["dynamodb:Query"] },
     ],
-    manageConnections: [],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, "zod"],
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
     name: "ping",
@@ -249,9 +256,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Refreshes the connection's liveness and answers pong",
     twoWay: true,
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
-    manageConnections: [],
+    manageConnections: CLOSE_AND_POST,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, "zod"],
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
 ];
 

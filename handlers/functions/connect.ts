@@ -1,6 +1,6 @@
 /**
  * `$connect`: register the connection (TTL = connect time + 2 h + margin, API Gateway's maximum
- * connection duration), join the `roomId` query parameter's room (default `general`) and announce
+ * connection duration, or the token's `exp` + leeway if that comes first), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
  * invalid roomId, 429 when the user has used their handshake budget for this minute
@@ -15,7 +15,7 @@ import { managementFanout } from "../lib/fanout";
 import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom, removeConnection } from "../lib/presence";
-import { createRuntime, withInvocation } from "../lib/runtime";
+import { createRuntime, tokenDeadline, withInvocation } from "../lib/runtime";
 
 export const DEFAULT_ROOM = "general";
 
@@ -46,7 +46,11 @@ export function createHandler(): WebSocketHandler {
           return { statusCode: 429 };
         }
         const connectedAt = rc.connectedAt ?? nowMs;
-        const expiresAt = epochSeconds(connectedAt) + CONNECTION_LIFETIME_SECONDS;
+        // The connection does not outlive its token: its items (and so its memberships) expire at
+        // the token's deadline, and a fan-out meeting it afterwards closes it (presence.ts).
+        const deadline = tokenDeadline(rc.authorizer);
+        const lifetimeEnd = epochSeconds(connectedAt) + CONNECTION_LIFETIME_SECONDS;
+        const expiresAt = deadline === undefined ? lifetimeEnd : Math.min(lifetimeEnd, deadline);
         await putConnection(rt, {
           connectionId: rc.connectionId,
           userId,

@@ -5,9 +5,10 @@
 import type { WebSocketHandler } from "../events";
 import { chatError } from "../lib/errors";
 import { messageRoute, createRuntime } from "../lib/runtime";
+import { managementFanout } from "../lib/fanout";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("default", { tables: ["connections"], management: false });
+  const rt = createRuntime("default", { tables: ["connections"], management: true }, managementFanout);
   return messageRoute(rt, async (req) => {
     if (!req.frame) throw chatError("BAD_JSON", "the frame is not a JSON object");
     const type = req.frame.type;

@@ -10,9 +10,10 @@ import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
 import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory } from "../lib/pages";
 import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
+import { managementFanout } from "../lib/fanout";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("history", { tables: ["connections", "messages"], management: false });
+  const rt = createRuntime("history", { tables: ["connections", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.history, requireFrame(req));

@@ -9,9 +9,10 @@ import { epochSeconds } from "../lib/data";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame } from "../lib/frames";
 import { decodeRoomsCursor, encodeRoomsCursor, fitByBytes, jsonBytes, readRooms } from "../lib/pages";
 import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
+import { managementFanout } from "../lib/fanout";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("rooms", { tables: ["connections", "rooms"], management: false });
+  const rt = createRuntime("rooms", { tables: ["connections", "rooms"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.rooms, requireFrame(req));

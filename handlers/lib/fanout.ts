@@ -20,7 +20,7 @@
  *   be made in time: isNotSent) is retried the same way; one that may have arrived is not.
  * - Anything else is logged and counted (FailedDeliveries); delivery to the others continues.
  */
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced, type SdkCredentials } from "./clients";
@@ -63,12 +63,23 @@ export interface DeliverOptions {
   readonly roomId?: string;
   /** The members read with the room (who each gone id belongs to, without another read). */
   readonly members?: ReadonlyArray<{ readonly connectionId: string; readonly userId: string; readonly username: string }>;
+  /**
+   * removeGone only: the connections may still be open (their items expired with their token) and
+   * are closed through `@connections` DELETE before their data is removed.
+   */
+  readonly close?: boolean;
 }
 
 export interface Fanout {
   deliver(targets: readonly string[], payload: string, log: Logger, options?: DeliverOptions): Promise<FanoutResult>;
   /** Removes connections known to be gone (e.g. members past their expiry) as a 410 would. */
   removeGone(ids: readonly string[], log: Logger, options?: DeliverOptions): Promise<Departure[]>;
+  /**
+   * Closes a connection through `@connections` DELETE (API Gateway closes it with code 1000 and
+   * runs its `$disconnect`), posting `farewell` to it first when given. A connection already gone
+   * (410) counts as closed. False when the close failed (logged).
+   */
+  close(connectionId: string, log: Logger, farewell?: string): Promise<boolean>;
 }
 
 export interface FanoutDeps {
@@ -205,11 +216,35 @@ export function createFanout(deps: FanoutDeps): Fanout {
    * each membership with its presence bookkeeping (one transaction per room). Returns the users
    * whose last connection in a room was among them.
    */
+  async function close(connectionId: string, log: Logger, farewell?: string): Promise<boolean> {
+    if (farewell !== undefined) {
+      const posted = await postOne(connectionId, new TextEncoder().encode(farewell));
+      if (posted === "gone") return true;
+      if (posted !== "delivered") log.warn("farewell post failed", { connectionId, error: errorName(posted) });
+    }
+    for (let attempt = 0; ; attempt++) {
+      deps.usage.count("ManagementCalls");
+      try {
+        await deps.management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        return true;
+      } catch (err) {
+        if (isGone(err)) return true;
+        if ((isThrottled(err) || isNotSent(err)) && attempt < retries) {
+          await sleep(backoffDelay(attempt, base));
+          continue;
+        }
+        log.warn("closing a connection failed", { connectionId, error: errorName(err) });
+        return false;
+      }
+    }
+  }
+
   async function removeGone(ids: readonly string[], log: Logger, options: DeliverOptions = {}): Promise<Departure[]> {
     if (ids.length === 0 || !connectionsTable || !roomsTable) return [];
     const departed: Departure[] = [];
     const nowMs = Date.now();
     await mapPool(ids, Math.min(deps.concurrency, 8), async (id) => {
+      if (options.close) await close(id, log);
       const old = await deleteConnection(data, id);
       const user: { userId: string; username: string } | undefined = old
         ? { userId: old.userId, username: old.username }
@@ -310,7 +345,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
     return { delivered, gone, connecting, failed, departed };
   }
 
-  return { deliver, removeGone };
+  return { deliver, removeGone, close };
 }
 
 /**

@@ -27,7 +27,7 @@ const DEPARTURE_ROUNDS = 3;
 
 /**
  * Posts a frame to the room's live member connections, except `exclude`. Members found gone (410)
- * or past their expiry are removed; a user whose last connection in the room (or in any other room
+ * or past their expiry are removed (the latter closed first); a user whose last connection in the room (or in any other room
  * of the removed connections) was among them is announced `left` there, as their `$disconnect`
  * would have done (API Gateway does not guarantee one). Only the remover does it, so once.
  */
@@ -44,7 +44,9 @@ export async function broadcastToRoom(
   const result = targets.length > 0 ? await fanout.deliver(targets, payload, log, { roomId, members: room.members }) : NOTHING;
   const departed = [...result.departed];
   if (room.expired.length > 0) {
-    departed.push(...(await fanout.removeGone(room.expired.map((m) => m.connectionId), log, { roomId, members: room.expired })));
+    // Past their expiry: API Gateway's 2 h cut, or their token's `exp` (connect.ts), in which case
+    // the socket is still open and is closed here, so it hears nothing more of the room.
+    departed.push(...(await fanout.removeGone(room.expired.map((m) => m.connectionId), log, { roomId, members: room.expired, close: true })));
   }
   await announceDepartures(rt, fanout, log, departed);
   return result;

@@ -3,7 +3,7 @@
  * cold start), and wrapping each invocation with its log context, its usage accounting and its
  * EMF line. `createRuntime` is called by a function's factory; nothing here runs at import time.
  */
-import type { WebSocketEvent, WebSocketResult, LambdaContextLike, WebSocketHandler } from "../events";
+import type { AuthorizerContext, WebSocketEvent, WebSocketResult, LambdaContextLike, WebSocketHandler } from "../events";
 import type { FunctionName } from "../routes";
 import type { TableName } from "../tables";
 import { createDocumentClient } from "./clients";
@@ -137,7 +137,14 @@ export function messageRoute(
           if (err.code === "RATE_LIMITED") rt.usage.count("RateLimited");
           else if (CLIENT_ERROR_CODES.includes(err.code)) rt.usage.count("ClientErrors");
           log.info("frame rejected", { code: err.code, requestType });
-          return { statusCode: 200, body: JSON.stringify(errorFrame(err.code, err.message, requestType, clientMessageId)) };
+          const body = JSON.stringify(errorFrame(err.code, err.message, requestType, clientMessageId));
+          // The token has expired: the answer goes out through `@connections`, then the connection
+          // is closed (code 1000; its `$disconnect` removes its data). If the close fails, the
+          // answer is the route's reply as for any other error, and the next frame tries again.
+          if (err.code === "TOKEN_EXPIRED" && connectionId && rt.fanout && (await rt.fanout.close(connectionId, log, body))) {
+            return { statusCode: 200 };
+          }
+          return { statusCode: 200, body };
         }
         log.error("route failed", { requestType }, err);
         return {
@@ -156,15 +163,26 @@ export function messageRoute(
 export const TOKEN_EXPIRY_LEEWAY_SECONDS = 5;
 
 /**
- * A connection lives on after its token's `exp` (API Gateway authorizes the handshake only): every
- * frame after it is refused with TOKEN_EXPIRED, before anything is read or written, so the client
- * reconnects with a new token (docs/protocol.md "Token expiry"). The authorizer passes `exp` in
- * its context; a connection opened without one (an older authorizer) is not limited.
+ * The epoch second from which a connection's token no longer counts (`exp` + leeway), or undefined
+ * when the authorizer passed no `exp` (an older authorizer: the connection is not limited).
+ */
+export function tokenDeadline(authorizer: AuthorizerContext | undefined): number | undefined {
+  const exp = Number(authorizer?.exp);
+  return Number.isFinite(exp) && exp > 0 ? exp + TOKEN_EXPIRY_LEEWAY_SECONDS : undefined;
+}
+
+/**
+ * A connection does not outlive its token (API Gateway authorizes the handshake only, so this is
+ * the API's own rule): its items expire at the token's deadline (connect.ts), so nothing reaches it
+ * afterwards, and every frame from then on is refused with TOKEN_EXPIRED before anything is read or
+ * written; messageRoute then closes the connection (docs/protocol.md "Token expiry"). Judged in
+ * whole seconds as the authorizer judges `exp`, so a token it accepts is never refused here.
  */
 export function assertTokenLive(event: WebSocketEvent, nowMs: number): void {
-  const exp = Number(event.requestContext?.authorizer?.exp);
-  if (!Number.isFinite(exp) || exp <= 0) return;
-  if (nowMs > (exp + TOKEN_EXPIRY_LEEWAY_SECONDS) * 1000) {
+  const deadline = tokenDeadline(event.requestContext?.authorizer);
+  if (deadline === undefined) return;
+  const exp = deadline - TOKEN_EXPIRY_LEEWAY_SECONDS;
+  if (Math.floor(nowMs / 1000) >= deadline) {
     throw chatError("TOKEN_EXPIRED", `the token of this connection expired at ${new Date(exp * 1000).toISOString()}; reconnect with a new token`);
   }
 }

@@ -42,22 +42,46 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
     assert.equal(TOKEN_EXPIRY_LEEWAY_SECONDS, CLOCK_TOLERANCE_SECONDS);
   });
 
-  it("refuses every frame of a connection once its token has expired, with TOKEN_EXPIRED, and stores nothing", async () => {
+  it("answers the first frame after the token's expiry with TOKEN_EXPIRED, closes the connection (1000) and stores nothing", async () => {
     const minted = Date.now();
     const token = await rt.mintToken("exp-raw", "Raw", TTL_SECONDS);
     const ws: TestClient = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token })}`);
     closers.push(() => ws.close().catch(() => undefined));
     assert.equal((await ws.request({ type: "ping" }, "pong")).type, "pong");
     await pastExpiry(minted);
-    for (const frame of [{ type: "ping" }, { type: "chat", message: "too late", clientMessageId: "late-1" }, { type: "rooms" }]) {
-      const reply = await ws.request(frame, "error");
-      assert.equal(reply.code, "TOKEN_EXPIRED", JSON.stringify(reply));
-      assert.equal(reply.requestType, frame.type);
-    }
+    // Pipelined, as a client that has not noticed would send them: each is refused before anything
+    // is stored; the first refusal closes the connection, so later ones may find it closed.
+    const refused = ws.nextOf("error");
+    for (const frame of [{ type: "chat", message: "too late", clientMessageId: "late-1" }, { type: "ping" }, { type: "rooms" }]) ws.send(frame);
+    const reply = await refused;
+    assert.equal(reply.code, "TOKEN_EXPIRED", JSON.stringify(reply));
+    assert.ok(["chat", "ping", "rooms"].includes(String(reply.requestType)));
+    assert.equal((await ws.waitClosed(T)).code, 1000, "closed by the server (@connections DELETE)");
+    assert.equal(ws.frames.filter((f) => f.json?.type !== "error").length, 0, "nothing but TOKEN_EXPIRED answers after the expiry");
     const reader = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token: await rt.mintToken("exp-reader", "Reader", 3600) })}`);
     closers.push(() => reader.close().catch(() => undefined));
     const history = await reader.request({ type: "history", roomId: "exp-raw-room" }, "history");
     assert.deepEqual(history.messages, [], "nothing sent after the expiry was stored");
+  });
+
+  it("a connection that only listens hears nothing of its room after its token's expiry and is closed by the next fan-out; `left` is announced once", async () => {
+    const minted = Date.now();
+    const listener = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-listener", "Listener", TTL_SECONDS) })}`);
+    closers.push(() => listener.close().catch(() => undefined));
+    const speaker = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-speaker", "Speaker", 3600) })}`);
+    closers.push(() => speaker.close().catch(() => undefined));
+    await listener.next((f) => f.json?.type === "presence" && f.json.userId === "exp-speaker", T, "the speaker's arrival");
+    await speaker.request({ type: "chat", roomId: "exp-listen", message: "before", clientMessageId: "b-1" }, "chat");
+    await listener.next((f) => f.json?.type === "chat" && f.json.message === "before", T, "the message sent before the expiry");
+    await pastExpiry(minted);
+    await speaker.request({ type: "chat", roomId: "exp-listen", message: "after", clientMessageId: "a-1" }, "chat");
+    assert.equal((await listener.waitClosed(T)).code, 1000, "closed by the fan-out that met it past its expiry");
+    assert.equal(listener.frames.filter((f) => f.json?.type === "chat" && f.json.message === "after").length, 0, "the message after the expiry did not reach it");
+    await speaker.next((f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === "exp-listener", T, "the listener's `left`");
+    await speaker.request({ type: "chat", roomId: "exp-listen", message: "again", clientMessageId: "a-2" }, "chat");
+    await speaker.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 500);
+    const who = await speaker.request({ type: "join", roomId: "exp-listen" }, "joined");
+    assert.deepEqual((who.members as Array<{ userId: string }>).map((m) => m.userId), ["exp-speaker"]);
   });
 
   it("the terminal client renews its token, reconnects, rejoins its rooms and resends the message the expired connection refused", async () => {

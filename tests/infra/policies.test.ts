@@ -68,17 +68,20 @@ describe("infra: function policies (pure)", () => {
   });
 
   it("grants execute-api:ManageConnections on the stage's @connections ARN per declared method only", () => {
-    const chat = functionPolicy(functionSpec("chat"), INPUTS);
-    assert.deepEqual(statement(chat, "ManageConnections").Resource, [`${EXEC}/dev/POST/@connections/*`]);
+    // Every route function posts and closes (a connection past its token's expiry); none reads (GET).
+    for (const name of ["chat", "ping", "rooms", "history", "default", "connect", "disconnect"] as const) {
+      assert.deepEqual(statement(functionPolicy(functionSpec(name), INPUTS), "ManageConnections").Resource, [
+        `${EXEC}/dev/DELETE/@connections/*`,
+        `${EXEC}/dev/POST/@connections/*`,
+      ], name);
+    }
     const spec = { ...functionSpec("chat"), manageConnections: ["POST", "DELETE", "GET"] as const };
     assert.deepEqual(statement(functionPolicy(spec, INPUTS), "ManageConnections").Resource, [
       `${EXEC}/dev/DELETE/@connections/*`,
       `${EXEC}/dev/GET/@connections/*`,
       `${EXEC}/dev/POST/@connections/*`,
     ]);
-    for (const name of ["ping", "rooms", "history", "default", "authorizer"] as const) {
-      assert.equal(functionPolicy(functionSpec(name), INPUTS).Statement.some((s) => s.Sid === "ManageConnections"), false, name);
-    }
+    assert.equal(functionPolicy(functionSpec("authorizer"), INPUTS).Statement.some((s) => s.Sid === "ManageConnections"), false, "authorizer");
   });
 
   it("lets only the authorizer read the auth secret, and only when a secret exists", () => {
