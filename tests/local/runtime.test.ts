@@ -313,11 +313,12 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.equal(env.AWS_LAMBDA_FUNCTION_NAME, `chat-${rt.stage}-ping`);
     assert.equal(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "256");
     assert.equal(env.AWS_REGION, "us-east-1");
-    // ping's route declares only the connections table and no secret: it sees nothing else.
+    // ping's route declares only the connections table, no secret, and `@connections` (to close a
+    // connection past its token's expiry): it sees nothing else.
     assert.equal(env.ROOMS_TABLE, undefined);
     assert.equal(env.MESSAGES_TABLE, undefined);
     assert.equal(env.AUTH_SHARED_SECRET, undefined);
-    assert.equal(env.MANAGEMENT_ENDPOINT, undefined);
+    assert.match(env.MANAGEMENT_ENDPOINT ?? "", /^http:\/\/127\.0\.0\.1:\d+\//);
     assert.equal(env.PATH, undefined);
   });
 
