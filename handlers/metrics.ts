@@ -85,8 +85,10 @@ export function canEmit(spec: FunctionSpec, metric: MetricName): boolean {
     case "Deliveries":
     case "FailedDeliveries":
     case "StaleConnectionsCleaned":
+      return spec.fansOut;
     case "ManagementCalls":
-      return spec.manageConnections.includes("POST");
+      // Also a route function that only closes a connection past its token's expiry.
+      return spec.manageConnections.length > 0;
     case "RateLimited":
     case "ClientErrors":
       return spec.twoWay || spec.name === "connect";

@@ -64,6 +64,12 @@ export interface FunctionSpec {
   readonly tables: readonly TableAccess[];
   /** `@connections` methods the function calls (execute-api:ManageConnections on exactly these). */
   readonly manageConnections: readonly ManagementMethod[];
+  /**
+   * Delivers frames to other connections (a room's members, a user's devices) and cleans up the
+   * stale ones it finds: what its Deliveries, FailedDeliveries and StaleConnectionsCleaned metrics
+   * count (handlers/metrics.ts). Every route function can also close its own caller's connection.
+   */
+  readonly fansOut: boolean;
   /** Reads the shared HS256 secret from Secrets Manager (authorizer, shared-secret mode only). */
   readonly readsAuthSecret: boolean;
   /**
@@ -124,6 +130,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: false,
     tables: [],
     manageConnections: [],
+    fansOut: false,
     readsAuthSecret: true,
     packages: ["jose", "@aws-sdk/client-secrets-manager"],
   },
@@ -139,6 +146,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
@@ -153,6 +161,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
@@ -164,6 +173,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     // UpdateItem: the per-connection rate limit and the per-user budget (every message route).
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: CLOSE_AND_POST,
+    fansOut: false,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
@@ -178,6 +188,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "messages", actions: STORE_MESSAGE },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -191,6 +202,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -204,6 +216,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -220,6 +233,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "messages", actions: STORE_MESSAGE },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -234,6 +248,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "rooms", actions: [], indexes: { [ROOM_DIRECTORY_INDEX]: ["dynamodb:Query"] } },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: false,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -247,6 +262,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "messages", actions: ["dynamodb:Query"] },
     ],
     manageConnections: CLOSE_AND_POST,
+    fansOut: false,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
@@ -257,6 +273,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: CLOSE_AND_POST,
+    fansOut: false,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },

@@ -7,7 +7,7 @@
 import { strict as assert } from "assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { canEmit, METRIC_NAMES, type MetricName } from "../../handlers/metrics";
+import { canEmit, METRIC_NAMES, METRICS, type MetricName } from "../../handlers/metrics";
 import { FUNCTIONS, functionSpec, type FunctionName } from "../../handlers/routes";
 
 const HANDLERS = path.join(__dirname, "..", "..", "handlers");
@@ -37,10 +37,18 @@ describe("metric declarations (handlers/metrics.ts) match the code that counts",
   it("declares the fan-out's counters for every function built with the @connections fan-out, and only those post", () => {
     const fanoutMetrics = counted(source("lib/fanout.ts"));
     assert.ok(fanoutMetrics.length > 0);
+    assert.ok(fanoutMetrics.includes(METRICS.managementCalls));
     for (const spec of FUNCTIONS) {
-      const usesFanout = /management:\s*true/.test(source(`functions/${spec.name}.ts`));
+      const src = source(`functions/${spec.name}.ts`);
+      const usesFanout = /management:\s*true/.test(src);
       assert.equal(usesFanout, spec.manageConnections.includes("POST"), `${spec.name}: fan-out built iff the route posts`);
-      for (const m of fanoutMetrics) assert.equal(canEmit(spec, m), usesFanout, `${spec.name} / ${m}`);
+      // Delivering to others goes through presence.ts (rooms) or the fan-out itself (a user's devices);
+      // the other route functions only close their caller's connection past its token's expiry.
+      const delivers = /from "\.\.\/lib\/presence"|requireFanout\(/.test(src);
+      assert.equal(delivers, spec.fansOut, `${spec.name}: fansOut iff it delivers to other connections`);
+      for (const m of fanoutMetrics) {
+        assert.equal(canEmit(spec, m), m === METRICS.managementCalls ? usesFanout : delivers, `${spec.name} / ${m}`);
+      }
     }
   });
 
