@@ -3,7 +3,7 @@
  * connection duration, or the token's `exp` + leeway if that comes first), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
- * invalid roomId, 429 when the user has used their handshake budget for this minute
+ * invalid roomId, 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
  * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
  * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
  * connecting connection: it does not exist yet and a post to it returns 410. A failure after the
@@ -40,6 +40,14 @@ export function createHandler(): WebSocketHandler {
       let stored = false;
       try {
         const nowMs = Date.now();
+        const deadline = tokenDeadline(rc.authorizer);
+        if (deadline !== undefined && epochSeconds(nowMs) >= deadline) {
+          // The authorizer accepted the token just before its deadline and it passed meanwhile:
+          // refuse as the authorizer would now, storing nothing.
+          rt.usage.count("ClientErrors");
+          log.info("handshake rejected: the token expired while the handshake ran", { userId });
+          return { statusCode: 401 };
+        }
         if (!(await spendUserHandshake(rt, userId, nowMs))) {
           rt.usage.count("RateLimited");
           log.info("handshake rejected: per-user handshake budget reached", { userId });
@@ -48,7 +56,6 @@ export function createHandler(): WebSocketHandler {
         const connectedAt = rc.connectedAt ?? nowMs;
         // The connection does not outlive its token: its items (and so its memberships) expire at
         // the token's deadline, and a fan-out meeting it afterwards closes it (presence.ts).
-        const deadline = tokenDeadline(rc.authorizer);
         const lifetimeEnd = epochSeconds(connectedAt) + CONNECTION_LIFETIME_SECONDS;
         const expiresAt = deadline === undefined ? lifetimeEnd : Math.min(lifetimeEnd, deadline);
         await putConnection(rt, {

@@ -7,7 +7,9 @@
  */
 import { strict as assert } from "node:assert";
 import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
-import { createHarness, type Harness } from "../support/handlerHarness";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { MEMBER_PREFIX } from "../../handlers/lib/data";
+import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
 describe("handlers: routes.ts declares exactly the DynamoDB access each function performs", function () {
   let h: Harness;
@@ -53,6 +55,44 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const e2 = await h.join("iam-dan", "iam-f");
     await h.disconnect(d); // disconnect: `left` to a stale member -> clean-up
     await h.disconnect(e2); // disconnect: last user, summary deleted
+
+    // Connections past their token's expiry (issue 14, item 11): every route function closes one.
+    // A handshake whose token is already past its deadline is refused and stores nothing.
+    const expiredAt = Math.floor(Date.now() / 1000) - 60;
+    const refused = await h.connect("iam-exp-late", { roomId: "iam-x", exp: expiredAt });
+    assert.equal(refused.result.statusCode, 401);
+    // Opened with a live token, then (as time passes) its items expire with it: aged here.
+    const expired = async (userId: string, roomId: string): Promise<TestConnection> => {
+      const { result, conn } = await h.connect(userId, { roomId, exp: expiredAt + 3600 });
+      assert.equal(result.statusCode, 200);
+      await h.doc.send(new UpdateCommand({ TableName: h.tables.connections, Key: { connectionId: conn.connectionId }, UpdateExpression: "SET expiresAt = :t", ExpressionAttributeValues: { ":t": expiredAt } }));
+      await h.doc.send(new UpdateCommand({ TableName: h.tables.rooms, Key: { roomId, sk: `${MEMBER_PREFIX}${conn.connectionId}` }, UpdateExpression: "SET expiresAt = :t", ExpressionAttributeValues: { ":t": expiredAt } }));
+      return { ...conn, exp: expiredAt };
+    };
+    await expired("iam-exp-0", "iam-x");
+    await h.join("iam-erin", "iam-x"); // connect: `joined` meets an expired member -> DELETE
+    const frank = await h.join("iam-frank", "iam-y");
+    await expired("iam-exp-1", "iam-y");
+    await h.disconnect(frank); // disconnect: `left` meets an expired member -> DELETE
+    const frames: Array<[string, unknown]> = [
+      ["chat", { type: "chat", message: "late" }],
+      ["join", { type: "join", roomId: "iam-y" }],
+      ["leave", { type: "leave", roomId: "iam-z" }],
+      ["private", { type: "private", toUserId: "iam-alice", message: "late" }],
+      ["rooms", { type: "rooms" }],
+      ["history", { type: "history", roomId: "iam-z" }],
+      ["ping", { type: "ping" }],
+      ["default", "not json"],
+    ];
+    for (const [route, frame] of frames) {
+      const late = await expired(`iam-exp-${route}`, "iam-z");
+      h.api.clearFrames();
+      assert.equal(await h.send(late, frame), undefined, `${route}: answered through @connections, not as the route's reply`);
+      // The TOKEN_EXPIRED answer is posted, then the connection closed (the fake forgets a closed
+      // connection's frames; tests/clients/tokenExpiry.test.ts reads the answer end to end).
+      const calls = h.api.calls.filter((c) => c.connectionId === late.connectionId).map((c) => `${c.method} ${c.status}`);
+      assert.deepEqual(calls, ["POST 200", "DELETE 204"], route);
+    }
 
     const observed = new Map<FunctionName, Set<string>>();
     for (const r of h.reports) {

@@ -96,6 +96,8 @@ export interface TestConnection {
   readonly connectionId: string;
   readonly userId: string;
   readonly username: string;
+  /** The token's `exp` the authorizer passed in its context (epoch seconds); absent: no `exp`. */
+  readonly exp?: number;
 }
 
 export interface Harness {
@@ -111,7 +113,7 @@ export interface Harness {
   handler(name: Exclude<FunctionName, "authorizer">): WebSocketHandler;
   authorizer(): AuthorizerHandler;
   /** Runs $connect as API Gateway would after an Allow; opens the connection on the fake API when it succeeds. */
-  connect(userId: string, o?: { username?: string; roomId?: string; connectionId?: string }): Promise<{ result: WebSocketResult; conn: TestConnection }>;
+  connect(userId: string, o?: { username?: string; roomId?: string; connectionId?: string; exp?: number }): Promise<{ result: WebSocketResult; conn: TestConnection }>;
   /** connect() that must succeed. */
   join(userId: string, roomId?: string, username?: string): Promise<TestConnection>;
   /** Sends a frame (object or raw text) through route selection; returns the reply body parsed (undefined if none). */
@@ -152,7 +154,12 @@ export function messageEvent(conn: TestConnection, routeKey: string, body: strin
       domainName: "127.0.0.1",
       connectionId: conn.connectionId,
       apiId: "local",
-      authorizer: { principalId: conn.userId, userId: conn.userId, username: username ?? conn.username },
+      authorizer: {
+        principalId: conn.userId,
+        userId: conn.userId,
+        username: username ?? conn.username,
+        ...(conn.exp !== undefined ? { exp: String(conn.exp) } : {}),
+      },
     },
     body,
     isBase64Encoded: false,
@@ -255,7 +262,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     async connect(userId, c = {}) {
       const connectionId = c.connectionId ?? newConnectionId();
       const username = c.username ?? userId;
-      const conn: TestConnection = { connectionId, userId, username };
+      const conn: TestConnection = { connectionId, userId, username, ...(c.exp !== undefined ? { exp: c.exp } : {}) };
       const event = messageEvent(conn, "$connect", "", username);
       const connectEvent: WebSocketEvent = {
         ...event,
