@@ -124,16 +124,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const o: { -readonly [K in keyof BenchOptions]: BenchOptions[K] } = { ...defaults };
   const int = (flag: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < min || n > max) throw new BenchUsageError(`${flag} must be an integer from ${min} to ${max}, got "${v ?? ""}"\n${USAGE}`);
+    if (v === undefined || !Number.isInteger(n) || n < min || n > max)
+      throw new BenchUsageError(`${flag} must be an integer from ${min} to ${max}, got "${v ?? ""}"\n${USAGE}`);
     return n;
   };
   const list = (flag: string, v: string | undefined): string[] => {
     if (!v) throw new BenchUsageError(`${flag} needs a comma-separated list\n${USAGE}`);
-    return v.split(",").map((s) => s.trim()).filter(Boolean);
+    return v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   };
   if (values.cases !== undefined) {
     const cs = list("--cases", values.cases);
-    for (const c of cs) if (!(CASES as readonly string[]).includes(c)) throw new BenchUsageError(`unknown case "${c}"; cases: ${CASES.join(", ")}`);
+    for (const c of cs)
+      if (!(CASES as readonly string[]).includes(c)) throw new BenchUsageError(`unknown case "${c}"; cases: ${CASES.join(", ")}`);
     o.cases = cs as CaseName[];
   }
   const intOption = (flag: keyof typeof BENCH_OPTIONS, min: number, max: number, fallback: number): number => {
@@ -192,7 +197,11 @@ function latencyRows(bounded: RoomCaseResult | undefined, sequential: RoomCaseRe
   });
 }
 
-export async function runBench(o: BenchOptions, command: string, log: (line: string) => void = (l) => process.stdout.write(l + "\n")): Promise<BenchResults> {
+export async function runBench(
+  o: BenchOptions,
+  command: string,
+  log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
+): Promise<BenchResults> {
   const started = Date.now();
   const machine = machineInfo();
   const notes: string[] = [];
@@ -222,7 +231,10 @@ export async function runBench(o: BenchOptions, command: string, log: (line: str
     // Sequential delivery to the biggest room takes members x latency: raise the function timeout to
     // API Gateway's 29 s integration timeout, or the 10 s default stops it mid-way.
     const needMs = biggest * o.managementLatencyMs * 1.3 + 2000;
-    if (needMs > 29_000) notes.push(`Sequential posting to ${biggest} members needs about ${Math.round(needMs / 1000)} s, beyond API Gateway's 29 s integration timeout.`);
+    if (needMs > 29_000)
+      notes.push(
+        `Sequential posting to ${biggest} members needs about ${Math.round(needMs / 1000)} s, beyond API Gateway's 29 s integration timeout.`,
+      );
     sequential = await runRoomCase({
       connections: o.sizes.reduce((s, n) => s + n, 0),
       sizes: o.sizes,
@@ -247,7 +259,10 @@ export async function runBench(o: BenchOptions, command: string, log: (line: str
       samples: o.coldSamples,
       rows,
     };
-    for (const r of rows.filter((x) => x.error)) notes.push(`Cold start: the ${r.function} archive cannot initialise (${r.error}): a deployed ${r.function} function would fail the same way.`);
+    for (const r of rows.filter((x) => x.error))
+      notes.push(
+        `Cold start: the ${r.function} archive cannot initialise (${r.error}): a deployed ${r.function} function would fail the same way.`,
+      );
   }
   let throughput: BenchResults["throughput"];
   if (has("throughput")) {
@@ -275,9 +290,13 @@ export async function runBench(o: BenchOptions, command: string, log: (line: str
       samples: samples.length,
       ms: s,
       met: s.p50 <= 10_000,
-      method: "spawn `npm run local -- --in-memory --port <free> --quiet --outputs <tmp>` (builds the web page, starts DynamoDB Local, creates the tables, starts 11 workers), probe with a WebSocket every 50 ms until one is accepted",
+      method:
+        "spawn `npm run local -- --in-memory --port <free> --quiet --outputs <tmp>` (builds the web page, starts DynamoDB Local, creates the tables, starts 11 workers), probe with a WebSocket every 50 ms until one is accepted",
     };
-    if (forcedKills > 0) notes.push(`Start-up: ${forcedKills} time(s) the \`npm run local\` process group was still running 15 s after SIGTERM and had to be killed.`);
+    if (forcedKills > 0)
+      notes.push(
+        `Start-up: ${forcedKills} time(s) the \`npm run local\` process group was still running 15 s after SIGTERM and had to be killed.`,
+      );
   }
 
   const date = new Date().toISOString().slice(0, 10);
@@ -324,7 +343,9 @@ export async function runBench(o: BenchOptions, command: string, log: (line: str
   log("");
   log(consoleReport(results));
   log("");
-  log(`Wrote ${path.relative(process.cwd(), path.join(o.outDir, "results.json"))}, REPORT.md${chart ? " and latency.svg" : ""} in ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  log(
+    `Wrote ${path.relative(process.cwd(), path.join(o.outDir, "results.json"))}, REPORT.md${chart ? " and latency.svg" : ""} in ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+  );
   return results;
 }
 

@@ -63,10 +63,19 @@ export function metricDimensionSets(perFunction: boolean): readonly DimensionSet
 /** Actions whose responses add read units and items read (handlers/lib/usage.ts recordResponse). */
 const READ_ACTIONS: readonly DynamoAction[] = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"];
 /** Actions whose responses add write units (transactions are authorized, and declared, as their parts). */
-const WRITE_ACTIONS: readonly DynamoAction[] = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"];
+const WRITE_ACTIONS: readonly DynamoAction[] = [
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:BatchWriteItem",
+  "dynamodb:ConditionCheckItem",
+];
 
 function usesAction(spec: FunctionSpec, actions: readonly DynamoAction[]): boolean {
-  return spec.tables.some((t) => t.actions.some((a) => actions.includes(a)) || Object.values(t.indexes ?? {}).some((list) => list.some((a) => actions.includes(a))));
+  return spec.tables.some(
+    (t) =>
+      t.actions.some((a) => actions.includes(a)) || Object.values(t.indexes ?? {}).some((list) => list.some((a) => actions.includes(a))),
+  );
 }
 
 /**

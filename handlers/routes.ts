@@ -227,7 +227,11 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       // Query: only the byUser index (a user's devices), never the table.
-      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS], indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] } },
+      {
+        table: "connections",
+        actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS],
+        indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+      },
       // Only the clean-up of stale recipients' memberships: private messages never read rooms.
       { table: "rooms", actions: CLEANUP_MEMBERSHIPS },
       { table: "messages", actions: STORE_MESSAGE },

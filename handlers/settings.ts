@@ -93,7 +93,8 @@ export const HANDLER_SETTINGS = {
     min: 0,
     max: 1000000,
     defaultValue: 0,
-    description: "Frames one user may send per minute over all their connections before RATE_LIMITED; 0 = 4 x rateLimitPerMinute (0-1000000).",
+    description:
+      "Frames one user may send per minute over all their connections before RATE_LIMITED; 0 = 4 x rateLimitPerMinute (0-1000000).",
     receivers: "data",
   },
   userConnectsPerMinute: {

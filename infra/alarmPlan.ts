@@ -14,10 +14,17 @@ export interface PlannedAlarm {
   readonly metrics: readonly string[];
 }
 
-export function alarmPlan(functionNames: readonly string[], tableNames: readonly string[], metricsNamespace: string = DEFAULT_METRICS_NAMESPACE): PlannedAlarm[] {
+export function alarmPlan(
+  functionNames: readonly string[],
+  tableNames: readonly string[],
+  metricsNamespace: string = DEFAULT_METRICS_NAMESPACE,
+): PlannedAlarm[] {
   return [
     ...functionNames.map((f) => ({ key: `lambda-error-rate-${f}`, metrics: ["AWS/Lambda/Errors", "AWS/Lambda/Invocations"] })),
-    ...tableNames.map((t) => ({ key: `dynamodb-throttles-${t}`, metrics: ["AWS/DynamoDB/ReadThrottleEvents", "AWS/DynamoDB/WriteThrottleEvents"] })),
+    ...tableNames.map((t) => ({
+      key: `dynamodb-throttles-${t}`,
+      metrics: ["AWS/DynamoDB/ReadThrottleEvents", "AWS/DynamoDB/WriteThrottleEvents"],
+    })),
     { key: "client-errors", metrics: ["AWS/ApiGateway/ClientError"] },
     { key: "server-errors", metrics: ["AWS/ApiGateway/ExecutionError", "AWS/ApiGateway/IntegrationError"] },
     { key: "rejected-connects", metrics: [`${metricsNamespace}/${METRICS.rejectedConnects}`] },

@@ -82,7 +82,8 @@ export async function ensureAccountLogging(port: AccountLoggingPort, inputs: Acc
     if (exists) return { ...inputs, cloudwatchRoleArn: current, created: false };
   }
   const managed = `arn:${inputs.partition}:iam::aws:policy/${PUSH_TO_CLOUDWATCH_LOGS_POLICY}`;
-  const arn = (await port.getRoleArn(inputs.roleName)) ?? (await port.createRole(inputs.roleName, JSON.stringify(APIGATEWAY_TRUST_POLICY), managed));
+  const arn =
+    (await port.getRoleArn(inputs.roleName)) ?? (await port.createRole(inputs.roleName, JSON.stringify(APIGATEWAY_TRUST_POLICY), managed));
   let lastError: unknown;
   for (let attempt = 0; attempt < 12; attempt++) {
     try {

@@ -120,7 +120,11 @@ export class ChatFunction extends pulumi.ComponentResource {
     // @pulumi/aws lambda/lambdaMixins.ts).
     const role = new aws.iam.Role(
       `${name}-role`,
-      { assumeRolePolicy: JSON.stringify(LAMBDA_ASSUME_ROLE_POLICY), description: `${args.functionName}: ${args.spec.description}`.slice(0, 1000), tags: args.tags },
+      {
+        assumeRolePolicy: JSON.stringify(LAMBDA_ASSUME_ROLE_POLICY),
+        description: `${args.functionName}: ${args.spec.description}`.slice(0, 1000),
+        tags: args.tags,
+      },
       { parent: this },
     );
     this.policy = pulumi
@@ -172,7 +176,12 @@ export class ChatFunction extends pulumi.ComponentResource {
     if (provisioned > 0) {
       const alias = new aws.lambda.Alias(
         `${name}-live`,
-        { name: "live", functionName: this.lambda.name, functionVersion: this.lambda.version, description: "What API Gateway invokes (provisioned concurrency)" },
+        {
+          name: "live",
+          functionName: this.lambda.name,
+          functionVersion: this.lambda.version,
+          description: "What API Gateway invokes (provisioned concurrency)",
+        },
         { parent: this },
       );
       new aws.lambda.ProvisionedConcurrencyConfig(

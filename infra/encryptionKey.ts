@@ -86,7 +86,9 @@ export class EncryptionKey extends pulumi.ComponentResource {
         deletionWindowInDays: args.deletionWindowInDays ?? 30,
         policy: pulumi
           .all([identity.accountId, region.region, partition.partition])
-          .apply(([accountId, r, part]) => JSON.stringify(encryptionKeyPolicy({ accountId, region: r, partition: part, namePrefix: args.namePrefix }))),
+          .apply(([accountId, r, part]) =>
+            JSON.stringify(encryptionKeyPolicy({ accountId, region: r, partition: part, namePrefix: args.namePrefix })),
+          ),
       },
       { parent: this, protect: args.protect ?? false },
     );

@@ -92,7 +92,11 @@ export class Monitoring extends pulumi.ComponentResource {
     );
     if (args.alarmEmail) {
       // Email subscriptions stay pending until the recipient confirms the message SNS sends.
-      new aws.sns.TopicSubscription(`${name}-alarm-email`, { topic: topic.arn, protocol: "email", endpoint: args.alarmEmail }, { parent: this });
+      new aws.sns.TopicSubscription(
+        `${name}-alarm-email`,
+        { topic: topic.arn, protocol: "email", endpoint: args.alarmEmail },
+        { parent: this },
+      );
     }
 
     const alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
@@ -120,9 +124,26 @@ export class Monitoring extends pulumi.ComponentResource {
           alarmDescription: `Function ${fn.name}: errors are at least ${t.lambdaErrorRatePercent}% of invocations`,
           threshold: t.lambdaErrorRatePercent,
           metricQueries: [
-            { id: "errors", metric: { namespace: "AWS/Lambda", metricName: "Errors", dimensions: { FunctionName: fn.lambda.name }, period, stat: "Sum" } },
-            { id: "invocations", metric: { namespace: "AWS/Lambda", metricName: "Invocations", dimensions: { FunctionName: fn.lambda.name }, period, stat: "Sum" } },
-            { id: "errorRate", expression: "IF(invocations > 0, 100 * errors / invocations, 0)", label: "Error rate (%)", returnData: true },
+            {
+              id: "errors",
+              metric: { namespace: "AWS/Lambda", metricName: "Errors", dimensions: { FunctionName: fn.lambda.name }, period, stat: "Sum" },
+            },
+            {
+              id: "invocations",
+              metric: {
+                namespace: "AWS/Lambda",
+                metricName: "Invocations",
+                dimensions: { FunctionName: fn.lambda.name },
+                period,
+                stat: "Sum",
+              },
+            },
+            {
+              id: "errorRate",
+              expression: "IF(invocations > 0, 100 * errors / invocations, 0)",
+              label: "Error rate (%)",
+              returnData: true,
+            },
           ],
         },
         { parent: this },
@@ -139,8 +160,26 @@ export class Monitoring extends pulumi.ComponentResource {
           alarmDescription: `Table ${table.name}: read + write throttle events reached ${t.dynamoThrottleEvents} in ${period}s`,
           threshold: t.dynamoThrottleEvents,
           metricQueries: [
-            { id: "reads", metric: { namespace: "AWS/DynamoDB", metricName: "ReadThrottleEvents", dimensions: { TableName: table.table.name }, period, stat: "Sum" } },
-            { id: "writes", metric: { namespace: "AWS/DynamoDB", metricName: "WriteThrottleEvents", dimensions: { TableName: table.table.name }, period, stat: "Sum" } },
+            {
+              id: "reads",
+              metric: {
+                namespace: "AWS/DynamoDB",
+                metricName: "ReadThrottleEvents",
+                dimensions: { TableName: table.table.name },
+                period,
+                stat: "Sum",
+              },
+            },
+            {
+              id: "writes",
+              metric: {
+                namespace: "AWS/DynamoDB",
+                metricName: "WriteThrottleEvents",
+                dimensions: { TableName: table.table.name },
+                period,
+                stat: "Sum",
+              },
+            },
             { id: "throttles", expression: "FILL(reads, 0) + FILL(writes, 0)", label: "Throttle events", returnData: true },
           ],
         },
@@ -172,8 +211,14 @@ export class Monitoring extends pulumi.ComponentResource {
         alarmDescription: `API 5XX (ExecutionError + IntegrationError) reached ${t.serverErrors} in ${period}s`,
         threshold: t.serverErrors,
         metricQueries: [
-          { id: "execution", metric: { namespace: "AWS/ApiGateway", metricName: "ExecutionError", dimensions: apiDims, period, stat: "Sum" } },
-          { id: "integration", metric: { namespace: "AWS/ApiGateway", metricName: "IntegrationError", dimensions: apiDims, period, stat: "Sum" } },
+          {
+            id: "execution",
+            metric: { namespace: "AWS/ApiGateway", metricName: "ExecutionError", dimensions: apiDims, period, stat: "Sum" },
+          },
+          {
+            id: "integration",
+            metric: { namespace: "AWS/ApiGateway", metricName: "IntegrationError", dimensions: apiDims, period, stat: "Sum" },
+          },
           { id: "serverErrors", expression: "FILL(execution, 0) + FILL(integration, 0)", label: "5XX errors", returnData: true },
         ],
       },
@@ -271,7 +316,14 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
       period: 60,
     });
   const chat = (metricName: string) =>
-    new cloudwatch.Metric({ namespace: args.metricsNamespace, name: metricName, dimensions: { Stage: args.stage }, statistic: "Sum", period: 60, label: `${metricName} (all functions)` });
+    new cloudwatch.Metric({
+      namespace: args.metricsNamespace,
+      name: metricName,
+      dimensions: { Stage: args.stage },
+      statistic: "Sum",
+      period: 60,
+      label: `${metricName} (all functions)`,
+    });
   const disconnect = args.functions.find((f) => f.name === "disconnect");
   const perFunction = (make: (fn: MonitoredFunction) => cloudwatch.Metric) => args.functions.map(make);
 
@@ -279,13 +331,26 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
 
   const connects = api("ConnectCount").withId("connects").withLabel("Connects");
   const disconnects = disconnect
-    ? lambdaMetrics.invocations({ function: disconnect.lambda, statistic: "Sum", period: 60 }).withId("disconnects").withLabel("Disconnects ($disconnect invocations)")
+    ? lambdaMetrics
+        .invocations({ function: disconnect.lambda, statistic: "Sum", period: 60 })
+        .withId("disconnects")
+        .withLabel("Disconnects ($disconnect invocations)")
     : undefined;
   rows.push(
     new cloudwatch.RowWidget(
       header("## Connections"),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Connects and disconnects per minute", period: 60, metrics: disconnects ? [connects, disconnects] : [connects] }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Rejected connects (authorizer)", period: 60, metrics: [chat(METRICS.rejectedConnects)] }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Connects and disconnects per minute",
+        period: 60,
+        metrics: disconnects ? [connects, disconnects] : [connects],
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Rejected connects (authorizer)",
+        period: 60,
+        metrics: [chat(METRICS.rejectedConnects)],
+      }),
       new cloudwatch.LineGraphMetricWidget({
         ...GRAPH,
         // API Gateway publishes no gauge of open WebSocket connections: the running difference of
@@ -293,10 +358,19 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
         title: "Active connections trend (connects − disconnects per minute)",
         period: 60,
         metrics: disconnects
-          ? [connects.withVisible(false), disconnects.withVisible(false), new cloudwatch.ExpressionWidgetMetric("FILL(connects, 0) - FILL(disconnects, 0)", "Net new connections", "net")]
+          ? [
+              connects.withVisible(false),
+              disconnects.withVisible(false),
+              new cloudwatch.ExpressionWidgetMetric("FILL(connects, 0) - FILL(disconnects, 0)", "Net new connections", "net"),
+            ]
           : [connects],
       }),
-      new cloudwatch.SingleNumberMetricWidget({ ...GRAPH, title: "Connects (last period)", period: 300, metrics: [api("ConnectCount").withPeriod(300)] }),
+      new cloudwatch.SingleNumberMetricWidget({
+        ...GRAPH,
+        title: "Connects (last period)",
+        period: 300,
+        metrics: [api("ConnectCount").withPeriod(300)],
+      }),
     ),
   );
 
@@ -304,7 +378,12 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
     header("## Messages"),
     new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Messages (in and out)", period: 60, metrics: [api("MessageCount")] }),
     new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Client errors (4XX)", period: 60, metrics: [api("ClientError")] }),
-    new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Execution and integration errors (5XX)", period: 60, metrics: [api("ExecutionError"), api("IntegrationError")] }),
+    new cloudwatch.LineGraphMetricWidget({
+      ...GRAPH,
+      title: "Execution and integration errors (5XX)",
+      period: 60,
+      metrics: [api("ExecutionError"), api("IntegrationError")],
+    }),
     new cloudwatch.LineGraphMetricWidget({
       ...GRAPH,
       title: "Integration latency p99 (ms)",
@@ -315,10 +394,34 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
   if (args.detailedMonitoring) {
     // Route-level metrics exist only with detailedMetricsEnabled on the stage.
     messageWidgets.push(
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Messages per route", period: 60, metrics: args.routeKeys.map((r) => api("MessageCount", { Route: r }).withLabel(r)) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Integration errors per route", period: 60, metrics: args.routeKeys.map((r) => api("IntegrationError", { Route: r }).withLabel(r)) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Client errors (4XX) per route", period: 60, metrics: args.routeKeys.map((r) => api("ClientError", { Route: r }).withLabel(r)) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, width: 12, title: "Execution errors per route", period: 60, metrics: args.routeKeys.map((r) => api("ExecutionError", { Route: r }).withLabel(r)) }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        width: 12,
+        title: "Messages per route",
+        period: 60,
+        metrics: args.routeKeys.map((r) => api("MessageCount", { Route: r }).withLabel(r)),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        width: 12,
+        title: "Integration errors per route",
+        period: 60,
+        metrics: args.routeKeys.map((r) => api("IntegrationError", { Route: r }).withLabel(r)),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        width: 12,
+        title: "Client errors (4XX) per route",
+        period: 60,
+        metrics: args.routeKeys.map((r) => api("ClientError", { Route: r }).withLabel(r)),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        width: 12,
+        title: "Execution errors per route",
+        period: 60,
+        metrics: args.routeKeys.map((r) => api("ExecutionError", { Route: r }).withLabel(r)),
+      }),
     );
   }
   rows.push(new cloudwatch.RowWidget(...messageWidgets));
@@ -326,19 +429,60 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
   rows.push(
     new cloudwatch.RowWidget(
       header("## Lambda (per function)"),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Duration p50 (ms)", period: 60, metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 50, period: 60, label: f.name })) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Duration p99 (ms)", period: 60, metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 99, period: 60, label: f.name })) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Errors", period: 60, metrics: perFunction((f) => lambdaMetrics.errors({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Throttles", period: 60, metrics: perFunction((f) => lambdaMetrics.throttles({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Concurrent executions (max)", period: 60, metrics: perFunction((f) => lambdaMetrics.concurrentExecutions({ function: f.lambda, statistic: "Maximum", period: 60, label: f.name })) }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Duration p50 (ms)",
+        period: 60,
+        metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 50, period: 60, label: f.name })),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Duration p99 (ms)",
+        period: 60,
+        metrics: perFunction((f) => lambdaMetrics.duration({ function: f.lambda, extendedStatistic: 99, period: 60, label: f.name })),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Errors",
+        period: 60,
+        metrics: perFunction((f) => lambdaMetrics.errors({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Throttles",
+        period: 60,
+        metrics: perFunction((f) => lambdaMetrics.throttles({ function: f.lambda, statistic: "Sum", period: 60, label: f.name })),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Concurrent executions (max)",
+        period: 60,
+        metrics: perFunction((f) =>
+          lambdaMetrics.concurrentExecutions({ function: f.lambda, statistic: "Maximum", period: 60, label: f.name }),
+        ),
+      }),
     ),
   );
 
   rows.push(
     new cloudwatch.RowWidget(
       header("## DynamoDB (per table)"),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Consumed read units", period: 60, metrics: args.tables.map((tb) => dynamoMetrics.consumedReadCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name })) }),
-      new cloudwatch.LineGraphMetricWidget({ ...GRAPH, title: "Consumed write units", period: 60, metrics: args.tables.map((tb) => dynamoMetrics.consumedWriteCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name })) }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Consumed read units",
+        period: 60,
+        metrics: args.tables.map((tb) =>
+          dynamoMetrics.consumedReadCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name }),
+        ),
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Consumed write units",
+        period: 60,
+        metrics: args.tables.map((tb) =>
+          dynamoMetrics.consumedWriteCapacityUnits({ table: tb.table, statistic: "Sum", period: 60, label: tb.name }),
+        ),
+      }),
       new cloudwatch.LineGraphMetricWidget({
         ...GRAPH,
         title: "Throttled requests (read + write events)",
@@ -354,14 +498,26 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
         period: 60,
         // SystemErrors is published per TableName and Operation: a SEARCH sums whatever operations occur.
         metrics: args.tables.map(
-          (tb) => new cloudwatch.ExpressionWidgetMetric(pulumi.interpolate`SEARCH('{AWS/DynamoDB,Operation,TableName} MetricName="SystemErrors" TableName="${tb.table.name}"', 'Sum', 60)`, `${tb.name}`),
+          (tb) =>
+            new cloudwatch.ExpressionWidgetMetric(
+              pulumi.interpolate`SEARCH('{AWS/DynamoDB,Operation,TableName} MetricName="SystemErrors" TableName="${tb.table.name}"', 'Sum', 60)`,
+              `${tb.name}`,
+            ),
         ),
       }),
     ),
   );
 
-  const chatMetrics = [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited] as const;
-  const functionSources = pulumi.all(args.functions.map((f) => f.logGroupName)).apply((names) => names.map((n) => `SOURCE '${n}'`).join(" | "));
+  const chatMetrics = [
+    METRICS.messagesSent,
+    METRICS.deliveries,
+    METRICS.failedDeliveries,
+    METRICS.staleConnectionsCleaned,
+    METRICS.rateLimited,
+  ] as const;
+  const functionSources = pulumi
+    .all(args.functions.map((f) => f.logGroupName))
+    .apply((names) => names.map((n) => `SOURCE '${n}'`).join(" | "));
   const chatWidgets: cloudwatch.Widget[] = chatMetrics.map(
     (m) =>
       new cloudwatch.LineGraphMetricWidget({
@@ -391,7 +547,13 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
   rows.push(
     new cloudwatch.RowWidget(
       header("## Alarms and logs"),
-      new cloudwatch.AlarmWidget({ width: 24, height: 4, title: "Alarms", alarms: alarms.map((a) => a.arn), sortBy: "stateUpdatedTimestamp" }),
+      new cloudwatch.AlarmWidget({
+        width: 24,
+        height: 4,
+        title: "Alarms",
+        alarms: alarms.map((a) => a.arn),
+        sortBy: "stateUpdatedTimestamp",
+      }),
       new LogTableWidget({
         width: 12,
         height: 6,

@@ -54,12 +54,20 @@ export function tableAccessStatements(
   for (const access of accesses) {
     const tableArn = tableArns[access.table];
     if (access.actions.length > 0) {
-      statements.push({ Sid: sid(sidPrefix.table, access.table), Effect: "Allow", Action: [...new Set(access.actions)].sort(), Resource: [tableArn] });
+      statements.push({
+        Sid: sid(sidPrefix.table, access.table),
+        Effect: "Allow",
+        Action: [...new Set(access.actions)].sort(),
+        Resource: [tableArn],
+      });
     }
     const indexes = Object.entries(access.indexes ?? {}).filter(([, actions]) => actions.length > 0);
     for (const [index, actions] of indexes) {
       for (const action of actions) {
-        if (!INDEX_ACTIONS.has(action)) throw new Error(`${action} on index ${index} of ${access.table}: only ${[...INDEX_ACTIONS].join(", ")} is authorized on an index`);
+        if (!INDEX_ACTIONS.has(action))
+          throw new Error(
+            `${action} on index ${index} of ${access.table}: only ${[...INDEX_ACTIONS].join(", ")} is authorized on an index`,
+          );
       }
     }
     if (indexes.length > 0) {

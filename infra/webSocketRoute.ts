@@ -17,10 +17,21 @@ export interface InvokeTarget {
 }
 
 /** Lets API Gateway invoke `target` from `sourceArn` (an execute-api ARN pattern) and from nowhere else. */
-export function invokePermission(name: string, target: InvokeTarget, sourceArn: pulumi.Input<string>, opts: pulumi.CustomResourceOptions): aws.lambda.Permission {
+export function invokePermission(
+  name: string,
+  target: InvokeTarget,
+  sourceArn: pulumi.Input<string>,
+  opts: pulumi.CustomResourceOptions,
+): aws.lambda.Permission {
   return new aws.lambda.Permission(
     name,
-    { action: "lambda:InvokeFunction", function: target.functionName, qualifier: target.qualifier, principal: "apigateway.amazonaws.com", sourceArn },
+    {
+      action: "lambda:InvokeFunction",
+      function: target.functionName,
+      qualifier: target.qualifier,
+      principal: "apigateway.amazonaws.com",
+      sourceArn,
+    },
     opts,
   );
 }
@@ -76,7 +87,12 @@ export class WebSocketRoute extends pulumi.ComponentResource {
 
     function createPermission() {
       // This stage and this route only: {executionArn}/{stage}/{routeKey}.
-      return invokePermission(`${name}-invoke`, args.target, pulumi.interpolate`${args.executionArn}/${args.stage}/${args.routeKey}`, child);
+      return invokePermission(
+        `${name}-invoke`,
+        args.target,
+        pulumi.interpolate`${args.executionArn}/${args.stage}/${args.routeKey}`,
+        child,
+      );
     }
 
     function createIntegration() {
@@ -112,7 +128,11 @@ export class WebSocketRoute extends pulumi.ComponentResource {
 
     function createRouteResponse() {
       if (!args.twoWay) return undefined;
-      return new aws.apigatewayv2.RouteResponse(`${name}-response`, { apiId: args.apiId, routeId: route.id, routeResponseKey: "$default" }, child);
+      return new aws.apigatewayv2.RouteResponse(
+        `${name}-response`,
+        { apiId: args.apiId, routeId: route.id, routeResponseKey: "$default" },
+        child,
+      );
     }
   }
 }

@@ -44,7 +44,10 @@ export const ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = {
 };
 
 /** Deployment settings the API hands to every function (the rest is resolved from resources). */
-export type FunctionSettings = Omit<DeploymentSettings & SettingValues, "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"> & {
+export type FunctionSettings = Omit<
+  DeploymentSettings & SettingValues,
+  "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"
+> & {
   readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
 };
 
@@ -269,7 +272,9 @@ export class WebSocketApi extends pulumi.ComponentResource {
       const fn = functions[spec.name];
       // This API's authorizers: naming the authorizer's id would make the permission wait for the
       // authorizer, the wrong order (see above).
-      const permission = invokePermission(`${name}-${spec.name}-invoke`, fn, pulumi.interpolate`${api.executionArn}/authorizers/*`, { parent });
+      const permission = invokePermission(`${name}-${spec.name}-invoke`, fn, pulumi.interpolate`${api.executionArn}/authorizers/*`, {
+        parent,
+      });
       const authorizer = new aws.apigatewayv2.Authorizer(
         `${name}-authorizer`,
         {

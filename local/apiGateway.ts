@@ -150,7 +150,10 @@ export function internalErrorFrame(connectionId: string, requestId: string): str
 }
 
 /** Header maps in the proxy event shape: original casing, last value wins in `headers`. */
-export function headerMaps(rawHeaders: readonly string[]): { headers: Record<string, string>; multiValueHeaders: Record<string, string[]> } {
+export function headerMaps(rawHeaders: readonly string[]): {
+  headers: Record<string, string>;
+  multiValueHeaders: Record<string, string[]>;
+} {
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {

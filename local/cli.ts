@@ -106,7 +106,11 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     // util.parseArgs takes `--stage=` as an empty value; an empty value here is always a mistake.
     if (v === "" || (Array.isArray(v) && v.includes(""))) throw usageError(`--${name} needs a value`);
   }
-  const int = (flag: "port" | "management-latency-ms" | "idle-timeout-seconds" | "max-duration-seconds", min: number, max: number): number | undefined => {
+  const int = (
+    flag: "port" | "management-latency-ms" | "idle-timeout-seconds" | "max-duration-seconds",
+    min: number,
+    max: number,
+  ): number | undefined => {
     const raw = values[flag];
     if (raw === undefined) return undefined;
     const n = Number(raw);
@@ -135,7 +139,9 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (values.outputs !== undefined) o.outputs = values.outputs;
   for (const origin of values["allowed-origin"] ?? []) {
     if (!ORIGIN.test(origin)) {
-      throw usageError(`--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`);
+      throw usageError(
+        `--allowed-origin must be an origin like https://chat.example.com (scheme, host, optional port; no path), got "${origin}"`,
+      );
     }
     o.allowedOrigins.push(origin);
   }
@@ -146,7 +152,8 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
 /** Java 17+ is DynamoDB Local's one requirement: say so plainly instead of a spawn error. */
 export function checkJava(): string | undefined {
   const r = spawnSync("java", ["-version"], { encoding: "utf8" });
-  if (r.error) return "Java is not installed or not on PATH: DynamoDB Local needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)";
+  if (r.error)
+    return "Java is not installed or not on PATH: DynamoDB Local needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)";
   const out = `${r.stderr}${r.stdout}`;
   const m = /version "(\d+)(?:\.(\d+))?/.exec(out);
   if (m) {
@@ -157,7 +164,12 @@ export function checkJava(): string | undefined {
 }
 
 /** What `npm run local` prints once everything is up. */
-export function banner(rt: LocalRuntime, demo: { userId: string; username: string; token: string }, outputsFile: string, web: boolean): string {
+export function banner(
+  rt: LocalRuntime,
+  demo: { userId: string; username: string; token: string },
+  outputsFile: string,
+  web: boolean,
+): string {
   const q = (t: string) => `${rt.endpoint}?userId=${demo.userId}&username=${demo.username}&roomId=general&token=${t}`;
   return [
     "",
@@ -176,7 +188,7 @@ export function banner(rt: LocalRuntime, demo: { userId: string; username: strin
     `  npx wscat -c '${q(demo.token)}'`,
     `  websocat '${q(demo.token)}'`,
     `  npm run client -- ${rt.endpoint} --user ${demo.userId} --name ${demo.username}`,
-    "Then send: {\"type\":\"chat\",\"message\":\"Hello WebSocket!\"}",
+    'Then send: {"type":"chat","message":"Hello WebSocket!"}',
     "",
     "Ctrl-C stops everything.",
     "",

@@ -220,7 +220,12 @@ class Instance {
       this.o.stats.timeouts += 1;
       const durationMs = performance.now() - p.started;
       this.o.stats.durationsMs.push(durationMs);
-      this.o.logger({ level: "warn", source: "runtime", function: this.o.name, message: `Task timed out after ${(this.o.timeoutMs / 1000).toFixed(2)} seconds` });
+      this.o.logger({
+        level: "warn",
+        source: "runtime",
+        function: this.o.name,
+        message: `Task timed out after ${(this.o.timeoutMs / 1000).toFixed(2)} seconds`,
+      });
       resolve({
         ok: false,
         kind: "timeout",
@@ -302,7 +307,13 @@ export class FunctionHost {
   async invoke<T>(event: unknown, requestId: string): Promise<InvokeOutcome<T>> {
     const o = this.options;
     if (this.stopped) {
-      return { ok: false, kind: "crash", error: { name: "Runtime.ExitError", message: `function ${this.name} is stopped` }, durationMs: 0, coldStart: false };
+      return {
+        ok: false,
+        kind: "crash",
+        error: { name: "Runtime.ExitError", message: `function ${this.name} is stopped` },
+        durationMs: 0,
+        coldStart: false,
+      };
     }
     o.stats.invocations += 1;
     const started = performance.now();

@@ -512,10 +512,14 @@ export class LocalGateway {
           // A route response is a message like any other: over 128 KB API Gateway cannot send it
           // (limits table). What the client then sees is not documented; locally it is the
           // integration-failure frame, so a reply that could never be delivered on AWS fails here too.
-          this.log("error", `${routeKey} returned a ${Buffer.byteLength(result.body, "utf8")}-byte body: over the 128 KB message limit, not sent`, {
-            connectionId: conn.id,
-            requestId,
-          });
+          this.log(
+            "error",
+            `${routeKey} returned a ${Buffer.byteLength(result.body, "utf8")}-byte body: over the 128 KB message limit, not sent`,
+            {
+              connectionId: conn.id,
+              requestId,
+            },
+          );
           this.send(conn, internalErrorFrame(conn.id, requestId));
           return;
         }

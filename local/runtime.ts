@@ -15,7 +15,14 @@ import { IDLE_TIMEOUT_MS, INTEGRATION_TIMEOUT_MS, MAX_DURATION_MS, apiIdFrom } f
 import { startDynamoLocal, type DynamoLocal } from "./dynamoLocal";
 import { FunctionHost, emptyFunctionStats, type EmfRecord, type FunctionSource, type FunctionStats } from "./functions";
 import type { AuthorizerResult, WebSocketResult } from "../handlers/events";
-import { LocalGateway, emptyManagementStats, type Invoke, type ManagementCall, type ManagementError, type ManagementStats } from "./gateway";
+import {
+  LocalGateway,
+  emptyManagementStats,
+  type Invoke,
+  type ManagementCall,
+  type ManagementError,
+  type ManagementStats,
+} from "./gateway";
 import { consoleLogger, silentLogger, type Logger } from "./logger";
 import { localSecret } from "./secret";
 import { bundleHandlers } from "./bundle";
@@ -159,7 +166,8 @@ export const TOKEN_QUERY_PARAM = "token";
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
   const logger: Logger = options.quiet ? silentLogger : (options.logger ?? consoleLogger("info"));
   const stage = options.stage ?? "local";
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) throw new Error(`stage "${stage}" must be 1-128 letters, digits, '-' or '_' (API Gateway stage name rules)`);
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage))
+    throw new Error(`stage "${stage}" must be 1-128 letters, digits, '-' or '_' (API Gateway stage name rules)`);
   const host = options.host ?? "127.0.0.1";
   const { region, accountId } = LOCAL_DEFAULTS;
 
@@ -219,7 +227,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       const child = dynamo.process;
       killDynamoOnExit = () => void (child.exitCode === null && child.kill("SIGKILL"));
       process.on("exit", killDynamoOnExit);
-      logger({ level: "info", source: "runtime", message: `DynamoDB Local on ${dynamodbEndpoint}${options.inMemory ? " (in memory)" : ""}` });
+      logger({
+        level: "info",
+        source: "runtime",
+        message: `DynamoDB Local on ${dynamodbEndpoint}${options.inMemory ? " (in memory)" : ""}`,
+      });
     }
     const tableNames = localTableNames(options.tablePrefix ?? `chat-${stage}`);
     const ddb = localDynamoClient(dynamodbEndpoint);
@@ -342,7 +354,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const webUrl = `http://${base}/`;
     const g = gateway;
     let stopped: Promise<void> | undefined;
-    logger({ level: "info", source: "runtime", message: `gateway on ${endpoint} (${specs.length} functions${options.serialized ? ", serialized" : ""})` });
+    logger({
+      level: "info",
+      source: "runtime",
+      message: `gateway on ${endpoint} (${specs.length} functions${options.serialized ? ", serialized" : ""})`,
+    });
     return {
       endpoint,
       managementEndpoint,
@@ -400,7 +416,10 @@ function authSettings(o: SettingsOverrides, secret: string): DeploymentSettings[
 }
 
 /** Where each function's worker loads its code from. */
-async function functionSources(names: readonly FunctionName[], options: LocalRuntimeOptions): Promise<Record<FunctionName, FunctionSource>> {
+async function functionSources(
+  names: readonly FunctionName[],
+  options: LocalRuntimeOptions,
+): Promise<Record<FunctionName, FunctionSource>> {
   const tsconfig = path.join(REPO_ROOT, "tsconfig.json");
   const out = {} as Record<FunctionName, FunctionSource>;
   let bundled: string | undefined;

@@ -70,12 +70,16 @@ function echo(url: string, timeoutMs: number): Promise<Record<string, unknown>> 
 export async function smokeLocal(extraArgs: readonly string[] = [], timeoutMs = 180_000): Promise<SmokeReport> {
   const outputsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chat-smoke-")), "outputs.json");
   const started = performance.now();
-  const child = spawn("npm", ["run", "--silent", "local", "--", "--in-memory", "--port", "0", "--quiet", "--no-web", "--outputs", outputsFile, ...extraArgs], {
-    cwd: ROOT,
-    // Its own process group, signalled as a whole like Ctrl-C signals a terminal's foreground group.
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "npm",
+    ["run", "--silent", "local", "--", "--in-memory", "--port", "0", "--quiet", "--no-web", "--outputs", outputsFile, ...extraArgs],
+    {
+      cwd: ROOT,
+      // Its own process group, signalled as a whole like Ctrl-C signals a terminal's foreground group.
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   let err = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));

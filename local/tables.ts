@@ -107,7 +107,9 @@ export async function ensureTables(client: DynamoDBClient, names: Record<TableNa
       const have = existing.GlobalSecondaryIndexes?.find((g) => g.IndexName === ix.IndexName);
       if (have) {
         if (keyText(have.KeySchema) !== keyText(ix.KeySchema)) {
-          throw tableSchemaMismatchError(`local index ${names[t]}/${ix.IndexName} has keys ${keyText(have.KeySchema)}, the schema ${keyText(ix.KeySchema)}: ${fix}`);
+          throw tableSchemaMismatchError(
+            `local index ${names[t]}/${ix.IndexName} has keys ${keyText(have.KeySchema)}, the schema ${keyText(ix.KeySchema)}: ${fix}`,
+          );
         }
         continue;
       }

@@ -32,7 +32,8 @@ function loadHandler() {
   if (source.kind === "bundle") {
     const factories = mod[source.exportName];
     const factory = factories && factories[workerData.functionName];
-    if (typeof factory !== "function") throw new Error(`${source.modulePath} has no factory ${source.exportName}.${workerData.functionName}`);
+    if (typeof factory !== "function")
+      throw new Error(`${source.modulePath} has no factory ${source.exportName}.${workerData.functionName}`);
     return factory();
   }
   // A plain module (test fixtures): `factory` export first, else `handler`.

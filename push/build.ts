@@ -19,7 +19,11 @@ const ROOT = path.resolve(__dirname, "..");
 export const DEFAULT_PUSH_OUT_DIR = path.join(__dirname, "dist");
 
 /** Packages the bundle requires at run time (installed by the consumer, not bundled). */
-export const PUSH_RUNTIME_PACKAGES = ["@aws-sdk/client-apigatewaymanagementapi", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"] as const;
+export const PUSH_RUNTIME_PACKAGES = [
+  "@aws-sdk/client-apigatewaymanagementapi",
+  "@aws-sdk/client-dynamodb",
+  "@aws-sdk/lib-dynamodb",
+] as const;
 
 const USAGE = `usage: npm run build:push [-- --out <dir>]
   Packages push/ as an npm package other Node services can install (default output: push/dist).
@@ -75,7 +79,11 @@ export async function buildPush(outDir = DEFAULT_PUSH_OUT_DIR): Promise<PushBuil
   );
   if (tsc.status !== 0) throw new Error(`tsc could not write the declarations:\n${tsc.stdout}${tsc.stderr}`);
   fs.writeFileSync(path.join(out, "index.d.ts"), 'export * from "./types/push/index";\n');
-  const rootPackage = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string; license?: string; dependencies: Record<string, string> };
+  const rootPackage = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+    version: string;
+    license?: string;
+    dependencies: Record<string, string>;
+  };
   const pkg = {
     name: "websocket-chat-push",
     version: rootPackage.version,
@@ -113,7 +121,9 @@ if (require.main === module) {
   }
   buildPush(values.out).then(
     (r) => {
-      process.stdout.write(`${r.files.length} files in ${r.outDir} (index.js ${r.bundleBytes} bytes)\ninstall it in a service with: npm install ${r.outDir}\n`);
+      process.stdout.write(
+        `${r.files.length} files in ${r.outDir} (index.js ${r.bundleBytes} bytes)\ninstall it in a service with: npm install ${r.outDir}\n`,
+      );
     },
     (err: Error) => {
       process.stderr.write(`build:push failed: ${err.message}\n`);

@@ -16,7 +16,15 @@ import { randomUUID } from "node:crypto";
 import { createDocumentClient, createDynamoClient, type SdkCredentials } from "../handlers/lib/clients";
 import { MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
 import { HANDLER_SETTINGS, type IntegerSetting } from "../handlers/settings";
-import { epochSeconds, liveConnectionsOfUser, readRoom, roomConversation, storeMessage, type DataContext, type RoomView } from "../handlers/lib/data";
+import {
+  epochSeconds,
+  liveConnectionsOfUser,
+  readRoom,
+  roomConversation,
+  storeMessage,
+  type DataContext,
+  type RoomView,
+} from "../handlers/lib/data";
 import { isChatError } from "../handlers/lib/errors";
 import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
 import {
@@ -171,18 +179,23 @@ export function regionOfEndpoint(endpoint: string): string | undefined {
  * unpaired surrogate), and `data` as a JSON object whose JSON text also fits maxMessageBytes.
  * Returns the data as clients will receive it, and its JSON text (what history stores).
  */
-export function validateNotice(notice: PushNotice | string, maxMessageBytes: number): { message: string; data?: Record<string, unknown>; dataText?: string } {
+export function validateNotice(
+  notice: PushNotice | string,
+  maxMessageBytes: number,
+): { message: string; data?: Record<string, unknown>; dataText?: string } {
   const n: PushNotice = typeof notice === "string" ? { message: notice } : notice;
   if (typeof n !== "object" || n === null) throw new PushError("BAD_REQUEST", "the notice must be a string or { message, data? }");
   // The `chat` frame's message schema (frames.ts): non-empty, well-formed Unicode, maxMessageBytes.
   try {
     parseFrame(buildSchemas(maxMessageBytes).chat.shape.message, n.message);
   } catch (err) {
-    if (isChatError(err)) throw new PushError(err.code === "TOO_LARGE" ? "TOO_LARGE" : "BAD_REQUEST", `message ${err.message.replace(/^[:\s]+/, "")}`);
+    if (isChatError(err))
+      throw new PushError(err.code === "TOO_LARGE" ? "TOO_LARGE" : "BAD_REQUEST", `message ${err.message.replace(/^[:\s]+/, "")}`);
     throw err;
   }
   if (n.data === undefined) return { message: n.message };
-  if (typeof n.data !== "object" || n.data === null || Array.isArray(n.data)) throw new PushError("BAD_REQUEST", "data must be a JSON object");
+  if (typeof n.data !== "object" || n.data === null || Array.isArray(n.data))
+    throw new PushError("BAD_REQUEST", "data must be a JSON object");
   let dataText: string;
   try {
     dataText = JSON.stringify(n.data);
@@ -196,7 +209,8 @@ export function validateNotice(notice: PushNotice | string, maxMessageBytes: num
   // What clients and history receive is exactly this JSON (functions and undefined values dropped).
   const data: unknown = JSON.parse(dataText);
   // An object whose toJSON() returns something else (a Date gives a string) is not a JSON object.
-  if (typeof data !== "object" || data === null || Array.isArray(data)) throw new PushError("BAD_REQUEST", "data must serialize to a JSON object");
+  if (typeof data !== "object" || data === null || Array.isArray(data))
+    throw new PushError("BAD_REQUEST", "data must serialize to a JSON object");
   return { message: n.message, data: data as Record<string, unknown>, dataText };
 }
 
@@ -216,7 +230,9 @@ export function createPusher(options: PusherOptions): Pusher {
   };
   for (const [logical, name] of Object.entries(tables)) {
     if (typeof name !== "string" || !TABLE_NAME_PATTERN.test(name)) {
-      throw badOptions(`${logical}Table must be a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -), got ${JSON.stringify(name)}`);
+      throw badOptions(
+        `${logical}Table must be a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -), got ${JSON.stringify(name)}`,
+      );
     }
   }
   const managementEndpoint = httpUrl("managementEndpoint", options.managementEndpoint);
@@ -276,7 +292,12 @@ export function createPusher(options: PusherOptions): Pusher {
     }
   }
 
-  async function deliver(targets: readonly string[], frame: SystemFrame, room: { roomId: string; members: RoomView["members"] } | undefined, stored: boolean): Promise<PushResult> {
+  async function deliver(
+    targets: readonly string[],
+    frame: SystemFrame,
+    room: { roomId: string; members: RoomView["members"] } | undefined,
+    stored: boolean,
+  ): Promise<PushResult> {
     const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
     if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
     const pushLog = log.child({ messageId: frame.messageId });
@@ -300,7 +321,13 @@ export function createPusher(options: PusherOptions): Pusher {
     async toUser(userId, notice) {
       requirePattern("userId", userId, USER_ID_PATTERN, "1-128 characters of A-Z a-z 0-9 _ . @ : | + = -");
       const n = validateNotice(notice, config.maxMessageBytes);
-      const shape = { type: "system", from: SYSTEM_USER_ID, toUserId: userId, message: n.message, ...(n.data ? { data: n.data } : {}) } as const;
+      const shape = {
+        type: "system",
+        from: SYSTEM_USER_ID,
+        toUserId: userId,
+        message: n.message,
+        ...(n.data ? { data: n.data } : {}),
+      } as const;
       checkDeliverable(shape);
       const nowMs = Date.now();
       const targets = await step(`reading ${userId}'s connections (index byUser of ${tables.connections})`, () =>

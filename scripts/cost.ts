@@ -75,7 +75,13 @@ export const PRICES = {
     usd: 0.625 / 1e6,
     source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
   },
-  logsIngestedGb: { service: "CloudWatch", item: "Logs ingested (standard)", unit: "GB", usd: 0.5, source: "https://aws.amazon.com/cloudwatch/pricing/" },
+  logsIngestedGb: {
+    service: "CloudWatch",
+    item: "Logs ingested (standard)",
+    unit: "GB",
+    usd: 0.5,
+    source: "https://aws.amazon.com/cloudwatch/pricing/",
+  },
   customMetricMonth: {
     service: "CloudWatch",
     item: "Custom metrics (first 10,000; EMF metrics count as custom metrics), prorated hourly",
@@ -220,18 +226,33 @@ export function validateWorkload(w: Workload): void {
   };
   positiveInt("--connections", w.connections);
   positiveInt("--rooms", w.rooms);
-  if (w.rooms > w.connections) throw new CostInputError(`--rooms (${w.rooms}) cannot exceed --connections (${w.connections}): every room needs a member`);
-  if (!(Number.isFinite(w.messagesPerMinute) && w.messagesPerMinute >= 0)) throw new CostInputError(`--messages-per-minute must be a number >= 0, got ${w.messagesPerMinute}`);
-  if (!(Number.isFinite(w.hours) && w.hours > 0 && w.hours <= 744)) throw new CostInputError(`--hours must be within (0, 744] (hours in a month), got ${w.hours}`);
-  if (!(Number.isInteger(w.memoryMb) && w.memoryMb >= 128 && w.memoryMb <= 10240)) throw new CostInputError(`--memory-mb must be an integer from 128 to 10240, got ${w.memoryMb}`);
-  if (!(Number.isFinite(w.sessionHours) && w.sessionHours > 0 && w.sessionHours <= 2)) throw new CostInputError(`--session-hours must be within (0, 2] (API Gateway's maximum connection duration is 2 hours), got ${w.sessionHours}`);
-  if (!(Number.isFinite(w.pingIntervalMinutes) && w.pingIntervalMinutes >= 0)) throw new CostInputError(`--ping-interval-minutes must be >= 0, got ${w.pingIntervalMinutes}`);
+  if (w.rooms > w.connections)
+    throw new CostInputError(`--rooms (${w.rooms}) cannot exceed --connections (${w.connections}): every room needs a member`);
+  if (!(Number.isFinite(w.messagesPerMinute) && w.messagesPerMinute >= 0))
+    throw new CostInputError(`--messages-per-minute must be a number >= 0, got ${w.messagesPerMinute}`);
+  if (!(Number.isFinite(w.hours) && w.hours > 0 && w.hours <= 744))
+    throw new CostInputError(`--hours must be within (0, 744] (hours in a month), got ${w.hours}`);
+  if (!(Number.isInteger(w.memoryMb) && w.memoryMb >= 128 && w.memoryMb <= 10240))
+    throw new CostInputError(`--memory-mb must be an integer from 128 to 10240, got ${w.memoryMb}`);
+  if (!(Number.isFinite(w.sessionHours) && w.sessionHours > 0 && w.sessionHours <= 2))
+    throw new CostInputError(
+      `--session-hours must be within (0, 2] (API Gateway's maximum connection duration is 2 hours), got ${w.sessionHours}`,
+    );
+  if (!(Number.isFinite(w.pingIntervalMinutes) && w.pingIntervalMinutes >= 0))
+    throw new CostInputError(`--ping-interval-minutes must be >= 0, got ${w.pingIntervalMinutes}`);
 }
 
 /** usage at a room size, from the linear fit (never negative). */
 export function atMembers(u: LinearUsage, members: number): OperationUsage {
   const f = (k: keyof OperationUsage) => Math.max(0, u.fixed[k] + u.perMember[k] * members);
-  return { readUnits: f("readUnits"), writeUnits: f("writeUnits"), itemsRead: f("itemsRead"), managementCalls: f("managementCalls"), durationMs: f("durationMs"), logBytes: f("logBytes") };
+  return {
+    readUnits: f("readUnits"),
+    writeUnits: f("writeUnits"),
+    itemsRead: f("itemsRead"),
+    managementCalls: f("managementCalls"),
+    durationMs: f("durationMs"),
+    logBytes: f("logBytes"),
+  };
 }
 
 function price(key: PriceKey): number {
@@ -267,7 +288,10 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
 
   const inbound = messages + pings;
   const outbound = messages * chat.managementCalls + sessions * (connect.managementCalls + disconnect.managementCalls) + pings;
-  const apiGateway = service("API Gateway", [line("apiGatewayMessage", inbound + outbound), line("apiGatewayConnectionMinute", w.connections * minutes)]);
+  const apiGateway = service("API Gateway", [
+    line("apiGatewayMessage", inbound + outbound),
+    line("apiGatewayConnectionMinute", w.connections * minutes),
+  ]);
 
   const invocations = messages + sessions * 3 + pings;
   const gbs =
@@ -278,8 +302,14 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
     gbSeconds(pings, inputs.ping.durationMs, w.memoryMb);
   const lambda = service("Lambda", [line("lambdaRequest", invocations), line("lambdaGbSecondArm", gbs)]);
 
-  const readUnits = messages * chatReadUnits + sessions * (connect.readUnits + disconnect.readUnits + inputs.authorizer.readUnits) + pings * inputs.ping.readUnits;
-  const writeUnits = messages * chat.writeUnits + sessions * (connect.writeUnits + disconnect.writeUnits + inputs.authorizer.writeUnits) + pings * inputs.ping.writeUnits;
+  const readUnits =
+    messages * chatReadUnits +
+    sessions * (connect.readUnits + disconnect.readUnits + inputs.authorizer.readUnits) +
+    pings * inputs.ping.readUnits;
+  const writeUnits =
+    messages * chat.writeUnits +
+    sessions * (connect.writeUnits + disconnect.writeUnits + inputs.authorizer.writeUnits) +
+    pings * inputs.ping.writeUnits;
   const dynamo = service("DynamoDB", [line("dynamoReadUnit", readUnits), line("dynamoWriteUnit", writeUnits)]);
 
   const logBytes =
@@ -316,7 +346,11 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
   };
 }
 
-export function estimateCost(workload: Workload, inputs: CostInputs, monitoring: MonitoringFootprint = monitoringFootprint(workload.detailedMonitoring)): CostEstimate {
+export function estimateCost(
+  workload: Workload,
+  inputs: CostInputs,
+  monitoring: MonitoringFootprint = monitoringFootprint(workload.detailedMonitoring),
+): CostEstimate {
   validateWorkload(workload);
   const members = workload.connections / workload.rooms;
   return {
@@ -331,14 +365,16 @@ export function estimateCost(workload: Workload, inputs: CostInputs, monitoring:
 
 /** bench/results.json's costInputs, or the fallback (and why). */
 export function loadCostInputs(resultsPath: string): { inputs: CostInputs; warning?: string } {
-  if (!fs.existsSync(resultsPath)) return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} not found: using FALLBACK_INPUTS (design formulas, not measured)` };
+  if (!fs.existsSync(resultsPath))
+    return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} not found: using FALLBACK_INPUTS (design formulas, not measured)` };
   let parsed: BenchResults;
   try {
     parsed = JSON.parse(fs.readFileSync(resultsPath, "utf8")) as BenchResults;
   } catch (err) {
     throw new CostInputError(`${resultsPath} is not valid JSON: ${(err as Error).message}`);
   }
-  if (!parsed.costInputs) return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} has no costInputs (run the broadcast case): using FALLBACK_INPUTS` };
+  if (!parsed.costInputs)
+    return { inputs: FALLBACK_INPUTS, warning: `${resultsPath} has no costInputs (run the broadcast case): using FALLBACK_INPUTS` };
   return { inputs: parsed.costInputs };
 }
 
@@ -430,7 +466,13 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
   e.ours.services.forEach((s, i) => {
     const other = e.scan.services[i];
     s.lines.forEach((l, j) => {
-      rows.push([j === 0 ? s.service : "", PRICES[l.item].item, qty(l.quantity) + (other.lines[j].quantity !== l.quantity ? ` (scan: ${qty(other.lines[j].quantity)})` : ""), usd(l.usd), usd(other.lines[j].usd)]);
+      rows.push([
+        j === 0 ? s.service : "",
+        PRICES[l.item].item,
+        qty(l.quantity) + (other.lines[j].quantity !== l.quantity ? ` (scan: ${qty(other.lines[j].quantity)})` : ""),
+        usd(l.usd),
+        usd(other.lines[j].usd),
+      ]);
     });
     rows.push(["", `${s.service} total`, "", usd(s.usd), usd(other.usd)]);
   });
@@ -455,7 +497,9 @@ export function main(argv: readonly string[]): number {
     const options = parseArgs(argv);
     const { inputs, warning } = loadCostInputs(options.resultsPath);
     const estimate = estimateCost(options.workload, inputs);
-    process.stdout.write(options.json ? JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2) + "\n" : formatEstimate(estimate, warning) + "\n");
+    process.stdout.write(
+      options.json ? JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2) + "\n" : formatEstimate(estimate, warning) + "\n",
+    );
     return 0;
   } catch (err) {
     if (err instanceof CostInputError) {

@@ -138,7 +138,8 @@ export function readOutputs(args: Pick<PushArgs, "outputs" | "stack">, run = spa
   } catch (err) {
     throw outputsError(`${source} is not JSON: ${(err as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw outputsError(`${source} is not a JSON object of outputs`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw outputsError(`${source} is not a JSON object of outputs`);
   return parsed as Record<string, unknown>;
 }
 

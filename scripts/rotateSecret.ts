@@ -122,7 +122,9 @@ export async function rotateSecret(secretArn: string, force: boolean, deps: Rota
     new PutSecretValueCommand({ SecretId: secretArn, SecretString: (deps.value ?? newSecretValue)(), ClientRequestToken: randomUUID() }),
   );
   if (!out.VersionId || !(out.VersionStages ?? []).includes("AWSCURRENT")) {
-    throw new Error(`Secrets Manager stored version ${out.VersionId ?? "?"} without making it AWSCURRENT (stages: ${(out.VersionStages ?? []).join(", ")})`);
+    throw new Error(
+      `Secrets Manager stored version ${out.VersionId ?? "?"} without making it AWSCURRENT (stages: ${(out.VersionStages ?? []).join(", ")})`,
+    );
   }
   return { versionId: out.VersionId, previousValidUntilMs: now() + PREVIOUS_KEY_GRACE_SECONDS * 1000 };
 }
@@ -142,7 +144,12 @@ export interface TextSink {
   write(text: string): unknown;
 }
 
-export async function main(argv: readonly string[], out: TextSink = process.stdout, err: TextSink = process.stderr, client?: Pick<SecretsManagerClient, "send">): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: TextSink = process.stdout,
+  err: TextSink = process.stderr,
+  client?: Pick<SecretsManagerClient, "send">,
+): Promise<number> {
   let args: RotateArgs | undefined;
   try {
     args = parseRotateArgs(argv);

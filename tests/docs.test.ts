@@ -41,7 +41,13 @@ describe("docs", function () {
   });
 
   it("relative links in README.md and docs/*.md point at files that exist", () => {
-    const files = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+    const files = [
+      "README.md",
+      ...fs
+        .readdirSync(path.join(ROOT, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `docs/${f}`),
+    ];
     for (const file of files) {
       for (const m of read(file).matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
         const target = m[1];
@@ -60,11 +66,15 @@ describe("docs", function () {
     assert.match(ci, /^npm ci\b/m);
     assert.match(ci, /local\/smoke\.ts/);
     assert.match(ci, /^npm test$/m);
-    assert.match(read("local/smoke.ts"), /spawn\("npm", \["run", "--silent", "local"/, "the smoke test starts npm run local itself");
+    assert.match(read("local/smoke.ts"), /spawn\(\s*"npm",\s*\["run", "--silent", "local"/, "the smoke test starts npm run local itself");
   });
 
   it("the cost worked example in README.md and docs/cost.md is what npm run cost prints from the committed results", () => {
-    const out = spawnSync("npm", ["run", "-s", "cost", "--", "--connections", "2000", "--rooms", "20", "--messages-per-minute", "100"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    const out = spawnSync("npm", ["run", "-s", "cost", "--", "--connections", "2000", "--rooms", "20", "--messages-per-minute", "100"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(out.status, 0, out.stderr);
     const money = (line: string | undefined) => (line ?? "").match(/\$[0-9][0-9,.]*/g) ?? [];
     const pick = (text: string, label: RegExp) => text.split("\n").find((l) => label.test(l));
@@ -72,7 +82,15 @@ describe("docs", function () {
       const full = read(doc);
       const text = full.slice(full.indexOf("$ npm run cost -- --connections 2000 --rooms 20 --messages-per-minute 100"));
       assert.ok(text.length < full.length, `${doc} shows the worked example`);
-      for (const label of [/^Total\s+per month/, /read request units/i, /write request units/i, /WebSocket messages/, /Custom metrics/, /^\s+(Alarms|Standard-resolution alarms)\b/, /^\s+Dashboards\b/]) {
+      for (const label of [
+        /^Total\s+per month/,
+        /read request units/i,
+        /write request units/i,
+        /WebSocket messages/,
+        /Custom metrics/,
+        /^\s+(Alarms|Standard-resolution alarms)\b/,
+        /^\s+Dashboards\b/,
+      ]) {
         assert.deepEqual(money(pick(text, label)), money(pick(out.stdout, label)), `${doc}: ${label}`);
       }
     }
@@ -80,7 +98,11 @@ describe("docs", function () {
 
   it("the monitoring bill of the small workload in README.md and docs/cost.md is what npm run cost prints (default and prod config)", () => {
     const total = (extra: string[]) => {
-      const out = spawnSync("npm", ["run", "-s", "cost", "--", "--connections", "50", "--rooms", "5", "--messages-per-minute", "5", ...extra], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      const out = spawnSync(
+        "npm",
+        ["run", "-s", "cost", "--", "--connections", "50", "--rooms", "5", "--messages-per-minute", "5", ...extra],
+        { cwd: ROOT, encoding: "utf8", timeout: 60_000 },
+      );
       assert.equal(out.status, 0, out.stderr);
       const line = out.stdout.split("\n").find((l) => /^Total\s+per month/.test(l)) ?? "";
       return (line.match(/\$[0-9][0-9,.]*/g) ?? [])[0];

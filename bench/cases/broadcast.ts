@@ -7,7 +7,15 @@
  */
 import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { broadcastAndWait, closeClients, closeClientsGracefully, openClient, openRooms, type BenchClient, type ClientSpec } from "../lib/clients";
+import {
+  broadcastAndWait,
+  closeClients,
+  closeClientsGracefully,
+  openClient,
+  openRooms,
+  type BenchClient,
+  type ClientSpec,
+} from "../lib/clients";
 import { planPopulation, type Population } from "../lib/population";
 import type { BroadcastRow, OperationUsage } from "../lib/results";
 import { startRuntimeProcess, type RuntimeProcess, type RuntimeProcessOptions } from "../lib/runtimeProcess";
@@ -72,7 +80,9 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
   const rt = await startRuntimeProcess(runtimeOptions);
   let clients: BenchClient[] = [];
   try {
-    o.log(`  runtime up (fan-out concurrency ${rt.fanoutConcurrency}, @connections latency ${o.managementLatencyMs} ms); connecting ${o.connections} clients`);
+    o.log(
+      `  runtime up (fan-out concurrency ${rt.fanoutConcurrency}, @connections latency ${o.managementLatencyMs} ms); connecting ${o.connections} clients`,
+    );
     const population = planPopulation(o.connections, o.sizes, o.usersPerRoom);
     const all = population.byRoom.flat();
     const tokens = await rt.mintTokens(all.map((s) => ({ userId: s.userId, username: s.username })));
@@ -89,8 +99,16 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
     // Let presence frames of the set-up drain before measuring.
     await new Promise((r) => setTimeout(r, 500));
 
-    const dynamo = new DynamoDBClient({ endpoint: rt.dynamodbEndpoint, region: rt.region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
-    const management = new ApiGatewayManagementApiClient({ endpoint: rt.managementEndpoint, region: rt.region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+    const dynamo = new DynamoDBClient({
+      endpoint: rt.dynamodbEndpoint,
+      region: rt.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    const management = new ApiGatewayManagementApiClient({
+      endpoint: rt.managementEndpoint,
+      region: rt.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
     const sizes: RoomSizeResult[] = [];
     let metricsPerEmfLine = 0;
     for (const members of o.sizes) {
@@ -111,8 +129,16 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
         delivered = chatRecord?.values.Deliveries ?? delivered;
         usage.push(usageOf(stats, "chat"));
       }
-      const result: { -readonly [K in keyof RoomSizeResult]: RoomSizeResult[K] } = { members, latenciesMs: latencies, messages, chat: medianUsage(usage), chatDelivered: delivered };
-      o.log(`  room of ${members}: ${messages} messages, chat reads ${result.chat.itemsRead} items, ${result.chat.managementCalls} @connections calls`);
+      const result: { -readonly [K in keyof RoomSizeResult]: RoomSizeResult[K] } = {
+        members,
+        latenciesMs: latencies,
+        messages,
+        chat: medianUsage(usage),
+        chatDelivered: delivered,
+      };
+      o.log(
+        `  room of ${members}: ${messages} messages, chat reads ${result.chat.itemsRead} items, ${result.chat.managementCalls} @connections calls`,
+      );
       if (o.measureCost) {
         // The reference design, on the same tables and the same members.
         const nonce = `scan-reference-${members}-${Date.now()}`;
@@ -123,7 +149,15 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
           management,
           connectionsTable: rt.tableNames.connections,
           roomId,
-          data: JSON.stringify({ type: "chat", roomId, messageId: nonce, userId: "reference", username: "reference", message: nonce, sentAt: new Date().toISOString() }),
+          data: JSON.stringify({
+            type: "chat",
+            roomId,
+            messageId: nonce,
+            userId: "reference",
+            username: "reference",
+            message: nonce,
+            sentAt: new Date().toISOString(),
+          }),
         });
         await received;
         // A new user's connection into the room, then its departure.
@@ -197,8 +231,20 @@ export function broadcastRows(connections: number, sizes: readonly RoomSizeResul
       const targetRatio = connections / s.members / 1.2;
       return {
         members: s.members,
-        ours: { itemsRead: s.chat.itemsRead, readUnits: s.chat.readUnits, writeUnits: s.chat.writeUnits, managementCalls: s.chat.managementCalls, delivered: s.chatDelivered },
-        scan: { itemsRead: scan.itemsRead, readUnits: scan.readUnits, writeUnits: scan.writeUnits, managementCalls: scan.managementCalls, delivered: scan.delivered },
+        ours: {
+          itemsRead: s.chat.itemsRead,
+          readUnits: s.chat.readUnits,
+          writeUnits: s.chat.writeUnits,
+          managementCalls: s.chat.managementCalls,
+          delivered: s.chatDelivered,
+        },
+        scan: {
+          itemsRead: scan.itemsRead,
+          readUnits: scan.readUnits,
+          writeUnits: scan.writeUnits,
+          managementCalls: scan.managementCalls,
+          delivered: scan.delivered,
+        },
         itemsReadRatio: ratio,
         targetItemsRead: s.members + 5,
         targetRatio,

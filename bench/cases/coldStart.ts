@@ -109,7 +109,10 @@ async function buildArchive(spec: FunctionSpec, workDir: string): Promise<Built>
   process.chdir(ROOT); // computeCodePaths looks for package.json from the working directory
   let codePaths: Map<string, unknown>;
   try {
-    codePaths = await pulumi.runtime.computeCodePaths({ extraIncludePackages: [...pk.extraIncludePackages], extraExcludePackages: [...pk.extraExcludePackages, "aws-sdk"] });
+    codePaths = await pulumi.runtime.computeCodePaths({
+      extraIncludePackages: [...pk.extraIncludePackages],
+      extraExcludePackages: [...pk.extraExcludePackages, "aws-sdk"],
+    });
   } finally {
     process.chdir(cwd);
   }
@@ -137,7 +140,9 @@ async function buildArchive(spec: FunctionSpec, workDir: string): Promise<Built>
     unresolved: unresolvedRequires(
       serialized.text,
       dir,
-      archivePackages(spec, true, projectDependencies(path.join(ROOT, "package.json"))).extraIncludePackages.filter((p) => !pk.extraIncludePackages.includes(p)),
+      archivePackages(spec, true, projectDependencies(path.join(ROOT, "package.json"))).extraIncludePackages.filter(
+        (p) => !pk.extraIncludePackages.includes(p),
+      ),
     ),
     zipBytes: zip.length,
     uncompressedBytes: entries.reduce((s, e) => s + e.data.length, 0),
@@ -212,10 +217,15 @@ export async function runColdStart(o: ColdStartOptions): Promise<ColdStartRow[]>
           init.push(await timeInFreshProcess(built.dir, env, INIT_SCRIPT));
           pkgs.push(await timeInFreshProcess(built.dir, env, packagesScript(spec.packages)));
         }
-        if (built.unresolved.length) error = `the code requires ${built.unresolved.join(", ")}, which the archive does not contain (fails at first use)`;
+        if (built.unresolved.length)
+          error = `the code requires ${built.unresolved.join(", ")}, which the archive does not contain (fails at first use)`;
       } catch (err) {
         // An archive that cannot initialise is a finding (a deployed function would fail the same way), not a crash of the bench.
-        error = (err as Error).message.split("\n").find((l) => /Cannot find module|Error/.test(l))?.trim() ?? (err as Error).message.slice(0, 300);
+        error =
+          (err as Error).message
+            .split("\n")
+            .find((l) => /Cannot find module|Error/.test(l))
+            ?.trim() ?? (err as Error).message.slice(0, 300);
       }
       const initMs = summarize(init);
       const packagesLoadMedianMs = summarize(pkgs).p50;

@@ -43,10 +43,15 @@ export async function measureStartup(timeoutMs = 120_000): Promise<number> {
   );
   try {
     for (;;) {
-      if (exitCode !== undefined) throw new Error(`npm run local exited with code ${exitCode} before accepting a connection: ${output.trim()}`);
+      if (exitCode !== undefined)
+        throw new Error(`npm run local exited with code ${exitCode} before accepting a connection: ${output.trim()}`);
       if (performance.now() - t0 > timeoutMs) throw new Error(`no connection accepted within ${timeoutMs} ms: ${output.trim()}`);
       try {
-        const c = await openClient(`ws://127.0.0.1:${port}/local`, { userId: "startup-probe", username: "startup probe", roomId: "general", token }, 5000);
+        const c = await openClient(
+          `ws://127.0.0.1:${port}/local`,
+          { userId: "startup-probe", username: "startup probe", roomId: "general", token },
+          5000,
+        );
         const ms = performance.now() - t0;
         c.ws.close(1000);
         return ms;

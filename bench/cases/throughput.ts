@@ -27,7 +27,10 @@ export interface ThroughputOptions {
   readonly log: (line: string) => void;
 }
 
-export type ThroughputResult = NonNullable<BenchResults["throughput"]> & { readonly latencyMs: Summary; readonly chatInvocationMs: Summary };
+export type ThroughputResult = NonNullable<BenchResults["throughput"]> & {
+  readonly latencyMs: Summary;
+  readonly chatInvocationMs: Summary;
+};
 
 export async function runThroughput(o: ThroughputOptions): Promise<ThroughputResult> {
   const rt = await startRuntimeProcess({

@@ -66,7 +66,12 @@ export function openClient(endpoint: string, spec: ClientSpec, timeoutMs = 30_00
 }
 
 /** Opens every client, at most `concurrency` handshakes at a time, in the order given. */
-export async function openClients(endpoint: string, specs: readonly ClientSpec[], concurrency: number, onProgress?: (done: number) => void): Promise<BenchClient[]> {
+export async function openClients(
+  endpoint: string,
+  specs: readonly ClientSpec[],
+  concurrency: number,
+  onProgress?: (done: number) => void,
+): Promise<BenchClient[]> {
   const out: BenchClient[] = new Array(specs.length);
   let next = 0;
   let done = 0;
@@ -91,7 +96,12 @@ export async function openClients(endpoint: string, specs: readonly ClientSpec[]
  * Opens every room's clients one handshake at a time per room, in the order given, with up to
  * `concurrency` rooms filling at once.
  */
-export async function openRooms(endpoint: string, rooms: ReadonlyArray<readonly ClientSpec[]>, concurrency: number, onProgress?: (done: number) => void): Promise<BenchClient[]> {
+export async function openRooms(
+  endpoint: string,
+  rooms: ReadonlyArray<readonly ClientSpec[]>,
+  concurrency: number,
+  onProgress?: (done: number) => void,
+): Promise<BenchClient[]> {
   const all: BenchClient[] = [];
   let next = 0;
   let failed: unknown;
@@ -106,7 +116,13 @@ export async function openRooms(endpoint: string, rooms: ReadonlyArray<readonly 
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, rooms.length) }, () => worker().catch((err) => { failed ??= err; })));
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, rooms.length) }, () =>
+        worker().catch((err) => {
+          failed ??= err;
+        }),
+      ),
+    );
   } finally {
     if (failed !== undefined) closeClients(all);
   }
@@ -146,7 +162,12 @@ export async function closeClientsGracefully(clients: readonly BenchClient[], ti
  * receipt latency (ms since the send) once every member in `members` has it, or rejects after
  * `timeoutMs` naming how many are missing.
  */
-export function broadcastAndWait(sender: BenchClient, members: readonly BenchClient[], roomId: string, timeoutMs: number): Promise<number[]> {
+export function broadcastAndWait(
+  sender: BenchClient,
+  members: readonly BenchClient[],
+  roomId: string,
+  timeoutMs: number,
+): Promise<number[]> {
   const nonce = `bench-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];

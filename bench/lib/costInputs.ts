@@ -27,7 +27,14 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
     connect: fitUsage(measured.map((s) => ({ members: s.members, usage: s.connect! }))),
     disconnect: fitUsage(measured.map((s) => ({ members: s.members, usage: s.disconnect! }))),
     authorizer: authorizers.length
-      ? { readUnits: med("readUnits"), writeUnits: med("writeUnits"), itemsRead: med("itemsRead"), managementCalls: med("managementCalls"), durationMs: med("durationMs"), logBytes: med("logBytes") }
+      ? {
+          readUnits: med("readUnits"),
+          writeUnits: med("writeUnits"),
+          itemsRead: med("itemsRead"),
+          managementCalls: med("managementCalls"),
+          durationMs: med("durationMs"),
+          logBytes: med("logBytes"),
+        }
       : { readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0 },
     ping: room.ping,
     scanReadUnitsPerConnection: median(measured.map((s) => s.scan!.readUnits / Math.max(1, s.scan!.itemsRead))),

@@ -41,10 +41,21 @@ export function devicesPerUserFor(members: number, usersPerRoom: number): number
   return Math.max(1, Math.ceil(members / usersPerRoom));
 }
 
-export function planPopulation(total: number, measuredSizes: readonly number[], usersPerRoom = 20, fillSize = 10, prefix = "bench"): Population {
+export function planPopulation(
+  total: number,
+  measuredSizes: readonly number[],
+  usersPerRoom = 20,
+  fillSize = 10,
+  prefix = "bench",
+): Population {
   const measured = measuredSizes.reduce((s, n) => s + n, 0);
   if (measured > total) throw new RangeError(`the measured rooms (${measured} members) do not fit in ${total} connections`);
-  const rooms: RoomPlan[] = measuredSizes.map((n) => ({ roomId: `${prefix}-${n}`, members: n, devicesPerUser: devicesPerUserFor(n, usersPerRoom), measured: true }));
+  const rooms: RoomPlan[] = measuredSizes.map((n) => ({
+    roomId: `${prefix}-${n}`,
+    members: n,
+    devicesPerUser: devicesPerUserFor(n, usersPerRoom),
+    measured: true,
+  }));
   let left = total - measured;
   for (let k = 1; left > 0; k++) {
     const n = Math.min(fillSize, left);

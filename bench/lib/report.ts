@@ -17,7 +17,8 @@ function md(rows: ReadonlyArray<readonly (string | number)[]>): string {
 }
 
 const ok = (met: boolean | null | undefined) => (met === null || met === undefined ? "n/a" : met ? "met" : "MISSED");
-const ms = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "-" : v >= 1000 ? `${round(v / 1000, 2)} s` : `${round(v, 1)} ms`);
+const ms = (v: number | undefined) =>
+  v === undefined || !Number.isFinite(v) ? "-" : v >= 1000 ? `${round(v / 1000, 2)} s` : `${round(v, 1)} ms`;
 
 interface Section {
   readonly title: string;
@@ -33,7 +34,19 @@ function sections(r: BenchResults): Section[] {
       title: `1. Broadcast cost (${r.broadcast.connections} connections)`,
       intro: r.broadcast.method,
       rows: [
-        ["members", "items read (ours)", "target <=", "read units", "write units", "@connections calls", "items read (Scan)", "read units (Scan)", "ratio", "target >=", "result"],
+        [
+          "members",
+          "items read (ours)",
+          "target <=",
+          "read units",
+          "write units",
+          "@connections calls",
+          "items read (Scan)",
+          "read units (Scan)",
+          "ratio",
+          "target >=",
+          "result",
+        ],
         ...r.broadcast.rows.map((b) => [
           b.members,
           b.ours.itemsRead,
@@ -55,7 +68,19 @@ function sections(r: BenchResults): Section[] {
       title: `2. Delivery latency (send to receipt at every member; @connections latency ${r.latency.managementLatencyMs} ms)`,
       intro: r.latency.method,
       rows: [
-        ["members", "messages", `bounded (${r.latency.boundedConcurrency}) p50`, "p95", "p99", `sequential (${r.latency.sequentialConcurrency}) p50`, "p95", "p99", "speed-up (p99)", "p99 <= 1 s", ">= 10x"],
+        [
+          "members",
+          "messages",
+          `bounded (${r.latency.boundedConcurrency}) p50`,
+          "p95",
+          "p99",
+          `sequential (${r.latency.sequentialConcurrency}) p50`,
+          "p95",
+          "p99",
+          "speed-up (p99)",
+          "p99 <= 1 s",
+          ">= 10x",
+        ],
         ...r.latency.rows.map((l) => [
           l.members,
           l.messages,
@@ -97,7 +122,17 @@ function sections(r: BenchResults): Section[] {
       title: `4. Throughput (${t.connections} connections in ${t.rooms} rooms, ${t.durationS} s)`,
       intro: t.method,
       rows: [
-        ["messages/s", "deliveries/s", "in flight", "errors", "lost", "runtime CPU s", "runtime peak RSS", "DynamoDB Local CPU s", "DynamoDB Local peak RSS"],
+        [
+          "messages/s",
+          "deliveries/s",
+          "in flight",
+          "errors",
+          "lost",
+          "runtime CPU s",
+          "runtime peak RSS",
+          "DynamoDB Local CPU s",
+          "DynamoDB Local peak RSS",
+        ],
         [
           round(t.messagesPerSecond, 1),
           round(t.deliveriesPerSecond, 0),
@@ -145,8 +180,17 @@ export function latencyChart(r: BenchResults): string | undefined {
     yLog: true,
     target: { y: 1000, label: "target: p99 <= 1 s" },
     series: [
-      { name: `bounded (${r.latency.boundedConcurrency}) p50`, color: "#1f77b4", points: rows.map((l) => ({ x: l.members, y: l.bounded.p50 })) },
-      { name: `bounded (${r.latency.boundedConcurrency}) p99`, color: "#1f77b4", dashed: true, points: rows.map((l) => ({ x: l.members, y: l.bounded.p99 })) },
+      {
+        name: `bounded (${r.latency.boundedConcurrency}) p50`,
+        color: "#1f77b4",
+        points: rows.map((l) => ({ x: l.members, y: l.bounded.p50 })),
+      },
+      {
+        name: `bounded (${r.latency.boundedConcurrency}) p99`,
+        color: "#1f77b4",
+        dashed: true,
+        points: rows.map((l) => ({ x: l.members, y: l.bounded.p99 })),
+      },
       { name: "sequential p50", color: "#ff7f0e", points: seq.map((l) => ({ x: l.members, y: l.sequential!.p50 })) },
       { name: "sequential p99", color: "#ff7f0e", dashed: true, points: seq.map((l) => ({ x: l.members, y: l.sequential!.p99 })) },
     ],
@@ -172,18 +216,59 @@ export function markdownReport(r: BenchResults, chartFile: string | undefined): 
   if (r.notes.length) parts.push("", "## Notes", "", ...r.notes.map((n) => `- ${n}`));
   if (r.costInputs) {
     const c = r.costInputs;
-    const f = (u: { fixed: Record<string, number>; perMember: Record<string, number> }, k: string) => `${round(u.fixed[k], 2)} + ${round(u.perMember[k], 4)} x members`;
+    const f = (u: { fixed: Record<string, number>; perMember: Record<string, number> }, k: string) =>
+      `${round(u.fixed[k], 2)} + ${round(u.perMember[k], 4)} x members`;
     parts.push(
       "",
       "## Per-operation figures for the cost model (`npm run cost`)",
       "",
       md([
         ["operation", "read units", "write units", "items read", "@connections calls", "duration ms", "log bytes"],
-        ["chat (per message)", f(c.chat as never, "readUnits"), f(c.chat as never, "writeUnits"), f(c.chat as never, "itemsRead"), f(c.chat as never, "managementCalls"), f(c.chat as never, "durationMs"), f(c.chat as never, "logBytes")],
-        ["$connect", f(c.connect as never, "readUnits"), f(c.connect as never, "writeUnits"), f(c.connect as never, "itemsRead"), f(c.connect as never, "managementCalls"), f(c.connect as never, "durationMs"), f(c.connect as never, "logBytes")],
-        ["$disconnect", f(c.disconnect as never, "readUnits"), f(c.disconnect as never, "writeUnits"), f(c.disconnect as never, "itemsRead"), f(c.disconnect as never, "managementCalls"), f(c.disconnect as never, "durationMs"), f(c.disconnect as never, "logBytes")],
-        ["authorizer", round(c.authorizer.readUnits, 2), round(c.authorizer.writeUnits, 2), round(c.authorizer.itemsRead, 2), round(c.authorizer.managementCalls, 2), round(c.authorizer.durationMs, 1), round(c.authorizer.logBytes, 0)],
-        ["ping", round(c.ping.readUnits, 2), round(c.ping.writeUnits, 2), round(c.ping.itemsRead, 2), round(c.ping.managementCalls, 2), round(c.ping.durationMs, 1), round(c.ping.logBytes, 0)],
+        [
+          "chat (per message)",
+          f(c.chat as never, "readUnits"),
+          f(c.chat as never, "writeUnits"),
+          f(c.chat as never, "itemsRead"),
+          f(c.chat as never, "managementCalls"),
+          f(c.chat as never, "durationMs"),
+          f(c.chat as never, "logBytes"),
+        ],
+        [
+          "$connect",
+          f(c.connect as never, "readUnits"),
+          f(c.connect as never, "writeUnits"),
+          f(c.connect as never, "itemsRead"),
+          f(c.connect as never, "managementCalls"),
+          f(c.connect as never, "durationMs"),
+          f(c.connect as never, "logBytes"),
+        ],
+        [
+          "$disconnect",
+          f(c.disconnect as never, "readUnits"),
+          f(c.disconnect as never, "writeUnits"),
+          f(c.disconnect as never, "itemsRead"),
+          f(c.disconnect as never, "managementCalls"),
+          f(c.disconnect as never, "durationMs"),
+          f(c.disconnect as never, "logBytes"),
+        ],
+        [
+          "authorizer",
+          round(c.authorizer.readUnits, 2),
+          round(c.authorizer.writeUnits, 2),
+          round(c.authorizer.itemsRead, 2),
+          round(c.authorizer.managementCalls, 2),
+          round(c.authorizer.durationMs, 1),
+          round(c.authorizer.logBytes, 0),
+        ],
+        [
+          "ping",
+          round(c.ping.readUnits, 2),
+          round(c.ping.writeUnits, 2),
+          round(c.ping.itemsRead, 2),
+          round(c.ping.managementCalls, 2),
+          round(c.ping.durationMs, 1),
+          round(c.ping.logBytes, 0),
+        ],
       ]),
       "",
       `Scan reference: ${round(c.scanReadUnitsPerConnection, 4)} read units per connection item scanned. Custom metric series per stage (from the code, handlers/metrics.ts): ${customMetricSeries(FUNCTIONS, false)}, ${customMetricSeries(FUNCTIONS, true)} with detailed monitoring. ` +

@@ -45,8 +45,20 @@ export interface CostInputs {
 
 export interface BroadcastRow {
   readonly members: number;
-  readonly ours: { readonly itemsRead: number; readonly readUnits: number; readonly writeUnits: number; readonly managementCalls: number; readonly delivered: number };
-  readonly scan: { readonly itemsRead: number; readonly readUnits: number; readonly writeUnits: number; readonly managementCalls: number; readonly delivered: number };
+  readonly ours: {
+    readonly itemsRead: number;
+    readonly readUnits: number;
+    readonly writeUnits: number;
+    readonly managementCalls: number;
+    readonly delivered: number;
+  };
+  readonly scan: {
+    readonly itemsRead: number;
+    readonly readUnits: number;
+    readonly writeUnits: number;
+    readonly managementCalls: number;
+    readonly delivered: number;
+  };
   /** scan.itemsRead / ours.itemsRead */
   readonly itemsReadRatio: number;
   readonly targetItemsRead: number;

@@ -94,13 +94,21 @@ export function lineChart(options: ChartOptions): string {
     yMax = yMax * 1.1 || 1;
   }
   if (xMax === xMin) xMax = xMin + 1;
-  const tx = (x: number) => m.left + (xLog ? (Math.log10(x) - Math.log10(xMin)) / (Math.log10(xMax) - Math.log10(xMin)) : (x - xMin) / (xMax - xMin)) * plotW;
-  const ty = (y: number) => m.top + plotH - (yLog ? (Math.log10(y) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) : (y - yMin) / (yMax - yMin)) * plotH;
+  const tx = (x: number) =>
+    m.left + (xLog ? (Math.log10(x) - Math.log10(xMin)) / (Math.log10(xMax) - Math.log10(xMin)) : (x - xMin) / (xMax - xMin)) * plotW;
+  const ty = (y: number) =>
+    m.top +
+    plotH -
+    (yLog ? (Math.log10(y) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) : (y - yMin) / (yMax - yMin)) * plotH;
   const f = (n: number) => n.toFixed(1);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  parts.push(`<text x="${width / 2 - m.right / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`);
+  parts.push(
+    `<text x="${width / 2 - m.right / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`,
+  );
   for (const v of ticks(xMin, xMax, xLog)) {
     const x = tx(v);
     parts.push(`<line x1="${f(x)}" y1="${m.top}" x2="${f(x)}" y2="${m.top + plotH}" stroke="#e5e5e5"/>`);
@@ -117,15 +125,22 @@ export function lineChart(options: ChartOptions): string {
   if (options.target) {
     const y = ty(options.target.y);
     parts.push(`<line x1="${m.left}" y1="${f(y)}" x2="${m.left + plotW}" y2="${f(y)}" stroke="#d62728" stroke-dasharray="2 4"/>`);
-    parts.push(`<text x="${m.left + plotW - 4}" y="${f(y - 5)}" text-anchor="end" fill="#d62728">${escapeXml(options.target.label)}</text>`);
+    parts.push(
+      `<text x="${m.left + plotW - 4}" y="${f(y - 5)}" text-anchor="end" fill="#d62728">${escapeXml(options.target.label)}</text>`,
+    );
   }
   options.series.forEach((s, i) => {
     const pts = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
     const dash = s.dashed ? ` stroke-dasharray="6 4"` : "";
     if (pts.length > 1) {
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${pts.map((p) => `${f(tx(p.x))},${f(ty(p.y))}`).join(" ")}"/>`);
+      parts.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${pts.map((p) => `${f(tx(p.x))},${f(ty(p.y))}`).join(" ")}"/>`,
+      );
     }
-    for (const p of pts) parts.push(`<circle cx="${f(tx(p.x))}" cy="${f(ty(p.y))}" r="3.5" fill="${s.color}"><title>${escapeXml(`${s.name}: ${p.y} at ${p.x}`)}</title></circle>`);
+    for (const p of pts)
+      parts.push(
+        `<circle cx="${f(tx(p.x))}" cy="${f(ty(p.y))}" r="3.5" fill="${s.color}"><title>${escapeXml(`${s.name}: ${p.y} at ${p.x}`)}</title></circle>`,
+      );
     const ly = m.top + 10 + i * 20;
     const lx = m.left + plotW + 15;
     parts.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${s.color}" stroke-width="2"${dash}/>`);

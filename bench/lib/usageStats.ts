@@ -10,7 +10,8 @@ export async function waitForEmf(rt: RuntimeProcess, fn: string, count: number, 
   for (;;) {
     const stats = await rt.stats();
     if (stats.emf.filter((r) => r.function === fn).length >= count) return stats;
-    if (Date.now() > deadline) throw new Error(`${fn} emitted ${stats.emf.filter((r) => r.function === fn).length} of ${count} EMF lines within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${fn} emitted ${stats.emf.filter((r) => r.function === fn).length} of ${count} EMF lines within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -40,5 +41,12 @@ export function medianUsage(samples: readonly OperationUsage[]): OperationUsage 
     const v = samples.map((s) => s[k]).sort((a, b) => a - b);
     return v[Math.floor((v.length - 1) / 2)];
   };
-  return { readUnits: med("readUnits"), writeUnits: med("writeUnits"), itemsRead: med("itemsRead"), managementCalls: med("managementCalls"), durationMs: med("durationMs"), logBytes: med("logBytes") };
+  return {
+    readUnits: med("readUnits"),
+    writeUnits: med("writeUnits"),
+    itemsRead: med("itemsRead"),
+    managementCalls: med("managementCalls"),
+    durationMs: med("durationMs"),
+    logBytes: med("logBytes"),
+  };
 }

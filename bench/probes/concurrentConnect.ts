@@ -13,17 +13,35 @@ import { startRuntimeProcess } from "../lib/runtimeProcess";
   try {
     const specs = Array.from({ length: 30 }, (_, i) => ({ userId: `r${i}`, username: `r${i}`, roomId: "race" }));
     const tokens = await rt.mintTokens(specs);
-    const clients = await openClients(rt.endpoint, specs.map((s, i): ClientSpec => ({ ...s, token: tokens[i] })), 10);
+    const clients = await openClients(
+      rt.endpoint,
+      specs.map((s, i): ClientSpec => ({ ...s, token: tokens[i] })),
+      10,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const s = await rt.stats();
-    console.log("connected", clients.length, "gone during set-up:", s.management.gone, "stale cleaned:", s.emf.reduce((a, r) => a + (r.values.StaleConnectionsCleaned ?? 0), 0));
+    console.log(
+      "connected",
+      clients.length,
+      "gone during set-up:",
+      s.management.gone,
+      "stale cleaned:",
+      s.emf.reduce((a, r) => a + (r.values.StaleConnectionsCleaned ?? 0), 0),
+    );
     let errs = 0;
     for (const c of clients) {
-      try { await broadcastAndWait(c, clients, "race", 5000); } catch (e) { errs++; if (errs === 1) console.log((e as Error).message.slice(0, 200)); }
+      try {
+        await broadcastAndWait(c, clients, "race", 5000);
+      } catch (e) {
+        errs++;
+        if (errs === 1) console.log((e as Error).message.slice(0, 200));
+      }
     }
     console.log("senders failing:", errs, "of", clients.length);
     closeClients(clients);
-  } finally { await rt.stop(); }
+  } finally {
+    await rt.stop();
+  }
 })().catch((err) => {
   console.error(err);
   process.exit(1);

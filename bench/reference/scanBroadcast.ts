@@ -96,11 +96,25 @@ export async function scanBroadcast(input: ScanBroadcastInput): Promise<ScanBroa
         }
         gone += 1;
         const del = await input.dynamo.send(
-          new DeleteItemCommand({ TableName: input.connectionsTable, Key: { connectionId: { S: connectionId } }, ReturnConsumedCapacity: "TOTAL" }),
+          new DeleteItemCommand({
+            TableName: input.connectionsTable,
+            Key: { connectionId: { S: connectionId } },
+            ReturnConsumedCapacity: "TOTAL",
+          }),
         );
         writeUnits += del.ConsumedCapacity?.CapacityUnits ?? 0;
       }
     }),
   );
-  return { itemsRead, recipients: recipients.length, readUnits, writeUnits, scanPages, managementCalls: recipients.length, delivered, gone, failed };
+  return {
+    itemsRead,
+    recipients: recipients.length,
+    readUnits,
+    writeUnits,
+    scanPages,
+    managementCalls: recipients.length,
+    delivered,
+    gone,
+    failed,
+  };
 }

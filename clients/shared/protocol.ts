@@ -156,8 +156,7 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (o: Json, k: string): string | undefined => (typeof o[k] === "string" ? (o[k] as string) : undefined);
-const num = (o: Json, k: string): number | undefined =>
-  typeof o[k] === "number" && Number.isFinite(o[k]) ? (o[k] as number) : undefined;
+const num = (o: Json, k: string): number | undefined => (typeof o[k] === "number" && Number.isFinite(o[k]) ? (o[k] as number) : undefined);
 
 /** `sentAt` as an ISO string whether the server sends an ISO string or epoch milliseconds. */
 function timestamp(o: Json, k: string): string | undefined {
@@ -224,8 +223,17 @@ function parseObject(o: Json): ServerFrame {
     }
     case "joined": {
       const members = Array.isArray(o.members) ? o.members.map(parseMember) : [];
-      const count = typeof o.memberCount === "number" && Number.isInteger(o.memberCount) && o.memberCount >= members.length ? o.memberCount : members.length;
-      return { type, roomId: need(str(o, "roomId"), "roomId"), members, memberCount: count, ...(o.membersTruncated === true ? { membersTruncated: true as const } : {}) };
+      const count =
+        typeof o.memberCount === "number" && Number.isInteger(o.memberCount) && o.memberCount >= members.length
+          ? o.memberCount
+          : members.length;
+      return {
+        type,
+        roomId: need(str(o, "roomId"), "roomId"),
+        members,
+        memberCount: count,
+        ...(o.membersTruncated === true ? { membersTruncated: true as const } : {}),
+      };
     }
     case "left":
       return { type, roomId: need(str(o, "roomId"), "roomId") };

@@ -70,7 +70,14 @@ export type FatalReason =
   | "token";
 
 export type SessionEvent =
-  | { readonly type: "status"; readonly status: SessionStatus; readonly url?: string; readonly attempt?: number; readonly delayMs?: number; readonly close?: CloseInfo }
+  | {
+      readonly type: "status";
+      readonly status: SessionStatus;
+      readonly url?: string;
+      readonly attempt?: number;
+      readonly delayMs?: number;
+      readonly close?: CloseInfo;
+    }
   | {
       readonly type: "frame";
       readonly frame: ServerFrame;
@@ -233,7 +240,10 @@ export class ChatSession {
   /** Rooms being joined (joined again after a drop if still unanswered). */
   private readonly joining = new Map<string, Joining>();
   /** Per room, the frame about it on the wire and not answered yet, with the hold's timeout. */
-  private readonly inFlight = new Map<string, { readonly frame: ClientFrame; readonly expectation: Expectation; readonly timer: ReturnType<typeof setTimeout> }>();
+  private readonly inFlight = new Map<
+    string,
+    { readonly frame: ClientFrame; readonly expectation: Expectation; readonly timer: ReturnType<typeof setTimeout> }
+  >();
   /** Frames and actions held behind an unanswered frame about their room, in the user's order. */
   private held: Held[] = [];
   /** The room named in the connect URL of the current socket (joined by $connect). */
@@ -363,7 +373,10 @@ export class ChatSession {
     }
     if (!this.send({ type: "leave", roomId })) return false;
     // Plain text typed next must not go to the room being left.
-    if (this.current === roomId) this.current = this.knownRooms().filter((r) => r !== roomId).pop();
+    if (this.current === roomId)
+      this.current = this.knownRooms()
+        .filter((r) => r !== roomId)
+        .pop();
     return true;
   }
 
@@ -386,8 +399,15 @@ export class ChatSession {
   }
 
   history(target: { roomId: string } | { withUserId: string }, options: { limit?: number; before?: string } = {}): boolean {
-    const extra = { ...(options.limit !== undefined ? { limit: options.limit } : {}), ...(options.before ? { before: options.before } : {}) };
-    return this.send("roomId" in target ? { type: "history", roomId: target.roomId, ...extra } : { type: "history", withUserId: target.withUserId, ...extra });
+    const extra = {
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.before ? { before: options.before } : {}),
+    };
+    return this.send(
+      "roomId" in target
+        ? { type: "history", roomId: target.roomId, ...extra }
+        : { type: "history", withUserId: target.withUserId, ...extra },
+    );
   }
 
   ping(): boolean {
@@ -498,7 +518,11 @@ export class ChatSession {
       const timeoutMs = this.options.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
       const previous = this.inFlight.get(roomId);
       if (previous) clearTimeout(previous.timer);
-      this.inFlight.set(roomId, { frame, expectation, timer: setTimeout(() => this.holdTimedOut(roomId, frame.type, timeoutMs), timeoutMs) });
+      this.inFlight.set(roomId, {
+        frame,
+        expectation,
+        timer: setTimeout(() => this.holdTimedOut(roomId, frame.type, timeoutMs), timeoutMs),
+      });
     }
   }
 
@@ -546,7 +570,11 @@ export class ChatSession {
       if (i >= 0) this.expectations.splice(i, 1);
       const frame = item.frame;
       const clientMessageId = frame.type === "chat" ? frame.clientMessageId : undefined;
-      this.emit({ type: "local-error", message: `not sent (${frame.type} #${roomId}): ${why}`, ...(clientMessageId ? { clientMessageId } : {}) });
+      this.emit({
+        type: "local-error",
+        message: `not sent (${frame.type} #${roomId}): ${why}`,
+        ...(clientMessageId ? { clientMessageId } : {}),
+      });
     }
     this.notifyIfIdle();
   }
@@ -569,7 +597,7 @@ export class ChatSession {
     try {
       // First the room asked for at start (a /join typed meanwhile is sent once open); after a drop
       // the current room, or failing that (the user was leaving their last room) one to rejoin.
-      this.socketRoom = !this.everOpened ? this.options.room ?? DEFAULT_ROOM : this.current ?? this.knownRooms().pop() ?? DEFAULT_ROOM;
+      this.socketRoom = !this.everOpened ? (this.options.room ?? DEFAULT_ROOM) : (this.current ?? this.knownRooms().pop() ?? DEFAULT_ROOM);
       url = connectUrl(this.options.endpoint, { token, roomId: this.socketRoom, username: this.options.username });
     } catch (err) {
       this.fail("unreachable", (err as Error).message);
@@ -829,7 +857,11 @@ export class ChatSession {
       return;
     }
     if (!this.openedThisSocket && (info.handshakeStatus === 401 || info.handshakeStatus === 403)) {
-      this.fail("rejected", `the server refused the connection (HTTP ${info.handshakeStatus}): the token is missing, invalid or expired`, info);
+      this.fail(
+        "rejected",
+        `the server refused the connection (HTTP ${info.handshakeStatus}): the token is missing, invalid or expired`,
+        info,
+      );
       return;
     }
     if (!this.everOpened) {

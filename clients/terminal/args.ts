@@ -73,7 +73,8 @@ function usageMessage(err: unknown): string {
   const message = String(e?.message ?? "");
   const option = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
   if (e?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
-  if (e?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return /does not take an argument/.test(message) ? `${option} takes no value` : `${option} needs a value`;
+  if (e?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
+    return /does not take an argument/.test(message) ? `${option} takes no value` : `${option} needs a value`;
   if (e?.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") return `unexpected argument ${/'([^']*)'/.exec(message)?.[1] ?? ""}`;
   return message;
 }
@@ -93,7 +94,11 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
     if (values[flag] === "") return { ok: false, help: false, message: `--${flag} needs a value` };
   }
   if (positional.length !== 1) {
-    return { ok: false, help: false, message: positional.length === 0 ? "the endpoint is missing" : `unexpected argument ${positional[1]}` };
+    return {
+      ok: false,
+      help: false,
+      message: positional.length === 0 ? "the endpoint is missing" : `unexpected argument ${positional[1]}`,
+    };
   }
   const endpoint = positional[0];
   let url: URL;

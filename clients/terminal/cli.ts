@@ -120,7 +120,12 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
       rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
     }
     if (event.type === "fatal") {
-      const code = event.reason === "rejected" || event.reason === "token" ? EXIT.rejected : event.reason === "gave-up" ? EXIT.connectionLost : EXIT.unreachable;
+      const code =
+        event.reason === "rejected" || event.reason === "token"
+          ? EXIT.rejected
+          : event.reason === "gave-up"
+            ? EXIT.connectionLost
+            : EXIT.unreachable;
       void finish(code);
     }
   };
@@ -141,7 +146,20 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
       if (missed.length > 0) {
         print([
           line("info", `#${f.roomId}: ${missed.length} message${missed.length === 1 ? "" : "s"} sent while disconnected`, ctx()),
-          ...missed.flatMap((m) => formatFrame({ type: "chat", roomId: f.roomId ?? "", messageId: m.messageId, userId: m.userId, username: m.username, message: m.message, sentAt: m.sentAt }, ctx())),
+          ...missed.flatMap((m) =>
+            formatFrame(
+              {
+                type: "chat",
+                roomId: f.roomId ?? "",
+                messageId: m.messageId,
+                userId: m.userId,
+                username: m.username,
+                message: m.message,
+                sentAt: m.sentAt,
+              },
+              ctx(),
+            ),
+          ),
         ]);
       }
       return true;
@@ -206,7 +224,10 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
           print([line("error CLIENT", "nothing older: /more follows a /history that said older messages exist", ctx())]);
           return;
         }
-        session.history(lastHistory.target, { ...(lastHistory.limit !== undefined ? { limit: lastHistory.limit } : {}), before: lastHistory.next });
+        session.history(lastHistory.target, {
+          ...(lastHistory.limit !== undefined ? { limit: lastHistory.limit } : {}),
+          before: lastHistory.next,
+        });
         return;
       }
       case "who": {
@@ -222,7 +243,13 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
             return;
           }
           const members = session.members(roomId);
-          print([line(`who #${roomId}`, `${members.length} member${members.length === 1 ? "" : "s"}: ${members.map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`)).join(", ") || "nobody"}`, ctx())]);
+          print([
+            line(
+              `who #${roomId}`,
+              `${members.length} member${members.length === 1 ? "" : "s"}: ${members.map((m) => (m.username === m.userId ? m.userId : `${m.username} (${m.userId})`)).join(", ") || "nobody"}`,
+              ctx(),
+            ),
+          ]);
         });
         return;
       }
@@ -250,7 +277,9 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   rl.on("SIGINT", () => void finish(EXIT.ok));
 
   const shownName = username ?? claims.name;
-  print([line("info", `${userId ? `user ${userId}` : "token given"}${shownName ? ` as "${shownName}"` : ""}; /help lists the commands`, ctx())]);
+  print([
+    line("info", `${userId ? `user ${userId}` : "token given"}${shownName ? ` as "${shownName}"` : ""}; /help lists the commands`, ctx()),
+  ]);
   session.start();
   if (tty) {
     rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
@@ -268,7 +297,7 @@ if (require.main === module) {
       process.stdout.write("", () => process.exit(code));
     })
     .catch((err: unknown) => {
-      process.stderr.write(`internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.stderr.write(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(EXIT.internal);
     });
 }

@@ -54,7 +54,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 export function line(tag: string, text: string, ctx: FormatContext, time?: string): string {
   const stamp = time ?? clock((ctx.now ?? (() => new Date()))());
   const t = `[${tag}]`;
-  const color = ctx.color ? COLORS[tag.split(" ")[0]] ?? "" : "";
+  const color = ctx.color ? (COLORS[tag.split(" ")[0]] ?? "") : "";
   return color ? `${stamp} ${color}${t}\x1b[0m ${text}` : `${stamp} ${t} ${text}`;
 }
 
@@ -73,9 +73,13 @@ export function formatHistoryMessage(m: HistoryMessage, scope: string, ctx: Form
 export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
   switch (frame.type) {
     case "chat":
-      return [line(`chat #${frame.roomId}`, `${who(frame.username, frame.userId)}: ${sanitize(frame.message)}`, ctx, timeOf(frame.sentAt, ctx))];
+      return [
+        line(`chat #${frame.roomId}`, `${who(frame.username, frame.userId)}: ${sanitize(frame.message)}`, ctx, timeOf(frame.sentAt, ctx)),
+      ];
     case "presence":
-      return [line(`presence #${frame.roomId}`, `${who(frame.username, frame.userId)} ${frame.event === "joined" ? "joined" : "left"}`, ctx)];
+      return [
+        line(`presence #${frame.roomId}`, `${who(frame.username, frame.userId)} ${frame.event === "joined" ? "joined" : "left"}`, ctx),
+      ];
     case "joined":
       return [
         line(
@@ -93,7 +97,13 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     }
     case "delivered": {
       const to = frame.clientMessageId ? ctx.privateTarget?.(frame.clientMessageId) : undefined;
-      return [line("delivered", `private message${to ? ` to ${sanitize(to)}` : ""} reached ${plural(frame.deliveredTo, "connection")} (id ${frame.messageId})`, ctx)];
+      return [
+        line(
+          "delivered",
+          `private message${to ? ` to ${sanitize(to)}` : ""} reached ${plural(frame.deliveredTo, "connection")} (id ${frame.messageId})`,
+          ctx,
+        ),
+      ];
     }
     case "rooms":
       if (frame.rooms.length === 0) return [line("rooms", "no active rooms", ctx)];
@@ -103,19 +113,36 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       ];
     case "history": {
       const scope = frame.roomId !== undefined ? `#${frame.roomId}` : `@${frame.withUserId ?? "?"}`;
-      const head = line(`history ${scope}`, `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist: /more)" : ""}`, ctx);
+      const head = line(
+        `history ${scope}`,
+        `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist: /more)" : ""}`,
+        ctx,
+      );
       return [head, ...frame.messages.map((m) => formatHistoryMessage(m, scope, ctx))];
     }
     case "system":
-      return [line(frame.roomId !== undefined ? `system #${frame.roomId}` : "system", sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx))];
+      return [
+        line(frame.roomId !== undefined ? `system #${frame.roomId}` : "system", sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx)),
+      ];
     case "pong":
       return [];
     case "error": {
-      const about = [frame.requestType ? `request ${frame.requestType}` : "", frame.clientMessageId ? `message ${frame.clientMessageId}` : ""].filter(Boolean).join(", ");
+      const about = [
+        frame.requestType ? `request ${frame.requestType}` : "",
+        frame.clientMessageId ? `message ${frame.clientMessageId}` : "",
+      ]
+        .filter(Boolean)
+        .join(", ");
       return [line(`error ${frame.code}`, `${sanitize(frame.message)}${about ? ` (${about})` : ""}`, ctx)];
     }
     case "gateway":
-      return [line("error GATEWAY", `API Gateway answered: ${sanitize(frame.message)}${frame.requestId ? ` (request ${frame.requestId})` : ""}`, ctx)];
+      return [
+        line(
+          "error GATEWAY",
+          `API Gateway answered: ${sanitize(frame.message)}${frame.requestId ? ` (request ${frame.requestId})` : ""}`,
+          ctx,
+        ),
+      ];
   }
 }
 
@@ -125,18 +152,29 @@ export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
     case "frame":
       if (event.redundant) return [];
       if (isUnregisteredConnectionError(event.frame)) {
-        const why = event.frame.type === "error" && event.frame.code === "TOKEN_EXPIRED" ? "the token has expired" : "the server no longer knows this connection";
+        const why =
+          event.frame.type === "error" && event.frame.code === "TOKEN_EXPIRED"
+            ? "the token has expired"
+            : "the server no longer knows this connection";
         return [line("info", `${why}; reconnecting with a new token (unacknowledged messages will be resent)`, ctx)];
       }
       return formatFrame(event.frame, ctx);
     case "invalid":
-      return [line("error CLIENT", `unreadable frame from the server (${event.frame.reason}): ${sanitize(event.frame.raw.slice(0, 200))}`, ctx)];
+      return [
+        line("error CLIENT", `unreadable frame from the server (${event.frame.reason}): ${sanitize(event.frame.raw.slice(0, 200))}`, ctx),
+      ];
     case "local-error":
       return [line("error CLIENT", event.message, ctx)];
     case "queued":
       return [line("info", `not connected: "${event.frame.type}" will be sent once the connection is back`, ctx)];
     case "rejoined":
-      return [line("info", `reconnected; rejoining ${event.rooms.map((r) => `#${r}`).join(", ") || "no rooms"}${event.resent ? `; resending ${plural(event.resent, "unacknowledged message")}` : ""}`, ctx)];
+      return [
+        line(
+          "info",
+          `reconnected; rejoining ${event.rooms.map((r) => `#${r}`).join(", ") || "no rooms"}${event.resent ? `; resending ${plural(event.resent, "unacknowledged message")}` : ""}`,
+          ctx,
+        ),
+      ];
     case "fatal":
       return [line("error FATAL", event.message, ctx)];
     case "status":

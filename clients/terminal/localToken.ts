@@ -29,7 +29,9 @@ export async function mintLocalToken(endpoint: string, userId: string, name?: st
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw new LocalTokenError(`no local runtime answers at ${new URL(url).origin} (${(err as Error).message}); start it with npm run local, or pass --token`);
+    throw new LocalTokenError(
+      `no local runtime answers at ${new URL(url).origin} (${(err as Error).message}); start it with npm run local, or pass --token`,
+    );
   }
   const text = await res.text();
   let body: { token?: unknown; message?: unknown } = {};
@@ -39,9 +41,14 @@ export async function mintLocalToken(endpoint: string, userId: string, name?: st
     // Not JSON: reported below.
   }
   if (res.status === 404) {
-    throw new LocalTokenError(`${new URL(url).origin} has no local token endpoint (a deployed API?): --user works only with the local runtime; pass --token`);
+    throw new LocalTokenError(
+      `${new URL(url).origin} has no local token endpoint (a deployed API?): --user works only with the local runtime; pass --token`,
+    );
   }
-  if (!res.ok) throw new LocalTokenError(`the local runtime refused to mint a token (HTTP ${res.status}): ${typeof body.message === "string" ? body.message : text.slice(0, 200)}`);
+  if (!res.ok)
+    throw new LocalTokenError(
+      `the local runtime refused to mint a token (HTTP ${res.status}): ${typeof body.message === "string" ? body.message : text.slice(0, 200)}`,
+    );
   if (typeof body.token !== "string") throw new LocalTokenError(`the local runtime answered without a token: ${text.slice(0, 200)}`);
   return body.token;
 }

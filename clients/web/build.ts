@@ -57,7 +57,8 @@ function validateEndpoint(endpoint: string): void {
   } catch {
     throw new BuildWebError(`--endpoint "${endpoint}" is not a URL`);
   }
-  if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new BuildWebError(`--endpoint must be a ws:// or wss:// URL, got "${endpoint}"`);
+  if (url.protocol !== "ws:" && url.protocol !== "wss:")
+    throw new BuildWebError(`--endpoint must be a ws:// or wss:// URL, got "${endpoint}"`);
 }
 
 export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebResult> {
@@ -145,8 +146,11 @@ if (require.main === module) {
   (async () => {
     const options = parseBuildArgs(process.argv.slice(2));
     const result = await buildWeb(options);
-    for (const f of result.files) console.log(`${f.name.padEnd(12)} ${String(f.bytes).padStart(7)} bytes  ${String(f.gzipBytes).padStart(6)} gzip`);
-    console.log(`${"total".padEnd(12)} ${String(result.totalBytes).padStart(7)} bytes  ${String(result.totalGzipBytes).padStart(6)} gzip  -> ${result.outDir}`);
+    for (const f of result.files)
+      console.log(`${f.name.padEnd(12)} ${String(f.bytes).padStart(7)} bytes  ${String(f.gzipBytes).padStart(6)} gzip`);
+    console.log(
+      `${"total".padEnd(12)} ${String(result.totalBytes).padStart(7)} bytes  ${String(result.totalGzipBytes).padStart(6)} gzip  -> ${result.outDir}`,
+    );
     if (!options.endpoint) console.log("no --endpoint: the page asks for one at sign-in (or takes ?endpoint=wss://… in its URL)");
   })().catch((err: unknown) => {
     console.error(err instanceof BuildWebError ? `error: ${err.message}` : err);

@@ -63,7 +63,12 @@ export function cleanUsername(raw: unknown): string | undefined {
   return cleaned === "" ? undefined : cleaned;
 }
 
-export function policy(principalId: string, effect: "Allow" | "Deny", resource: string, context?: Record<string, string>): AuthorizerResult {
+export function policy(
+  principalId: string,
+  effect: "Allow" | "Deny",
+  resource: string,
+  context?: Record<string, string>,
+): AuthorizerResult {
   return {
     principalId,
     policyDocument: { Version: "2012-10-17", Statement: [{ Action: "execute-api:Invoke", Effect: effect, Resource: resource }] },
@@ -97,7 +102,9 @@ function reject(reason: string): Rejection {
 
 function encodeKey(text: string | undefined, label: string): Uint8Array {
   if (!text || Buffer.byteLength(text, "utf8") < 32) {
-    throw configurationError(`the HS256 secret's ${label} version in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)`);
+    throw configurationError(
+      `the HS256 secret's ${label} version in Secrets Manager is missing or shorter than 32 bytes (RFC 7518 section 3.2)`,
+    );
   }
   return new TextEncoder().encode(text);
 }
@@ -127,7 +134,10 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
     reading ??= (async () => {
       lastReadStartMs = now();
       // Traced like every other SDK client when enableXrayTracing is on (the cold fetch shows in the trace).
-      client ??= traced(host.config, new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } }));
+      client ??= traced(
+        host.config,
+        new SecretsManagerClient({ maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } }),
+      );
       const [current, previous] = await Promise.all([
         client.send(new GetSecretValueCommand({ SecretId: auth.secretArn, VersionStage: "AWSCURRENT" })),
         client.send(new GetSecretValueCommand({ SecretId: auth.secretArn, VersionStage: "AWSPREVIOUS" })).catch((err: unknown) => {
@@ -179,7 +189,8 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
 
   async function verify(token: string): Promise<JWTPayload> {
     if (jwks) return (await jwtVerify(token, jwks, verifyOptions)).payload;
-    if (auth.sharedSecret !== undefined) return (await jwtVerify(token, new TextEncoder().encode(auth.sharedSecret), verifyOptions)).payload;
+    if (auth.sharedSecret !== undefined)
+      return (await jwtVerify(token, new TextEncoder().encode(auth.sharedSecret), verifyOptions)).payload;
     const r = await keys();
     try {
       return await verifyWithRing(token, r);
@@ -244,6 +255,10 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
       }
       log.info("handshake allowed", { userId: outcome.userId });
       // exp: the message routes refuse frames once the token has expired (runtime.ts messageRoute).
-      return policy(outcome.userId, "Allow", event.methodArn, { userId: outcome.userId, username: outcome.username, exp: String(outcome.exp) });
+      return policy(outcome.userId, "Allow", event.methodArn, {
+        userId: outcome.userId,
+        username: outcome.username,
+        exp: String(outcome.exp),
+      });
     });
 }

@@ -38,7 +38,14 @@ export function createHandler(): WebSocketHandler {
     if (roomId === undefined) throw chatError("BAD_REQUEST", "no roomId given and this connection has not joined a room");
     requireMember(connection, roomId);
     assertDeliverable(
-      { type: "chat", roomId, userId: connection.userId, username: connection.username, message: frame.message, clientMessageId: frame.clientMessageId },
+      {
+        type: "chat",
+        roomId,
+        userId: connection.userId,
+        username: connection.username,
+        message: frame.message,
+        clientMessageId: frame.clientMessageId,
+      },
       MAX_WEBSOCKET_MESSAGE_BYTES,
     );
     // The room is read while the message is stored (one round trip less); nothing is posted before

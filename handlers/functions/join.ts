@@ -20,7 +20,10 @@ import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
 export const JOINED_MEMBERS_BUDGET_BYTES = 64 * 1024;
 
 /** The longest prefix of `users` whose JSON array fits in `budget` bytes (UTF-8). */
-export function membersWithin<T extends { userId: string; username: string }>(users: readonly T[], budget = JOINED_MEMBERS_BUDGET_BYTES): T[] {
+export function membersWithin<T extends { userId: string; username: string }>(
+  users: readonly T[],
+  budget = JOINED_MEMBERS_BUDGET_BYTES,
+): T[] {
   let bytes = 2; // []
   const out: T[] = [];
   for (const u of users) {

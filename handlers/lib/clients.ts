@@ -56,11 +56,14 @@ export function createDynamoClient(config: HandlerConfig, credentials: SdkCreden
   });
 }
 
-export function createDocumentClient(config: HandlerConfig, usage: UsageScope, base: DynamoDBClient = createDynamoClient(config)): DynamoDBDocumentClient {
+export function createDocumentClient(
+  config: HandlerConfig,
+  usage: UsageScope,
+  base: DynamoDBClient = createDynamoClient(config),
+): DynamoDBDocumentClient {
   const doc = DynamoDBDocumentClient.from(traced(config, base), {
     marshallOptions: { removeUndefinedValues: true },
   });
   attachUsageMiddleware(doc, usage, config.tables);
   return doc;
 }
-

@@ -73,7 +73,8 @@ export function readSetting<K extends SettingName>(env: NodeJS.ProcessEnv, name:
   if (raw === undefined) return spec.defaultValue as SettingValues[K];
   const v = raw.toLowerCase();
   if (!spec.values.includes(v)) {
-    const list = spec.values.length > 1 ? `${spec.values.slice(0, -1).join(", ")} or ${spec.values[spec.values.length - 1]}` : spec.values.join("");
+    const list =
+      spec.values.length > 1 ? `${spec.values.slice(0, -1).join(", ")} or ${spec.values[spec.values.length - 1]}` : spec.values.join("");
     throw configurationError(`environment variable ${spec.env} must be ${list}, got "${raw}"`);
   }
   return v as SettingValues[K];

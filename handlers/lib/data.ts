@@ -280,11 +280,21 @@ export function userBudgetKey(userId: string): string {
  */
 export async function spendUserFrame(ctx: DataContext, userId: string, nowMs: number): Promise<void> {
   const limit = userFrameLimit(ctx.config);
-  const out = await countInWindow(ctx, { connectionId: userBudgetKey(userId) }, { window: "frameWindow", count: "frameCount" }, limit, nowMs, {
-    mustExist: false,
-  });
+  const out = await countInWindow(
+    ctx,
+    { connectionId: userBudgetKey(userId) },
+    { window: "frameWindow", count: "frameCount" },
+    limit,
+    nowMs,
+    {
+      mustExist: false,
+    },
+  );
   if (out === "limited") {
-    throw chatError("RATE_LIMITED", `rate limit of ${limit} frames per minute for this user (all connections) reached; retry in the next minute`);
+    throw chatError(
+      "RATE_LIMITED",
+      `rate limit of ${limit} frames per minute for this user (all connections) reached; retry in the next minute`,
+    );
   }
 }
 
@@ -326,7 +336,9 @@ async function countInWindow(
   const window = Math.floor(nowMs / 60_000);
   const names = { "#w": attrs.window, "#c": attrs.count, ...Object.fromEntries(Object.keys(o.set ?? {}).map((k, i) => [`#s${i}`, k])) };
   const setValues = Object.fromEntries(Object.values(o.set ?? {}).map((v, i) => [`:s${i}`, v]));
-  const setClause = Object.keys(o.set ?? {}).map((_, i) => `, #s${i} = :s${i}`).join("");
+  const setClause = Object.keys(o.set ?? {})
+    .map((_, i) => `, #s${i} = :s${i}`)
+    .join("");
   // A budget item (mustExist false) is created by its first event and expires after its window.
   const expiry = o.mustExist ? "" : ", expiresAt = :exp";
   const expiryValue = o.mustExist ? {} : { ":exp": (window + 2) * 60 };
@@ -379,7 +391,8 @@ async function countInWindow(
 /** A number attribute of an item returned with an error: raw (`{ N: "3" }`) or already unmarshalled. */
 function numberAttribute(value: unknown): number | undefined {
   if (typeof value === "number") return value;
-  if (typeof value === "object" && value !== null && typeof (value as { N?: unknown }).N === "string") return Number((value as { N: string }).N);
+  if (typeof value === "object" && value !== null && typeof (value as { N?: unknown }).N === "string")
+    return Number((value as { N: string }).N);
   return undefined;
 }
 
@@ -468,7 +481,14 @@ function presenceHorizon(nowMs: number): number {
  * and cover every state), so exactly one of any set of concurrent writers makes each transition,
  * and that writer announces it. A transition also moves the room summary's distinct-user count.
  */
-function presenceParts(table: string, roomId: string, user: { userId: string; username: string }, delta: 1 | -1, transition: boolean, nowMs: number): TransactPart[] {
+function presenceParts(
+  table: string,
+  roomId: string,
+  user: { userId: string; username: string },
+  delta: 1 | -1,
+  transition: boolean,
+  nowMs: number,
+): TransactPart[] {
   const key = { roomId: presencePartition(roomId), sk: PRESENCE_PREFIX + user.userId };
   const horizon = presenceHorizon(nowMs);
   const summary: TransactPart = {
@@ -496,7 +516,9 @@ function presenceParts(table: string, roomId: string, user: { userId: string; us
           ConditionExpression: delta > 0 ? "attribute_not_exists(sk) OR n <= :zero" : "attribute_not_exists(sk) OR n <= :one",
           ExpressionAttributeNames: delta > 0 ? { "#room": "room" } : undefined,
           ExpressionAttributeValues:
-            delta > 0 ? { ":one": 1, ":zero": 0, ":room": roomId, ":u": user.userId, ":name": user.username, ":h": horizon } : { ":one": 1, ":zero": 0 },
+            delta > 0
+              ? { ":one": 1, ":zero": 0, ":room": roomId, ":u": user.userId, ":name": user.username, ":h": horizon }
+              : { ":one": 1, ":zero": 0 },
         },
       },
       summary,
@@ -577,7 +599,8 @@ export async function addMembership(ctx: DataContext, m: MembershipInput): Promi
         TableName: connections,
         Key: { connectionId: m.connectionId },
         UpdateExpression: "ADD #rooms :room SET currentRoom = :roomId",
-        ConditionExpression: "attribute_exists(connectionId) AND NOT contains(#rooms, :roomId) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max)",
+        ConditionExpression:
+          "attribute_exists(connectionId) AND NOT contains(#rooms, :roomId) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max)",
         ExpressionAttributeNames: { "#rooms": "rooms" },
         ExpressionAttributeValues: { ":room": new Set([m.roomId]), ":roomId": m.roomId, ":max": MAX_ROOMS_PER_CONNECTION },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -593,7 +616,8 @@ export async function addMembership(ctx: DataContext, m: MembershipInput): Promi
       if (stringSetAttribute(item.rooms).includes(m.roomId)) return "already" as const;
       throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
     }
-    if (failed(reasons[1])) throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
+    if (failed(reasons[1]))
+      throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
     return undefined;
   });
   if ("transition" in out) return { added: true, firstOfUser: out.transition };
@@ -638,14 +662,25 @@ export async function removeMembership(
       Update: {
         TableName: connections,
         Key: { connectionId: connection.connectionId },
-        UpdateExpression: "DELETE #rooms :room" + (moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""),
+        UpdateExpression:
+          "DELETE #rooms :room" + (moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""),
         ConditionExpression: "attribute_exists(connectionId) AND contains(#rooms, :roomId)",
         ExpressionAttributeNames: { "#rooms": "rooms" },
-        ExpressionAttributeValues: { ":room": new Set([roomId]), ":roomId": roomId, ...(moveCurrent && next !== undefined ? { ":next": next } : {}) },
+        ExpressionAttributeValues: {
+          ":room": new Set([roomId]),
+          ":roomId": roomId,
+          ...(moveCurrent && next !== undefined ? { ":next": next } : {}),
+        },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
     },
-    { Delete: { TableName: rooms, Key: { roomId, sk: MEMBER_PREFIX + connection.connectionId }, ConditionExpression: "attribute_exists(sk)" } },
+    {
+      Delete: {
+        TableName: rooms,
+        Key: { roomId, sk: MEMBER_PREFIX + connection.connectionId },
+        ConditionExpression: "attribute_exists(sk)",
+      },
+    },
     ...presenceParts(rooms, roomId, connection, -1, transition, nowMs),
   ];
   const out = await runMembershipTransaction(ctx, build, 2, (reasons) => {
@@ -737,7 +772,6 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
   return { members, users: distinctUsers(members), expired };
 }
 
-
 // ---------------------------------------------------------------- messages
 
 export interface StoreMessageInput {
@@ -806,7 +840,14 @@ export async function storeMessage(ctx: DataContext, input: StoreMessageInput): 
           {
             Put: {
               TableName: table,
-              Item: { ...idemKey, messageId, sentAt: item.sentAt, target: input.conversationId, messageSk: item.sk, expiresAt: nowSec + IDEMPOTENCY_SECONDS },
+              Item: {
+                ...idemKey,
+                messageId,
+                sentAt: item.sentAt,
+                target: input.conversationId,
+                messageSk: item.sk,
+                expiresAt: nowSec + IDEMPOTENCY_SECONDS,
+              },
               ConditionExpression: "attribute_not_exists(conversationId) OR expiresAt < :now",
               ExpressionAttributeValues: { ":now": nowSec },
             },

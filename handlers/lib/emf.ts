@@ -67,7 +67,12 @@ export function emittedMetrics(report: Pick<InvocationReport, "function" | "metr
 }
 
 /** The EMF document for one invocation. */
-export function emfDocument(namespace: string, report: InvocationReport, timestamp: number, options: EmfOptions = {}): Record<string, unknown> {
+export function emfDocument(
+  namespace: string,
+  report: InvocationReport,
+  timestamp: number,
+  options: EmfOptions = {},
+): Record<string, unknown> {
   const names = emittedMetrics(report);
   const doc: Record<string, unknown> = {
     _aws: {

@@ -25,14 +25,7 @@ import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynam
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced, type SdkCredentials } from "./clients";
 import type { HandlerConfig } from "./config";
-import {
-  backoffDelay,
-  CONNECT_GRACE_MS,
-  deleteConnection,
-  OPEN_SETTLE_MS,
-  removeMembershipOfGone,
-  type TablesContext,
-} from "./data";
+import { backoffDelay, CONNECT_GRACE_MS, deleteConnection, OPEN_SETTLE_MS, removeMembershipOfGone, type TablesContext } from "./data";
 import { configurationError } from "../env";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
@@ -119,7 +112,9 @@ export function isNotSent(err: unknown): boolean {
   if (typeof code === "string" && NOT_SENT_CODES.has(code)) return true;
   // @smithy/node-http-handler's connectionTimeout error ("the request socket did not establish a
   // connection with the server within the configured timeout"; older releases: "without establishing").
-  return errorName(err) === "TimeoutError" && err instanceof Error && /(did not establish|without establishing) a connection/i.test(err.message);
+  return (
+    errorName(err) === "TimeoutError" && err instanceof Error && /(did not establish|without establishing) a connection/i.test(err.message)
+  );
 }
 
 /** Runs `work` over `items` with at most `limit` in flight. */
@@ -269,7 +264,13 @@ export function createFanout(deps: FanoutDeps): Fanout {
     data: Uint8Array,
     log: Logger,
     options: DeliverOptions,
-  ): Promise<{ stale: string[]; connecting: string[]; delivered: string[]; failed: Array<{ id: string; err: unknown }>; departed: Departure[] }> {
+  ): Promise<{
+    stale: string[];
+    connecting: string[];
+    delivered: string[];
+    failed: Array<{ id: string; err: unknown }>;
+    departed: Departure[];
+  }> {
     const items = await readItems(gone, log);
     const nowMs = Date.now();
     const stale: string[] = [];
@@ -287,7 +288,8 @@ export function createFanout(deps: FanoutDeps): Fanout {
         retryAt = Math.max(retryAt, item.openedAt + OPEN_SETTLE_MS);
       } else stale.push(id);
     }
-    if (connecting.length > 0) log.info("410 from connections still in $connect; kept", { count: connecting.length, connectionIds: connecting });
+    if (connecting.length > 0)
+      log.info("410 from connections still in $connect; kept", { count: connecting.length, connectionIds: connecting });
     const delivered: string[] = [];
     const failed: Array<{ id: string; err: unknown }> = [];
     if (opening.length > 0) {
@@ -352,7 +354,10 @@ export function createFanout(deps: FanoutDeps): Fanout {
  * One management client for every post. maxAttempts 1: the fan-out retries LimitExceeded itself
  * (with backoff and equal jitter) so that every attempt is counted and a 410 is never retried.
  */
-export function createManagementClient(config: HandlerConfig, credentials: SdkCredentials = localCredentials(config)): ApiGatewayManagementApiClient {
+export function createManagementClient(
+  config: HandlerConfig,
+  credentials: SdkCredentials = localCredentials(config),
+): ApiGatewayManagementApiClient {
   if (!config.managementEndpoint) throw configurationError("MANAGEMENT_ENDPOINT is not configured");
   return traced(
     config,
@@ -371,7 +376,11 @@ export function createManagementClient(config: HandlerConfig, credentials: SdkCr
  * createRuntime). Functions that never post do not reference it, so their bundle never loads the
  * management client.
  */
-export function managementFanout(rt: { readonly config: HandlerConfig; readonly doc: DynamoDBDocumentClient; readonly usage: UsageScope }): Fanout {
+export function managementFanout(rt: {
+  readonly config: HandlerConfig;
+  readonly doc: DynamoDBDocumentClient;
+  readonly usage: UsageScope;
+}): Fanout {
   return createFanout({
     management: createManagementClient(rt.config),
     doc: rt.doc,

@@ -44,7 +44,10 @@ export function buildSchemas(maxMessageBytes: number) {
   const message = z
     .string()
     .min(1, "must not be empty")
-    .refine((s) => utf8Bytes(s) <= maxMessageBytes, { message: `must be at most ${maxMessageBytes} UTF-8 bytes`, params: { tooLarge: true } })
+    .refine((s) => utf8Bytes(s) <= maxMessageBytes, {
+      message: `must be at most ${maxMessageBytes} UTF-8 bytes`,
+      params: { tooLarge: true },
+    })
     // JSON allows "\ud800" escapes, but an unpaired surrogate has no UTF-8 encoding: the message
     // could not be stored as a DynamoDB string (UTF-8) nor delivered as a UTF-8 frame unchanged.
     .refine((s) => !LONE_SURROGATE.test(s), "must be well-formed Unicode (no unpaired surrogate)");

@@ -7,7 +7,17 @@
  * sees its condition fail or the count on the other side, and stays silent: each transition is
  * announced exactly once (docs/architecture.md, "Races").
  */
-import { addMembership, deleteConnection, epochSeconds, readRoom, removeMembership, removeMembershipOfGone, type ConnectionItem, type DataContext, type RoomView } from "./data";
+import {
+  addMembership,
+  deleteConnection,
+  epochSeconds,
+  readRoom,
+  removeMembership,
+  removeMembershipOfGone,
+  type ConnectionItem,
+  type DataContext,
+  type RoomView,
+} from "./data";
 import type { Departure, Fanout, FanoutResult } from "./fanout";
 import type { PresenceFrame } from "./frames";
 import type { Logger } from "./logger";
@@ -46,7 +56,13 @@ export async function broadcastToRoom(
   if (room.expired.length > 0) {
     // Past their expiry: API Gateway's 2 h cut, or their token's `exp` (connect.ts), in which case
     // the socket is still open and is closed here, so it hears nothing more of the room.
-    departed.push(...(await fanout.removeGone(room.expired.map((m) => m.connectionId), log, { roomId, members: room.expired, close: true })));
+    departed.push(
+      ...(await fanout.removeGone(
+        room.expired.map((m) => m.connectionId),
+        log,
+        { roomId, members: room.expired, close: true },
+      )),
+    );
   }
   await announceDepartures(rt, fanout, log, departed);
   return result;
@@ -70,7 +86,10 @@ export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: 
       const room = await readRoom(ctx, d.roomId, epochSeconds(Date.now()));
       const targets = room.members.map((m) => m.connectionId);
       if (targets.length === 0) continue;
-      const result = await fanout.deliver(targets, leftFrame(d.roomId, d.userId, d.username), log, { roomId: d.roomId, members: room.members });
+      const result = await fanout.deliver(targets, leftFrame(d.roomId, d.userId, d.username), log, {
+        roomId: d.roomId,
+        members: room.members,
+      });
       next.push(...result.departed);
     }
     pending = next;
@@ -94,7 +113,13 @@ export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId:
 }
 
 /** Announces `left` in a room: call only after the transaction that took the user's count to 0. */
-export async function announceLeft(rt: Runtime, log: Logger, member: Pick<Member, "userId" | "username">, roomId: string, nowMs: number): Promise<void> {
+export async function announceLeft(
+  rt: Runtime,
+  log: Logger,
+  member: Pick<Member, "userId" | "username">,
+  roomId: string,
+  nowMs: number,
+): Promise<void> {
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
   await broadcastToRoom(rt, log, room, roomId, leftFrame(roomId, member.userId, member.username));
 }

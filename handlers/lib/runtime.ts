@@ -74,13 +74,19 @@ export async function withInvocation<T>(
   try {
     return await rt.usage.run(usage, () => fn(log));
   } finally {
-    publishUsage(rt.config.metricsNamespace, {
-      function: rt.name,
-      stage: rt.config.stage,
-      requestId,
-      routeKey: rc?.routeKey,
-      connectionId: rc?.connectionId,
-    }, usage, undefined, { perFunction: rt.config.metricsPerFunction === true });
+    publishUsage(
+      rt.config.metricsNamespace,
+      {
+        function: rt.name,
+        stage: rt.config.stage,
+        requestId,
+        routeKey: rc?.routeKey,
+        connectionId: rc?.connectionId,
+      },
+      usage,
+      undefined,
+      { perFunction: rt.config.metricsPerFunction === true },
+    );
   }
 }
 
@@ -89,7 +95,6 @@ export function bodyText(event: WebSocketEvent): string {
   const body = event.body ?? "";
   return event.isBase64Encoded ? Buffer.from(body, "base64").toString("utf8") : body;
 }
-
 
 export interface MessageRequest {
   readonly event: WebSocketEvent;
@@ -183,7 +188,10 @@ export function assertTokenLive(event: WebSocketEvent, nowMs: number): void {
   if (deadline === undefined) return;
   const exp = deadline - TOKEN_EXPIRY_LEEWAY_SECONDS;
   if (Math.floor(nowMs / 1000) >= deadline) {
-    throw chatError("TOKEN_EXPIRED", `the token of this connection expired at ${new Date(exp * 1000).toISOString()}; reconnect with a new token`);
+    throw chatError(
+      "TOKEN_EXPIRED",
+      `the token of this connection expired at ${new Date(exp * 1000).toISOString()}; reconnect with a new token`,
+    );
   }
 }
 

@@ -96,7 +96,11 @@ function logicalName(tables: Readonly<Partial<Record<TableName, string>>>, physi
 }
 
 /** The (table, action) pairs one call needs IAM permission for. TransactWriteItems needs its parts' actions. */
-export function callsOf(action: string, input: Record<string, unknown>, tables: Readonly<Partial<Record<TableName, string>>>): DynamoCall[] {
+export function callsOf(
+  action: string,
+  input: Record<string, unknown>,
+  tables: Readonly<Partial<Record<TableName, string>>>,
+): DynamoCall[] {
   const name = (t: unknown) => logicalName(tables, String(t));
   if (action === "BatchGetItem" || action === "BatchWriteItem") {
     const items = (input.RequestItems ?? {}) as Record<string, unknown>;
@@ -158,19 +162,17 @@ export function attachUsageMiddleware(
   tables: Readonly<Partial<Record<TableName, string>>>,
 ): void {
   type Next = (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>;
-  const middleware =
-    (next: Next, context: { commandName?: string }) =>
-    async (args: { input: Record<string, unknown> }) => {
-      const action = (context.commandName ?? "Unknown").replace(/Command$/, "");
-      const input =
-        acceptsConsumedCapacity(action) && args.input.ReturnConsumedCapacity === undefined
-          ? { ...args.input, ReturnConsumedCapacity: "TOTAL" }
-          : args.input;
-      const usage = scope.current();
-      usage.dynamoCalls.push(...callsOf(action, input, tables));
-      const result = await next({ ...args, input });
-      recordResponse(usage, action, result.output);
-      return result;
-    };
+  const middleware = (next: Next, context: { commandName?: string }) => async (args: { input: Record<string, unknown> }) => {
+    const action = (context.commandName ?? "Unknown").replace(/Command$/, "");
+    const input =
+      acceptsConsumedCapacity(action) && args.input.ReturnConsumedCapacity === undefined
+        ? { ...args.input, ReturnConsumedCapacity: "TOTAL" }
+        : args.input;
+    const usage = scope.current();
+    usage.dynamoCalls.push(...callsOf(action, input, tables));
+    const result = await next({ ...args, input });
+    recordResponse(usage, action, result.output);
+    return result;
+  };
   client.middlewareStack.add(middleware, { step: "initialize", name: "chatUsageAccounting", override: true });
 }

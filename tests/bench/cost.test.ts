@@ -13,13 +13,34 @@ import { emptyUsage } from "../../handlers/lib/usage";
 import { canEmit, customMetricSeries, METRIC_NAMES, METRICS } from "../../handlers/metrics";
 import { FUNCTIONS, type FunctionSpec } from "../../handlers/routes";
 import { TABLE_NAMES } from "../../handlers/tables";
-import { CostInputError, estimateCost, FALLBACK_INPUTS, loadCostInputs, monitoringFootprint, parseArgs, PRICES, type MonitoringFootprint, type Workload } from "../../scripts/cost";
+import {
+  CostInputError,
+  estimateCost,
+  FALLBACK_INPUTS,
+  loadCostInputs,
+  monitoringFootprint,
+  parseArgs,
+  PRICES,
+  type MonitoringFootprint,
+  type Workload,
+} from "../../scripts/cost";
 
-const u = (o: Partial<CostInputs["authorizer"]>) => ({ readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0, ...o });
+const u = (o: Partial<CostInputs["authorizer"]>) => ({
+  readUnits: 0,
+  writeUnits: 0,
+  itemsRead: 0,
+  managementCalls: 0,
+  durationMs: 0,
+  logBytes: 0,
+  ...o,
+});
 
 const INPUTS: CostInputs = {
   source: "hand-checked test inputs",
-  chat: { fixed: u({ readUnits: 1, writeUnits: 2, itemsRead: 1, durationMs: 10, logBytes: 700 }), perMember: u({ readUnits: 0.1, itemsRead: 1, managementCalls: 1, durationMs: 1 }) },
+  chat: {
+    fixed: u({ readUnits: 1, writeUnits: 2, itemsRead: 1, durationMs: 10, logBytes: 700 }),
+    perMember: u({ readUnits: 0.1, itemsRead: 1, managementCalls: 1, durationMs: 1 }),
+  },
   connect: { fixed: u({ readUnits: 1, writeUnits: 3, durationMs: 30, logBytes: 500 }), perMember: u({ managementCalls: 1 }) },
   disconnect: { fixed: u({ writeUnits: 2, durationMs: 20, logBytes: 300 }), perMember: u({ managementCalls: 1 }) },
   authorizer: u({ durationMs: 5, logBytes: 200 }),
@@ -31,7 +52,16 @@ const INPUTS: CostInputs = {
 
 // 100 connections in 10 rooms (10 members each), 10 messages a minute, for 10 hours, 1024 MB functions,
 // 2-hour sessions, no pings: 600 minutes, 6,000 chat messages, 100 * 10 / 2 = 500 sessions.
-const WORKLOAD: Workload = { connections: 100, rooms: 10, messagesPerMinute: 10, hours: 10, memoryMb: 1024, sessionHours: 2, pingIntervalMinutes: 0, detailedMonitoring: false };
+const WORKLOAD: Workload = {
+  connections: 100,
+  rooms: 10,
+  messagesPerMinute: 10,
+  hours: 10,
+  memoryMb: 1024,
+  sessionHours: 2,
+  pingIntervalMinutes: 0,
+  detailedMonitoring: false,
+};
 // 10 metric series, 12 alarms reading 20 metrics, one dashboard.
 const MONITORING: MonitoringFootprint = { customMetricSeries: 10, alarmMetrics: 20, alarms: 12, dashboards: 1 };
 
@@ -41,7 +71,8 @@ function line(design: ReturnType<typeof estimateCost>["ours"], item: string) {
   return found;
 }
 
-const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-9 * Math.max(1, Math.abs(expected)), `${actual} != ${expected}`);
+const close = (actual: number, expected: number) =>
+  assert.ok(Math.abs(actual - expected) < 1e-9 * Math.max(1, Math.abs(expected)), `${actual} != ${expected}`);
 
 describe("cost model (scripts/cost.ts)", () => {
   const e = estimateCost(WORKLOAD, INPUTS, MONITORING);
@@ -90,7 +121,8 @@ describe("cost model (scripts/cost.ts)", () => {
   });
 
   it("adds the lines up to the total", () => {
-    const expected = 0.076 + 0.015 + 0.0015 + 147.5 * 0.0000133334 + 0.0015625 + 0.0090625 + (6_950_000 / 2 ** 30) * 0.5 + (100 / 730) * 0.3 + 2 + 3;
+    const expected =
+      0.076 + 0.015 + 0.0015 + 147.5 * 0.0000133334 + 0.0015625 + 0.0090625 + (6_950_000 / 2 ** 30) * 0.5 + (100 / 730) * 0.3 + 2 + 3;
     close(e.ours.totalUsd, expected);
   });
 
@@ -114,14 +146,41 @@ describe("cost model (scripts/cost.ts)", () => {
   });
 
   it("rejects bad input with a typed error naming the option", () => {
-    assert.throws(() => parseArgs(["--connections", "10", "--rooms", "20", "--messages-per-minute", "1"]), (err: Error) => err instanceof CostInputError && /--rooms/.test(err.message));
-    assert.throws(() => parseArgs(["--connections", "ten", "--rooms", "1", "--messages-per-minute", "1"]), (err: Error) => err instanceof CostInputError && /--connections must be a number/.test(err.message));
-    assert.throws(() => parseArgs(["--rooms", "1", "--messages-per-minute", "1"]), (err: Error) => err instanceof CostInputError && /--connections is required/.test(err.message));
-    assert.throws(() => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--hours", "1000"]), (err: Error) => err instanceof CostInputError && /--hours/.test(err.message));
-    assert.throws(() => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--bogus", "1"]), (err: Error) => err instanceof CostInputError && /unknown option --bogus/.test(err.message));
+    assert.throws(
+      () => parseArgs(["--connections", "10", "--rooms", "20", "--messages-per-minute", "1"]),
+      (err: Error) => err instanceof CostInputError && /--rooms/.test(err.message),
+    );
+    assert.throws(
+      () => parseArgs(["--connections", "ten", "--rooms", "1", "--messages-per-minute", "1"]),
+      (err: Error) => err instanceof CostInputError && /--connections must be a number/.test(err.message),
+    );
+    assert.throws(
+      () => parseArgs(["--rooms", "1", "--messages-per-minute", "1"]),
+      (err: Error) => err instanceof CostInputError && /--connections is required/.test(err.message),
+    );
+    assert.throws(
+      () => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--hours", "1000"]),
+      (err: Error) => err instanceof CostInputError && /--hours/.test(err.message),
+    );
+    assert.throws(
+      () => parseArgs(["--connections", "1", "--rooms", "1", "--messages-per-minute", "1", "--bogus", "1"]),
+      (err: Error) => err instanceof CostInputError && /unknown option --bogus/.test(err.message),
+    );
     const ok = parseArgs(["--connections=5", "--rooms", "1", "--messages-per-minute", "0.5"]);
-    assert.deepEqual(ok.workload, { connections: 5, rooms: 1, messagesPerMinute: 0.5, hours: 730, memoryMb: 256, sessionHours: 2, pingIntervalMinutes: 9, detailedMonitoring: false });
-    assert.equal(parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring, true);
+    assert.deepEqual(ok.workload, {
+      connections: 5,
+      rooms: 1,
+      messagesPerMinute: 0.5,
+      hours: 730,
+      memoryMb: 256,
+      sessionHours: 2,
+      pingIntervalMinutes: 9,
+      detailedMonitoring: false,
+    });
+    assert.equal(
+      parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring,
+      true,
+    );
   });
 
   it("falls back to the documented inputs when bench/results.json is missing or has no costInputs", () => {
@@ -149,8 +208,11 @@ describe("cost model (scripts/cost.ts)", () => {
       for (const spec of functions) {
         const usage = emptyUsage();
         for (const m of METRIC_NAMES) usage.metrics[m] = 1; // everything counted at once: the worst case
-        const doc = emfDocument("NS", { function: spec.name, stage: "dev", requestId: "r", metrics: usage.metrics, dynamoCalls: [] }, 1, { perFunction });
-        const directive = (doc._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> }).CloudWatchMetrics[0];
+        const doc = emfDocument("NS", { function: spec.name, stage: "dev", requestId: "r", metrics: usage.metrics, dynamoCalls: [] }, 1, {
+          perFunction,
+        });
+        const directive = (doc._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> })
+          .CloudWatchMetrics[0];
         for (const set of directive.Dimensions) {
           for (const metric of directive.Metrics) series.add(`${metric.Name}|${set.map((d) => `${d}=${String(doc[d])}`).join(",")}`);
         }
@@ -179,12 +241,18 @@ describe("cost model (scripts/cost.ts)", () => {
       const extra: FunctionSpec = { ...chat, name: "join" };
       const more = [...FUNCTIONS, extra];
       assert.equal(customMetricSeries(more, false), customMetricSeries(FUNCTIONS, false));
-      assert.equal(customMetricSeries(more, true), customMetricSeries(FUNCTIONS, true) + METRIC_NAMES.filter((m) => canEmit(extra, m)).length);
+      assert.equal(
+        customMetricSeries(more, true),
+        customMetricSeries(FUNCTIONS, true) + METRIC_NAMES.filter((m) => canEmit(extra, m)).length,
+      );
     });
 
     it("lets a function emit only what its route can produce (authorizer: rejected handshakes; ping: no delivery counters)", () => {
       const authorizer = FUNCTIONS.find((f) => f.name === "authorizer")!;
-      assert.deepEqual(METRIC_NAMES.filter((m) => canEmit(authorizer, m)), [METRICS.rejectedConnects]);
+      assert.deepEqual(
+        METRIC_NAMES.filter((m) => canEmit(authorizer, m)),
+        [METRICS.rejectedConnects],
+      );
       const ping = FUNCTIONS.find((f) => f.name === "ping")!;
       for (const m of [METRICS.deliveries, METRICS.messagesSent, METRICS.dynamoReadUnits]) assert.equal(canEmit(ping, m), false, m);
       assert.equal(canEmit(ping, METRICS.dynamoWriteUnits), true);

@@ -43,7 +43,11 @@ describe("bench helpers", () => {
   });
 
   it("fits a line through per-room-size figures", () => {
-    const f = linearFit([{ x: 10, y: 12 }, { x: 100, y: 102 }, { x: 1000, y: 1002 }]);
+    const f = linearFit([
+      { x: 10, y: 12 },
+      { x: 100, y: 102 },
+      { x: 1000, y: 1002 },
+    ]);
     assert.ok(Math.abs(f.slope - 1) < 1e-12 && Math.abs(f.intercept - 2) < 1e-9);
     assert.deepEqual(linearFit([{ x: 5, y: 3 }]), { intercept: 3, slope: 0 });
   });
@@ -70,15 +74,34 @@ describe("bench helpers", () => {
       yLog: true,
       target: { y: 1000, label: "1 s" },
       series: [
-        { name: "a", color: "#000", points: [{ x: 10, y: 40 }, { x: 100, y: 90 }, { x: 1000, y: 500 }] },
-        { name: "b", color: "#f00", dashed: true, points: [{ x: 10, y: 200 }, { x: 1000, y: 20000 }] },
+        {
+          name: "a",
+          color: "#000",
+          points: [
+            { x: 10, y: 40 },
+            { x: 100, y: 90 },
+            { x: 1000, y: 500 },
+          ],
+        },
+        {
+          name: "b",
+          color: "#f00",
+          dashed: true,
+          points: [
+            { x: 10, y: 200 },
+            { x: 1000, y: 20000 },
+          ],
+        },
       ],
     });
     assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
     assert.match(svg, /t &lt;&amp;&gt;/);
     assert.match(svg, /stroke-dasharray="2 4"/);
-    assert.throws(() => lineChart({ title: "", xLabel: "", yLabel: "", yLog: true, series: [{ name: "z", color: "#000", points: [{ x: 1, y: 0 }] }] }), RangeError);
+    assert.throws(
+      () => lineChart({ title: "", xLabel: "", yLabel: "", yLog: true, series: [{ name: "z", color: "#000", points: [{ x: 1, y: 0 }] }] }),
+      RangeError,
+    );
   });
 
   it("plans rooms of the measured sizes, fills up with rooms of 10 and connects first devices first", () => {

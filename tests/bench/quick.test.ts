@@ -15,10 +15,14 @@ const ROOT = path.join(__dirname, "..", "..");
 
 function runQuick(outDir: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", "bench/run.ts", "--quick", "--out", outDir], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", "bench/run.ts", "--quick", "--out", outDir],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -49,7 +53,8 @@ describe("npm run bench -- --quick", function () {
   });
 
   it("measures every case and records the machine", () => {
-    for (const key of ["broadcast", "latency", "coldStart", "throughput", "startup", "costInputs"] as const) assert.ok(results[key], `results.${key}`);
+    for (const key of ["broadcast", "latency", "coldStart", "throughput", "startup", "costInputs"] as const)
+      assert.ok(results[key], `results.${key}`);
     assert.equal(results.quick, true);
     assert.ok(results.machine.cores >= 1 && results.machine.node.startsWith("v"));
     assert.match(output, /1\. Broadcast cost/);
@@ -57,7 +62,10 @@ describe("npm run bench -- --quick", function () {
 
   it("reads members + 1 items per broadcast while the Scan reads every connection", () => {
     const b = results.broadcast!;
-    assert.deepEqual(b.rows.map((r) => r.members), [10, 30]);
+    assert.deepEqual(
+      b.rows.map((r) => r.members),
+      [10, 30],
+    );
     for (const r of b.rows) {
       assert.equal(r.ours.itemsRead, r.members + 1, `items read for ${r.members}`);
       assert.equal(r.ours.managementCalls, r.members);

@@ -18,14 +18,20 @@ describe("clients: web build", () => {
   it("writes index.html, styles.css and one app.js with the endpoint baked in", async () => {
     const result = await buildWeb({ endpoint: "wss://abc123.execute-api.eu-west-1.amazonaws.com/dev", outDir: out, tokenUrl: "" });
     assert.deepEqual(fs.readdirSync(out).sort(), ["app.js", "index.html", "styles.css"]);
-    assert.deepEqual(result.files.map((f) => f.name), ["app.js", "index.html", "styles.css"]);
+    assert.deepEqual(
+      result.files.map((f) => f.name),
+      ["app.js", "index.html", "styles.css"],
+    );
     const js = fs.readFileSync(path.join(out, "app.js"), "utf8");
     assert.ok(js.includes("wss://abc123.execute-api.eu-west-1.amazonaws.com/dev"));
     assert.ok(!js.includes("__CHAT_CONFIG__"), "the configuration is substituted at build time");
     const html = fs.readFileSync(path.join(out, "index.html"), "utf8");
     assert.match(html, /<script src="app\.js"><\/script>/);
     assert.match(html, /<link rel="stylesheet" href="styles\.css">/);
-    assert.equal(result.totalBytes, result.files.reduce((n, f) => n + fs.statSync(path.join(out, f.name)).size, 0));
+    assert.equal(
+      result.totalBytes,
+      result.files.reduce((n, f) => n + fs.statSync(path.join(out, f.name)).size, 0),
+    );
   });
 
   it("stays a small page: under 64 KB in all, 24 KB gzip (no framework)", async () => {
@@ -35,7 +41,10 @@ describe("clients: web build", () => {
   });
 
   it("refuses an endpoint that is not a WebSocket URL", async () => {
-    await assert.rejects(buildWeb({ endpoint: "https://example.com/dev", outDir: out }), (err: unknown) => err instanceof BuildWebError && /ws:\/\/ or wss:\/\//.test(err.message));
+    await assert.rejects(
+      buildWeb({ endpoint: "https://example.com/dev", outDir: out }),
+      (err: unknown) => err instanceof BuildWebError && /ws:\/\/ or wss:\/\//.test(err.message),
+    );
     await assert.rejects(buildWeb({ endpoint: "not a url", outDir: out }), BuildWebError);
   });
 });

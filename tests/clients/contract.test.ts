@@ -19,8 +19,19 @@ import * as esbuild from "esbuild";
 import * as path from "node:path";
 import * as client from "../../clients/shared/protocol";
 import { DEFAULT_ROOM as SERVER_DEFAULT_ROOM } from "../../handlers/functions/connect";
-import { ERROR_CODES as SERVER_ERROR_CODES, type ErrorCode as WireErrorCode, type ErrorFrame as WireErrorFrame } from "../../handlers/lib/errors";
-import { MESSAGE_TYPES, buildSchemas, type ClientFrameInput, type HistoryEntry, type MessageType, type ServerFrame as WireServerFrame } from "../../handlers/lib/frames";
+import {
+  ERROR_CODES as SERVER_ERROR_CODES,
+  type ErrorCode as WireErrorCode,
+  type ErrorFrame as WireErrorFrame,
+} from "../../handlers/lib/errors";
+import {
+  MESSAGE_TYPES,
+  buildSchemas,
+  type ClientFrameInput,
+  type HistoryEntry,
+  type MessageType,
+  type ServerFrame as WireServerFrame,
+} from "../../handlers/lib/frames";
 
 // ---------------------------------------------------------------------------------------------
 // Type-level assertions (checked by tsc; a `false` anywhere is a compile error)
@@ -88,10 +99,37 @@ const fullEntry: Full<HistoryEntry> = {
 
 /** One frame of each type the server sends, every optional field set. */
 const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
-  chat: { type: "chat", roomId: "general", messageId: "m1", userId: "alice", username: "Alice", message: "hi", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c1" },
-  private: { type: "private", messageId: "m2", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "psst", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c2" },
+  chat: {
+    type: "chat",
+    roomId: "general",
+    messageId: "m1",
+    userId: "alice",
+    username: "Alice",
+    message: "hi",
+    sentAt: "2026-01-01T10:00:00.000Z",
+    clientMessageId: "c1",
+  },
+  private: {
+    type: "private",
+    messageId: "m2",
+    fromUserId: "alice",
+    fromUsername: "Alice",
+    toUserId: "bob",
+    message: "psst",
+    sentAt: "2026-01-01T10:00:00.000Z",
+    clientMessageId: "c2",
+  },
   presence: { type: "presence", event: "joined", roomId: "general", userId: "bob", username: "Bob" },
-  system: { type: "system", from: "system", messageId: "m3", message: "deployed", sentAt: "2026-01-01T10:00:00.000Z", roomId: "ops", toUserId: "alice", data: { v: 1 } },
+  system: {
+    type: "system",
+    from: "system",
+    messageId: "m3",
+    message: "deployed",
+    sentAt: "2026-01-01T10:00:00.000Z",
+    roomId: "ops",
+    toUserId: "alice",
+    data: { v: 1 },
+  },
   joined: { type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }], memberCount: 2, membersTruncated: true },
   left: { type: "left", roomId: "general" },
   delivered: { type: "delivered", messageId: "m2", clientMessageId: "c2", deliveredTo: 2 },
@@ -100,7 +138,13 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
   pong: { type: "pong" },
 };
 
-const errorSample: Full<WireErrorFrame> = { type: "error", code: "TOKEN_EXPIRED", message: "token expired", requestType: "chat", clientMessageId: "c1" };
+const errorSample: Full<WireErrorFrame> = {
+  type: "error",
+  code: "TOKEN_EXPIRED",
+  message: "token expired",
+  requestType: "chat",
+  clientMessageId: "c1",
+};
 
 /** One frame of each type a client sends, every optional field set. */
 const clientSamples: { [K in MessageType]: Full<Of<client.ClientFrame, K>> } = {
@@ -156,7 +200,13 @@ describe("clients: the wire contract is the server's", () => {
       logLevel: "silent",
     });
     const inputs = Object.keys(result.metafile.inputs);
-    assert.ok(inputs.some((i) => i.endsWith("clients/shared/protocol.ts")), inputs.join(", "));
-    assert.deepEqual(inputs.filter((i) => i.includes("handlers/") || i.includes("node_modules/")), []);
+    assert.ok(
+      inputs.some((i) => i.endsWith("clients/shared/protocol.ts")),
+      inputs.join(", "),
+    );
+    assert.deepEqual(
+      inputs.filter((i) => i.includes("handlers/") || i.includes("node_modules/")),
+      [],
+    );
   });
 });

@@ -38,7 +38,22 @@ describe("clients: command parsing", () => {
   });
 
   it("answers a usage message for a command with missing or extra arguments", () => {
-    for (const input of ["/join", "/join two words", "/leave", "/private bob", "/private", "/chat   ", "/rooms now", "/history @", "/history 0", "/history 101", "/history general x", "/history a b c", "/more please", "/who a b"]) {
+    for (const input of [
+      "/join",
+      "/join two words",
+      "/leave",
+      "/private bob",
+      "/private",
+      "/chat   ",
+      "/rooms now",
+      "/history @",
+      "/history 0",
+      "/history 101",
+      "/history general x",
+      "/history a b c",
+      "/more please",
+      "/who a b",
+    ]) {
       const c = parseCommand(input);
       assert.equal(c.kind, "invalid", input);
     }
@@ -56,9 +71,27 @@ describe("clients: command parsing", () => {
 describe("clients: frame parsing", () => {
   it("parses each server frame of the protocol", () => {
     const chat = parseServerFrame(
-      JSON.stringify({ type: "chat", roomId: "general", messageId: "m1", userId: "alice", username: "Alice", message: "hi", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c1" }),
+      JSON.stringify({
+        type: "chat",
+        roomId: "general",
+        messageId: "m1",
+        userId: "alice",
+        username: "Alice",
+        message: "hi",
+        sentAt: "2026-01-01T10:00:00.000Z",
+        clientMessageId: "c1",
+      }),
     );
-    assert.deepEqual(chat, { type: "chat", roomId: "general", messageId: "m1", userId: "alice", username: "Alice", message: "hi", sentAt: "2026-01-01T10:00:00.000Z", clientMessageId: "c1" });
+    assert.deepEqual(chat, {
+      type: "chat",
+      roomId: "general",
+      messageId: "m1",
+      userId: "alice",
+      username: "Alice",
+      message: "hi",
+      sentAt: "2026-01-01T10:00:00.000Z",
+      clientMessageId: "c1",
+    });
     assert.equal(parseServerFrame('{"type":"presence","event":"left","roomId":"r","userId":"u","username":"U"}').type, "presence");
     assert.deepEqual(parseServerFrame('{"type":"joined","roomId":"r","members":[{"userId":"u","username":"U"}]}'), {
       type: "joined",
@@ -66,8 +99,15 @@ describe("clients: frame parsing", () => {
       members: [{ userId: "u", username: "U" }],
       memberCount: 1,
     });
-    assert.deepEqual(parseServerFrame('{"type":"delivered","messageId":"m","deliveredTo":2}'), { type: "delivered", messageId: "m", deliveredTo: 2 });
-    assert.deepEqual(parseServerFrame('{"type":"rooms","rooms":[{"roomId":"a","members":3}]}'), { type: "rooms", rooms: [{ roomId: "a", members: 3 }] });
+    assert.deepEqual(parseServerFrame('{"type":"delivered","messageId":"m","deliveredTo":2}'), {
+      type: "delivered",
+      messageId: "m",
+      deliveredTo: 2,
+    });
+    assert.deepEqual(parseServerFrame('{"type":"rooms","rooms":[{"roomId":"a","members":3}]}'), {
+      type: "rooms",
+      rooms: [{ roomId: "a", members: 3 }],
+    });
     assert.deepEqual(parseServerFrame('{"type":"pong"}'), { type: "pong" });
     assert.deepEqual(parseServerFrame('{"type":"error","code":"RATE_LIMITED","message":"slow down","requestType":"chat"}'), {
       type: "error",
@@ -79,12 +119,24 @@ describe("clients: frame parsing", () => {
 
   it("reads private history messages and epoch-millisecond timestamps", () => {
     const h = parseServerFrame(
-      JSON.stringify({ type: "history", withUserId: "bob", messages: [{ messageId: "m", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "psst", sentAt: 0 }], next: "cur" }),
+      JSON.stringify({
+        type: "history",
+        withUserId: "bob",
+        messages: [{ messageId: "m", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "psst", sentAt: 0 }],
+        next: "cur",
+      }),
     );
     assert.equal(h.type, "history");
     if (h.type !== "history") return;
     assert.equal(h.next, "cur");
-    assert.deepEqual(h.messages[0], { messageId: "m", userId: "alice", username: "Alice", toUserId: "bob", message: "psst", sentAt: "1970-01-01T00:00:00.000Z" });
+    assert.deepEqual(h.messages[0], {
+      messageId: "m",
+      userId: "alice",
+      username: "Alice",
+      toUserId: "bob",
+      message: "psst",
+      sentAt: "1970-01-01T00:00:00.000Z",
+    });
   });
 
   it("turns API Gateway's own answers into gateway frames", () => {
@@ -97,7 +149,15 @@ describe("clients: frame parsing", () => {
   });
 
   it("never throws on malformed input", () => {
-    for (const raw of ["not json", "[1,2]", "null", '{"type":"chat"}', '{"type":"nope"}', '{"type":"presence","event":"x","roomId":"r","userId":"u"}', "{}"]) {
+    for (const raw of [
+      "not json",
+      "[1,2]",
+      "null",
+      '{"type":"chat"}',
+      '{"type":"nope"}',
+      '{"type":"presence","event":"x","roomId":"r","userId":"u"}',
+      "{}",
+    ]) {
       const f = parseServerFrame(raw);
       assert.equal(f.type, "invalid", raw);
     }
@@ -204,16 +264,32 @@ describe("clients: session policy", () => {
     await until(() => server.last?.open === true, "open");
     assert.equal(new URL(server.last.url).searchParams.get("roomId"), "lobby");
     assert.deepEqual(server.last.sent, [{ type: "join", roomId: "lobby" }]);
-    server.reply({ type: "joined", roomId: "lobby", members: [{ userId: "alice", username: "Alice" }, { userId: "bob", username: "Bob" }] });
+    server.reply({
+      type: "joined",
+      roomId: "lobby",
+      members: [
+        { userId: "alice", username: "Alice" },
+        { userId: "bob", username: "Bob" },
+      ],
+    });
     assert.deepEqual(s.rooms, ["lobby"]);
-    assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice", "bob"]);
+    assert.deepEqual(
+      s.members("lobby").map((m) => m.userId),
+      ["alice", "bob"],
+    );
     server.reply({ type: "presence", event: "left", roomId: "lobby", userId: "bob", username: "Bob" });
-    assert.deepEqual(s.members("lobby").map((m) => m.userId), ["alice"]);
+    assert.deepEqual(
+      s.members("lobby").map((m) => m.userId),
+      ["alice"],
+    );
     // A second `left` for the same user (two devices leaving at once) is flagged as redundant.
     server.reply({ type: "presence", event: "left", roomId: "lobby", userId: "bob", username: "Bob" });
     server.reply({ type: "presence", event: "joined", roomId: "lobby", userId: "alice", username: "Alice" });
     const presence = events.filter((e) => e.type === "frame" && e.frame.type === "presence");
-    assert.deepEqual(presence.map((e) => e.type === "frame" && e.redundant === true), [false, true, true]);
+    assert.deepEqual(
+      presence.map((e) => e.type === "frame" && e.redundant === true),
+      [false, true, true],
+    );
     await s.close();
     assert.equal(s.status, "closed");
   });
@@ -229,7 +305,16 @@ describe("clients: session policy", () => {
     server.reply({ type: "joined", roomId: "random", members: [] });
     assert.equal(s.currentRoom, "random");
     const acked = s.chat("first");
-    server.reply({ type: "chat", roomId: "random", messageId: "m1", userId: "alice", username: "Alice", message: "first", sentAt: "2026-01-01T00:00:00Z", clientMessageId: acked });
+    server.reply({
+      type: "chat",
+      roomId: "random",
+      messageId: "m1",
+      userId: "alice",
+      username: "Alice",
+      message: "first",
+      sentAt: "2026-01-01T00:00:00Z",
+      clientMessageId: acked,
+    });
     const lost = s.chat("second");
     assert.ok(lost);
     server.drop();
@@ -239,7 +324,10 @@ describe("clients: session policy", () => {
     assert.equal(url.searchParams.get("roomId"), "random");
     const sent = server.last.sent as Array<Record<string, unknown>>;
     assert.deepEqual(
-      sent.filter((f) => f.type === "join").map((f) => f.roomId).sort(),
+      sent
+        .filter((f) => f.type === "join")
+        .map((f) => f.roomId)
+        .sort(),
       ["general", "random"],
     );
     // The message to #random waits for the rejoin of #random (frames of one connection may run in any order).
@@ -260,11 +348,20 @@ describe("clients: session policy", () => {
     await until(() => server.last?.open === true, "open");
     server.reply({ type: "joined", roomId: "general", members: [] });
     const id = s.chat("are you there?");
-    server.reply({ type: "error", code: "NOT_CONNECTED", message: "this connection is not registered (expired or cleaned up); reconnect", requestType: "chat", clientMessageId: id });
+    server.reply({
+      type: "error",
+      code: "NOT_CONNECTED",
+      message: "this connection is not registered (expired or cleaned up); reconnect",
+      requestType: "chat",
+      clientMessageId: id,
+    });
     await until(() => server.sockets.length === 2 && server.sockets[1].open, "a new connection");
     server.reply({ type: "joined", roomId: "general", members: [] });
     const resent = (server.last.sent as Array<{ type: string; clientMessageId?: string }>).filter((f) => f.type === "chat");
-    assert.deepEqual(resent.map((f) => f.clientMessageId), [id]);
+    assert.deepEqual(
+      resent.map((f) => f.clientMessageId),
+      [id],
+    );
     // An ordinary BAD_REQUEST does not reconnect, even one whose text mentions reconnecting.
     server.reply({ type: "error", code: "BAD_REQUEST", message: "roomId: must match; not registered, reconnect", requestType: "join" });
     await new Promise((r) => setTimeout(r, 50));
@@ -300,7 +397,15 @@ describe("clients: session policy", () => {
     assert.deepEqual(server.last.sent.at(-1), { type: "rooms", after: "cursor-1" });
     server.reply({ type: "rooms", rooms: [{ roomId: "b", members: 2 }] });
     const listings = events.flatMap((e) => (e.type === "frame" && e.frame.type === "rooms" ? [e.frame] : []));
-    assert.deepEqual(listings, [{ type: "rooms", rooms: [{ roomId: "a", members: 1 }, { roomId: "b", members: 2 }] }]);
+    assert.deepEqual(listings, [
+      {
+        type: "rooms",
+        rooms: [
+          { roomId: "a", members: 1 },
+          { roomId: "b", members: 2 },
+        ],
+      },
+    ]);
     await s.close();
   });
 
@@ -348,7 +453,12 @@ describe("clients: session policy", () => {
       await until(() => server.sockets.length === n + 1 && server.last.open, "next attempt");
     }
     await until(() => events.some((e) => e.type === "fatal"), "fatal");
-    const attempts = events.filter((e): e is Extract<SessionEvent, { type: "status" }> => e.type === "status" && e.status === "reconnecting" && e.delayMs !== undefined).map((e) => e.attempt);
+    const attempts = events
+      .filter(
+        (e): e is Extract<SessionEvent, { type: "status" }> =>
+          e.type === "status" && e.status === "reconnecting" && e.delayMs !== undefined,
+      )
+      .map((e) => e.attempt);
     assert.deepEqual(attempts, [1, 2, 3]);
   });
 
@@ -394,10 +504,20 @@ describe("clients: session policy", () => {
 describe("clients: session keeps the user's order (frames of one connection may run concurrently)", () => {
   type Sent = { type: string; roomId?: string; message?: string; clientMessageId?: string; toUserId?: string };
   const sentOf = (server: FakeServer, socket = server.last): Sent[] => socket.sent as Sent[];
-  const brief = (frames: Sent[]) => frames.map((f) => `${f.type}${f.roomId !== undefined ? ` #${f.roomId}` : ""}${f.message !== undefined ? ` ${f.message}` : ""}`);
+  const brief = (frames: Sent[]) =>
+    frames.map((f) => `${f.type}${f.roomId !== undefined ? ` #${f.roomId}` : ""}${f.message !== undefined ? ` ${f.message}` : ""}`);
   /** The server's broadcast of a chat frame the session sent: its answer. */
   const echo = (server: FakeServer, f: Sent) =>
-    server.reply({ type: "chat", roomId: f.roomId, messageId: `m-${f.clientMessageId}`, userId: "alice", username: "Alice", message: f.message, sentAt: "2026-01-01T00:00:00Z", clientMessageId: f.clientMessageId });
+    server.reply({
+      type: "chat",
+      roomId: f.roomId,
+      messageId: `m-${f.clientMessageId}`,
+      userId: "alice",
+      username: "Alice",
+      message: f.message,
+      sentAt: "2026-01-01T00:00:00Z",
+      clientMessageId: f.clientMessageId,
+    });
 
   async function openSession(extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
     const server = new FakeServer();
@@ -503,9 +623,23 @@ describe("clients: session keeps the user's order (frames of one connection may 
     const { server, events, s } = await openSession();
     s.join("lobby");
     const order: string[] = [];
-    s.afterRoomSettles("lobby", () => order.push(`who: ${s.members("lobby").map((m) => m.userId).join(",")}`));
+    s.afterRoomSettles("lobby", () =>
+      order.push(
+        `who: ${s
+          .members("lobby")
+          .map((m) => m.userId)
+          .join(",")}`,
+      ),
+    );
     const before = events.length;
-    server.reply({ type: "joined", roomId: "lobby", members: [{ userId: "alice", username: "Alice" }, { userId: "bob", username: "Bob" }] });
+    server.reply({
+      type: "joined",
+      roomId: "lobby",
+      members: [
+        { userId: "alice", username: "Alice" },
+        { userId: "bob", username: "Bob" },
+      ],
+    });
     assert.deepEqual(order, ["who: alice,bob"]);
     assert.equal(events.length, before + 1, "the joined event was emitted before the action ran");
     // With nothing in flight for the room, the action runs at once.
@@ -523,7 +657,11 @@ describe("clients: session keeps the user's order (frames of one connection may 
     s.chat("hi lobby");
     s.listRooms();
     await until(() => server.last?.open === true, "open");
-    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "general", "the first connection goes to the room asked for at start");
+    assert.equal(
+      new URL(server.last.url).searchParams.get("roomId"),
+      "general",
+      "the first connection goes to the room asked for at start",
+    );
     assert.deepEqual(brief(sentOf(server)), ["join #general", "join #lobby", "rooms"]);
     server.reply({ type: "joined", roomId: "lobby", members: [] });
     assert.deepEqual(brief(sentOf(server)).slice(3), ["chat #lobby hi lobby"]);
@@ -581,7 +719,10 @@ describe("clients: session keeps the user's order (frames of one connection may 
     await until(() => server.sockets.length === 2 && server.sockets[1].open, "reconnection");
     server.reply({ type: "joined", roomId: "general", members: [] });
     server.reply({ type: "joined", roomId: "x", members: [] });
-    assert.deepEqual(brief(sentOf(server)).filter((f) => f.startsWith("leave")), ["leave #x"]);
+    assert.deepEqual(
+      brief(sentOf(server)).filter((f) => f.startsWith("leave")),
+      ["leave #x"],
+    );
     server.reply({ type: "left", roomId: "x" });
     assert.deepEqual(s.rooms, ["general"]);
     await s.close();
@@ -591,7 +732,10 @@ describe("clients: session keeps the user's order (frames of one connection may 
 describe("clients: terminal arguments and output", () => {
   it("accepts the documented arguments", () => {
     const r = parseArgs(["ws://127.0.0.1:3001/local", "--user", "alice", "--name=Alice A", "--room", "#lobby"]);
-    assert.deepEqual(r, { ok: true, args: { endpoint: "ws://127.0.0.1:3001/local", user: "alice", name: "Alice A", room: "lobby", color: true } });
+    assert.deepEqual(r, {
+      ok: true,
+      args: { endpoint: "ws://127.0.0.1:3001/local", user: "alice", name: "Alice A", room: "lobby", color: true },
+    });
     const p = parseArgs(["ws://127.0.0.1:3001/local", "--user", "u", "--ping-interval", "1.5"]);
     assert.equal(p.ok && p.args.pingIntervalMs, 1500);
     const t = parseArgs(["wss://x.example/dev"], { CHAT_TOKEN: "a.b.c" });
@@ -628,14 +772,42 @@ describe("clients: terminal arguments and output", () => {
 
   it("prints tagged, timestamped lines and neutralises control characters", () => {
     const [l] = formatFrame(
-      { type: "chat", roomId: "general", messageId: "m", userId: "bob", username: "Bob", message: "hi\x1b[2J", sentAt: "2026-01-01T10:11:12Z" },
+      {
+        type: "chat",
+        roomId: "general",
+        messageId: "m",
+        userId: "bob",
+        username: "Bob",
+        message: "hi\x1b[2J",
+        sentAt: "2026-01-01T10:11:12Z",
+      },
       { now: () => new Date(0) },
     );
     assert.match(l, /^\d\d:\d\d:\d\d \[chat #general\] Bob \(bob\): hi�\[2J$/);
     assert.equal(sanitize("a\x07b"), "a�b");
-    const priv = formatFrame({ type: "private", messageId: "m", fromUserId: "alice", fromUsername: "Alice", toUserId: "bob", message: "yo", sentAt: "2026-01-01T10:11:12Z" }, { selfId: "alice" });
+    const priv = formatFrame(
+      {
+        type: "private",
+        messageId: "m",
+        fromUserId: "alice",
+        fromUsername: "Alice",
+        toUserId: "bob",
+        message: "yo",
+        sentAt: "2026-01-01T10:11:12Z",
+      },
+      { selfId: "alice" },
+    );
     assert.match(priv[0], /\[private to bob\] yo$/);
-    const rooms = formatFrame({ type: "rooms", rooms: [{ roomId: "a", members: 1 }, { roomId: "b", members: 2 }] }, {});
+    const rooms = formatFrame(
+      {
+        type: "rooms",
+        rooms: [
+          { roomId: "a", members: 1 },
+          { roomId: "b", members: 2 },
+        ],
+      },
+      {},
+    );
     assert.equal(rooms.length, 3);
     assert.match(rooms[2], /\[rooms\]   #b  2 users$/);
   });
@@ -658,10 +830,18 @@ describe("clients: terminal catch-up after a reconnection", () => {
     const history = {
       type: "history" as const,
       roomId: "r",
-      messages: [msg("m0", "2026-01-01T09:00:00.000Z"), msg("m1", "2026-01-01T10:00:01.000Z"), msg("m2", "2026-01-01T10:00:02.000Z"), msg("m3", "2026-01-01T10:00:03.000Z")],
+      messages: [
+        msg("m0", "2026-01-01T09:00:00.000Z"),
+        msg("m1", "2026-01-01T10:00:01.000Z"),
+        msg("m2", "2026-01-01T10:00:02.000Z"),
+        msg("m3", "2026-01-01T10:00:03.000Z"),
+      ],
     };
     assert.equal(c.isCatchUpReply(history), true);
-    assert.deepEqual(c.missed(history).map((m) => m.messageId), ["m2"]);
+    assert.deepEqual(
+      c.missed(history).map((m) => m.messageId),
+      ["m2"],
+    );
     assert.equal(c.isCatchUpReply(history), false, "a later /history is printed as a listing");
   });
 });

@@ -13,7 +13,10 @@ import { sharedDynamo, uniquePrefix } from "../support/globalFixtures";
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
 /** A runtime with its own tables and secret, on the shared DynamoDB Local, silent. */
-export async function startTestRuntime(label: string, extra: Partial<LocalRuntimeOptions> = {}): Promise<{ rt: LocalRuntime; dir: string }> {
+export async function startTestRuntime(
+  label: string,
+  extra: Partial<LocalRuntimeOptions> = {},
+): Promise<{ rt: LocalRuntime; dir: string }> {
   const dynamo = await sharedDynamo();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `chat-clients-${label}-`));
   const rt = await startLocalRuntime({
@@ -43,7 +46,13 @@ export class TerminalClient {
   constructor(args: readonly string[], env: Record<string, string> = {}) {
     this.child = spawn(
       process.execPath,
-      ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", path.join(REPO_ROOT, "clients", "terminal", "cli.ts"), ...args],
+      [
+        "--disable-warning=NodeVersionSupportWarning",
+        "-r",
+        "ts-node/register/transpile-only",
+        path.join(REPO_ROOT, "clients", "terminal", "cli.ts"),
+        ...args,
+      ],
       { cwd: REPO_ROOT, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true", ...env }, stdio: "pipe" },
     );
     this.child.stdout.setEncoding("utf8");
@@ -102,7 +111,11 @@ export class TerminalClient {
       };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output was:\n${this.lines.join("\n")}\nstderr:\n${this.stderr.join("")}`));
+        reject(
+          new Error(
+            `no line matching ${re} within ${timeoutMs} ms; output was:\n${this.lines.join("\n")}\nstderr:\n${this.stderr.join("")}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.push(waiter);
     });
@@ -116,7 +129,10 @@ export class TerminalClient {
   async exit(timeoutMs = 15_000): Promise<ExitResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`client did not exit within ${timeoutMs} ms; output:\n${this.lines.join("\n")}`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`client did not exit within ${timeoutMs} ms; output:\n${this.lines.join("\n")}`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([this.exited, timeout]);
@@ -166,11 +182,11 @@ export async function startRelay(targetPort: number): Promise<Relay> {
     port,
     setOffline(value) {
       offline = value;
-      if (value) for (const [a, b] of [...pairs]) (a.destroy(), b.destroy());
+      if (value) for (const [a, b] of [...pairs]) a.destroy(), b.destroy();
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const [a, b] of [...pairs]) (a.destroy(), b.destroy());
+        for (const [a, b] of [...pairs]) a.destroy(), b.destroy();
         server.close(() => resolve());
       }),
   };

@@ -20,16 +20,23 @@ const ctx = { now: () => at };
 describe("clients: system frames (pure)", () => {
   it("parses a room notice and a user notice, keeping data", () => {
     assert.deepEqual(
-      parseServerFrame('{"type":"system","from":"system","roomId":"general","messageId":"m1","message":"hi","sentAt":"2026-11-26T09:05:07.000Z","data":{"a":1}}'),
+      parseServerFrame(
+        '{"type":"system","from":"system","roomId":"general","messageId":"m1","message":"hi","sentAt":"2026-11-26T09:05:07.000Z","data":{"a":1}}',
+      ),
       { type: "system", messageId: "m1", message: "hi", sentAt: "2026-11-26T09:05:07.000Z", roomId: "general", data: { a: 1 } },
     );
-    assert.deepEqual(parseServerFrame('{"type":"system","from":"system","toUserId":"alice","messageId":"m2","message":"yo","sentAt":"2026-11-26T09:05:07.000Z"}'), {
-      type: "system",
-      messageId: "m2",
-      message: "yo",
-      sentAt: "2026-11-26T09:05:07.000Z",
-      toUserId: "alice",
-    });
+    assert.deepEqual(
+      parseServerFrame(
+        '{"type":"system","from":"system","toUserId":"alice","messageId":"m2","message":"yo","sentAt":"2026-11-26T09:05:07.000Z"}',
+      ),
+      {
+        type: "system",
+        messageId: "m2",
+        message: "yo",
+        sentAt: "2026-11-26T09:05:07.000Z",
+        toUserId: "alice",
+      },
+    );
   });
 
   it("reports a system frame without its message as invalid, never throws", () => {
@@ -43,7 +50,15 @@ describe("clients: system frames (pure)", () => {
         type: "history",
         roomId: "general",
         messages: [
-          { messageId: "a", userId: "system", username: "System", message: "notice", sentAt: "2026-11-26T09:00:00.000Z", kind: "system", data: { k: "v" } },
+          {
+            messageId: "a",
+            userId: "system",
+            username: "System",
+            message: "notice",
+            sentAt: "2026-11-26T09:00:00.000Z",
+            kind: "system",
+            data: { k: "v" },
+          },
           { messageId: "b", userId: "system", username: "A user called system", message: "hello", sentAt: "2026-11-26T09:01:00.000Z" },
         ],
       }),
@@ -55,23 +70,49 @@ describe("clients: system frames (pure)", () => {
   });
 
   it("prints notices with a [system] tag, live and from history, without control characters", () => {
-    const live = parseServerFrame('{"type":"system","roomId":"ops","messageId":"m","message":"deploy \\u001b[31mdone","sentAt":"2026-11-26T09:05:07.000Z"}');
+    const live = parseServerFrame(
+      '{"type":"system","roomId":"ops","messageId":"m","message":"deploy \\u001b[31mdone","sentAt":"2026-11-26T09:05:07.000Z"}',
+    );
     assert.notEqual(live.type, "invalid");
     if (live.type === "invalid") return;
     assert.match(formatFrame(live, ctx)[0], /^\d\d:\d\d:\d\d \[system #ops\] deploy �\[31mdone$/);
-    const toMe = parseServerFrame('{"type":"system","toUserId":"alice","messageId":"m","message":"order shipped","sentAt":"2026-11-26T09:05:07.000Z"}');
+    const toMe = parseServerFrame(
+      '{"type":"system","toUserId":"alice","messageId":"m","message":"order shipped","sentAt":"2026-11-26T09:05:07.000Z"}',
+    );
     if (toMe.type === "invalid") throw new Error("invalid");
     assert.match(formatFrame(toMe, ctx)[0], /\[system\] order shipped$/);
-    const line = formatHistoryMessage({ messageId: "x", userId: "system", username: "System", message: "old notice", sentAt: "2026-11-26T08:00:00.000Z", kind: "system" }, "#ops", ctx);
+    const line = formatHistoryMessage(
+      { messageId: "x", userId: "system", username: "System", message: "old notice", sentAt: "2026-11-26T08:00:00.000Z", kind: "system" },
+      "#ops",
+      ctx,
+    );
     assert.match(line, /\[history #ops\] \d\d:\d\d:\d\d \[system\] old notice$/);
   });
 
   it("stores a notice once in the web page's conversation, marked as system, whether it came live or from history", () => {
     const store = new ConversationStore();
     const key = roomKey("ops");
-    assert.equal(store.addMessage(key, { messageId: "n1", userId: "system", username: "System", message: "hi", sentAt: "2026-11-26T09:00:00.000Z", kind: "system" }), true);
-    store.addHistory(key, [{ messageId: "n1", userId: "system", username: "System", message: "hi", sentAt: "2026-11-26T09:00:00.000Z", kind: "system" }], undefined);
-    store.addHistory(key, [{ messageId: "u1", userId: "system", username: "Sys", message: "a user", sentAt: "2026-11-26T09:01:00.000Z" }], undefined);
+    assert.equal(
+      store.addMessage(key, {
+        messageId: "n1",
+        userId: "system",
+        username: "System",
+        message: "hi",
+        sentAt: "2026-11-26T09:00:00.000Z",
+        kind: "system",
+      }),
+      true,
+    );
+    store.addHistory(
+      key,
+      [{ messageId: "n1", userId: "system", username: "System", message: "hi", sentAt: "2026-11-26T09:00:00.000Z", kind: "system" }],
+      undefined,
+    );
+    store.addHistory(
+      key,
+      [{ messageId: "u1", userId: "system", username: "Sys", message: "a user", sentAt: "2026-11-26T09:01:00.000Z" }],
+      undefined,
+    );
     const entries = store.get(key).entries as MessageEntry[];
     assert.deepEqual(
       entries.map((e) => [e.id, e.system ?? false]),

@@ -75,7 +75,11 @@ describe("terminal client against the local runtime", function () {
     alice.send("anyone in random?");
     await alice.expect(/\[chat #random\] Alice \(alice\): anyone in random\?$/, 0, T);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(bob.lines.slice(mark).some((l) => l.includes("anyone in random")), false, "bob is not in #random");
+    assert.equal(
+      bob.lines.slice(mark).some((l) => l.includes("anyone in random")),
+      false,
+      "bob is not in #random",
+    );
   });
 
   it("delivers a private message to its recipient and confirms delivery to the sender", async () => {
@@ -150,7 +154,11 @@ describe("terminal client against the local runtime", function () {
     dave.send("/quit");
     assert.equal((await dave.exit(T)).code, 0);
     // Bob, pinging every 2 s, stayed connected all along (idle apart from pings for longer than 5 s).
-    assert.equal(bob.lines.slice(mark).some((l) => /connection lost/.test(l)), false, bob.lines.slice(mark).join("\n"));
+    assert.equal(
+      bob.lines.slice(mark).some((l) => /connection lost/.test(l)),
+      false,
+      bob.lines.slice(mark).join("\n"),
+    );
     assert.equal(bob.saw(/connection lost/), false, bob.lines.join("\n"));
   });
 
@@ -258,7 +266,8 @@ describe("terminal client against the local runtime", function () {
       const history = at(new RegExp(`\\[history #${room}\\] \\d\\d:\\d\\d:\\d\\d ${user}: in ${room}$`));
       const left = at(new RegExp(`\\[left #${room}\\] you left the room$`));
       const general = at(new RegExp(`\\[chat #general\\] ${user}: back in general$`));
-      for (const [name, index] of Object.entries({ joined, chat, who, history, left, general })) assert.ok(index >= 0, `${when}: no ${name} line in:\n${out}`);
+      for (const [name, index] of Object.entries({ joined, chat, who, history, left, general }))
+        assert.ok(index >= 0, `${when}: no ${name} line in:\n${out}`);
       assert.ok(joined < who && who < left, `${when}: /who answered after the join and before the leave:\n${out}`);
       assert.ok(joined < history && history < left, `${when}: the history (which includes the chat) came between join and leave:\n${out}`);
     }
@@ -331,8 +340,15 @@ describe("terminal client and a refused token", function () {
 
   it("exits 4 when the handshake is refused (forged token)", async () => {
     const header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
-    const payload = Buffer.from(JSON.stringify({ sub: "mallory", iss: "chat-local", aud: "chat-api", exp: Math.floor(Date.now() / 1000) + 600 })).toString("base64url");
-    const c = new TerminalClient([rt.endpoint, "--token", `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`, "--no-color"]);
+    const payload = Buffer.from(
+      JSON.stringify({ sub: "mallory", iss: "chat-local", aud: "chat-api", exp: Math.floor(Date.now() / 1000) + 600 }),
+    ).toString("base64url");
+    const c = new TerminalClient([
+      rt.endpoint,
+      "--token",
+      `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`,
+      "--no-color",
+    ]);
     const r = await c.exit(T);
     assert.equal(r.code, 4);
     assert.ok(c.saw(/\[error FATAL\] the server refused the connection \(HTTP 40[13]\)/), c.lines.join("\n"));

@@ -19,7 +19,11 @@ const T = 30_000;
 /** Resolves once a token minted now is refused by the message routes (exp + leeway passed). */
 async function pastExpiry(mintedAtMs: number): Promise<void> {
   const refusedFrom = (Math.floor(mintedAtMs / 1000) + TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS) * 1000 + 1000;
-  await eventually(() => (Date.now() > refusedFrom ? true : undefined), (TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 5) * 1000, "the token to expire");
+  await eventually(
+    () => (Date.now() > refusedFrom ? true : undefined),
+    (TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 5) * 1000,
+    "the token to expire",
+  );
 }
 
 describe("token expiry: refused frames, clients renew and reconnect", function () {
@@ -52,13 +56,16 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
     // Pipelined, as a client that has not noticed would send them: each is refused before anything
     // is stored; the first refusal closes the connection, so later ones may find it closed.
     const refused = ws.nextOf("error");
-    for (const frame of [{ type: "chat", message: "too late", clientMessageId: "late-1" }, { type: "ping" }, { type: "rooms" }]) ws.send(frame);
+    for (const frame of [{ type: "chat", message: "too late", clientMessageId: "late-1" }, { type: "ping" }, { type: "rooms" }])
+      ws.send(frame);
     const reply = await refused;
     assert.equal(reply.code, "TOKEN_EXPIRED", JSON.stringify(reply));
     assert.ok(["chat", "ping", "rooms"].includes(String(reply.requestType)));
     assert.equal((await ws.waitClosed(T)).code, 1000, "closed by the server (@connections DELETE)");
     assert.equal(ws.frames.filter((f) => f.json?.type !== "error").length, 0, "nothing but TOKEN_EXPIRED answers after the expiry");
-    const reader = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token: await rt.mintToken("exp-reader", "Reader", 3600) })}`);
+    const reader = await connect(
+      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token: await rt.mintToken("exp-reader", "Reader", 3600) })}`,
+    );
     closers.push(() => reader.close().catch(() => undefined));
     const history = await reader.request({ type: "history", roomId: "exp-raw-room" }, "history");
     assert.deepEqual(history.messages, [], "nothing sent after the expiry was stored");
@@ -66,9 +73,13 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
 
   it("a connection that only listens hears nothing of its room after its token's expiry and is closed by the next fan-out; `left` is announced once", async () => {
     const minted = Date.now();
-    const listener = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-listener", "Listener", TTL_SECONDS) })}`);
+    const listener = await connect(
+      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-listener", "Listener", TTL_SECONDS) })}`,
+    );
     closers.push(() => listener.close().catch(() => undefined));
-    const speaker = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-speaker", "Speaker", 3600) })}`);
+    const speaker = await connect(
+      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-speaker", "Speaker", 3600) })}`,
+    );
     closers.push(() => speaker.close().catch(() => undefined));
     await listener.next((f) => f.json?.type === "presence" && f.json.userId === "exp-speaker", T, "the speaker's arrival");
     await speaker.request({ type: "chat", roomId: "exp-listen", message: "before", clientMessageId: "b-1" }, "chat");
@@ -76,19 +87,43 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
     await pastExpiry(minted);
     await speaker.request({ type: "chat", roomId: "exp-listen", message: "after", clientMessageId: "a-1" }, "chat");
     assert.equal((await listener.waitClosed(T)).code, 1000, "closed by the fan-out that met it past its expiry");
-    assert.equal(listener.frames.filter((f) => f.json?.type === "chat" && f.json.message === "after").length, 0, "the message after the expiry did not reach it");
-    await speaker.next((f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === "exp-listener", T, "the listener's `left`");
+    assert.equal(
+      listener.frames.filter((f) => f.json?.type === "chat" && f.json.message === "after").length,
+      0,
+      "the message after the expiry did not reach it",
+    );
+    await speaker.next(
+      (f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === "exp-listener",
+      T,
+      "the listener's `left`",
+    );
     await speaker.request({ type: "chat", roomId: "exp-listen", message: "again", clientMessageId: "a-2" }, "chat");
     await speaker.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 500);
     const who = await speaker.request({ type: "join", roomId: "exp-listen" }, "joined");
-    assert.deepEqual((who.members as Array<{ userId: string }>).map((m) => m.userId), ["exp-speaker"]);
+    assert.deepEqual(
+      (who.members as Array<{ userId: string }>).map((m) => m.userId),
+      ["exp-speaker"],
+    );
   });
 
   it("the terminal client renews its token, reconnects, rejoins its rooms and resends the message the expired connection refused", async () => {
-    const watcher = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-room", token: await rt.mintToken("exp-watcher", "Watcher", 3600) })}`);
+    const watcher = await connect(
+      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-room", token: await rt.mintToken("exp-watcher", "Watcher", 3600) })}`,
+    );
     closers.push(() => watcher.close().catch(() => undefined));
     // No pings (a ping after the expiry would renew the connection before the message is typed).
-    const alice = new TerminalClient([rt.endpoint, "--user", "exp-alice", "--name", "Alice", "--room", "exp-first", "--no-color", "--ping-interval", "500"]);
+    const alice = new TerminalClient([
+      rt.endpoint,
+      "--user",
+      "exp-alice",
+      "--name",
+      "Alice",
+      "--room",
+      "exp-first",
+      "--no-color",
+      "--ping-interval",
+      "500",
+    ]);
     closers.push(() => alice.kill());
     await alice.expect(/\[joined #exp-first/, 0, T);
     alice.send("/join exp-room");
@@ -106,7 +141,10 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
     // Exactly once: the refused frame stored nothing, the resent one is the only copy.
     await watcher.expectNone((f) => f.json?.type === "chat", 500);
     const history = await watcher.request({ type: "history", roomId: "exp-room" }, "history");
-    assert.deepEqual((history.messages as Array<{ message: string }>).map((m) => m.message), ["written after the token expired"]);
+    assert.deepEqual(
+      (history.messages as Array<{ message: string }>).map((m) => m.message),
+      ["written after the token expired"],
+    );
     // Still in both rooms on the new connection.
     alice.send("/who exp-first");
     await alice.expect(/Alice/, alice.mark() - 1, T);

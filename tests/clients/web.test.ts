@@ -41,7 +41,12 @@ describe("web chat page in Chromium", function () {
 
   async function openPage(label: string, viewport = DESKTOP): Promise<Page> {
     // A user agent per user, so a test can find a user's connection with GET @connections/{id}.
-    const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC", userAgent: `Mozilla/5.0 (X11; Linux x86_64) chat-test/${label}` });
+    const context = await browser.newContext({
+      viewport,
+      locale: "en-GB",
+      timezoneId: "UTC",
+      userAgent: `Mozilla/5.0 (X11; Linux x86_64) chat-test/${label}`,
+    });
     contexts.push(context);
     const page = await context.newPage();
     pages.set(label, page);
@@ -106,7 +111,15 @@ describe("web chat page in Chromium", function () {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
     });
   });
 
@@ -139,7 +152,11 @@ describe("web chat page in Chromium", function () {
     // Every form control has a label, every button an accessible name.
     const unlabelled = await alice.evaluate(() =>
       Array.from(document.querySelectorAll("input, textarea, button"))
-        .filter((el) => (el instanceof HTMLButtonElement ? !(el.textContent ?? "").trim() && !el.getAttribute("aria-label") : (el as HTMLInputElement).labels?.length === 0))
+        .filter((el) =>
+          el instanceof HTMLButtonElement
+            ? !(el.textContent ?? "").trim() && !el.getAttribute("aria-label")
+            : (el as HTMLInputElement).labels?.length === 0,
+        )
         .map((el) => el.id || el.outerHTML.slice(0, 80)),
     );
     assert.deepEqual(unlabelled, []);
@@ -181,7 +198,9 @@ describe("web chat page in Chromium", function () {
     await alice.locator('#people li[data-user="bob"] button', { hasText: "Message" }).click();
     assert.equal(await alice.locator("#composer-label").textContent(), "Private message to bob");
     await send(alice, "psst, this is just for you");
-    await message(alice, "psst, this is just for you").locator(".msg-note", { hasText: "delivered to 1 connection" }).waitFor({ timeout: T });
+    await message(alice, "psst, this is just for you")
+      .locator(".msg-note", { hasText: "delivered to 1 connection" })
+      .waitFor({ timeout: T });
     await shot(alice, "alice-private-delivered");
 
     // Bob sees an unread private conversation and opens it.
@@ -260,12 +279,22 @@ describe("web chat page in Chromium", function () {
     } finally {
       management.destroy();
     }
-    await alice.locator("#status", { hasText: "Connection lost" }).waitFor({ timeout: T }).catch(() => undefined);
+    await alice
+      .locator("#status", { hasText: "Connection lost" })
+      .waitFor({ timeout: T })
+      .catch(() => undefined);
     await alice.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
     await carol.locator("#status", { hasText: /^Connected$/ }).waitFor({ timeout: T });
     await message(alice, "Reconnected; rejoining").first().waitFor({ timeout: T });
-    assert.equal(rt.connectionIds().some((id) => before.has(id)), false, "new connections replaced the closed ones");
-    assert.deepEqual(await alice.locator("#my-rooms li button.select").evaluateAll((els) => els.map((e) => e.getAttribute("data-room")).sort()), ["general", "random"]);
+    assert.equal(
+      rt.connectionIds().some((id) => before.has(id)),
+      false,
+      "new connections replaced the closed ones",
+    );
+    assert.deepEqual(
+      await alice.locator("#my-rooms li button.select").evaluateAll((els) => els.map((e) => e.getAttribute("data-room")).sort()),
+      ["general", "random"],
+    );
     await send(alice, "still here after the reconnection");
     await message(carol, "still here after the reconnection").waitFor({ timeout: T });
     await shot(alice, "alice-reconnected");
@@ -299,7 +328,7 @@ describe("web chat page in Chromium", function () {
     await shot(alice, "alice-caught-up-after-reconnection");
   });
 
-  it("pages back through a long history with \"Load older messages\"", async () => {
+  it('pages back through a long history with "Load older messages"', async () => {
     // 55 messages posted by another user over a plain WebSocket: more than one history page (50).
     const token = await rt.mintToken("historian", "Historian");
     const ws = new WebSocket(`${rt.endpoint}?token=${encodeURIComponent(token)}&roomId=archive`);
@@ -314,7 +343,8 @@ describe("web chat page in Chromium", function () {
         if (f.type === "chat" && ++echoed === 55) resolve();
       }),
     );
-    for (let i = 1; i <= 55; i++) ws.send(JSON.stringify({ type: "chat", roomId: "archive", message: `archived message ${String(i).padStart(2, "0")}` }));
+    for (let i = 1; i <= 55; i++)
+      ws.send(JSON.stringify({ type: "chat", roomId: "archive", message: `archived message ${String(i).padStart(2, "0")}` }));
     await allEchoed;
     ws.close();
 

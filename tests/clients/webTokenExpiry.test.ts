@@ -33,7 +33,11 @@ describe("web page: token expiry", function () {
     webDir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-expiry-"));
     ({ rt, dir } = await startTestRuntime("webexpiry", { webDir, warm: true, localTokenTtlSeconds: TTL_SECONDS }));
     await buildWeb({ endpoint: rt.endpoint, outDir: webDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+    });
   });
 
   after(async () => {
@@ -44,7 +48,9 @@ describe("web page: token expiry", function () {
   });
 
   it("resends a message typed after the token expired on a new connection with a new token", async () => {
-    const watcher = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "general", token: await rt.mintToken("web-watcher", "Watcher", 3600) })}`);
+    const watcher = await connect(
+      `${rt.endpoint}?${new URLSearchParams({ roomId: "general", token: await rt.mintToken("web-watcher", "Watcher", 3600) })}`,
+    );
     try {
       const context = await browser!.newContext({ locale: "en-GB", timezoneId: "UTC" });
       const page = await context.newPage();
@@ -60,7 +66,11 @@ describe("web page: token expiry", function () {
       assert.equal(first.length, 1, "the page's connection");
       // The page's token was minted before it connected, hence before now: wait past exp + leeway.
       const refusedFrom = (Math.floor(Date.now() / 1000) + TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 1) * 1000;
-      await eventually(() => (Date.now() > refusedFrom ? true : undefined), (TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 5) * 1000, "the token to expire");
+      await eventually(
+        () => (Date.now() > refusedFrom ? true : undefined),
+        (TTL_SECONDS + TOKEN_EXPIRY_LEEWAY_SECONDS + 5) * 1000,
+        "the token to expire",
+      );
       const box = page.locator("#composer-input");
       await box.fill("typed after expiry");
       await box.press("Enter");

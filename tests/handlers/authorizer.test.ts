@@ -9,12 +9,25 @@ import type { AddressInfo } from "node:net";
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type KeyLike } from "jose";
 import { FACTORIES } from "../../handlers";
 import type { AuthorizerResult } from "../../handlers/events";
-import { authorizerEvent, authorizerSecretsManagerEnvironment, captureStdout, createHarness, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
+import {
+  authorizerEvent,
+  authorizerSecretsManagerEnvironment,
+  captureStdout,
+  createHarness,
+  TEST_AUDIENCE,
+  TEST_ISSUER,
+  TEST_SECRET,
+  withEnv,
+  type Harness,
+} from "../support/handlerHarness";
 import { signLocalToken } from "../../scripts/token";
 
 const secretKey = new TextEncoder().encode(TEST_SECRET);
 
-function hs256(claims: Record<string, unknown> = {}, o: { sub?: string; iss?: string; aud?: string; exp?: number; nbf?: number; key?: Uint8Array } = {}): Promise<string> {
+function hs256(
+  claims: Record<string, unknown> = {},
+  o: { sub?: string; iss?: string; aud?: string; exp?: number; nbf?: number; key?: Uint8Array } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: "HS256" })
@@ -53,7 +66,9 @@ describe("handlers: authorizer", function () {
         principalId: "alice",
         policyDocument: {
           Version: "2012-10-17",
-          Statement: [{ Action: "execute-api:Invoke", Effect: "Allow", Resource: "arn:aws:execute-api:us-east-1:123456789012:local/test/$connect" }],
+          Statement: [
+            { Action: "execute-api:Invoke", Effect: "Allow", Resource: "arn:aws:execute-api:us-east-1:123456789012:local/test/$connect" },
+          ],
         },
         context: { userId: "alice", username: "Alice A.", exp },
       });
@@ -67,7 +82,10 @@ describe("handlers: authorizer", function () {
     });
 
     it("takes the display name from `username`, else the name claim, else sub; trimmed, control characters removed, 64 characters at most", async () => {
-      assert.equal((await authorize({ token: await hs256({ name: "Claim" }), username: "  Query\u0007Name \n" })).context?.username, "QueryName");
+      assert.equal(
+        (await authorize({ token: await hs256({ name: "Claim" }), username: "  Query\u0007Name \n" })).context?.username,
+        "QueryName",
+      );
       assert.equal((await authorize({ token: await hs256({ name: "Claim" }), username: "\u0001\u0002 " })).context?.username, "Claim");
       assert.equal((await authorize({ token: await hs256() })).context?.username, "alice");
       assert.equal((await authorize({ token: await hs256(), username: "x".repeat(100) })).context?.username, "x".repeat(64));
@@ -86,14 +104,25 @@ describe("handlers: authorizer", function () {
 
     it("rejects alg none", async () => {
       const now = Math.floor(Date.now() / 1000);
-      const token = new UnsecuredJWT({}).setSubject("alice").setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime(now + 600).encode();
+      const token = new UnsecuredJWT({})
+        .setSubject("alice")
+        .setIssuer(TEST_ISSUER)
+        .setAudience(TEST_AUDIENCE)
+        .setExpirationTime(now + 600)
+        .encode();
       assertDenied(await authorize({ token }));
     });
 
     it("rejects any algorithm but HS256 (an RS256 token with valid claims)", async () => {
       const { privateKey } = await generateKeyPair("RS256");
       const now = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({}).setProtectedHeader({ alg: "RS256" }).setSubject("alice").setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime(now + 600).sign(privateKey);
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: "RS256" })
+        .setSubject("alice")
+        .setIssuer(TEST_ISSUER)
+        .setAudience(TEST_AUDIENCE)
+        .setExpirationTime(now + 600)
+        .sign(privateKey);
       assertDenied(await authorize({ token }));
     });
 
@@ -174,7 +203,10 @@ describe("handlers: authorizer", function () {
     it("allows an RS256 token signed by a key of the JWKS, with the right issuer and audience", async () => {
       const result = await authorize({ token: await rs256() });
       assert.equal(result.policyDocument.Statement[0].Effect, "Allow");
-      assert.deepEqual({ ...result.context, exp: undefined }, { userId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", username: "Olive", exp: undefined });
+      assert.deepEqual(
+        { ...result.context, exp: undefined },
+        { userId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", username: "Olive", exp: undefined },
+      );
       assert.match(String(result.context?.exp), /^\d{10}$/);
     });
 
@@ -197,12 +229,19 @@ describe("handlers: authorizer", function () {
     });
 
     it("fails (API Gateway 500) instead of denying when the JWKS cannot be fetched", async () => {
-      const down = await createHarness({ label: "oidc-down", auth: { mode: "oidc", issuer, audience, jwksUrl: "http://127.0.0.1:9/jwks.json", sharedSecret: undefined } });
+      const down = await createHarness({
+        label: "oidc-down",
+        auth: { mode: "oidc", issuer, audience, jwksUrl: "http://127.0.0.1:9/jwks.json", sharedSecret: undefined },
+      });
       try {
         assertDenied(await down.authorizer()(authorizerEvent({ token: "x.y.z" })));
         const token = await rs256();
         await assert.rejects(() => down.authorizer()(authorizerEvent({ token })), /verification key/);
-        assert.equal(down.reports.filter((r) => r.metrics.RejectedConnects > 0).length, 1, "an unreachable JWKS is not counted as a rejection");
+        assert.equal(
+          down.reports.filter((r) => r.metrics.RejectedConnects > 0).length,
+          1,
+          "an unreachable JWKS is not counted as a rejection",
+        );
       } finally {
         await down.stop();
       }
@@ -211,7 +250,13 @@ describe("handlers: authorizer", function () {
     it("rejects a token signed by a key that is not in the JWKS", async () => {
       const other = await generateKeyPair("RS256");
       const now = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({}).setProtectedHeader({ alg: "RS256", kid: "k1" }).setSubject("x").setIssuer(issuer).setAudience(audience).setExpirationTime(now + 600).sign(other.privateKey);
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: "RS256", kid: "k1" })
+        .setSubject("x")
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setExpirationTime(now + 600)
+        .sign(other.privateKey);
       assertDenied(await authorize({ token }));
     });
   });

@@ -31,14 +31,14 @@ describe("per-user budgets: frames and handshakes (issue 14)", function () {
     const pongs = replies.filter((r) => r?.type === "pong").length;
     const limited = replies.filter((r) => r?.code === "RATE_LIMITED");
     assert.deepEqual([pongs, limited.length], [25, 5], "30 frames from 3 connections at 10 each, 25 for the user");
-    assert.ok(limited.every((r) => r?.requestType === "ping"), "every refused frame is answered, typed");
+    assert.ok(
+      limited.every((r) => r?.requestType === "ping"),
+      "every refused frame is answered, typed",
+    );
     // Another user is not affected; the per-connection limit still holds for one connection.
     const other = await h.join("budget-other", "bf-room");
     const mine = await Promise.all(Array.from({ length: 12 }, () => h.send(other, { type: "ping" })));
-    assert.deepEqual(
-      [mine.filter((r) => r?.type === "pong").length, mine.filter((r) => r?.code === "RATE_LIMITED").length],
-      [10, 2],
-    );
+    assert.deepEqual([mine.filter((r) => r?.type === "pong").length, mine.filter((r) => r?.code === "RATE_LIMITED").length], [10, 2]);
   });
 
   it("a handshake over the user's budget is refused at $connect (429), storing and announcing nothing", async () => {
@@ -55,14 +55,22 @@ describe("per-user budgets: frames and handshakes (issue 14)", function () {
     const item = (await h.doc.send(new GetCommand({ TableName: h.tables.connections, Key: { connectionId: conn.connectionId } }))).Item;
     assert.equal(item, undefined, "no connection item");
     const members = await h.doc.send(
-      new QueryCommand({ TableName: h.tables.rooms, KeyConditionExpression: "roomId = :r", ExpressionAttributeValues: { ":r": "bh-room" }, ConsistentRead: true }),
+      new QueryCommand({
+        TableName: h.tables.rooms,
+        KeyConditionExpression: "roomId = :r",
+        ExpressionAttributeValues: { ":r": "bh-room" },
+        ConsistentRead: true,
+      }),
     );
     assert.deepEqual(
       (members.Items ?? []).filter((m) => String(m.sk).startsWith("c#")).map((m) => m.userId),
       ["budget-watch"],
       "no membership",
     );
-    const events = h.frames(watcher).filter((f) => f.type === "presence" && f.userId === "budget-churn").map((f) => f.event);
+    const events = h
+      .frames(watcher)
+      .filter((f) => f.type === "presence" && f.userId === "budget-churn")
+      .map((f) => f.event);
     assert.deepEqual(events, ["joined", "left", "joined", "left", "joined", "left"], "three visits announced, the refused one not");
     // Other users still connect.
     assert.equal((await h.connect("budget-someone", { roomId: "bh-room" })).result.statusCode, 200);

@@ -56,7 +56,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     assert.equal(report?.metrics.Deliveries, 4);
     for (const c of [sender, other]) {
       assert.deepEqual(
-        h.frames(c).filter((f) => f.type === "presence").map((f) => [f.event, f.userId, f.roomId]),
+        h
+          .frames(c)
+          .filter((f) => f.type === "presence")
+          .map((f) => [f.event, f.userId, f.roomId]),
         [["left", "gb", "gone-1"]],
       );
     }
@@ -82,7 +85,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
       assert.equal(item.connecting, undefined, "the connecting flag is cleared by $connect's last step");
       assert.ok(await getMember("race-1", c.connectionId), `${c.userId}'s membership survived`);
     }
-    assert.equal(connectReports.reduce((n, r) => n + (r.metrics.StaleConnectionsCleaned ?? 0), 0), 0);
+    assert.equal(
+      connectReports.reduce((n, r) => n + (r.metrics.StaleConnectionsCleaned ?? 0), 0),
+      0,
+    );
     h.api.clearFrames();
     assert.equal(await h.send(conns[0], { type: "chat", message: "all here?" }), undefined);
     for (const c of conns) assert.equal(h.frames(c).filter((f) => f.type === "chat").length, 1, `${c.userId} got the message`);
@@ -107,7 +113,13 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     // The message to the sender and the late one, then `left` for os-c to both.
     assert.equal(report?.metrics.Deliveries, 4);
     assert.equal(report?.metrics.FailedDeliveries, 0);
-    assert.deepEqual(h.frames(late).filter((f) => f.type === "presence").map((f) => [f.event, f.userId]), [["left", "os-c"]]);
+    assert.deepEqual(
+      h
+        .frames(late)
+        .filter((f) => f.type === "presence")
+        .map((f) => [f.event, f.userId]),
+      [["left", "os-c"]],
+    );
   });
 
   it("a vanished user with another live connection in the room is not announced as left", async () => {
@@ -117,7 +129,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     await h.vanish(phone);
     h.api.clearFrames();
     assert.equal(await h.send(sender, { type: "chat", message: "still one device" }), undefined);
-    assert.deepEqual(h.frames(sender).filter((f) => f.type === "presence"), []);
+    assert.deepEqual(
+      h.frames(sender).filter((f) => f.type === "presence"),
+      [],
+    );
     const report = h.reports.filter((r) => r.function === "chat").pop();
     assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
   });
@@ -128,7 +143,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     const old = await h.join("cg-c", "grace-1");
     // As if their $connect had failed after writing: flag still set, the socket never opened.
     const now = Date.now();
-    for (const [c, connectedAt] of [[young, now - 1_000], [old, now - CONNECT_GRACE_MS - 1_000]] as const) {
+    for (const [c, connectedAt] of [
+      [young, now - 1_000],
+      [old, now - CONNECT_GRACE_MS - 1_000],
+    ] as const) {
       await h.doc.send(
         new UpdateCommand({
           TableName: h.tables.connections,
@@ -155,7 +173,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     h.api.throttle(b.connectionId, 3);
     assert.equal(await h.send(a, { type: "chat", message: "eventually" }), undefined);
     assert.equal(h.frames(b).filter((f) => f.type === "chat").length, 1);
-    assert.deepEqual(h.api.calls.filter((c) => c.connectionId === b.connectionId).map((c) => c.status), [429, 429, 429, 200]);
+    assert.deepEqual(
+      h.api.calls.filter((c) => c.connectionId === b.connectionId).map((c) => c.status),
+      [429, 429, 429, 200],
+    );
     assert.ok(await getConnection(b.connectionId), "a throttled connection is not treated as gone");
     const report = h.reports.filter((r) => r.function === "chat").pop();
     assert.equal(report?.metrics.ManagementCalls, 5);
@@ -167,7 +188,12 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     const b = await h.join("ns-b", "notsent-1");
     // What the SDK throws when no socket connects within connectionTimeout (e.g. the pool is busy).
     const notSent = () =>
-      Object.assign(new Error("@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms."), { name: "TimeoutError" });
+      Object.assign(
+        new Error(
+          "@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms.",
+        ),
+        { name: "TimeoutError" },
+      );
     let failures = 2;
     const posted: string[] = [];
     const management = {
@@ -210,7 +236,11 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
         }),
       );
       const replies = await Promise.all([1, 2, 3].map(() => h.send(a, { type: "ping" })));
-      assert.deepEqual(replies.map((r) => r?.type), ["pong", "pong", "pong"], `round ${round}`);
+      assert.deepEqual(
+        replies.map((r) => r?.type),
+        ["pong", "pong", "pong"],
+        `round ${round}`,
+      );
       const item = await getConnection(a.connectionId);
       assert.equal(item?.rateCount, 3, "each frame counted once in the new window");
     }
@@ -257,7 +287,10 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
       const a = await r.join("rl", "rl-1");
       for (let i = 0; i < 5; i++) assert.deepEqual(await r.send(a, { type: "ping" }), { type: "pong" });
       const limited = await r.send(a, { type: "chat", message: "too many", clientMessageId: "x1" });
-      assert.deepEqual({ ...limited, message: undefined }, { type: "error", code: "RATE_LIMITED", requestType: "chat", clientMessageId: "x1", message: undefined });
+      assert.deepEqual(
+        { ...limited, message: undefined },
+        { type: "error", code: "RATE_LIMITED", requestType: "chat", clientMessageId: "x1", message: undefined },
+      );
       assert.equal((await r.send(a, "garbage"))?.code, "RATE_LIMITED");
       assert.equal(r.reports.filter((x) => x.metrics.RateLimited === 1).length, 2);
     } finally {
@@ -268,7 +301,13 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
   it("a DynamoDB outage answers INTERNAL error frames instead of hanging or crashing", async () => {
     const env = { ...h.envFor("chat"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
     const chat = withEnv(env, () => FACTORIES.chat());
-    const result = await chat(messageEvent({ connectionId: "c-outage", userId: "o", username: "o" }, "chat", JSON.stringify({ type: "chat", message: "x", clientMessageId: "k" })));
+    const result = await chat(
+      messageEvent(
+        { connectionId: "c-outage", userId: "o", username: "o" },
+        "chat",
+        JSON.stringify({ type: "chat", message: "x", clientMessageId: "k" }),
+      ),
+    );
     assert.equal(result.statusCode, 200);
     assert.deepEqual(JSON.parse(String(result.body)), {
       type: "error",
@@ -283,16 +322,30 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", func
     const env = { ...h.envFor("connect"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
     const connect = withEnv(env, () => FACTORIES.connect());
     const event = messageEvent({ connectionId: "c-outage-2", userId: "o", username: "o" }, "$connect", "");
-    const result = await connect({ ...event, body: undefined, requestContext: { ...event.requestContext, eventType: "CONNECT" }, queryStringParameters: {} });
+    const result = await connect({
+      ...event,
+      body: undefined,
+      requestContext: { ...event.requestContext, eventType: "CONNECT" },
+      queryStringParameters: {},
+    });
     assert.equal(result.statusCode, 500);
   });
 
   it("a DynamoDB outage during $disconnect is logged and answered 500 (API Gateway ignores it; TTL cleans up)", async () => {
-    const env = { ...h.envFor("disconnect"), DYNAMODB_ENDPOINT: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
+    const env = {
+      ...h.envFor("disconnect"),
+      DYNAMODB_ENDPOINT: "http://127.0.0.1:9",
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_REGION: "us-east-1",
+    };
     const disconnect = withEnv(env, () => FACTORIES.disconnect());
     const event = messageEvent({ connectionId: "c-outage-3", userId: "o", username: "o" }, "$disconnect", "");
     const before = h.logs.length;
-    const result = await disconnect({ ...event, body: undefined, requestContext: { ...event.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1006 } });
+    const result = await disconnect({
+      ...event,
+      body: undefined,
+      requestContext: { ...event.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1006 },
+    });
     assert.equal(result.statusCode, 500);
     assert.ok(h.logs.slice(before).some((l) => l.includes('"msg":"disconnect clean-up failed"')));
     assert.ok(h.logs.slice(before).some((l) => l.includes('"disconnectStatusCode":1006')));

@@ -36,7 +36,8 @@ describe("handlers: one error style (factories that survive closure serializatio
       for (const { line, at } of codeLines(file)) {
         if (/class\s+\w+\s+extends\s+\w*Error\b/.test(line)) offending.push(`${at}: ${line.trim()}`);
         // namedError() and unauthorizedError() in lib/errors.ts are the only places an Error is made.
-        if (/new\s+Error\s*\(/.test(line) && !file.endsWith(path.join("handlers", "lib", "errors.ts"))) offending.push(`${at}: ${line.trim()}`);
+        if (/new\s+Error\s*\(/.test(line) && !file.endsWith(path.join("handlers", "lib", "errors.ts")))
+          offending.push(`${at}: ${line.trim()}`);
       }
     }
     assert.deepEqual(offending, []);
@@ -88,7 +89,9 @@ describe("handlers: one error style (factories that survive closure serializatio
       const chat = caught("chat");
       assert.ok(isChatError(chat) && chat.code === "NOT_A_MEMBER" && chat.message === "not in room r1");
       const config = caught("config");
-      assert.ok(isConfigurationError(config) && config.message === "environment variable X is not set" && config.stack?.includes("is not set"));
+      assert.ok(
+        isConfigurationError(config) && config.message === "environment variable X is not set" && config.stack?.includes("is not set"),
+      );
       const internal = caught("internal");
       assert.ok(isInternalError(internal) && internal.message === "membership transaction did not settle");
       assert.equal(String(caught("unauthorized")), "Error: Unauthorized");

@@ -65,8 +65,22 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const expired = async (userId: string, roomId: string): Promise<TestConnection> => {
       const { result, conn } = await h.connect(userId, { roomId, exp: expiredAt + 3600 });
       assert.equal(result.statusCode, 200);
-      await h.doc.send(new UpdateCommand({ TableName: h.tables.connections, Key: { connectionId: conn.connectionId }, UpdateExpression: "SET expiresAt = :t", ExpressionAttributeValues: { ":t": expiredAt } }));
-      await h.doc.send(new UpdateCommand({ TableName: h.tables.rooms, Key: { roomId, sk: `${MEMBER_PREFIX}${conn.connectionId}` }, UpdateExpression: "SET expiresAt = :t", ExpressionAttributeValues: { ":t": expiredAt } }));
+      await h.doc.send(
+        new UpdateCommand({
+          TableName: h.tables.connections,
+          Key: { connectionId: conn.connectionId },
+          UpdateExpression: "SET expiresAt = :t",
+          ExpressionAttributeValues: { ":t": expiredAt },
+        }),
+      );
+      await h.doc.send(
+        new UpdateCommand({
+          TableName: h.tables.rooms,
+          Key: { roomId, sk: `${MEMBER_PREFIX}${conn.connectionId}` },
+          UpdateExpression: "SET expiresAt = :t",
+          ExpressionAttributeValues: { ":t": expiredAt },
+        }),
+      );
       return { ...conn, exp: expiredAt };
     };
     await expired("iam-exp-0", "iam-x");
@@ -108,7 +122,8 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       const declared = new Set<string>();
       for (const t of spec.tables) {
         for (const action of t.actions) declared.add(`${t.table} ${action}`);
-        for (const [ix, actions] of Object.entries(t.indexes ?? {})) for (const action of actions) declared.add(`${t.table} ${action} @${ix}`);
+        for (const [ix, actions] of Object.entries(t.indexes ?? {}))
+          for (const action of actions) declared.add(`${t.table} ${action} @${ix}`);
       }
       const seen = observed.get(spec.name) ?? new Set<string>();
       for (const call of seen) if (!declared.has(call)) undeclared.push(`${spec.name}: ${call}`);

@@ -19,7 +19,11 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
   const stored = async (conversationId: string) =>
     (
       await h.doc.send(
-        new QueryCommand({ TableName: h.tables.messages, KeyConditionExpression: "conversationId = :c", ExpressionAttributeValues: { ":c": conversationId } }),
+        new QueryCommand({
+          TableName: h.tables.messages,
+          KeyConditionExpression: "conversationId = :c",
+          ExpressionAttributeValues: { ":c": conversationId },
+        }),
       )
     ).Items ?? [];
   const ofType = (c: TestConnection, type: string) => h.frames(c).filter((f) => f.type === type);
@@ -39,7 +43,16 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
       assert.equal(got.length, 1, `device ${c.connectionId}`);
       assert.deepEqual(
         { ...got[0], sentAt: undefined },
-        { type: "private", messageId: reply?.messageId, fromUserId: "pa", fromUsername: "Pa", toUserId: "pb", message: "psst", clientMessageId: "m1", sentAt: undefined },
+        {
+          type: "private",
+          messageId: reply?.messageId,
+          fromUserId: "pa",
+          fromUsername: "Pa",
+          toUserId: "pb",
+          message: "psst",
+          clientMessageId: "m1",
+          sentAt: undefined,
+        },
       );
     }
     assert.deepEqual(ofType(a1, "private"), [], "the sending connection gets `delivered`, not a copy");
@@ -94,13 +107,28 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     // The same id in a room: a new room message, broadcast with its own text (issue 14, item 5).
     assert.equal(await h.send(a, { type: "chat", roomId: "xconv-1", message: "room text", clientMessageId: "same-id" }), undefined);
     const inRoom = ofType(b, "chat");
-    assert.deepEqual(inRoom.map((f) => [f.roomId, f.message]), [["xconv-1", "room text"]]);
+    assert.deepEqual(
+      inRoom.map((f) => [f.roomId, f.message]),
+      [["xconv-1", "room text"]],
+    );
     assert.notEqual(inRoom[0].messageId, dm?.messageId);
     // And in a second room: another message again.
     assert.equal(await h.send(a, { type: "chat", roomId: "xconv-2", message: "second room", clientMessageId: "same-id" }), undefined);
-    assert.deepEqual(ofType(b, "chat").map((f) => [f.roomId, f.message]), [["xconv-1", "room text"], ["xconv-2", "second room"]]);
-    assert.deepEqual((await stored("room#xconv-1")).map((m) => m.message), ["room text"]);
-    assert.deepEqual((await stored("room#xconv-2")).map((m) => m.message), ["second room"]);
+    assert.deepEqual(
+      ofType(b, "chat").map((f) => [f.roomId, f.message]),
+      [
+        ["xconv-1", "room text"],
+        ["xconv-2", "second room"],
+      ],
+    );
+    assert.deepEqual(
+      (await stored("room#xconv-1")).map((m) => m.message),
+      ["room text"],
+    );
+    assert.deepEqual(
+      (await stored("room#xconv-2")).map((m) => m.message),
+      ["second room"],
+    );
     // Within one conversation the id still deduplicates: the retry gets the original back.
     const retry = await h.send(a, { type: "chat", roomId: "xconv-1", message: "room text", clientMessageId: "same-id" });
     assert.equal(retry?.messageId, inRoom[0].messageId);
@@ -113,7 +141,15 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
       new PutCommand({
         TableName: h.tables.messages,
         // The record's key names sender, conversation and id (data.ts idempotencyKey).
-        Item: { conversationId: "idem#ia#room#idem-exp#old-1", sk: "idem", messageId: "m-old", sentAt: new Date(0).toISOString(), target: "room#idem-exp", messageSk: "0000000000000#m-old", expiresAt: Math.floor(Date.now() / 1000) - 1 },
+        Item: {
+          conversationId: "idem#ia#room#idem-exp#old-1",
+          sk: "idem",
+          messageId: "m-old",
+          sentAt: new Date(0).toISOString(),
+          target: "room#idem-exp",
+          messageSk: "0000000000000#m-old",
+          expiresAt: Math.floor(Date.now() / 1000) - 1,
+        },
       }),
     );
     assert.equal(await h.send(a, { type: "chat", message: "new again", clientMessageId: "old-1" }), undefined);
@@ -130,13 +166,22 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
       await new Promise((r) => setTimeout(r, 2));
     }
     const p1 = await h.send(a, { type: "history", roomId: "hist-1", limit: 2 });
-    assert.deepEqual((p1?.messages as Array<{ message: string }>).map((m) => m.message), ["m4", "m5"]);
+    assert.deepEqual(
+      (p1?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["m4", "m5"],
+    );
     assert.equal(p1?.roomId, "hist-1");
     assert.equal(typeof p1?.next, "string");
     const p2 = await h.send(a, { type: "history", roomId: "hist-1", limit: 2, before: p1?.next });
-    assert.deepEqual((p2?.messages as Array<{ message: string }>).map((m) => m.message), ["m2", "m3"]);
+    assert.deepEqual(
+      (p2?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["m2", "m3"],
+    );
     const p3 = await h.send(a, { type: "history", roomId: "hist-1", limit: 2, before: p2?.next });
-    assert.deepEqual((p3?.messages as Array<{ message: string }>).map((m) => m.message), ["m1"]);
+    assert.deepEqual(
+      (p3?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["m1"],
+    );
     assert.equal(p3?.next, undefined);
     const all = await h.send(a, { type: "history", roomId: "hist-1" });
     assert.equal((all?.messages as unknown[]).length, 5);
@@ -152,7 +197,10 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     await h.send(b, { type: "private", toUserId: "ua", message: "two" });
     const fromA = await h.send(a, { type: "history", withUserId: "ub" });
     const fromB = await h.send(b, { type: "history", withUserId: "ua" });
-    assert.deepEqual((fromA?.messages as Array<{ message: string }>).map((m) => m.message), ["one", "two"]);
+    assert.deepEqual(
+      (fromA?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["one", "two"],
+    );
     assert.deepEqual(fromB?.messages, fromA?.messages);
     assert.equal(fromA?.withUserId, "ub");
     assert.equal((fromA?.messages as Array<{ toUserId: string }>)[0].toUserId, "ub");
@@ -167,7 +215,12 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     assert.equal((await h.send(a, { type: "history", roomId: "v-1", limit: 0 }))?.code, "BAD_REQUEST");
     assert.equal((await h.send(a, { type: "history", roomId: "v-1", limit: 101 }))?.code, "BAD_REQUEST");
     assert.equal((await h.send(a, { type: "history", roomId: "v-1", limit: 2.5 }))?.code, "BAD_REQUEST");
-    for (const before of ["not-base64!", Buffer.from('{"sk":"x"}').toString("base64url"), Buffer.from("[1]").toString("base64url"), "e30"]) {
+    for (const before of [
+      "not-base64!",
+      Buffer.from('{"sk":"x"}').toString("base64url"),
+      Buffer.from("[1]").toString("base64url"),
+      "e30",
+    ]) {
       assert.equal((await h.send(a, { type: "history", roomId: "v-1", before }))?.code, "BAD_REQUEST", before);
     }
     assert.equal((await h.send(a, { type: "history", withUserId: "va" }))?.code, "BAD_REQUEST");
@@ -179,12 +232,24 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     await h.doc.send(
       new PutCommand({
         TableName: h.tables.messages,
-        Item: { conversationId: "room#ttl-1", sk: "0000000000001#old", messageId: "old", userId: "wa", username: "wa", message: "expired", sentAt: new Date(1).toISOString(), expiresAt: past },
+        Item: {
+          conversationId: "room#ttl-1",
+          sk: "0000000000001#old",
+          messageId: "old",
+          userId: "wa",
+          username: "wa",
+          message: "expired",
+          sentAt: new Date(1).toISOString(),
+          expiresAt: past,
+        },
       }),
     );
     await h.send(a, { type: "chat", message: "fresh" });
     const page = await h.send(a, { type: "history", roomId: "ttl-1" });
-    assert.deepEqual((page?.messages as Array<{ message: string }>).map((m) => m.message), ["fresh"]);
+    assert.deepEqual(
+      (page?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["fresh"],
+    );
   });
 
   it("TTL: expired memberships are neither delivered to, counted, nor listed as members", async () => {
@@ -192,7 +257,12 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     const ghost = await h.join("xghost", "ttl-2");
     const past = Math.floor(Date.now() / 1000) - 1;
     await h.doc.send(
-      new UpdateCommand({ TableName: h.tables.rooms, Key: { roomId: "ttl-2", sk: `c#${ghost.connectionId}` }, UpdateExpression: "SET expiresAt = :p", ExpressionAttributeValues: { ":p": past } }),
+      new UpdateCommand({
+        TableName: h.tables.rooms,
+        Key: { roomId: "ttl-2", sk: `c#${ghost.connectionId}` },
+        UpdateExpression: "SET expiresAt = :p",
+        ExpressionAttributeValues: { ":p": past },
+      }),
     );
     h.api.clearFrames();
     await h.send(a, { type: "chat", message: "anyone?" });
@@ -201,7 +271,10 @@ describe("handlers: private messages, history, idempotency, TTL filtering", func
     const joined = await h.send(a, { type: "join", roomId: "ttl-2" });
     assert.deepEqual(joined?.members, [{ userId: "xa", username: "xa" }]);
     const rooms = (await h.send(a, { type: "rooms" }))?.rooms as Array<{ roomId: string; members: number }>;
-    assert.deepEqual(rooms.find((r) => r.roomId === "ttl-2"), { roomId: "ttl-2", members: 1 });
+    assert.deepEqual(
+      rooms.find((r) => r.roomId === "ttl-2"),
+      { roomId: "ttl-2", members: 1 },
+    );
   });
 
   it("TTL: a room whose summary has expired (abandoned, not yet deleted by TTL) is not listed", async () => {

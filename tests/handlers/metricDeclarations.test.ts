@@ -24,13 +24,17 @@ function counted(text: string): MetricName[] {
 }
 
 function libFiles(): string[] {
-  return fs.readdirSync(path.join(HANDLERS, "lib")).filter((f) => f.endsWith(".ts")).map((f) => `lib/${f}`);
+  return fs
+    .readdirSync(path.join(HANDLERS, "lib"))
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => `lib/${f}`);
 }
 
 describe("metric declarations (handlers/metrics.ts) match the code that counts", () => {
   it("declares every metric a function file counts for that function", () => {
     for (const spec of FUNCTIONS) {
-      for (const m of counted(source(`functions/${spec.name}.ts`))) assert.ok(canEmit(spec, m), `${spec.name} counts ${m} but does not declare it`);
+      for (const m of counted(source(`functions/${spec.name}.ts`)))
+        assert.ok(canEmit(spec, m), `${spec.name} counts ${m} but does not declare it`);
     }
   });
 

@@ -54,14 +54,42 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
     const a = await h.join(me, "r".repeat(64), name);
     await h.join(other, "pg-other", name);
     // The largest texts the frames could carry if nothing were reserved for the history page around them.
-    const privateBase = bytes({ type: "private", messageId: "00000000-0000-0000-0000-000000000000", fromUserId: me, fromUsername: name, toUserId: other, message: "", sentAt: "2000-01-01T00:00:00.000Z", clientMessageId: "c".repeat(64) });
-    const chatBase = bytes({ type: "chat", roomId: "r".repeat(64), messageId: "00000000-0000-0000-0000-000000000000", userId: me, username: name, message: "", sentAt: "2000-01-01T00:00:00.000Z", clientMessageId: "d".repeat(64) });
+    const privateBase = bytes({
+      type: "private",
+      messageId: "00000000-0000-0000-0000-000000000000",
+      fromUserId: me,
+      fromUsername: name,
+      toUserId: other,
+      message: "",
+      sentAt: "2000-01-01T00:00:00.000Z",
+      clientMessageId: "c".repeat(64),
+    });
+    const chatBase = bytes({
+      type: "chat",
+      roomId: "r".repeat(64),
+      messageId: "00000000-0000-0000-0000-000000000000",
+      userId: me,
+      username: name,
+      message: "",
+      sentAt: "2000-01-01T00:00:00.000Z",
+      clientMessageId: "d".repeat(64),
+    });
     for (const n of [LIMIT - privateBase, LIMIT - privateBase - 2048]) {
-      const reply = await h.send(a, { type: "private", toUserId: other, message: "p".repeat(n), clientMessageId: "c".repeat(63) + String(n % 10) });
+      const reply = await h.send(a, {
+        type: "private",
+        toUserId: other,
+        message: "p".repeat(n),
+        clientMessageId: "c".repeat(63) + String(n % 10),
+      });
       assert.ok(reply?.type === "delivered" || reply?.code === "TOO_LARGE", String(JSON.stringify(reply)).slice(0, 200));
     }
     for (const n of [LIMIT - chatBase, LIMIT - chatBase - 2048]) {
-      const reply = await h.send(a, { type: "chat", roomId: "r".repeat(64), message: "c".repeat(n), clientMessageId: "d".repeat(63) + String(n % 10) });
+      const reply = await h.send(a, {
+        type: "chat",
+        roomId: "r".repeat(64),
+        message: "c".repeat(n),
+        clientMessageId: "d".repeat(63) + String(n % 10),
+      });
       assert.ok(reply === undefined || reply?.code === "TOO_LARGE", String(JSON.stringify(reply)).slice(0, 200));
     }
     for (const frame of h.frames(a)) assert.ok(bytes(frame) <= LIMIT, `a ${String(frame.type)} frame of ${bytes(frame)} bytes`);
@@ -105,7 +133,11 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
       after = page?.next as string | undefined;
       pages += 1;
     } while (after && pages < 50);
-    assert.deepEqual(listed.filter((r) => ids.includes(r)), ids, "every room once, in room id order");
+    assert.deepEqual(
+      listed.filter((r) => ids.includes(r)),
+      ids,
+      "every room once, in room id order",
+    );
     assert.ok(listed.includes("pg-lister-room"));
     assert.equal(new Set(listed).size, listed.length);
     // A client-chosen limit is honoured too.
@@ -129,7 +161,10 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
     assert.equal(typeof next, "string");
     // The issued cursor works, once more and from the other conversation it does not.
     const second = await h.send(a, { type: "history", roomId: "cur-1", limit: 1, before: next });
-    assert.deepEqual((second?.messages as Array<{ message: string }>).map((m) => m.message), ["one 1"]);
+    assert.deepEqual(
+      (second?.messages as Array<{ message: string }>).map((m) => m.message),
+      ["one 1"],
+    );
     const cross = await h.send(a, { type: "history", roomId: "cur-2", limit: 1, before: next });
     assert.equal(cross?.code, "BAD_REQUEST", JSON.stringify(cross));
     assert.match(String(cross?.message), /cursor/);

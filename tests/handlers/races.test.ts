@@ -34,7 +34,9 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     r.body.includes(`"${roomId}"`) &&
     (kind === "delete"
       ? r.operation === "DeleteItem" || (r.operation === "TransactWriteItems" && r.body.includes('"Delete"'))
-      : r.operation === "UpdateItem" || r.operation === "PutItem" || (r.operation === "TransactWriteItems" && !r.body.includes('"Delete"')));
+      : r.operation === "UpdateItem" ||
+        r.operation === "PutItem" ||
+        (r.operation === "TransactWriteItems" && !r.body.includes('"Delete"')));
 
   it("a 410 explained by a handshake is posted again even when the clean-up's read answers after the settle window (a loaded instance)", async () => {
     const sender = await h.join("late-a", "late-1");
@@ -53,10 +55,7 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     assert.equal(h.frames(late).filter((f) => f.type === "chat").length, 1, "delivered on the second post");
     assert.equal(h.frames(sender).filter((f) => f.type === "presence" && f.event === "left").length, 0, "nobody announced left");
     await consistent("late-1");
-    assert.ok(
-      (await snapshot(h.doc, h.tables)).connections.has(late.connectionId),
-      "the opening connection was not deleted as stale",
-    );
+    assert.ok((await snapshot(h.doc, h.tables)).connections.has(late.connectionId), "the opening connection was not deleted as stale");
   });
 
   it("a leave overtaken by a join of the same room leaves the connection either in the room or out of it, never half", async () => {
@@ -95,12 +94,16 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const watcher = await h.join("ghost-watch", "ghost-0");
     const c = await h.join("ghost-user", "ghost-home");
     const rooms = Array.from({ length: 10 }, (_, i) => `ghost-${i}`);
-    const held = gate().hold((r) => r.body.includes(`"c#${c.connectionId}"`) && /UpdateItem|PutItem|TransactWriteItems/.test(r.operation), rooms.length);
+    const held = gate().hold(
+      (r) => r.body.includes(`"c#${c.connectionId}"`) && /UpdateItem|PutItem|TransactWriteItems/.test(r.operation),
+      rooms.length,
+    );
     const joins = rooms.map((roomId) => h.send(c, { type: "join", roomId }));
     await held.arrived;
     assert.equal((await h.disconnect(c)).statusCode, 200);
     held.release();
-    for (const reply of await Promise.all(joins)) assert.ok(reply?.type === "joined" || reply?.code === "NOT_CONNECTED", JSON.stringify(reply));
+    for (const reply of await Promise.all(joins))
+      assert.ok(reply?.type === "joined" || reply?.code === "NOT_CONNECTED", JSON.stringify(reply));
     await consistent("ghost-");
     const s = await snapshot(h.doc, h.tables);
     for (const roomId of [...rooms, "ghost-home"]) {
@@ -119,7 +122,10 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     // 40 at once: the functions' SDK client opens at most 50 sockets, so all of them can be parked.
     const rooms = Array.from({ length: 40 }, (_, i) => `cap-${i}`);
     // Every join has read the connection (21 rooms) before any adds its room.
-    const held = gate().hold((r) => /UpdateItem|TransactWriteItems/.test(r.operation) && r.body.includes("ADD #rooms") && r.body.includes(c.connectionId), rooms.length);
+    const held = gate().hold(
+      (r) => /UpdateItem|TransactWriteItems/.test(r.operation) && r.body.includes("ADD #rooms") && r.body.includes(c.connectionId),
+      rooms.length,
+    );
     const joins = rooms.map((roomId) => h.send(c, { type: "join", roomId }));
     await held.arrived;
     held.release();
@@ -139,7 +145,11 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     await h.vanish(u);
     h.api.clearFrames();
     // The three chats read the room (u still a member) before anything cleans it up.
-    const held = gate().hold((r) => r.operation === "Query" && r.body.includes(h.tables.rooms) && r.body.includes('"dup-room"') && !r.body.includes("IndexName"), 3, { response: true });
+    const held = gate().hold(
+      (r) => r.operation === "Query" && r.body.includes(h.tables.rooms) && r.body.includes('"dup-room"') && !r.body.includes("IndexName"),
+      3,
+      { response: true },
+    );
     const chats = senders.map((s, i) => h.send(s, { type: "chat", roomId: "dup-room", message: `hello ${i}` }));
     await held.arrived;
     assert.equal((await h.disconnect(u)).statusCode, 200);
@@ -155,7 +165,11 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const u = await h.join("dup2-user", "dup2-room");
     await h.vanish(u);
     h.api.clearFrames();
-    const held = gate().hold((r) => r.operation === "Query" && r.body.includes(h.tables.rooms) && r.body.includes('"dup2-room"') && !r.body.includes("IndexName"), 2, { response: true });
+    const held = gate().hold(
+      (r) => r.operation === "Query" && r.body.includes(h.tables.rooms) && r.body.includes('"dup2-room"') && !r.body.includes("IndexName"),
+      2,
+      { response: true },
+    );
     const chats = senders.map((s, i) => h.send(s, { type: "chat", roomId: "dup2-room", message: `hi ${i}` }));
     await held.arrived;
     held.release();
@@ -171,7 +185,9 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const watcher = await h.join("cf-watch", "cf-room");
     h.api.clearFrames();
     const connectionId = "cfFailingConn0=";
-    const restore = gate().fail((r) => r.operation === "UpdateItem" && r.body.includes("REMOVE connecting") && r.body.includes(connectionId));
+    const restore = gate().fail(
+      (r) => r.operation === "UpdateItem" && r.body.includes("REMOVE connecting") && r.body.includes(connectionId),
+    );
     let result;
     try {
       ({ result } = await h.connect("cf-user", { roomId: "cf-room", connectionId }));
@@ -182,7 +198,11 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const s = await snapshot(h.doc, h.tables);
     assert.equal(s.connections.has(connectionId), false, "the connection item is gone");
     assert.equal(s.members.get("cf-room")?.has(connectionId) ?? false, false, "no member item is left in the room");
-    assert.equal(presence(watcher, "joined", "cf-user", "cf-room"), presence(watcher, "left", "cf-user", "cf-room"), "every `joined` is followed by its `left`");
+    assert.equal(
+      presence(watcher, "joined", "cf-user", "cf-room"),
+      presence(watcher, "left", "cf-user", "cf-room"),
+      "every `joined` is followed by its `left`",
+    );
     const rooms = await h.send(watcher, { type: "rooms" });
     const listed = (rooms?.rooms as Array<{ roomId: string; members: number }>).find((r) => r.roomId === "cf-room");
     assert.equal(listed?.members, 1, "the room counts the watcher only");
@@ -194,13 +214,19 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const d1 = await h.join("pair-user", "pair-home");
     const d2 = await h.join("pair-user", "pair-home");
     h.api.clearFrames();
-    const heldJoin = gate().hold((r) => r.body.includes('"pair-room"') && /UpdateItem|PutItem|TransactWriteItems/.test(r.operation) && r.body.includes('"c#'), 2);
+    const heldJoin = gate().hold(
+      (r) => r.body.includes('"pair-room"') && /UpdateItem|PutItem|TransactWriteItems/.test(r.operation) && r.body.includes('"c#'),
+      2,
+    );
     const joins = [d1, d2].map((d) => h.send(d, { type: "join", roomId: "pair-room" }));
     await heldJoin.arrived;
     heldJoin.release();
     await Promise.all(joins);
     assert.equal(presence(watcher, "joined", "pair-user", "pair-room"), 1);
-    const heldLeave = gate().hold((r) => r.body.includes('"pair-room"') && /DeleteItem|TransactWriteItems/.test(r.operation) && r.body.includes('"c#'), 2);
+    const heldLeave = gate().hold(
+      (r) => r.body.includes('"pair-room"') && /DeleteItem|TransactWriteItems/.test(r.operation) && r.body.includes('"c#'),
+      2,
+    );
     const leaves = [d1, d2].map((d) => h.send(d, { type: "leave", roomId: "pair-room" }));
     await heldLeave.arrived;
     heldLeave.release();

@@ -27,7 +27,9 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     assert.equal(item.currentRoom, "general");
     assert.deepEqual([...(item.rooms as Set<string>)], ["general"]);
     assert.ok(item.expiresAt >= before + 7500 && item.expiresAt <= before + 7502, `expiresAt ${item.expiresAt - before}s from now`);
-    const member = (await h.doc.send(new GetCommand({ TableName: h.tables.rooms, Key: { roomId: "general", sk: `c#${conn.connectionId}` } }))).Item;
+    const member = (
+      await h.doc.send(new GetCommand({ TableName: h.tables.rooms, Key: { roomId: "general", sk: `c#${conn.connectionId}` } }))
+    ).Item;
     assert.equal(member?.userId, "alice-connect");
     assert.equal(member?.expiresAt, item.expiresAt);
   });
@@ -41,7 +43,13 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
 
   it("$connect without authorizer context fails with 500 (handshake rejected)", async () => {
     const event = {
-      requestContext: { routeKey: "$connect", eventType: "CONNECT" as const, connectionId: "no-auth-conn", requestId: "r1", connectedAt: Date.now() },
+      requestContext: {
+        routeKey: "$connect",
+        eventType: "CONNECT" as const,
+        connectionId: "no-auth-conn",
+        requestId: "r1",
+        connectedAt: Date.now(),
+      },
       isBase64Encoded: false,
     };
     const result = await h.handler("connect")(event as never);
@@ -54,11 +62,15 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     const watcher = await h.join("race-watch", "race-1");
     h.api.clearFrames();
     const results = await Promise.all([h.connect("racer", { roomId: "race-1" }), h.connect("racer", { roomId: "race-1" })]);
-    assert.deepEqual(results.map((r) => r.result.statusCode), [200, 200]);
+    assert.deepEqual(
+      results.map((r) => r.result.statusCode),
+      [200, 200],
+    );
     // Usually once; twice only in the documented race (docs/architecture.md, "Races").
     const events = presence(h.frames(watcher));
     assert.ok(events.length === 1 || events.length === 2, `${events.length} joined events`);
-    for (const e of events) assert.deepEqual(e, { type: "presence", event: "joined", roomId: "race-1", userId: "racer", username: "racer" });
+    for (const e of events)
+      assert.deepEqual(e, { type: "presence", event: "joined", roomId: "race-1", userId: "racer", username: "racer" });
   });
 
   it("$connect announces `joined` to the others in the room, never posting to the connecting connection", async () => {
@@ -86,11 +98,21 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
   it("a join reply stays deliverable in a room of 700 users with the longest ids and names (API Gateway's 128 KB)", async () => {
     const roomId = "crowded-3";
     const now = Date.now();
-    const users = Array.from({ length: 700 }, (_, i) => ({ userId: `u${String(i).padStart(4, "0")}-`.padEnd(128, "x"), username: `N${i}`.padEnd(64, "n") }));
+    const users = Array.from({ length: 700 }, (_, i) => ({
+      userId: `u${String(i).padStart(4, "0")}-`.padEnd(128, "x"),
+      username: `N${i}`.padEnd(64, "n"),
+    }));
     for (let i = 0; i < users.length; i += 25) {
       const items = users.slice(i, i + 25).map((u, j) => ({
         PutRequest: {
-          Item: { roomId, sk: `c#crowd${String(i + j).padStart(12, "0")}`, connectionId: `crowd${String(i + j).padStart(12, "0")}`, ...u, joinedAt: now - 60_000 + i + j, expiresAt: Math.floor(now / 1000) + 3600 },
+          Item: {
+            roomId,
+            sk: `c#crowd${String(i + j).padStart(12, "0")}`,
+            connectionId: `crowd${String(i + j).padStart(12, "0")}`,
+            ...u,
+            joinedAt: now - 60_000 + i + j,
+            expiresAt: Math.floor(now / 1000) + 3600,
+          },
         },
       }));
       await h.doc.send(new BatchWriteCommand({ RequestItems: { [h.tables.rooms]: items } }));
@@ -175,7 +197,11 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     const reply = await h.send(a, { type: "chat", roomId: "private-8", message: "let me in" });
     assert.equal(reply?.code, "NOT_A_MEMBER");
     const stored = await h.doc.send(
-      new QueryCommand({ TableName: h.tables.messages, KeyConditionExpression: "conversationId = :c", ExpressionAttributeValues: { ":c": "room#private-8" } }),
+      new QueryCommand({
+        TableName: h.tables.messages,
+        KeyConditionExpression: "conversationId = :c",
+        ExpressionAttributeValues: { ":c": "room#private-8" },
+      }),
     );
     assert.equal(stored.Count, 0);
   });
@@ -193,7 +219,10 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
 
   it("extra fields are ignored and __proto__ keys pollute nothing", async () => {
     const a = await h.join("pat", "p-10");
-    const reply = await h.send(a, '{"type":"chat","message":"proto","extra":1,"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}');
+    const reply = await h.send(
+      a,
+      '{"type":"chat","message":"proto","extra":1,"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}',
+    );
     assert.equal(reply, undefined);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const chat = h.frames(a).find((f) => f.type === "chat");
@@ -206,13 +235,19 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     await h.join("rita", "count-11");
     const reply = await h.send(a, { type: "rooms" });
     const rooms = reply?.rooms as Array<{ roomId: string; members: number }>;
-    assert.deepEqual(rooms.find((r) => r.roomId === "count-11"), { roomId: "count-11", members: 2 });
+    assert.deepEqual(
+      rooms.find((r) => r.roomId === "count-11"),
+      { roomId: "count-11", members: 2 },
+    );
     const call = h.reports.filter((r) => r.function === "rooms").pop();
     // One Query on the sparse index; the connections table is only touched by the rate-limit
     // updates, the connection's and the user's (each two when the frame opens a new minute window);
     // never a Scan, never member reads.
     const calls = call?.dynamoCalls.map((c) => `${c.table}:${c.action}:${c.index ?? ""}`) ?? [];
-    assert.deepEqual(calls.filter((c) => !c.startsWith("connections:dynamodb:UpdateItem")), ["rooms:dynamodb:Query:directory"]);
+    assert.deepEqual(
+      calls.filter((c) => !c.startsWith("connections:dynamodb:UpdateItem")),
+      ["rooms:dynamodb:Query:directory"],
+    );
     assert.ok(calls.length <= 5);
   });
 
@@ -261,7 +296,10 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     assert.equal((await h.disconnect(v, 1001)).statusCode, 200);
     assert.deepEqual(h.frames(watcher), [], "a second $disconnect does nothing");
     const second = h.reports.filter((r) => r.function === "disconnect").pop();
-    assert.deepEqual(second?.dynamoCalls.map((c) => c.action), ["dynamodb:DeleteItem"]);
+    assert.deepEqual(
+      second?.dynamoCalls.map((c) => c.action),
+      ["dynamodb:DeleteItem"],
+    );
   });
 
   it("a frame from a connection whose item is gone gets an error frame, not a crash", async () => {

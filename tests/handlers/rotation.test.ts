@@ -70,7 +70,8 @@ describe("handlers: rotating the HS256 secret", function () {
   });
 
   const authorizer = (): AuthorizerHandler => createHandler({ now: () => clock });
-  const effect = async (authorize: AuthorizerHandler, key: string) => (await authorize(authorizerEvent({ token: await token(key) }))).policyDocument.Statement[0].Effect;
+  const effect = async (authorize: AuthorizerHandler, key: string) =>
+    (await authorize(authorizerEvent({ token: await token(key) }))).policyDocument.Statement[0].Effect;
   const reads = () => sm.requests.filter((r) => r.startsWith("GetSecretValue")).length;
 
   it("reads AWSCURRENT and AWSPREVIOUS once at cold start, then serves handshakes from memory", async () => {
@@ -147,7 +148,8 @@ describe("handlers: rotating the HS256 secret", function () {
   });
 
   describe("npm run rotate-secret", () => {
-    const client = () => new SecretsManagerClient({ region: "us-east-1", endpoint: sm.endpoint, credentials: { accessKeyId: "t", secretAccessKey: "t" } });
+    const client = () =>
+      new SecretsManagerClient({ region: "us-east-1", endpoint: sm.endpoint, credentials: { accessKeyId: "t", secretAccessKey: "t" } });
 
     it("stores a new random AWSCURRENT and keeps the old value as AWSPREVIOUS; the authorizer accepts both", async () => {
       const r = await rotateSecret(sm.arn, false, { client: client() });

@@ -14,7 +14,16 @@ import type { AuthorizerHandler, WebSocketHandler } from "../../handlers/events"
 import { ENV, functionEnvironment } from "../../handlers/env";
 import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
 import { TABLES, TABLE_NAMES } from "../../handlers/tables";
-import { authorizerEvent, createHarness, messageEvent, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, withEnv, type Harness } from "../support/handlerHarness";
+import {
+  authorizerEvent,
+  createHarness,
+  messageEvent,
+  TEST_AUDIENCE,
+  TEST_ISSUER,
+  TEST_SECRET,
+  withEnv,
+  type Harness,
+} from "../support/handlerHarness";
 
 describe("handlers: serialization by CallbackFunction", function () {
   this.timeout(120_000);
@@ -51,7 +60,13 @@ describe("handlers: serialization by CallbackFunction", function () {
     const ws = (name: FunctionName) => loaded.get(name) as WebSocketHandler;
     assert.equal(loaded.size, FUNCTIONS.length, "every factory serialized");
     const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("ser-user").setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime(now + 60).sign(new TextEncoder().encode(TEST_SECRET));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("ser-user")
+      .setIssuer(TEST_ISSUER)
+      .setAudience(TEST_AUDIENCE)
+      .setExpirationTime(now + 60)
+      .sign(new TextEncoder().encode(TEST_SECRET));
     const allowed = await (loaded.get("authorizer") as AuthorizerHandler)(authorizerEvent({ token }));
     assert.equal(allowed.policyDocument.Statement[0].Effect, "Allow");
 
@@ -59,7 +74,12 @@ describe("handlers: serialization by CallbackFunction", function () {
     const b = { connectionId: "serBBBBBBBBBBBBB", userId: "ser-other", username: "ser-other" };
     for (const c of [a, b]) {
       const e = messageEvent(c, "$connect", "");
-      const r = await ws("connect")({ ...e, body: undefined, requestContext: { ...e.requestContext, eventType: "CONNECT" }, queryStringParameters: { roomId: "ser-room" } });
+      const r = await ws("connect")({
+        ...e,
+        body: undefined,
+        requestContext: { ...e.requestContext, eventType: "CONNECT" },
+        queryStringParameters: { roomId: "ser-room" },
+      });
       assert.equal(r.statusCode, 200);
       h.api.open(c.connectionId);
     }
@@ -77,7 +97,16 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.ok(((await send("rooms", { type: "rooms" }))?.rooms as unknown[]).length >= 1);
     assert.equal(((await send("history", { type: "history", roomId: "ser-room" }))?.messages as unknown[]).length, 1);
     const d = messageEvent(b, "$disconnect", "");
-    assert.equal((await ws("disconnect")({ ...d, body: undefined, requestContext: { ...d.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1000 } })).statusCode, 200);
+    assert.equal(
+      (
+        await ws("disconnect")({
+          ...d,
+          body: undefined,
+          requestContext: { ...d.requestContext, eventType: "DISCONNECT", disconnectStatusCode: 1000 },
+        })
+      ).statusCode,
+      200,
+    );
   });
 });
 
@@ -105,24 +134,21 @@ describe("handlers: a serialized function started without its environment", func
   // What the stack would set for the function (table names etc. are placeholders): the variable
   // the log names must be one of these, so the operator knows which setting is missing.
   const deployed = (name: FunctionName) =>
-    functionEnvironment(
-      FUNCTIONS.find((f) => f.name === name)!,
-      {
-        tableNames: { connections: "c", rooms: "r", messages: "m" },
-        managementEndpoint: "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/dev",
-        stage: "dev",
-        environment: "dev",
-        messageRetentionHours: 168,
-        maxMessageBytes: 16384,
-        rateLimitPerMinute: 60,
-        fanoutConcurrency: 50,
-        logLevel: "info",
-        metricsNamespace: "Chat",
-        tracing: false,
-        auth: { mode: "shared-secret", secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s" },
-        allowedOrigins: [],
-      },
-    );
+    functionEnvironment(FUNCTIONS.find((f) => f.name === name)!, {
+      tableNames: { connections: "c", rooms: "r", messages: "m" },
+      managementEndpoint: "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/dev",
+      stage: "dev",
+      environment: "dev",
+      messageRetentionHours: 168,
+      maxMessageBytes: 16384,
+      rateLimitPerMinute: 60,
+      fanoutConcurrency: 50,
+      logLevel: "info",
+      metricsNamespace: "Chat",
+      tracing: false,
+      auth: { mode: "shared-secret", secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s" },
+      allowedOrigins: [],
+    });
 
   before(() => {
     fs.mkdirSync(path.join(process.cwd(), "test-artifacts"), { recursive: true });

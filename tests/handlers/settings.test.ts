@@ -59,7 +59,11 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
     for (const n of SETTING_NAMES) {
       const s = spec(n);
       const key = s.configKey as ConfigKey;
-      assert.deepEqual(CONFIG_SCHEMA[key], { type: s.type, default: s.defaultValue, description: s.description }, `${n}: CONFIG_SCHEMA.${key}`);
+      assert.deepEqual(
+        CONFIG_SCHEMA[key],
+        { type: s.type, default: s.defaultValue, description: s.description },
+        `${n}: CONFIG_SCHEMA.${key}`,
+      );
       assert.deepEqual(yaml.config[key], { type: s.type, default: s.defaultValue, description: s.description }, `${n}: Pulumi.yaml ${key}`);
       const row = readme.find((line) => line.startsWith(`| \`${key}\` |`));
       assert.ok(row?.includes(`| ${s.type} | \`${String(s.defaultValue)}\` |`), `${n}: README row of ${key}: ${row}`);
@@ -72,9 +76,17 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
     for (const n of SETTING_NAMES) {
       const s = spec(n);
       assert.equal(defaults[s.configKey], s.defaultValue, `${n}: stack default`);
-      assert.equal((validateConfig({ [s.configKey]: String(otherValue(s)) }) as unknown as Record<string, unknown>)[s.configKey], otherValue(s), n);
+      assert.equal(
+        (validateConfig({ [s.configKey]: String(otherValue(s)) }) as unknown as Record<string, unknown>)[s.configKey],
+        otherValue(s),
+        n,
+      );
       if (s.type === "integer") {
-        assert.throws(() => validateConfig({ [s.configKey]: String(s.min - 1) }), (e: unknown) => isConfigError(e) && e.message.includes(`from ${s.min} to ${s.max}`), n);
+        assert.throws(
+          () => validateConfig({ [s.configKey]: String(s.min - 1) }),
+          (e: unknown) => isConfigError(e) && e.message.includes(`from ${s.min} to ${s.max}`),
+          n,
+        );
         assert.throws(() => validateConfig({ [s.configKey]: String(s.max + 1) }), isConfigError, n);
       } else {
         assert.throws(() => validateConfig({ [s.configKey]: "nonsense" }), isConfigError, n);
@@ -96,7 +108,10 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
         assert.throws(() => readSetting({ [s.env]: "nonsense" }, n), isConfigurationError, n);
       }
     }
-    const c = readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "ping", { tables: ["connections"], management: false }) as unknown as Record<string, unknown>;
+    const c = readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "ping", { tables: ["connections"], management: false }) as unknown as Record<
+      string,
+      unknown
+    >;
     for (const n of SETTING_NAMES) assert.equal(c[n], spec(n).defaultValue, `readHandlerConfig().${n}`);
   });
 
@@ -151,12 +166,20 @@ describe("handlers: settings declared once (handlers/settings.ts)", function () 
       managementEndpoint: "https://abc.execute-api.us-east-1.amazonaws.com/dev",
       credentials: { accessKeyId: "local", secretAccessKey: "local" },
     };
-    const options = { maxMessageBytes: "maxMessageBytes", messageRetentionHours: "messageRetentionHours", concurrency: "fanoutConcurrency" } as const;
+    const options = {
+      maxMessageBytes: "maxMessageBytes",
+      messageRetentionHours: "messageRetentionHours",
+      concurrency: "fanoutConcurrency",
+    } as const;
     for (const [option, name] of Object.entries(options)) {
       const s = HANDLER_SETTINGS[name];
       for (const ok of [s.min, s.max]) createPusher({ ...base, [option]: ok }).close();
       for (const bad of [s.min - 1, s.max + 1]) {
-        assert.throws(() => createPusher({ ...base, [option]: bad }), (e: unknown) => isPushError(e) && e.code === "BAD_OPTIONS" && e.message.includes(`from ${s.min} to ${s.max}`), `${option} ${bad}`);
+        assert.throws(
+          () => createPusher({ ...base, [option]: bad }),
+          (e: unknown) => isPushError(e) && e.code === "BAD_OPTIONS" && e.message.includes(`from ${s.min} to ${s.max}`),
+          `${option} ${bad}`,
+        );
       }
     }
   });

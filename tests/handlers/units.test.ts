@@ -35,19 +35,40 @@ describe("handlers: pure helpers", function () {
 
     it("throws ConfigurationError at cold start for missing or malformed variables", () => {
       assert.throws(() => readHandlerConfig({}, "ping", needs), isConfigurationError);
-      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", RATE_LIMIT_PER_MINUTE: "lots" }, "ping", needs), /RATE_LIMIT_PER_MINUTE/);
+      assert.throws(
+        () => readHandlerConfig({ CONNECTIONS_TABLE: "c", RATE_LIMIT_PER_MINUTE: "lots" }, "ping", needs),
+        /RATE_LIMIT_PER_MINUTE/,
+      );
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", FANOUT_CONCURRENCY: "0" }, "ping", needs), isConfigurationError);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131073" }, "ping", needs), /MAX_MESSAGE_BYTES/);
       assert.equal(readHandlerConfig({ CONNECTIONS_TABLE: "c", MAX_MESSAGE_BYTES: "131072" }, "ping", needs).maxMessageBytes, 131072);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", LOG_LEVEL: "loud" }, "ping", needs), /LOG_LEVEL/);
       assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", TRACING_ENABLED: "yes" }, "ping", needs), /TRACING_ENABLED/);
-      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "chat", { tables: ["connections"], management: true }), /MANAGEMENT_ENDPOINT/);
-      assert.throws(() => readHandlerConfig({ CONNECTIONS_TABLE: "c", MANAGEMENT_ENDPOINT: "not a url" }, "chat", { tables: ["connections"], management: true }), /not a URL/);
+      assert.throws(
+        () => readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "chat", { tables: ["connections"], management: true }),
+        /MANAGEMENT_ENDPOINT/,
+      );
+      assert.throws(
+        () =>
+          readHandlerConfig({ CONNECTIONS_TABLE: "c", MANAGEMENT_ENDPOINT: "not a url" }, "chat", {
+            tables: ["connections"],
+            management: true,
+          }),
+        /not a URL/,
+      );
     });
 
     it("every factory fails at cold start with ConfigurationError when its environment is missing", () => {
       const cleared = Object.fromEntries(
-        ["CONNECTIONS_TABLE", "ROOMS_TABLE", "MESSAGES_TABLE", "MANAGEMENT_ENDPOINT", "AUTH_SHARED_SECRET", "AUTH_SECRET_ARN", "AUTH_MODE"].map((k) => [k, undefined]),
+        [
+          "CONNECTIONS_TABLE",
+          "ROOMS_TABLE",
+          "MESSAGES_TABLE",
+          "MANAGEMENT_ENDPOINT",
+          "AUTH_SHARED_SECRET",
+          "AUTH_SECRET_ARN",
+          "AUTH_MODE",
+        ].map((k) => [k, undefined]),
       );
       for (const spec of FUNCTIONS) {
         assert.throws(() => withEnv(cleared, () => FACTORIES[spec.name]()), isConfigurationError, spec.name);
@@ -90,16 +111,36 @@ describe("handlers: pure helpers", function () {
         Buffer.from("null").toString("base64url"),
         "a".repeat(700),
       ];
-      for (const b of bad) assert.throws(() => decodeHistoryCursor(b, conv), (e: Error & { code?: string }) => e.code === "BAD_REQUEST", b);
+      for (const b of bad)
+        assert.throws(
+          () => decodeHistoryCursor(b, conv),
+          (e: Error & { code?: string }) => e.code === "BAD_REQUEST",
+          b,
+        );
       assert.equal(decodeRoomsCursor(encodeRoomsCursor("room-1")), "room-1");
-      assert.throws(() => decodeRoomsCursor(encodeRoomsCursor("a b")), (e: Error & { code?: string }) => e.code === "BAD_REQUEST");
+      assert.throws(
+        () => decodeRoomsCursor(encodeRoomsCursor("a b")),
+        (e: Error & { code?: string }) => e.code === "BAD_REQUEST",
+      );
     });
 
     it("pages are cut by bytes, never below one item", () => {
-      assert.equal(fitByBytes([5, 5, 5], 10, 21, (n) => n), 2); // 10 + 5 + (1 + 5) = 21
-      assert.equal(fitByBytes([5, 5, 5], 10, 20, (n) => n), 1);
-      assert.equal(fitByBytes([50], 10, 20, (n) => n), 1);
-      assert.equal(fitByBytes([], 10, 20, (n) => n), 0);
+      assert.equal(
+        fitByBytes([5, 5, 5], 10, 21, (n) => n),
+        2,
+      ); // 10 + 5 + (1 + 5) = 21
+      assert.equal(
+        fitByBytes([5, 5, 5], 10, 20, (n) => n),
+        1,
+      );
+      assert.equal(
+        fitByBytes([50], 10, 20, (n) => n),
+        1,
+      );
+      assert.equal(
+        fitByBytes([], 10, 20, (n) => n),
+        0,
+      );
     });
   });
 
@@ -107,7 +148,10 @@ describe("handlers: pure helpers", function () {
     const s = buildSchemas(8);
     it("counts the message size in UTF-8 bytes: over the limit is TOO_LARGE", () => {
       assert.equal(parseFrame(s.chat, { type: "chat", message: "12345678" }).message, "12345678");
-      assert.throws(() => parseFrame(s.chat, { type: "chat", message: "€€€" }), (e: Error & { code?: string }) => e.code === "TOO_LARGE");
+      assert.throws(
+        () => parseFrame(s.chat, { type: "chat", message: "€€€" }),
+        (e: Error & { code?: string }) => e.code === "TOO_LARGE",
+      );
     });
     it("strips unknown fields into a fresh object", () => {
       const parsed = parseFrame(s.join, JSON.parse('{"type":"join","roomId":"r","__proto__":{"x":1},"extra":2}'));
@@ -117,7 +161,10 @@ describe("handlers: pure helpers", function () {
     it("a frame that would not fit in one 128 KB WebSocket message is TOO_LARGE, counting JSON escapes", () => {
       const limit = 128 * 1024;
       assertDeliverable({ type: "chat", message: "a".repeat(120 * 1024) }, limit);
-      assert.throws(() => assertDeliverable({ type: "chat", message: "\u0001".repeat(30 * 1024) }, limit), (e: Error & { code?: string }) => e.code === "TOO_LARGE");
+      assert.throws(
+        () => assertDeliverable({ type: "chat", message: "\u0001".repeat(30 * 1024) }, limit),
+        (e: Error & { code?: string }) => e.code === "TOO_LARGE",
+      );
     });
     it("history defaults limit to 50 and needs exactly one target", () => {
       assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
@@ -128,15 +175,24 @@ describe("handlers: pure helpers", function () {
   describe("usage accounting", function () {
     it("maps each call to the IAM (table, action) pairs it needs, transactions by their parts", () => {
       const tables = { messages: "phys-messages", rooms: "phys-rooms" };
-      assert.deepEqual(callsOf("TransactWriteItems", { TransactItems: [{ Put: { TableName: "phys-messages" } }, { Put: { TableName: "phys-messages" } }] }, tables), [
-        { table: "messages", action: "dynamodb:PutItem" },
-        { table: "messages", action: "dynamodb:PutItem" },
-      ]);
+      assert.deepEqual(
+        callsOf(
+          "TransactWriteItems",
+          { TransactItems: [{ Put: { TableName: "phys-messages" } }, { Put: { TableName: "phys-messages" } }] },
+          tables,
+        ),
+        [
+          { table: "messages", action: "dynamodb:PutItem" },
+          { table: "messages", action: "dynamodb:PutItem" },
+        ],
+      );
       assert.deepEqual(callsOf("BatchWriteItem", { RequestItems: { "phys-rooms": [], other: [] } }, tables), [
         { table: "rooms", action: "dynamodb:BatchWriteItem" },
         { table: "other", action: "dynamodb:BatchWriteItem" },
       ]);
-      assert.deepEqual(callsOf("Query", { TableName: "phys-rooms", IndexName: "directory" }, tables), [{ table: "rooms", action: "dynamodb:Query", index: "directory" }]);
+      assert.deepEqual(callsOf("Query", { TableName: "phys-rooms", IndexName: "directory" }, tables), [
+        { table: "rooms", action: "dynamodb:Query", index: "directory" },
+      ]);
     });
 
     it("adds consumed capacity and items read (ScannedCount, one per item returned)", () => {
@@ -156,11 +212,21 @@ describe("handlers: pure helpers", function () {
       const u = emptyUsage();
       u.metrics.Deliveries = 3;
       u.metrics.DynamoReadUnits = 1.5;
-      const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [{ table: "rooms", action: "dynamodb:Query" }] }, 1);
-      const aws = doc._aws as { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+      const doc = emfDocument(
+        "NS",
+        { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [{ table: "rooms", action: "dynamodb:Query" }] },
+        1,
+      );
+      const aws = doc._aws as {
+        Timestamp: number;
+        CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }>;
+      };
       assert.equal(aws.CloudWatchMetrics[0].Namespace, "NS");
       assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage"]]);
-      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["Deliveries", "DynamoReadUnits"]);
+      assert.deepEqual(
+        aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name),
+        ["Deliveries", "DynamoReadUnits"],
+      );
       assert.equal(doc.Deliveries, 3);
       assert.equal(doc.DynamoReadUnits, 1.5);
       assert.equal("MessagesSent" in doc, false, "a zero counter is not in the line (no data point, no billed hour)");
@@ -172,10 +238,15 @@ describe("handlers: pure helpers", function () {
     it("adds the [Stage, Function] dimension set only when detailed monitoring asks for it", () => {
       const u = emptyUsage();
       u.metrics.MessagesSent = 1;
-      const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [] }, 1, { perFunction: true });
+      const doc = emfDocument("NS", { function: "chat", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [] }, 1, {
+        perFunction: true,
+      });
       const aws = doc._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
       assert.deepEqual(aws.CloudWatchMetrics[0].Dimensions, [["Stage", "Function"], ["Stage"]]);
-      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["MessagesSent"]);
+      assert.deepEqual(
+        aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name),
+        ["MessagesSent"],
+      );
     });
 
     it("never names a metric the function's route cannot produce, even if counted", () => {
@@ -184,7 +255,10 @@ describe("handlers: pure helpers", function () {
       u.metrics.DynamoWriteUnits = 1;
       const doc = emfDocument("NS", { function: "ping", stage: "dev", requestId: "r", metrics: u.metrics, dynamoCalls: [] }, 1);
       const aws = doc._aws as { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> };
-      assert.deepEqual(aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name), ["DynamoWriteUnits"]);
+      assert.deepEqual(
+        aws.CloudWatchMetrics[0].Metrics.map((m) => m.Name),
+        ["DynamoWriteUnits"],
+      );
       assert.equal("RejectedConnects" in doc, false);
     });
   });
@@ -199,15 +273,20 @@ describe("handlers: pure helpers", function () {
     });
     it("tells a post that was never sent (safe to retry) from one that may have arrived", () => {
       const connectTimeout = Object.assign(
-        new Error("@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms."),
+        new Error(
+          "@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms.",
+        ),
         { name: "TimeoutError" },
       );
       assert.ok(isNotSent(connectTimeout));
       assert.ok(isNotSent(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })));
-      const requestTimeout = Object.assign(new Error("@smithy/node-http-handler - [ERROR] a request has exceeded the configured 5000 ms requestTimeout."), {
-        name: "TimeoutError",
-        code: "ETIMEDOUT",
-      });
+      const requestTimeout = Object.assign(
+        new Error("@smithy/node-http-handler - [ERROR] a request has exceeded the configured 5000 ms requestTimeout."),
+        {
+          name: "TimeoutError",
+          code: "ETIMEDOUT",
+        },
+      );
       assert.ok(!isNotSent(requestTimeout), "sent, maybe delivered: not retried");
       assert.ok(!isNotSent(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })));
       assert.ok(!isNotSent({ name: "InternalServerErrorException", $metadata: { httpStatusCode: 500 } }));
@@ -252,8 +331,14 @@ describe("handlers: pure helpers", function () {
       } as unknown as DynamoDBDocumentClient;
       const requests = [...Array(60).keys()].map((i) => ({ table: "t", key: { id: String(i) } }));
       assert.equal(await batchDelete(doc, requests, 1), 0);
-      assert.deepEqual(sent.map((r) => r.t.length), [25, 2, 25, 10]);
-      assert.deepEqual(sent[1].t.map((r) => r.DeleteRequest.Key.id), ["0", "1"]);
+      assert.deepEqual(
+        sent.map((r) => r.t.length),
+        [25, 2, 25, 10],
+      );
+      assert.deepEqual(
+        sent[1].t.map((r) => r.DeleteRequest.Key.id),
+        ["0", "1"],
+      );
     });
 
     it("gives up after 8 attempts and reports what is left (TTL removes it)", async () => {
@@ -296,7 +381,10 @@ describe("handlers: pure helpers", function () {
     it("signs HS256 tokens with iss chat-local, aud chat-api, 12 h by default", async () => {
       const secret = localSecret(path.join(dir, ".local"));
       const token = await signLocalToken({ userId: "u1", name: "U One", secret });
-      const { payload, protectedHeader } = await jwtVerify(token, new TextEncoder().encode(secret), { issuer: "chat-local", audience: "chat-api" });
+      const { payload, protectedHeader } = await jwtVerify(token, new TextEncoder().encode(secret), {
+        issuer: "chat-local",
+        audience: "chat-api",
+      });
       assert.equal(protectedHeader.alg, "HS256");
       assert.equal(payload.sub, "u1");
       assert.equal(payload.name, "U One");
@@ -305,7 +393,12 @@ describe("handlers: pure helpers", function () {
     });
 
     it("parses `<userId> [--name <n>] [--ttl <s>]`", () => {
-      assert.deepEqual(parseArgs(["alice", "--name", "Alice", "--ttl", "60"]), { userId: "alice", name: "Alice", ttlSeconds: 60, dir: undefined });
+      assert.deepEqual(parseArgs(["alice", "--name", "Alice", "--ttl", "60"]), {
+        userId: "alice",
+        name: "Alice",
+        ttlSeconds: 60,
+        dir: undefined,
+      });
       assert.throws(() => parseArgs([]), /usage/);
       assert.throws(() => parseArgs(["a", "--ttl", "-1"]), /--ttl/);
       assert.throws(() => parseArgs(["a", "--bogus"]), /unknown option/);

@@ -13,7 +13,9 @@ import { XRAY_PACKAGE, archivePackages, projectDependencies } from "../../infra/
 import { ROOT, PROJECT, stackRun, type StackName, type StackRun } from "./support/stack";
 
 interface ArchiveLike {
-  assets: Promise<Record<string, { text?: Promise<string>; path?: Promise<string> }>> | Record<string, { text?: Promise<string>; path?: Promise<string> }>;
+  assets:
+    | Promise<Record<string, { text?: Promise<string>; path?: Promise<string> }>>
+    | Record<string, { text?: Promise<string>; path?: Promise<string> }>;
 }
 
 async function archiveOf(run: StackRun, fnName: string): Promise<{ entries: string[]; index: string }> {
@@ -66,7 +68,10 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         const expected = new Set(archivePackages(spec, tracing, deps).extraIncludePackages);
         for (const d of deps) if (!expected.has(d)) assert.ok(!packages.has(d), `${spec.name} must not carry ${d}`);
         assert.ok(![...packages].some((p) => p.startsWith("@pulumi/")), `${spec.name} carries no @pulumi package`);
-        assert.ok(entries.every((e) => e === "__index.js" || e.startsWith("node_modules/")), `${spec.name}: only the serialized code and packages`);
+        assert.ok(
+          entries.every((e) => e === "__index.js" || e.startsWith("node_modules/")),
+          `${spec.name}: only the serialized code and packages`,
+        );
       }
     });
 
@@ -87,7 +92,10 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         if (!tracing) required.delete(XRAY_PACKAGE);
         for (const name of required) {
           const dir = resolvePackageDir(name, ROOT);
-          if (!dir || !inArchive(dir)) problems.push(`${spec.name}: __index.js requires ${name}, which is not in its archive (add it to the function's packages in handlers/routes.ts)`);
+          if (!dir || !inArchive(dir))
+            problems.push(
+              `${spec.name}: __index.js requires ${name}, which is not in its archive (add it to the function's packages in handlers/routes.ts)`,
+            );
         }
         // Each archived package's own dependencies resolve inside the archive.
         for (const dir of archived) {
@@ -95,7 +103,10 @@ for (const stack of ["dev", "prod"] as StackName[]) {
           for (const dep of Object.keys(pkg.dependencies ?? {})) {
             const resolved = resolvePackageDir(dep, dir);
             if (!resolved) problems.push(`${spec.name}: ${dep} (needed by ${path.relative(ROOT, dir)}) is not installed`);
-            else if (!inArchive(resolved)) problems.push(`${spec.name}: ${path.relative(ROOT, resolved)} (needed by ${path.relative(ROOT, dir)}) is missing from the archive`);
+            else if (!inArchive(resolved))
+              problems.push(
+                `${spec.name}: ${path.relative(ROOT, resolved)} (needed by ${path.relative(ROOT, dir)}) is missing from the archive`,
+              );
           }
         }
       }
@@ -118,7 +129,8 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       };
       for (const spec of FUNCTIONS) {
         const { entries, index } = await archiveOf(run, spec.name);
-        const bytes = index.length + entries.filter((e) => e.startsWith("node_modules/")).reduce((sum, e) => sum + sizeOf(path.join(ROOT, e)), 0);
+        const bytes =
+          index.length + entries.filter((e) => e.startsWith("node_modules/")).reduce((sum, e) => sum + sizeOf(path.join(ROOT, e)), 0);
         // Lambda quotas: 250 MB unzipped (code and layers). Keep a wide margin: 64 MB.
         assert.ok(bytes < 64 * 1024 * 1024, `${spec.name}: ${(bytes / 1048576).toFixed(1)} MB unzipped`);
       }

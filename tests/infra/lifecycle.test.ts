@@ -104,7 +104,11 @@ describe("infra: stacks side by side", function () {
   before(async () => {
     for (const { stack, region } of SIDE_BY_SIDE) {
       // dev and prod's files say eu-west-1: the runs every infra test shares serve for those.
-      runs.push((stack === "dev" || stack === "prod") && region === "eu-west-1" ? await stackRun(stack) : await runStack(stack, { "aws:region": region }));
+      runs.push(
+        (stack === "dev" || stack === "prod") && region === "eu-west-1"
+          ? await stackRun(stack)
+          : await runStack(stack, { "aws:region": region }),
+      );
       assert.equal(runs[runs.length - 1].region, region);
     }
   });
@@ -128,7 +132,8 @@ describe("infra: stacks side by side", function () {
 
   it("names account-wide resources (IAM policy, dashboard) with the region as well as the stack", () => {
     for (const run of runs) {
-      for (const n of physicalNames(run).filter((p) => p.scope === "account")) assert.ok(n.name.includes(run.region), `${n.type} ${n.name}`);
+      for (const n of physicalNames(run).filter((p) => p.scope === "account"))
+        assert.ok(n.name.includes(run.region), `${n.type} ${n.name}`);
     }
   });
 
@@ -202,7 +207,8 @@ describe("infra: what pulumi destroy keeps", function () {
     const [key] = run.ofType("aws:kms/key:Key");
     assert.equal(key.inputs.deletionWindowInDays, 30);
     // Nothing else is protected: `pulumi destroy --exclude-protected` removes the API and functions.
-    for (const r of run.resources.filter((x) => x.custom && !KEPT.includes(x.type))) assert.equal(r.options.protect, false, `${r.type} ${r.name}`);
+    for (const r of run.resources.filter((x) => x.custom && !KEPT.includes(x.type)))
+      assert.equal(r.options.protect, false, `${r.type} ${r.name}`);
     // Nothing is silently left behind by retainOnDelete.
     for (const r of run.resources) assert.equal(r.options.retainOnDelete, false, `${r.type} ${r.name}`);
   });
@@ -243,7 +249,8 @@ describe("infra: endpoints outside the aws partition", function () {
     assert.equal(run.outputs.managementEndpoint, "https://a1b2c3d4e5.execute-api.cn-north-1.amazonaws.com.cn/dev");
     for (const fn of run.ofType("aws:lambda/function:Function")) {
       const env = (fn.inputs.environment as { variables: Record<string, string> }).variables;
-      if (env.MANAGEMENT_ENDPOINT !== undefined) assert.equal(env.MANAGEMENT_ENDPOINT, run.outputs.managementEndpoint, String(fn.inputs.name));
+      if (env.MANAGEMENT_ENDPOINT !== undefined)
+        assert.equal(env.MANAGEMENT_ENDPOINT, run.outputs.managementEndpoint, String(fn.inputs.name));
     }
     const [ensure] = run.ofType("pulumi-nodejs:dynamic:Resource");
     assert.equal(ensure.inputs.partition, "aws-cn");
@@ -265,7 +272,9 @@ function fakeAccount(initial: { setting?: string; roles?: string[]; propagationF
       calls.push(`UpdateAccount ${arn}`);
       if (failures > 0) {
         failures--;
-        throw Object.assign(new Error("The role ARN does not have required permissions set to API Gateway"), { name: "BadRequestException" });
+        throw Object.assign(new Error("The role ARN does not have required permissions set to API Gateway"), {
+          name: "BadRequestException",
+        });
       }
       setting = arn;
     },
@@ -342,7 +351,10 @@ describe("infra: API Gateway's account-wide logging role", () => {
 
   it("pulumi destroy of any stack leaves the setting and the role alone (the provider's delete does nothing)", async () => {
     // No SDK client exists in this process: a delete that called AWS would fail for want of credentials.
-    assert.equal(await accountLoggingProvider.delete!("apigateway-account-logging-eu-west-1", { ...inputs, cloudwatchRoleArn: "x", created: true }), undefined);
+    assert.equal(
+      await accountLoggingProvider.delete!("apigateway-account-logging-eu-west-1", { ...inputs, cloudwatchRoleArn: "x", created: true }),
+      undefined,
+    );
     const diff = await accountLoggingProvider.diff!("id", { ...inputs, cloudwatchRoleArn: "x", created: true }, inputs);
     assert.deepEqual(diff.changes, false);
   });
@@ -383,17 +395,28 @@ async function startFakeAccountApis(initialSetting?: string) {
       if (action === "GetRole") {
         if (!roles.has(name)) {
           res.writeHead(404, { "content-type": "text/xml" });
-          return res.end(`<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name ${name} cannot be found.</Message></Error><RequestId>r</RequestId></ErrorResponse>`);
+          return res.end(
+            `<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name ${name} cannot be found.</Message></Error><RequestId>r</RequestId></ErrorResponse>`,
+          );
         }
-        return xml(res, `<GetRoleResponse><GetRoleResult>${role(name)}</GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>`);
+        return xml(
+          res,
+          `<GetRoleResponse><GetRoleResult>${role(name)}</GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>`,
+        );
       }
       if (action === "CreateRole") {
         roles.set(name, []);
-        return xml(res, `<CreateRoleResponse><CreateRoleResult>${role(name)}</CreateRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></CreateRoleResponse>`);
+        return xml(
+          res,
+          `<CreateRoleResponse><CreateRoleResult>${role(name)}</CreateRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></CreateRoleResponse>`,
+        );
       }
       if (action === "AttachRolePolicy") {
         roles.get(name)?.push(form.get("PolicyArn") ?? "");
-        return xml(res, `<AttachRolePolicyResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AttachRolePolicyResponse>`);
+        return xml(
+          res,
+          `<AttachRolePolicyResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AttachRolePolicyResponse>`,
+        );
       }
       res.writeHead(400);
       res.end();

@@ -59,8 +59,20 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         const a = alarm(run, `lambda-error-rate-${spec.name}`);
         assertCommon(run, a, c.alarms.lambdaErrorRatePercent);
         const dims = { FunctionName: `${c.resourcePrefix}-${spec.name}` };
-        assert.deepEqual(query(a, "errors").metric, { namespace: "AWS/Lambda", metricName: "Errors", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
-        assert.deepEqual(query(a, "invocations").metric, { namespace: "AWS/Lambda", metricName: "Invocations", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
+        assert.deepEqual(query(a, "errors").metric, {
+          namespace: "AWS/Lambda",
+          metricName: "Errors",
+          dimensions: dims,
+          period: c.alarms.periodSeconds,
+          stat: "Sum",
+        });
+        assert.deepEqual(query(a, "invocations").metric, {
+          namespace: "AWS/Lambda",
+          metricName: "Invocations",
+          dimensions: dims,
+          period: c.alarms.periodSeconds,
+          stat: "Sum",
+        });
         assert.equal(query(a, "errorRate").expression, "IF(invocations > 0, 100 * errors / invocations, 0)");
         assert.equal(query(a, "errorRate").returnData, true);
       }
@@ -71,8 +83,20 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         const a = alarm(run, `dynamodb-throttles-${table}`);
         assertCommon(run, a, c.alarms.dynamoThrottleEvents);
         const dims = { TableName: `${c.resourcePrefix}-${table}` };
-        assert.deepEqual(query(a, "reads").metric, { namespace: "AWS/DynamoDB", metricName: "ReadThrottleEvents", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
-        assert.deepEqual(query(a, "writes").metric, { namespace: "AWS/DynamoDB", metricName: "WriteThrottleEvents", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
+        assert.deepEqual(query(a, "reads").metric, {
+          namespace: "AWS/DynamoDB",
+          metricName: "ReadThrottleEvents",
+          dimensions: dims,
+          period: c.alarms.periodSeconds,
+          stat: "Sum",
+        });
+        assert.deepEqual(query(a, "writes").metric, {
+          namespace: "AWS/DynamoDB",
+          metricName: "WriteThrottleEvents",
+          dimensions: dims,
+          period: c.alarms.periodSeconds,
+          stat: "Sum",
+        });
         assert.equal(query(a, "throttles").expression, "FILL(reads, 0) + FILL(writes, 0)");
       }
     });
@@ -88,8 +112,20 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(client.inputs.period, c.alarms.periodSeconds);
       const server = alarm(run, "server-errors");
       assertCommon(run, server, c.alarms.serverErrors);
-      assert.deepEqual(query(server, "execution").metric, { namespace: "AWS/ApiGateway", metricName: "ExecutionError", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
-      assert.deepEqual(query(server, "integration").metric, { namespace: "AWS/ApiGateway", metricName: "IntegrationError", dimensions: dims, period: c.alarms.periodSeconds, stat: "Sum" });
+      assert.deepEqual(query(server, "execution").metric, {
+        namespace: "AWS/ApiGateway",
+        metricName: "ExecutionError",
+        dimensions: dims,
+        period: c.alarms.periodSeconds,
+        stat: "Sum",
+      });
+      assert.deepEqual(query(server, "integration").metric, {
+        namespace: "AWS/ApiGateway",
+        metricName: "IntegrationError",
+        dimensions: dims,
+        period: c.alarms.periodSeconds,
+        stat: "Sum",
+      });
     });
 
     it("alarms on rejected connects and failed deliveries from the handlers' EMF metrics ([Stage] roll-up)", () => {
@@ -116,7 +152,10 @@ for (const stack of ["dev", "prod"] as StackName[]) {
 
     it("alarms only on periods of whole minutes: every metric alarmed on has 1-minute resolution", () => {
       for (const a of run.ofType(ALARM)) {
-        const periods = [a.inputs.period, ...((a.inputs.metricQueries as MetricQuery[] | undefined) ?? []).map((q) => q.metric?.period)].filter((p) => p !== undefined);
+        const periods = [
+          a.inputs.period,
+          ...((a.inputs.metricQueries as MetricQuery[] | undefined) ?? []).map((q) => q.metric?.period),
+        ].filter((p) => p !== undefined);
         assert.ok(periods.length > 0, String(a.inputs.name));
         for (const p of periods) assert.ok(Number(p) >= 60 && Number(p) % 60 === 0, `${String(a.inputs.name)}: ${String(p)}`);
       }
@@ -133,21 +172,37 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       const [dashboard] = run.ofType("aws:cloudwatch/dashboard:Dashboard");
       // Dashboard names are account-wide: the region keeps one stack deployed in two regions apart.
       assert.equal(dashboard.inputs.dashboardName, `${c.resourcePrefix}-${run.region}`);
-      const body = json<{ widgets: { type: string; width: number; properties: Record<string, unknown> }[] }>(dashboard.inputs.dashboardBody);
+      const body = json<{ widgets: { type: string; width: number; properties: Record<string, unknown> }[] }>(
+        dashboard.inputs.dashboardBody,
+      );
       const text = JSON.stringify(body);
       assert.ok(body.widgets.length > 0 && body.widgets.length <= 100, "CloudWatch allows up to 100 widgets");
       for (const spec of FUNCTIONS) assert.ok(text.includes(`"${c.resourcePrefix}-${spec.name}"`), `function ${spec.name}`);
       for (const table of TABLE_NAMES) assert.ok(text.includes(`${c.resourcePrefix}-${table}`), `table ${table}`);
       assert.ok(text.includes('"ApiId","a1b2c3d4e5"'), "API metrics");
       for (const section of ["## Connections", "## Messages", "## Lambda", "## DynamoDB", "## Chat"]) {
-        assert.ok(body.widgets.some((w) => w.type === "text" && String(w.properties.markdown).startsWith(section)), section);
+        assert.ok(
+          body.widgets.some((w) => w.type === "text" && String(w.properties.markdown).startsWith(section)),
+          section,
+        );
       }
-      for (const m of [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited, METRICS.rejectedConnects]) {
+      for (const m of [
+        METRICS.messagesSent,
+        METRICS.deliveries,
+        METRICS.failedDeliveries,
+        METRICS.staleConnectionsCleaned,
+        METRICS.rateLimited,
+        METRICS.rejectedConnects,
+      ]) {
         assert.ok(text.includes(`"${m}"`), m);
       }
       // Per-function chat metrics: metric SEARCHes over [Stage, Function] exactly when the functions emit
       // that dimension set (detailed monitoring); otherwise a Logs Insights sum of the EMF lines by Function.
-      assert.equal(text.includes(`{${DEFAULT_METRICS_NAMESPACE},Stage,Function}`), c.enableDetailedMonitoring, "per-function chat metric series");
+      assert.equal(
+        text.includes(`{${DEFAULT_METRICS_NAMESPACE},Stage,Function}`),
+        c.enableDetailedMonitoring,
+        "per-function chat metric series",
+      );
       for (const w of body.widgets) {
         assert.ok(w.width >= 1 && w.width <= 24);
         if (w.type === "metric") {
@@ -157,7 +212,13 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       }
       const alarmWidget = body.widgets.find((w) => w.type === "alarm");
       assert.ok(alarmWidget);
-      assert.deepEqual([...(alarmWidget.properties.alarms as string[])].sort(), run.ofType(ALARM).map((a) => String(a.state.arn)).sort());
+      assert.deepEqual(
+        [...(alarmWidget.properties.alarms as string[])].sort(),
+        run
+          .ofType(ALARM)
+          .map((a) => String(a.state.arn))
+          .sort(),
+      );
       const logWidgets = body.widgets.filter((w) => w.type === "log");
       assert.ok(logWidgets.some((w) => String(w.properties.query).includes(`SOURCE '/aws/apigateway/${c.resourcePrefix}-access'`)));
       // Queries without `stats` show rows only in the table view (a time series would stay empty).
@@ -169,7 +230,14 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       for (const w of perFunction) {
         const q = String(w.properties.query);
         for (const spec of FUNCTIONS) assert.ok(q.includes(`SOURCE '/aws/lambda/${c.resourcePrefix}-${spec.name}'`), spec.name);
-        for (const m of [METRICS.messagesSent, METRICS.deliveries, METRICS.failedDeliveries, METRICS.staleConnectionsCleaned, METRICS.rateLimited]) assert.ok(q.includes(`sum(${m})`), m);
+        for (const m of [
+          METRICS.messagesSent,
+          METRICS.deliveries,
+          METRICS.failedDeliveries,
+          METRICS.staleConnectionsCleaned,
+          METRICS.rateLimited,
+        ])
+          assert.ok(q.includes(`sum(${m})`), m);
         assert.match(q, /by Function\b/);
         assert.doesNotMatch(q, /bin\(/);
       }
@@ -177,18 +245,30 @@ for (const stack of ["dev", "prod"] as StackName[]) {
     });
 
     it("creates exactly the alarms of infra/alarmPlan.ts, reading exactly its metrics (what npm run cost prices)", () => {
-      const plan = alarmPlan(FUNCTIONS.map((f) => f.name), TABLE_NAMES);
+      const plan = alarmPlan(
+        FUNCTIONS.map((f) => f.name),
+        TABLE_NAMES,
+      );
       const alarms = run.ofType(ALARM);
       assert.deepEqual(alarms.map((a) => String(a.inputs.name)).sort(), plan.map((p) => `${c.resourcePrefix}-${p.key}`).sort());
       let metrics = 0;
       for (const p of plan) {
         const a = alarm(run, p.key);
         const queries = (a.inputs.metricQueries as MetricQuery[] | undefined) ?? [];
-        const read = a.inputs.metricName !== undefined ? [`${String(a.inputs.namespace)}/${String(a.inputs.metricName)}`] : queries.filter((q) => q.metric).map((q) => `${q.metric!.namespace}/${q.metric!.metricName}`);
+        const read =
+          a.inputs.metricName !== undefined
+            ? [`${String(a.inputs.namespace)}/${String(a.inputs.metricName)}`]
+            : queries.filter((q) => q.metric).map((q) => `${q.metric!.namespace}/${q.metric!.metricName}`);
         assert.deepEqual(read.sort(), [...p.metrics].sort(), p.key);
         metrics += read.length;
       }
-      assert.equal(metrics, alarmMetricCount(FUNCTIONS.map((f) => f.name), TABLE_NAMES));
+      assert.equal(
+        metrics,
+        alarmMetricCount(
+          FUNCTIONS.map((f) => f.name),
+          TABLE_NAMES,
+        ),
+      );
       assert.equal(run.ofType("aws:cloudwatch/dashboard:Dashboard").length, 1);
     });
 
@@ -210,7 +290,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Messages, client errors, execution and integration errors, each per route.
       for (const metric of ["MessageCount", "ClientError", "ExecutionError", "IntegrationError"]) {
         for (const f of ROUTE_FUNCTIONS) {
-          assert.equal(text.includes(`"${metric}","ApiId"`) && new RegExp(`"${metric}"[^\\]]*"Route","${String(f.routeKey).replace("$", "\\$")}"`).test(text), c.enableDetailedMonitoring, `${metric} per route ${f.routeKey}`);
+          assert.equal(
+            text.includes(`"${metric}","ApiId"`) &&
+              new RegExp(`"${metric}"[^\\]]*"Route","${String(f.routeKey).replace("$", "\\$")}"`).test(text),
+            c.enableDetailedMonitoring,
+            `${metric} per route ${f.routeKey}`,
+          );
         }
       }
     });
@@ -229,7 +314,14 @@ for (const stack of ["dev", "prod"] as StackName[]) {
     it("has a key policy letting CloudWatch Logs (for these log groups only) and CloudWatch alarms use the key", () => {
       const [key] = run.ofType("aws:kms/key:Key");
       assert.equal(key.inputs.enableKeyRotation, true);
-      const policy = json<{ Statement: { Sid: string; Principal: Record<string, string>; Action: string | string[]; Condition?: Record<string, Record<string, unknown>> }[] }>(key.inputs.policy);
+      const policy = json<{
+        Statement: {
+          Sid: string;
+          Principal: Record<string, string>;
+          Action: string | string[];
+          Condition?: Record<string, Record<string, unknown>>;
+        }[];
+      }>(key.inputs.policy);
       const logs = policy.Statement.find((s) => s.Sid === "AllowCloudWatchLogs");
       assert.ok(logs);
       assert.deepEqual(logs.Principal, { Service: `logs.${run.region}.amazonaws.com` });
@@ -244,18 +336,25 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       const alarms = policy.Statement.find((s) => s.Sid === "AllowCloudWatchAlarmsToPublish");
       assert.ok(alarms);
       assert.deepEqual(alarms.Principal, { Service: "cloudwatch.amazonaws.com" });
-      assert.deepEqual(policy.Statement.find((s) => s.Sid === "EnableAccountIamPolicies")?.Principal, { AWS: `arn:aws:iam::${ACCOUNT}:root` });
+      assert.deepEqual(policy.Statement.find((s) => s.Sid === "EnableAccountIamPolicies")?.Principal, {
+        AWS: `arn:aws:iam::${ACCOUNT}:root`,
+      });
     });
 
     it("traces exactly when enableXrayTracing is on: Active mode, X-Ray IAM on every role, nothing otherwise", () => {
       for (const fn of run.ofType("aws:lambda/function:Function")) {
         assert.deepEqual(fn.inputs.tracingConfig, { mode: c.enableXrayTracing ? "Active" : "PassThrough" });
-        assert.equal((fn.inputs.environment as { variables: Record<string, string> }).variables.TRACING_ENABLED, String(c.enableXrayTracing));
+        assert.equal(
+          (fn.inputs.environment as { variables: Record<string, string> }).variables.TRACING_ENABLED,
+          String(c.enableXrayTracing),
+        );
       }
       const functionPolicies = run.ofType("aws:iam/rolePolicy:RolePolicy").filter((p) => String(p.inputs.policy).includes("WriteOwnLogs"));
       assert.equal(functionPolicies.length, FUNCTIONS.length);
-      for (const p of functionPolicies) assert.equal(String(p.inputs.policy).includes("xray:PutTraceSegments"), c.enableXrayTracing, p.name);
-      for (const p of run.ofType("aws:iam/rolePolicy:RolePolicy")) if (!functionPolicies.includes(p)) assert.doesNotMatch(String(p.inputs.policy), /xray/);
+      for (const p of functionPolicies)
+        assert.equal(String(p.inputs.policy).includes("xray:PutTraceSegments"), c.enableXrayTracing, p.name);
+      for (const p of run.ofType("aws:iam/rolePolicy:RolePolicy"))
+        if (!functionPolicies.includes(p)) assert.doesNotMatch(String(p.inputs.policy), /xray/);
       assert.equal(c.enableXrayTracing, stack === "prod");
     });
   });

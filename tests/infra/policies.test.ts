@@ -49,7 +49,10 @@ describe("infra: function policies (pure)", () => {
     const rooms = functionPolicy(functionSpec("rooms"), INPUTS);
     assert.deepEqual(statement(rooms, "IndexRooms").Resource, [`${INPUTS.tableArns.rooms}/index/directory`]);
     // history queries the table itself, not an index.
-    assert.equal(functionPolicy(functionSpec("history"), INPUTS).Statement.some((s) => s.Sid.startsWith("Index")), false);
+    assert.equal(
+      functionPolicy(functionSpec("history"), INPUTS).Statement.some((s) => s.Sid.startsWith("Index")),
+      false,
+    );
   });
 
   it("grants Query on a table only to functions that query the table's own key, and on index ARNs otherwise", () => {
@@ -70,10 +73,11 @@ describe("infra: function policies (pure)", () => {
   it("grants execute-api:ManageConnections on the stage's @connections ARN per declared method only", () => {
     // Every route function posts and closes (a connection past its token's expiry); none reads (GET).
     for (const name of ["chat", "ping", "rooms", "history", "default", "connect", "disconnect"] as const) {
-      assert.deepEqual(statement(functionPolicy(functionSpec(name), INPUTS), "ManageConnections").Resource, [
-        `${EXEC}/dev/DELETE/@connections/*`,
-        `${EXEC}/dev/POST/@connections/*`,
-      ], name);
+      assert.deepEqual(
+        statement(functionPolicy(functionSpec(name), INPUTS), "ManageConnections").Resource,
+        [`${EXEC}/dev/DELETE/@connections/*`, `${EXEC}/dev/POST/@connections/*`],
+        name,
+      );
     }
     const spec = { ...functionSpec("chat"), manageConnections: ["POST", "DELETE", "GET"] as const };
     assert.deepEqual(statement(functionPolicy(spec, INPUTS), "ManageConnections").Resource, [
@@ -81,7 +85,11 @@ describe("infra: function policies (pure)", () => {
       `${EXEC}/dev/GET/@connections/*`,
       `${EXEC}/dev/POST/@connections/*`,
     ]);
-    assert.equal(functionPolicy(functionSpec("authorizer"), INPUTS).Statement.some((s) => s.Sid === "ManageConnections"), false, "authorizer");
+    assert.equal(
+      functionPolicy(functionSpec("authorizer"), INPUTS).Statement.some((s) => s.Sid === "ManageConnections"),
+      false,
+      "authorizer",
+    );
   });
 
   it("lets only the authorizer read the auth secret, and only when a secret exists", () => {
@@ -90,13 +98,19 @@ describe("infra: function policies (pure)", () => {
       assert.equal(has, spec.readsAuthSecret, spec.name);
     }
     const { authSecretArn: _omit, ...oidc } = INPUTS;
-    assert.equal(functionPolicy(functionSpec("authorizer"), oidc).Statement.some((s) => s.Sid === "ReadAuthSecret"), false);
+    assert.equal(
+      functionPolicy(functionSpec("authorizer"), oidc).Statement.some((s) => s.Sid === "ReadAuthSecret"),
+      false,
+    );
     assert.deepEqual(statement(functionPolicy(functionSpec("authorizer"), INPUTS), "ReadAuthSecret").Resource, [INPUTS.authSecretArn]);
   });
 
   it("grants X-Ray writes (Resource '*', which X-Ray requires) only when tracing is on", () => {
     for (const spec of FUNCTIONS) {
-      assert.equal(functionPolicy(spec, INPUTS).Statement.some((s) => s.Sid === "WriteTraces"), false);
+      assert.equal(
+        functionPolicy(spec, INPUTS).Statement.some((s) => s.Sid === "WriteTraces"),
+        false,
+      );
       const traced = statement(functionPolicy(spec, { ...INPUTS, tracing: true }), "WriteTraces");
       assert.deepEqual(traced.Action, ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
       assert.deepEqual(traced.Resource, ["*"]);
@@ -117,7 +131,13 @@ describe("infra: function policies (pure)", () => {
   });
 
   it("refuses a route table entry declaring an index action other than Query (an index has no items to write)", () => {
-    const bad = { ...functionSpec("rooms"), tables: [{ table: "rooms" as const, actions: [], indexes: { directory: ["dynamodb:PutItem" as const] } }] };
-    assert.throws(() => functionPolicy(bad, INPUTS), /dynamodb:PutItem on index directory of rooms: only dynamodb:Query is authorized on an index/);
+    const bad = {
+      ...functionSpec("rooms"),
+      tables: [{ table: "rooms" as const, actions: [], indexes: { directory: ["dynamodb:PutItem" as const] } }],
+    };
+    assert.throws(
+      () => functionPolicy(bad, INPUTS),
+      /dynamodb:PutItem on index directory of rooms: only dynamodb:Query is authorized on an index/,
+    );
   });
 });

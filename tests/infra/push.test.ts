@@ -46,7 +46,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Written out by hand: a change to push/access.ts must be a deliberate change here too.
       assert.deepEqual(doc.Statement, [
         // Gone connections are removed one transaction each since issue 14 (no BatchWriteItem).
-        { Sid: "PushTableConnections", Effect: "Allow", Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"], Resource: [table("connections")] },
+        {
+          Sid: "PushTableConnections",
+          Effect: "Allow",
+          Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"],
+          Resource: [table("connections")],
+        },
         { Sid: "PushIndexConnections", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [`${table("connections")}/index/byUser`] },
         {
           Sid: "PushTableRooms",
@@ -115,7 +120,11 @@ describe("infra: pushPolicyDocument (pure)", () => {
       doc.Statement.map((s) => [s.Sid, s.Action, s.Resource]),
       [
         ["PushTableMessages", ["dynamodb:PutItem"], ["arn:aws:dynamodb:eu-west-1:111122223333:table/x-messages"]],
-        ["PushManageConnections", ["execute-api:ManageConnections"], ["arn:aws:execute-api:eu-west-1:111122223333:abc123/live/POST/@connections/*"]],
+        [
+          "PushManageConnections",
+          ["execute-api:ManageConnections"],
+          ["arn:aws:execute-api:eu-west-1:111122223333:abc123/live/POST/@connections/*"],
+        ],
       ],
     );
   });

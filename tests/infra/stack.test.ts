@@ -183,8 +183,15 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(mine.length, 1, spec.name);
         assert.equal(mine[0].inputs.principal, "apigateway.amazonaws.com");
         assert.equal(mine[0].inputs.action, "lambda:InvokeFunction");
-        assert.equal(mine[0].inputs.qualifier, invokeTarget(run, spec.name).qualifier, `${spec.name}: permission on what API Gateway invokes`);
-        assert.equal(mine[0].inputs.sourceArn, spec.routeKey ? `${exec}/${run.outputs.stage as string}/${spec.routeKey}` : `${exec}/authorizers/*`);
+        assert.equal(
+          mine[0].inputs.qualifier,
+          invokeTarget(run, spec.name).qualifier,
+          `${spec.name}: permission on what API Gateway invokes`,
+        );
+        assert.equal(
+          mine[0].inputs.sourceArn,
+          spec.routeKey ? `${exec}/${run.outputs.stage as string}/${spec.routeKey}` : `${exec}/authorizers/*`,
+        );
       }
     });
 
@@ -199,15 +206,28 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(i.hashKey, schema.partitionKey.name);
         assert.equal(i.rangeKey, schema.sortKey?.name);
         const expectedAttributes = new Map<string, string>();
-        for (const k of [schema.partitionKey, schema.sortKey, ...schema.indexes.flatMap((x) => [x.partitionKey, x.sortKey])]) if (k) expectedAttributes.set(k.name, k.type);
+        for (const k of [schema.partitionKey, schema.sortKey, ...schema.indexes.flatMap((x) => [x.partitionKey, x.sortKey])])
+          if (k) expectedAttributes.set(k.name, k.type);
         assert.deepEqual(
           [...i.attributes].sort((a, b) => a.name.localeCompare(b.name)),
           [...expectedAttributes].map(([n, t]) => ({ name: n, type: t })).sort((a, b) => a.name.localeCompare(b.name)),
         );
         const gsis = (i.globalSecondaryIndexes ?? []) as Record<string, unknown>[];
         assert.deepEqual(
-          gsis.map((g) => ({ name: g.name, hashKey: g.hashKey, rangeKey: g.rangeKey, projectionType: g.projectionType, nonKeyAttributes: g.nonKeyAttributes })),
-          schema.indexes.map((x) => ({ name: x.name, hashKey: x.partitionKey.name, rangeKey: x.sortKey?.name, projectionType: x.projection.type, nonKeyAttributes: x.projection.nonKeyAttributes })),
+          gsis.map((g) => ({
+            name: g.name,
+            hashKey: g.hashKey,
+            rangeKey: g.rangeKey,
+            projectionType: g.projectionType,
+            nonKeyAttributes: g.nonKeyAttributes,
+          })),
+          schema.indexes.map((x) => ({
+            name: x.name,
+            hashKey: x.partitionKey.name,
+            rangeKey: x.sortKey?.name,
+            projectionType: x.projection.type,
+            nonKeyAttributes: x.projection.nonKeyAttributes,
+          })),
         );
         assert.deepEqual(i.ttl, { attributeName: schema.ttlAttribute, enabled: true });
         assert.deepEqual(i.serverSideEncryption, { enabled: true });
@@ -220,7 +240,9 @@ for (const stack of ["dev", "prod"] as StackName[]) {
 
     it("gives every function its own role whose only policy equals policies.ts' document for its spec", () => {
       const c = settingsOf(run);
-      const tableArns = Object.fromEntries(TABLE_NAMES.map((t) => [t, `arn:aws:dynamodb:${run.region}:${ACCOUNT}:table/${c.resourcePrefix}-${t}`]));
+      const tableArns = Object.fromEntries(
+        TABLE_NAMES.map((t) => [t, `arn:aws:dynamodb:${run.region}:${ACCOUNT}:table/${c.resourcePrefix}-${t}`]),
+      );
       const secretArn = run.ofType("aws:secretsmanager/secret:Secret")[0]?.state.arn as string | undefined;
       const roleArns = new Set<string>();
       for (const spec of FUNCTIONS) {
@@ -286,9 +308,11 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(env.STAGE, c.stageName);
         assert.equal(env.TRACING_ENABLED, String(c.enableXrayTracing));
         for (const access of spec.tables) assert.equal(env[TABLES[access.table].envVar], `${c.resourcePrefix}-${access.table}`, spec.name);
-        if (spec.manageConnections.length > 0) assert.equal(env.MANAGEMENT_ENDPOINT, `https://a1b2c3d4e5.execute-api.${run.region}.amazonaws.com/${c.stageName}`);
+        if (spec.manageConnections.length > 0)
+          assert.equal(env.MANAGEMENT_ENDPOINT, `https://a1b2c3d4e5.execute-api.${run.region}.amazonaws.com/${c.stageName}`);
         else assert.equal(env.MANAGEMENT_ENDPOINT, undefined, spec.name);
-        for (const value of Object.values(env)) assert.ok(!value.startsWith("rrrr"), "the shared secret is never in an environment variable");
+        for (const value of Object.values(env))
+          assert.ok(!value.startsWith("rrrr"), "the shared secret is never in an environment variable");
       }
       const authEnv = (functionResource(run, "authorizer").inputs.environment as { variables: Record<string, string> }).variables;
       assert.equal(authEnv.AUTH_MODE, c.auth.mode);
@@ -348,7 +372,8 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(accessGroup.inputs.name, `/aws/apigateway/${c.resourcePrefix}-access`);
       const format = JSON.parse(access.format) as Record<string, string>;
       assert.deepEqual(format, ACCESS_LOG_FORMAT);
-      for (const field of ["requestId", "connectionId", "routeKey", "eventType", "status", "error"]) assert.ok(format[field]?.startsWith("$context."), field);
+      for (const field of ["requestId", "connectionId", "routeKey", "eventType", "status", "error"])
+        assert.ok(format[field]?.startsWith("$context."), field);
       assert.equal(format.error, "$context.error.message");
       assert.doesNotMatch(access.format, /token|querystring|identity|header|\$input|\$request/i);
     });
@@ -363,7 +388,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal(run.outputs.connectionsTable, `${c.resourcePrefix}-connections`);
       assert.equal(run.outputs.roomsTable, `${c.resourcePrefix}-rooms`);
       assert.equal(run.outputs.messagesTable, `${c.resourcePrefix}-messages`);
-      assert.match(String(run.outputs.dashboardUrl), new RegExp(`^https://${run.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${run.region}#dashboards:name=${c.resourcePrefix}-${run.region}$`));
+      assert.match(
+        String(run.outputs.dashboardUrl),
+        new RegExp(
+          `^https://${run.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${run.region}#dashboards:name=${c.resourcePrefix}-${run.region}$`,
+        ),
+      );
       assert.equal(run.outputs.alarmTopicArn, `arn:aws:sns:${run.region}:${ACCOUNT}:${c.resourcePrefix}-alarms`);
       assert.equal(run.outputs.pushPolicyArn, `arn:aws:iam::${ACCOUNT}:policy/${c.resourcePrefix}-${run.region}-push`);
       assert.equal(typeof run.outputs.pushPolicyJson, "string");
@@ -396,8 +426,14 @@ describe("infra: stack variants under mocks", function () {
   this.timeout(300_000);
 
   it("rejects bad config before creating anything, with the key and its allowed values", async () => {
-    await assert.rejects(runStack("dev", { environment: "production" }), /config environment: "production" is not allowed; allowed values: dev, staging, prod/);
-    await assert.rejects(runStack("prod", { lambdaTimeoutSeconds: "60" }), /config lambdaTimeoutSeconds: "60" is not allowed; allowed values: an integer from 1 to 29/);
+    await assert.rejects(
+      runStack("dev", { environment: "production" }),
+      /config environment: "production" is not allowed; allowed values: dev, staging, prod/,
+    );
+    await assert.rejects(
+      runStack("prod", { lambdaTimeoutSeconds: "60" }),
+      /config lambdaTimeoutSeconds: "60" is not allowed; allowed values: an integer from 1 to 29/,
+    );
     await assert.rejects(runStack("dev", { logRetentionDay: "7" }), /config logRetentionDay: unknown key/);
   });
 

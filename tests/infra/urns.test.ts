@@ -30,7 +30,10 @@ function apiResources(run: StackRun, custom: boolean): RecordedResource[] {
 function addedRoutes(run: StackRun, old: UrnSnapshot): { functions: string[]; owns(r: RecordedResource): boolean } {
   const oldComponents = new Set(old.components);
   const functions = apiResources(run, false)
-    .filter((r) => r.type === "websocket-chat:infra:ChatFunction" && ![r.options.engineUrn, ...r.options.aliases].some((u) => oldComponents.has(u)))
+    .filter(
+      (r) =>
+        r.type === "websocket-chat:infra:ChatFunction" && ![r.options.engineUrn, ...r.options.aliases].some((u) => oldComponents.has(u)),
+    )
     .map((r) => r.name);
   return { functions, owns: (r) => functions.some((f) => r.name === f || r.name.startsWith(`${f}-`)) };
 }
@@ -57,7 +60,15 @@ for (const stack of ["dev", "prod"]) {
     it("the snapshot is the stack's: the API, its functions, routes, permissions and stage", () => {
       assert.equal(old.stack, stack);
       const types = new Set(old.custom.map((u) => u.split("::")[2].split("$").pop()));
-      for (const t of ["aws:apigatewayv2/api:Api", "aws:apigatewayv2/route:Route", "aws:apigatewayv2/integration:Integration", "aws:apigatewayv2/routeResponse:RouteResponse", "aws:lambda/permission:Permission", "aws:apigatewayv2/stage:Stage", "aws:lambda/function:Function"]) {
+      for (const t of [
+        "aws:apigatewayv2/api:Api",
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/routeResponse:RouteResponse",
+        "aws:lambda/permission:Permission",
+        "aws:apigatewayv2/stage:Stage",
+        "aws:lambda/function:Function",
+      ]) {
         assert.ok(types.has(t), t);
       }
     });
@@ -65,8 +76,16 @@ for (const stack of ["dev", "prod"]) {
     it("every resource of the old state is still there, under its URN or an alias (nothing is deleted)", () => {
       const custom = matches(apiResources(run, true));
       const components = matches(apiResources(run, false));
-      assert.deepEqual(old.custom.filter((urn) => !custom.has(urn)), [], "custom resources the update would delete");
-      assert.deepEqual(old.components.filter((urn) => !components.has(urn)), [], "components whose state would be dropped");
+      assert.deepEqual(
+        old.custom.filter((urn) => !custom.has(urn)),
+        [],
+        "custom resources the update would delete",
+      );
+      assert.deepEqual(
+        old.components.filter((urn) => !components.has(urn)),
+        [],
+        "components whose state would be dropped",
+      );
     });
 
     it("each old resource is claimed by exactly one new resource of the same type and name (nothing is replaced)", () => {
@@ -82,8 +101,13 @@ for (const stack of ["dev", "prod"]) {
     it("no custom resource is new (nothing is created) but a route added since: each has an old URN, as its own or an alias", () => {
       const oldUrns = new Set(old.custom);
       const added = addedRoutes(run, old);
-      const created = apiResources(run, true).filter((r) => !added.owns(r) && !oldUrns.has(r.options.engineUrn) && !r.options.aliases.some((a) => oldUrns.has(a)));
-      assert.deepEqual(created.map((r) => r.options.engineUrn), []);
+      const created = apiResources(run, true).filter(
+        (r) => !added.owns(r) && !oldUrns.has(r.options.engineUrn) && !r.options.aliases.some((a) => oldUrns.has(a)),
+      );
+      assert.deepEqual(
+        created.map((r) => r.options.engineUrn),
+        [],
+      );
     });
 
     it("every alias names a resource of the old state (no alias that can never match), a route added since aside", () => {
@@ -105,14 +129,30 @@ for (const stack of ["dev", "prod"]) {
         const spec = FUNCTIONS.find((x) => f.endsWith(`-${x.name}`));
         assert.ok(spec, `${f} is a function of handlers/routes.ts`);
         const expected = ["aws:lambda/function:Function", "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup"];
-        if (spec.routeKey) expected.push("aws:apigatewayv2/integration:Integration", "aws:apigatewayv2/route:Route", "aws:lambda/permission:Permission");
+        if (spec.routeKey)
+          expected.push("aws:apigatewayv2/integration:Integration", "aws:apigatewayv2/route:Route", "aws:lambda/permission:Permission");
         for (const t of expected) assert.ok(types.has(t), `${f}: ${t}`);
         // None of it claims an old resource: adding a route replaces nothing.
-        for (const r of own) assert.equal([r.options.engineUrn, ...r.options.aliases].some((u) => oldUrns.has(u)), false, r.options.engineUrn);
+        for (const r of own)
+          assert.equal(
+            [r.options.engineUrn, ...r.options.aliases].some((u) => oldUrns.has(u)),
+            false,
+            r.options.engineUrn,
+          );
       }
       // Exactly the functions of routes.ts that the snapshot does not hold.
-      const inSnapshot = (name: string) => old.components.some((u) => u.endsWith(`ChatFunction::${run.resources.find((r) => r.type === "websocket-chat:infra:ChatFunction" && r.name.endsWith(`-${name}`))?.name}`));
-      assert.deepEqual(added.functions.map((f) => FUNCTIONS.find((x) => f.endsWith(`-${x.name}`))?.name).sort(), FUNCTIONS.map((x) => x.name).filter((n) => !inSnapshot(n)).sort());
+      const inSnapshot = (name: string) =>
+        old.components.some((u) =>
+          u.endsWith(
+            `ChatFunction::${run.resources.find((r) => r.type === "websocket-chat:infra:ChatFunction" && r.name.endsWith(`-${name}`))?.name}`,
+          ),
+        );
+      assert.deepEqual(
+        added.functions.map((f) => FUNCTIONS.find((x) => f.endsWith(`-${x.name}`))?.name).sort(),
+        FUNCTIONS.map((x) => x.name)
+          .filter((n) => !inSnapshot(n))
+          .sort(),
+      );
     });
   });
 }

@@ -72,11 +72,22 @@ export interface LoadResult {
   readonly wallSeconds: number;
   readonly connectSeconds: number;
   readonly sent: Readonly<Record<Action | "join" | "leave" | "flood", number>>;
-  readonly chat: { readonly acked: number; readonly errors: number; readonly deliveriesExpected: number; readonly deliveriesReceived: number };
+  readonly chat: {
+    readonly acked: number;
+    readonly errors: number;
+    readonly deliveriesExpected: number;
+    readonly deliveriesReceived: number;
+  };
   readonly private: { readonly acked: number; readonly deliveredTo1: number; readonly errors: number };
   readonly lost: number;
   readonly duplicates: number;
-  readonly history: { readonly checked: number; readonly missing: number; readonly duplicates: number; readonly unacknowledgedStored: number; readonly requests: number };
+  readonly history: {
+    readonly checked: number;
+    readonly missing: number;
+    readonly duplicates: number;
+    readonly unacknowledgedStored: number;
+    readonly requests: number;
+  };
   readonly unanswered: number;
   readonly unexpectedErrors: Readonly<Record<string, number>>;
   /** The first unexpected error frames: who got them, when (s from the start of traffic), the frame. */
@@ -126,7 +137,8 @@ export function validateLoadOptions(o: LoadOptions): void {
   if (!(o.rate > 0 && o.rate <= 1000)) throw new RangeError(`--rate must be within (0, 1000] frames/s, got ${o.rate}`);
   if (o.connections < o.rooms * 2) throw new RangeError(`--connections (${o.connections}) must be at least twice --rooms (${o.rooms})`);
   if (o.floodFrames !== undefined) int("flood", o.floodFrames, 1);
-  if (o.floodRate !== undefined && !(o.floodRate > 0 && o.floodRate <= 1000)) throw new RangeError(`--flood-rate must be within (0, 1000] frames/s, got ${o.floodRate}`);
+  if (o.floodRate !== undefined && !(o.floodRate > 0 && o.floodRate <= 1000))
+    throw new RangeError(`--flood-rate must be within (0, 1000] frames/s, got ${o.floodRate}`);
 }
 
 interface Pending {
@@ -181,7 +193,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   try {
     // ------------------------------------------------------------ connect
     const roomIds = Array.from({ length: o.rooms }, (_, r) => `load-${r}`);
-    const users = Array.from({ length: o.connections }, (_, i) => ({ userId: `load-u${i}`, username: `Load user ${i}`, roomId: roomIds[i % o.rooms] }));
+    const users = Array.from({ length: o.connections }, (_, i) => ({
+      userId: `load-u${i}`,
+      username: `Load user ${i}`,
+      roomId: roomIds[i % o.rooms],
+    }));
     const tokens = await rt.mintTokens(users);
     const specs: ClientSpec[] = users.map((u, i) => ({ ...u, token: tokens[i] }));
     // Shuffled: handshakes into the same room overlap, as real users' do.
@@ -191,13 +207,27 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       [order[i], order[j]] = [order[j], order[i]];
     }
     const connectStart = Date.now();
-    const opened = await openClients(rt.endpoint, order.map((i) => specs[i]), o.handshakeConcurrency, (n) => log(`  ${n} connected`));
+    const opened = await openClients(
+      rt.endpoint,
+      order.map((i) => specs[i]),
+      o.handshakeConcurrency,
+      (n) => log(`  ${n} connected`),
+    );
     const connectSeconds = (Date.now() - connectStart) / 1000;
     const byIndex = new Map<number, BenchClient>();
     opened.forEach((b, k) => byIndex.set(order[k], b));
     for (let i = 0; i < o.connections; i++) {
       const bench = byIndex.get(i)!;
-      clients.push({ index: i, userId: users[i].userId, home: users[i].roomId, bench, received: new Map(), sent: {}, answered: {}, closedUnexpectedly: bench.ws.readyState !== WebSocket.OPEN });
+      clients.push({
+        index: i,
+        userId: users[i].userId,
+        home: users[i].roomId,
+        bench,
+        received: new Map(),
+        sent: {},
+        answered: {},
+        closedUnexpectedly: bench.ws.readyState !== WebSocket.OPEN,
+      });
     }
     log(`connected ${clients.length} clients in ${o.rooms} rooms in ${connectSeconds.toFixed(1)} s`);
     const byUser = new Map(clients.map((c) => [c.userId, c]));
@@ -245,7 +275,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
                 ackLatency.push(at - p.sentAt);
               }
             }
-            if (!p.flood && (p.sender !== c || f.type === "private")) deliveryLatency.push({ sentAt: p.sentAt, ms: at - p.sentAt, sender: p.sender.index });
+            if (!p.flood && (p.sender !== c || f.type === "private"))
+              deliveryLatency.push({ sentAt: p.sentAt, ms: at - p.sentAt, sender: p.sender.index });
             return;
           }
           case "delivered": {
@@ -271,7 +302,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
             } else answered(p?.flood ? "flood" : requestType);
             if (!(code === "RATE_LIMITED" && c === flooder)) {
               countError(code);
-              if (errorSamples.length < 10) errorSamples.push({ userId: c.userId, atSec: round((at - trafficStart) / 1000, 1), frame: data.slice(0, 300) });
+              if (errorSamples.length < 10)
+                errorSamples.push({ userId: c.userId, atSec: round((at - trafficStart) / 1000, 1), frame: data.slice(0, 300) });
             }
             return;
           }
@@ -302,7 +334,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
     // ------------------------------------------------------------ traffic
     let seq = 0;
-    const sent: Record<Action | "join" | "leave" | "flood", number> = { chat: 0, private: 0, history: 0, rooms: 0, ping: 0, roam: 0, join: 0, leave: 0, flood: 0 };
+    const sent: Record<Action | "join" | "leave" | "flood", number> = {
+      chat: 0,
+      private: 0,
+      history: 0,
+      rooms: 0,
+      ping: 0,
+      roam: 0,
+      join: 0,
+      leave: 0,
+      flood: 0,
+    };
     const send = (c: LoadClient, kind: string, frame: Record<string, unknown>) => {
       if (c.bench.ws.readyState !== WebSocket.OPEN) return false;
       c.sent[kind] = (c.sent[kind] ?? 0) + 1;
@@ -370,7 +412,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     let flooded = false;
     // The flood is centred on the middle of the run, after warm-up.
     const floodStartMs = Math.max(o.warmupSec * 1000, durationMs / 2 - ((o.floodFrames / o.floodRate) * 1000) / 2);
-    log(`traffic: ${o.rate} frames/s for ${o.durationSec} s (warm-up ${o.warmupSec} s, flood of ${o.floodFrames} frames at ${o.floodRate}/s from ${Math.round(floodStartMs / 1000)} s)`);
+    log(
+      `traffic: ${o.rate} frames/s for ${o.durationSec} s (warm-up ${o.warmupSec} s, flood of ${o.floodFrames} frames at ${o.floodRate}/s from ${Math.round(floodStartMs / 1000)} s)`,
+    );
     for (;;) {
       const elapsed = performance.now() - trafficStart;
       if (elapsed >= durationMs) break;
@@ -403,7 +447,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (elapsed >= nextSample) {
         rssSamples.push({ atSec: round(elapsed / 1000, 0), rssMiB: rssMiB(rt.pid) });
         nextSample += 10_000;
-        if (rssSamples.length % 3 === 1) log(`  ${(elapsed / 1000).toFixed(0)} s: ${done} frames sent, runtime RSS ${rssSamples[rssSamples.length - 1].rssMiB?.toFixed(0)} MiB`);
+        if (rssSamples.length % 3 === 1)
+          log(
+            `  ${(elapsed / 1000).toFixed(0)} s: ${done} frames sent, runtime RSS ${rssSamples[rssSamples.length - 1].rssMiB?.toFixed(0)} MiB`,
+          );
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -450,7 +497,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const before = batch.map((c) => c.answered.ping ?? 0);
       for (const c of batch) send(c, "ping", { type: "ping" });
       const drainDeadline = Date.now() + 15_000;
-      while (Date.now() < drainDeadline && batch.some((c, k) => (c.answered.ping ?? 0) <= before[k])) await new Promise((r) => setTimeout(r, 20));
+      while (Date.now() < drainDeadline && batch.some((c, k) => (c.answered.ping ?? 0) <= before[k]))
+        await new Promise((r) => setTimeout(r, 20));
     }
     const unanswered = unansweredCount();
     const endRss = rssMiB(rt.pid);
@@ -547,7 +595,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     // Readers are spread so that no connection nears its per-minute rate limit; a few in parallel.
     for (let i = 0; i < convList.length; i += 8) {
       const slice = convList.slice(i, i + 8);
-      const views = await Promise.all(slice.map((c) => (byUser.get(c.reader.userId)!.closedUnexpectedly ? undefined : readAll(c.reader, { withUserId: c.withUserId }))));
+      const views = await Promise.all(
+        slice.map((c) => (byUser.get(c.reader.userId)!.closedUnexpectedly ? undefined : readAll(c.reader, { withUserId: c.withUserId }))),
+      );
       slice.forEach((c, k) => compare(c.ids, views[k]));
     }
 
@@ -603,13 +653,21 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       { name: "others never rate limited", ok: othersRateLimited === 0, detail: `${othersRateLimited}` },
       {
         name: "no failed post, no stale clean-up, no function failure",
-        ok: runtime.failedDeliveries === 0 && runtime.staleConnectionsCleaned === 0 && runtime.functionTimeouts === 0 && runtime.functionCrashes === 0 && runtime.functionErrors === 0,
+        ok:
+          runtime.failedDeliveries === 0 &&
+          runtime.staleConnectionsCleaned === 0 &&
+          runtime.functionTimeouts === 0 &&
+          runtime.functionCrashes === 0 &&
+          runtime.functionErrors === 0,
         detail: `failed ${runtime.failedDeliveries}, stale ${runtime.staleConnectionsCleaned}, timeouts ${runtime.functionTimeouts}, crashes ${runtime.functionCrashes}, errors ${runtime.functionErrors}`,
       },
       {
         name: `runtime RSS end within +${o.memoryMarginPct}% of warm-up`,
         ok: driftPct !== null && driftPct <= o.memoryMarginPct,
-        detail: driftPct === null ? "RSS not readable (/proc)" : `${warmupRss!.toFixed(0)} -> ${endRss!.toFixed(0)} MiB (${driftPct >= 0 ? "+" : ""}${driftPct.toFixed(1)}%)`,
+        detail:
+          driftPct === null
+            ? "RSS not readable (/proc)"
+            : `${warmupRss!.toFixed(0)} -> ${endRss!.toFixed(0)} MiB (${driftPct >= 0 ? "+" : ""}${driftPct.toFixed(1)}%)`,
       },
     ];
 
@@ -621,18 +679,46 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       wallSeconds: round((Date.now() - started) / 1000, 0),
       connectSeconds: round(connectSeconds, 1),
       sent,
-      chat: { acked: acked.filter((p) => p.kind === "chat" && !p.flood).length, errors: chatErrors, deliveriesExpected, deliveriesReceived },
-      private: { acked: privateAcked.length, deliveredTo1: privateAcked.filter((p) => p.deliveredTo === 1).length, errors: [...pending.values()].filter((p) => p.kind === "private" && p.error).length },
+      chat: {
+        acked: acked.filter((p) => p.kind === "chat" && !p.flood).length,
+        errors: chatErrors,
+        deliveriesExpected,
+        deliveriesReceived,
+      },
+      private: {
+        acked: privateAcked.length,
+        deliveredTo1: privateAcked.filter((p) => p.deliveredTo === 1).length,
+        errors: [...pending.values()].filter((p) => p.kind === "private" && p.error).length,
+      },
       lost,
       duplicates,
-      history: { checked: historyChecked, missing: historyMissing, duplicates: historyDuplicates, unacknowledgedStored, requests: historyRequests },
+      history: {
+        checked: historyChecked,
+        missing: historyMissing,
+        duplicates: historyDuplicates,
+        unacknowledgedStored,
+        requests: historyRequests,
+      },
       unanswered,
       unexpectedErrors,
       errorSamples,
       unexpectedDisconnects,
-      flood: { frames: floodCmids.length, accepted: floodAccepted, rateLimited: floodLimited, othersRateLimited, othersDeliveryLatencyMs: { baseline: roundSummary(baseline), duringFlood: roundSummary(duringFlood) } },
+      flood: {
+        frames: floodCmids.length,
+        accepted: floodAccepted,
+        rateLimited: floodLimited,
+        othersRateLimited,
+        othersDeliveryLatencyMs: { baseline: roundSummary(baseline), duringFlood: roundSummary(duringFlood) },
+      },
       latencyMs: { ack: roundSummary(summarize(ackLatency)), delivery: roundSummary(summarize(deliveryLatency.map((d) => d.ms))) },
-      memory: { warmupRssMiB: roundOrNull(warmupRss), endRssMiB: roundOrNull(endRss), driftPct: driftPct === null ? null : round(driftPct, 1), marginPct: o.memoryMarginPct, samples: rssSamples.map((s) => ({ atSec: s.atSec, rssMiB: roundOrNull(s.rssMiB) })), dynamoRssMiB: roundOrNull(dynamoRss) },
+      memory: {
+        warmupRssMiB: roundOrNull(warmupRss),
+        endRssMiB: roundOrNull(endRss),
+        driftPct: driftPct === null ? null : round(driftPct, 1),
+        marginPct: o.memoryMarginPct,
+        samples: rssSamples.map((s) => ({ atSec: s.atSec, rssMiB: roundOrNull(s.rssMiB) })),
+        dynamoRssMiB: roundOrNull(dynamoRss),
+      },
       runtime,
       checks,
       passed: checks.every((c) => c.ok),
@@ -645,7 +731,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 }
 
 function roundSummary(s: Summary): Summary {
-  return { count: s.count, min: round(s.min), p50: round(s.p50), p95: round(s.p95), p99: round(s.p99), max: round(s.max), mean: round(s.mean) };
+  return {
+    count: s.count,
+    min: round(s.min),
+    p50: round(s.p50),
+    p95: round(s.p95),
+    p99: round(s.p99),
+    max: round(s.max),
+    mean: round(s.mean),
+  };
 }
 
 function roundOrNull(v: number | null): number | null {
@@ -656,21 +750,49 @@ function roundOrNull(v: number | null): number | null {
 export function formatLoadResult(r: LoadResult): string {
   const ms = (s: Summary) => (s.count === 0 ? "n/a" : `p50 ${s.p50} ms, p95 ${s.p95} ms, p99 ${s.p99} ms (n=${s.count})`);
   const rows: Array<[string, string]> = [
-    ["machine", `${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load ${r.machine.loadAverage1m}`],
-    ["run", `${r.options.connections} connections, ${r.options.rooms} rooms, ${r.options.durationSec} s at ${r.options.rate} frames/s (seed ${r.options.seed}); connect ${r.connectSeconds} s; wall ${r.wallSeconds} s`],
-    ["frames sent", Object.entries(r.sent).map(([k, v]) => `${k} ${v}`).join(", ")],
-    ["chat", `${r.chat.acked} acknowledged, ${r.chat.errors} errors; deliveries ${r.chat.deliveriesReceived} of ${r.chat.deliveriesExpected}`],
+    [
+      "machine",
+      `${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load ${r.machine.loadAverage1m}`,
+    ],
+    [
+      "run",
+      `${r.options.connections} connections, ${r.options.rooms} rooms, ${r.options.durationSec} s at ${r.options.rate} frames/s (seed ${r.options.seed}); connect ${r.connectSeconds} s; wall ${r.wallSeconds} s`,
+    ],
+    [
+      "frames sent",
+      Object.entries(r.sent)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    ],
+    [
+      "chat",
+      `${r.chat.acked} acknowledged, ${r.chat.errors} errors; deliveries ${r.chat.deliveriesReceived} of ${r.chat.deliveriesExpected}`,
+    ],
     ["private", `${r.private.acked} acknowledged (${r.private.deliveredTo1} with deliveredTo 1), ${r.private.errors} errors`],
     ["lost / duplicates", `${r.lost} / ${r.duplicates}`],
-    ["history", `${r.history.checked} checked in ${r.history.requests} requests: ${r.history.missing} missing, ${r.history.duplicates} duplicated, ${r.history.unacknowledgedStored} stored unacknowledged`],
+    [
+      "history",
+      `${r.history.checked} checked in ${r.history.requests} requests: ${r.history.missing} missing, ${r.history.duplicates} duplicated, ${r.history.unacknowledgedStored} stored unacknowledged`,
+    ],
     ["unexpected disconnects", String(r.unexpectedDisconnects)],
-    ["flood", `${r.flood.frames} frames: ${r.flood.rateLimited} RATE_LIMITED, ${r.flood.accepted} accepted; others rate limited ${r.flood.othersRateLimited}`],
+    [
+      "flood",
+      `${r.flood.frames} frames: ${r.flood.rateLimited} RATE_LIMITED, ${r.flood.accepted} accepted; others rate limited ${r.flood.othersRateLimited}`,
+    ],
     ["others' delivery, baseline", ms(r.flood.othersDeliveryLatencyMs.baseline)],
     ["others' delivery, flood + 5 s", ms(r.flood.othersDeliveryLatencyMs.duringFlood)],
     ["acknowledgement latency", ms(r.latencyMs.ack)],
     ["delivery latency (all)", ms(r.latencyMs.delivery)],
-    ["runtime RSS", `${r.memory.warmupRssMiB} MiB after warm-up, ${r.memory.endRssMiB} MiB at end (${r.memory.driftPct === null ? "n/a" : `${r.memory.driftPct >= 0 ? "+" : ""}${r.memory.driftPct}%`}, margin +${r.memory.marginPct}%); DynamoDB Local ${r.memory.dynamoRssMiB} MiB`],
-    ["runtime counters", Object.entries(r.runtime).map(([k, v]) => `${k} ${v}`).join(", ")],
+    [
+      "runtime RSS",
+      `${r.memory.warmupRssMiB} MiB after warm-up, ${r.memory.endRssMiB} MiB at end (${r.memory.driftPct === null ? "n/a" : `${r.memory.driftPct >= 0 ? "+" : ""}${r.memory.driftPct}%`}, margin +${r.memory.marginPct}%); DynamoDB Local ${r.memory.dynamoRssMiB} MiB`,
+    ],
+    [
+      "runtime counters",
+      Object.entries(r.runtime)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    ],
   ];
   const width = Math.max(...rows.map(([k]) => k.length), ...r.checks.map((c) => c.name.length + 7));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);

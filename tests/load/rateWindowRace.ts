@@ -29,13 +29,19 @@ async function main(): Promise<number> {
           ExpressionAttributeValues: { ":w": { N: "1" } },
         }),
       );
-      const answers = Promise.all([0, 1, 2].map(() => client.next((f) => f.json?.type === "pong" || f.json?.type === "error", 10_000, "an answer")));
+      const answers = Promise.all(
+        [0, 1, 2].map(() => client.next((f) => f.json?.type === "pong" || f.json?.type === "error", 10_000, "an answer")),
+      );
       for (let i = 0; i < 3; i++) client.send({ type: "ping" });
       const got = await answers;
       limited += got.filter((f) => f.json?.code === "RATE_LIMITED").length;
-      console.log(`round ${round + 1}: ${got.map((f) => (f.json?.type === "error" ? String(f.json.code) : String(f.json?.type))).join(", ")}`);
+      console.log(
+        `round ${round + 1}: ${got.map((f) => (f.json?.type === "error" ? String(f.json.code) : String(f.json?.type))).join(", ")}`,
+      );
     }
-    console.log(`${limited} of 15 pings (3 at once in a fresh minute window, limit ${rt.settings.rateLimitPerMinute}) answered RATE_LIMITED`);
+    console.log(
+      `${limited} of 15 pings (3 at once in a fresh minute window, limit ${rt.settings.rateLimitPerMinute}) answered RATE_LIMITED`,
+    );
     ddb.destroy();
     await client.close();
     return limited === 0 ? 0 : 1;

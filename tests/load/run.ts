@@ -84,7 +84,10 @@ async function main(): Promise<number> {
   const result = await runLoad({ ...options, log: (line) => process.stdout.write(`${line}\n`) });
   fs.mkdirSync(options.outDir, { recursive: true });
   const file = path.join(options.outDir, "result.json");
-  fs.writeFileSync(file, JSON.stringify({ command: ["npm run test:load", "--", ...process.argv.slice(2)].join(" "), ...result }, null, 2) + "\n");
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ command: ["npm run test:load", "--", ...process.argv.slice(2)].join(" "), ...result }, null, 2) + "\n",
+  );
   process.stdout.write(`\n${formatLoadResult(result)}\n\nwrote ${file}\n`);
   return result.passed ? 0 : 1;
 }

@@ -86,7 +86,10 @@ describe("local API Gateway rules", () => {
     });
 
     it("lets an explicit Deny win over an Allow", () => {
-      const both: PolicyDocument = { Version: "2012-10-17", Statement: [...policy("Allow", "*").Statement, ...policy("Deny", arn).Statement] };
+      const both: PolicyDocument = {
+        Version: "2012-10-17",
+        Statement: [...policy("Allow", "*").Statement, ...policy("Deny", arn).Statement],
+      };
       assert.ok(!policyAllows(both, arn));
     });
 
@@ -123,7 +126,12 @@ describe("local API Gateway rules", () => {
   describe("EMF parsing", () => {
     it("reads metric values named by the directives, with dimensions and request id", () => {
       const r = parseEmf("chat", {
-        _aws: { Timestamp: 1, CloudWatchMetrics: [{ Namespace: "ChatApi", Dimensions: [["Stage", "Function"]], Metrics: [{ Name: "Deliveries" }, { Name: "X" }] }] },
+        _aws: {
+          Timestamp: 1,
+          CloudWatchMetrics: [
+            { Namespace: "ChatApi", Dimensions: [["Stage", "Function"]], Metrics: [{ Name: "Deliveries" }, { Name: "X" }] },
+          ],
+        },
         Stage: "local",
         Function: "chat",
         requestId: "r1",
@@ -131,7 +139,13 @@ describe("local API Gateway rules", () => {
         X: [1, 2],
         NotAMetric: 9,
       });
-      assert.deepEqual(r, { function: "chat", requestId: "r1", namespace: "ChatApi", dimensions: { Stage: "local", Function: "chat" }, values: { Deliveries: 3, X: 3 } });
+      assert.deepEqual(r, {
+        function: "chat",
+        requestId: "r1",
+        namespace: "ChatApi",
+        dimensions: { Stage: "local", Function: "chat" },
+        values: { Deliveries: 3, X: 3 },
+      });
     });
 
     it("ignores a structured log line", () => {

@@ -30,12 +30,14 @@ describe("local runtime: per-user budgets (issue 14)", function () {
     await rt?.stop();
   });
 
-  const url = async (userId: string, roomId: string) => `${rt.endpoint}?${new URLSearchParams({ roomId, token: await rt.mintToken(userId, userId) })}`;
+  const url = async (userId: string, roomId: string) =>
+    `${rt.endpoint}?${new URLSearchParams({ roomId, token: await rt.mintToken(userId, userId) })}`;
 
   it("connects and closes in a burst: the handshakes over the user's budget get 429 and are never announced", async () => {
     await awayFromMinuteBoundary();
     const watcher = await connect(await url("churn-watch", "churn"));
-    const events = () => watcher.frames.filter((f) => f.json?.type === "presence" && f.json.userId === "churner").map((f) => String(f.json?.event));
+    const events = () =>
+      watcher.frames.filter((f) => f.json?.type === "presence" && f.json.userId === "churner").map((f) => String(f.json?.event));
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
       try {
@@ -56,7 +58,11 @@ describe("local runtime: per-user budgets (issue 14)", function () {
     // handshake could have caused would have arrived too.
     const other = await connect(await url("churn-other", "churn"));
     await watcher.next((f) => f.json?.type === "presence" && f.json.userId === "churn-other", 30_000, "churn-other joined");
-    assert.deepEqual(events(), ["joined", "left", "joined", "left", "joined", "left", "joined", "left"], "the refused handshake is never announced");
+    assert.deepEqual(
+      events(),
+      ["joined", "left", "joined", "left", "joined", "left", "joined", "left"],
+      "the refused handshake is never announced",
+    );
     await other.close();
     await watcher.close();
   });

@@ -15,12 +15,19 @@ import { withTimeout } from "./wsClient";
 const ROOT = path.resolve(__dirname, "..", "..");
 const CLI = path.join(ROOT, "local", "cli.ts");
 
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; out: () => string; err: () => string } {
-  const child = spawn(process.execPath, ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", CLI, ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; out: () => string; err: () => string } {
+  const child = spawn(
+    process.execPath,
+    ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", CLI, ...args],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   let err = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -42,7 +49,6 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
 
-
 describe("npm run local (CLI)", function () {
   this.timeout(180_000);
 
@@ -58,9 +64,32 @@ describe("npm run local (CLI)", function () {
     });
 
     it("reads every option, in both --flag value and --flag=value forms", () => {
-      const o = parseCliArgs(["--port=4000", "--stage", "dev", "--in-memory", "--serialized", "--management-latency-ms", "25", "--idle-timeout-seconds=30", "--max-duration-seconds", "60", "--quiet", "--no-web"]);
+      const o = parseCliArgs([
+        "--port=4000",
+        "--stage",
+        "dev",
+        "--in-memory",
+        "--serialized",
+        "--management-latency-ms",
+        "25",
+        "--idle-timeout-seconds=30",
+        "--max-duration-seconds",
+        "60",
+        "--quiet",
+        "--no-web",
+      ]);
       assert.deepEqual(
-        { port: o.port, stage: o.stage, inMemory: o.inMemory, serialized: o.serialized, lat: o.managementLatencyMs, idle: o.idleTimeoutSeconds, max: o.maxDurationSeconds, quiet: o.quiet, web: o.web },
+        {
+          port: o.port,
+          stage: o.stage,
+          inMemory: o.inMemory,
+          serialized: o.serialized,
+          lat: o.managementLatencyMs,
+          idle: o.idleTimeoutSeconds,
+          max: o.maxDurationSeconds,
+          quiet: o.quiet,
+          web: o.web,
+        },
         { port: 4000, stage: "dev", inMemory: true, serialized: true, lat: 25, idle: 30, max: 60, quiet: true, web: false },
       );
     });
@@ -76,7 +105,8 @@ describe("npm run local (CLI)", function () {
 
   it("npm run local prints how to connect, writes the outputs, serves the API and stops DynamoDB Local on SIGTERM", async () => {
     const r = await smokeLocal();
-    for (const k of ["endpoint", "managementEndpoint", "apiId", "stage", "connectionsTable", "roomsTable", "messagesTable"]) assert.ok(r.outputs[k], k);
+    for (const k of ["endpoint", "managementEndpoint", "apiId", "stage", "connectionsTable", "roomsTable", "messagesTable"])
+      assert.ok(r.outputs[k], k);
     assert.ok(r.banner.includes(r.outputs.endpoint));
     assert.match(r.banner, /Demo user "demo" token/);
     assert.match(r.banner, /websocat '/);
@@ -91,10 +121,14 @@ describe("npm run local (CLI)", function () {
   it("stops, DynamoDB Local included, when npm alone is killed", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-orphan-"));
     const outputs = path.join(dir, "outputs.json");
-    const npm = spawn("npm", ["run", "--silent", "local", "--", "--in-memory", "--port", "0", "--quiet", "--no-web", "--outputs", outputs], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const npm = spawn(
+      "npm",
+      ["run", "--silent", "local", "--", "--in-memory", "--port", "0", "--quiet", "--no-web", "--outputs", outputs],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     npm.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     try {

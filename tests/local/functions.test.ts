@@ -57,7 +57,11 @@ describe("local function host", function () {
     const { h, logs, emf } = host("logs.js");
     try {
       await h.invoke({ id: 1, ms: 1, deliveries: 7 }, "req-emf");
-      await eventually(() => (emf.length === 1 && logs.some((l) => l.message === "plain text on stderr") ? true : undefined), 5000, "the log lines");
+      await eventually(
+        () => (emf.length === 1 && logs.some((l) => l.message === "plain text on stderr") ? true : undefined),
+        5000,
+        "the log lines",
+      );
       assert.deepEqual(emf[0].values, { Deliveries: 7 });
       assert.equal(emf[0].requestId, "req-emf");
       const structured = logs.find((l) => l.message === "structured");

@@ -98,7 +98,10 @@ async function harness(opts: {
   const scripted = host("chat", "scripted.js");
   const oneWay = host("ping", "scripted.js");
   const disconnect = host("disconnect", "scripted.js");
-  const inv = (h: FunctionHost): Invoke<WebSocketResult> => (e, id) => h.invoke<WebSocketResult>(e, id);
+  const inv =
+    (h: FunctionHost): Invoke<WebSocketResult> =>
+    (e, id) =>
+      h.invoke<WebSocketResult>(e, id);
   const routes = new Map<string, { twoWay: boolean; invoke: Invoke<WebSocketResult> }>([
     ["$connect", { twoWay: false, invoke: inv(connectFn) }],
     ["$disconnect", { twoWay: false, invoke: inv(disconnect) }],
@@ -152,7 +155,11 @@ let probes = 0;
 async function open(h: Harness, query = "token=good"): Promise<{ client: TestClient; connectionId: string }> {
   const probe = `p${++probes}`;
   const client = await connect(`${h.url}?${query}&probe=${probe}`, { headers: { "User-Agent": "gateway-test/1" } });
-  const ev = await eventually(() => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe), 10_000, "the $connect event");
+  const ev = await eventually(
+    () => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe),
+    10_000,
+    "the $connect event",
+  );
   return { client, connectionId: ev.event.requestContext.connectionId };
 }
 
@@ -221,7 +228,9 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
 
     it("gives the authorizer a REQUEST event with the $connect method ARN", async () => {
       const { client, connectionId } = await open(h);
-      const auth = await eventually(() => h.events.find((e) => e.kind === "authorizer" && e.event.requestContext.connectionId === connectionId));
+      const auth = await eventually(() =>
+        h.events.find((e) => e.kind === "authorizer" && e.event.requestContext.connectionId === connectionId),
+      );
       const ev = auth.event as unknown as { type: string; methodArn: string; queryStringParameters: Record<string, string> };
       assert.equal(ev.type, "REQUEST");
       assert.equal(ev.methodArn, `arn:aws:execute-api:us-east-1:000000000000:abcdef1234/${STAGE}/$connect`);
@@ -241,7 +250,12 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       const request = (method: string, headers: Record<string, string>): Promise<number> =>
         new Promise((resolve, reject) => {
           const socket = net.connect(Number(port), "127.0.0.1", () => {
-            const lines = [`${method} /${STAGE}?token=good HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Connection: Upgrade", "Upgrade: websocket"];
+            const lines = [
+              `${method} /${STAGE}?token=good HTTP/1.1`,
+              `Host: 127.0.0.1:${port}`,
+              "Connection: Upgrade",
+              "Upgrade: websocket",
+            ];
             for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
             socket.write(lines.join("\r\n") + "\r\n\r\n");
           });
@@ -285,10 +299,18 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
         });
         socket.on("error", () => undefined);
         // Leave once the authorizer has let the handshake through ($connect is sleeping).
-        await eventually(() => h.events.find((e) => e.kind === "authorizer" && e.event.queryStringParameters?.probe === probe), 10_000, "the authorizer");
+        await eventually(
+          () => h.events.find((e) => e.kind === "authorizer" && e.event.queryStringParameters?.probe === probe),
+          10_000,
+          "the authorizer",
+        );
         if (how === "half-closes (FIN)") socket.end();
         else socket.destroy();
-        const { event } = await eventually(() => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe), 10_000, "$connect");
+        const { event } = await eventually(
+          () => h.events.find((e) => e.kind === "connect" && e.event.queryStringParameters?.probe === probe),
+          10_000,
+          "$connect",
+        );
         const gone = await eventOf(h, "$disconnect", event.requestContext.connectionId);
         assert.equal(gone.event.requestContext.disconnectStatusCode, 1006);
         assert.ok(!h.gateway.connectionIds().includes(event.requestContext.connectionId));
@@ -443,11 +465,14 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       const { event } = await eventOf(h, "$disconnect", connectionId);
       assert.equal(event.requestContext.disconnectStatusCode, 1000);
 
-      await assert.rejects(h.management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: "x" })), (err: Error & { $metadata?: { httpStatusCode?: number } }) => {
-        assert.equal(err.name, "GoneException");
-        assert.equal(err.$metadata?.httpStatusCode, 410);
-        return true;
-      });
+      await assert.rejects(
+        h.management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: "x" })),
+        (err: Error & { $metadata?: { httpStatusCode?: number } }) => {
+          assert.equal(err.name, "GoneException");
+          assert.equal(err.$metadata?.httpStatusCode, 410);
+          return true;
+        },
+      );
       await assert.rejects(h.management.send(new GetConnectionCommand({ ConnectionId: connectionId })), { name: "GoneException" });
     });
 
@@ -469,7 +494,10 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
       });
       await assert.rejects(other.send(new GetConnectionCommand({ ConnectionId: connectionId })), { name: "ForbiddenException" });
       other.destroy();
-      const unsigned = await fetch(`${h.managementEndpoint}/@connections/${encodeURIComponent(connectionId)}`, { method: "POST", body: "x" });
+      const unsigned = await fetch(`${h.managementEndpoint}/@connections/${encodeURIComponent(connectionId)}`, {
+        method: "POST",
+        body: "x",
+      });
       assert.equal(unsigned.status, 403);
       assert.equal(unsigned.headers.get("x-amzn-errortype"), "ForbiddenException");
       assert.deepEqual(await unsigned.json(), { message: "Missing Authentication Token" });

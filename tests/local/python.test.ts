@@ -46,7 +46,10 @@ describe("docs/local.md Python snippet", function () {
     const dynamo = await sharedDynamo();
     rt = await startLocalRuntime({ dynamodbEndpoint: dynamo.endpoint, tablePrefix: uniquePrefix("python"), quiet: true });
     const code = pythonSnippet(fs.readFileSync(DOC, "utf8"));
-    const child = spawn(PYTHON, ["-c", code], { env: { PATH: process.env.PATH ?? "", CHAT_ENDPOINT: rt.endpoint }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PYTHON, ["-c", code], {
+      env: { PATH: process.env.PATH ?? "", CHAT_ENDPOINT: rt.endpoint },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));

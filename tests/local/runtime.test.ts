@@ -8,11 +8,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  ApiGatewayManagementApiClient,
-  DeleteConnectionCommand,
-  GetConnectionCommand,
-} from "@aws-sdk/client-apigatewaymanagementapi";
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { SignJWT } from "jose";
 import { functionEnvironment } from "../../handlers/env";
@@ -178,7 +174,11 @@ describe("local runtime: the chat API end to end", function () {
     big.send(JSON.stringify({ type: "chat", message: "x".repeat(128 * 1024) }));
     assert.equal((await big.waitClosed()).code, 1009);
     // Its $disconnect broadcasts "left" to the room: let it finish before the next test counts deliveries.
-    await eventually(() => (rt.stats.functions.disconnect.durationsMs.length > finished ? true : undefined), 10_000, "$disconnect to finish");
+    await eventually(
+      () => (rt.stats.functions.disconnect.durationsMs.length > finished ? true : undefined),
+      10_000,
+      "$disconnect to finish",
+    );
   });
 
   it("cleans up a connection that vanished without a close when a broadcast finds it gone", async () => {
@@ -198,7 +198,11 @@ describe("local runtime: the chat API end to end", function () {
     await alice.next((f) => f.json?.type === "chat" && f.json.message === "anyone there?");
     await eventually(async () => ((await item()).Item ? undefined : true), 10_000, "the stale record to be deleted");
     // The EMF line is written when the invocation ends, after the delete.
-    await eventually(() => (rt.metricTotal(METRICS.staleConnectionsCleaned) > cleanedBefore ? true : undefined), 10_000, "StaleConnectionsCleaned");
+    await eventually(
+      () => (rt.metricTotal(METRICS.staleConnectionsCleaned) > cleanedBefore ? true : undefined),
+      10_000,
+      "StaleConnectionsCleaned",
+    );
     assert.ok(rt.stats.management.gone >= 1);
     ddb.destroy();
   });
@@ -354,10 +358,12 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.equal((await fetch(`${rt.webUrl}missing.js`)).status, 404);
     // A raw request line (fetch would normalise the dots away).
     const status = await new Promise<number>((resolve, reject) => {
-      http.get({ host: "127.0.0.1", port: rt.port, path: "/../package.json" }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on("error", reject);
+      http
+        .get({ host: "127.0.0.1", port: rt.port, path: "/../package.json" }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on("error", reject);
     });
     assert.ok(status === 403 || status === 404, `status ${status}`);
   });
@@ -397,7 +403,14 @@ describe("local runtime: its own DynamoDB Local", function () {
       await c.close();
       const firstDynamo = rt.dynamodbEndpoint;
       await rt.stop();
-      assert.equal(await fetch(firstDynamo).then(() => "up", () => "down"), "down", "DynamoDB Local stopped with the runtime");
+      assert.equal(
+        await fetch(firstDynamo).then(
+          () => "up",
+          () => "down",
+        ),
+        "down",
+        "DynamoDB Local stopped with the runtime",
+      );
 
       rt = await start();
       const again = await user(rt, "kim", "Kim");

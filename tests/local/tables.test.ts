@@ -17,16 +17,30 @@ describe("local tables", function () {
     await ensureTables(client, names);
     await ensureTables(client, names);
     const connections = (await client.send(new DescribeTableCommand({ TableName: names.connections }))).Table!;
-    assert.deepEqual(connections.GlobalSecondaryIndexes?.map((g) => g.IndexName), ["byUser"]);
+    assert.deepEqual(
+      connections.GlobalSecondaryIndexes?.map((g) => g.IndexName),
+      ["byUser"],
+    );
   });
 
   it("adds an index missing from a table kept from an older schema", async () => {
     const names = localTableNames(uniquePrefix("older"));
     const { GlobalSecondaryIndexes: _dropped, ...withoutIndexes } = createTableInput(TABLES.rooms, names.rooms);
-    await client.send(new CreateTableCommand({ ...withoutIndexes, AttributeDefinitions: [{ AttributeName: "roomId", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" }] }));
+    await client.send(
+      new CreateTableCommand({
+        ...withoutIndexes,
+        AttributeDefinitions: [
+          { AttributeName: "roomId", AttributeType: "S" },
+          { AttributeName: "sk", AttributeType: "S" },
+        ],
+      }),
+    );
     await ensureTables(client, names);
     const rooms = (await client.send(new DescribeTableCommand({ TableName: names.rooms }))).Table!;
-    assert.deepEqual(rooms.GlobalSecondaryIndexes?.map((g) => g.IndexName), ["directory"]);
+    assert.deepEqual(
+      rooms.GlobalSecondaryIndexes?.map((g) => g.IndexName),
+      ["directory"],
+    );
   });
 
   it("refuses a kept table whose keys changed, saying what to delete", async () => {

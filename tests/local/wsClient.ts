@@ -54,7 +54,11 @@ export class TestClient {
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; queued: ${this.frames.map((f) => f.text.slice(0, 200)).join(" | ")}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; queued: ${this.frames.map((f) => f.text.slice(0, 200)).join(" | ")}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.push(waiter);
     });
@@ -145,7 +149,11 @@ export async function handshakeStatus(url: string): Promise<number> {
 }
 
 /** Polls `check` until it returns a value (not undefined) or the time is up. */
-export async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = "a condition"): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = "a condition",
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();

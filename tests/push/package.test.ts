@@ -30,7 +30,11 @@ describe("push: the installable package (npm run build:push)", function () {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it("declares exactly the AWS SDK clients it requires, and requires nothing from this repository", () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, "package.json"), "utf8")) as { main: string; types: string; dependencies: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, "package.json"), "utf8")) as {
+      main: string;
+      types: string;
+      dependencies: Record<string, string>;
+    };
     assert.equal(pkg.main, "index.js");
     assert.equal(pkg.types, "index.d.ts");
     assert.deepEqual(Object.keys(pkg.dependencies).sort(), [...PUSH_RUNTIME_PACKAGES].sort());
@@ -80,7 +84,21 @@ describe("push: the installable package (npm run build:push)", function () {
     );
     const tsc = spawnSync(
       process.execPath,
-      [require.resolve("typescript/bin/tsc"), "--noEmit", "--strict", "--skipLibCheck", "--module", "commonjs", "--moduleResolution", "node", "--target", "ES2022", "--types", "node", consumer],
+      [
+        require.resolve("typescript/bin/tsc"),
+        "--noEmit",
+        "--strict",
+        "--skipLibCheck",
+        "--module",
+        "commonjs",
+        "--moduleResolution",
+        "node",
+        "--target",
+        "ES2022",
+        "--types",
+        "node",
+        consumer,
+      ],
       { cwd: tmp, encoding: "utf8" },
     );
     assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);

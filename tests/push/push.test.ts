@@ -26,11 +26,20 @@ async function user(rt: LocalRuntime, userId: string, username: string, roomId: 
 }
 
 /** Runs `npm run push`'s script as a process; resolves with its exit code and output. */
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["--disable-warning=NodeVersionSupportWarning", "-r", "ts-node/register/transpile-only", path.join(ROOT, "scripts", "push.ts"), ...args],
+      [
+        "--disable-warning=NodeVersionSupportWarning",
+        "-r",
+        "ts-node/register/transpile-only",
+        path.join(ROOT, "scripts", "push.ts"),
+        ...args,
+      ],
       { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -82,7 +91,14 @@ describe("push: system frames from a backend, against the local runtime", functi
     const result = await pusher.toUser("pu-alice", { message: "your order shipped", data: { orderId: "o-42", items: [1, 2] } });
 
     assert.deepEqual(
-      { targets: result.targets, delivered: result.delivered, gone: result.gone, failed: result.failed, connecting: result.connecting, stored: result.stored },
+      {
+        targets: result.targets,
+        delivered: result.delivered,
+        gone: result.gone,
+        failed: result.failed,
+        connecting: result.connecting,
+        stored: result.stored,
+      },
       { targets: 2, delivered: 2, gone: 0, failed: 0, connecting: 0, stored: false },
     );
     for (const c of [phone, laptop]) {
@@ -159,7 +175,14 @@ describe("push: system frames from a backend, against the local runtime", functi
     await doc.send(
       new PutCommand({
         TableName: rt.tableNames.connections,
-        Item: { connectionId: ghost, userId: "pu-ghost", username: "Ghost", connectedAt: Date.now(), expiresAt, rooms: new Set(["pu-stale", "pu-other"]) },
+        Item: {
+          connectionId: ghost,
+          userId: "pu-ghost",
+          username: "Ghost",
+          connectedAt: Date.now(),
+          expiresAt,
+          rooms: new Set(["pu-stale", "pu-other"]),
+        },
       }),
     );
     for (const roomId of ["pu-stale", "pu-other"]) {
@@ -175,7 +198,9 @@ describe("push: system frames from a backend, against the local runtime", functi
 
     assert.deepEqual([result.targets, result.delivered, result.gone, result.failed], [2, 1, 1, 0]);
     await frank.nextOf("system");
-    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }));
+    const item = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }),
+    );
     assert.equal(item.Item, undefined, "the connection item is deleted");
     for (const roomId of ["pu-stale", "pu-other"]) {
       const m = await doc.send(new GetCommand({ TableName: rt.tableNames.rooms, Key: { roomId, sk: `c#${ghost}` }, ConsistentRead: true }));
@@ -189,7 +214,13 @@ describe("push: system frames from a backend, against the local runtime", functi
     await doc.send(
       new PutCommand({
         TableName: rt.tableNames.connections,
-        Item: { connectionId: ghost, userId: "pu-gina", username: "Gina", connectedAt: Date.now(), expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+        Item: {
+          connectionId: ghost,
+          userId: "pu-gina",
+          username: "Gina",
+          connectedAt: Date.now(),
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        },
       }),
     );
 
@@ -197,7 +228,9 @@ describe("push: system frames from a backend, against the local runtime", functi
 
     assert.deepEqual([result.targets, result.delivered, result.gone], [2, 1, 1]);
     await live.nextOf("system");
-    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }));
+    const item = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }),
+    );
     assert.equal(item.Item, undefined);
   });
 
@@ -206,14 +239,23 @@ describe("push: system frames from a backend, against the local runtime", functi
     await doc.send(
       new PutCommand({
         TableName: rt.tableNames.connections,
-        Item: { connectionId: handshaking, userId: "pu-hank", username: "Hank", connectedAt: Date.now(), connecting: true, expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+        Item: {
+          connectionId: handshaking,
+          userId: "pu-hank",
+          username: "Hank",
+          connectedAt: Date.now(),
+          connecting: true,
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        },
       }),
     );
 
     const result = await pusher.toUser("pu-hank", "welcome");
 
     assert.deepEqual([result.targets, result.delivered, result.gone, result.connecting], [1, 0, 0, 1]);
-    const item = await doc.send(new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: handshaking }, ConsistentRead: true }));
+    const item = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: handshaking }, ConsistentRead: true }),
+    );
     assert.ok(item.Item, "not removed");
     await doc.send(new DeleteCommand({ TableName: rt.tableNames.connections, Key: { connectionId: handshaking } }));
   });
@@ -239,18 +281,27 @@ describe("push: system frames from a backend, against the local runtime", functi
     assert.equal(await code(pusher.toUser("pu-alice", "")), "BAD_REQUEST");
     assert.equal(await code(pusher.toRoom("pu-room", "half a pair: \ud800")), "BAD_REQUEST"); // no UTF-8 encoding
     assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: [1] as unknown as Record<string, unknown> })), "BAD_REQUEST");
-    assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: new Date() as unknown as Record<string, unknown> })), "BAD_REQUEST");
+    assert.equal(
+      await code(pusher.toUser("pu-alice", { message: "x", data: new Date() as unknown as Record<string, unknown> })),
+      "BAD_REQUEST",
+    );
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     assert.equal(await code(pusher.toUser("pu-alice", { message: "x", data: cyclic })), "BAD_REQUEST");
     assert.equal(await code(pusher.toRoom("pu-room", "é".repeat(1025))), "TOO_LARGE"); // 2050 bytes > 2048
     assert.equal(await code(pusher.toRoom("pu-room", { message: "x", data: { blob: "y".repeat(2048) } })), "TOO_LARGE");
-    assert.throws(() => createPusher({ ...pusherOptionsFrom(rt.outputs()), roomsTable: "" }), (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS");
+    assert.throws(
+      () => createPusher({ ...pusherOptionsFrom(rt.outputs()), roomsTable: "" }),
+      (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS",
+    );
     assert.throws(
       () => createPusher({ ...pusherOptionsFrom(rt.outputs()), managementEndpoint: "ftp://x" }),
       (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS",
     );
-    assert.throws(() => createPusher({ ...pusherOptionsFrom(rt.outputs()), maxMessageBytes: 0 }), (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS");
+    assert.throws(
+      () => createPusher({ ...pusherOptionsFrom(rt.outputs()), maxMessageBytes: 0 }),
+      (e: unknown) => e instanceof PushError && e.code === "BAD_OPTIONS",
+    );
   });
 
   it("turns a DynamoDB failure into UNAVAILABLE naming the step and the AWS error", async () => {
@@ -272,12 +323,32 @@ describe("push: system frames from a backend, against the local runtime", functi
     track(await user(rt, "pu-iam", "Iam", "pu-iam"));
     const ghost = "pu-iam-ghost";
     const expiresAt = Math.floor(Date.now() / 1000) + 3600;
-    await doc.send(new PutCommand({ TableName: rt.tableNames.connections, Item: { connectionId: ghost, userId: "pu-iam", username: "I", connectedAt: 1, expiresAt, rooms: new Set(["pu-iam"]) } }));
-    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam", sk: `c#${ghost}`, connectionId: ghost, userId: "pu-iam-2", username: "I2", joinedAt: 1, expiresAt } }));
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.connections,
+        Item: { connectionId: ghost, userId: "pu-iam", username: "I", connectedAt: 1, expiresAt, rooms: new Set(["pu-iam"]) },
+      }),
+    );
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.rooms,
+        Item: { roomId: "pu-iam", sk: `c#${ghost}`, connectionId: ghost, userId: "pu-iam-2", username: "I2", joinedAt: 1, expiresAt },
+      }),
+    );
     // A summary that disagrees with the members, so the read reconciles it (UpdateItem), and a
     // summary of a room with no member left, so the read deletes it (DeleteItem).
-    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam", sk: "#summary", users: 9, directory: "rooms", expiresAt } }));
-    await doc.send(new PutCommand({ TableName: rt.tableNames.rooms, Item: { roomId: "pu-iam-empty", sk: "#summary", users: 1, directory: "rooms", expiresAt } }));
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.rooms,
+        Item: { roomId: "pu-iam", sk: "#summary", users: 9, directory: "rooms", expiresAt },
+      }),
+    );
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.rooms,
+        Item: { roomId: "pu-iam-empty", sk: "#summary", users: 1, directory: "rooms", expiresAt },
+      }),
+    );
     const record = emptyUsage();
     await usage.run(record, async () => {
       await pusher.toRoom("pu-iam", "audit");
@@ -289,7 +360,8 @@ describe("push: system frames from a backend, against the local runtime", functi
     const declared = new Set<string>();
     for (const a of PUSH_TABLE_ACCESS) {
       for (const action of a.actions) declared.add(`${a.table} ${action}`);
-      for (const [index, actions] of Object.entries(a.indexes ?? {})) for (const action of actions) declared.add(`${a.table} ${action} @${index}`);
+      for (const [index, actions] of Object.entries(a.indexes ?? {}))
+        for (const action of actions) declared.add(`${a.table} ${action} @${index}`);
     }
     const observed = new Set(record.dynamoCalls.map((c) => `${c.table} ${c.action}${c.index ? ` @${c.index}` : ""}`));
     assert.deepEqual([...observed].sort(), [...declared].sort());
@@ -341,9 +413,13 @@ describe("push: system frames from a backend, against the local runtime", functi
 describe("push: the module's boundary", function () {
   this.timeout(60_000);
   it("loads without any @pulumi package (a backend needs only the AWS SDK)", async () => {
-    const probe = "require('./push'); const p = Object.keys(require.cache).filter((k) => k.includes('@pulumi')); process.stdout.write(JSON.stringify(p));";
+    const probe =
+      "require('./push'); const p = Object.keys(require.cache).filter((k) => k.includes('@pulumi')); process.stdout.write(JSON.stringify(p));";
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", probe], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
+      const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", probe], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       let text = "";
       child.stdout.on("data", (d: Buffer) => (text += d.toString()));
       child.on("error", reject);

@@ -44,7 +44,9 @@ function expectedEcho(text: string): { requestType?: string; clientMessageId?: s
   const o = parsed as Record<string, unknown>;
   return {
     ...(typeof o.type === "string" && o.type.length <= 64 ? { requestType: o.type } : {}),
-    ...(typeof o.clientMessageId === "string" && CLIENT_MESSAGE_ID_PATTERN.test(o.clientMessageId) ? { clientMessageId: o.clientMessageId } : {}),
+    ...(typeof o.clientMessageId === "string" && CLIENT_MESSAGE_ID_PATTERN.test(o.clientMessageId)
+      ? { clientMessageId: o.clientMessageId }
+      : {}),
   };
 }
 
@@ -56,12 +58,15 @@ function judge(c: BadInputCase, frame: Frame): string | undefined {
   if (e.kind === "error") {
     if (f.type !== "error") return `expected error ${e.code}, got ${frame.text.slice(0, 200)}`;
     if (f.code !== e.code) return `expected error ${e.code}, got ${String(f.code)} (${String(f.message)})`;
-    if (typeof f.message !== "string" || f.message.length === 0 || /\n\s+at |Error:/.test(f.message)) return `bad error message ${JSON.stringify(f.message)}`;
+    if (typeof f.message !== "string" || f.message.length === 0 || /\n\s+at |Error:/.test(f.message))
+      return `bad error message ${JSON.stringify(f.message)}`;
     const extra = Object.keys(f).filter((k) => !ERROR_FRAME_KEYS.has(k));
     if (extra.length > 0) return `error frame has extra fields ${extra.join(", ")}`;
     const echo = expectedEcho(c.payload.kind === "text" ? c.payload.text : "");
-    if (f.requestType !== echo.requestType) return `requestType ${JSON.stringify(f.requestType)} instead of ${JSON.stringify(echo.requestType)}`;
-    if (f.clientMessageId !== echo.clientMessageId) return `clientMessageId ${JSON.stringify(f.clientMessageId)} instead of ${JSON.stringify(echo.clientMessageId)}`;
+    if (f.requestType !== echo.requestType)
+      return `requestType ${JSON.stringify(f.requestType)} instead of ${JSON.stringify(echo.requestType)}`;
+    if (f.clientMessageId !== echo.clientMessageId)
+      return `clientMessageId ${JSON.stringify(f.clientMessageId)} instead of ${JSON.stringify(echo.clientMessageId)}`;
     return undefined;
   }
   if (e.kind === "reply") {
@@ -128,7 +133,8 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
       return (err as Error).message;
     }
     const problem = judge(c, frame);
-    if (!problem && c.expect.kind === "reply" && c.expect.type === "chat") acceptedChats.set(String(frame.json!.messageId), String(frame.json!.message));
+    if (!problem && c.expect.kind === "reply" && c.expect.type === "chat")
+      acceptedChats.set(String(frame.json!.messageId), String(frame.json!.message));
     const pong = nextOnMain(`pong after ${c.id}`);
     main.send({ type: "ping" });
     try {
@@ -176,7 +182,8 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
         await client.close();
         return `handshake accepted, expected HTTP ${e.status}`;
       } catch (err) {
-        if (err instanceof HandshakeRejected) return err.status === e.status ? undefined : `handshake refused with ${err.status}, expected ${e.status}`;
+        if (err instanceof HandshakeRejected)
+          return err.status === e.status ? undefined : `handshake refused with ${err.status}, expected ${e.status}`;
         return (err as Error).message;
       }
     }
@@ -201,7 +208,11 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
       for (const c of inCategory) {
         const n = CASES.indexOf(c);
         const problem =
-          c.payload.kind === "handshake" ? await handshake(c, n) : c.expect.kind === "close" ? await onOwnConnection(c, n) : await onMain(c);
+          c.payload.kind === "handshake"
+            ? await handshake(c, n)
+            : c.expect.kind === "close"
+              ? await onOwnConnection(c, n)
+              : await onMain(c);
         if (problem) problems.push(`${c.id}: ${problem}`);
       }
       failures.push(...problems);
@@ -212,7 +223,12 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
   it("never crashed: no function crashed, timed out or failed, and a new connection is accepted and answers ping", async () => {
     // Nothing left over on the main connection: every case had exactly one answer.
     await main.expectNone(() => true, 300);
-    const stats = Object.entries(rt.stats.functions).map(([name, s]) => ({ name, crashes: s.crashes, timeouts: s.timeouts, errors: s.errors }));
+    const stats = Object.entries(rt.stats.functions).map(([name, s]) => ({
+      name,
+      crashes: s.crashes,
+      timeouts: s.timeouts,
+      errors: s.errors,
+    }));
     assert.deepEqual(
       stats.filter((s) => s.crashes + s.timeouts + s.errors > 0),
       [],
@@ -229,9 +245,14 @@ describe(`reliability: ${CASES.length} generated bad-input cases (seed ${SEED}) 
     // Accepted chats come back from history byte for byte (emoji, RTL, NUL, zero-width...).
     const sandbox = await main.request({ type: "history", roomId: CTX.sandboxRoom, limit: 100 }, "history");
     const returned = new Map((sandbox.messages as Array<{ messageId: string; message: string }>).map((m) => [m.messageId, m.message]));
-    const differing = [...new Set([...returned.keys(), ...acceptedChats.keys()])].filter((id) => returned.get(id) !== acceptedChats.get(id));
+    const differing = [...new Set([...returned.keys(), ...acceptedChats.keys()])].filter(
+      (id) => returned.get(id) !== acceptedChats.get(id),
+    );
     assert.deepEqual(
-      differing.map((id) => `${id}: sent ${JSON.stringify(acceptedChats.get(id)?.slice(0, 40))}, history ${JSON.stringify(returned.get(id)?.slice(0, 40))}`),
+      differing.map(
+        (id) =>
+          `${id}: sent ${JSON.stringify(acceptedChats.get(id)?.slice(0, 40))}, history ${JSON.stringify(returned.get(id)?.slice(0, 40))}`,
+      ),
       [],
     );
 

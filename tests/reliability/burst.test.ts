@@ -74,7 +74,10 @@ describe(`reliability: ${CONNECTIONS} connections each sending ${ROUNDS} bursts 
         // Frames answered on the connection itself (not the cases that close it or are handshakes),
         // without join/leave (their answers depend on the order of the frames about the room).
         const cases = generateCases(ctx, DEFAULT_SEED + i).filter(
-          (c) => c.payload.kind === "text" && (c.expect.kind === "error" || c.expect.kind === "reply") && !/"type"\s*:\s*"(join|leave)"/.test(c.payload.text),
+          (c) =>
+            c.payload.kind === "text" &&
+            (c.expect.kind === "error" || c.expect.kind === "reply") &&
+            !/"type"\s*:\s*"(join|leave)"/.test(c.payload.text),
         );
         return { client, cases };
       }),
@@ -83,7 +86,10 @@ describe(`reliability: ${CONNECTIONS} connections each sending ${ROUNDS} bursts 
     for (let round = 0; round < ROUNDS; round++) {
       await Promise.all(
         clients.map(async ({ client, cases }, i) => {
-          const burst = cases.slice((round * BURST) % cases.length).concat(cases).slice(0, BURST);
+          const burst = cases
+            .slice((round * BURST) % cases.length)
+            .concat(cases)
+            .slice(0, BURST);
           client.frames.length = 0;
           for (const c of burst) client.send((c.payload as { text: string }).text);
           const answers = () => client.frames.filter((f) => f.json?.type !== "presence");
@@ -97,12 +103,16 @@ describe(`reliability: ${CONNECTIONS} connections each sending ${ROUNDS} bursts 
           const want = sorted(burst.map(expectedKey));
           const got = sorted(answers().map(answerKey));
           if (JSON.stringify(want) !== JSON.stringify(got)) {
-            const missing = want.filter((k, n) => want.indexOf(k) === n).flatMap((k) => {
-              const d = want.filter((x) => x === k).length - got.filter((x) => x === k).length;
-              return d !== 0 ? [`${k} ${d > 0 ? `-${d}` : `+${-d}`}`] : [];
-            });
+            const missing = want
+              .filter((k, n) => want.indexOf(k) === n)
+              .flatMap((k) => {
+                const d = want.filter((x) => x === k).length - got.filter((x) => x === k).length;
+                return d !== 0 ? [`${k} ${d > 0 ? `-${d}` : `+${-d}`}`] : [];
+              });
             const extra = [...new Set(got.filter((k) => !want.includes(k)))].map((k) => `${k} +${got.filter((x) => x === k).length}`);
-            problems.push(`connection ${i} round ${round}: ${got.length} answers to ${burst.length} frames; ${[...missing, ...extra].join(", ")}`);
+            problems.push(
+              `connection ${i} round ${round}: ${got.length} answers to ${burst.length} frames; ${[...missing, ...extra].join(", ")}`,
+            );
           }
         }),
       );

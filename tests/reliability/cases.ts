@@ -272,9 +272,12 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
       if (f.userId !== self || f.username !== selfName) return `sender shown as ${String(f.userId)}/${String(f.username)}`;
       if (f.roomId !== sandbox) return `roomId ${String(f.roomId)}`;
       if (f.message !== message) return "message text changed";
-      if (typeof f.messageId !== "string" || !/^[0-9a-f-]{36}$/.test(f.messageId)) return `messageId ${String(f.messageId)} is not the server's`;
+      if (typeof f.messageId !== "string" || !/^[0-9a-f-]{36}$/.test(f.messageId))
+        return `messageId ${String(f.messageId)} is not the server's`;
       if (typeof f.sentAt !== "string" || f.sentAt.startsWith("1999")) return `sentAt ${String(f.sentAt)} is not the server's`;
-      const extra = Object.keys(f).filter((k) => !["type", "roomId", "messageId", "userId", "username", "message", "sentAt", "clientMessageId"].includes(k));
+      const extra = Object.keys(f).filter(
+        (k) => !["type", "roomId", "messageId", "userId", "username", "message", "sentAt", "clientMessageId"].includes(k),
+      );
       return extra.length > 0 ? `unexpected fields ${extra.join(", ")}` : undefined;
     },
   });
@@ -347,11 +350,18 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   }
   for (const [what, v] of sample(5)) add("wrong types", `join.roomId as ${what}`, json({ type: "join", roomId: v }), bad);
   for (const [what, v] of sample(5)) add("wrong types", `leave.roomId as ${what}`, json({ type: "leave", roomId: v }), bad);
-  for (const [what, v] of sample(5)) add("wrong types", `private.toUserId as ${what}`, json({ type: "private", toUserId: v, message: "x" }), bad);
-  for (const [what, v] of sample(5)) add("wrong types", `private.message as ${what}`, json({ type: "private", toUserId: peer, message: v }), bad);
+  for (const [what, v] of sample(5))
+    add("wrong types", `private.toUserId as ${what}`, json({ type: "private", toUserId: v, message: "x" }), bad);
+  for (const [what, v] of sample(5))
+    add("wrong types", `private.message as ${what}`, json({ type: "private", toUserId: peer, message: v }), bad);
   add("wrong types", "private.message empty", json({ type: "private", toUserId: peer, message: "" }), bad);
   for (const [what, v] of sample(3)) {
-    add("wrong types", `private.clientMessageId as ${what}`, json({ type: "private", toUserId: peer, message: "x", clientMessageId: v }), bad);
+    add(
+      "wrong types",
+      `private.clientMessageId as ${what}`,
+      json({ type: "private", toUserId: peer, message: "x", clientMessageId: v }),
+      bad,
+    );
   }
   for (const [what, v] of sample(3)) add("wrong types", `history.roomId as ${what}`, json({ type: "history", roomId: v }), bad);
   for (const [what, v] of sample(3)) add("wrong types", `history.withUserId as ${what}`, json({ type: "history", withUserId: v }), bad);
@@ -367,12 +377,22 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     ["an array", [10]],
   ];
   for (const [what, v] of limits) add("wrong types", `history.limit as ${what}`, json({ type: "history", roomId: room, limit: v }), bad);
-  for (const [what, v] of sample(4)) add("wrong types", `history.before as ${what}`, json({ type: "history", roomId: room, before: v }), bad);
-  add("wrong types", "history.before a cursor the server did not issue", json({ type: "history", roomId: room, before: rng.word(20) }), bad);
+  for (const [what, v] of sample(4))
+    add("wrong types", `history.before as ${what}`, json({ type: "history", roomId: room, before: v }), bad);
+  add(
+    "wrong types",
+    "history.before a cursor the server did not issue",
+    json({ type: "history", roomId: room, before: rng.word(20) }),
+    bad,
+  );
   add(
     "wrong types",
     "history.before a base64url cursor with a forged key",
-    json({ type: "history", roomId: room, before: Buffer.from(JSON.stringify({ sk: "x#y", conversationId: "room#other" })).toString("base64url") }),
+    json({
+      type: "history",
+      roomId: room,
+      before: Buffer.from(JSON.stringify({ sk: "x#y", conversationId: "room#other" })).toString("base64url"),
+    }),
     bad,
   );
   add("wrong types", "history.before empty", json({ type: "history", roomId: room, before: "" }), bad);
@@ -405,14 +425,27 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     "extra fields",
     "history with unknown fields: the guarded room is still empty",
     json({ type: "history", roomId: room, order: "desc", includeDeleted: true }),
-    { kind: "reply", type: "history", check: (f) => (Array.isArray(f.messages) && f.messages.length === 0 ? undefined : `messages: ${JSON.stringify(f.messages)}`) },
+    {
+      kind: "reply",
+      type: "history",
+      check: (f) => (Array.isArray(f.messages) && f.messages.length === 0 ? undefined : `messages: ${JSON.stringify(f.messages)}`),
+    },
   );
   {
     const cmid = rng.clientMessageId();
     add(
       "extra fields",
       "chat naming itself and claiming messageId, sentAt: the server's values win",
-      json({ type: "chat", roomId: sandbox, message: "extra fields", clientMessageId: cmid, userId: self, messageId: "forged", sentAt: "1999-01-01T00:00:00.000Z", admin: true }),
+      json({
+        type: "chat",
+        roomId: sandbox,
+        message: "extra fields",
+        clientMessageId: cmid,
+        userId: self,
+        messageId: "forged",
+        sentAt: "1999-01-01T00:00:00.000Z",
+        admin: true,
+      }),
       acceptedChat("extra fields", cmid),
       1,
     );
@@ -431,29 +464,68 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     json({ type: "private", toUserId: peer, message: "from whom?", fromUserId: peer, fromUsername: "Forged" }),
     bad,
   );
-  add("extra fields", "join with unknown fields", json({ type: "join", roomId: sandbox, role: "admin" }), { kind: "reply", type: "joined" });
+  add("extra fields", "join with unknown fields", json({ type: "join", roomId: sandbox, role: "admin" }), {
+    kind: "reply",
+    type: "joined",
+  });
 
   // ---------------------------------------------------------------- oversized strings and frames
-  add("oversized", `chat.message of ${max + 1} ASCII bytes (maxMessageBytes + 1)`, json({ type: "chat", roomId: room, message: "a".repeat(max + 1) }), tooLarge);
+  add(
+    "oversized",
+    `chat.message of ${max + 1} ASCII bytes (maxMessageBytes + 1)`,
+    json({ type: "chat", roomId: room, message: "a".repeat(max + 1) }),
+    tooLarge,
+  );
   {
     const euros = "€".repeat(Math.floor(max / 3) + 1);
-    add("oversized", `chat.message of ${euros.length} characters but ${Buffer.byteLength(euros)} UTF-8 bytes`, json({ type: "chat", roomId: room, message: euros }), tooLarge);
+    add(
+      "oversized",
+      `chat.message of ${euros.length} characters but ${Buffer.byteLength(euros)} UTF-8 bytes`,
+      json({ type: "chat", roomId: room, message: euros }),
+      tooLarge,
+    );
     const emoji = "😀".repeat(Math.floor(max / 4) + 1);
-    add("oversized", `chat.message of ${emoji.length} UTF-16 units but ${Buffer.byteLength(emoji)} UTF-8 bytes`, json({ type: "chat", roomId: room, message: emoji }), tooLarge);
+    add(
+      "oversized",
+      `chat.message of ${emoji.length} UTF-16 units but ${Buffer.byteLength(emoji)} UTF-8 bytes`,
+      json({ type: "chat", roomId: room, message: emoji }),
+      tooLarge,
+    );
   }
   {
     const cmid = rng.clientMessageId();
     const exact = "b".repeat(max);
-    add("oversized", `chat.message of exactly maxMessageBytes (${max}) bytes is accepted`, json({ type: "chat", roomId: sandbox, message: exact, clientMessageId: cmid }), acceptedChat(exact, cmid), 1);
+    add(
+      "oversized",
+      `chat.message of exactly maxMessageBytes (${max}) bytes is accepted`,
+      json({ type: "chat", roomId: sandbox, message: exact, clientMessageId: cmid }),
+      acceptedChat(exact, cmid),
+      1,
+    );
   }
-  add("oversized", `private.message of ${max + 1} bytes`, json({ type: "private", toUserId: peer, message: "p".repeat(max + 1), clientMessageId: rng.clientMessageId() }), tooLarge);
+  add(
+    "oversized",
+    `private.message of ${max + 1} bytes`,
+    json({ type: "private", toUserId: peer, message: "p".repeat(max + 1), clientMessageId: rng.clientMessageId() }),
+    tooLarge,
+  );
   for (let i = 0; i < 4; i++) {
     const size = rng.int(max + 2, maxFrameBytes - 200);
-    add("oversized", `chat.message of ${size} bytes (random size)`, json({ type: "chat", roomId: room, message: rng.word(1).repeat(size), clientMessageId: rng.clientMessageId() }), tooLarge);
+    add(
+      "oversized",
+      `chat.message of ${size} bytes (random size)`,
+      json({ type: "chat", roomId: room, message: rng.word(1).repeat(size), clientMessageId: rng.clientMessageId() }),
+      tooLarge,
+    );
   }
   add("oversized", "roomId of 65 characters", json({ type: "join", roomId: "r".repeat(65) }), bad);
   add("oversized", "toUserId of 129 characters", json({ type: "private", toUserId: "u".repeat(129), message: "x" }), bad);
-  add("oversized", "clientMessageId of 65 characters", json({ type: "chat", roomId: room, message: "x", clientMessageId: "c".repeat(65) }), bad);
+  add(
+    "oversized",
+    "clientMessageId of 65 characters",
+    json({ type: "chat", roomId: room, message: "x", clientMessageId: "c".repeat(65) }),
+    bad,
+  );
   add("oversized", "history.before of 401 characters", json({ type: "history", roomId: room, before: "A".repeat(401) }), bad);
   add("oversized", "a type of 100 characters", json({ type: `chat${"x".repeat(96)}` }), unknownType);
   add("oversized", "a type of 100,000 characters", json({ type: "t".repeat(100_000) }), unknownType);
@@ -463,26 +535,48 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     const frame = JSON.stringify({ type: "ping", pad: "p".repeat(maxFrameBytes - Buffer.byteLength(base)) });
     add("oversized", `a frame of exactly ${Buffer.byteLength(frame)} bytes (128 KB) is delivered`, text(frame), pong);
     const over = JSON.stringify({ type: "ping", pad: "p".repeat(maxFrameBytes - Buffer.byteLength(base) + 1) });
-    add("oversized", `a frame of ${Buffer.byteLength(over)} bytes (128 KB + 1) closes with 1009`, text(over), { kind: "close", code: 1009 });
+    add("oversized", `a frame of ${Buffer.byteLength(over)} bytes (128 KB + 1) closes with 1009`, text(over), {
+      kind: "close",
+      code: 1009,
+    });
   }
-  add("oversized", "a 200 KB chat frame closes with 1009", json({ type: "chat", roomId: room, message: "m".repeat(200 * 1024) }), { kind: "close", code: 1009 });
+  add("oversized", "a 200 KB chat frame closes with 1009", json({ type: "chat", roomId: room, message: "m".repeat(200 * 1024) }), {
+    kind: "close",
+    code: 1009,
+  });
   add("oversized", "a 1 MB frame closes with 1009", text("x".repeat(1024 * 1024)), { kind: "close", code: 1009 });
 
   // ---------------------------------------------------------------- Unicode
   for (const [what, message] of UNICODE_OK) {
     const cmid = rng.clientMessageId();
-    add("unicode", `chat.message with ${what} is stored and returned unchanged`, json({ type: "chat", roomId: sandbox, message, clientMessageId: cmid }), acceptedChat(message, cmid), 1);
+    add(
+      "unicode",
+      `chat.message with ${what} is stored and returned unchanged`,
+      json({ type: "chat", roomId: sandbox, message, clientMessageId: cmid }),
+      acceptedChat(message, cmid),
+      1,
+    );
   }
   for (const [what, message] of LONE_SURROGATES) {
     // JSON.stringify escapes lone surrogates (\ud800), so the frame itself is valid JSON and valid UTF-8.
-    add("unicode", `chat.message with ${what}`, json({ type: "chat", roomId: sandbox, message, clientMessageId: rng.clientMessageId() }), bad);
+    add(
+      "unicode",
+      `chat.message with ${what}`,
+      json({ type: "chat", roomId: sandbox, message, clientMessageId: rng.clientMessageId() }),
+      bad,
+    );
     add("unicode", `private.message with ${what}`, json({ type: "private", toUserId: peer, message }), bad);
   }
   add("unicode", "a clientMessageId with an emoji", json({ type: "chat", roomId: room, message: "x", clientMessageId: "id-😀" }), bad);
   add("unicode", "a lone surrogate as type", text('{"type":"\\ud800"}'), unknownType);
 
   // ---------------------------------------------------------------- binary frames: API Gateway closes with 1003
-  add("binary frames", "a valid ping sent as a binary frame", { kind: "binary", bytes: Buffer.from('{"type":"ping"}') }, { kind: "close", code: 1003 });
+  add(
+    "binary frames",
+    "a valid ping sent as a binary frame",
+    { kind: "binary", bytes: Buffer.from('{"type":"ping"}') },
+    { kind: "close", code: 1003 },
+  );
   add("binary frames", "an empty binary frame", { kind: "binary", bytes: Buffer.alloc(0) }, { kind: "close", code: 1003 });
   for (let i = 0; i < 3; i++) {
     const n = rng.int(1, 2048);
@@ -497,20 +591,36 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     ["an encoded surrogate (CESU-8)", [0x22, 0xed, 0xa0, 0x80, 0x22]],
     ["an overlong encoding of '/'", [0x22, 0xc0, 0xaf, 0x22]],
   ];
-  for (const [what, bytes] of invalidUtf8) add("invalid UTF-8", `a text frame with ${what}`, { kind: "rawText", bytes: Buffer.from(bytes) }, { kind: "close", code: 1007 });
+  for (const [what, bytes] of invalidUtf8)
+    add("invalid UTF-8", `a text frame with ${what}`, { kind: "rawText", bytes: Buffer.from(bytes) }, { kind: "close", code: 1007 });
 
   // ---------------------------------------------------------------- deep nesting
   const nestedArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
   const nestedObject = (depth: number, leaf: string) => '{"a":'.repeat(depth) + leaf + "}".repeat(depth);
   for (const depth of [10, 1000, rng.int(20_000, 60_000)]) {
-    add("deep nesting", `chat.message as arrays nested ${depth} deep`, text(`{"type":"chat","roomId":"${room}","message":${nestedArray(depth)}}`), bad);
+    add(
+      "deep nesting",
+      `chat.message as arrays nested ${depth} deep`,
+      text(`{"type":"chat","roomId":"${room}","message":${nestedArray(depth)}}`),
+      bad,
+    );
   }
   for (const depth of [rng.int(1000, 5000), rng.int(30_000, 60_000)]) {
-    add("deep nesting", `ping with an unknown field of arrays nested ${depth} deep`, text(`{"type":"ping","x":${nestedArray(depth)}}`), pong);
+    add(
+      "deep nesting",
+      `ping with an unknown field of arrays nested ${depth} deep`,
+      text(`{"type":"ping","x":${nestedArray(depth)}}`),
+      pong,
+    );
   }
   {
     const depth = rng.int(5000, 20_000);
-    add("deep nesting", `ping with an unknown field of objects nested ${depth} deep`, text(`{"type":"ping","x":${nestedObject(depth, "1")}}`), pong);
+    add(
+      "deep nesting",
+      `ping with an unknown field of objects nested ${depth} deep`,
+      text(`{"type":"ping","x":${nestedObject(depth, "1")}}`),
+      pong,
+    );
   }
   add("deep nesting", "join.roomId as nested objects", text(`{"type":"join","roomId":${nestedObject(500, '"general"')}}`), bad);
   add("deep nesting", "type as nested objects", text(`{"type":${nestedObject(2000, '"chat"')}}`), unknownType);
@@ -526,7 +636,9 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     add(
       "prototype keys",
       "chat with __proto__.userId: the real sender is kept",
-      text(`{"type":"chat","roomId":"${sandbox}","message":"proto","clientMessageId":"${cmid}","__proto__":{"userId":"admin","username":"Admin"}}`),
+      text(
+        `{"type":"chat","roomId":"${sandbox}","message":"proto","clientMessageId":"${cmid}","__proto__":{"userId":"admin","username":"Admin"}}`,
+      ),
       acceptedChat("proto", cmid),
       1,
     );
@@ -535,12 +647,22 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     "prototype keys",
     "history with __proto__.limit: the guarded room is still empty",
     text(`{"type":"history","roomId":"${room}","__proto__":{"limit":100000,"roomId":"${sandbox}"}}`),
-    { kind: "reply", type: "history", check: (f) => (f.roomId === room && Array.isArray(f.messages) && f.messages.length === 0 ? undefined : JSON.stringify(f).slice(0, 200)) },
+    {
+      kind: "reply",
+      type: "history",
+      check: (f) =>
+        f.roomId === room && Array.isArray(f.messages) && f.messages.length === 0 ? undefined : JSON.stringify(f).slice(0, 200),
+    },
   );
-  add("prototype keys", "join with constructor.prototype.rooms", text(`{"type":"join","roomId":"${room}","constructor":{"prototype":{"rooms":["x"]}}}`), {
-    kind: "reply",
-    type: "joined",
-  });
+  add(
+    "prototype keys",
+    "join with constructor.prototype.rooms",
+    text(`{"type":"join","roomId":"${room}","constructor":{"prototype":{"rooms":["x"]}}}`),
+    {
+      kind: "reply",
+      type: "joined",
+    },
+  );
   add("prototype keys", "join.roomId as a __proto__ object", text('{"type":"join","roomId":{"__proto__":"general"}}'), bad);
   add("prototype keys", 'join the room "__proto__" (a valid room id)', json({ type: "join", roomId: "__proto__" }), {
     kind: "reply",
@@ -550,19 +672,33 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   add("prototype keys", 'rooms lists "__proto__" as an ordinary room', json({ type: "rooms" }), {
     kind: "reply",
     type: "rooms",
-    check: (f) => (Array.isArray(f.rooms) && f.rooms.some((r: { roomId?: unknown }) => r.roomId === "__proto__") ? undefined : JSON.stringify(f)),
+    check: (f) =>
+      Array.isArray(f.rooms) && f.rooms.some((r: { roomId?: unknown }) => r.roomId === "__proto__") ? undefined : JSON.stringify(f),
   });
   add("prototype keys", 'leave the room "__proto__"', json({ type: "leave", roomId: "__proto__" }), { kind: "reply", type: "left" });
   add("prototype keys", 'leave the room "constructor" (never joined)', json({ type: "leave", roomId: "constructor" }), notMember);
   add("prototype keys", 'chat to the room "toString" (never joined)', json({ type: "chat", roomId: "toString", message: "x" }), notMember);
-  add("prototype keys", 'history of the room "hasOwnProperty" (never joined)', json({ type: "history", roomId: "hasOwnProperty" }), notMember);
-  add("prototype keys", 'private to the user "__proto__" (a valid user id)', json({ type: "private", toUserId: "__proto__", message: "to proto" }), delivered("__proto__"), 1);
+  add(
+    "prototype keys",
+    'history of the room "hasOwnProperty" (never joined)',
+    json({ type: "history", roomId: "hasOwnProperty" }),
+    notMember,
+  );
+  add(
+    "prototype keys",
+    'private to the user "__proto__" (a valid user id)',
+    json({ type: "private", toUserId: "__proto__", message: "to proto" }),
+    delivered("__proto__"),
+    1,
+  );
   add("prototype keys", 'history with the user "__proto__" holds that one message', json({ type: "history", withUserId: "__proto__" }), {
     kind: "reply",
     type: "history",
     check: (f) => {
       const m = f.messages as Array<Record<string, unknown>> | undefined;
-      return m?.length === 1 && m[0].message === "to proto" && m[0].userId === self && m[0].toUserId === "__proto__" ? undefined : JSON.stringify(f).slice(0, 300);
+      return m?.length === 1 && m[0].message === "to proto" && m[0].userId === self && m[0].toUserId === "__proto__"
+        ? undefined
+        : JSON.stringify(f).slice(0, 300);
     },
   });
 
@@ -586,13 +722,21 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     add("odd room ids", `${String(frame.type)} with roomId ${JSON.stringify(roomId)}`, json(frame), bad);
   }
   for (const roomId of ["-", "_", "0", "R".repeat(64)]) {
-    add("odd room ids", `join the unusual but valid room ${JSON.stringify(roomId.length > 10 ? `${roomId.slice(0, 4)}…(${roomId.length})` : roomId)}`, json({ type: "join", roomId }), {
-      kind: "reply",
-      type: "joined",
-    });
+    add(
+      "odd room ids",
+      `join the unusual but valid room ${JSON.stringify(roomId.length > 10 ? `${roomId.slice(0, 4)}…(${roomId.length})` : roomId)}`,
+      json({ type: "join", roomId }),
+      {
+        kind: "reply",
+        type: "joined",
+      },
+    );
     add("odd room ids", `leave it again`, json({ type: "leave", roomId }), { kind: "reply", type: "left" });
   }
-  add("odd room ids", "join the guarded room again (its current room again)", json({ type: "join", roomId: room }), { kind: "reply", type: "joined" });
+  add("odd room ids", "join the guarded room again (its current room again)", json({ type: "join", roomId: room }), {
+    kind: "reply",
+    type: "joined",
+  });
 
   // ---------------------------------------------------------------- odd user ids
   for (const userId of BAD_USER_IDS) {
@@ -608,12 +752,23 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   add("odd user ids", "a private message to oneself", json({ type: "private", toUserId: self, message: "me" }), bad);
   add("odd user ids", "history with oneself", json({ type: "history", withUserId: self }), bad);
   for (const userId of ["user@example.com", "auth0|5f1c", "a:b=c+d", "U".repeat(128)]) {
-    add("odd user ids", `private to the unusual but valid user id ${JSON.stringify(userId.length > 20 ? `${userId.slice(0, 4)}…(${userId.length})` : userId)}`, json({ type: "private", toUserId: userId, message: "hi" }), delivered(userId), 1);
+    add(
+      "odd user ids",
+      `private to the unusual but valid user id ${JSON.stringify(userId.length > 20 ? `${userId.slice(0, 4)}…(${userId.length})` : userId)}`,
+      json({ type: "private", toUserId: userId, message: "hi" }),
+      delivered(userId),
+      1,
+    );
   }
 
   // ---------------------------------------------------------------- handshake query parameters
   for (const roomId of ["", "a#b", "../general", "a b", "r".repeat(65), "room\u0000", "général", "a/b"]) {
-    add("handshake", `roomId ${JSON.stringify(roomId.length > 20 ? `${roomId.slice(0, 4)}…(${roomId.length})` : roomId)} refused with 400`, { kind: "handshake", query: { roomId } }, { kind: "refused", status: 400 });
+    add(
+      "handshake",
+      `roomId ${JSON.stringify(roomId.length > 20 ? `${roomId.slice(0, 4)}…(${roomId.length})` : roomId)} refused with 400`,
+      { kind: "handshake", query: { roomId } },
+      { kind: "refused", status: 400 },
+    );
   }
   const userRoom = `hs-${rng.word(6)}`;
   const names: ReadonlyArray<readonly [string, string, string]> = [
@@ -625,7 +780,12 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     ["right-to-left text kept", "مرحبا", "مرحبا"],
   ];
   for (const [what, username, shown] of names) {
-    add("handshake", `username ${what}`, { kind: "handshake", query: { roomId: userRoom, username } }, { kind: "accepted", username: shown });
+    add(
+      "handshake",
+      `username ${what}`,
+      { kind: "handshake", query: { roomId: userRoom, username } },
+      { kind: "accepted", username: shown },
+    );
   }
   return cases;
 }

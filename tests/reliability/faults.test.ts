@@ -69,7 +69,13 @@ async function hasItem(ddb: DynamoDBClient, table: string, key: Record<string, s
 }
 
 /** Waits until the EMF lines of finished invocations add `delta` to a metric (they are written when an invocation ends). */
-function metricReaches(rt: LocalRuntime, metric: string, from: number, delta: number, fn?: Parameters<LocalRuntime["metricTotal"]>[1]): Promise<true> {
+function metricReaches(
+  rt: LocalRuntime,
+  metric: string,
+  from: number,
+  delta: number,
+  fn?: Parameters<LocalRuntime["metricTotal"]>[1],
+): Promise<true> {
   return eventually(() => (rt.metricTotal(metric, fn) - from >= delta ? true : undefined), ANSWER_MS, `${metric} to grow by ${delta}`);
 }
 
@@ -184,11 +190,22 @@ describe("faults: the service survives its worst day", function () {
     // Every route that needs DynamoDB answers the documented INTERNAL frame (docs/protocol.md), with
     // the request's type and clientMessageId, so a client knows what to retry.
     const asked = performance.now();
-    const failed = await Promise.all(room.map((m) => m.client.request({ type: "chat", message: `from ${m.userId} during the outage`, clientMessageId: `${m.userId}-1` }, "error", ANSWER_MS)));
+    const failed = await Promise.all(
+      room.map((m) =>
+        m.client.request(
+          { type: "chat", message: `from ${m.userId} during the outage`, clientMessageId: `${m.userId}-1` },
+          "error",
+          ANSWER_MS,
+        ),
+      ),
+    );
     // A figure, not an assertion: how long a frame waits while DynamoDB refuses connections (SDK retries, handlers/lib/clients.ts).
     console.log(`      INTERNAL answered ${Math.round(performance.now() - asked)} ms after the frames were sent, DynamoDB down`);
     for (const [i, frame] of failed.entries()) {
-      assert.deepEqual({ code: frame.code, requestType: frame.requestType, clientMessageId: frame.clientMessageId }, { code: "INTERNAL", requestType: "chat", clientMessageId: `${room[i].userId}-1` });
+      assert.deepEqual(
+        { code: frame.code, requestType: frame.requestType, clientMessageId: frame.clientMessageId },
+        { code: "INTERNAL", requestType: "chat", clientMessageId: `${room[i].userId}-1` },
+      );
     }
     const history = await carol.client.request({ type: "history", roomId: "outage" }, "error", ANSWER_MS);
     assert.equal(history.code, "INTERNAL");
@@ -199,11 +216,16 @@ describe("faults: the service survives its worst day", function () {
     // The runtime is still up: every connection open, no function instance crashed.
     for (const m of room) assert.equal(m.client.ws.readyState, m.client.ws.OPEN, `${m.userId} is still connected`);
     assert.equal(rt.connectionIds().length, 3);
-    assert.equal(Object.values(rt.stats.functions).reduce((n, f) => n + f.crashes, 0), 0);
+    assert.equal(
+      Object.values(rt.stats.functions).reduce((n, f) => n + f.crashes, 0),
+      0,
+    );
 
     // Same port, same data folder: the tables and items are back, and the runtime was never restarted.
     dynamo = await startDynamoLocal({ port: dynamoPort, dataDir });
-    const retried = room.map((m) => m.client.next((f) => f.json?.type === "chat" && f.json.clientMessageId === `${alice.userId}-1`, ANSWER_MS, "the retried chat"));
+    const retried = room.map((m) =>
+      m.client.next((f) => f.json?.type === "chat" && f.json.clientMessageId === `${alice.userId}-1`, ANSWER_MS, "the retried chat"),
+    );
     alice.client.send({ type: "chat", message: `from ${alice.userId} during the outage`, clientMessageId: `${alice.userId}-1` });
     const delivered = await Promise.all(retried);
     assert.equal(new Set(delivered.map((f) => f.json!.messageId)).size, 1, "one message, one id");
@@ -218,7 +240,8 @@ describe("faults: the service survives its worst day", function () {
     everyone.push(...room);
     const ids = new Map<string, string>();
     for (const m of room) ids.set(m.userId, await connectionIdOf(ddb, rt, m.userId));
-    for (const id of ids.values()) assert.ok(await hasItem(ddb, rt.tableNames.rooms, { roomId: "vanish", sk: `c#${id}` }), "every member is in the room");
+    for (const id of ids.values())
+      assert.ok(await hasItem(ddb, rt.tableNames.rooms, { roomId: "vanish", sk: `c#${id}` }), "every member is in the room");
     const gone = room.filter((_, i) => i % 2 === 1);
     const stay = room.filter((_, i) => i % 2 === 0);
     const connectedAt = Date.now();
@@ -227,8 +250,16 @@ describe("faults: the service survives its worst day", function () {
     // API Gateway may: afterwards a POST to them answers 410 GoneException.
     for (const m of gone) vanished.add(ids.get(m.userId)!);
     for (const m of gone) m.client.ws.terminate();
-    await eventually(() => (gone.some((m) => rt.connectionIds().includes(ids.get(m.userId)!)) ? undefined : true), ANSWER_MS, "the sockets to drop");
-    for (const m of gone) assert.ok(await hasItem(ddb, rt.tableNames.connections, { connectionId: ids.get(m.userId)! }), "no $disconnect ran: the item is still there");
+    await eventually(
+      () => (gone.some((m) => rt.connectionIds().includes(ids.get(m.userId)!)) ? undefined : true),
+      ANSWER_MS,
+      "the sockets to drop",
+    );
+    for (const m of gone)
+      assert.ok(
+        await hasItem(ddb, rt.tableNames.connections, { connectionId: ids.get(m.userId)! }),
+        "no $disconnect ran: the item is still there",
+      );
 
     // A 410 within OPEN_SETTLE_MS of the handshake may be the handshake itself (API Gateway
     // completes it only after $connect returns), so the handlers keep such a connection; the
@@ -236,12 +267,18 @@ describe("faults: the service survives its worst day", function () {
     await new Promise((r) => setTimeout(r, Math.max(0, connectedAt + OPEN_SETTLE_MS + 100 - Date.now())));
     const cleaned = rt.metricTotal(METRICS.staleConnectionsCleaned);
     const deliveries = rt.metricTotal(METRICS.deliveries, "chat");
-    const received = stay.map((m) => m.client.next((f) => f.json?.type === "chat" && f.json.message === "who is still here?", ANSWER_MS, "the broadcast"));
+    const received = stay.map((m) =>
+      m.client.next((f) => f.json?.type === "chat" && f.json.message === "who is still here?", ANSWER_MS, "the broadcast"),
+    );
     // Each vanished user's last connection in the room is gone: the others are told they left, as
     // their $disconnect would have done.
     const leftSeen = stay.flatMap((m) =>
       gone.map((g) =>
-        m.client.next((f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === g.userId, ANSWER_MS, `left for ${g.userId}`),
+        m.client.next(
+          (f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === g.userId,
+          ANSWER_MS,
+          `left for ${g.userId}`,
+        ),
       ),
     );
     stay[0].client.send({ type: "chat", message: "who is still here?" });
@@ -253,7 +290,11 @@ describe("faults: the service survives its worst day", function () {
     await metricReaches(rt, METRICS.staleConnectionsCleaned, cleaned, gone.length);
 
     await drained(stay);
-    assert.equal(rt.metricTotal(METRICS.staleConnectionsCleaned) - cleaned, gone.length, "StaleConnectionsCleaned counts exactly the vanished");
+    assert.equal(
+      rt.metricTotal(METRICS.staleConnectionsCleaned) - cleaned,
+      gone.length,
+      "StaleConnectionsCleaned counts exactly the vanished",
+    );
     assert.equal(rt.metricTotal(METRICS.deliveries, "chat") - deliveries, expectedDeliveries);
     for (const m of stay) {
       await m.client.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 200);
@@ -261,7 +302,11 @@ describe("faults: the service survives its worst day", function () {
     for (const m of gone) {
       const id = ids.get(m.userId)!;
       assert.equal(await hasItem(ddb, rt.tableNames.connections, { connectionId: id }), false, `${m.userId}'s connection item is deleted`);
-      assert.equal(await hasItem(ddb, rt.tableNames.rooms, { roomId: "vanish", sk: `c#${id}` }), false, `${m.userId}'s membership is deleted`);
+      assert.equal(
+        await hasItem(ddb, rt.tableNames.rooms, { roomId: "vanish", sk: `c#${id}` }),
+        false,
+        `${m.userId}'s membership is deleted`,
+      );
     }
     for (const m of stay) {
       const id = ids.get(m.userId)!;
@@ -295,7 +340,9 @@ describe("faults: the service survives its worst day", function () {
     const deliveries = rt.metricTotal(METRICS.deliveries, "chat");
     const failures = rt.metricTotal(METRICS.failedDeliveries, "chat");
     try {
-      const received = room.map((m) => m.client.next((f) => f.json?.type === "chat" && f.json.message === "through the throttle", ANSWER_MS, "the broadcast"));
+      const received = room.map((m) =>
+        m.client.next((f) => f.json?.type === "chat" && f.json.message === "through the throttle", ANSWER_MS, "the broadcast"),
+      );
       room[4].client.send({ type: "chat", message: "through the throttle" });
       const frames = await Promise.all(received);
       await metricReaches(rt, METRICS.deliveries, deliveries, room.length, "chat");
@@ -360,7 +407,10 @@ describe("faults: a function that runs past its timeout", function () {
 
     relay.resume();
     const page = await alice.client.request({ type: "history", roomId: "slow" }, "history", ANSWER_MS);
-    assert.deepEqual((page.messages as Array<{ message: string }>).map((m) => m.message), ["kept"]);
+    assert.deepEqual(
+      (page.messages as Array<{ message: string }>).map((m) => m.message),
+      ["kept"],
+    );
     assert.equal(alice.client.ws.readyState, alice.client.ws.OPEN);
   });
 });

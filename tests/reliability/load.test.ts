@@ -40,7 +40,10 @@ describe("load (short): mixed traffic, then every acknowledged message checked",
   });
 
   it("passes every check of the load run (memory within its margin included)", () => {
-    assert.deepEqual(result.checks.filter((c) => !c.ok), []);
+    assert.deepEqual(
+      result.checks.filter((c) => !c.ok),
+      [],
+    );
   });
 });
 

@@ -89,9 +89,16 @@ describe("reliability: browser Origin allow-list at the handshake", function () 
 
   it("npm run local takes --allowed-origin (repeatable) and refuses what is not an origin", () => {
     assert.deepEqual(parseCliArgs([]).allowedOrigins, []);
-    assert.deepEqual(parseCliArgs(["--allowed-origin", ALLOWED, "--allowed-origin=http://localhost:5173"]).allowedOrigins, [ALLOWED, "http://localhost:5173"]);
+    assert.deepEqual(parseCliArgs(["--allowed-origin", ALLOWED, "--allowed-origin=http://localhost:5173"]).allowedOrigins, [
+      ALLOWED,
+      "http://localhost:5173",
+    ]);
     for (const bad of ["https://chat.example.com/app", "*", "chat.example.com", "ftp://chat.example.com"]) {
-      assert.throws(() => parseCliArgs(["--allowed-origin", bad]), (err: Error) => isUsageError(err) && /--allowed-origin must be an origin/.test(err.message), bad);
+      assert.throws(
+        () => parseCliArgs(["--allowed-origin", bad]),
+        (err: Error) => isUsageError(err) && /--allowed-origin must be an origin/.test(err.message),
+        bad,
+      );
     }
     assert.throws(() => parseCliArgs(["--allowed-origin"]), /needs a value/);
   });

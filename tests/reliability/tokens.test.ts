@@ -117,7 +117,17 @@ describe("reliability: forged and misused tokens against the runtime's real auth
     let key: Uint8Array;
     const opened: TestClient[] = [];
 
-    const hs = (o: { alg?: string; sub?: string | null; iss?: string | null; aud?: string | null; exp?: number | null; nbf?: number; key?: Uint8Array; } = {}) => {
+    const hs = (
+      o: {
+        alg?: string;
+        sub?: string | null;
+        iss?: string | null;
+        aud?: string | null;
+        exp?: number | null;
+        nbf?: number;
+        key?: Uint8Array;
+      } = {},
+    ) => {
       const claims: Record<string, unknown> = { name: "Mallory" };
       if (o.sub !== null) claims.sub = o.sub ?? "alice";
       if (o.iss !== null) claims.iss = o.iss ?? LOCAL_TOKEN_ISSUER;
@@ -155,20 +165,40 @@ describe("reliability: forged and misused tokens against the runtime's real auth
         { name: "signed with another secret", query: tokenOnly(await hs({ key: new TextEncoder().encode("x".repeat(64)) })), status: 403 },
         { name: "signature altered", query: tokenOnly(`${h}.${p}.${flipMiddle(s)}`), status: 403 },
         { name: "signature removed", query: tokenOnly(`${h}.${p}.`), status: 403 },
-        { name: "payload swapped for bob's, alice's signature kept", query: tokenOnly(`${h}.${b64url({ ...JSON.parse(Buffer.from(p, "base64url").toString()), sub: "bob" })}.${s}`), status: 403 },
-        { name: "alg none (unsecured JWT)", query: tokenOnly(new UnsecuredJWT({ sub: "alice", iss: LOCAL_TOKEN_ISSUER, aud: LOCAL_TOKEN_AUDIENCE, exp: now() + 600 }).encode()), status: 403 },
-        { name: 'alg "None" with the original signature', query: tokenOnly(`${b64url({ alg: "None", typ: "JWT" })}.${p}.${s}`), status: 403 },
+        {
+          name: "payload swapped for bob's, alice's signature kept",
+          query: tokenOnly(`${h}.${b64url({ ...JSON.parse(Buffer.from(p, "base64url").toString()), sub: "bob" })}.${s}`),
+          status: 403,
+        },
+        {
+          name: "alg none (unsecured JWT)",
+          query: tokenOnly(
+            new UnsecuredJWT({ sub: "alice", iss: LOCAL_TOKEN_ISSUER, aud: LOCAL_TOKEN_AUDIENCE, exp: now() + 600 }).encode(),
+          ),
+          status: 403,
+        },
+        {
+          name: 'alg "None" with the original signature',
+          query: tokenOnly(`${b64url({ alg: "None", typ: "JWT" })}.${p}.${s}`),
+          status: 403,
+        },
         { name: 'alg "NONE" and no signature', query: tokenOnly(`${b64url({ alg: "NONE" })}.${p}.`), status: 403 },
         { name: "HS384 with the right secret", query: tokenOnly(await hs({ alg: "HS384" })), status: 403 },
         { name: "HS512 with the right secret", query: tokenOnly(await hs({ alg: "HS512" })), status: 403 },
         {
           name: "RS256 signed with an unknown RSA key",
-          query: tokenOnly(await new SignJWT({ sub: "alice", iss: LOCAL_TOKEN_ISSUER, aud: LOCAL_TOKEN_AUDIENCE, exp: now() + 600 }).setProtectedHeader({ alg: "RS256" }).sign(otherRsa.privateKey)),
+          query: tokenOnly(
+            await new SignJWT({ sub: "alice", iss: LOCAL_TOKEN_ISSUER, aud: LOCAL_TOKEN_AUDIENCE, exp: now() + 600 })
+              .setProtectedHeader({ alg: "RS256" })
+              .sign(otherRsa.privateKey),
+          ),
           status: 403,
         },
         {
           name: "a critical header extension nobody understands",
-          query: tokenOnly(hmacToken({ alg: "HS256", crit: ["x-unknown"], "x-unknown": true }, JSON.parse(Buffer.from(p, "base64url").toString()), key)),
+          query: tokenOnly(
+            hmacToken({ alg: "HS256", crit: ["x-unknown"], "x-unknown": true }, JSON.parse(Buffer.from(p, "base64url").toString()), key),
+          ),
           status: 403,
         },
         { name: "expired a minute ago", query: tokenOnly(await hs({ exp: now() - 60 })), status: 403 },
@@ -193,7 +223,12 @@ describe("reliability: forged and misused tokens against the runtime's real auth
         { name: "an empty token parameter", query: { token: "", roomId: "tokens" }, status: 401 },
         { name: "a userId parameter and no token", query: { userId: "alice", roomId: "tokens" }, status: 401 },
         // The identity source is the `token` query parameter (docs/protocol.md): a header is not read.
-        { name: "the valid token in an Authorization: Bearer header only", query: { roomId: "tokens" }, headers: { Authorization: `Bearer ${valid}` }, status: 401 },
+        {
+          name: "the valid token in an Authorization: Bearer header only",
+          query: { roomId: "tokens" },
+          headers: { Authorization: `Bearer ${valid}` },
+          status: 401,
+        },
         { name: "the valid token in a `token` header only", query: { roomId: "tokens" }, headers: { token: valid }, status: 401 },
         { name: "the valid token as a Cookie only", query: { roomId: "tokens" }, headers: { Cookie: `token=${valid}` }, status: 401 },
       ];
@@ -206,7 +241,9 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       let bob: TestClient;
       let carol: TestClient;
       const user = async (userId: string, roomId: string) => {
-        const c = await connect(`${rt.endpoint}?${new URLSearchParams({ token: await rt.mintToken(userId, userId.toUpperCase()), roomId })}`);
+        const c = await connect(
+          `${rt.endpoint}?${new URLSearchParams({ token: await rt.mintToken(userId, userId.toUpperCase()), roomId })}`,
+        );
         opened.push(c);
         return c;
       };
@@ -225,7 +262,13 @@ describe("reliability: forged and misused tokens against the runtime's real auth
 
       it("a chat to a room not joined is NOT_A_MEMBER: nothing stored, nobody receives it", async () => {
         const reply = await alice.request({ type: "chat", roomId: "bob-room", message: "intrusion", clientMessageId: "m1" }, "error");
-        assert.deepEqual(reply, { type: "error", code: "NOT_A_MEMBER", message: "this connection has not joined room bob-room", requestType: "chat", clientMessageId: "m1" });
+        assert.deepEqual(reply, {
+          type: "error",
+          code: "NOT_A_MEMBER",
+          message: "this connection has not joined room bob-room",
+          requestType: "chat",
+          clientMessageId: "m1",
+        });
         await bob.expectNone((f) => f.json?.message === "intrusion", 300);
         assert.deepEqual(
           (await historyOf(bob, { roomId: "bob-room" })).map((m) => m.message),
@@ -266,7 +309,10 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       });
 
       it("a chat claiming another sender is refused, and nothing is stored or broadcast", async () => {
-        const reply = await alice.request({ type: "chat", roomId: "alice-room", message: "it was bob", userId: "bob", username: "BOB", fromUserId: "bob" }, "error");
+        const reply = await alice.request(
+          { type: "chat", roomId: "alice-room", message: "it was bob", userId: "bob", username: "BOB", fromUserId: "bob" },
+          "error",
+        );
         assert.equal(reply.code, "BAD_REQUEST");
         const stored = (await historyOf(alice, { roomId: "alice-room" })).filter((m) => m.message === "it was bob");
         assert.deepEqual(stored, []);
@@ -293,10 +339,30 @@ describe("reliability: forged and misused tokens against the runtime's real auth
     let publicJwk: JWK;
     let attacker: { privateKey: KeyLike; publicJwk: JWK };
 
-    const rs = (o: { alg?: string; kid?: string; key?: KeyLike; sub?: string; iss?: string; aud?: string; exp?: number; nbf?: number; header?: Record<string, unknown> } = {}) => {
-      const claims: Record<string, unknown> = { name: "Olive", sub: o.sub ?? "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", iss: o.iss ?? issuer, aud: o.aud ?? audience, exp: o.exp ?? now() + 600 };
+    const rs = (
+      o: {
+        alg?: string;
+        kid?: string;
+        key?: KeyLike;
+        sub?: string;
+        iss?: string;
+        aud?: string;
+        exp?: number;
+        nbf?: number;
+        header?: Record<string, unknown>;
+      } = {},
+    ) => {
+      const claims: Record<string, unknown> = {
+        name: "Olive",
+        sub: o.sub ?? "3f1c2a9e-1111-4bbb-8ccc-0123456789ab",
+        iss: o.iss ?? issuer,
+        aud: o.aud ?? audience,
+        exp: o.exp ?? now() + 600,
+      };
       if (o.nbf !== undefined) claims.nbf = o.nbf;
-      return new SignJWT(claims).setProtectedHeader({ alg: o.alg ?? "RS256", kid: o.kid ?? "k1", ...(o.header ?? {}) }).sign(o.key ?? privateKey);
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: o.alg ?? "RS256", kid: o.kid ?? "k1", ...(o.header ?? {}) })
+        .sign(o.key ?? privateKey);
     };
 
     before(async () => {
@@ -305,7 +371,10 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       publicPem = await exportSPKI(pair.publicKey);
       publicJwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "RS256", use: "sig" };
       const evil = await generateKeyPair("RS256", { extractable: true });
-      attacker = { privateKey: evil.privateKey, publicJwk: { ...(await exportJWK(evil.publicKey)), kid: "evil", alg: "RS256", use: "sig" } };
+      attacker = {
+        privateKey: evil.privateKey,
+        publicJwk: { ...(await exportJWK(evil.publicKey)), kid: "evil", alg: "RS256", use: "sig" },
+      };
       jwks = await jwksServer([publicJwk]);
       attackerJwks = await jwksServer([attacker.publicJwk]);
       const dynamo = await sharedDynamo();
@@ -326,13 +395,25 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       const valid = await rs();
       const [, p, s] = valid.split(".");
       const hmac = (secret: string) =>
-        new SignJWT({ sub: "attacker", iss: issuer, aud: audience, exp: now() + 600 }).setProtectedHeader({ alg: "HS256", kid: "k1" }).sign(new TextEncoder().encode(secret));
+        new SignJWT({ sub: "attacker", iss: issuer, aud: audience, exp: now() + 600 })
+          .setProtectedHeader({ alg: "HS256", kid: "k1" })
+          .sign(new TextEncoder().encode(secret));
       const tokenOnly = (token: string) => ({ token, roomId: "oidc" });
       const forgeries: Attempt[] = [
         { name: "signed by another RSA key under the JWKS's kid", query: tokenOnly(await rs({ key: attacker.privateKey })), status: 403 },
         { name: "signature altered", query: tokenOnly(`${valid.split(".")[0]}.${p}.${flipMiddle(s)}`), status: 403 },
-        { name: "payload swapped, signature kept", query: tokenOnly(`${valid.split(".")[0]}.${b64url({ ...JSON.parse(Buffer.from(p, "base64url").toString()), sub: "admin" })}.${s}`), status: 403 },
-        { name: "alg none (unsecured JWT)", query: tokenOnly(new UnsecuredJWT({ sub: "attacker", iss: issuer, aud: audience, exp: now() + 600 }).encode()), status: 403 },
+        {
+          name: "payload swapped, signature kept",
+          query: tokenOnly(
+            `${valid.split(".")[0]}.${b64url({ ...JSON.parse(Buffer.from(p, "base64url").toString()), sub: "admin" })}.${s}`,
+          ),
+          status: 403,
+        },
+        {
+          name: "alg none (unsecured JWT)",
+          query: tokenOnly(new UnsecuredJWT({ sub: "attacker", iss: issuer, aud: audience, exp: now() + 600 }).encode()),
+          status: 403,
+        },
         { name: "HS256 signed with the public key as PEM (algorithm confusion)", query: tokenOnly(await hmac(publicPem)), status: 403 },
         { name: "HS256 signed with the public key as JWK JSON", query: tokenOnly(await hmac(JSON.stringify(publicJwk))), status: 403 },
         { name: "HS256 signed with the public modulus", query: tokenOnly(await hmac(String(publicJwk.n))), status: 403 },
@@ -351,14 +432,29 @@ describe("reliability: forged and misused tokens against the runtime's real auth
         },
         {
           name: "the attacker's public key embedded as a jwk header",
-          query: tokenOnly(await rs({ key: attacker.privateKey, kid: "evil", header: { jwk: { kty: attacker.publicJwk.kty, n: attacker.publicJwk.n, e: attacker.publicJwk.e } } })),
+          query: tokenOnly(
+            await rs({
+              key: attacker.privateKey,
+              kid: "evil",
+              header: { jwk: { kty: attacker.publicJwk.kty, n: attacker.publicJwk.n, e: attacker.publicJwk.e } },
+            }),
+          ),
           status: 403,
         },
         { name: "a sub that is not a valid user id", query: tokenOnly(await rs({ sub: "a b#c" })), status: 403 },
-        { name: "a userId query parameter impersonating someone else", query: { token: valid, userId: "someone-else", roomId: "oidc" }, status: 403 },
+        {
+          name: "a userId query parameter impersonating someone else",
+          query: { token: valid, userId: "someone-else", roomId: "oidc" },
+          status: 403,
+        },
         { name: "garbage", query: tokenOnly("x.y.z"), status: 403 },
         { name: "no token at all", query: { roomId: "oidc" }, status: 401 },
-        { name: "the valid token in an Authorization: Bearer header only", query: { roomId: "oidc" }, headers: { Authorization: `Bearer ${valid}` }, status: 401 },
+        {
+          name: "the valid token in an Authorization: Bearer header only",
+          query: { roomId: "oidc" },
+          headers: { Authorization: `Bearer ${valid}` },
+          status: 401,
+        },
       ];
       await runForgeries(rt.endpoint, tokenOnly(valid), forgeries);
       // jose never followed the jku header: the attacker's key server was never asked.

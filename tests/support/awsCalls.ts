@@ -23,7 +23,13 @@ export interface DynamoPart {
 
 export type RecordedCall =
   | { readonly service: "dynamodb"; readonly caller: string; readonly operation: string; readonly parts: readonly DynamoPart[] }
-  | { readonly service: "execute-api"; readonly caller: string; readonly operation: string; readonly stage: string; readonly connectionId: string }
+  | {
+      readonly service: "execute-api";
+      readonly caller: string;
+      readonly operation: string;
+      readonly stage: string;
+      readonly connectionId: string;
+    }
   | { readonly service: "secretsmanager"; readonly caller: string; readonly operation: string; readonly secretId: string };
 
 /** Every call recorded in this process, in arrival order. */
@@ -58,7 +64,9 @@ export function dynamoParts(operation: string, body: Record<string, unknown>): D
     return parts;
   }
   if (typeof body.TableName !== "string") throw new Error(`${operation} without TableName`);
-  return [{ action: `dynamodb:${operation}`, table: body.TableName, ...(typeof body.IndexName === "string" ? { index: body.IndexName } : {}) }];
+  return [
+    { action: `dynamodb:${operation}`, table: body.TableName, ...(typeof body.IndexName === "string" ? { index: body.IndexName } : {}) },
+  ];
 }
 
 export interface RecordingRelay {
@@ -75,16 +83,29 @@ export async function startDynamoRecorder(target: string): Promise<RecordingRela
       if (operation !== "") {
         try {
           const parts = dynamoParts(operation, JSON.parse(body.toString("utf8")) as Record<string, unknown>);
-          RECORDED_CALLS.push({ service: "dynamodb", caller: sigV4AccessKeyId(req.headers.authorization) ?? "(unsigned)", operation, parts });
+          RECORDED_CALLS.push({
+            service: "dynamodb",
+            caller: sigV4AccessKeyId(req.headers.authorization) ?? "(unsigned)",
+            operation,
+            parts,
+          });
         } catch (err) {
           // Recorded as such: the evaluation fails on a request it cannot attribute to an action.
-          RECORDED_CALLS.push({ service: "dynamodb", caller: sigV4AccessKeyId(req.headers.authorization) ?? "(unsigned)", operation, parts: [{ action: `unparsed:${String(err)}`, table: "" }] });
+          RECORDED_CALLS.push({
+            service: "dynamodb",
+            caller: sigV4AccessKeyId(req.headers.authorization) ?? "(unsigned)",
+            operation,
+            parts: [{ action: `unparsed:${String(err)}`, table: "" }],
+          });
         }
       }
-      const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
-        res.writeHead(up.statusCode ?? 500, up.headers);
-        up.pipe(res);
-      });
+      const out = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+        (up) => {
+          res.writeHead(up.statusCode ?? 500, up.headers);
+          up.pipe(res);
+        },
+      );
       out.on("error", () => res.destroy());
       out.end(body);
     });
@@ -102,7 +123,13 @@ export async function startDynamoRecorder(target: string): Promise<RecordingRela
 
 /** Records one `@connections` request (the fake management API calls this; the gateway publishes). */
 export function recordManagementCall(r: ManagementRequestRecord): void {
-  RECORDED_CALLS.push({ service: "execute-api", caller: r.accessKeyId ?? "(unsigned)", operation: r.method, stage: r.stage, connectionId: r.connectionId });
+  RECORDED_CALLS.push({
+    service: "execute-api",
+    caller: r.accessKeyId ?? "(unsigned)",
+    operation: r.method,
+    stage: r.stage,
+    connectionId: r.connectionId,
+  });
 }
 
 /** Records one Secrets Manager request (tests/support/fakeSecretsManager.ts calls this). */

@@ -17,5 +17,13 @@ export interface AwsJsonRequest {
 export function readAwsJsonRequest(req: http.IncomingMessage, then: (request: AwsJsonRequest) => void): void {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", () => then({ operation: String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "", body: Buffer.concat(chunks) }));
+  req.on("end", () =>
+    then({
+      operation:
+        String(req.headers["x-amz-target"] ?? "")
+          .split(".")
+          .pop() ?? "",
+      body: Buffer.concat(chunks),
+    }),
+  );
 }

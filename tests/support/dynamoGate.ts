@@ -86,7 +86,10 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
         out.end(body);
       };
       if ([...failures].some((f) => f(request))) {
-        const error = JSON.stringify({ __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error (injected by the test's DynamoGate)" });
+        const error = JSON.stringify({
+          __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+          message: "Internal server error (injected by the test's DynamoGate)",
+        });
         res.writeHead(500, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(error) });
         res.end(error);
         return;
@@ -114,7 +117,15 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
     hold(match, count = 1, options = {}) {
       let onFull = () => {};
       const arrived = new Promise<void>((resolve) => (onFull = resolve));
-      const rule: Rule = { match, remaining: count, matched: count, released: false, response: options.response === true, parked: [], onFull: () => onFull() };
+      const rule: Rule = {
+        match,
+        remaining: count,
+        matched: count,
+        released: false,
+        response: options.response === true,
+        parked: [],
+        onFull: () => onFull(),
+      };
       rules.push(rule);
       return {
         arrived,

@@ -96,7 +96,11 @@ export async function startFakeManagementApi(stage = "test"): Promise<FakeManage
       }
       if (method === "GET") {
         record(200);
-        return reply(200, { connectedAt: new Date(conn.connectedAt).toISOString(), lastActiveAt: new Date().toISOString(), identity: { sourceIp: "127.0.0.1" } });
+        return reply(200, {
+          connectedAt: new Date(conn.connectedAt).toISOString(),
+          lastActiveAt: new Date().toISOString(),
+          identity: { sourceIp: "127.0.0.1" },
+        });
       }
       if (method === "DELETE") {
         open.delete(connectionId);

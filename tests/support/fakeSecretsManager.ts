@@ -41,7 +41,9 @@ export interface FakeSecretsManager {
 
 export async function startFakeSecretsManager(initial: { value: string; createdAtMs?: number; arn?: string }): Promise<FakeSecretsManager> {
   const arn = initial.arn ?? "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-dev/auth/hs256-AbCdEf";
-  const versions: FakeVersion[] = [{ versionId: "v-0000", value: initial.value, createdAtMs: initial.createdAtMs ?? Date.now(), stages: ["AWSCURRENT"] }];
+  const versions: FakeVersion[] = [
+    { versionId: "v-0000", value: initial.value, createdAtMs: initial.createdAtMs ?? Date.now(), stages: ["AWSCURRENT"] },
+  ];
   const tokens = new Map<string, FakeVersion>();
   const requests: string[] = [];
   let failures = 0;
@@ -57,7 +59,12 @@ export async function startFakeSecretsManager(initial: { value: string; createdA
   };
   const server = http.createServer((req, res) => {
     readAwsJsonRequest(req, ({ operation: op, body }) => {
-      const input = JSON.parse(body.toString("utf8") || "{}") as { SecretId?: string; VersionStage?: string; SecretString?: string; ClientRequestToken?: string };
+      const input = JSON.parse(body.toString("utf8") || "{}") as {
+        SecretId?: string;
+        VersionStage?: string;
+        SecretString?: string;
+        ClientRequestToken?: string;
+      };
       requests.push(`${op} ${input.VersionStage ?? "-"}`);
       // Who called, for tests/infra/iamSimulation.ts (the authorizer signs with its own key id).
       recordSecretsManagerCall(sigV4AccessKeyId(req.headers.authorization), op, String(input.SecretId));
@@ -74,14 +81,28 @@ export async function startFakeSecretsManager(initial: { value: string; createdA
       switch (op) {
         case "GetSecretValue": {
           const v = staged(input.VersionStage ?? "AWSCURRENT");
-          if (!v) return error(400, "ResourceNotFoundException", `Secrets Manager can't find the specified secret value for staging label: ${input.VersionStage}`);
-          return reply(200, { ARN: arn, Name: "chat-dev/auth/hs256", VersionId: v.versionId, SecretString: v.value, VersionStages: v.stages, CreatedDate: v.createdAtMs / 1000 });
+          if (!v)
+            return error(
+              400,
+              "ResourceNotFoundException",
+              `Secrets Manager can't find the specified secret value for staging label: ${input.VersionStage}`,
+            );
+          return reply(200, {
+            ARN: arn,
+            Name: "chat-dev/auth/hs256",
+            VersionId: v.versionId,
+            SecretString: v.value,
+            VersionStages: v.stages,
+            CreatedDate: v.createdAtMs / 1000,
+          });
         }
         case "PutSecretValue": {
-          if (!input.SecretString || !input.ClientRequestToken) return error(400, "InvalidParameterException", "SecretString and ClientRequestToken are required here");
+          if (!input.SecretString || !input.ClientRequestToken)
+            return error(400, "InvalidParameterException", "SecretString and ClientRequestToken are required here");
           const seen = tokens.get(input.ClientRequestToken);
           if (seen) {
-            if (seen.value !== input.SecretString) return error(400, "ResourceExistsException", "A version with this ClientRequestToken already exists with a different value.");
+            if (seen.value !== input.SecretString)
+              return error(400, "ResourceExistsException", "A version with this ClientRequestToken already exists with a different value.");
             return reply(200, { ARN: arn, Name: "chat-dev/auth/hs256", VersionId: seen.versionId, VersionStages: seen.stages });
           }
           const v = put(input.SecretString, `v-${input.ClientRequestToken}`, Date.now());
@@ -89,7 +110,11 @@ export async function startFakeSecretsManager(initial: { value: string; createdA
           return reply(200, { ARN: arn, Name: "chat-dev/auth/hs256", VersionId: v.versionId, VersionStages: v.stages });
         }
         case "DescribeSecret":
-          return reply(200, { ARN: arn, Name: "chat-dev/auth/hs256", VersionIdsToStages: Object.fromEntries(versions.filter((v) => v.stages.length > 0).map((v) => [v.versionId, v.stages])) });
+          return reply(200, {
+            ARN: arn,
+            Name: "chat-dev/auth/hs256",
+            VersionIdsToStages: Object.fromEntries(versions.filter((v) => v.stages.length > 0).map((v) => [v.versionId, v.stages])),
+          });
         default:
           return error(400, "InvalidRequestException", `operation ${op} is not emulated`);
       }

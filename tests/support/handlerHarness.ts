@@ -113,7 +113,10 @@ export interface Harness {
   handler(name: Exclude<FunctionName, "authorizer">): WebSocketHandler;
   authorizer(): AuthorizerHandler;
   /** Runs $connect as API Gateway would after an Allow; opens the connection on the fake API when it succeeds. */
-  connect(userId: string, o?: { username?: string; roomId?: string; connectionId?: string; exp?: number }): Promise<{ result: WebSocketResult; conn: TestConnection }>;
+  connect(
+    userId: string,
+    o?: { username?: string; roomId?: string; connectionId?: string; exp?: number },
+  ): Promise<{ result: WebSocketResult; conn: TestConnection }>;
   /** connect() that must succeed. */
   join(userId: string, roomId?: string, username?: string): Promise<TestConnection>;
   /** Sends a frame (object or raw text) through route selection; returns the reply body parsed (undefined if none). */
@@ -225,7 +228,9 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     let h = cache.get(name);
     if (!h) {
       // Only the function's own variables, as in its Lambda: nothing leaks from other functions.
-      const all = [...new Set(ROUTE_FUNCTIONS.concat([functionSpec("authorizer")]).flatMap((f) => Object.keys(functionEnvironment(f, settings))))];
+      const all = [
+        ...new Set(ROUTE_FUNCTIONS.concat([functionSpec("authorizer")]).flatMap((f) => Object.keys(functionEnvironment(f, settings)))),
+      ];
       const cleared = Object.fromEntries(all.map((k) => [k, undefined]));
       h = withEnv({ ...cleared, ...envFor(name), AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" }, () => FACTORIES[name]());
       cache.set(name, h);
@@ -309,7 +314,13 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
       return handler("disconnect")({
         ...event,
         body: undefined,
-        requestContext: { ...event.requestContext, eventType: "DISCONNECT", messageId: undefined, disconnectStatusCode: statusCode, disconnectReason: "" },
+        requestContext: {
+          ...event.requestContext,
+          eventType: "DISCONNECT",
+          messageId: undefined,
+          disconnectStatusCode: statusCode,
+          disconnectReason: "",
+        },
       });
     },
     frames: (conn) => api.frames(typeof conn === "string" ? conn : conn.connectionId) as Array<Record<string, unknown>>,

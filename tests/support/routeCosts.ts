@@ -56,7 +56,10 @@ async function measure(h: Harness, size: number): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0);
   const h = await createHarness({ label: "costs", rateLimitPerMinute: 100_000, fanoutConcurrency: 50 });
   const lines = ["route\troom members\titems read\tRCU(local)\tWCU(local)\t@connections calls\tDynamoDB calls"];
   try {

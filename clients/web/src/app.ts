@@ -24,7 +24,11 @@ function $<T extends HTMLElement>(id: string): T {
   return el as T;
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (v === undefined) continue;
@@ -94,7 +98,11 @@ async function mintLocalToken(userId: string, username: string): Promise<string>
   }
   const body = await res.text();
   if (!res.ok) {
-    throw new Error(res.status === 404 ? "no local token service here (a deployed API?): paste a token" : `the local token service answered ${res.status}: ${body.slice(0, 200)}`);
+    throw new Error(
+      res.status === 404
+        ? "no local token service here (a deployed API?): paste a token"
+        : `the local token service answered ${res.status}: ${body.slice(0, 200)}`,
+    );
   }
   try {
     const json = JSON.parse(body) as { token?: unknown };
@@ -124,7 +132,7 @@ function defaultEndpoint(): string {
 function readSignIn(): Identity | string {
   const endpoint = $<HTMLInputElement>("signin-endpoint").value.trim();
   const token = $<HTMLTextAreaElement>("signin-token").value.trim();
-  const name = $<HTMLInputElement>("signin-name").value.trim() || (token ? unverifiedClaims(token).name ?? "" : "");
+  const name = $<HTMLInputElement>("signin-name").value.trim() || (token ? (unverifiedClaims(token).name ?? "") : "");
   const room = $<HTMLInputElement>("signin-room").value.trim().replace(/^#/, "") || DEFAULT_ROOM;
   if (!name) return "Enter a display name.";
   if (token && !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return "The token is not a JWT (three base64url parts separated by dots).";
@@ -133,7 +141,8 @@ function readSignIn(): Identity | string {
   // With a pasted token the server takes the user id from its `sub`: show the same one.
   const claimed = token ? unverifiedClaims(token).sub : undefined;
   const typed = $<HTMLInputElement>("signin-user").value.trim();
-  if (claimed && typed && typed !== claimed) return `The token is for user "${claimed}", not "${typed}": clear the user id or paste another token.`;
+  if (claimed && typed && typed !== claimed)
+    return `The token is for user "${claimed}", not "${typed}": clear the user id or paste another token.`;
   const userId = claimed ?? (typed || userIdFromName(name));
   return { endpoint, userId, username: name, room, ...(token ? { token } : {}) };
 }
@@ -258,7 +267,13 @@ class ChatPage {
         const other = f.fromUserId === this.me.userId ? f.toUserId : f.fromUserId;
         const key = userKey(other);
         const isNew = !this.store.has(key);
-        this.store.addMessage(key, { messageId: f.messageId, userId: f.fromUserId, username: f.fromUsername, message: f.message, sentAt: f.sentAt });
+        this.store.addMessage(key, {
+          messageId: f.messageId,
+          userId: f.fromUserId,
+          username: f.fromUsername,
+          message: f.message,
+          sentAt: f.sentAt,
+        });
         if (isNew) this.requestHistory(key);
         this.bump(key);
         break;
@@ -268,7 +283,10 @@ class ChatPage {
           this.store.updatePending(f.clientMessageId, {
             state: "sent",
             messageId: f.messageId,
-            note: f.deliveredTo > 0 ? `delivered to ${f.deliveredTo} connection${f.deliveredTo === 1 ? "" : "s"}` : "recipient offline: kept in the conversation history",
+            note:
+              f.deliveredTo > 0
+                ? `delivered to ${f.deliveredTo} connection${f.deliveredTo === 1 ? "" : "s"}`
+                : "recipient offline: kept in the conversation history",
           });
         }
         break;
@@ -289,12 +307,16 @@ class ChatPage {
         this.store.remove(key);
         if (this.selected === key) {
           const next = this.session.currentRoom;
-          this.selected = next ? roomKey(next) : this.store.keys("@")[0] ?? roomKey(DEFAULT_ROOM);
+          this.selected = next ? roomKey(next) : (this.store.keys("@")[0] ?? roomKey(DEFAULT_ROOM));
         }
         break;
       }
       case "presence":
-        this.store.addNotice(roomKey(f.roomId), "notice", `${f.username} (${f.userId}) ${f.event === "joined" ? "joined" : "left"} #${f.roomId}`);
+        this.store.addNotice(
+          roomKey(f.roomId),
+          "notice",
+          `${f.username} (${f.userId}) ${f.event === "joined" ? "joined" : "left"} #${f.roomId}`,
+        );
         break;
       case "rooms":
         this.activeRooms = f.rooms;
@@ -307,7 +329,14 @@ class ChatPage {
       case "system": {
         // A room notice belongs to the room; a notice to this user is shown where they are looking.
         const key = f.roomId !== undefined ? roomKey(f.roomId) : this.selected;
-        this.store.addMessage(key, { messageId: f.messageId, userId: "system", username: "System", message: f.message, sentAt: f.sentAt, kind: "system" });
+        this.store.addMessage(key, {
+          messageId: f.messageId,
+          userId: "system",
+          username: "System",
+          message: f.message,
+          sentAt: f.sentAt,
+          kind: "system",
+        });
         this.bump(key);
         break;
       }
@@ -371,7 +400,11 @@ class ChatPage {
         showError($("composer-error"), command.message);
         return false;
       case "help":
-        this.store.addNotice(this.selected, "notice", "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /quit. Plain text sends to this conversation.");
+        this.store.addNotice(
+          this.selected,
+          "notice",
+          "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /quit. Plain text sends to this conversation.",
+        );
         this.renderMessages();
         return true;
       case "quit":
@@ -496,7 +529,9 @@ class ChatPage {
   private renderHeader(): void {
     const title = this.selected.startsWith("#") ? this.selected : `Private: ${this.selected.slice(1)}`;
     $("conv-title").textContent = title;
-    $("composer-label").textContent = this.selected.startsWith("#") ? `Message ${this.selected}` : `Private message to ${this.selected.slice(1)}`;
+    $("composer-label").textContent = this.selected.startsWith("#")
+      ? `Message ${this.selected}`
+      : `Private message to ${this.selected.slice(1)}`;
     $("load-older").hidden = !this.store.get(this.selected).olderCursor;
   }
 
@@ -504,14 +539,23 @@ class ChatPage {
     if (e.kind !== "message") return h("li", { className: e.kind, text: e.text });
     const own = !e.system && e.userId === this.me.userId;
     const classes = [own ? "own" : "", e.system ? "system" : "", e.state === "failed" ? "failed" : ""].filter(Boolean).join(" ");
-    const state = e.state === "sending" ? "sending…" : e.note ?? "";
+    const state = e.state === "sending" ? "sending…" : (e.note ?? "");
     return h(
       "li",
       { className: classes, "data-message-id": e.id, "data-state": e.state },
       h(
         "div",
         { className: "msg-meta" },
-        h("span", { className: "msg-author", text: e.system ? "System notice" : own ? `${e.username} (you)` : e.username === e.userId ? e.userId : `${e.username} (${e.userId})` }),
+        h("span", {
+          className: "msg-author",
+          text: e.system
+            ? "System notice"
+            : own
+              ? `${e.username} (you)`
+              : e.username === e.userId
+                ? e.userId
+                : `${e.username} (${e.userId})`,
+        }),
         h("time", { className: "msg-time", datetime: e.sentAt, text: shortTime(e.sentAt) }),
       ),
       h("div", { className: "msg-text", text: (e as MessageEntry).text }),
@@ -524,7 +568,9 @@ class ChatPage {
     const list = $<HTMLOListElement>("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     const entries = this.store.get(this.selected).entries;
-    list.replaceChildren(...(entries.length ? entries.map((e) => this.renderEntry(e)) : [h("li", { className: "notice", text: "No messages yet." })]));
+    list.replaceChildren(
+      ...(entries.length ? entries.map((e) => this.renderEntry(e)) : [h("li", { className: "notice", text: "No messages yet." })]),
+    );
     if (atBottom) list.scrollTop = list.scrollHeight;
     $("load-older").hidden = !this.store.get(this.selected).olderCursor;
   }
@@ -535,7 +581,11 @@ class ChatPage {
     const roomItems = rooms.map((roomId) => {
       const key = roomKey(roomId);
       const unread = this.store.has(key) ? this.store.get(key).unread : 0;
-      const select = h("button", { type: "button", className: "select", "aria-current": String(key === this.selected), "data-room": roomId }, `#${roomId}`);
+      const select = h(
+        "button",
+        { type: "button", className: "select", "aria-current": String(key === this.selected), "data-room": roomId },
+        `#${roomId}`,
+      );
       if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
       select.addEventListener("click", () => this.select(key));
       const leave = h("button", { type: "button", className: "link", "aria-label": `Leave #${roomId}` }, "Leave");
@@ -549,7 +599,10 @@ class ChatPage {
     const members = currentRoom ? this.session.members(currentRoom) : [];
     const people = members.map((m) => {
       const isMe = m.userId === this.me.userId;
-      const label = h("span", { className: "name", text: `${m.username}${m.username !== m.userId ? ` (${m.userId})` : ""}${isMe ? " — you" : ""}` });
+      const label = h("span", {
+        className: "name",
+        text: `${m.username}${m.username !== m.userId ? ` (${m.userId})` : ""}${isMe ? " — you" : ""}`,
+      });
       const li = h("li", { "data-user": m.userId }, label);
       if (!isMe) {
         const pm = h("button", { type: "button", className: "link", "aria-label": `Private message to ${m.username}` }, "Message");
@@ -562,7 +615,11 @@ class ChatPage {
 
     const dms = this.store.keys("@").map((key) => {
       const unread = this.store.get(key).unread;
-      const select = h("button", { type: "button", className: "select", "aria-current": String(key === this.selected), "data-user": key.slice(1) }, key.slice(1));
+      const select = h(
+        "button",
+        { type: "button", className: "select", "aria-current": String(key === this.selected), "data-user": key.slice(1) },
+        key.slice(1),
+      );
       if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
       select.addEventListener("click", () => this.select(key));
       return h("li", {}, select);
@@ -573,7 +630,10 @@ class ChatPage {
     // exact count without asking the server again; other rooms show the last `rooms` answer.
     const counts = new Map(this.activeRooms.map((r) => [r.roomId, r.members] as const));
     for (const roomId of rooms) counts.set(roomId, this.session.members(roomId).length || (counts.get(roomId) ?? 0));
-    const listed = [...counts.entries()].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)).map(([roomId, members]) => ({ roomId, members }));
+    const listed = [...counts.entries()]
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([roomId, members]) => ({ roomId, members }));
     const active = listed.map((r) => {
       const joined = rooms.includes(r.roomId);
       const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
@@ -584,7 +644,9 @@ class ChatPage {
       }
       return li;
     });
-    $("active-rooms").replaceChildren(...(active.length ? active : [h("li", { className: "empty", text: "Press Refresh to list rooms." })]));
+    $("active-rooms").replaceChildren(
+      ...(active.length ? active : [h("li", { className: "empty", text: "Press Refresh to list rooms." })]),
+    );
   }
 }
 

@@ -84,25 +84,57 @@ export function partitionOf(region: string): { partition: string; dnsSuffix: str
   return { partition: "aws", dnsSuffix: "amazonaws.com" };
 }
 
-function outputsFor(type: string, name: string, inputs: Record<string, unknown>, region: string): { id: string; state: Record<string, unknown> } {
+function outputsFor(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  region: string,
+): { id: string; state: Record<string, unknown> } {
   const physical = typeof inputs.name === "string" ? inputs.name : `${name}-physical`;
   const { partition, dnsSuffix } = partitionOf(region);
   const arn = (service: string, resource: string) => `arn:${partition}:${service}:${region}:${ACCOUNT}:${resource}`;
   switch (type) {
     case "aws:apigatewayv2/api:Api": {
       const id = "a1b2c3d4e5";
-      return { id, state: { ...inputs, apiEndpoint: `wss://${id}.execute-api.${region}.${dnsSuffix}`, executionArn: arn("execute-api", id), arn: `arn:${partition}:apigateway:${region}::/apis/${id}` } };
+      return {
+        id,
+        state: {
+          ...inputs,
+          apiEndpoint: `wss://${id}.execute-api.${region}.${dnsSuffix}`,
+          executionArn: arn("execute-api", id),
+          arn: `arn:${partition}:apigateway:${region}::/apis/${id}`,
+        },
+      };
     }
     case "pulumi-nodejs:dynamic:Resource":
       // The API Gateway account logging step (infra/apiGatewayAccount.ts): as if the region had no role yet.
-      return { id: `apigateway-account-logging-${region}`, state: { ...inputs, cloudwatchRoleArn: `arn:${partition}:iam::${ACCOUNT}:role/${String(inputs.roleName)}`, created: true } };
+      return {
+        id: `apigateway-account-logging-${region}`,
+        state: { ...inputs, cloudwatchRoleArn: `arn:${partition}:iam::${ACCOUNT}:role/${String(inputs.roleName)}`, created: true },
+      };
     case "aws:lambda/function:Function": {
       const fnArn = arn("lambda", `function:${physical}`);
-      return { id: physical, state: { ...inputs, name: physical, arn: fnArn, version: inputs.publish ? "1" : "$LATEST", invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${fnArn}/invocations` } };
+      return {
+        id: physical,
+        state: {
+          ...inputs,
+          name: physical,
+          arn: fnArn,
+          version: inputs.publish ? "1" : "$LATEST",
+          invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${fnArn}/invocations`,
+        },
+      };
     }
     case "aws:lambda/alias:Alias": {
       const aliasArn = arn("lambda", `function:${String(inputs.functionName)}:${physical}`);
-      return { id: aliasArn, state: { ...inputs, arn: aliasArn, invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${aliasArn}/invocations` } };
+      return {
+        id: aliasArn,
+        state: {
+          ...inputs,
+          arn: aliasArn,
+          invokeArn: `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${aliasArn}/invocations`,
+        },
+      };
     }
     case "aws:dynamodb/table:Table":
       return { id: physical, state: { ...inputs, name: physical, arn: arn("dynamodb", `table/${physical}`) } };
@@ -111,17 +143,26 @@ function outputsFor(type: string, name: string, inputs: Record<string, unknown>,
     case "aws:iam/role:Role":
       return { id: `${name}-role`, state: { ...inputs, name: `${name}-role`, arn: `arn:aws:iam::${ACCOUNT}:role/${name}` } };
     case "aws:iam/policy:Policy":
-      return { id: `arn:aws:iam::${ACCOUNT}:policy/${physical}`, state: { ...inputs, name: physical, arn: `arn:aws:iam::${ACCOUNT}:policy/${physical}` } };
+      return {
+        id: `arn:aws:iam::${ACCOUNT}:policy/${physical}`,
+        state: { ...inputs, name: physical, arn: `arn:aws:iam::${ACCOUNT}:policy/${physical}` },
+      };
     case "aws:kms/key:Key":
       return { id: "key-1234", state: { ...inputs, keyId: "key-1234", arn: arn("kms", "key/key-1234") } };
     case "aws:sns/topic:Topic":
       return { id: arn("sns", physical), state: { ...inputs, arn: arn("sns", physical) } };
     case "aws:secretsmanager/secret:Secret":
-      return { id: arn("secretsmanager", `secret:${physical}-AbCdEf`), state: { ...inputs, arn: arn("secretsmanager", `secret:${physical}-AbCdEf`) } };
+      return {
+        id: arn("secretsmanager", `secret:${physical}-AbCdEf`),
+        state: { ...inputs, arn: arn("secretsmanager", `secret:${physical}-AbCdEf`) },
+      };
     case "aws:cloudwatch/metricAlarm:MetricAlarm":
       return { id: physical, state: { ...inputs, arn: arn("cloudwatch", `alarm:${physical}`) } };
     case "aws:cloudwatch/dashboard:Dashboard":
-      return { id: String(inputs.dashboardName), state: { ...inputs, dashboardArn: `arn:aws:cloudwatch::${ACCOUNT}:dashboard/${String(inputs.dashboardName)}` } };
+      return {
+        id: String(inputs.dashboardName),
+        state: { ...inputs, dashboardArn: `arn:aws:cloudwatch::${ACCOUNT}:dashboard/${String(inputs.dashboardName)}` },
+      };
     default:
       return { id: `${name}-id`, state: { ...inputs, ...(inputs.name === undefined ? {} : { name: physical }) } };
   }
@@ -157,7 +198,8 @@ interface AliasSpec {
  */
 function urnFor(parentEngineUrn: string, type: string, name: string, stack = pulumi.getStack(), project = pulumi.getProject()): string {
   let prefix = `urn:pulumi:${stack}::${project}::`;
-  if (parentEngineUrn && !parentEngineUrn.includes("::pulumi:pulumi:Stack::")) prefix = parentEngineUrn.substring(0, parentEngineUrn.lastIndexOf("::")) + "$";
+  if (parentEngineUrn && !parentEngineUrn.includes("::pulumi:pulumi:Stack::"))
+    prefix = parentEngineUrn.substring(0, parentEngineUrn.lastIndexOf("::")) + "$";
   return `${prefix}${type}::${name}`;
 }
 
@@ -168,8 +210,13 @@ function urnFor(parentEngineUrn: string, type: string, name: string, stack = pul
  */
 function recordOptions(into: Map<string, RecordedOptions>): void {
   // getMonitor is internal to @pulumi/pulumi (runtime/settings): the MockMonitor setMocks installed.
-  const settings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): { registerResource(req: RegisterRequest, cb: unknown): unknown } };
-  const monitor = settings.getMonitor() as { registerResource(req: RegisterRequest, cb: unknown): unknown; newUrn(parent: string, type: string, name: string): string };
+  const settings = require("@pulumi/pulumi/runtime/settings") as {
+    getMonitor(): { registerResource(req: RegisterRequest, cb: unknown): unknown };
+  };
+  const monitor = settings.getMonitor() as {
+    registerResource(req: RegisterRequest, cb: unknown): unknown;
+    newUrn(parent: string, type: string, name: string): string;
+  };
   const register = monitor.registerResource.bind(monitor);
   // Mock URN -> engine URN of every resource registered so far (a parent registers before its children).
   const engineUrns = new Map<string, string>();
@@ -290,7 +337,8 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
         const inputs = (args.inputs ?? {}) as Record<string, unknown>;
-        const { id, state } = args.custom === false ? { id: `${args.name}-component`, state: {} } : outputsFor(args.type, args.name, inputs, region);
+        const { id, state } =
+          args.custom === false ? { id: `${args.name}-component`, state: {} } : outputsFor(args.type, args.name, inputs, region);
         resources.push({
           type: args.type,
           name: args.name,
