@@ -200,7 +200,7 @@ function latencyRows(bounded: RoomCaseResult | undefined, sequential: RoomCaseRe
 export async function runBench(
   o: BenchOptions,
   command: string,
-  log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
+  log: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
 ): Promise<BenchResults> {
   const started = Date.now();
   const machine = machineInfo();
@@ -336,7 +336,7 @@ export async function runBench(
     ...(startup ? { startup } : {}),
   };
   fs.mkdirSync(o.outDir, { recursive: true });
-  fs.writeFileSync(path.join(o.outDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  fs.writeFileSync(path.join(o.outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   const chart = latencyChart(results);
   if (chart) fs.writeFileSync(path.join(o.outDir, "latency.svg"), chart);
   fs.writeFileSync(path.join(o.outDir, "REPORT.md"), markdownReport(results, chart ? "latency.svg" : undefined));

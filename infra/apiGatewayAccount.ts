@@ -102,10 +102,8 @@ export async function ensureAccountLogging(port: AccountLoggingPort, inputs: Acc
 
 /** The port over the real AWS SDK v3 clients (loaded only when the deployment runs the step). */
 export function sdkAccountLoggingPort(inputs: Pick<AccountLoggingInputs, "region" | "profile">): AccountLoggingPort {
-  /* eslint-disable @typescript-eslint/no-require-imports */
   const apigw = require("@aws-sdk/client-api-gateway") as typeof import("@aws-sdk/client-api-gateway");
   const iam = require("@aws-sdk/client-iam") as typeof import("@aws-sdk/client-iam");
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const common = { region: inputs.region, ...(inputs.profile ? { profile: inputs.profile } : {}) };
   const gateway = new apigw.APIGatewayClient(common);
   const identity = new iam.IAMClient(common);

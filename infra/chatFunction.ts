@@ -2,8 +2,8 @@
  * One chat Lambda: an `aws.lambda.CallbackFunction` built from the handler module's factory, with
  * its own least-privilege role (policy from infra/policies.ts) and its own encrypted log group.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { HandlerFactory } from "../handlers/events";

@@ -35,7 +35,7 @@ export const CLOSE = {
  * Used for connectionId, requestId/extendedRequestId and messageId.
  */
 export function gatewayId(): string {
-  return randomBytes(11).toString("base64url") + "=";
+  return `${randomBytes(11).toString("base64url")}=`;
 }
 
 /** An API id as the service makes them: 10 lowercase letters and digits. */
@@ -160,7 +160,7 @@ export function headerMaps(rawHeaders: readonly string[]): {
     const name = rawHeaders[i];
     const value = rawHeaders[i + 1];
     headers[name] = value;
-    (multiValueHeaders[name] ??= []).push(value);
+    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
   }
   return { headers, multiValueHeaders };
 }
@@ -175,7 +175,7 @@ export function queryMaps(
   for (const [k, v] of search) {
     any = true;
     single[k] = v;
-    (multi[k] ??= []).push(v);
+    multi[k] = [...(multi[k] ?? []), v];
   }
   return any ? { queryStringParameters: single, multiValueQueryStringParameters: multi } : undefined;
 }

@@ -281,7 +281,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   fs.mkdirSync(path.dirname(path.resolve(options.outputs)), { recursive: true });
   // Same names as `pulumi stack output --json`, so scripts work against either.
-  fs.writeFileSync(options.outputs, JSON.stringify(rt.outputs(), null, 2) + "\n");
+  fs.writeFileSync(options.outputs, `${JSON.stringify(rt.outputs(), null, 2)}\n`);
   const demo = { userId: "demo", username: "Demo" };
   const token = await rt.mintToken(demo.userId, demo.username);
   process.stdout.write(banner(rt, { ...demo, token }, options.outputs, options.web));

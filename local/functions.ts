@@ -206,7 +206,10 @@ class Instance {
     this.running -= 1;
     while (this.waiting.length > 0) {
       const next = this.pending.get(this.waiting.shift()!);
-      if (next?.start) return next.start();
+      if (next?.start) {
+        next.start();
+        return;
+      }
     }
   }
 

@@ -668,16 +668,23 @@ export class LocalGateway {
   }
 
   private onStatic(pathname: string, req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (!this.o.webDir) return sendJson(res, 404, { message: "Not Found" });
+    if (!this.o.webDir) {
+      sendJson(res, 404, { message: "Not Found" });
+      return;
+    }
     const root = path.resolve(this.o.webDir);
     let rel: string;
     try {
       rel = decodeURIComponent(pathname);
     } catch {
-      return sendJson(res, 400, { message: "Bad Request" });
+      sendJson(res, 400, { message: "Bad Request" });
+      return;
     }
-    const file = path.resolve(root, "." + (rel.endsWith("/") ? rel + "index.html" : rel));
-    if (file !== root && !file.startsWith(root + path.sep)) return sendJson(res, 403, { message: "Forbidden" });
+    const file = path.resolve(root, `.${rel.endsWith("/") ? `${rel}index.html` : rel}`);
+    if (file !== root && !file.startsWith(root + path.sep)) {
+      sendJson(res, 403, { message: "Forbidden" });
+      return;
+    }
     fs.stat(file, (err, st) => {
       if (err || !st.isFile()) {
         const hint = fs.existsSync(root) ? "" : ` (${root} does not exist yet: run npm run build:web)`;

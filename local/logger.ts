@@ -18,7 +18,7 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 export const silentLogger: Logger = () => undefined;
 
 /** Human-readable lines on stderr, from `minLevel` up. Function lines are printed as the function wrote them. */
-export function consoleLogger(minLevel: LogLevel = "info", write: (line: string) => void = (l) => process.stderr.write(l + "\n")): Logger {
+export function consoleLogger(minLevel: LogLevel = "info", write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger {
   return (e) => {
     if (ORDER[e.level] < ORDER[minLevel]) return;
     const who = e.function ? `[${e.function}]` : "[gateway]";

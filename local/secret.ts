@@ -24,7 +24,7 @@ export function localSecret(dir = ".local"): string {
   const secret = randomBytes(32).toString("hex");
   try {
     // "wx": fail if another process created it first; then read theirs.
-    fs.writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" });
+    fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: "wx" });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return localSecret(dir);
     throw err;

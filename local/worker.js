@@ -31,7 +31,7 @@ function loadHandler() {
   }
   if (source.kind === "bundle") {
     const factories = mod[source.exportName];
-    const factory = factories && factories[workerData.functionName];
+    const factory = factories?.[workerData.functionName];
     if (typeof factory !== "function")
       throw new Error(`${source.modulePath} has no factory ${source.exportName}.${workerData.functionName}`);
     return factory();

@@ -94,7 +94,7 @@ export async function buildPush(outDir = DEFAULT_PUSH_OUT_DIR): Promise<PushBuil
     engines: { node: ">=20" },
     dependencies: Object.fromEntries(PUSH_RUNTIME_PACKAGES.map((name) => [name, rootPackage.dependencies[name]])),
   };
-  fs.writeFileSync(path.join(out, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
+  fs.writeFileSync(path.join(out, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {

@@ -498,7 +498,7 @@ export function main(argv: readonly string[]): number {
     const { inputs, warning } = loadCostInputs(options.resultsPath);
     const estimate = estimateCost(options.workload, inputs);
     process.stdout.write(
-      options.json ? JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2) + "\n" : formatEstimate(estimate, warning) + "\n",
+      options.json ? `${JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2)}\n` : `${formatEstimate(estimate, warning)}\n`,
     );
     return 0;
   } catch (err) {

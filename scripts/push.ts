@@ -198,7 +198,7 @@ export async function main(argv: readonly string[], out = process.stdout, err = 
     pusher = createPusher(pusherOptionsFrom(readOutputs(args), args.region));
     const notice = { message: args.message, ...(args.data ? { data: args.data } : {}) };
     const result = args.target.kind === "user" ? await pusher.toUser(args.target.id, notice) : await pusher.toRoom(args.target.id, notice);
-    out.write(args.json ? JSON.stringify(result) + "\n" : describeResult(args, result) + "\n");
+    out.write(args.json ? `${JSON.stringify(result)}\n` : `${describeResult(args, result)}\n`);
     return result.failed > 0 ? 1 : 0;
   } catch (e) {
     if (isPushError(e)) {

@@ -64,7 +64,7 @@ export function parseArgs(argv: readonly string[]): { userId: string; name?: str
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const token = await signLocalToken({ ...args, secret: localSecret(args.dir) });
-  process.stdout.write(token + "\n");
+  process.stdout.write(`${token}\n`);
 }
 
 if (require.main === module) {

@@ -18,7 +18,7 @@ import {
 } from "../lib/clients";
 import { planPopulation, type Population } from "../lib/population";
 import type { BroadcastRow, OperationUsage } from "../lib/results";
-import { startRuntimeProcess, type RuntimeProcess, type RuntimeProcessOptions } from "../lib/runtimeProcess";
+import { startRuntimeProcess, type RuntimeProcessOptions } from "../lib/runtimeProcess";
 import { medianUsage, usageOf, waitForEmf } from "../lib/usageStats";
 import { scanBroadcast, type ScanBroadcastResult } from "../reference/scanBroadcast";
 

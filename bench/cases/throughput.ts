@@ -53,7 +53,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     const byRoom: ClientSpec[][] = [];
     specs.forEach((s, i) => {
       const r = Math.floor(i / perRoom);
-      (byRoom[r] ??= []).push({ ...s, token: tokens[i] });
+      byRoom[r] = [...(byRoom[r] ?? []), { ...s, token: tokens[i] }];
     });
     clients = await openRooms(rt.endpoint, byRoom, o.rooms);
     o.log(`  ${clients.length} clients in ${byRoom.length} rooms connected; running for ${o.durationS} s`);

@@ -275,5 +275,5 @@ export function markdownReport(r: BenchResults, chartFile: string | undefined): 
         `Durations measured with fan-out concurrency ${c.fanoutConcurrency} and ${c.managementLatencyMs} ms per @connections call.`,
     );
   }
-  return parts.join("\n") + "\n";
+  return `${parts.join("\n")}\n`;
 }

@@ -147,5 +147,5 @@ export function lineChart(options: ChartOptions): string {
     parts.push(`<text x="${lx + 30}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
   parts.push(`</svg>`);
-  return parts.join("\n") + "\n";
+  return `${parts.join("\n")}\n`;
 }

@@ -34,6 +34,7 @@ export function writeZip(entries: readonly ZipEntry[]): Buffer {
     const name = Buffer.from(entry.name, "utf8");
     const compressed = zlib.deflateRawSync(entry.data, { level: 6 });
     const crc = zlib.crc32(entry.data) >>> 0;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the range spans ASCII to find any byte outside it
     const flags = 0x0008 | (/[^\x00-\x7f]/.test(entry.name) ? 0x0800 : 0);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(LOCAL_HEADER, 0);

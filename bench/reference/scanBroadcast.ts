@@ -13,7 +13,7 @@
  *   but it delivers to the same members as this project's room Query and makes the same number of
  *   `@connections` calls. Without `roomId` it posts to everyone, exactly like the sample.
  */
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { type ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { DeleteItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient, type ScanCommandInput } from "@aws-sdk/client-dynamodb";
 
 export interface ScanBroadcastInput {

@@ -836,7 +836,7 @@ export class ChatSession {
 
   private settleAt(index: number): void {
     const [e] = this.expectations.splice(index, 1);
-    if (e && e.sent) this.endHold(e);
+    if (e?.sent) this.endHold(e);
     this.notifyIfIdle();
   }
 

@@ -44,7 +44,7 @@ function timeOf(sentAt: string, ctx: FormatContext): string {
 
 /** Removes control characters so that a message cannot move the cursor or recolour the terminal. */
 export function sanitize(text: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "�").replace(/\n/g, "\n           ");
 }
 

@@ -127,8 +127,7 @@ const BUILD_OPTIONS = {
 } as const;
 
 function parseBuildArgs(argv: readonly string[]): BuildWebOptions {
-  let values: { endpoint?: string; out?: string; "token-url"?: string; "no-local-token"?: boolean; "no-minify"?: boolean; help?: boolean };
-  ({ values } = parseCommandLine({ args: [...argv], options: BUILD_OPTIONS }, (m) => new BuildWebError(m), `\n${BUILD_USAGE}`));
+  const { values } = parseCommandLine({ args: [...argv], options: BUILD_OPTIONS }, (m) => new BuildWebError(m), `\n${BUILD_USAGE}`);
   if (values.help) {
     process.stdout.write(`${BUILD_USAGE}\n`);
     process.exit(0);

@@ -58,7 +58,7 @@ export const MAX_USERNAME_LENGTH = 64;
 /** Display name: trimmed, control characters removed, at most 64 characters; undefined if nothing is left. */
 export function cleanUsername(raw: unknown): string | undefined {
   if (typeof raw !== "string") return undefined;
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is removed
   const cleaned = [...raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "").trim()].slice(0, MAX_USERNAME_LENGTH).join("").trim();
   return cleaned === "" ? undefined : cleaned;
 }

@@ -34,7 +34,6 @@ export function localCredentials(config: HandlerConfig): { accessKeyId: string; 
 /** Wraps a client with X-Ray subsegments when tracing is on; the SDK is loaded only then. */
 export function traced<T>(config: HandlerConfig, client: T): T {
   if (!config.tracing) return client;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const xray = require("aws-xray-sdk-core") as { captureAWSv3Client<C>(c: C): C };
   return xray.captureAWSv3Client(client);
 }

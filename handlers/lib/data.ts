@@ -206,7 +206,11 @@ export async function batchDelete(
   let left = 0;
   for (let i = 0; i < requests.length; i += 25) {
     let pending: Record<string, Array<{ DeleteRequest: { Key: Record<string, unknown> } }>> = {};
-    for (const r of requests.slice(i, i + 25)) (pending[r.table] ??= []).push({ DeleteRequest: { Key: r.key } });
+    for (const r of requests.slice(i, i + 25)) {
+      const list = pending[r.table] ?? [];
+      list.push({ DeleteRequest: { Key: r.key } });
+      pending[r.table] = list;
+    }
     for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
       const out = await doc.send(new BatchWriteCommand({ RequestItems: pending }));
       const unprocessed = (out.UnprocessedItems ?? {}) as typeof pending;
@@ -662,8 +666,7 @@ export async function removeMembership(
       Update: {
         TableName: connections,
         Key: { connectionId: connection.connectionId },
-        UpdateExpression:
-          "DELETE #rooms :room" + (moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""),
+        UpdateExpression: `DELETE #rooms :room${moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""}`,
         ConditionExpression: "attribute_exists(connectionId) AND contains(#rooms, :roomId)",
         ExpressionAttributeNames: { "#rooms": "rooms" },
         ExpressionAttributeValues: {

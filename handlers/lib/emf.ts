@@ -110,7 +110,7 @@ export function publishUsage(
   const report: InvocationReport = { ...base, metrics: { ...usage.metrics }, dynamoCalls: [...usage.dynamoCalls] };
   const line = JSON.stringify(emfDocument(namespace, report, Date.now(), options));
   if (write) write(line);
-  else process.stdout.write(line + "\n");
+  else process.stdout.write(`${line}\n`);
   for (const l of listeners()) {
     try {
       l(report);

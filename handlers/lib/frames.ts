@@ -97,7 +97,7 @@ export const SENDER_FIELDS = ["userId", "username", "fromUserId", "fromUsername"
  */
 export function assertOwnSender(frame: Record<string, unknown>, sender: { readonly userId: string; readonly username: string }): void {
   for (const field of SENDER_FIELDS) {
-    if (!Object.prototype.hasOwnProperty.call(frame, field)) continue;
+    if (!Object.hasOwn(frame, field)) continue;
     const own = field === "userId" || field === "fromUserId" ? sender.userId : sender.username;
     if (frame[field] !== own) {
       throw chatError("BAD_REQUEST", `${field}: a frame cannot name another sender; the server sets the sender from the token`);

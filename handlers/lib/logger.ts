@@ -37,7 +37,7 @@ function describeError(err: unknown): LogFields {
 
 export function createLogger(level: LogLevel, base: LogFields, write?: (line: string) => void): Logger {
   const min = levelRank(level);
-  const out = write ?? ((line: string) => void process.stdout.write(line + "\n"));
+  const out = write ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields, err?: unknown) => {
     if (levelRank(lvl) < min) return;
     const record: LogFields = { timestamp: new Date().toISOString(), level: lvl, msg, ...base, ...fields };

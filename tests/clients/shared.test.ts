@@ -809,7 +809,7 @@ describe("clients: terminal arguments and output", () => {
       {},
     );
     assert.equal(rooms.length, 3);
-    assert.match(rooms[2], /\[rooms\]   #b  2 users$/);
+    assert.match(rooms[2], /\[rooms\] {3}#b {2}2 users$/);
   });
 });
 

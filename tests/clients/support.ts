@@ -182,11 +182,19 @@ export async function startRelay(targetPort: number): Promise<Relay> {
     port,
     setOffline(value) {
       offline = value;
-      if (value) for (const [a, b] of [...pairs]) a.destroy(), b.destroy();
+      if (value) {
+        for (const [a, b] of [...pairs]) {
+          a.destroy();
+          b.destroy();
+        }
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const [a, b] of [...pairs]) a.destroy(), b.destroy();
+        for (const [a, b] of [...pairs]) {
+          a.destroy();
+          b.destroy();
+        }
         server.close(() => resolve());
       }),
   };

@@ -92,8 +92,8 @@ describe("terminal client against the local runtime", function () {
     const mark = bob.mark();
     bob.send("/rooms");
     await bob.expect(/\[rooms\] \d+ active rooms?:$/, mark, T);
-    await bob.expect(/\[rooms\]   #general  2 users$/, mark, T);
-    await bob.expect(/\[rooms\]   #random  1 user$/, mark, T);
+    await bob.expect(/\[rooms\] {3}#general {2}2 users$/, mark, T);
+    await bob.expect(/\[rooms\] {3}#random {2}1 user$/, mark, T);
   });
 
   it("shows a room's history and a private conversation's history", async () => {
@@ -131,7 +131,7 @@ describe("terminal client against the local runtime", function () {
     bob.send("/frobnicate");
     await bob.expect(/\[error CLIENT\] unknown command "\/frobnicate"; type \/help for the list$/, mark, T);
     bob.send("/help");
-    await bob.expect(/^  \/private <userId> <message> +send a private message$/, mark, T);
+    await bob.expect(/^ {2}\/private <userId> <message> +send a private message$/, mark, T);
   });
 
   it("leaves a room and the others see it", async () => {
@@ -232,7 +232,7 @@ describe("terminal client against the local runtime", function () {
     });
     // Each waits for its member list, possibly after the client replaced a connection the server dropped.
     await Promise.all(crowd.map((c) => c.expect(/\[joined #crowd\]/, 0, T)));
-    crowd.forEach((c, i) => c.send(`hi from ${names[i]}`));
+    for (const [i, c] of crowd.entries()) c.send(`hi from ${names[i]}`);
     for (const c of crowd) {
       for (const u of names) await c.expect(new RegExp(`\\[chat #crowd\\] ${u}: hi from ${u}$`), 0, T);
     }
@@ -280,7 +280,7 @@ describe("terminal client against the local runtime", function () {
     carol.endInput();
     const result = await carol.exit(T);
     assert.equal(result.code, 0);
-    assert.ok(carol.saw(/\[rooms\]   #piped  1 user$/), carol.lines.join("\n"));
+    assert.ok(carol.saw(/\[rooms\] {3}#piped {2}1 user$/), carol.lines.join("\n"));
     assert.ok(carol.saw(/\[chat #piped\] Carol \(carol\): piped message$/), carol.lines.join("\n"));
   });
 });

@@ -46,8 +46,8 @@ function assertDenied(result: AuthorizerResult): void {
   assert.equal(result.context, undefined);
 }
 
-describe("handlers: authorizer", function () {
-  describe("shared-secret mode (HS256)", function () {
+describe("handlers: authorizer", () => {
+  describe("shared-secret mode (HS256)", () => {
     let h: Harness;
     before(async () => {
       h = await createHarness({ label: "auth", allowedOrigins: ["https://chat.example.com"] });
@@ -163,7 +163,7 @@ describe("handlers: authorizer", function () {
     });
   });
 
-  describe("oidc mode (RS256 via JWKS)", function () {
+  describe("oidc mode (RS256 via JWKS)", () => {
     let h: Harness;
     let jwks: http.Server;
     let privateKey: KeyLike;
@@ -261,7 +261,7 @@ describe("handlers: authorizer", function () {
     });
   });
 
-  describe("secret from Secrets Manager", function () {
+  describe("secret from Secrets Manager", () => {
     it("fetches the HS256 secret once per cold start from AUTH_SECRET_ARN (its current and previous versions)", async () => {
       const requests: string[] = [];
       const sm = http.createServer((req, res) => {

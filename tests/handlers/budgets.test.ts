@@ -14,7 +14,7 @@ async function awayFromMinuteBoundary(): Promise<void> {
   if (left < 8_000) await new Promise((r) => setTimeout(r, left + 50));
 }
 
-describe("per-user budgets: frames and handshakes (issue 14)", function () {
+describe("per-user budgets: frames and handshakes (issue 14)", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "budgets", rateLimitPerMinute: 10, userRateLimitPerMinute: 25, userConnectsPerMinute: 3 });

@@ -19,7 +19,7 @@ async function awayFromMinuteBoundary(): Promise<void> {
   if (left < 5_000) await new Promise((r) => setTimeout(r, left + 50));
 }
 
-describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", function () {
+describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "delivery", extraEnv: { ROOM_QUERY_PAGE_SIZE: "3" }, fanoutConcurrency: 3 });

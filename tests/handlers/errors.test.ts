@@ -28,7 +28,7 @@ function codeLines(file: string): { line: string; at: string }[] {
     .filter(({ line }) => !/^\s*(\/\/|\*|\/\*)/.test(line));
 }
 
-describe("handlers: one error style (factories that survive closure serialization)", function () {
+describe("handlers: one error style (factories that survive closure serialization)", () => {
   it("deployed code makes errors only with the factories: no Error subclass, no bare new Error", () => {
     const files = [...sourceFiles(path.join(ROOT, "handlers")), path.join(ROOT, "infra", "apiGatewayAccount.ts")];
     const offending: string[] = [];
@@ -76,7 +76,6 @@ describe("handlers: one error style (factories that survive closure serializatio
     try {
       const file = path.join(dir, "thrower.js");
       fs.writeFileSync(file, s.text);
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const fn = (require(file) as Record<string, (kind: string) => never>)[s.exportName];
       const caught = (kind: string): unknown => {
         try {

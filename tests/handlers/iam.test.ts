@@ -11,7 +11,7 @@ import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { MEMBER_PREFIX } from "../../handlers/lib/data";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
-describe("handlers: routes.ts declares exactly the DynamoDB access each function performs", function () {
+describe("handlers: routes.ts declares exactly the DynamoDB access each function performs", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "iam" });

@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
-describe("handlers: private messages, history, idempotency, TTL filtering", function () {
+describe("handlers: private messages, history, idempotency, TTL filtering", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "messages" });

@@ -4,7 +4,7 @@
  * or its EMF line would drop the metric (emf.ts emits declared metrics only) and the cost model
  * (scripts/cost.ts) would under-count the series. Read from the sources, as a reviewer would.
  */
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { canEmit, METRIC_NAMES, METRICS, type MetricName } from "../../handlers/metrics";

@@ -8,10 +8,11 @@
 import { strict as assert } from "node:assert";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 import type { GateRequest } from "../support/dynamoGate";
+import type { WebSocketResult } from "../../handlers/events";
 import { OPEN_SETTLE_MS } from "../../handlers/lib/data";
 import { snapshot, violations } from "../support/invariants";
 
-describe("races: membership and presence stay consistent (issue 14)", function () {
+describe("races: membership and presence stay consistent (issue 14)", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "races", gate: true });
@@ -188,7 +189,7 @@ describe("races: membership and presence stay consistent (issue 14)", function (
     const restore = gate().fail(
       (r) => r.operation === "UpdateItem" && r.body.includes("REMOVE connecting") && r.body.includes(connectionId),
     );
-    let result;
+    let result: WebSocketResult;
     try {
       ({ result } = await h.connect("cf-user", { roomId: "cf-room", connectionId }));
     } finally {

@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import { BatchWriteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { createHarness, messageEvent, type Harness } from "../support/handlerHarness";
 
-describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disconnect", function () {
+describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disconnect", () => {
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "rooms" });

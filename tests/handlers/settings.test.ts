@@ -37,7 +37,7 @@ const BASE: DeploymentSettings = {
   allowedOrigins: [],
 };
 
-describe("handlers: settings declared once (handlers/settings.ts)", function () {
+describe("handlers: settings declared once (handlers/settings.ts)", () => {
   it("lists every declared setting exactly once", () => {
     assert.deepEqual([...SETTING_NAMES].sort(), Object.keys(HANDLER_SETTINGS).sort());
     const envs = SETTING_NAMES.map((n) => spec(n).env);

@@ -22,8 +22,8 @@ import { parseArgs, signLocalToken } from "../../scripts/token";
 
 const needs = { tables: ["connections" as const], management: false };
 
-describe("handlers: pure helpers", function () {
-  describe("readHandlerConfig", function () {
+describe("handlers: pure helpers", () => {
+  describe("readHandlerConfig", () => {
     it("applies the declared defaults, the stack's: 168 h retention, 16384 bytes, 60 frames/min, 50 parallel posts", () => {
       const c = readHandlerConfig({ CONNECTIONS_TABLE: "c" }, "ping", needs);
       assert.deepEqual(
@@ -85,7 +85,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("keys and cursors", function () {
+  describe("keys and cursors", () => {
     it("one conversation per pair of users, whoever writes", () => {
       assert.equal(dmConversation("bob", "alice"), "dm#alice#bob");
       assert.equal(dmConversation("alice", "bob"), "dm#alice#bob");
@@ -144,7 +144,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("frame schemas", function () {
+  describe("frame schemas", () => {
     const s = buildSchemas(8);
     it("counts the message size in UTF-8 bytes: over the limit is TOO_LARGE", () => {
       assert.equal(parseFrame(s.chat, { type: "chat", message: "12345678" }).message, "12345678");
@@ -172,7 +172,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("usage accounting", function () {
+  describe("usage accounting", () => {
     it("maps each call to the IAM (table, action) pairs it needs, transactions by their parts", () => {
       const tables = { messages: "phys-messages", rooms: "phys-rooms" };
       assert.deepEqual(
@@ -263,7 +263,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("fan-out helpers", function () {
+  describe("fan-out helpers", () => {
     it("recognizes SDK v3 errors by name or HTTP status", () => {
       assert.ok(isGone(Object.assign(new Error("x"), { name: "GoneException" })));
       assert.ok(isGone({ name: "Other", $metadata: { httpStatusCode: 410 } }));
@@ -314,7 +314,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("batchDelete", function () {
+  describe("batchDelete", () => {
     it("sends at most 25 deletes per BatchWriteItem and retries exactly the UnprocessedItems", async () => {
       const sent: Array<Record<string, Array<{ DeleteRequest: { Key: Record<string, string> } }>>> = [];
       let first = true;
@@ -349,7 +349,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("display names", function () {
+  describe("display names", () => {
     it("trims, strips control characters, keeps 64 characters (not UTF-16 units)", () => {
       assert.equal(cleanUsername("  Zoë\u0000 \u0085"), "Zoë");
       assert.equal(cleanUsername("\t\n"), undefined);
@@ -358,7 +358,7 @@ describe("handlers: pure helpers", function () {
     });
   });
 
-  describe("local secret and token script", function () {
+  describe("local secret and token script", () => {
     let dir: string;
     before(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-secret-"));

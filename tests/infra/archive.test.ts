@@ -4,10 +4,10 @@
  * function loads, plus X-Ray when tracing) and complete (everything those packages and the
  * serialized code require is inside it).
  */
-import { strict as assert } from "assert";
-import * as fs from "fs";
-import * as path from "path";
-import { builtinModules } from "module";
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { builtinModules } from "node:module";
 import { FUNCTIONS } from "../../handlers/routes";
 import { XRAY_PACKAGE, archivePackages, projectDependencies } from "../../infra/chatFunction";
 import { ROOT, PROJECT, stackRun, type StackName, type StackRun } from "./support/stack";

@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import {
   CONFIG_KEYS,
   CONFIG_SCHEMA,
@@ -73,7 +73,7 @@ describe("infra: stack config", () => {
 
   describe("README.md", () => {
     it("documents every config key in its table, with its default", () => {
-      const doc = require("fs").readFileSync(require("path").join(__dirname, "..", "..", "README.md"), "utf8") as string;
+      const doc = require("node:fs").readFileSync(require("node:path").join(__dirname, "..", "..", "README.md"), "utf8") as string;
       for (const key of CONFIG_KEYS) {
         const row = doc.split("\n").find((line) => line.startsWith(`| \`${key}\` |`));
         assert.ok(row, `README.md has a row for ${key}`);

@@ -4,7 +4,7 @@
  * traffic is allowed, what `pulumi destroy` keeps on prod and how to really tear it down.
  * (AWS-FACTS: Stack lifecycle facts.)
  */
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";

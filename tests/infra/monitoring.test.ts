@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { FUNCTIONS, ROUTE_FUNCTIONS } from "../../handlers/routes";
 import { DEFAULT_METRICS_NAMESPACE, METRICS } from "../../handlers/metrics";
 import { TABLE_NAMES } from "../../handlers/tables";

@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { FUNCTIONS, functionSpec } from "../../handlers/routes";
 import { functionPolicy, type FunctionPolicyInputs, type IamPolicyDocument } from "../../infra/policies";
 

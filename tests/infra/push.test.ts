@@ -3,7 +3,7 @@
  * customer managed policy, exactly push/access.ts' actions, resources scoped to this stack's
  * tables, index and API stage, exported as `pushPolicyArn` and `pushPolicyJson`.
  */
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { pushPolicyDocument } from "../../infra/pushPolicy";
 import { validateConfig } from "../../infra/config";
 import { ACCOUNT, PROJECT, json, stackRun, type StackName, type StackRun } from "./support/stack";

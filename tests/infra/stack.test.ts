@@ -1,4 +1,4 @@
-import { strict as assert } from "assert";
+import { strict as assert } from "node:assert";
 import { FUNCTIONS, ROUTE_FUNCTIONS, ROUTE_SELECTION_EXPRESSION } from "../../handlers/routes";
 import { TABLES, TABLE_NAMES } from "../../handlers/tables";
 import { validateConfig } from "../../infra/config";
@@ -176,7 +176,6 @@ for (const stack of ["dev", "prod"] as StackName[]) {
     it("lets API Gateway invoke each function from its own route (or the authorizer) only", () => {
       const exec = `arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5`;
       const permissions = run.ofType(T.permission);
-      const [authorizer] = run.ofType(T.authorizer);
       for (const spec of FUNCTIONS) {
         const fn = functionResource(run, spec.name);
         const mine = permissions.filter((p) => p.inputs.function === fn.state.name);

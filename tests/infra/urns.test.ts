@@ -6,8 +6,8 @@
  * below it as the program at `generatedFrom` registered them (tests/infra/support/urnSnapshot.ts),
  * that is, what a stack deployed before infra/webSocketRoute.ts has in its state.
  */
-import { strict as assert } from "assert";
-import * as fs from "fs";
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import { FUNCTIONS } from "../../handlers/routes";
 import { stackRun, type RecordedResource, type StackRun } from "./support/stack";
 import { fixturePath, underApi, type UrnSnapshot } from "./support/urnSnapshot";

@@ -215,7 +215,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     );
     const connectSeconds = (Date.now() - connectStart) / 1000;
     const byIndex = new Map<number, BenchClient>();
-    opened.forEach((b, k) => byIndex.set(order[k], b));
+    for (const [k, b] of opened.entries()) byIndex.set(order[k], b);
     for (let i = 0; i < o.connections; i++) {
       const bench = byIndex.get(i)!;
       clients.push({
@@ -351,7 +351,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       c.bench.ws.send(JSON.stringify(frame));
       return true;
     };
-    const text = () => `load ${seq} ` + "x".repeat(Math.floor(random() * 240));
+    const text = () => `load ${seq} ${"x".repeat(Math.floor(random() * 240))}`;
     const roamTimers = new Set<NodeJS.Timeout>();
     const act = (c: LoadClient, action: Action) => {
       seq += 1;
@@ -542,7 +542,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         historyRequests += 1;
         send(reader, "history-check", { type: "history", ...query, limit: 100, ...(before ? { before } : {}) });
         const f = await answer.catch(() => undefined);
-        if (!f || f.type !== "history") return undefined;
+        if (f?.type !== "history") return undefined;
         for (const m of f.messages as Array<{ messageId: string }>) ids.push(m.messageId);
         if (typeof f.next !== "string") return ids;
         before = f.next;
@@ -598,7 +598,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const views = await Promise.all(
         slice.map((c) => (byUser.get(c.reader.userId)!.closedUnexpectedly ? undefined : readAll(c.reader, { withUserId: c.withUserId }))),
       );
-      slice.forEach((c, k) => compare(c.ids, views[k]));
+      for (const [k, c] of slice.entries()) compare(c.ids, views[k]);
     }
 
     // ------------------------------------------------------------ flood and latency

@@ -86,7 +86,7 @@ async function main(): Promise<number> {
   const file = path.join(options.outDir, "result.json");
   fs.writeFileSync(
     file,
-    JSON.stringify({ command: ["npm run test:load", "--", ...process.argv.slice(2)].join(" "), ...result }, null, 2) + "\n",
+    `${JSON.stringify({ command: ["npm run test:load", "--", ...process.argv.slice(2)].join(" "), ...result }, null, 2)}\n`,
   );
   process.stdout.write(`\n${formatLoadResult(result)}\n\nwrote ${file}\n`);
   return result.passed ? 0 : 1;

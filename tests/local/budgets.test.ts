@@ -15,7 +15,7 @@ async function awayFromMinuteBoundary(): Promise<void> {
   if (left < 10_000) await new Promise((r) => setTimeout(r, left + 50));
 }
 
-describe("local runtime: per-user budgets (issue 14)", function () {
+describe("local runtime: per-user budgets (issue 14)", () => {
   let rt: LocalRuntime;
   before(async () => {
     const dynamo = await sharedDynamo();

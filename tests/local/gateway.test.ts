@@ -193,7 +193,7 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
     });
 
     it("answers 403 on a path that is not the stage", async () => {
-      assert.equal(await handshakeStatus(h.url.replace(`/${STAGE}`, "/prod") + "?token=good"), 403);
+      assert.equal(await handshakeStatus(`${h.url.replace(`/${STAGE}`, "/prod")}?token=good`), 403);
     });
 
     it("gives $connect the whole CONNECT event with the authorizer's context, headers and query", async () => {
@@ -257,7 +257,7 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
               "Upgrade: websocket",
             ];
             for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-            socket.write(lines.join("\r\n") + "\r\n\r\n");
+            socket.write(`${lines.join("\r\n")}\r\n\r\n`);
           });
           let text = "";
           socket.on("data", (d: Buffer) => {
@@ -287,14 +287,14 @@ describe("local gateway (API Gateway WebSocket behaviour)", function () {
         const probe = `gone-${how.length}-${Date.now()}`;
         const socket = net.connect(port, "127.0.0.1", () => {
           socket.write(
-            [
+            `${[
               `GET /${STAGE}?token=good&sleep=400&probe=${probe} HTTP/1.1`,
               `Host: 127.0.0.1:${port}`,
               "Connection: Upgrade",
               "Upgrade: websocket",
               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
               "Sec-WebSocket-Version: 13",
-            ].join("\r\n") + "\r\n\r\n",
+            ].join("\r\n")}\r\n\r\n`,
           );
         });
         socket.on("error", () => undefined);

@@ -14,7 +14,7 @@ const PYTHON = "/usr/bin/python3";
 const DOC = path.resolve(__dirname, "..", "..", "docs", "local.md");
 
 /** The fenced python block between the snippet markers of docs/local.md. */
-export function pythonSnippet(markdown: string): string {
+function pythonSnippet(markdown: string): string {
   const m = /<!-- python-snippet:start -->\s*```python\n([\s\S]*?)```\s*<!-- python-snippet:end -->/.exec(markdown);
   if (!m) throw new Error("docs/local.md has no python snippet between the markers");
   return m[1];

@@ -61,7 +61,10 @@ describe("local runtime: the chat API end to end", function () {
   let alice: TestClient;
   let bob: TestClient;
   const opened: TestClient[] = [];
-  const track = (c: TestClient) => (opened.push(c), c);
+  const track = (c: TestClient) => {
+    opened.push(c);
+    return c;
+  };
 
   before(async () => {
     rt = await runtime("e2e", { loseDisconnect: (id) => lost.has(id) });

@@ -62,7 +62,10 @@ describe("push: system frames from a backend, against the local runtime", functi
   let pusher: Pusher;
   const usage = createUsageScope();
   const opened: TestClient[] = [];
-  const track = (c: TestClient) => (opened.push(c), c);
+  const track = (c: TestClient) => {
+    opened.push(c);
+    return c;
+  };
 
   before(async () => {
     const dynamo = await recordedDynamo(); // recorded: tests/infra/iamSimulation.ts

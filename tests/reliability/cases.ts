@@ -456,8 +456,6 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     json({ type: "chat", roomId: sandbox, message: "forged", userId: peer, username: "Forged" }),
     bad,
   );
-  {
-  }
   add(
     "extra fields",
     "private claiming another sender (fromUserId, fromUsername): refused, nothing stored",

@@ -110,7 +110,10 @@ class StallingRelay {
       if (this.stalled) return; // accepted, never answered
       const upstream = net.connect({ port: this.upstreamPort, host: "127.0.0.1" });
       this.open.add(upstream);
-      upstream.on("close", () => (this.open.delete(upstream), client.destroy()));
+      upstream.on("close", () => {
+        this.open.delete(upstream);
+        client.destroy();
+      });
       upstream.on("error", () => upstream.destroy());
       client.on("close", () => upstream.destroy());
       client.pipe(upstream).pipe(client);

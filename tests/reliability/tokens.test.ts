@@ -111,7 +111,7 @@ describe("reliability: forged and misused tokens against the runtime's real auth
     );
   }
 
-  describe("shared-secret mode (HS256)", function () {
+  describe("shared-secret mode (HS256)", () => {
     let rt: LocalRuntime;
     let secretDir: string;
     let key: Uint8Array;
@@ -235,7 +235,7 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       await runForgeries(rt.endpoint, tokenOnly(valid), forgeries);
     });
 
-    describe("misuse after a valid connect", function () {
+    describe("misuse after a valid connect", () => {
       let alice: TestClient;
       let alice2: TestClient;
       let bob: TestClient;
@@ -328,7 +328,7 @@ describe("reliability: forged and misused tokens against the runtime's real auth
     });
   });
 
-  describe("OIDC mode (RS256, keys from a JWKS on 127.0.0.1)", function () {
+  describe("OIDC mode (RS256, keys from a JWKS on 127.0.0.1)", () => {
     const issuer = "https://idp.example.test/pool";
     const audience = "chat-client";
     let rt: LocalRuntime;

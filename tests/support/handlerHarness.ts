@@ -73,7 +73,12 @@ export function captureStdout(): { lines: string[]; restore(): void } {
     }
     return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof process.stdout.write;
-  return { lines, restore: () => void (process.stdout.write = original) };
+  return {
+    lines,
+    restore: () => {
+      process.stdout.write = original;
+    },
+  };
 }
 
 export interface HarnessOptions {

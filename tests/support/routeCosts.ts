@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     await h.stop();
     await mochaGlobalTeardown();
   }
-  process.stdout.write(lines.join("\n") + "\n");
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
 
 main().catch((err: Error) => {

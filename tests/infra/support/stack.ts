@@ -3,12 +3,11 @@
  * (read from Pulumi.<stack>.yaml, so the tests follow the files) and records every resource the
  * program registers, every invoke it makes and the stack outputs.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
 // js-yaml ships with mocha (a devDependency); only the one function used here is typed.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const yaml = require("js-yaml") as { load(text: string): unknown };
 
 export const ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -199,7 +198,7 @@ interface AliasSpec {
 function urnFor(parentEngineUrn: string, type: string, name: string, stack = pulumi.getStack(), project = pulumi.getProject()): string {
   let prefix = `urn:pulumi:${stack}::${project}::`;
   if (parentEngineUrn && !parentEngineUrn.includes("::pulumi:pulumi:Stack::"))
-    prefix = parentEngineUrn.substring(0, parentEngineUrn.lastIndexOf("::")) + "$";
+    prefix = `${parentEngineUrn.substring(0, parentEngineUrn.lastIndexOf("::"))}$`;
   return `${prefix}${type}::${name}`;
 }
 
@@ -223,7 +222,9 @@ function recordOptions(into: Map<string, RecordedOptions>): void {
   const engineOf = (mockUrn: string) => (mockUrn ? (engineUrns.get(mockUrn) ?? mockUrn) : "");
   monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
     const propertyDependencies: Record<string, string[]> = {};
-    req.getPropertydependenciesMap().forEach((value, key) => (propertyDependencies[key] = value.getUrnsList()));
+    req.getPropertydependenciesMap().forEach((value, key) => {
+      propertyDependencies[key] = value.getUrnsList();
+    });
     const urn = monitor.newUrn(req.getParent(), req.getType(), req.getName());
     const engineUrn = urnFor(engineOf(req.getParent()), req.getType(), req.getName());
     engineUrns.set(urn, engineUrn);
@@ -298,19 +299,19 @@ function memoizeArchiveWork(): void {
   const serialize = runtime.serializeFunction;
   const closures = new WeakMap<object, Map<string, Promise<unknown>>>();
   runtime.serializeFunction = (func, options) => {
-    let byOptions = closures.get(func);
-    if (!byOptions) closures.set(func, (byOptions = new Map()));
+    const byOptions = closures.get(func) ?? new Map<string, Promise<unknown>>();
+    closures.set(func, byOptions);
     const key = JSON.stringify(options ?? {});
-    let out = byOptions.get(key);
-    if (!out) byOptions.set(key, (out = serialize(func, options)));
-    return out;
+    const out = byOptions.get(key) ?? serialize(func, options);
+    byOptions.set(key, out);
+    return out as ReturnType<typeof serialize>;
   };
   const codePaths = runtime.computeCodePaths;
   const paths = new Map<string, Promise<Map<string, unknown>>>();
   runtime.computeCodePaths = async (options) => {
     const key = JSON.stringify(options ?? {});
-    let out = paths.get(key);
-    if (!out) paths.set(key, (out = codePaths(options)));
+    const out = paths.get(key) ?? codePaths(options);
+    paths.set(key, out);
     return new Map(await out);
   };
 }

@@ -8,9 +8,9 @@
  *   node -r ts-node/register/transpile-only tests/infra/support/urnSnapshot.ts dev prod
  * Run it only on the program whose deployed state the snapshot stands for (see `generatedFrom`).
  */
-import { execFileSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { ROOT, runStack, type StackRun, type StackName } from "./stack";
 
 export const API_COMPONENT = "websocket-chat:infra:WebSocketApi";
@@ -55,7 +55,7 @@ async function main(stacks: string[]): Promise<void> {
     const run = await runStack(stack);
     const file = fixturePath(stack);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(snapshotOf(run, commit), null, 2) + "\n");
+    fs.writeFileSync(file, `${JSON.stringify(snapshotOf(run, commit), null, 2)}\n`);
     process.stdout.write(`${file}: ${snapshotOf(run, commit).custom.length} custom resources\n`);
   }
 }
