@@ -107,8 +107,16 @@ describe("property: random interleavings keep membership, counts and presence in
               .frames(watcher)
               .filter((f) => f.type === "presence" && f.roomId === room && f.userId === user)
               .map((f) => String(f.event));
+            // Each transition is announced exactly once. Their order is not guaranteed: a `joined` and
+            // the `left` after it are posted by two concurrent invocations and may arrive swapped
+            // (docs/architecture.md, Races, "Order of events about one user"), so the events are
+            // compared as a multiset; a run of this seed once saw joined, joined, left.
             const expected = Array.from({ length: v }, (_, i) => (i % 2 === 0 ? "joined" : "left"));
-            assert.deepEqual(events, expected, `${context}: presence events of ${user} in ${room}`);
+            assert.deepEqual(
+              [...events].sort(),
+              [...expected].sort(),
+              `${context}: presence events of ${user} in ${room}: ${events.join(", ")}`,
+            );
           }
         }
       }
