@@ -32,8 +32,28 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
   let dir: string;
   const closers: Array<() => unknown> = [];
 
+  // The two raw connections of the first tests are opened together, so one wait covers both expiries.
+  let shortMintedAt = 0;
+  let raw: TestClient;
+  let listener: TestClient;
+  let speaker: TestClient;
+
   before(async () => {
     ({ rt, dir } = await startTestRuntime("expiry", { localTokenTtlSeconds: TTL_SECONDS, warm: true }));
+    const open = async (userId: string, name: string, roomId: string, ttl: number) => {
+      const c = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId, token: await rt.mintToken(userId, name, ttl) })}`);
+      closers.push(() => c.close().catch(() => undefined));
+      return c;
+    };
+    shortMintedAt = Date.now();
+    [raw, listener] = await Promise.all([
+      open("exp-raw", "Raw", "exp-raw-room", TTL_SECONDS),
+      open("exp-listener", "Listener", "exp-listen", TTL_SECONDS),
+    ]);
+    speaker = await open("exp-speaker", "Speaker", "exp-listen", 3600);
+    // Before the expiry the listener hears the room (what the second test shows it stops hearing).
+    await speaker.request({ type: "chat", roomId: "exp-listen", message: "before", clientMessageId: "b-1" }, "chat");
+    await listener.next((f) => f.json?.type === "chat" && f.json.message === "before", T, "the message sent before the expiry");
   });
 
   after(async () => {
@@ -47,12 +67,9 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
   });
 
   it("answers the first frame after the token's expiry with TOKEN_EXPIRED, closes the connection (1000) and stores nothing", async () => {
-    const minted = Date.now();
-    const token = await rt.mintToken("exp-raw", "Raw", TTL_SECONDS);
-    const ws: TestClient = await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "exp-raw-room", token })}`);
-    closers.push(() => ws.close().catch(() => undefined));
+    const ws = raw;
     assert.equal((await ws.request({ type: "ping" }, "pong")).type, "pong");
-    await pastExpiry(minted);
+    await pastExpiry(shortMintedAt);
     // Pipelined, as a client that has not noticed would send them: each is refused before anything
     // is stored; the first refusal closes the connection, so later ones may find it closed.
     const refused = ws.nextOf("error");
@@ -72,19 +89,8 @@ describe("token expiry: refused frames, clients renew and reconnect", function (
   });
 
   it("a connection that only listens hears nothing of its room after its token's expiry and is closed by the next fan-out; `left` is announced once", async () => {
-    const minted = Date.now();
-    const listener = await connect(
-      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-listener", "Listener", TTL_SECONDS) })}`,
-    );
-    closers.push(() => listener.close().catch(() => undefined));
-    const speaker = await connect(
-      `${rt.endpoint}?${new URLSearchParams({ roomId: "exp-listen", token: await rt.mintToken("exp-speaker", "Speaker", 3600) })}`,
-    );
-    closers.push(() => speaker.close().catch(() => undefined));
     await listener.next((f) => f.json?.type === "presence" && f.json.userId === "exp-speaker", T, "the speaker's arrival");
-    await speaker.request({ type: "chat", roomId: "exp-listen", message: "before", clientMessageId: "b-1" }, "chat");
-    await listener.next((f) => f.json?.type === "chat" && f.json.message === "before", T, "the message sent before the expiry");
-    await pastExpiry(minted);
+    await pastExpiry(shortMintedAt);
     await speaker.request({ type: "chat", roomId: "exp-listen", message: "after", clientMessageId: "a-1" }, "chat");
     assert.equal((await listener.waitClosed(T)).code, 1000, "closed by the fan-out that met it past its expiry");
     assert.equal(
