@@ -125,7 +125,7 @@ export interface RoomView {
   readonly members: readonly MemberItem[];
   /** Distinct live users, in first-joined order. */
   readonly users: ReadonlyArray<{ readonly userId: string; readonly username: string }>;
-  /** Member items past their expiry: connections that cannot be open any more, to be removed. */
+  /** Member items past their expiry (API Gateway's 2 h, or the token's deadline: then possibly still open), to be closed and removed. */
   readonly expired: readonly MemberItem[];
 }
 
@@ -740,7 +740,8 @@ export function compareMembers(a: MemberItem, b: MemberItem): number {
  * Reads a whole room partition with one (paginated, strongly consistent) Query: members and summary. The summary is kept by the membership transactions; this read only deletes a
  * summary left at 0 users (conditionally, so a join committed meanwhile keeps it). Member items past
  * their expiry are returned apart (`expired`): their connections are gone (API Gateway closes a
- * connection after 2 h) and the caller removes them like any gone connection.
+ * connection after 2 h) or past their token's deadline (still open until closed), and the caller
+ * closes and removes them like any gone connection (presence.ts broadcastToRoom).
  */
 export async function readRoom(ctx: DataContext, roomId: string, nowSec: number): Promise<RoomView> {
   const table = tableName(ctx, "rooms");

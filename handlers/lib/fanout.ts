@@ -206,11 +206,7 @@ export function createFanout(deps: FanoutDeps): Fanout {
 
   const data: TablesContext = { doc: deps.doc, config: { tables: deps.tables, functionName: "fanout" } };
 
-  /**
-   * Removes gone connections: the connection item (DeleteItem, ALL_OLD: its rooms and user), then
-   * each membership with its presence bookkeeping (one transaction per room). Returns the users
-   * whose last connection in a room was among them.
-   */
+  /** Fanout.close: the farewell post (if any), then `@connections` DELETE, retried like a post. */
   async function close(connectionId: string, log: Logger, farewell?: string): Promise<boolean> {
     if (farewell !== undefined) {
       const posted = await postOne(connectionId, new TextEncoder().encode(farewell));
@@ -234,6 +230,11 @@ export function createFanout(deps: FanoutDeps): Fanout {
     }
   }
 
+  /**
+   * Removes gone connections (closing them first with `options.close`): the connection item
+   * (DeleteItem, ALL_OLD: its rooms and user), then each membership with its presence bookkeeping
+   * (one transaction per room). Returns the users whose last connection in a room was among them.
+   */
   async function removeGone(ids: readonly string[], log: Logger, options: DeliverOptions = {}): Promise<Departure[]> {
     if (ids.length === 0 || !connectionsTable || !roomsTable) return [];
     const departed: Departure[] = [];

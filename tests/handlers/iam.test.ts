@@ -6,12 +6,25 @@
  * that nothing declared goes unused.
  */
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { MEMBER_PREFIX } from "../../handlers/lib/data";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
 describe("handlers: routes.ts declares exactly the DynamoDB access each function performs", () => {
+  it("every route function can close its caller's connection: POST and DELETE on @connections, and its management client built", () => {
+    // runtime.ts messageRoute closes a connection past its token's expiry only through the
+    // function's fan-out; a route without one would answer TOKEN_EXPIRED and leave the socket open.
+    for (const spec of FUNCTIONS) {
+      if (spec.routeKey === undefined) continue;
+      assert.deepEqual([...spec.manageConnections].sort(), ["DELETE", "POST"], spec.name);
+      const src = fs.readFileSync(path.join(__dirname, "..", "..", "handlers", "functions", `${spec.name}.ts`), "utf8");
+      assert.match(src, /management:\s*true\s*\},\s*managementFanout\)/, `${spec.name} builds its management client`);
+    }
+  });
+
   let h: Harness;
   before(async () => {
     h = await createHarness({ label: "iam" });

@@ -199,11 +199,8 @@ describe("races: membership and presence stay consistent (issue 14)", () => {
     const s = await snapshot(h.doc, h.tables);
     assert.equal(s.connections.has(connectionId), false, "the connection item is gone");
     assert.equal(s.members.get("cf-room")?.has(connectionId) ?? false, false, "no member item is left in the room");
-    assert.equal(
-      presence(watcher, "joined", "cf-user", "cf-room"),
-      presence(watcher, "left", "cf-user", "cf-room"),
-      "every `joined` is followed by its `left`",
-    );
+    assert.equal(presence(watcher, "joined", "cf-user", "cf-room"), 1, "`joined` went out before the last write failed");
+    assert.equal(presence(watcher, "left", "cf-user", "cf-room"), 1, "and is followed by its `left`");
     const rooms = await h.send(watcher, { type: "rooms" });
     const listed = (rooms?.rooms as Array<{ roomId: string; members: number }>).find((r) => r.roomId === "cf-room");
     assert.equal(listed?.members, 1, "the room counts the watcher only");
