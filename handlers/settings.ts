@@ -119,6 +119,17 @@ export const HANDLER_SETTINGS = {
     description: "Concurrent @connections POSTs while delivering one message (1-256).",
     receivers: "data",
   },
+  roomAccess: {
+    // Issue 16: a token's `rooms` claim always decides; this decides for a token without it
+    // (handlers/lib/access.ts canAccess). Received by every route that reads or writes a room.
+    configKey: "roomAccess",
+    env: "ROOM_ACCESS",
+    type: "string",
+    values: ["open", "token"],
+    defaultValue: "open",
+    description: "Rooms a token without the `rooms` claim may use: open (every room) or token (none; the token must name its rooms).",
+    receivers: "data",
+  },
   logLevel: {
     configKey: "logLevel",
     env: "LOG_LEVEL",
@@ -175,6 +186,7 @@ export const SETTING_NAMES = [
   "userRateLimitPerMinute",
   "userConnectsPerMinute",
   "fanoutConcurrency",
+  "roomAccess",
   "logLevel",
   "metricsPerFunction",
   "tracing",

@@ -30,8 +30,10 @@ import {
   queryMaps,
   routeFor,
 } from "./apiGateway";
+import { isAccessClaimProblem, parsePatternList } from "../handlers/lib/access";
 import { USER_ID_PATTERN } from "../handlers/lib/frames";
 import type { InvokeOutcome } from "./functions";
+import type { LocalTokenAccess } from "./token";
 import type { Logger } from "./logger";
 
 /** Management API error types (ApiGatewayManagementApi service model). */
@@ -114,7 +116,7 @@ export interface GatewayOptions {
   readonly loseDisconnect?: (connectionId: string) => boolean;
   readonly webDir?: string;
   /** Mints a local token for GET /_local/token (never exists on AWS). */
-  readonly mintToken?: (userId: string, username: string) => Promise<string>;
+  readonly mintToken?: (userId: string, username: string, access?: LocalTokenAccess) => Promise<string>;
   readonly logger: Logger;
   readonly managementStats: ManagementStats;
 }
@@ -663,8 +665,17 @@ export class LocalGateway {
       return sendJson(res, 400, { message: "userId must be 1-128 characters of A-Z a-z 0-9 _ . @ : | + = -" });
     }
     if (username.length < 1 || username.length > 64) return sendJson(res, 400, { message: "name must be 1-64 characters" });
-    const token = await this.o.mintToken(userId, username);
-    sendJson(res, 200, { token, userId, username });
+    // Optional `rooms` and `moderates` (comma-separated patterns): the access claims (issue 16).
+    const access: { rooms?: readonly string[]; moderates?: readonly string[] } = {};
+    for (const name of ["rooms", "moderates"] as const) {
+      const text = url.searchParams.get(name);
+      if (text === null) continue;
+      const patterns = parsePatternList(name, text);
+      if (isAccessClaimProblem(patterns)) return sendJson(res, 400, { message: patterns.problem });
+      access[name] = patterns;
+    }
+    const token = await this.o.mintToken(userId, username, access);
+    sendJson(res, 200, { token, userId, username, ...access });
   }
 
   private onStatic(pathname: string, req: http.IncomingMessage, res: http.ServerResponse): void {

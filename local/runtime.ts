@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLevel } from "../handlers/env";
+import type { RoomAccessMode } from "../handlers/lib/access";
 import { localAccessKeyId } from "../handlers/lib/clients";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, functionSpec, type FunctionName } from "../handlers/routes";
@@ -27,7 +28,7 @@ import { consoleLogger, silentLogger, type Logger } from "./logger";
 import { localSecret } from "./secret";
 import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
-import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken } from "./token";
+import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken, type LocalTokenAccess } from "./token";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 /** The module whose `FACTORIES[name]` is each function's callback factory (what the stack packages). */
@@ -53,6 +54,8 @@ export interface SettingsOverrides {
   readonly oidc?: { readonly issuer: string; readonly audience: string; readonly jwksUrl: string };
   readonly logLevel?: LogLevel;
   readonly tracing?: boolean;
+  /** Rooms a token without the `rooms` claim may use (handlers/settings.ts roomAccess). */
+  readonly roomAccess?: RoomAccessMode;
 }
 
 export interface LocalRuntimeOptions {
@@ -133,7 +136,7 @@ export interface LocalRuntime {
   readonly settings: DeploymentSettings & SettingValues;
   readonly stats: RuntimeStats;
   /** A token the authorizer accepts for this user (HS256, local secret). */
-  mintToken(userId: string, username: string, ttlSeconds?: number): Promise<string>;
+  mintToken(userId: string, username: string, ttlSeconds?: number, access?: LocalTokenAccess): Promise<string>;
   /** Ids of the open connections. */
   connectionIds(): string[];
   /** The stack outputs' names and local values (`pulumi stack output --json` shape). */
@@ -212,7 +215,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       clientBufferLimitBytes: LOCAL_DEFAULTS.clientBufferLimitBytes,
       webDir: options.webDir,
       loseDisconnect: options.loseDisconnect,
-      mintToken: (userId, username) => mintLocalToken(secret, { userId, username, ttlSeconds: options.localTokenTtlSeconds }),
+      mintToken: (userId, username, access) =>
+        mintLocalToken(secret, { userId, username, ttlSeconds: options.localTokenTtlSeconds, ...access }),
       logger,
       managementStats,
     });
@@ -260,6 +264,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       userRateLimitPerMinute: o.userRateLimitPerMinute ?? LOCAL_DEFAULTS.userRateLimitPerMinute,
       userConnectsPerMinute: o.userConnectsPerMinute ?? LOCAL_DEFAULTS.userConnectsPerMinute,
       fanoutConcurrency: o.fanoutConcurrency ?? LOCAL_DEFAULTS.fanoutConcurrency,
+      roomAccess: o.roomAccess ?? LOCAL_DEFAULTS.roomAccess,
       logLevel: o.logLevel ?? LOCAL_DEFAULTS.logLevel,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       metricsPerFunction: LOCAL_DEFAULTS.metricsPerFunction,
@@ -371,7 +376,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       tableNames,
       settings,
       stats,
-      mintToken: (userId, username, ttlSeconds) => mintLocalToken(secret, { userId, username, ttlSeconds }),
+      mintToken: (userId, username, ttlSeconds, access) => mintLocalToken(secret, { userId, username, ttlSeconds, ...access }),
       connectionIds: () => g.connectionIds(),
       // The stack's output names (index.ts), plus the local-only webUrl and dynamodbEndpoint.
       outputs: () => ({

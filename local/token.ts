@@ -11,7 +11,13 @@ export const LOCAL_TOKEN_AUDIENCE = LOCAL_AUDIENCE;
 /** 2 hours: a connection cannot outlive API Gateway's maximum duration anyway. */
 export const LOCAL_TOKEN_TTL_SECONDS = 2 * 60 * 60;
 
-export interface LocalTokenClaims {
+/** The access claims of a local token (handlers/lib/access.ts): each absent when not given. */
+export interface LocalTokenAccess {
+  readonly rooms?: readonly string[];
+  readonly moderates?: readonly string[];
+}
+
+export interface LocalTokenClaims extends LocalTokenAccess {
   /** Becomes the token's `sub`: the user id the authorizer passes on. */
   readonly userId: string;
   /** Display name (`name` claim). */
@@ -21,7 +27,11 @@ export interface LocalTokenClaims {
 
 export async function mintLocalToken(secret: string, claims: LocalTokenClaims): Promise<string> {
   const ttl = claims.ttlSeconds ?? LOCAL_TOKEN_TTL_SECONDS;
-  return new SignJWT({ name: claims.username })
+  return new SignJWT({
+    name: claims.username,
+    ...(claims.rooms !== undefined ? { rooms: [...claims.rooms] } : {}),
+    ...(claims.moderates !== undefined ? { moderates: [...claims.moderates] } : {}),
+  })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.userId)
     .setIssuer(LOCAL_TOKEN_ISSUER)

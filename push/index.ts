@@ -253,6 +253,8 @@ export function createPusher(options: PusherOptions): Pusher {
     userRateLimitPerMinute: HANDLER_SETTINGS.userRateLimitPerMinute.defaultValue,
     userConnectsPerMinute: HANDLER_SETTINGS.userConnectsPerMinute.defaultValue,
     fanoutConcurrency: intOption("concurrency", options.concurrency, HANDLER_SETTINGS.fanoutConcurrency),
+    // A backend pushes where it decides: room access concerns clients' frames only.
+    roomAccess: HANDLER_SETTINGS.roomAccess.defaultValue,
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
     tracing: false,

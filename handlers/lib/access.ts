@@ -83,7 +83,18 @@ export function parseAccessClaims(payload: Readonly<Record<string, unknown>>): A
   return rooms === undefined ? { moderates } : { rooms, moderates };
 }
 
-export function isAccessClaimProblem(v: Access | AccessClaimProblem): v is AccessClaimProblem {
+/**
+ * A comma-separated list of patterns as a person types it (`npm run token -- --rooms 'a,team-*'`,
+ * the local token endpoint): the claim's array, or the problem with it. An empty text is an empty
+ * claim (no room).
+ */
+export function parsePatternList(name: "rooms" | "moderates", text: string): readonly string[] | AccessClaimProblem {
+  const items = text.trim() === "" ? [] : text.split(",").map((p) => p.trim());
+  const parsed = parsePatterns(name, items);
+  return isProblem(parsed) ? { problem: `${parsed.problem} (each an exact room id, a prefix ending in *, or *)` } : parsed;
+}
+
+export function isAccessClaimProblem<T>(v: T | AccessClaimProblem): v is AccessClaimProblem {
   return isProblem(v);
 }
 

@@ -6,6 +6,7 @@
  * Module scope holds only function declarations (serialized by value by CallbackFunction).
  */
 import { configurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
+import type { RoomAccessMode } from "./access";
 import { DEFAULT_METRICS_NAMESPACE } from "../metrics";
 import { HANDLER_SETTINGS, type SettingName, type SettingSpec, type SettingValues } from "../settings";
 import { TABLES, TABLE_NAMES, type TableName } from "../tables";
@@ -25,6 +26,8 @@ export interface HandlerConfig {
   /** Handshakes per minute of one user; one over it is refused at $connect. */
   readonly userConnectsPerMinute: number;
   readonly fanoutConcurrency: number;
+  /** Rooms a token without the `rooms` claim may use (access.ts canAccess). */
+  readonly roomAccess: RoomAccessMode;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
   /** EMF metrics also under [Stage, Function] (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Absent: [Stage] only. */
@@ -130,6 +133,7 @@ export function readHandlerConfig(
     userRateLimitPerMinute: readSetting(env, "userRateLimitPerMinute"),
     userConnectsPerMinute: readSetting(env, "userConnectsPerMinute"),
     fanoutConcurrency: readSetting(env, "fanoutConcurrency"),
+    roomAccess: readSetting(env, "roomAccess"),
     logLevel: readSetting(env, "logLevel"),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
     metricsPerFunction: readSetting(env, "metricsPerFunction"),

@@ -121,6 +121,9 @@ describe("infra: stack config", () => {
       assert.ok(prod.throttlingBurstLimit > dev.throttlingBurstLimit);
       assert.ok(prod.throttlingRateLimit > dev.throttlingRateLimit);
       assert.ok(prod.alarms.lambdaErrorRatePercent < dev.alarms.lambdaErrorRatePercent);
+      // Issue 16: in prod every token must name its rooms; dev keeps the open default.
+      assert.equal(prod.roomAccess, "token");
+      assert.equal(dev.roomAccess, "open");
     });
   });
 
