@@ -22,6 +22,7 @@ import type { ErrorCode as WireErrorCode, ErrorFrame as WireErrorFrame } from ".
 /** Error codes the server answers with (docs/protocol.md "Errors"); equal to handlers/lib/errors.ts ERROR_CODES. */
 export const ERROR_CODES = [
   "BAD_REQUEST",
+  "FORBIDDEN",
   "NOT_A_MEMBER",
   "NOT_CONNECTED",
   "TOKEN_EXPIRED",
@@ -294,6 +295,7 @@ function parseObject(o: Json): ServerFrame {
         message: str(o, "message") ?? "(no message)",
         ...opt("requestType", str(o, "requestType")),
         ...opt("clientMessageId", str(o, "clientMessageId")),
+        ...opt("roomId", str(o, "roomId")),
       };
     case undefined:
       if (str(o, "message") !== undefined) {

@@ -10,7 +10,9 @@
  *  - AUTH_MODE=oidc: RS256 only, keys from AUTH_JWKS_URL (jose caches the key set), iss and aud checked.
  * Rejected (Deny policy, API Gateway answers 403): bad signature, `alg: none` or any other
  * algorithm, expired or without `exp`, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
- * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS.
+ * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS, a `rooms` or
+ * `moderates` claim that is not an array of at most 50 valid room patterns (lib/access.ts).
+ * On Allow, the context carries userId, username, exp and the claims' patterns (rooms, moderates).
  * A missing token throws "Unauthorized" (API Gateway's 401; it normally answers that itself).
  * If the verification key cannot be obtained (Secrets Manager or JWKS unreachable) it throws, so
  * API Gateway answers 500 rather than blaming the client with a 403.
@@ -21,6 +23,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions }
 import type { AuthorizerEvent, AuthorizerHandler, AuthorizerResult } from "../events";
 import { configurationError } from "../env";
 import { traced } from "../lib/clients";
+import { accessContext, isAccessClaimProblem, parseAccessClaims, type Access } from "../lib/access";
 import { readAuthConfig, type AuthConfig } from "../lib/config";
 import { internalError, unauthorizedError } from "../lib/errors";
 import { USER_ID_PATTERN } from "../lib/frames";
@@ -219,7 +222,7 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
         throw unauthorizedError();
       }
       const origin = header(event, "origin");
-      let outcome: Rejection | { rejected: false; userId: string; username: string; exp: number };
+      let outcome: Rejection | { rejected: false; userId: string; username: string; exp: number; access: Access };
       if (origin !== undefined && auth.allowedOrigins.length > 0 && !auth.allowedOrigins.includes(origin)) {
         outcome = reject("origin not allowed");
       } else {
@@ -243,8 +246,14 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
           if (typeof sub !== "string" || !USER_ID_PATTERN.test(sub)) outcome = reject("sub is not a valid user id");
           else if (claimedUserId !== undefined && claimedUserId !== sub) outcome = reject("userId query parameter differs from sub");
           else {
-            const username = cleanUsername(event.queryStringParameters?.username) ?? cleanUsername(payload.name) ?? sub;
-            outcome = { rejected: false, userId: sub, username, exp: Number(payload.exp) };
+            // The rooms and moderates claims (issue 16): validated like the rest of the token; a bad
+            // one refuses the handshake, and the problem (never the token) is logged.
+            const access = parseAccessClaims(payload);
+            if (isAccessClaimProblem(access)) outcome = reject(access.problem);
+            else {
+              const username = cleanUsername(event.queryStringParameters?.username) ?? cleanUsername(payload.name) ?? sub;
+              outcome = { rejected: false, userId: sub, username, exp: Number(payload.exp), access };
+            }
           }
         } else outcome ??= reject("verification failed");
       }
@@ -259,6 +268,8 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
         userId: outcome.userId,
         username: outcome.username,
         exp: String(outcome.exp),
+        // rooms/moderates: what the token grants, read back by every route (access.ts accessFromContext).
+        ...accessContext(outcome.access),
       });
     });
 }

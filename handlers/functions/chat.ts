@@ -11,7 +11,7 @@ import { chatError } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
 import { broadcastToRoom } from "../lib/presence";
-import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
+import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 
 export function chatFrame(roomId: string, m: MessageItem): ChatFrame {
   return {
@@ -36,6 +36,7 @@ export function createHandler(): WebSocketHandler {
     const { connection } = req;
     const roomId = frame.roomId ?? connection.currentRoom;
     if (roomId === undefined) throw chatError("BAD_REQUEST", "no roomId given and this connection has not joined a room");
+    requireAccess(rt, req.event, roomId);
     requireMember(connection, roomId);
     assertDeliverable(
       {

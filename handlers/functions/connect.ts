@@ -3,7 +3,7 @@
  * connection duration, or the token's `exp` + leeway if that comes first), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
- * invalid roomId, 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
+ * invalid roomId, 403 when the token does not grant that room (access.ts; nothing stored), 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
  * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
  * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
  * connecting connection: it does not exist yet and a post to it returns 410. A failure after the
@@ -13,6 +13,7 @@
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
+import { accessFromContext, canAccess } from "../lib/access";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom, removeConnection } from "../lib/presence";
 import { createRuntime, tokenDeadline, withInvocation } from "../lib/runtime";
@@ -35,6 +36,13 @@ export function createHandler(): WebSocketHandler {
         // Only reachable if the authorizer is not attached: a deployment error, not the client's.
         log.error("no valid authorizer context on $connect: is the authorizer attached?");
         return { statusCode: 500 };
+      }
+      if (!canAccess(accessFromContext(rc.authorizer), rt.config.roomAccess, roomId)) {
+        // The token does not grant the first room (issue 16): refused before anything is stored or
+        // spent. The authorizer cannot decide it: roomAccess reaches the data functions only.
+        rt.usage.count("ClientErrors");
+        log.info("handshake rejected: the token does not grant the room", { userId, roomId });
+        return { statusCode: 403 };
       }
       const username = typeof rc.authorizer?.username === "string" && rc.authorizer.username !== "" ? rc.authorizer.username : userId;
       let stored = false;

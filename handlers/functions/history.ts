@@ -9,7 +9,7 @@ import { dmConversation, epochSeconds, roomConversation, storedData } from "../l
 import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
 import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory } from "../lib/pages";
-import { messageRoute, createRuntime, requireFrame, requireMember } from "../lib/runtime";
+import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
 
 export function createHandler(): WebSocketHandler {
@@ -20,6 +20,8 @@ export function createHandler(): WebSocketHandler {
     const { connection } = req;
     let conversationId: string;
     if (frame.roomId !== undefined) {
+      // A room the token does not grant is FORBIDDEN; private conversations are not rooms (access.ts).
+      requireAccess(rt, req.event, frame.roomId);
       requireMember(connection, frame.roomId);
       conversationId = roomConversation(frame.roomId);
     } else {

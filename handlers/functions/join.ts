@@ -2,7 +2,8 @@
  * `join`: one transaction adds the room to the connection's set (at most MAX_ROOMS_PER_CONNECTION,
  * checked by its condition, so concurrent joins cannot exceed it), creates the membership and counts
  * the user's presence; the user is announced if this made them present; the reply lists the members,
- * as many as fit in JOINED_MEMBERS_BUDGET_BYTES, with the room's member count.
+ * as many as fit in JOINED_MEMBERS_BUDGET_BYTES, with the room's member count. A room the token does
+ * not grant is FORBIDDEN before anything is written (access.ts).
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
@@ -10,7 +11,7 @@ import { MAX_ROOMS_PER_CONNECTION } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
-import { messageRoute, createRuntime, requireFrame } from "../lib/runtime";
+import { messageRoute, createRuntime, requireAccess, requireFrame } from "../lib/runtime";
 
 /**
  * Bytes of the `members` array in a `joined` reply. API Gateway sends at most 128 KB in one message
@@ -40,6 +41,7 @@ export function createHandler(): WebSocketHandler {
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const { roomId } = parseFrame(schemas.join, requireFrame(req));
+    requireAccess(rt, req.event, roomId);
     const { connection } = req;
     const joined = connection.rooms ?? new Set<string>();
     // Fast refusal from the connection as the rate-limit update returned it; the transaction's

@@ -22,6 +22,7 @@ export function namedError(name: string, message: string, fields: Readonly<Recor
 
 export type ErrorCode =
   | "BAD_REQUEST"
+  | "FORBIDDEN"
   | "NOT_A_MEMBER"
   | "NOT_CONNECTED"
   | "TOKEN_EXPIRED"
@@ -33,6 +34,7 @@ export type ErrorCode =
 
 export const ERROR_CODES: readonly ErrorCode[] = [
   "BAD_REQUEST",
+  "FORBIDDEN",
   "NOT_A_MEMBER",
   "NOT_CONNECTED",
   "TOKEN_EXPIRED",
@@ -47,10 +49,17 @@ export const ERROR_CODES: readonly ErrorCode[] = [
 export interface ChatError extends Error {
   readonly name: "ChatError";
   readonly code: ErrorCode;
+  /** The room a FORBIDDEN refers to (the error frame carries it). */
+  readonly roomId?: string;
 }
 
 export function chatError(code: ErrorCode, message: string): ChatError {
   return namedError("ChatError", message, { code }) as ChatError;
+}
+
+/** FORBIDDEN: the connection's token does not grant this room (access.ts canAccess). */
+export function forbiddenError(roomId: string): ChatError {
+  return namedError("ChatError", `you do not have access to room ${roomId}`, { code: "FORBIDDEN", roomId }) as ChatError;
 }
 
 export function isChatError(err: unknown): err is ChatError {
@@ -89,15 +98,18 @@ export interface ErrorFrame {
   readonly message: string;
   readonly requestType?: string;
   readonly clientMessageId?: string;
+  /** FORBIDDEN only: the room the token does not grant. */
+  readonly roomId?: string;
 }
 
-export function errorFrame(code: ErrorCode, message: string, requestType?: string, clientMessageId?: string): ErrorFrame {
+export function errorFrame(code: ErrorCode, message: string, requestType?: string, clientMessageId?: string, roomId?: string): ErrorFrame {
   return {
     type: "error",
     code,
     message,
     ...(requestType !== undefined ? { requestType } : {}),
     ...(clientMessageId !== undefined ? { clientMessageId } : {}),
+    ...(roomId !== undefined ? { roomId } : {}),
   };
 }
 

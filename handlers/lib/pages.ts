@@ -127,20 +127,43 @@ export async function readHistory(
 }
 
 /**
+ * Directory items one filtered `rooms` request examines at most (issue 16): a user granted few of
+ * many rooms would otherwise have one request read the whole directory. Summary items are about
+ * 100 bytes, so this is at most about 100 KB of index reads (DynamoDB pages at 1 MB).
+ */
+export const ROOMS_EXAMINED_PER_REQUEST = 1000;
+
+/** One directory read: the rooms found, and where a cut-short scan stopped. */
+export interface RoomsRead {
+  /** Up to `limit + 1` rooms, in room id order (one more than the page tells that more remain). */
+  readonly rooms: Array<{ roomId: string; members: number }>;
+  /**
+   * Set when the examination budget ran out before `limit + 1` rooms were found and the directory
+   * goes on: the last room id examined, from which the next page continues. Strictly after the
+   * request's `after`, so following it always moves forward and the listing ends.
+   */
+  readonly scannedTo?: string;
+}
+
+/**
  * Up to `limit + 1` active rooms in room id order after `afterRoomId`, from the sparse `directory`
  * index (summary items only, never members). A summary whose longest-lived member has expired (an
- * abandoned room) or that counts nobody is skipped. Reads pages of `limit + 1` until enough rooms,
- * leaving paginateQuery early then (it would otherwise read the whole directory).
+ * abandoned room) or that counts nobody is skipped, and so is a room `include` refuses (the
+ * connection's access, access.ts: filtered after the Query, which cannot express the patterns).
+ * Reads pages of `limit + 1` until enough rooms, leaving paginateQuery early then (it would
+ * otherwise read the whole directory); with `include`, at most ROOMS_EXAMINED_PER_REQUEST items,
+ * reporting where it stopped (`scannedTo`).
  */
 export async function readRooms(
   ctx: DataContext,
   limit: number,
   afterRoomId: string | undefined,
   nowSec: number,
-): Promise<Array<{ roomId: string; members: number }>> {
+  include?: (roomId: string) => boolean,
+): Promise<RoomsRead> {
   const rooms: Array<{ roomId: string; members: number }> = [];
   const pages = paginateQuery(
-    { client: ctx.doc, pageSize: limit + 1 },
+    { client: ctx.doc, pageSize: include ? Math.max(limit + 1, Math.min(ROOMS_EXAMINED_PER_REQUEST, 4 * (limit + 1))) : limit + 1 },
     {
       TableName: tableName(ctx, "rooms"),
       IndexName: ROOM_DIRECTORY_INDEX,
@@ -148,14 +171,24 @@ export async function readRooms(
       ExpressionAttributeValues: { ":d": DIRECTORY_PARTITION, ...(afterRoomId !== undefined ? { ":after": afterRoomId } : {}) },
     },
   );
+  let examined = 0;
   for await (const out of pages) {
-    for (const item of out.Items ?? []) {
+    const items = out.Items ?? [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      const roomId = String(item.roomId);
+      examined += 1;
       const n = Number(item.users ?? 0);
       // Tables created before expiresAt was projected lack it: treat as live.
       const expired = item.expiresAt !== undefined && Number(item.expiresAt) <= nowSec;
-      if (n > 0 && !expired) rooms.push({ roomId: String(item.roomId), members: n });
+      if (n > 0 && !expired && (include === undefined || include(roomId))) rooms.push({ roomId, members: n });
+      if (rooms.length > limit) return { rooms };
+      if (include !== undefined && examined >= ROOMS_EXAMINED_PER_REQUEST) {
+        // Out of budget: continue after this item next time, unless it was the directory's last.
+        const last = i === items.length - 1 && out.LastEvaluatedKey === undefined;
+        return last ? { rooms } : { rooms, scannedTo: roomId };
+      }
     }
-    if (rooms.length > limit) break;
   }
-  return rooms.slice(0, limit + 1);
+  return { rooms };
 }

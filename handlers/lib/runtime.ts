@@ -10,7 +10,8 @@ import { createDocumentClient } from "./clients";
 import { readHandlerConfig, type HandlerConfig } from "./config";
 import { type ConnectionItem, type DataContext, spendUserFrame, touchConnection } from "./data";
 import { publishUsage } from "./emf";
-import { chatError, errorFrame, internalError, isChatError, type ErrorCode } from "./errors";
+import { accessFromContext, canAccess } from "./access";
+import { chatError, errorFrame, forbiddenError, internalError, isChatError, type ErrorCode } from "./errors";
 import type { Fanout } from "./fanout";
 import { CLIENT_MESSAGE_ID_PATTERN, type ServerFrame } from "./frames";
 import { parseJsonObject } from "./json";
@@ -107,7 +108,7 @@ export interface MessageRequest {
   readonly log: Logger;
 }
 
-const CLIENT_ERROR_CODES: readonly ErrorCode[] = ["BAD_REQUEST", "NOT_A_MEMBER", "TOO_LARGE", "UNKNOWN_TYPE", "BAD_JSON"];
+const CLIENT_ERROR_CODES: readonly ErrorCode[] = ["BAD_REQUEST", "FORBIDDEN", "NOT_A_MEMBER", "TOO_LARGE", "UNKNOWN_TYPE", "BAD_JSON"];
 
 /**
  * A two-way route: rate-limits the frame (one conditional UpdateItem that also returns the
@@ -142,7 +143,7 @@ export function messageRoute(
           if (err.code === "RATE_LIMITED") rt.usage.count("RateLimited");
           else if (CLIENT_ERROR_CODES.includes(err.code)) rt.usage.count("ClientErrors");
           log.info("frame rejected", { code: err.code, requestType });
-          const body = JSON.stringify(errorFrame(err.code, err.message, requestType, clientMessageId));
+          const body = JSON.stringify(errorFrame(err.code, err.message, requestType, clientMessageId, err.roomId));
           // The token has expired: the answer goes out through `@connections`, then the connection
           // is closed (code 1000; its `$disconnect` removes its data). If the close fails, the
           // answer is the route's reply as for any other error, and the next frame tries again.
@@ -199,6 +200,15 @@ export function assertTokenLive(event: WebSocketEvent, nowMs: number): void {
 export function requireFrame(req: MessageRequest): Record<string, unknown> {
   if (!req.frame) throw chatError("BAD_JSON", "the frame is not a JSON object");
   return req.frame;
+}
+
+/**
+ * Throws FORBIDDEN unless the connection's token grants the room (its `rooms`/`moderates` claims as
+ * the authorizer passed them, or the deployment's roomAccess without the claim: access.ts).
+ * Checked before membership: FORBIDDEN (not granted) comes before NOT_A_MEMBER (granted, not joined).
+ */
+export function requireAccess(rt: Pick<Runtime, "config">, event: WebSocketEvent, roomId: string): void {
+  if (!canAccess(accessFromContext(event.requestContext?.authorizer), rt.config.roomAccess, roomId)) throw forbiddenError(roomId);
 }
 
 /** Throws NOT_A_MEMBER unless the connection has joined the room. */

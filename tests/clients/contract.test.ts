@@ -140,10 +140,11 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
 
 const errorSample: Full<WireErrorFrame> = {
   type: "error",
-  code: "TOKEN_EXPIRED",
-  message: "token expired",
+  code: "FORBIDDEN",
+  message: "you do not have access to room ops",
   requestType: "chat",
   clientMessageId: "c1",
+  roomId: "ops",
 };
 
 /** One frame of each type a client sends, every optional field set. */

@@ -95,6 +95,8 @@ export interface HarnessOptions {
   readonly allowedOrigins?: readonly string[];
   /** Route the functions' DynamoDB calls through a DynamoGate (h.gate) so a test can order them. */
   readonly gate?: boolean;
+  /** The stack's roomAccess (handlers/settings.ts); default its declared default. */
+  readonly roomAccess?: "open" | "token";
 }
 
 export interface TestConnection {
@@ -103,6 +105,8 @@ export interface TestConnection {
   readonly username: string;
   /** The token's `exp` the authorizer passed in its context (epoch seconds); absent: no `exp`. */
   readonly exp?: number;
+  /** The access entries the authorizer passed in its context (access.ts accessContext: rooms, moderates). */
+  readonly access?: Readonly<Record<string, string>>;
 }
 
 export interface Harness {
@@ -120,7 +124,7 @@ export interface Harness {
   /** Runs $connect as API Gateway would after an Allow; opens the connection on the fake API when it succeeds. */
   connect(
     userId: string,
-    o?: { username?: string; roomId?: string; connectionId?: string; exp?: number },
+    o?: { username?: string; roomId?: string; connectionId?: string; exp?: number; access?: Readonly<Record<string, string>> },
   ): Promise<{ result: WebSocketResult; conn: TestConnection }>;
   /** connect() that must succeed. */
   join(userId: string, roomId?: string, username?: string): Promise<TestConnection>;
@@ -167,6 +171,7 @@ export function messageEvent(conn: TestConnection, routeKey: string, body: strin
         userId: conn.userId,
         username: username ?? conn.username,
         ...(conn.exp !== undefined ? { exp: String(conn.exp) } : {}),
+        ...conn.access,
       },
     },
     body,
@@ -220,6 +225,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     // Tests connect one user many times a minute: a large handshake budget unless a test sets one.
     userConnectsPerMinute: o.userConnectsPerMinute ?? 100_000,
     fanoutConcurrency: o.fanoutConcurrency ?? 8,
+    ...(o.roomAccess !== undefined ? { roomAccess: o.roomAccess } : {}),
     logLevel: "info",
     metricsNamespace: "ChatApiTest",
     tracing: false,
@@ -272,7 +278,13 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     async connect(userId, c = {}) {
       const connectionId = c.connectionId ?? newConnectionId();
       const username = c.username ?? userId;
-      const conn: TestConnection = { connectionId, userId, username, ...(c.exp !== undefined ? { exp: c.exp } : {}) };
+      const conn: TestConnection = {
+        connectionId,
+        userId,
+        username,
+        ...(c.exp !== undefined ? { exp: c.exp } : {}),
+        ...(c.access !== undefined ? { access: c.access } : {}),
+      };
       const event = messageEvent(conn, "$connect", "", username);
       const connectEvent: WebSocketEvent = {
         ...event,
