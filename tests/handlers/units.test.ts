@@ -1,5 +1,6 @@
 /** Pure helpers of the handlers: configuration, cursors, frames, EMF, usage accounting, names, tokens, the local secret. */
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -18,6 +19,7 @@ import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../han
 import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
 import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
+import { isUsageError } from "../../scripts/commandLine";
 import { parseArgs, signLocalToken } from "../../scripts/token";
 
 const needs = { tables: ["connections" as const], management: false };
@@ -402,6 +404,47 @@ describe("handlers: pure helpers", () => {
       assert.throws(() => parseArgs([]), /usage/);
       assert.throws(() => parseArgs(["a", "--ttl", "-1"]), /--ttl/);
       assert.throws(() => parseArgs(["a", "--bogus"]), /unknown option/);
+    });
+
+    it("parses --rooms and --moderates into the access claims, and refuses an invalid pattern as a usage error (exit 2)", async () => {
+      const args = parseArgs(["alice", "--rooms", "support, team-*", "--moderates", "team-*"]);
+      assert.deepEqual([args.rooms, args.moderates], [["support", "team-*"], ["team-*"]]);
+      assert.deepEqual(parseArgs(["alice", "--rooms", ""]).rooms, []);
+      assert.equal(parseArgs(["alice"]).rooms, undefined);
+      for (const bad of [
+        ["--rooms", "a*b"],
+        ["--rooms", ".."],
+        ["--moderates", "tеam-*"],
+        ["--rooms", Array.from({ length: 51 }, (_, i) => `r${i}`).join(",")],
+      ]) {
+        assert.throws(
+          () => parseArgs(["alice", ...bad]),
+          (e: unknown) => isUsageError(e) && e.message.startsWith(`${bad[0]}: `),
+          bad.join(" "),
+        );
+      }
+      const secret = localSecret(path.join(dir, ".local"));
+      const token = await signLocalToken({ ...args, userId: "u1", secret });
+      const { payload } = await jwtVerify(token, new TextEncoder().encode(secret));
+      assert.deepEqual([payload.rooms, payload.moderates], [["support", "team-*"], ["team-*"]]);
+      // The command exits 2 with the problem and the usage.
+      const run = spawnSync(
+        process.execPath,
+        [
+          "-r",
+          "ts-node/register/transpile-only",
+          path.join(__dirname, "..", "..", "scripts", "token.ts"),
+          "alice",
+          "--rooms",
+          "a*b",
+          "--dir",
+          dir,
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, /^token: --rooms: rooms holds an invalid pattern/);
+      assert.equal(run.stdout, "");
     });
   });
 });
