@@ -5,7 +5,8 @@
  * handshake must be refused with the documented status (401 without a token in the query string,
  * 403 for a rejected token); the number of forgeries accepted must be 0.
  * Then misuse after a valid connect: posting to or reading a room not joined, a private message
- * claiming another sender.
+ * claiming another sender. Issue 16: access claims tampered with, oversized, widening themselves or of
+ * the wrong type are refused at the handshake, and a room the token does not grant is FORBIDDEN.
  */
 import * as assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -235,6 +236,44 @@ describe("reliability: forged and misused tokens against the runtime's real auth
       await runForgeries(rt.endpoint, tokenOnly(valid), forgeries);
     });
 
+    it("refuses tokens whose access claims were tampered with, are oversized, try to widen themselves or have the wrong type (0 accepted)", async () => {
+      // Issue 16. The control grants exactly the room it connects to; every forgery below is refused
+      // by the authorizer (bad signature or malformed claim) or by $connect (the room is not granted).
+      const granted = await rt.mintToken("alice", "Alice", undefined, { rooms: ["tokens"] });
+      const [h, p, s] = granted.split(".");
+      const payload = JSON.parse(Buffer.from(p, "base64url").toString()) as Record<string, unknown>;
+      const resigned = (claims: Record<string, unknown>) => hmacToken({ alg: "HS256" }, { ...payload, ...claims }, key);
+      const tampered = (claims: Record<string, unknown>) => `${h}.${b64url({ ...payload, ...claims })}.${s}`;
+      const at = (token: string) => ({ token, roomId: "tokens" });
+      const fifty = Array.from({ length: 50 }, (_, i) => `r${i}`);
+      const forgeries: Attempt[] = [
+        { name: "rooms widened to * after signing", query: at(tampered({ rooms: ["*"] })), status: 403 },
+        { name: "a room added after signing", query: at(tampered({ rooms: ["tokens", "admin"] })), status: 403 },
+        { name: "moderates added after signing", query: at(tampered({ moderates: ["*"] })), status: 403 },
+        { name: "rooms removed after signing", query: at(tampered({ rooms: undefined })), status: 403 },
+        { name: "51 room patterns", query: at(resigned({ rooms: ["tokens", ...fifty] })), status: 403 },
+        { name: "51 moderated patterns", query: at(resigned({ moderates: ["tokens", ...fifty] })), status: 403 },
+        { name: "* inside a name", query: at(resigned({ rooms: ["tok*ens"] })), status: 403 },
+        { name: "* in front", query: at(resigned({ rooms: ["*tokens"] })), status: 403 },
+        { name: "a double *", query: at(resigned({ rooms: ["**"] })), status: 403 },
+        { name: "..", query: at(resigned({ rooms: [".."] })), status: 403 },
+        { name: "a path that climbs", query: at(resigned({ rooms: ["../tokens"] })), status: 403 },
+        { name: "a comma smuggling a second pattern", query: at(resigned({ rooms: ["tokens,*"] })), status: 403 },
+        { name: "a Cyrillic look-alike", query: at(resigned({ rooms: ["tоkens"] })), status: 403 },
+        { name: "a full-width look-alike", query: at(resigned({ rooms: ["ｔokens"] })), status: 403 },
+        { name: "a zero-width space", query: at(resigned({ rooms: ["tokens\u200b"] })), status: 403 },
+        { name: "rooms as a string", query: at(resigned({ rooms: "tokens" })), status: 403 },
+        { name: "rooms as an object", query: at(resigned({ rooms: { 0: "tokens" } })), status: 403 },
+        { name: "rooms as true", query: at(resigned({ rooms: true })), status: 403 },
+        { name: "rooms null", query: at(resigned({ rooms: null })), status: 403 },
+        { name: "a number among the rooms", query: at(resigned({ rooms: ["tokens", 7] })), status: 403 },
+        { name: "moderates as a string", query: at(resigned({ moderates: "*" })), status: 403 },
+        { name: "a valid claim that does not grant the room", query: at(resigned({ rooms: ["other", "tok-*"] })), status: 403 },
+        { name: "an empty rooms claim", query: at(resigned({ rooms: [] })), status: 403 },
+      ];
+      await runForgeries(rt.endpoint, at(granted), forgeries);
+    });
+
     describe("misuse after a valid connect", () => {
       let alice: TestClient;
       let alice2: TestClient;
@@ -316,6 +355,38 @@ describe("reliability: forged and misused tokens against the runtime's real auth
         assert.equal(reply.code, "BAD_REQUEST");
         const stored = (await historyOf(alice, { roomId: "alice-room" })).filter((m) => m.message === "it was bob");
         assert.deepEqual(stored, []);
+      });
+
+      it("a token granting tok-* only: join, chat and history elsewhere are FORBIDDEN naming the room, rooms lists granted rooms only", async () => {
+        // Issue 16 with real clients: the access travels from the token through the authorizer's context.
+        const dora = await connect(
+          `${rt.endpoint}?${new URLSearchParams({ token: await rt.mintToken("dora", "Dora", undefined, { rooms: ["tok-*"] }), roomId: "tok-a" })}`,
+        );
+        opened.push(dora);
+        assert.deepEqual(await dora.request({ type: "join", roomId: "bob-room" }, "error"), {
+          type: "error",
+          code: "FORBIDDEN",
+          message: "you do not have access to room bob-room",
+          requestType: "join",
+          roomId: "bob-room",
+        });
+        const chat = await dora.request({ type: "chat", roomId: "bob-room", message: "intrusion", clientMessageId: "d1" }, "error");
+        assert.deepEqual([chat.code, chat.roomId, chat.clientMessageId], ["FORBIDDEN", "bob-room", "d1"]);
+        const history = await dora.request({ type: "history", roomId: "bob-room" }, "error");
+        assert.equal(history.code, "FORBIDDEN");
+        assert.ok(!JSON.stringify(history).includes("members only"));
+        assert.deepEqual(
+          (await historyOf(bob, { roomId: "bob-room" })).map((m) => m.message),
+          ["members only"],
+        );
+        // Granted but not joined: NOT_A_MEMBER, as before.
+        assert.equal((await dora.request({ type: "chat", roomId: "tok-b", message: "early" }, "error")).code, "NOT_A_MEMBER");
+        await dora.request({ type: "join", roomId: "tok-b" }, "joined");
+        const listed = ((await dora.request({ type: "rooms" }, "rooms")).rooms as Array<{ roomId: string }>).map((r) => r.roomId);
+        assert.deepEqual(listed, ["tok-a", "tok-b"]);
+        // bob, without the claim on this open runtime, still sees every active room.
+        const all = ((await bob.request({ type: "rooms" }, "rooms")).rooms as Array<{ roomId: string }>).map((r) => r.roomId);
+        assert.ok(all.includes("bob-room") && all.includes("tok-a"), all.join(","));
       });
 
       it("a private conversation is readable by its two users only", async () => {
