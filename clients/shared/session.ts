@@ -60,7 +60,7 @@ export type SocketFactory = (url: string, handlers: SocketHandlers) => SocketHan
 export type SessionStatus = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 export type FatalReason =
-  /** The handshake was refused with 401/403: the token is missing, invalid or expired. */
+  /** The handshake was refused with 401/403: the token is missing, invalid or expired, or (403) does not grant the room. */
   | "rejected"
   /** The very first connection could not be opened (endpoint unreachable, or refused by a browser). */
   | "unreachable"
@@ -797,6 +797,12 @@ export class ChatSession {
   }
 
   private settleError(frame: Extract<ServerFrame, { type: "error" }>): void {
+    // FORBIDDEN names its room: settle exactly the join or history of that room.
+    if (frame.roomId !== undefined && (frame.requestType === "join" || frame.requestType === "history")) {
+      const key = frame.requestType === "join" ? `join:${frame.roomId}` : `history:#${frame.roomId}`;
+      if (frame.requestType === "join" && this.expectations.some((e) => e.sent && e.key === key)) this.joinFailed(frame.roomId);
+      if (this.settle(key)) return;
+    }
     if (frame.clientMessageId) {
       const type = frame.requestType === "private" ? "private" : "chat";
       if (this.settle(`${type}:${frame.clientMessageId}`)) {
@@ -857,9 +863,13 @@ export class ChatSession {
       return;
     }
     if (!this.openedThisSocket && (info.handshakeStatus === 401 || info.handshakeStatus === 403)) {
+      // A 403 may also mean the token does not grant the room the connection asked for (issue 16,
+      // docs/protocol.md "Room access"): the status alone cannot tell which, so both are named.
       this.fail(
         "rejected",
-        `the server refused the connection (HTTP ${info.handshakeStatus}): the token is missing, invalid or expired`,
+        info.handshakeStatus === 401
+          ? "the server refused the connection (HTTP 401): the token is missing, invalid or expired"
+          : `the server refused the connection (HTTP 403): the token is invalid, expired, or does not grant room #${this.socketRoom}`,
         info,
       );
       return;
@@ -868,7 +878,7 @@ export class ChatSession {
       const why = info.handshakeStatus
         ? `HTTP ${info.handshakeStatus}`
         : // Browsers report a refused handshake as a bare 1006, like an unreachable host.
-          `${info.reason || `close code ${info.code}`}: the endpoint is unreachable or refused the token`;
+          `${info.reason || `close code ${info.code}`}: the endpoint is unreachable or refused the token (invalid, expired, or not granting room #${this.socketRoom})`;
       this.fail("unreachable", `could not connect to ${this.options.endpoint} (${why})`, info);
       return;
     }

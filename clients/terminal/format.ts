@@ -127,6 +127,12 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     case "pong":
       return [];
     case "error": {
+      if (frame.code === "FORBIDDEN" && frame.roomId !== undefined) {
+        const request = frame.requestType
+          ? ` (request ${frame.requestType}${frame.clientMessageId ? `, message ${frame.clientMessageId}` : ""})`
+          : "";
+        return [line("error FORBIDDEN", `you do not have access to #${sanitize(frame.roomId)}${request}`, ctx)];
+      }
       const about = [
         frame.requestType ? `request ${frame.requestType}` : "",
         frame.clientMessageId ? `message ${frame.clientMessageId}` : "",

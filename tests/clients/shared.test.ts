@@ -471,6 +471,11 @@ describe("clients: session policy", () => {
     await until(() => events.some((e) => e.type === "fatal"), "fatal");
     const fatal = events.find((e) => e.type === "fatal");
     assert.equal(fatal && fatal.type === "fatal" ? fatal.reason : undefined, "rejected");
+    // A 403 may be the room the token does not grant (issue 16): the message names that too.
+    assert.equal(
+      fatal && fatal.type === "fatal" ? fatal.message : undefined,
+      "the server refused the connection (HTTP 403): the token is invalid, expired, or does not grant room #general",
+    );
     await tick();
     assert.equal(server.sockets.length, 1, "no retry with a refused token");
   });
@@ -579,6 +584,29 @@ describe("clients: session keeps the user's order (frames of one connection may 
     assert.equal(s.currentRoom, "general");
     assert.deepEqual(s.pendingJoins, []);
     assert.equal(events.filter((e) => e.type === "local-error").length, 0);
+    await s.close();
+  });
+
+  it("a FORBIDDEN join settles that room's join (not an older one), the previous room is current again, and the terminal says why", async () => {
+    const { server, events, s } = await openSession();
+    s.join("open-room");
+    s.join("secret");
+    const forbidden = {
+      type: "error",
+      code: "FORBIDDEN",
+      message: "you do not have access to room secret",
+      requestType: "join",
+      roomId: "secret",
+    };
+    server.reply(forbidden);
+    assert.deepEqual(s.pendingJoins, ["open-room"]);
+    assert.equal(s.currentRoom, "open-room");
+    const shown = events.filter((e) => e.type === "frame" && e.frame.type === "error");
+    assert.equal(shown.length, 1);
+    assert.deepEqual(
+      formatFrame(shown[0].type === "frame" ? shown[0].frame : (forbidden as never), { now: () => new Date(0) }).map((l) => l.slice(9)),
+      ["[error FORBIDDEN] you do not have access to #secret (request join)"],
+    );
     await s.close();
   });
 

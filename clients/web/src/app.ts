@@ -356,7 +356,8 @@ class ChatPage {
   private onErrorFrame(f: ErrorFrame): void {
     // The session replaces a connection the server forgot and resends the message: not a failure.
     if (isUnregisteredConnectionError(f)) return;
-    const text = `${f.message} (${f.code})`;
+    // FORBIDDEN: the token does not grant the room (docs/protocol.md "Room access").
+    const text = f.code === "FORBIDDEN" && f.roomId !== undefined ? `You do not have access to #${f.roomId}.` : `${f.message} (${f.code})`;
     if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) {
       // Also announced (role="alert") by the message box, where the user will try again.
       showError($("composer-error"), `Your last message was not sent: ${text}`);
