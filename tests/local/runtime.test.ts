@@ -351,6 +351,26 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.equal((await fetch(`${rt.webUrl}_local/token`)).status, 400);
   });
 
+  it("mints tokens with the access claims on GET /_local/token?rooms=&moderates=, and refuses an invalid pattern", async () => {
+    const res = await fetch(`${rt.webUrl}_local/token?userId=kim&rooms=${encodeURIComponent("kim-*,lobby")}&moderates=ops`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { token: string; rooms: string[]; moderates: string[] };
+    const claims = JSON.parse(Buffer.from(body.token.split(".")[1], "base64url").toString()) as Record<string, unknown>;
+    assert.deepEqual(
+      [claims.rooms, claims.moderates, body.rooms, body.moderates],
+      [["kim-*", "lobby"], ["ops"], ["kim-*", "lobby"], ["ops"]],
+    );
+    // Its first room must be granted (issue 16): general is not, kim-a and ops are.
+    assert.equal(await handshakeStatus(`${rt.endpoint}?token=${body.token}`), 403);
+    const c = await connect(`${rt.endpoint}?token=${body.token}&roomId=kim-a`);
+    await c.close();
+    for (const bad of ["rooms=a*b", "rooms=..", "moderates=*x"]) {
+      const r = await fetch(`${rt.webUrl}_local/token?userId=kim&${bad}`);
+      assert.equal(r.status, 400, bad);
+      assert.match(((await r.json()) as { message: string }).message, /invalid pattern/);
+    }
+  });
+
   it("serves the web client's files at / and nothing outside its folder", async () => {
     const index = await fetch(rt.webUrl);
     assert.equal(index.status, 200);
