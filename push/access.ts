@@ -40,5 +40,8 @@ export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
   },
 ];
 
-/** `@connections` methods a push uses: POST only (it never reads or closes connections). */
-export const PUSH_MANAGEMENT_METHODS: readonly ManagementMethod[] = ["POST"];
+/**
+ * `@connections` methods a push uses: POST to deliver, DELETE to close a room member found past its
+ * token's expiry (as a room broadcast does); never GET.
+ */
+export const PUSH_MANAGEMENT_METHODS: readonly ManagementMethod[] = ["POST", "DELETE"];

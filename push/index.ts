@@ -297,17 +297,33 @@ export function createPusher(options: PusherOptions): Pusher {
   async function deliver(
     targets: readonly string[],
     frame: SystemFrame,
-    room: { roomId: string; members: RoomView["members"] } | undefined,
+    room: (Pick<RoomView, "members" | "expired"> & { roomId: string }) | undefined,
     stored: boolean,
   ): Promise<PushResult> {
     const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
-    if (targets.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
+    const expired = room?.expired ?? [];
+    if (targets.length === 0 && expired.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
     const pushLog = log.child({ messageId: frame.messageId });
     const result = await step("delivery", async () => {
-      const out = await fanout.deliver(targets, JSON.stringify(frame), pushLog, room ?? {});
+      const out =
+        targets.length > 0
+          ? await fanout.deliver(targets, JSON.stringify(frame), pushLog, room ? { roomId: room.roomId, members: room.members } : {})
+          : { delivered: [], gone: [], connecting: [], failed: [], departed: [] };
+      const departed = [...out.departed];
+      // Members past their expiry (their token's deadline, or API Gateway's 2 h): not posted to;
+      // closed and removed as a room broadcast does (presence.ts broadcastToRoom).
+      if (room && expired.length > 0) {
+        departed.push(
+          ...(await fanout.removeGone(
+            expired.map((m) => m.connectionId),
+            pushLog,
+            { roomId: room.roomId, members: expired, close: true },
+          )),
+        );
+      }
       // Users whose last connection in a room the clean-up of gone ones removed: announced `left`
       // here, by the remover, exactly once (handlers/lib/presence.ts).
-      await announceDepartures(ctx, fanout, pushLog, out.departed);
+      await announceDepartures(ctx, fanout, pushLog, departed);
       return out;
     });
     return {
@@ -366,7 +382,7 @@ export function createPusher(options: PusherOptions): Pusher {
       return deliver(
         room.members.map((m) => m.connectionId),
         frame,
-        { roomId, members: room.members },
+        { roomId, members: room.members, expired: room.expired },
         true,
       );
     },

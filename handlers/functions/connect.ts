@@ -46,6 +46,8 @@ export function createHandler(): WebSocketHandler {
       }
       const username = typeof rc.authorizer?.username === "string" && rc.authorizer.username !== "" ? rc.authorizer.username : userId;
       let stored = false;
+      // Whether joinRoom ran to its end (its `joined`, if any, went out): only then is `left` due.
+      let announced = false;
       try {
         const nowMs = Date.now();
         const deadline = tokenDeadline(rc.authorizer);
@@ -81,6 +83,7 @@ export function createHandler(): WebSocketHandler {
         });
         stored = true;
         await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
+        announced = true;
         // One more write per connect (1 WCU) buys correctness: until now another member's broadcast
         // that got 410 for this connection spared it (fanout.ts); OPEN_SETTLE_MS after this, a 410
         // means it is gone.
@@ -93,8 +96,8 @@ export function createHandler(): WebSocketHandler {
         // memberships and presence, announcing `left` where `joined` went out. If this fails too
         // (an outage), read-time filtering and the TTL of every item cover it.
         if (stored) {
-          await removeConnection(rt, log.child({ userId }), rc.connectionId, Date.now()).catch((cleanupErr: unknown) =>
-            log.error("clean-up after a failed connect failed", { userId }, cleanupErr),
+          await removeConnection(rt, log.child({ userId }), rc.connectionId, Date.now(), { announce: announced }).catch(
+            (cleanupErr: unknown) => log.error("clean-up after a failed connect failed", { userId }, cleanupErr),
           );
         }
         return { statusCode: 500 };

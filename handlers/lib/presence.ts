@@ -143,16 +143,24 @@ export async function leaveRoom(
  * last connection out of the room. Idempotent: a second call finds no item and does nothing, and a
  * clean-up after a 410 racing it finds the member items gone and announces nothing. Used by
  * `$disconnect` and by a `$connect` that fails after storing (API Gateway then sends no
- * `$disconnect`). Returns false when there was nothing to remove.
+ * `$disconnect`). Returns false when there was nothing to remove. `announce: false` (a `$connect`
+ * that failed before its `joined` went out) removes without announcing `left`, so nobody hears of
+ * a departure whose arrival they never heard of.
  */
-export async function removeConnection(rt: Runtime, log: Logger, connectionId: string, nowMs: number): Promise<boolean> {
+export async function removeConnection(
+  rt: Runtime,
+  log: Logger,
+  connectionId: string,
+  nowMs: number,
+  options: { readonly announce?: boolean } = {},
+): Promise<boolean> {
   const old = await deleteConnection(rt, connectionId);
   if (!old) return false;
   const member = { connectionId, userId: old.userId, username: old.username };
   await Promise.all(
     [...(old.rooms ?? [])].map(async (roomId) => {
       const { lastOfUser } = await removeMembershipOfGone(rt, roomId, member, nowMs);
-      if (lastOfUser) await announceLeft(rt, log, old, roomId, nowMs);
+      if (lastOfUser && options.announce !== false) await announceLeft(rt, log, old, roomId, nowMs);
     }),
   );
   return true;

@@ -207,6 +207,28 @@ describe("races: membership and presence stay consistent (issue 14)", () => {
     await consistent("cf-");
   });
 
+  it("a $connect whose join committed but whose `joined` never went out is removed without a `left` (nobody hears of it)", async () => {
+    const watcher = await h.join("cf2-watch", "cf2-room");
+    h.api.clearFrames();
+    const connectionId = "cfFailingConn2=";
+    // The room read after the join transaction (joinRoom's, before `joined` is posted) fails all of
+    // the SDK's 3 attempts; later reads (the clean-up's) go through.
+    const restore = gate().fail((r) => r.operation === "Query" && r.body.includes('"cf2-room"'), 3);
+    let result: WebSocketResult;
+    try {
+      ({ result } = await h.connect("cf2-user", { roomId: "cf2-room", connectionId }));
+    } finally {
+      restore();
+    }
+    assert.equal(result.statusCode, 500);
+    const s = await snapshot(h.doc, h.tables);
+    assert.equal(s.connections.has(connectionId), false, "the connection item is gone");
+    assert.equal(s.members.get("cf2-room")?.has(connectionId) ?? false, false, "no member item is left in the room");
+    assert.equal(presence(watcher, "joined", "cf2-user", "cf2-room"), 0, "`joined` never went out");
+    assert.equal(presence(watcher, "left", "cf2-user", "cf2-room"), 0, "so no `left` either");
+    await consistent("cf2-");
+  });
+
   it("two devices of one user joining at once: `joined` announced exactly once; leaving at once: `left` exactly once", async () => {
     const watcher = await h.join("pair-watch", "pair-room");
     const d1 = await h.join("pair-user", "pair-home");

@@ -38,7 +38,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       assert.equal((policies[0].inputs.tags as Record<string, string>).Environment, c.environment);
     });
 
-    it("grants exactly the actions push makes, on this stack's tables, byUser index and stage's POST @connections", () => {
+    it("grants exactly the actions push makes, on this stack's tables, byUser index and stage's POST and DELETE @connections", () => {
       const c = settingsOf(run);
       const table = (t: string) => `arn:aws:dynamodb:${run.region}:${ACCOUNT}:table/${c.resourcePrefix}-${t}`;
       const doc = json<{ Version: string; Statement: Statement[] }>(run.ofType("aws:iam/policy:Policy")[0].inputs.policy);
@@ -64,7 +64,10 @@ for (const stack of ["dev", "prod"] as StackName[]) {
           Sid: "PushManageConnections",
           Effect: "Allow",
           Action: ["execute-api:ManageConnections"],
-          Resource: [`arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5/${c.stageName}/POST/@connections/*`],
+          Resource: [
+            `arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5/${c.stageName}/DELETE/@connections/*`,
+            `arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5/${c.stageName}/POST/@connections/*`,
+          ],
         },
       ]);
     });
@@ -123,7 +126,10 @@ describe("infra: pushPolicyDocument (pure)", () => {
         [
           "PushManageConnections",
           ["execute-api:ManageConnections"],
-          ["arn:aws:execute-api:eu-west-1:111122223333:abc123/live/POST/@connections/*"],
+          [
+            "arn:aws:execute-api:eu-west-1:111122223333:abc123/live/DELETE/@connections/*",
+            "arn:aws:execute-api:eu-west-1:111122223333:abc123/live/POST/@connections/*",
+          ],
         ],
       ],
     );

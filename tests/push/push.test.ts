@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createUsageScope, emptyUsage } from "../../handlers/lib/usage";
 import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
@@ -211,6 +211,46 @@ describe("push: system frames from a backend, against the local runtime", functi
     }
   });
 
+  it("closes and removes a member whose token has expired, found by a room push, and announces it left once", async () => {
+    const watcher = track(await user(rt, "pu-exp-watch", "Watcher", "pu-exp"));
+    const late = track(await user(rt, "pu-exp-late", "Late", "pu-exp"));
+    await watcher.next((f) => f.json?.type === "presence" && f.json.userId === "pu-exp-late", 10_000, "Late's arrival");
+    // Its token's deadline passes: its items expire with it (connect.ts). Aged here instead of waited for.
+    const past = Math.floor(Date.now() / 1000) - 60;
+    const members = await doc.send(
+      new QueryCommand({
+        TableName: rt.tableNames.rooms,
+        KeyConditionExpression: "roomId = :r",
+        ExpressionAttributeValues: { ":r": "pu-exp" },
+        ConsistentRead: true,
+      }),
+    );
+    const member = (members.Items ?? []).find((i) => i.userId === "pu-exp-late" && String(i.sk).startsWith("c#"));
+    assert.ok(member, "Late is a member");
+    const age = { UpdateExpression: "SET expiresAt = :t", ExpressionAttributeValues: { ":t": past } };
+    await doc.send(new UpdateCommand({ TableName: rt.tableNames.rooms, Key: { roomId: "pu-exp", sk: member.sk }, ...age }));
+    await doc.send(new UpdateCommand({ TableName: rt.tableNames.connections, Key: { connectionId: member.connectionId }, ...age }));
+
+    const result = await pusher.toRoom("pu-exp", "after the expiry");
+
+    assert.deepEqual([result.targets, result.delivered], [1, 1], "posted to the watcher only");
+    assert.equal((await late.waitClosed(10_000)).code, 1000, "closed through @connections DELETE");
+    assert.equal(late.frames.filter((f) => f.json?.type === "system").length, 0, "the push did not reach it");
+    await watcher.nextOf("system");
+    await watcher.next(
+      (f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === "pu-exp-late",
+      10_000,
+      "Late's left",
+    );
+    const item = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: member.connectionId }, ConsistentRead: true }),
+    );
+    assert.equal(item.Item, undefined, "its connection item is deleted");
+    await pusher.toRoom("pu-exp", "again");
+    await watcher.nextOf("system");
+    await watcher.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 300);
+  });
+
   it("removes a user's stale device found by a user push, and still reaches the live one", async () => {
     const live = track(await user(rt, "pu-gina", "Gina", "pu-g"));
     const ghost = "pu-gina-old-phone";
@@ -368,7 +408,8 @@ describe("push: system frames from a backend, against the local runtime", functi
     }
     const observed = new Set(record.dynamoCalls.map((c) => `${c.table} ${c.action}${c.index ? ` @${c.index}` : ""}`));
     assert.deepEqual([...observed].sort(), [...declared].sort());
-    assert.deepEqual(PUSH_MANAGEMENT_METHODS, ["POST"]);
+    // POST to deliver, DELETE to close a member past its token's expiry (exercised by the test above).
+    assert.deepEqual(PUSH_MANAGEMENT_METHODS, ["POST", "DELETE"]);
     assert.ok(record.metrics.ManagementCalls >= 3, "posts went through the fan-out");
   });
 

@@ -42,9 +42,10 @@ export interface DynamoGate {
   /**
    * Answers every request matching `match` with DynamoDB's 500 InternalServerError (which the SDK
    * retries, and then throws) without forwarding it, until the returned function is called: an
-   * outage of one step, e.g. the last write of a `$connect`.
+   * outage of one step, e.g. the last write of a `$connect`. With `count`, only the first `count`
+   * matching requests fail (the SDK makes 3 attempts of each call), and later ones go through.
    */
-  fail(match: (r: GateRequest) => boolean): () => void;
+  fail(match: (r: GateRequest) => boolean, count?: number): () => void;
   stop(): Promise<void>;
 }
 
@@ -60,7 +61,7 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
     readonly onFull: () => void;
   }
   const rules: Rule[] = [];
-  const failures = new Set<(r: GateRequest) => boolean>();
+  const failures = new Map<(r: GateRequest) => boolean, { remaining: number }>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const server = http.createServer((req, res) => {
@@ -85,7 +86,9 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
         });
         out.end(body);
       };
-      if ([...failures].some((f) => f(request))) {
+      const failure = [...failures].find(([f, left]) => left.remaining > 0 && f(request));
+      if (failure) {
+        failure[1].remaining -= 1;
         const error = JSON.stringify({
           __type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
           message: "Internal server error (injected by the test's DynamoGate)",
@@ -135,8 +138,8 @@ export async function startDynamoGate(target: string): Promise<DynamoGate> {
         },
       };
     },
-    fail(match) {
-      failures.add(match);
+    fail(match, count = Number.POSITIVE_INFINITY) {
+      failures.set(match, { remaining: count });
       return () => failures.delete(match);
     },
     async stop() {
