@@ -4,6 +4,7 @@
  *   npm run local -- [--port 3001] [--stage local] [--data-dir .local/dynamodb | --in-memory] [--serialized]
  *                    [--management-latency-ms 0] [--idle-timeout-seconds 600] [--max-duration-seconds 7200]
  *                    [--no-web] [--log-level info] [--quiet] [--allowed-origin <origin>]...
+ *                    [--room-access open|token]
  *
  * Starts DynamoDB Local, creates the stack's tables, builds the web page, starts the gateway, prints
  * how to connect and writes .local/outputs.json. Ctrl-C or SIGTERM stops everything, DynamoDB Local included.
@@ -13,7 +14,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseCommandLine, usageError } from "../scripts/commandLine";
 import { consoleLogger, silentLogger, type LogLevel } from "./logger";
-import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
+import type { RoomAccessMode } from "../handlers/lib/access";
+import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
 
 /** A malformed command line (exit 2), shared with scripts/push.ts. */
 export { isUsageError, usageError, type UsageError } from "../scripts/commandLine";
@@ -34,6 +36,8 @@ export interface CliOptions {
   readonly outputs: string;
   /** Browser origins allowed to connect (the stack's allowedOrigins); empty allows any. */
   readonly allowedOrigins: readonly string[];
+  /** Rooms a token without the `rooms` claim may use (the stack's roomAccess; prod sets token). */
+  readonly roomAccess: RoomAccessMode;
   readonly help: boolean;
 }
 
@@ -61,6 +65,8 @@ Options:
   --outputs <file>              where to write the stack outputs (default .local/outputs.json)
   --allowed-origin <origin>     browser Origin allowed to connect, e.g. https://chat.example.com
                                 (repeatable; default: any; clients sending no Origin are always accepted)
+  --room-access <mode>          open (default): a token without the rooms claim may use any room;
+                                token: it may use none, as prod's stack file sets (docs/deploy.md)
   --help                        this text
 `;
 
@@ -79,6 +85,7 @@ const CLI_OPTIONS = {
   quiet: { type: "boolean" },
   outputs: { type: "string" },
   "allowed-origin": { type: "string", multiple: true },
+  "room-access": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -99,6 +106,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     quiet: false,
     outputs: path.join(".local", "outputs.json"),
     allowedOrigins: [] as string[],
+    roomAccess: LOCAL_DEFAULTS.roomAccess as RoomAccessMode,
     help: false,
   };
   const { values } = parseCommandLine({ args: [...argv], options: CLI_OPTIONS }, usageError);
@@ -144,6 +152,11 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       );
     }
     o.allowedOrigins.push(origin);
+  }
+  const mode = values["room-access"];
+  if (mode !== undefined) {
+    if (mode !== "open" && mode !== "token") throw usageError(`--room-access must be open or token, got "${mode}"`);
+    o.roomAccess = mode;
   }
   if (values.help) o.help = true;
   return o;
@@ -228,7 +241,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     webDir: options.web ? webDir : undefined,
     logger: options.quiet ? silentLogger : consoleLogger(options.logLevel),
     warm: true,
-    settings: { allowedOrigins: options.allowedOrigins },
+    settings: { allowedOrigins: options.allowedOrigins, roomAccess: options.roomAccess },
   };
   let rt: LocalRuntime;
   try {

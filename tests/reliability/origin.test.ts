@@ -87,6 +87,17 @@ describe("reliability: browser Origin allow-list at the handshake", function () 
     assert.equal(await handshake(ALLOWED, { token: forged }), 403);
   });
 
+  it("npm run local takes --room-access open|token (default open, as the stack) and refuses anything else", () => {
+    assert.equal(parseCliArgs([]).roomAccess, "open");
+    assert.equal(parseCliArgs(["--room-access", "token"]).roomAccess, "token");
+    assert.equal(parseCliArgs(["--room-access=open"]).roomAccess, "open");
+    assert.throws(
+      () => parseCliArgs(["--room-access", "closed"]),
+      (err: unknown) => isUsageError(err) && /--room-access must be open or token, got "closed"/.test((err as Error).message),
+    );
+    assert.throws(() => parseCliArgs(["--room-access"]), /needs a value/);
+  });
+
   it("npm run local takes --allowed-origin (repeatable) and refuses what is not an origin", () => {
     assert.deepEqual(parseCliArgs([]).allowedOrigins, []);
     assert.deepEqual(parseCliArgs(["--allowed-origin", ALLOWED, "--allowed-origin=http://localhost:5173"]).allowedOrigins, [
