@@ -29,6 +29,14 @@ export function banKey(userId: string): string {
 /** The longest ban a backend can set (push/index.ts refuses a later `until`): a year, leap day included. */
 export const MAX_BAN_DAYS = 366;
 
+/**
+ * How long after a first close pass a ban looks again (push/index.ts banUser): changes reach a
+ * global secondary index "within a fraction of a second" under normal conditions (DynamoDB
+ * developer guide, "Global secondary indexes"), so a connection the first byUser Query was too
+ * early to see is found by the second.
+ */
+export const INDEX_SETTLE_MS = 1_000;
+
 /** Closes of one user's connections in flight at once (each is a DELETE, maybe a read and a wait). */
 const CLOSE_CONCURRENCY = 8;
 
