@@ -15,8 +15,16 @@
  * is waited for rather than counted as gone (closeUserConnections).
  */
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { CONNECT_GRACE_MS, type DataContext, liveConnectionsOfUser, OPEN_SETTLE_MS, sleep, tableName, type TablesContext } from "./data";
-import { epochSeconds } from "./data";
+import {
+  CONNECT_GRACE_MS,
+  type DataContext,
+  epochSeconds,
+  liveConnectionsOfUser,
+  OPEN_SETTLE_MS,
+  sleep,
+  tableName,
+  type TablesContext,
+} from "./data";
 import { mapPool, type Fanout } from "./fanout";
 import type { Logger } from "./logger";
 import { announceDepartures } from "./presence";
