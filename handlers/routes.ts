@@ -141,8 +141,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: false,
     tables: [
       // UpdateItem: the user's handshake budget, the membership transaction, markConnected;
-      // PutItem: the connection item.
-      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      // PutItem: the connection item; GetItem: the user's ban (handlers/lib/bans.ts), strongly consistent.
+      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,

@@ -21,8 +21,10 @@ export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
   {
     table: "connections",
     // BatchGetItem + DeleteItem: removing connections a post found gone (410), as the chat
-    // routes do (handlers/lib/fanout.ts). Query only on the byUser index: a user's devices.
-    actions: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"],
+    // routes do (handlers/lib/fanout.ts); BatchGetItem also tells, when closing a user's
+    // connections, a 410 of a handshake still running from a gone connection. PutItem: a ban;
+    // DeleteItem: an unban (handlers/lib/bans.ts). Query only on the byUser index: a user's devices.
+    actions: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"],
     indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
   },
   {
@@ -42,6 +44,6 @@ export const PUSH_TABLE_ACCESS: readonly PushTableAccess[] = [
 
 /**
  * `@connections` methods a push uses: POST to deliver, DELETE to close a room member found past its
- * token's expiry (as a room broadcast does); never GET.
+ * token's expiry (as a room broadcast does) and a disconnected or banned user's connections; never GET.
  */
 export const PUSH_MANAGEMENT_METHODS: readonly ManagementMethod[] = ["POST", "DELETE"];

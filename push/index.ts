@@ -1,6 +1,7 @@
 /**
  * Push from a backend: lets another Node service send a `system` frame (docs/protocol.md) to every
- * connection of a user or to a room, without holding a WebSocket (docs/push.md).
+ * connection of a user or to a room, without holding a WebSocket, and disconnect, ban or unban a
+ * user (handlers/lib/bans.ts; docs/push.md).
  *
  * It goes through the same code as the chat routes (handlers/lib): the byUser index for a user's
  * devices, one consistent Query of the room partition for its members, `storeMessage` so that a
@@ -21,10 +22,12 @@ import {
   liveConnectionsOfUser,
   readRoom,
   roomConversation,
+  sleep,
   storeMessage,
   type DataContext,
   type RoomView,
 } from "../handlers/lib/data";
+import { banUser as writeBan, closeUserConnections, INDEX_SETTLE_MS, MAX_BAN_DAYS, unbanUser as deleteBan } from "../handlers/lib/bans";
 import { isChatError } from "../handlers/lib/errors";
 import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
 import {
@@ -44,6 +47,7 @@ import { announceDepartures } from "../handlers/lib/presence";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 
 export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
+export { MAX_BAN_DAYS } from "../handlers/lib/bans";
 export type { SystemFrame } from "../handlers/lib/frames";
 
 export type PushErrorCode =
@@ -131,11 +135,44 @@ export interface PushResult {
   readonly connecting: number;
 }
 
+/** What closing a user's connections did (disconnectUser, banUser). */
+export interface DisconnectResult {
+  readonly userId: string;
+  /** Live connections found (the user's devices, from the byUser index). */
+  readonly targets: number;
+  /** Connections closed through `@connections` DELETE (clients see close code 1000; their `$disconnect` removes their data and announces `left`). */
+  readonly closed: number;
+  /** Connections that no longer existed (closed meanwhile, refused at the handshake, or stale items: those are removed with their memberships). */
+  readonly gone: number;
+  /** Connections that could not be closed after retries (see the logs). */
+  readonly failed: number;
+}
+
+export interface BanResult extends DisconnectResult {
+  /** When the ban ends (ISO 8601, UTC): until then every handshake of the user is refused with 403. */
+  readonly until: string;
+}
+
+export interface UnbanResult {
+  readonly userId: string;
+  /** True when a ban in force was lifted; false when the user was not banned (or the ban had passed). */
+  readonly lifted: boolean;
+}
+
 export interface Pusher {
   /** Sends a `system` frame to every live connection of `userId` (not stored: see docs/push.md). */
   toUser(userId: string, notice: PushNotice | string): Promise<PushResult>;
   /** Stores a `system` message in the room's history, then sends it to every connection in the room. */
   toRoom(roomId: string, notice: PushNotice | string): Promise<PushResult>;
+  /** Closes every connection of `userId` (`@connections` DELETE). Not a ban: the user may connect again at once. */
+  disconnectUser(userId: string): Promise<DisconnectResult>;
+  /**
+   * Bans `userId` until `until` (in the future, at most MAX_BAN_DAYS ahead; a ban replaces an
+   * earlier one): handshakes are refused with 403 until then, then every connection is closed.
+   */
+  banUser(userId: string, until: Date): Promise<BanResult>;
+  /** Lifts the user's ban: handshakes are accepted again at once. */
+  unbanUser(userId: string): Promise<UnbanResult>;
   /** Closes the SDK clients' sockets. */
   close(): void;
 }
@@ -213,6 +250,19 @@ export function validateNotice(
     throw new PushError("BAD_REQUEST", "data must serialize to a JSON object");
   return { message: n.message, data: data as Record<string, unknown>, dataText };
 }
+
+/** The end of a ban as epoch ms: a valid Date after `nowMs`, at most MAX_BAN_DAYS later; BAD_REQUEST otherwise. */
+export function banEnd(until: unknown, nowMs: number): number {
+  if (!(until instanceof Date) || Number.isNaN(until.getTime())) throw new PushError("BAD_REQUEST", "until must be a valid Date");
+  const ms = until.getTime();
+  if (ms <= nowMs) throw new PushError("BAD_REQUEST", `until (${until.toISOString()}) must be in the future`);
+  if (ms > nowMs + MAX_BAN_DAYS * 86_400_000) {
+    throw new PushError("BAD_REQUEST", `until (${until.toISOString()}) must be at most ${MAX_BAN_DAYS} days ahead`);
+  }
+  return ms;
+}
+
+const USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 _ . @ : | + = -";
 
 function requirePattern(what: string, value: unknown, pattern: RegExp, rule: string): string {
   if (typeof value !== "string" || !pattern.test(value)) {
@@ -337,7 +387,7 @@ export function createPusher(options: PusherOptions): Pusher {
 
   return {
     async toUser(userId, notice) {
-      requirePattern("userId", userId, USER_ID_PATTERN, "1-128 characters of A-Z a-z 0-9 _ . @ : | + = -");
+      requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
       const n = validateNotice(notice, config.maxMessageBytes);
       const shape = {
         type: "system",
@@ -385,6 +435,43 @@ export function createPusher(options: PusherOptions): Pusher {
         { roomId, members: room.members, expired: room.expired },
         true,
       );
+    },
+
+    async disconnectUser(userId) {
+      requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
+      const out = await step(`closing ${userId}'s connections (index byUser of ${tables.connections})`, () =>
+        closeUserConnections(ctx, fanout, log, userId),
+      );
+      return { userId, targets: out.targets, closed: out.closed, gone: out.gone, failed: out.failed };
+    },
+
+    async banUser(userId, until) {
+      requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
+      const untilMs = banEnd(until, Date.now());
+      // The ban first, then the close: a handshake either sees the ban (its check follows its
+      // connection item's write) or its item precedes this lookup (docs/architecture.md, "Races").
+      await step(`writing ${userId}'s ban in ${tables.connections}`, () => writeBan(ctx, userId, untilMs));
+      const what = `closing ${userId}'s connections (index byUser of ${tables.connections})`;
+      const first = await step(what, () => closeUserConnections(ctx, fanout, log, userId));
+      // byUser is eventually consistent: a connection whose item was written just before the ban
+      // may have been missing from the first Query. A second one, once an index normally has caught
+      // up, closes it (the connections already closed are not counted twice).
+      await sleep(INDEX_SETTLE_MS);
+      const second = await step(what, () => closeUserConnections(ctx, fanout, log, userId, new Set(first.ids)));
+      return {
+        userId,
+        until: new Date(untilMs).toISOString(),
+        targets: first.targets + second.targets,
+        closed: first.closed + second.closed,
+        gone: first.gone + second.gone,
+        failed: first.failed + second.failed,
+      };
+    },
+
+    async unbanUser(userId) {
+      requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
+      const lifted = await step(`deleting ${userId}'s ban in ${tables.connections}`, () => deleteBan(ctx, userId));
+      return { userId, lifted };
     },
 
     close() {

@@ -1,53 +1,95 @@
 /**
  * `npm run push -- --user <id> | --room <id> [--data <json>] <message>`: sends a `system` frame
- * from the command line through push/index.ts (docs/push.md).
+ * from the command line through push/index.ts (docs/push.md); `disconnect <userId>`,
+ * `ban <userId> --until <time> | --minutes <n>` and `unban <userId>` close a user's connections and
+ * ban or unban them (issue 16).
  *
  * The stack's outputs come from `.local/outputs.json` (written by `npm run local`) by default, from
  * `--outputs <file>` (e.g. `pulumi stack output --json > out.json`), or from `--stack <name>`, which
  * runs `pulumi stack output --json --stack <name>`. Locally the outputs name DynamoDB Local
  * (`dynamodbEndpoint`) and the local gateway's `@connections` endpoint, which accept any signature.
  *
- * Exit codes: 0 sent (even to nobody online), 1 failure (AWS error, unreachable connections,
- * unreadable outputs), 2 bad usage (arguments, ids, message size).
+ * Exit codes: 0 done (even to nobody online), 1 failure (AWS error, unreachable connections,
+ * unreadable outputs), 2 bad usage (arguments, ids, message size, a ban's end).
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { namedError } from "../handlers/lib/errors";
-import { createPusher, isPushError, type PushResult, type Pusher, type PusherOptions } from "../push";
+import {
+  MAX_BAN_DAYS,
+  createPusher,
+  isPushError,
+  type BanResult,
+  type DisconnectResult,
+  type PushResult,
+  type Pusher,
+  type PusherOptions,
+  type UnbanResult,
+} from "../push";
 import { isUsageError, parseCommandLine, usageError } from "./commandLine";
 
 export const USAGE = `Usage: npm run push -- (--user <userId> | --room <roomId>) [options] <message>
+       npm run push -- disconnect <userId> [options]
+       npm run push -- ban <userId> (--until <time> | --minutes <n>) [options]
+       npm run push -- unban <userId> [options]
 
 Sends a "system" frame to every connection of a user, or to a room (stored in its history first).
+disconnect closes every connection of the user (they may connect again at once).
+ban refuses the user's handshakes (403) until the given time, then closes their connections.
+unban lifts the ban at once.
 
 Options:
   --user <userId>        every connection (device) of this user
   --room <roomId>        every connection in this room; the message is kept in the room's history
   --data <json>          a JSON object delivered with the message (e.g. '{"orderId":"o-42"}')
+  --until <time>         ban: end of the ban, ISO 8601 with a zone (e.g. 2030-01-31T18:00:00Z)
+  --minutes <n>          ban: end of the ban, n minutes from now (1 to ${MAX_BAN_DAYS * 1440}, i.e. ${MAX_BAN_DAYS} days)
   --outputs <file>       stack outputs as JSON (default .local/outputs.json, written by npm run local)
   --stack <name>         read the outputs with \`pulumi stack output --json --stack <name>\`
   --region <region>      AWS region (default: from managementEndpoint, then AWS_REGION)
   --json                 print the result as JSON
   -h, --help             this text
 
-Exit codes: 0 sent, 1 failure, 2 bad usage.
+disconnect, ban and unban take no --user or --room: with either, the words are a message.
+Exit codes: 0 done, 1 failure, 2 bad usage.
 `;
 
-export interface PushArgs {
-  readonly target: { readonly kind: "user" | "room"; readonly id: string };
-  readonly message: string;
-  readonly data?: Record<string, unknown>;
+/** Options every command takes: where the stack's outputs are, and how to print. */
+interface CommonArgs {
   readonly outputs?: string;
   readonly stack?: string;
   readonly region?: string;
   readonly json: boolean;
 }
 
-const PUSH_OPTIONS = {
-  user: { type: "string", multiple: true },
-  room: { type: "string", multiple: true },
-  data: { type: "string" },
+/** Today's form: a `system` frame to a user or a room. */
+export interface SendArgs extends CommonArgs {
+  readonly command: "send";
+  readonly target: { readonly kind: "user" | "room"; readonly id: string };
+  readonly message: string;
+  readonly data?: Record<string, unknown>;
+}
+
+export interface DisconnectArgs extends CommonArgs {
+  readonly command: "disconnect";
+  readonly userId: string;
+}
+
+export interface BanArgs extends CommonArgs {
+  readonly command: "ban";
+  readonly userId: string;
+  readonly until: Date;
+}
+
+export interface UnbanArgs extends CommonArgs {
+  readonly command: "unban";
+  readonly userId: string;
+}
+
+export type PushArgs = SendArgs | DisconnectArgs | BanArgs | UnbanArgs;
+
+const COMMON_OPTIONS = {
   outputs: { type: "string" },
   stack: { type: "string" },
   region: { type: "string" },
@@ -55,8 +97,122 @@ const PUSH_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Parses the command line (util.parseArgs; a message word that starts with "-" goes after `--`); throws UsageError (exit 2) for anything malformed. Undefined means --help. */
-export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
+const PUSH_OPTIONS = {
+  user: { type: "string", multiple: true },
+  room: { type: "string", multiple: true },
+  data: { type: "string" },
+  ...COMMON_OPTIONS,
+} as const;
+
+const BAN_OPTIONS = { until: { type: "string" }, minutes: { type: "string" }, ...COMMON_OPTIONS } as const;
+
+const USER_COMMANDS = ["disconnect", "ban", "unban"] as const;
+type UserCommand = (typeof USER_COMMANDS)[number];
+
+function isUserCommand(word: string | undefined): word is UserCommand {
+  return (USER_COMMANDS as readonly string[]).includes(word ?? "");
+}
+
+/** Options that take a value, in any command (the others are flags). */
+const VALUE_OPTIONS = new Set(["--user", "--room", "--data", "--outputs", "--stack", "--region", "--until", "--minutes"]);
+
+/**
+ * Where the command word is: the first word that is neither an option nor an option's value,
+ * before any `--`, when no --user or --room is given. With --user or --room the line is today's
+ * push form whatever its words (so every line that worked before means what it meant); without
+ * either, today's form was refused anyway.
+ */
+function commandIndex(argv: readonly string[]): number | undefined {
+  const end = argv.indexOf("--") === -1 ? argv.length : argv.indexOf("--");
+  const words = argv.slice(0, end);
+  if (words.some((w) => ["--user", "--room"].includes(w.split("=")[0]))) return undefined;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    if (w.startsWith("-")) {
+      if (VALUE_OPTIONS.has(w)) i++; // `--x value`; `--x=value` is one word
+      continue;
+    }
+    return isUserCommand(w) ? i : undefined;
+  }
+  return undefined;
+}
+
+function commonArgs(values: { outputs?: string; stack?: string; region?: string; json?: boolean }): CommonArgs {
+  const { outputs, stack, region } = values;
+  if (outputs !== undefined && stack !== undefined) throw usageError("give at most one of --outputs and --stack");
+  return {
+    ...(outputs !== undefined ? { outputs } : {}),
+    ...(stack !== undefined ? { stack } : {}),
+    ...(region !== undefined ? { region } : {}),
+    json: values.json ?? false,
+  };
+}
+
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * An ISO 8601 date-time with a zone (`Z` or `+hh:mm`) as epoch ms; undefined for anything else,
+ * including a calendar date that does not exist (Date would roll `02-31` over into March).
+ */
+export function parseIsoTime(text: string): number | undefined {
+  const m = ISO_TIME.exec(text);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? "0"].map(Number);
+  const ms = Number((m[7] ?? "0").padEnd(3, "0").slice(0, 3));
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59) return undefined;
+  if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d || d < 1) return undefined;
+  const zone = m[8];
+  const offsetMinutes = zone === "Z" ? 0 : (zone.startsWith("-") ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  if (zone !== "Z" && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4, 6)) > 59)) return undefined;
+  return Date.UTC(y, mo - 1, d, h, mi, sec, ms) - offsetMinutes * 60_000;
+}
+
+/** `ban`'s end from --until or --minutes: in the future and at most MAX_BAN_DAYS ahead. */
+function banUntil(values: { until?: string; minutes?: string }, nowMs: number): Date {
+  if ((values.until === undefined) === (values.minutes === undefined))
+    throw usageError("ban needs exactly one of --until <time> or --minutes <n>");
+  const maxMinutes = MAX_BAN_DAYS * 1440;
+  let ms: number;
+  if (values.minutes !== undefined) {
+    const n = /^\d{1,9}$/.test(values.minutes) ? Number(values.minutes) : Number.NaN;
+    if (!(n >= 1 && n <= maxMinutes))
+      throw usageError(`--minutes must be an integer from 1 to ${maxMinutes} (${MAX_BAN_DAYS} days), got ${values.minutes}`);
+    ms = nowMs + n * 60_000;
+  } else {
+    const parsed = parseIsoTime(values.until as string);
+    if (parsed === undefined)
+      throw usageError(`--until must be an ISO 8601 time with a zone (e.g. 2030-01-31T18:00:00Z), got ${values.until}`);
+    if (parsed <= nowMs) throw usageError(`--until ${values.until} is not in the future`);
+    if (parsed > nowMs + maxMinutes * 60_000) throw usageError(`--until ${values.until} is more than ${MAX_BAN_DAYS} days ahead`);
+    ms = parsed;
+  }
+  return new Date(ms);
+}
+
+/** `disconnect|ban|unban <userId> [options]`. */
+function parseUserCommand(command: UserCommand, rest: readonly string[], nowMs: number): PushArgs | undefined {
+  const { values, positionals } = parseCommandLine(
+    { args: [...rest], options: command === "ban" ? BAN_OPTIONS : COMMON_OPTIONS, allowPositionals: true },
+    usageError,
+  );
+  if (values.help) return undefined;
+  if (positionals.length === 0) throw usageError(`${command} needs a <userId>`);
+  if (positionals.length > 1) throw usageError(`unexpected argument ${positionals[1]}`);
+  const userId = positionals[0];
+  const common = commonArgs(values);
+  if (command === "ban") return { command, userId, until: banUntil(values as { until?: string; minutes?: string }, nowMs), ...common };
+  return { command, userId, ...common };
+}
+
+/**
+ * Parses the command line (util.parseArgs; a message word that starts with "-" goes after `--`);
+ * throws UsageError (exit 2) for anything malformed. Undefined means --help. Without --user or
+ * --room, a first word `disconnect`, `ban` or `unban` is that command; anything else is today's
+ * push form.
+ */
+export function parsePushArgs(argv: readonly string[], nowMs = Date.now()): PushArgs | undefined {
+  const at = commandIndex(argv);
+  if (at !== undefined) return parseUserCommand(argv[at] as UserCommand, [...argv.slice(0, at), ...argv.slice(at + 1)], nowMs);
   const { values, positionals } = parseCommandLine({ args: [...argv], options: PUSH_OPTIONS, allowPositionals: true }, usageError);
   if (values.help) return undefined;
   // multiple: true only to refuse a repeated target (util.parseArgs would keep the last one silently).
@@ -64,8 +220,6 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
   if ((values.room?.length ?? 0) > 1) throw usageError("--room given twice");
   const user = values.user?.[0];
   const room = values.room?.[0];
-  const { outputs, stack, region } = values;
-  const json = values.json ?? false;
   let data: Record<string, unknown> | undefined;
   if (values.data !== undefined) {
     let parsed: unknown;
@@ -77,19 +231,16 @@ export function parsePushArgs(argv: readonly string[]): PushArgs | undefined {
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw usageError("--data must be a JSON object");
     data = parsed as Record<string, unknown>;
   }
-  const words = positionals;
   if ((user === undefined) === (room === undefined)) throw usageError("give exactly one of --user <userId> or --room <roomId>");
-  if (outputs !== undefined && stack !== undefined) throw usageError("give at most one of --outputs and --stack");
-  const message = words.join(" ");
+  const common = commonArgs(values);
+  const message = positionals.join(" ");
   if (message.trim() === "") throw usageError("the message is missing");
   return {
+    command: "send",
     target: user !== undefined ? { kind: "user", id: user } : { kind: "room", id: room as string },
     message,
     ...(data !== undefined ? { data } : {}),
-    ...(outputs !== undefined ? { outputs } : {}),
-    ...(stack !== undefined ? { stack } : {}),
-    ...(region !== undefined ? { region } : {}),
-    json,
+    ...common,
   };
 }
 
@@ -172,10 +323,38 @@ export function pusherOptionsFrom(outputs: Record<string, unknown>, region?: str
   };
 }
 
-export function describeResult(args: PushArgs, r: PushResult): string {
+export function describeResult(args: SendArgs, r: PushResult): string {
   const to = args.target.kind === "user" ? `user ${args.target.id}` : `room ${args.target.id}`;
   const stored = r.stored ? "; stored in the room's history" : "";
   return `pushed to ${to}: messageId ${r.messageId}, ${r.targets} connection(s): delivered ${r.delivered}, gone ${r.gone} (removed), failed ${r.failed}${r.connecting > 0 ? `, still connecting ${r.connecting}` : ""}${stored}`;
+}
+
+/** The line printed for disconnect, ban and unban. */
+export function describeUserResult(r: DisconnectResult | BanResult | UnbanResult): string {
+  if ("lifted" in r) return r.lifted ? `unbanned user ${r.userId}: handshakes are accepted again` : `user ${r.userId} was not banned`;
+  const closes = `${r.targets} connection(s): closed ${r.closed}, gone ${r.gone}, failed ${r.failed}`;
+  if ("until" in r) return `banned user ${r.userId} until ${r.until} (handshakes refused with 403 until then); ${closes}`;
+  return `disconnected user ${r.userId}: ${closes}`;
+}
+
+/** Runs the parsed command; resolves to the line to print and the exit code. */
+async function run(pusher: Pusher, args: PushArgs): Promise<{ text: string; json: unknown; code: number }> {
+  switch (args.command) {
+    case "send": {
+      const notice = { message: args.message, ...(args.data ? { data: args.data } : {}) };
+      const r = args.target.kind === "user" ? await pusher.toUser(args.target.id, notice) : await pusher.toRoom(args.target.id, notice);
+      return { text: describeResult(args, r), json: r, code: r.failed > 0 ? 1 : 0 };
+    }
+    case "disconnect":
+    case "ban": {
+      const r = args.command === "ban" ? await pusher.banUser(args.userId, args.until) : await pusher.disconnectUser(args.userId);
+      return { text: describeUserResult(r), json: r, code: r.failed > 0 ? 1 : 0 };
+    }
+    case "unban": {
+      const r = await pusher.unbanUser(args.userId);
+      return { text: describeUserResult(r), json: r, code: 0 };
+    }
+  }
 }
 
 export async function main(argv: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
@@ -196,10 +375,9 @@ export async function main(argv: readonly string[], out = process.stdout, err = 
   let pusher: Pusher | undefined;
   try {
     pusher = createPusher(pusherOptionsFrom(readOutputs(args), args.region));
-    const notice = { message: args.message, ...(args.data ? { data: args.data } : {}) };
-    const result = args.target.kind === "user" ? await pusher.toUser(args.target.id, notice) : await pusher.toRoom(args.target.id, notice);
-    out.write(args.json ? `${JSON.stringify(result)}\n` : `${describeResult(args, result)}\n`);
-    return result.failed > 0 ? 1 : 0;
+    const result = await run(pusher, args);
+    out.write(args.json ? `${JSON.stringify(result.json)}\n` : `${result.text}\n`);
+    return result.code;
   } catch (e) {
     if (isPushError(e)) {
       err.write(`push: ${e.code}: ${e.message}\n`);

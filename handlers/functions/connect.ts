@@ -3,7 +3,7 @@
  * connection duration, or the token's `exp` + leeway if that comes first), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
- * invalid roomId, 403 when the token does not grant that room (access.ts; nothing stored), 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
+ * invalid roomId, 403 when the token does not grant that room (access.ts; nothing stored) or the user is banned (bans.ts: checked after the connection item is written, which is then deleted; nothing joined or announced), 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
  * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
  * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
  * connecting connection: it does not exist yet and a post to it returns 410. A failure after the
@@ -12,7 +12,8 @@
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
-import { CONNECTION_LIFETIME_SECONDS, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
+import { CONNECTION_LIFETIME_SECONDS, deleteConnection, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
+import { activeBan } from "../lib/bans";
 import { accessFromContext, canAccess } from "../lib/access";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom, removeConnection } from "../lib/presence";
@@ -82,6 +83,17 @@ export function createHandler(): WebSocketHandler {
           connecting: true,
         });
         stored = true;
+        // A ban (handlers/lib/bans.ts) is checked AFTER the connection item is written, strongly
+        // consistently: a ban written before this read refuses the handshake, and one written after
+        // it finds this item when it closes the user's connections (docs/architecture.md, "Races").
+        const bannedUntil = await activeBan(rt, userId, nowMs);
+        if (bannedUntil !== undefined) {
+          await deleteConnection(rt, rc.connectionId);
+          stored = false;
+          rt.usage.count("ClientErrors");
+          log.info("handshake rejected: the user is banned", { userId, until: new Date(bannedUntil).toISOString() });
+          return { statusCode: 403 };
+        }
         await joinRoom(rt, log.child({ userId }), { connectionId: rc.connectionId, userId, username, expiresAt }, roomId, nowMs);
         announced = true;
         // One more write per connect (1 WCU) buys correctness: until now another member's broadcast

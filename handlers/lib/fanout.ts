@@ -69,11 +69,15 @@ export interface Fanout {
   removeGone(ids: readonly string[], log: Logger, options?: DeliverOptions): Promise<Departure[]>;
   /**
    * Closes a connection through `@connections` DELETE (API Gateway closes it with code 1000 and
-   * runs its `$disconnect`), posting `farewell` to it first when given. A connection already gone
-   * (410) counts as closed. False when the close failed (logged).
+   * runs its `$disconnect`), posting `farewell` to it first when given: "closed", "gone" when it
+   * answered 410 (already closed, or its handshake not completed yet: the caller judges which),
+   * "failed" when the close failed (logged).
    */
-  close(connectionId: string, log: Logger, farewell?: string): Promise<boolean>;
+  close(connectionId: string, log: Logger, farewell?: string): Promise<CloseOutcome>;
 }
+
+/** What a `@connections` DELETE found: see Fanout.close. */
+export type CloseOutcome = "closed" | "gone" | "failed";
 
 export interface FanoutDeps {
   readonly management: ApiGatewayManagementApiClient;
@@ -207,25 +211,25 @@ export function createFanout(deps: FanoutDeps): Fanout {
   const data: TablesContext = { doc: deps.doc, config: { tables: deps.tables, functionName: "fanout" } };
 
   /** Fanout.close: the farewell post (if any), then `@connections` DELETE, retried like a post. */
-  async function close(connectionId: string, log: Logger, farewell?: string): Promise<boolean> {
+  async function close(connectionId: string, log: Logger, farewell?: string): Promise<CloseOutcome> {
     if (farewell !== undefined) {
       const posted = await postOne(connectionId, new TextEncoder().encode(farewell));
-      if (posted === "gone") return true;
+      if (posted === "gone") return "gone";
       if (posted !== "delivered") log.warn("farewell post failed", { connectionId, error: errorName(posted) });
     }
     for (let attempt = 0; ; attempt++) {
       deps.usage.count("ManagementCalls");
       try {
         await deps.management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-        return true;
+        return "closed";
       } catch (err) {
-        if (isGone(err)) return true;
+        if (isGone(err)) return "gone";
         if ((isThrottled(err) || isNotSent(err)) && attempt < retries) {
           await sleep(backoffDelay(attempt, base));
           continue;
         }
         log.warn("closing a connection failed", { connectionId, error: errorName(err) });
-        return false;
+        return "failed";
       }
     }
   }

@@ -147,7 +147,7 @@ export function messageRoute(
           // The token has expired: the answer goes out through `@connections`, then the connection
           // is closed (code 1000; its `$disconnect` removes its data). If the close fails, the
           // answer is the route's reply as for any other error, and the next frame tries again.
-          if (err.code === "TOKEN_EXPIRED" && connectionId && rt.fanout && (await rt.fanout.close(connectionId, log, body))) {
+          if (err.code === "TOKEN_EXPIRED" && connectionId && rt.fanout && (await rt.fanout.close(connectionId, log, body)) !== "failed") {
             return { statusCode: 200 };
           }
           return { statusCode: 200, body };

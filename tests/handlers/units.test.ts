@@ -21,6 +21,7 @@ import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
 import { isUsageError } from "../../scripts/commandLine";
 import { parseArgs, signLocalToken } from "../../scripts/token";
+import { USAGE as PUSH_USAGE, parseIsoTime, parsePushArgs } from "../../scripts/push";
 
 const needs = { tables: ["connections" as const], management: false };
 
@@ -445,6 +446,93 @@ describe("handlers: pure helpers", () => {
       assert.equal(run.status, 2, run.stderr);
       assert.match(run.stderr, /^token: --rooms: rooms holds an invalid pattern/);
       assert.equal(run.stdout, "");
+    });
+  });
+
+  describe("npm run push's disconnect, ban and unban (scripts/push.ts)", () => {
+    const now = Date.UTC(2030, 0, 15, 12, 0, 0);
+    const usage = (argv: string[], message: RegExp) =>
+      assert.throws(
+        () => parsePushArgs(argv, now),
+        (e: unknown) => isUsageError(e) && message.test(e.message),
+        argv.join(" "),
+      );
+
+    it("parses disconnect and unban <userId> with the common options", () => {
+      assert.deepEqual(parsePushArgs(["disconnect", "alice"], now), { command: "disconnect", userId: "alice", json: false });
+      assert.deepEqual(parsePushArgs(["unban", "alice", "--outputs", "o.json", "--json"], now), {
+        command: "unban",
+        userId: "alice",
+        outputs: "o.json",
+        json: true,
+      });
+      assert.equal(parsePushArgs(["ban", "--help"], now), undefined);
+    });
+
+    it("parses ban's end from --minutes (from now) or --until (ISO 8601 with a zone)", () => {
+      assert.deepEqual(parsePushArgs(["ban", "alice", "--minutes", "90"], now), {
+        command: "ban",
+        userId: "alice",
+        until: new Date(now + 90 * 60_000),
+        json: false,
+      });
+      const at = (until: string) => (parsePushArgs(["ban", "bob", "--until", until], now) as { until: Date }).until.toISOString();
+      assert.equal(at("2030-01-31T18:00:00Z"), "2030-01-31T18:00:00.000Z");
+      assert.equal(at("2030-01-31T18:00+02:00"), "2030-01-31T16:00:00.000Z");
+      assert.equal(at("2030-02-01T00:30:15.5-01:30"), "2030-02-01T02:00:15.500Z");
+      assert.equal(parseIsoTime("2030-02-31T00:00:00Z"), undefined, "a day February does not have is not rolled over into March");
+    });
+
+    it("refuses a missing or extra userId, options of another command, and a ban without exactly one valid end (exit 2)", () => {
+      usage(["disconnect"], /disconnect needs a <userId>/);
+      usage(["unban", "a", "b"], /unexpected argument b/);
+      usage(["disconnect", "a", "--minutes", "5"], /unknown option --minutes/);
+      usage(["disconnect", "a", "--data", "{}"], /unknown option --data/);
+      usage(["ban", "a"], /exactly one of --until <time> or --minutes <n>/);
+      usage(["ban", "a", "--minutes", "5", "--until", "2030-02-01T00:00:00Z"], /exactly one of/);
+      usage(["ban", "a", "--minutes", "0"], /--minutes must be an integer from 1 to 527040/);
+      usage(["ban", "a", "--minutes", "1.5"], /--minutes must be an integer/);
+      usage(["ban", "a", "--minutes", String(366 * 1440 + 1)], /--minutes must be/);
+      usage(["ban", "a", "--until", "2030-01-31"], /ISO 8601 time with a zone/);
+      usage(["ban", "a", "--until", "2030-01-31T18:00:00"], /ISO 8601 time with a zone/);
+      usage(["ban", "a", "--until", "2030-13-01T00:00:00Z"], /ISO 8601/);
+      usage(["ban", "a", "--until", "2030-01-15T11:59:59Z"], /not in the future/);
+      usage(["ban", "a", "--until", "2031-01-17T12:00:00Z"], /more than 366 days ahead/);
+      usage(["ban", "a", "--minutes", "5", "--outputs", "o", "--stack", "dev"], /at most one of --outputs and --stack/);
+    });
+
+    it("finds the command after leading options; with --user or --room the words stay a message (today's lines); --help names every form", () => {
+      assert.deepEqual(parsePushArgs(["--outputs", "o.json", "--json", "ban", "alice", "--minutes", "5"], now), {
+        command: "ban",
+        userId: "alice",
+        until: new Date(now + 5 * 60_000),
+        outputs: "o.json",
+        json: true,
+      });
+      assert.deepEqual(parsePushArgs(["--outputs=o.json", "disconnect", "alice"], now), {
+        command: "disconnect",
+        userId: "alice",
+        outputs: "o.json",
+        json: false,
+      });
+      for (const argv of [
+        ["--user", "alice", "ban", "is", "lifted"],
+        ["ban", "is", "lifted", "--user", "alice"],
+        ["--user=alice", "--", "ban", "is", "lifted"],
+      ]) {
+        assert.deepEqual(
+          parsePushArgs(argv, now),
+          { command: "send", target: { kind: "user", id: "alice" }, message: "ban is lifted", json: false },
+          argv.join(" "),
+        );
+      }
+      for (const form of [
+        "disconnect <userId>",
+        "ban <userId> (--until <time> | --minutes <n>)",
+        "unban <userId>",
+        "(--user <userId> | --room <roomId>)",
+      ])
+        assert.ok(PUSH_USAGE.includes(form), form);
     });
   });
 });

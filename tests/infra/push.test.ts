@@ -46,10 +46,11 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Written out by hand: a change to push/access.ts must be a deliberate change here too.
       assert.deepEqual(doc.Statement, [
         // Gone connections are removed one transaction each since issue 14 (no BatchWriteItem).
+        // PutItem: a ban (issue 16; an unban is a DeleteItem).
         {
           Sid: "PushTableConnections",
           Effect: "Allow",
-          Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem"],
+          Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"],
           Resource: [table("connections")],
         },
         { Sid: "PushIndexConnections", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [`${table("connections")}/index/byUser`] },

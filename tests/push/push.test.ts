@@ -16,13 +16,17 @@ import { localDynamoClient } from "../../local/tables";
 import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, PushError, createPusher, type Pusher } from "../../push";
 import { USAGE, parsePushArgs, pusherOptionsFrom } from "../../scripts/push";
 import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
-import { connect, type TestClient } from "../local/wsClient";
+import { connect, eventually, handshakeStatus, type TestClient } from "../local/wsClient";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
-async function user(rt: LocalRuntime, userId: string, username: string, roomId: string): Promise<TestClient> {
+async function userUrl(rt: LocalRuntime, userId: string, username: string, roomId: string): Promise<string> {
   const token = await rt.mintToken(userId, username);
-  return connect(`${rt.endpoint}?${new URLSearchParams({ token, roomId, username })}`);
+  return `${rt.endpoint}?${new URLSearchParams({ token, roomId, username })}`;
+}
+
+async function user(rt: LocalRuntime, userId: string, username: string, roomId: string): Promise<TestClient> {
+  return connect(await userUrl(rt, userId, username, roomId));
 }
 
 /** Runs `npm run push`'s script as a process; resolves with its exit code and output. */
@@ -361,6 +365,121 @@ describe("push: system frames from a backend, against the local runtime", functi
     }
   });
 
+  /** The user's connection items, through the byUser index (what disconnect and ban read), once the index has them. */
+  const devicesOf = async (userId: string) =>
+    (
+      await doc.send(
+        new QueryCommand({
+          TableName: rt.tableNames.connections,
+          IndexName: "byUser",
+          KeyConditionExpression: "userId = :u",
+          ExpressionAttributeValues: { ":u": userId },
+        }),
+      )
+    ).Items ?? [];
+  const leftOf = (c: TestClient, userId: string, roomId: string) =>
+    c.next(
+      (f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === userId && f.json.roomId === roomId,
+      10_000,
+      `${userId}'s left`,
+    );
+
+  it("disconnects a user: every device closed with 1000, their $disconnect removes their data and announces left; they may connect again", async () => {
+    const watcher = track(await user(rt, "pu-dc-watch", "Watcher", "pu-dc"));
+    const phone = track(await user(rt, "pu-dc-ann", "Ann", "pu-dc"));
+    const laptop = track(await user(rt, "pu-dc-ann", "Ann", "pu-dc-2"));
+    await watcher.next((f) => f.json?.type === "presence" && f.json.userId === "pu-dc-ann", 10_000, "Ann's arrival");
+
+    const result = await pusher.disconnectUser("pu-dc-ann");
+
+    assert.deepEqual(result, { userId: "pu-dc-ann", targets: 2, closed: 2, gone: 0, failed: 0 });
+    for (const c of [phone, laptop]) assert.equal((await c.waitClosed(10_000)).code, 1000, "closed through @connections DELETE");
+    await leftOf(watcher, "pu-dc-ann", "pu-dc");
+    await eventually(async () => ((await devicesOf("pu-dc-ann")).length === 0 ? true : undefined), 10_000, "Ann's items removed");
+    const members = await doc.send(
+      new QueryCommand({
+        TableName: rt.tableNames.rooms,
+        KeyConditionExpression: "roomId = :r",
+        ExpressionAttributeValues: { ":r": "pu-dc" },
+        ConsistentRead: true,
+      }),
+    );
+    assert.deepEqual(
+      (members.Items ?? []).filter((i) => i.userId === "pu-dc-ann"),
+      [],
+      "no membership left",
+    );
+    // Not a ban: the same user connects again at once.
+    track(await user(rt, "pu-dc-ann", "Ann", "pu-dc"));
+  });
+
+  it("bans a user: open connections on two devices close, a new handshake gets 403 and nobody hears of it; after unban a handshake succeeds", async () => {
+    const watcher = track(await user(rt, "pu-ban-watch", "Watcher", "pu-ban"));
+    const phone = track(await user(rt, "pu-ban-eve", "Eve", "pu-ban"));
+    const laptop = track(await user(rt, "pu-ban-eve", "Eve", "pu-ban"));
+    await watcher.next((f) => f.json?.type === "presence" && f.json.userId === "pu-ban-eve", 10_000, "Eve's arrival");
+    const until = new Date(Date.now() + 10 * 60_000);
+
+    const result = await pusher.banUser("pu-ban-eve", until);
+
+    assert.deepEqual(result, { userId: "pu-ban-eve", until: until.toISOString(), targets: 2, closed: 2, gone: 0, failed: 0 });
+    for (const c of [phone, laptop]) assert.equal((await c.waitClosed(10_000)).code, 1000);
+    await leftOf(watcher, "pu-ban-eve", "pu-ban");
+    assert.equal(await handshakeStatus(await userUrl(rt, "pu-ban-eve", "Eve", "pu-ban")), 403);
+    await watcher.expectNone((f) => f.json?.type === "presence" && f.json.event === "joined" && f.json.userId === "pu-ban-eve", 300);
+    await eventually(async () => ((await devicesOf("pu-ban-eve")).length === 0 ? true : undefined), 10_000, "Eve's items removed");
+
+    assert.deepEqual(await pusher.unbanUser("pu-ban-eve"), { userId: "pu-ban-eve", lifted: true });
+    assert.deepEqual(await pusher.unbanUser("pu-ban-eve"), { userId: "pu-ban-eve", lifted: false }, "nothing left to lift");
+    track(await user(rt, "pu-ban-eve", "Eve", "pu-ban"));
+    await watcher.next(
+      (f) => f.json?.type === "presence" && f.json.event === "joined" && f.json.userId === "pu-ban-eve",
+      10_000,
+      "Eve back",
+    );
+  });
+
+  it("disconnect and ban remove a stale device (items whose socket is gone) instead of failing on it", async () => {
+    const ghost = "pu-ban-ghost-connection";
+    await doc.send(
+      new PutCommand({
+        TableName: rt.tableNames.connections,
+        Item: {
+          connectionId: ghost,
+          userId: "pu-ban-ghost",
+          username: "G",
+          connectedAt: 1,
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        },
+      }),
+    );
+    assert.deepEqual(await pusher.disconnectUser("pu-ban-ghost"), { userId: "pu-ban-ghost", targets: 1, closed: 0, gone: 1, failed: 0 });
+    const item = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: ghost }, ConsistentRead: true }),
+    );
+    assert.equal(item.Item, undefined, "removed as a broadcast removes a stale connection");
+  });
+
+  it("rejects an invalid user id and a ban's end that is not a future Date at most 366 days ahead with BAD_REQUEST, touching nothing", async () => {
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => "resolved",
+        (err: unknown) => (err instanceof PushError ? err.code : String(err)),
+      );
+    const day = 86_400_000;
+    assert.equal(await code(pusher.disconnectUser("a#b")), "BAD_REQUEST");
+    assert.equal(await code(pusher.unbanUser("")), "BAD_REQUEST");
+    assert.equal(await code(pusher.banUser("a b", new Date(Date.now() + day))), "BAD_REQUEST");
+    assert.equal(await code(pusher.banUser("pu-x", new Date(Date.now() - 1000))), "BAD_REQUEST");
+    assert.equal(await code(pusher.banUser("pu-x", new Date(Date.now() + 367 * day))), "BAD_REQUEST");
+    assert.equal(await code(pusher.banUser("pu-x", new Date(Number.NaN))), "BAD_REQUEST");
+    assert.equal(await code(pusher.banUser("pu-x", "2030-01-01T00:00:00Z" as unknown as Date)), "BAD_REQUEST");
+    const ban = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: "ban#pu-x" }, ConsistentRead: true }),
+    );
+    assert.equal(ban.Item, undefined);
+  });
+
   it("makes exactly the DynamoDB calls push/access.ts declares (the IAM policy's source), and uses all of them", async () => {
     // A room push with a stale member (summary reconcile + clean-up) and a user push.
     track(await user(rt, "pu-iam", "Iam", "pu-iam"));
@@ -397,6 +516,10 @@ describe("push: system frames from a backend, against the local runtime", functi
       await pusher.toRoom("pu-iam", "audit");
       await pusher.toRoom("pu-iam-empty", "audit");
       await pusher.toUser("pu-iam", "audit");
+      // Moderation (issue 16): the ban item's PutItem and DeleteItem, the byUser Query.
+      await pusher.banUser("pu-iam-banned", new Date(Date.now() + 60_000));
+      await pusher.unbanUser("pu-iam-banned");
+      await pusher.disconnectUser("pu-iam-banned");
     });
     await doc.send(new DeleteCommand({ TableName: rt.tableNames.rooms, Key: { roomId: "pu-iam", sk: "#summary" } }));
 
@@ -408,7 +531,8 @@ describe("push: system frames from a backend, against the local runtime", functi
     }
     const observed = new Set(record.dynamoCalls.map((c) => `${c.table} ${c.action}${c.index ? ` @${c.index}` : ""}`));
     assert.deepEqual([...observed].sort(), [...declared].sort());
-    // POST to deliver, DELETE to close a member past its token's expiry (exercised by the test above).
+    // POST to deliver, DELETE to close a member past its token's expiry and a disconnected or banned
+    // user's connections (exercised by the tests above).
     assert.deepEqual(PUSH_MANAGEMENT_METHODS, ["POST", "DELETE"]);
     assert.ok(record.metrics.ManagementCalls >= 3, "posts went through the fan-out");
   });
@@ -434,6 +558,25 @@ describe("push: system frames from a backend, against the local runtime", functi
       assert.deepEqual([f.message, f.data, f.messageId], ["deploy finished", { ticket: 7 }, result.messageId]);
     });
 
+    it("bans with --minutes and unbans from the command line: a refused handshake between, exit 0", async () => {
+      const outputs = path.join(dir, "outputs.json");
+      fs.writeFileSync(outputs, JSON.stringify(rt.outputs()));
+      const device = track(await user(rt, "pu-cli-ban", "Cli", "pu-cli-ban"));
+
+      const ban = await runCli(["--outputs", outputs, "ban", "pu-cli-ban", "--minutes", "5", "--json"]);
+
+      assert.equal(ban.code, 0, ban.stderr);
+      const result = JSON.parse(ban.stdout) as Record<string, unknown>;
+      assert.deepEqual([result.userId, result.targets, result.closed], ["pu-cli-ban", 1, 1]);
+      assert.ok(Math.abs(Date.parse(String(result.until)) - (Date.now() + 5 * 60_000)) < 60_000, String(result.until));
+      assert.equal((await device.waitClosed(10_000)).code, 1000);
+      assert.equal(await handshakeStatus(await userUrl(rt, "pu-cli-ban", "Cli", "pu-cli-ban")), 403);
+      const unban = await runCli(["unban", "pu-cli-ban", "--outputs", outputs]);
+      assert.equal(unban.code, 0, unban.stderr);
+      assert.match(unban.stdout, /^unbanned user pu-cli-ban/);
+      track(await user(rt, "pu-cli-ban", "Cli", "pu-cli-ban"));
+    });
+
     it("exits 2 on bad usage and on an invalid id, 1 when the outputs cannot be read or the Pulumi CLI is absent", async () => {
       const outputs = path.join(dir, "outputs.json");
       fs.writeFileSync(outputs, JSON.stringify(rt.outputs()));
@@ -443,6 +586,12 @@ describe("push: system frames from a backend, against the local runtime", functi
       const badId = await runCli(["--outputs", outputs, "--room", "bad room", "hi"]);
       assert.equal(badId.code, 2);
       assert.match(badId.stderr, /BAD_REQUEST: roomId "bad room" is invalid/);
+      const badBan = await runCli(["ban", "pu-x", "--until", "yesterday", "--outputs", outputs]);
+      assert.equal(badBan.code, 2);
+      assert.match(badBan.stderr, /--until must be an ISO 8601 time/);
+      const badUser = await runCli(["disconnect", "a#b", "--outputs", outputs]);
+      assert.equal(badUser.code, 2);
+      assert.match(badUser.stderr, /BAD_REQUEST: userId "a#b" is invalid/);
       const missing = await runCli(["--outputs", path.join(dir, "nope.json"), "--user", "x", "hi"]);
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /cannot read .*nope\.json/);
@@ -476,6 +625,7 @@ describe("push: the module's boundary", function () {
 describe("push: command-line parsing (scripts/push.ts)", () => {
   it("parses a user push with data and a multi-word message", () => {
     assert.deepEqual(parsePushArgs(["--user", "alice", "--data", '{"a":1}', "hello", "there"]), {
+      command: "send",
       target: { kind: "user", id: "alice" },
       message: "hello there",
       data: { a: 1 },
