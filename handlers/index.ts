@@ -17,6 +17,7 @@ import { createHandler as defaultRoute } from "./functions/default";
 import { createHandler as disconnect } from "./functions/disconnect";
 import { createHandler as history } from "./functions/history";
 import { createHandler as join } from "./functions/join";
+import { createHandler as kick } from "./functions/kick";
 import { createHandler as leave } from "./functions/leave";
 import { createHandler as privateMessage } from "./functions/private";
 import { createHandler as ping } from "./functions/ping";
@@ -38,6 +39,7 @@ export const FACTORIES: FactoryMap = {
   rooms,
   history,
   ping,
+  kick,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

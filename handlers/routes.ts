@@ -23,7 +23,8 @@ export type FunctionName =
   | "private"
   | "rooms"
   | "history"
-  | "ping";
+  | "ping"
+  | "kick";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -111,6 +112,12 @@ const ROOM_READ: DynamoAction[] = ["dynamodb:Query", "dynamodb:DeleteItem"];
  */
 const MEMBERSHIP_ROOMS: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
 /**
+ * The join transaction's check that no kick restriction of the user in the room is in force
+ * (data.ts addMembership: a ConditionCheck part on the `kick#<roomId>#<userId>` item of the
+ * connections table, authorized as dynamodb:ConditionCheckItem).
+ */
+const KICK_CHECK: DynamoAction[] = ["dynamodb:ConditionCheckItem"];
+/**
  * Storing a message: PutItem, or TransactWriteItems of two Puts when the frame has a
  * clientMessageId (a transaction's parts are authorized as the underlying PutItem: DynamoDB
  * developer guide, "Using IAM with DynamoDB transactions"); GetItem of the idempotency record and
@@ -141,8 +148,12 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: false,
     tables: [
       // UpdateItem: the user's handshake budget, the membership transaction, markConnected;
-      // PutItem: the connection item; GetItem: the user's ban (handlers/lib/bans.ts), strongly consistent.
-      { table: "connections", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", ...CLEANUP_CONNECTIONS] },
+      // PutItem: the connection item; GetItem: the user's ban (handlers/lib/bans.ts), strongly consistent;
+      // ConditionCheckItem: the join transaction's kick restriction check.
+      {
+        table: "connections",
+        actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS],
+      },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
@@ -198,7 +209,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Joins a room and announces the user's presence",
     twoWay: true,
     tables: [
-      { table: "connections", actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS] },
+      { table: "connections", actions: ["dynamodb:UpdateItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
     manageConnections: CLOSE_AND_POST,
@@ -278,6 +289,24 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     tables: [{ table: "connections", actions: ["dynamodb:UpdateItem"] }],
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "kick",
+    routeKey: "kick",
+    description: "A moderator keeps a user out of a room for some minutes and removes their connections from it",
+    twoWay: true,
+    tables: [
+      // PutItem: the kick restriction item; BatchGetItem: the kicked connections' items (their rooms,
+      // for the leave transaction), and with DeleteItem the clean-up of stale ones.
+      { table: "connections", actions: ["dynamodb:UpdateItem", "dynamodb:PutItem", ...CLEANUP_CONNECTIONS] },
+      // The room read, then per kicked connection the leave transaction (member Delete, presence and
+      // summary Updates, as CLEANUP_MEMBERSHIPS), and the `left` broadcast's clean-up.
+      { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+    ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
     readsAuthSecret: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },

@@ -59,6 +59,10 @@ export type DeliveredFrame = ServerFrameOf<"delivered">;
 export type RoomsFrame = ServerFrameOf<"rooms">;
 export type HistoryFrame = ServerFrameOf<"history">;
 export type PongFrame = ServerFrameOf<"pong">;
+/** To each connection of a user a moderator (`by`; "system" for a backend) removed from a room; no join before `until`. */
+export type KickedFrame = Wire.KickedFrame;
+/** The kicking moderator's reply: the restriction's end in force and how many connections were removed. */
+export type UserKickedFrame = Wire.UserKickedFrame;
 export type Member = JoinedFrame["members"][number];
 export type RoomSummary = RoomsFrame["rooms"][number];
 /**
@@ -99,6 +103,8 @@ export type ServerFrame =
   | HistoryFrame
   | SystemFrame
   | PongFrame
+  | KickedFrame
+  | UserKickedFrame
   | ErrorFrame
   | GatewayFrame;
 
@@ -288,6 +294,16 @@ function parseObject(o: Json): ServerFrame {
       };
     case "pong":
       return { type };
+    case "kicked":
+      return { type, roomId: need(str(o, "roomId"), "roomId"), by: need(str(o, "by"), "by"), until: need(timestamp(o, "until"), "until") };
+    case "userKicked":
+      return {
+        type,
+        roomId: need(str(o, "roomId"), "roomId"),
+        userId: need(str(o, "userId"), "userId"),
+        until: need(timestamp(o, "until"), "until"),
+        connections: num(o, "connections") ?? 0,
+      };
     case "error":
       return {
         type,

@@ -175,6 +175,7 @@ export function frameRoom(frame: ClientFrame): string | undefined {
     case "chat":
     case "join":
     case "leave":
+    case "kick":
       return frame.roomId;
     case "history":
       return "roomId" in frame ? frame.roomId : undefined;
@@ -207,6 +208,8 @@ function expectationKey(frame: ClientFrame): string {
       return `${frame.type}:${frame.roomId}`;
     case "history":
       return "roomId" in frame ? `history:#${frame.roomId}` : `history:@${frame.withUserId}`;
+    case "kick":
+      return `kick:${frame.roomId}:${frame.userId}`;
     case "rooms":
     case "ping":
       return frame.type;

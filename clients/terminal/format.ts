@@ -126,6 +126,18 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       ];
     case "pong":
       return [];
+    case "kicked":
+      return [
+        line(`kicked #${frame.roomId}`, `removed from the room by ${sanitize(frame.by)}; you can join it again from ${frame.until}`, ctx),
+      ];
+    case "userKicked":
+      return [
+        line(
+          `kicked #${frame.roomId}`,
+          `${sanitize(frame.userId)} is kept out until ${frame.until} (${plural(frame.connections, "connection")} removed)`,
+          ctx,
+        ),
+      ];
     case "error": {
       if (frame.code === "FORBIDDEN" && frame.roomId !== undefined) {
         const request = frame.requestType

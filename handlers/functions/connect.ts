@@ -3,7 +3,8 @@
  * connection duration, or the token's `exp` + leeway if that comes first), join the `roomId` query parameter's room (default `general`) and announce
  * the user to the others. The item carries `connecting` until the last step, so that concurrent
  * handshakes into one room do not delete each other as stale (see data.ts CONNECT_GRACE_MS). A non-2xx result rejects the handshake (AWS-FACTS: Routing): 400 for an
- * invalid roomId, 403 when the token does not grant that room (access.ts; nothing stored) or the user is banned (bans.ts: checked after the connection item is written, which is then deleted; nothing joined or announced), 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
+ * invalid roomId, 403 when the token does not grant that room (access.ts; nothing stored), the user is banned (bans.ts: checked after the connection item is written, which is then deleted; nothing joined or announced)
+ * or the user is kicked from that room (the join transaction's check, moderation.ts; the connection item is removed again, nothing announced), 401 when the token's deadline (`exp` + 5 s) passed while the handshake ran, 429 when the user has used their handshake budget for this minute
  * (userConnectsPerMinute: one conditional UpdateItem before anything is stored, so a refused
  * handshake stores and announces nothing), 500 for anything else. Nothing is posted to the
  * connecting connection: it does not exist yet and a post to it returns 410. A failure after the
@@ -15,6 +16,7 @@ import { managementFanout } from "../lib/fanout";
 import { CONNECTION_LIFETIME_SECONDS, deleteConnection, epochSeconds, markConnected, putConnection, spendUserHandshake } from "../lib/data";
 import { activeBan } from "../lib/bans";
 import { accessFromContext, canAccess } from "../lib/access";
+import { isChatError } from "../lib/errors";
 import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../lib/frames";
 import { joinRoom, removeConnection } from "../lib/presence";
 import { createRuntime, tokenDeadline, withInvocation } from "../lib/runtime";
@@ -103,7 +105,14 @@ export function createHandler(): WebSocketHandler {
         log.info("connected", { userId, roomId });
         return { statusCode: 200 };
       } catch (err) {
-        log.error("connect failed", { userId }, err);
+        // Kicked from the room (the join transaction's restriction check: moderation.ts): refused
+        // as a room the token does not grant is, with 403; the join stored nothing, and the
+        // connection item goes below without a word to anyone (no `joined` went out).
+        const kicked = isChatError(err) && err.code === "FORBIDDEN";
+        if (kicked) {
+          rt.usage.count("ClientErrors");
+          log.info("handshake rejected: kicked from the room", { userId, roomId, reason: err.message });
+        } else log.error("connect failed", { userId }, err);
         // The handshake is refused and no $disconnect will come: remove the connection item, its
         // memberships and presence, announcing `left` where `joined` went out. If this fails too
         // (an outage), read-time filtering and the TTL of every item cover it.
@@ -112,7 +121,7 @@ export function createHandler(): WebSocketHandler {
             (cleanupErr: unknown) => log.error("clean-up after a failed connect failed", { userId }, cleanupErr),
           );
         }
-        return { statusCode: 500 };
+        return { statusCode: kicked ? 403 : 500 };
       }
     });
 }

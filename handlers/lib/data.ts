@@ -4,6 +4,7 @@
  * connections  PK connectionId                      one item per open connection
  *              GSI byUser (userId, connectionId)     every device of a user (private messages)
  *              PK "u#<userId>"                       per-user budgets (frames, handshakes)
+ *              PK "kick#<roomId>#<userId>"           kick restriction: `until` (ms); no join before it
  * rooms        PK roomId, SK "c#<connectionId>"      one item per member connection
  *              PK "<roomId>#users", SK "u#<userId>"  presence: `n` = the user's member connections,
  *                                                    `v` = transitions so far (odd: present)
@@ -23,6 +24,7 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   GetCommand,
@@ -35,7 +37,7 @@ import {
 import { CONNECTIONS_BY_USER_INDEX, type TableName } from "../tables";
 import type { HandlerConfig } from "./config";
 import { configurationError } from "../env";
-import { chatError, errorName, internalError } from "./errors";
+import { chatError, errorName, internalError, kickedError } from "./errors";
 import { parseJsonObject } from "./json";
 
 export interface DataContext {
@@ -419,6 +421,58 @@ export async function deleteConnection(ctx: TablesContext, connectionId: string)
   return out.Attributes as ConnectionItem | undefined;
 }
 
+/**
+ * Connection items by id, in one BatchGetItem per 100 ids (eventually consistent, 0.5 RCU each): the
+ * caller's view of them, as a frame's rate-limit update gives a route its own. An id whose item is
+ * missing, or left unprocessed by a throttled call, is simply absent from the map.
+ */
+export async function readConnections(ctx: TablesContext, ids: readonly string[]): Promise<Map<string, ConnectionItem>> {
+  const table = tableName(ctx, "connections");
+  const items = new Map<string, ConnectionItem>();
+  for (let i = 0; i < ids.length; i += 100) {
+    const keys = ids.slice(i, i + 100).map((connectionId) => ({ connectionId }));
+    const out = await ctx.doc.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }));
+    for (const item of out.Responses?.[table] ?? []) items.set(String(item.connectionId), item as ConnectionItem);
+  }
+  return items;
+}
+
+// ---------------------------------------------------------------- kick restrictions
+
+/**
+ * Key of a kick restriction in the connections table (room ids, user ids and API Gateway connection
+ * ids never contain `#`, so no connection or budget item can be named like it). The item has no
+ * `userId` attribute, so the byUser index never sees it.
+ */
+export function kickKey(roomId: string, userId: string): string {
+  return `kick#${roomId}#${userId}`;
+}
+
+/**
+ * Keeps `userId` out of `roomId` until `untilMs`: one conditional PutItem of the restriction item
+ * (`until` in ms, TTL `expiresAt` at `until`), which every join transaction checks (addMembership).
+ * A restriction never shortens: when one ending later is in force, it stays and its end is
+ * returned (the condition's ALL_OLD), so two moderators' kicks keep the longer. Idempotent.
+ */
+export async function restrictJoins(ctx: TablesContext, roomId: string, userId: string, untilMs: number, by: string): Promise<number> {
+  try {
+    await ctx.doc.send(
+      new PutCommand({
+        TableName: tableName(ctx, "connections"),
+        Item: { connectionId: kickKey(roomId, userId), until: untilMs, by, expiresAt: Math.ceil(untilMs / 1000) },
+        ConditionExpression: "attribute_not_exists(connectionId) OR #until < :until",
+        ExpressionAttributeNames: { "#until": "until" },
+        ExpressionAttributeValues: { ":until": untilMs },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return untilMs;
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    return numberAttribute((err as { Item?: Record<string, unknown> }).Item?.until) ?? untilMs;
+  }
+}
+
 /** Live connection ids of a user, from the byUser index (eventually consistent: GSIs cannot be read consistently). */
 export async function liveConnectionsOfUser(ctx: DataContext, userId: string, nowSec: number): Promise<string[]> {
   const ids: string[] = [];
@@ -582,8 +636,9 @@ async function runMembershipTransaction<T>(
  * Joins a room: one transaction that adds the room to the connection's `rooms` set (condition:
  * the connection exists, is not in the room yet and is in fewer than MAX_ROOMS_PER_CONNECTION),
  * creates the member item (condition: absent) and counts the connection in the user's presence
- * item. `firstOfUser` is true when this transaction took the user's count from 0 to 1.
- * Already a member: only currentRoom moves. Gone: NOT_CONNECTED. Full: BAD_REQUEST.
+ * item, provided no kick restriction of the user in the room is in force (a ConditionCheck of
+ * `kick#<roomId>#<userId>`). `firstOfUser` is true when this transaction took the user's count from 0 to 1.
+ * Kicked: FORBIDDEN (until when). Already a member: only currentRoom moves. Gone: NOT_CONNECTED. Full: BAD_REQUEST.
  */
 export async function addMembership(ctx: DataContext, m: MembershipInput): Promise<{ added: boolean; firstOfUser: boolean }> {
   const connections = tableName(ctx, "connections");
@@ -611,9 +666,22 @@ export async function addMembership(ctx: DataContext, m: MembershipInput): Promi
       },
     },
     { Put: { TableName: rooms, Item: member, ConditionExpression: "attribute_not_exists(sk)" } },
+    {
+      // The user is not kicked from the room (moderation.ts kickUser writes the restriction before
+      // it reads the members, so a join either commits before it, and is removed, or fails here).
+      ConditionCheck: {
+        TableName: connections,
+        Key: { connectionId: kickKey(m.roomId, m.userId) },
+        ConditionExpression: "attribute_not_exists(connectionId) OR #until <= :now",
+        ExpressionAttributeNames: { "#until": "until" },
+        ExpressionAttributeValues: { ":now": m.nowMs },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    },
     ...presenceParts(rooms, m.roomId, m, 1, transition, m.nowMs),
   ];
-  const out = await runMembershipTransaction(ctx, build, 2, (reasons) => {
+  const out = await runMembershipTransaction(ctx, build, 3, (reasons) => {
+    if (failed(reasons[2])) throw kickedError(m.roomId, numberAttribute(reasons[2]?.Item?.until) ?? m.nowMs);
     if (failed(reasons[0])) {
       const item = reasons[0]?.Item;
       if (!item) throw notConnected();

@@ -62,6 +62,20 @@ export function forbiddenError(roomId: string): ChatError {
   return namedError("ChatError", `you do not have access to room ${roomId}`, { code: "FORBIDDEN", roomId }) as ChatError;
 }
 
+/** FORBIDDEN: a moderation frame (kick) for a room the connection's token does not name in `moderates`. */
+export function notModeratorError(roomId: string): ChatError {
+  return namedError("ChatError", `you do not moderate room ${roomId}`, { code: "FORBIDDEN", roomId }) as ChatError;
+}
+
+/** FORBIDDEN: the user was kicked from the room and the restriction lasts until `untilMs` (data.ts kickKey). */
+export function kickedError(roomId: string, untilMs: number): ChatError {
+  const until = new Date(untilMs).toISOString();
+  return namedError("ChatError", `you were removed from room ${roomId} by a moderator; you can join it again from ${until}`, {
+    code: "FORBIDDEN",
+    roomId,
+  }) as ChatError;
+}
+
 export function isChatError(err: unknown): err is ChatError {
   return err instanceof Error && err.name === "ChatError" && typeof (err as { code?: unknown }).code === "string";
 }

@@ -27,10 +27,15 @@ export const CLIENT_MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
  */
 export const MAX_CURSOR_LENGTH = 600;
 
+/** How long a `kick` keeps the user out of the room when the frame names no `minutes`. */
+export const DEFAULT_KICK_MINUTES = 10;
+/** The longest a `kick` can keep a user out: a week (a longer exclusion is the user's backend's job: the token's `rooms` claim). */
+export const MAX_KICK_MINUTES = 7 * 24 * 60;
+
 /** A UTF-16 surrogate that is not half of a pair (with the u flag a pair is one code point, never Cs). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping"] as const;
+export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping", "kick"] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export function utf8Bytes(s: string): number {
@@ -74,6 +79,12 @@ export function buildSchemas(maxMessageBytes: number) {
         path: ["roomId"],
       }),
     ping: z.object({ type: z.literal("ping") }),
+    kick: z.object({
+      type: z.literal("kick"),
+      roomId,
+      userId,
+      minutes: z.number().int("must be an integer").min(1).max(MAX_KICK_MINUTES).default(DEFAULT_KICK_MINUTES),
+    }),
   };
 }
 
@@ -195,11 +206,38 @@ export interface SystemFrame {
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Posted to every connection of a user that a moderator (or a backend: `by` "system") removed from
+ * a room; the user cannot join it again before `until` (ISO 8601).
+ */
+export interface KickedFrame {
+  readonly type: "kicked";
+  readonly roomId: string;
+  /** The moderator's userId, or SYSTEM_USER_ID for a backend. */
+  readonly by: string;
+  readonly until: string;
+}
+
+/**
+ * The kicking moderator's reply: `userId` is kept out of `roomId` until `until` (the restriction in
+ * force: a kick never shortens an earlier, longer one); `connections` of theirs were removed from the
+ * room (0 when they were not in it).
+ */
+export interface UserKickedFrame {
+  readonly type: "userKicked";
+  readonly roomId: string;
+  readonly userId: string;
+  readonly until: string;
+  readonly connections: number;
+}
+
 export type ServerFrame =
   | ChatFrame
   | PrivateFrame
   | PresenceFrame
   | SystemFrame
+  | KickedFrame
+  | UserKickedFrame
   | {
       readonly type: "joined";
       readonly roomId: string;

@@ -20,8 +20,22 @@ import {
 } from "./data";
 import type { Departure, Fanout, FanoutResult } from "./fanout";
 import type { PresenceFrame } from "./frames";
+import { internalError } from "./errors";
 import type { Logger } from "./logger";
-import { requireFanout, type Runtime } from "./runtime";
+import type { Runtime } from "./runtime";
+
+/**
+ * What posting to a room needs: its tables and a fan-out. A route function's Runtime is one; the
+ * push module (push/index.ts) builds one from its own client and fan-out.
+ */
+export interface RoomContext extends DataContext {
+  readonly fanout?: Fanout;
+}
+
+function fanoutOf(ctx: RoomContext): Fanout {
+  if (!ctx.fanout) throw internalError("posting to a room needs a management client");
+  return ctx.fanout;
+}
 
 export interface Member {
   readonly connectionId: string;
@@ -42,14 +56,14 @@ const DEPARTURE_ROUNDS = 3;
  * would have done (API Gateway does not guarantee one). Only the remover does it, so once.
  */
 export async function broadcastToRoom(
-  rt: Runtime,
+  rt: RoomContext,
   log: Logger,
   room: RoomView,
   roomId: string,
   payload: string,
   exclude?: string,
 ): Promise<FanoutResult> {
-  const fanout = requireFanout(rt);
+  const fanout = fanoutOf(rt);
   const targets = room.members.map((m) => m.connectionId).filter((id) => id !== exclude);
   const result = targets.length > 0 ? await fanout.deliver(targets, payload, log, { roomId, members: room.members }) : NOTHING;
   const departed = [...result.departed];
@@ -114,7 +128,7 @@ export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId:
 
 /** Announces `left` in a room: call only after the transaction that took the user's count to 0. */
 export async function announceLeft(
-  rt: Runtime,
+  rt: RoomContext,
   log: Logger,
   member: Pick<Member, "userId" | "username">,
   roomId: string,

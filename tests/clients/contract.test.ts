@@ -136,6 +136,8 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
   rooms: { type: "rooms", rooms: [{ roomId: "general", members: 3 }], next: "cursor-r" },
   history: { type: "history", roomId: "general", withUserId: "bob", messages: [fullEntry], next: "cursor-h" },
   pong: { type: "pong" },
+  kicked: { type: "kicked", roomId: "general", by: "mod", until: "2026-01-01T10:10:00.000Z" },
+  userKicked: { type: "userKicked", roomId: "general", userId: "bob", until: "2026-01-01T10:10:00.000Z", connections: 2 },
 };
 
 const errorSample: Full<WireErrorFrame> = {
@@ -156,6 +158,7 @@ const clientSamples: { [K in MessageType]: Full<Of<client.ClientFrame, K>> } = {
   rooms: { type: "rooms", limit: 10, after: "cursor-r" },
   history: { type: "history", roomId: "general", limit: 20, before: "cursor-h" },
   ping: { type: "ping" },
+  kick: { type: "kick", roomId: "general", userId: "bob", minutes: 15 },
 };
 
 describe("clients: the wire contract is the server's", () => {

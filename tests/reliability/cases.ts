@@ -704,7 +704,7 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   for (const [what, type] of UNKNOWN_TYPES) add("unknown types", `type ${what}`, json({ type, message: "x", roomId: room }), unknownType);
   for (let i = 0; i < 5; i++) {
     const type = rng.word(rng.int(1, 20));
-    if ((["chat", "join", "leave", "private", "rooms", "history", "ping"] as string[]).includes(type)) continue;
+    if ((["chat", "join", "leave", "private", "rooms", "history", "ping", "kick"] as string[]).includes(type)) continue;
     add("unknown types", `random type "${type}"`, json({ type }), unknownType);
   }
 
