@@ -68,6 +68,15 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const e2 = await h.join("iam-dan", "iam-f");
     await h.disconnect(d); // disconnect: `left` to a stale member -> clean-up
     await h.disconnect(e2); // disconnect: last user, summary deleted
+    // kick (issue 16): the restriction PutItem, the room read, the kicked connection's item
+    // (BatchGetItem), the leave transaction, `kicked`, and `left` meeting a stale member -> clean-up.
+    const mod = (await h.connect("iam-mod", { roomId: "iam-k", access: { moderates: "iam-*" } })).conn;
+    const victim = await h.join("iam-victim", "iam-k");
+    await stale("iam-k");
+    assert.equal((await h.send(mod, { type: "kick", roomId: "iam-k", userId: "iam-victim" }))?.connections, 1);
+    // The join transaction's ConditionCheck of the restriction: join FORBIDDEN, $connect 403.
+    assert.equal((await h.send(victim, { type: "join", roomId: "iam-k" }))?.code, "FORBIDDEN");
+    assert.equal((await h.connect("iam-victim", { roomId: "iam-k" })).result.statusCode, 403);
 
     // Connections past their token's expiry (issue 14, item 11): every route function closes one.
     // A handshake whose token is already past its deadline is refused and stores nothing.
@@ -109,6 +118,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["rooms", { type: "rooms" }],
       ["history", { type: "history", roomId: "iam-z" }],
       ["ping", { type: "ping" }],
+      ["kick", { type: "kick", roomId: "iam-z", userId: "iam-alice" }],
       ["default", "not json"],
     ];
     for (const [route, frame] of frames) {

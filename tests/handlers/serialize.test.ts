@@ -96,6 +96,20 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.equal((await send("private", { type: "private", toUserId: "ser-other", message: "hi" }))?.deliveredTo, 1);
     assert.ok(((await send("rooms", { type: "rooms" }))?.rooms as unknown[]).length >= 1);
     assert.equal(((await send("history", { type: "history", roomId: "ser-room" }))?.messages as unknown[]).length, 1);
+    // kick (issue 16): the moderator's reply, the kicked connection's frame, and the kicked user's
+    // join refused by the serialized join with the error its factory made (message and roomId intact).
+    const moderator = { ...a, access: { moderates: "ser-*" } };
+    const kicked = await ws("kick")(
+      messageEvent(moderator, "kick", JSON.stringify({ type: "kick", roomId: "ser-room", userId: "ser-other" })),
+    );
+    assert.equal(JSON.parse(kicked.body ?? "{}").connections, 1);
+    assert.equal(h.frames(b).filter((f) => f.type === "kicked").length, 1);
+    const refused = JSON.parse(
+      (await ws("join")(messageEvent(b, "join", JSON.stringify({ type: "join", roomId: "ser-room" })))).body ?? "{}",
+    );
+    assert.equal(refused.code, "FORBIDDEN");
+    assert.equal(refused.roomId, "ser-room");
+    assert.match(refused.message, /^you were removed from room ser-room by a moderator; you can join it again from \d{4}-/);
     const d = messageEvent(b, "$disconnect", "");
     assert.equal(
       (

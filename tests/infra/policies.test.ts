@@ -38,6 +38,30 @@ describe("infra: function policies (pure)", () => {
     }
   });
 
+  it("kick (issue 16): the restriction Put and the leave path, nothing on messages; the restriction check only where a join runs", () => {
+    const kick = functionPolicy(functionSpec("kick"), INPUTS);
+    assert.deepEqual([...statement(kick, "TableConnections").Action].sort(), [
+      "dynamodb:BatchGetItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]);
+    assert.deepEqual([...statement(kick, "TableRooms").Action].sort(), ["dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem"]);
+    assert.equal(
+      kick.Statement.some((s) => s.Resource.some((r) => r.startsWith(INPUTS.tableArns.messages))),
+      false,
+    );
+    // The join transaction's ConditionCheck of the kick restriction (data.ts addMembership): join and
+    // $connect, on the connections table, and nobody else.
+    const checking = FUNCTIONS.filter((f) =>
+      functionPolicy(f, INPUTS).Statement.some((s) => s.Action.includes("dynamodb:ConditionCheckItem")),
+    ).map((f) => f.name);
+    assert.deepEqual(checking.sort(), ["connect", "join"]);
+    for (const name of ["connect", "join"] as const) {
+      assert.ok(statement(functionPolicy(functionSpec(name), INPUTS), "TableConnections").Action.includes("dynamodb:ConditionCheckItem"));
+    }
+  });
+
   it("grants Query on exactly the queried index ARNs", () => {
     const doc = functionPolicy(functionSpec("private"), INPUTS);
     assert.deepEqual(statement(doc, "IndexConnections"), {
@@ -72,7 +96,7 @@ describe("infra: function policies (pure)", () => {
 
   it("grants execute-api:ManageConnections on the stage's @connections ARN per declared method only", () => {
     // Every route function posts and closes (a connection past its token's expiry); none reads (GET).
-    for (const name of ["chat", "ping", "rooms", "history", "default", "connect", "disconnect"] as const) {
+    for (const name of ["chat", "ping", "rooms", "history", "default", "connect", "disconnect", "kick"] as const) {
       assert.deepEqual(
         statement(functionPolicy(functionSpec(name), INPUTS), "ManageConnections").Resource,
         [`${EXEC}/dev/DELETE/@connections/*`, `${EXEC}/dev/POST/@connections/*`],
