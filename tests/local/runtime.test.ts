@@ -9,10 +9,11 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { SignJWT } from "jose";
 import { functionEnvironment } from "../../handlers/env";
 import { METRICS } from "../../handlers/metrics";
+import { kickKey } from "../../handlers/lib/data";
 import { functionSpec } from "../../handlers/routes";
 import { CONFIG_SCHEMA } from "../../infra/config";
 import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
@@ -221,6 +222,43 @@ describe("local runtime: the chat API end to end", function () {
     await eventually(() => (rt.stats.functions.disconnect.invocations > disconnects ? true : undefined), 10_000, "$disconnect");
     await assert.rejects(mgmt.send(new GetConnectionCommand({ ConnectionId: id })), { name: "GoneException" });
     mgmt.destroy();
+  });
+
+  it("a moderator kicks a user: told `kicked`, the room sees `left`, rejoining refused until the restriction ends, accepted after", async () => {
+    const moderatorToken = await rt.mintToken("mona", "Mona", undefined, { moderates: ["kick-*"] });
+    const mona = track(await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "kick-e2e", token: moderatorToken })}`));
+    const arrived = mona.next((f) => f.json?.type === "presence" && f.json.event === "joined" && f.json.userId === "kim");
+    const kim = track(await user(rt, "kim", "Kim", "kick-e2e"));
+    await arrived;
+    const left = mona.next((f) => f.json?.type === "presence" && f.json.event === "left" && f.json.userId === "kim");
+    const kicked = kim.nextOf("kicked");
+    const reply = await mona.request({ type: "kick", roomId: "kick-e2e", userId: "kim", minutes: 1 }, "userKicked");
+    assert.deepEqual(reply, { type: "userKicked", roomId: "kick-e2e", userId: "kim", until: reply.until, connections: 1 });
+    assert.deepEqual(await kicked, { type: "kicked", roomId: "kick-e2e", by: "mona", until: reply.until });
+    await left;
+    const refused = await kim.request({ type: "join", roomId: "kick-e2e" }, "error");
+    assert.equal(refused.code, "FORBIDDEN");
+    assert.equal(refused.roomId, "kick-e2e");
+    assert.match(String(refused.message), new RegExp(`join it again from ${String(reply.until).replace(/\./g, "\\.")}$`));
+    const kimToken = await rt.mintToken("kim", "Kim");
+    assert.equal(await handshakeStatus(`${rt.endpoint}?${new URLSearchParams({ roomId: "kick-e2e", token: kimToken })}`), 403);
+    // The minute passes: the restriction's end is moved into the past rather than waited for.
+    const ddb = localDynamoClient(rt.dynamodbEndpoint);
+    await ddb.send(
+      new UpdateItemCommand({
+        TableName: rt.tableNames.connections,
+        Key: { connectionId: { S: kickKey("kick-e2e", "kim") } },
+        UpdateExpression: "SET #until = :past",
+        ExpressionAttributeNames: { "#until": "until" },
+        ExpressionAttributeValues: { ":past": { N: String(Date.now() - 1) } },
+      }),
+    );
+    ddb.destroy();
+    const back = mona.next((f) => f.json?.type === "presence" && f.json.event === "joined" && f.json.userId === "kim");
+    assert.equal((await kim.request({ type: "join", roomId: "kick-e2e" }, "joined")).roomId, "kick-e2e");
+    await back;
+    const again = track(await connect(`${rt.endpoint}?${new URLSearchParams({ roomId: "kick-e2e", token: kimToken })}`));
+    await again.close();
   });
 
   it("records each invocation's EMF metrics", async () => {
