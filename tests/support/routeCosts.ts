@@ -50,6 +50,16 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("rooms", size, last()));
   await h.send(a, { type: "history", roomId: room, limit: 50 });
   out.push(row("history (2 stored)", size, last()));
+  // kick (issue 16): a moderator takes a one-device user out of the room, then kicks a non-member.
+  const { conn: mod } = await h.connect(`mod-${size}`, { roomId: `mod-home-${size}`, access: { moderates: "cost-*" } });
+  await h.send(mod, { type: "ping" });
+  await h.send(joiner, { type: "join", roomId: room });
+  await h.send(mod, { type: "kick", roomId: room, userId: `joiner-${size}` });
+  out.push(row("kick (1 device)", size, last()));
+  await h.send(mod, { type: "kick", roomId: room, userId: `absent-${size}` });
+  out.push(row("kick (not in the room)", size, last()));
+  await h.send(joiner, { type: "join", roomId: room });
+  out.push(row("join refused (kicked)", size, last()));
   await h.disconnect(joiner);
   out.push(row("$disconnect (1 room)", size, last()));
   return out;
