@@ -14,7 +14,9 @@ import { createHandler as authorizer } from "./functions/authorizer";
 import { createHandler as chat } from "./functions/chat";
 import { createHandler as connect } from "./functions/connect";
 import { createHandler as defaultRoute } from "./functions/default";
+import { createHandler as deleteMessage } from "./functions/delete";
 import { createHandler as disconnect } from "./functions/disconnect";
+import { createHandler as edit } from "./functions/edit";
 import { createHandler as history } from "./functions/history";
 import { createHandler as join } from "./functions/join";
 import { createHandler as leave } from "./functions/leave";
@@ -38,6 +40,8 @@ export const FACTORIES: FactoryMap = {
   rooms,
   history,
   ping,
+  edit,
+  delete: deleteMessage,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

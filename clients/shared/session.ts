@@ -177,6 +177,8 @@ export function frameRoom(frame: ClientFrame): string | undefined {
     case "leave":
       return frame.roomId;
     case "history":
+    case "edit":
+    case "delete":
       return "roomId" in frame ? frame.roomId : undefined;
     case "private":
     case "rooms":
@@ -207,6 +209,9 @@ function expectationKey(frame: ClientFrame): string {
       return `${frame.type}:${frame.roomId}`;
     case "history":
       return "roomId" in frame ? `history:#${frame.roomId}` : `history:@${frame.withUserId}`;
+    case "edit":
+    case "delete":
+      return `${frame.type}:${frame.messageId}`;
     case "rooms":
     case "ping":
       return frame.type;

@@ -15,8 +15,8 @@ export function createHandler(): WebSocketHandler {
     throw chatError(
       "UNKNOWN_TYPE",
       typeof type === "string"
-        ? "unknown frame type; expected chat, join, leave, private, rooms, history or ping"
-        : "the frame has no string `type`; expected chat, join, leave, private, rooms, history or ping",
+        ? "unknown frame type; expected chat, join, leave, private, rooms, history, ping, edit or delete"
+        : "the frame has no string `type`; expected chat, join, leave, private, rooms, history, ping, edit or delete",
     );
   });
 }

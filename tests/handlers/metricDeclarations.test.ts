@@ -46,9 +46,10 @@ describe("metric declarations (handlers/metrics.ts) match the code that counts",
       const src = source(`functions/${spec.name}.ts`);
       const usesFanout = /management:\s*true/.test(src);
       assert.equal(usesFanout, spec.manageConnections.includes("POST"), `${spec.name}: fan-out built iff the route posts`);
-      // Delivering to others goes through presence.ts (rooms) or the fan-out itself (a user's devices);
-      // the other route functions only close their caller's connection past its token's expiry.
-      const delivers = /from "\.\.\/lib\/presence"|requireFanout\(/.test(src);
+      // Delivering to others goes through presence.ts (rooms), messageChanges.ts announceChange (a
+      // room or both users of a private conversation) or the fan-out itself (a user's devices); the
+      // other route functions only close their caller's connection past its token's expiry.
+      const delivers = /from "\.\.\/lib\/presence"|\bannounceChange\(|requireFanout\(/.test(src);
       assert.equal(delivers, spec.fansOut, `${spec.name}: fansOut iff it delivers to other connections`);
       for (const m of fanoutMetrics) {
         assert.equal(canEmit(spec, m), m === METRICS.managementCalls ? usesFanout : delivers, `${spec.name} / ${m}`);
