@@ -1,7 +1,9 @@
 /**
  * Changing stored messages (issue 16): `edit` by the author, `delete` by the author, a moderator of
- * the room, or a backend ("system", push/index.ts). Shared by handlers/functions/edit.ts and
- * delete.ts and by the push module, so that every path changes a message the same way.
+ * the room, or a backend ("system", push/index.ts). editMessage, deleteMessage and the frames are
+ * shared by handlers/functions/edit.ts and delete.ts and by the push module, so that every path
+ * changes a message the same way; announceChange is the route functions' fan-out (a backend
+ * delivers the `deleted` frame with its own, as it delivers its `system` frames).
  *
  * A message id is a UUIDv7 holding the message's send time (data.ts uuidV7), so the item's key
  * (conversation, `<ms>#<id>`) follows from the frame: each change is ONE conditional UpdateItem,
