@@ -785,6 +785,13 @@ export class ChatSession {
       case "pong":
         this.settle("ping");
         break;
+      // The sender's own copy of the fan-out (or the reply to a repeat) answers its edit or delete.
+      case "edited":
+        this.settle(`edit:${frame.messageId}`);
+        break;
+      case "deleted":
+        this.settle(`delete:${frame.messageId}`);
+        break;
       case "error":
         this.settleError(frame);
         break;
