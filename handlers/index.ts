@@ -14,7 +14,9 @@ import { createHandler as authorizer } from "./functions/authorizer";
 import { createHandler as chat } from "./functions/chat";
 import { createHandler as connect } from "./functions/connect";
 import { createHandler as defaultRoute } from "./functions/default";
+import { createHandler as deleteMessage } from "./functions/delete";
 import { createHandler as disconnect } from "./functions/disconnect";
+import { createHandler as edit } from "./functions/edit";
 import { createHandler as history } from "./functions/history";
 import { createHandler as join } from "./functions/join";
 import { createHandler as kick } from "./functions/kick";
@@ -40,6 +42,8 @@ export const FACTORIES: FactoryMap = {
   history,
   ping,
   kick,
+  edit,
+  delete: deleteMessage,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

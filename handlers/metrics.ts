@@ -29,7 +29,7 @@ export const METRICS = {
   rateLimited: "RateLimited",
   /** Handshakes the authorizer denied (bad token, wrong origin, userId mismatch). */
   rejectedConnects: "RejectedConnects",
-  /** Frames answered with a client error (BAD_REQUEST, FORBIDDEN, NOT_A_MEMBER, TOO_LARGE, UNKNOWN_TYPE, BAD_JSON). */
+  /** Frames answered with a client error (BAD_REQUEST, FORBIDDEN, NOT_FOUND, NOT_A_MEMBER, TOO_LARGE, UNKNOWN_TYPE, BAD_JSON). */
   clientErrors: "ClientErrors",
   /** DynamoDB read capacity units consumed (as reported by DynamoDB). */
   dynamoReadUnits: "DynamoReadUnits",

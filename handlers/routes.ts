@@ -24,7 +24,9 @@ export type FunctionName =
   | "rooms"
   | "history"
   | "ping"
-  | "kick";
+  | "kick"
+  | "edit"
+  | "delete";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -124,6 +126,27 @@ const KICK_CHECK: DynamoAction[] = ["dynamodb:ConditionCheckItem"];
  * the original message on a retry.
  */
 const STORE_MESSAGE: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:GetItem"];
+
+/**
+ * Editing or deleting a message (handlers/lib/messageChanges.ts): one conditional UpdateItem on the
+ * message's key, which its UUIDv7 id gives; ReturnValuesOnConditionCheckFailure tells why a refused
+ * one was refused, so nothing is read.
+ */
+const CHANGE_MESSAGE: DynamoAction[] = ["dynamodb:UpdateItem"];
+
+/**
+ * The tables of a route that changes a message and tells everyone who can see it: a room's members
+ * (consistent room Query, stale clean-up as `chat`) or both users' devices (byUser index, as `private`).
+ */
+const MESSAGE_CHANGE_TABLES: readonly TableAccess[] = [
+  {
+    table: "connections",
+    actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS],
+    indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+  },
+  { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+  { table: "messages", actions: CHANGE_MESSAGE },
+];
 
 /** Actions without repeats, in first-seen order. */
 function uniqueActions(actions: readonly DynamoAction[]): DynamoAction[] {
@@ -305,6 +328,28 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // summary Updates, as CLEANUP_MEMBERSHIPS), and the `left` broadcast's clean-up.
       { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "edit",
+    routeKey: "edit",
+    description: "Replaces the text of the author's message and tells the room or both users",
+    twoWay: true,
+    tables: MESSAGE_CHANGE_TABLES,
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "delete",
+    routeKey: "delete",
+    description: "Deletes a message (author, or a moderator of the room) and tells the room or both users",
+    twoWay: true,
+    tables: MESSAGE_CHANGE_TABLES,
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,

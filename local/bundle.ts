@@ -2,7 +2,7 @@
  * Transpiles the handlers once per runtime start (esbuild, transpile-only: `npm run typecheck`
  * checks types) into one CommonJS file that every function worker loads. Packages from
  * node_modules stay external and are `require`d at run time, as in the deployed archives.
- * Compiling once instead of in each of the twelve workers keeps cold starts about what they are
+ * Compiling once instead of in each function's worker keeps cold starts about what they are
  * on Lambda: loading JavaScript and running the factory.
  */
 import { createHash } from "node:crypto";

@@ -75,7 +75,7 @@ export interface FunctionHostOptions {
   readonly logger: Logger;
   readonly stats: FunctionStats;
   readonly onEmf: (record: EmfRecord) => void;
-  /** Lambda's init phase limit is 10 s; twelve workers starting at once on a busy machine need more (default 60 s). */
+  /** Lambda's init phase limit is 10 s; a worker per function starting at once on a busy machine needs more (default 60 s). */
   readonly initTimeoutMs?: number;
   /**
    * Invocations one instance runs at once (default MAX_CONCURRENT_INVOCATIONS); later ones wait

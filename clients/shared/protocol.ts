@@ -23,6 +23,7 @@ import type { ErrorCode as WireErrorCode, ErrorFrame as WireErrorFrame } from ".
 export const ERROR_CODES = [
   "BAD_REQUEST",
   "FORBIDDEN",
+  "NOT_FOUND",
   "NOT_A_MEMBER",
   "NOT_CONNECTED",
   "TOKEN_EXPIRED",
@@ -63,6 +64,10 @@ export type PongFrame = ServerFrameOf<"pong">;
 export type KickedFrame = Wire.KickedFrame;
 /** The kicking moderator's reply: the restriction's end in force and how many connections were removed. */
 export type UserKickedFrame = Wire.UserKickedFrame;
+/** A message's text was changed by its author: `roomId` for a room message, `fromUserId`/`toUserId` for a private one. */
+export type EditedFrame = Wire.EditedFrame;
+/** A message was deleted (its author, a moderator, or `by: "system"` for a backend); history keeps a tombstone. */
+export type DeletedFrame = Wire.DeletedFrame;
 export type Member = JoinedFrame["members"][number];
 export type RoomSummary = RoomsFrame["rooms"][number];
 /**
@@ -102,6 +107,8 @@ export type ServerFrame =
   | RoomsFrame
   | HistoryFrame
   | SystemFrame
+  | EditedFrame
+  | DeletedFrame
   | PongFrame
   | KickedFrame
   | UserKickedFrame
@@ -118,15 +125,22 @@ export interface InvalidFrame {
 // ---------------------------------------------------------------------------------------------
 // Frames a client sends
 
+/** Frames about a room or a private conversation: their schemas require exactly one of roomId and withUserId. */
+type TargetedType = "history" | "edit" | "delete";
+/** One targeted frame, narrowed to what the schema's refinement requires: a room, or another user. */
+type Targeted<T extends TargetedType> =
+  | (Omit<Extract<Wire.ClientFrameInput, { type: T }>, "roomId" | "withUserId"> & { roomId: string })
+  | (Omit<Extract<Wire.ClientFrameInput, { type: T }>, "roomId" | "withUserId"> & { withUserId: string });
 /**
- * A frame the server's schemas accept (handlers/lib/frames.ts ClientFrameInput), with `history`
- * narrowed to what the schema's refinement requires: exactly one of roomId and withUserId.
+ * A frame the server's schemas accept (handlers/lib/frames.ts ClientFrameInput), with `history`,
+ * `edit` and `delete` narrowed to what their schemas' refinement requires: exactly one of roomId
+ * and withUserId.
  */
-type HistoryRequest = Omit<Extract<Wire.ClientFrameInput, { type: "history" }>, "roomId" | "withUserId">;
 export type ClientFrame =
-  | Exclude<Wire.ClientFrameInput, { type: "history" }>
-  | (HistoryRequest & { roomId: string })
-  | (HistoryRequest & { withUserId: string });
+  | Exclude<Wire.ClientFrameInput, { type: TargetedType }>
+  | Targeted<"history">
+  | Targeted<"edit">
+  | Targeted<"delete">;
 
 /** UTF-8 length of a string without TextEncoder allocations (works in Node and browsers alike). */
 export function utf8Length(text: string): number {
@@ -192,6 +206,8 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
   const toUserId = str(v, "toUserId");
   const clientMessageId = str(v, "clientMessageId");
   const system = str(v, "kind") === "system";
+  const editedAt = str(v, "editedAt");
+  const deleted = v.deleted === true;
   return {
     messageId: need(str(v, "messageId"), "messages[].messageId"),
     message: need(str(v, "message"), "messages[].message"),
@@ -202,6 +218,9 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
     ...(clientMessageId !== undefined ? { clientMessageId } : {}),
     ...(system ? { kind: "system" as const } : {}),
     ...(system && isObject(v.data) ? { data: v.data } : {}),
+    ...(editedAt !== undefined ? { editedAt } : {}),
+    // A tombstone: the text is gone (message ""), who deleted it and when remain.
+    ...(deleted ? { deleted: true as const, ...opt("deletedAt", str(v, "deletedAt")), ...opt("deletedBy", str(v, "deletedBy")) } : {}),
   };
 }
 
@@ -291,6 +310,27 @@ function parseObject(o: Json): ServerFrame {
         ...opt("roomId", str(o, "roomId")),
         ...opt("toUserId", str(o, "toUserId")),
         ...(isObject(o.data) ? { data: o.data } : {}),
+      };
+    case "edited":
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        message: need(str(o, "message"), "message"),
+        editedAt: need(timestamp(o, "editedAt"), "editedAt"),
+        userId: need(str(o, "userId"), "userId"),
+        ...opt("roomId", str(o, "roomId")),
+        ...opt("fromUserId", str(o, "fromUserId")),
+        ...opt("toUserId", str(o, "toUserId")),
+      };
+    case "deleted":
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        by: need(str(o, "by"), "by"),
+        deletedAt: need(timestamp(o, "deletedAt"), "deletedAt"),
+        ...opt("roomId", str(o, "roomId")),
+        ...opt("fromUserId", str(o, "fromUserId")),
+        ...opt("toUserId", str(o, "toUserId")),
       };
     case "pong":
       return { type };

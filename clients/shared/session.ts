@@ -178,6 +178,8 @@ export function frameRoom(frame: ClientFrame): string | undefined {
     case "kick":
       return frame.roomId;
     case "history":
+    case "edit":
+    case "delete":
       return "roomId" in frame ? frame.roomId : undefined;
     case "private":
     case "rooms":
@@ -210,6 +212,9 @@ function expectationKey(frame: ClientFrame): string {
       return "roomId" in frame ? `history:#${frame.roomId}` : `history:@${frame.withUserId}`;
     case "kick":
       return `kick:${frame.roomId}:${frame.userId}`;
+    case "edit":
+    case "delete":
+      return `${frame.type}:${frame.messageId}`;
     case "rooms":
     case "ping":
       return frame.type;
@@ -782,6 +787,13 @@ export class ChatSession {
         break;
       case "pong":
         this.settle("ping");
+        break;
+      // The sender's own copy of the fan-out (or the reply to a repeat) answers its edit or delete.
+      case "edited":
+        this.settle(`edit:${frame.messageId}`);
+        break;
+      case "deleted":
+        this.settle(`delete:${frame.messageId}`);
         break;
       case "error":
         this.settleError(frame);

@@ -124,6 +124,15 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       return [
         line(frame.roomId !== undefined ? `system #${frame.roomId}` : "system", sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx)),
       ];
+    case "edited":
+    case "deleted": {
+      const where = frame.roomId !== undefined ? ` #${frame.roomId}` : "";
+      const what =
+        frame.type === "edited"
+          ? `${sanitize(frame.userId)} edited ${frame.messageId}: ${sanitize(frame.message)}`
+          : `${frame.messageId} deleted by ${sanitize(frame.by)}`;
+      return [line(`${frame.type}${where}`, what, ctx)];
+    }
     case "pong":
       return [];
     case "kicked":

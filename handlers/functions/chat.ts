@@ -1,13 +1,15 @@
 /**
  * `chat`: store the message in the room's conversation, then deliver it to every live connection
  * of the room, the sender's included (the sender's confirmation is the broadcast itself, so the
- * route returns no body, unless the post to the sender failed: then the frame is the reply). A retried clientMessageId stores and broadcasts nothing: the sender alone
- * gets the ORIGINAL chat frame back as the reply.
+ * route returns no body, unless the post to the sender failed: then the frame is the reply). A
+ * retried clientMessageId stores and broadcasts nothing: the sender alone gets the ORIGINAL chat
+ * frame back as the reply, with the message's current text if it was edited since, or NOT_FOUND if
+ * it was deleted (its text cannot be read any more, and it is not sent again).
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
-import { chatError } from "../lib/errors";
+import { chatError, retriedDeleted } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
 import { broadcastToRoom } from "../lib/presence";
@@ -63,6 +65,7 @@ export function createHandler(): WebSocketHandler {
       }),
       readRoom(rt, roomId, epochSeconds(req.nowMs)),
     ]);
+    if (stored.duplicate && stored.item.deletedAt !== undefined) throw retriedDeleted(stored.item.messageId);
     const out = chatFrame(stored.item.roomId ?? roomId, stored.item);
     if (stored.duplicate) {
       req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: out.messageId });

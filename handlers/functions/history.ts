@@ -1,16 +1,40 @@
 /**
- * `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest.
+ * `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest,
+ * edited ones with `editedAt`, deleted ones as tombstones (historyEntry).
  * A page holds at most `limit` messages and never more than fits one API Gateway message (128 KB):
  * the route response of a larger one would be refused (docs/protocol.md, "Pages").
  */
 import type { WebSocketHandler } from "../events";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
-import { dmConversation, epochSeconds, roomConversation, storedData } from "../lib/data";
+import { dmConversation, epochSeconds, roomConversation, storedData, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
 import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory } from "../lib/pages";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
+
+/**
+ * A stored message as `history` returns it. An edited one carries `editedAt`; a deleted one is a
+ * tombstone (messageChanges.ts deleteMessage): `message` "", `deleted: true`, `deletedAt`,
+ * `deletedBy`, and neither `data` nor `editedAt`, so nothing of what it said can be read.
+ */
+export function historyEntry(m: MessageItem): HistoryEntry {
+  const deleted = m.deletedAt !== undefined;
+  return {
+    messageId: m.messageId,
+    userId: m.userId,
+    username: m.username,
+    message: deleted ? "" : m.message,
+    sentAt: m.sentAt,
+    ...(m.toUserId !== undefined ? { toUserId: m.toUserId } : {}),
+    ...(m.clientMessageId !== undefined ? { clientMessageId: m.clientMessageId } : {}),
+    // A backend's push (push/index.ts) is returned with kind "system" and its data (docs/protocol.md).
+    ...(m.kind !== undefined ? { kind: m.kind } : {}),
+    ...(m.data !== undefined && !deleted ? { data: storedData(m) } : {}),
+    ...(m.editedAt !== undefined && !deleted ? { editedAt: m.editedAt } : {}),
+    ...(deleted ? { deleted: true as const, deletedAt: m.deletedAt, deletedBy: m.deletedBy ?? "" } : {}),
+  };
+}
 
 export function createHandler(): WebSocketHandler {
   const rt = createRuntime("history", { tables: ["connections", "messages"], management: true }, managementFanout);
@@ -31,18 +55,7 @@ export function createHandler(): WebSocketHandler {
     }
     const beforeSk = frame.before !== undefined ? decodeHistoryCursor(frame.before, conversationId) : undefined;
     const page = await readHistory(rt, conversationId, frame.limit, beforeSk, epochSeconds(req.nowMs));
-    const entries: HistoryEntry[] = page.items.map((m) => ({
-      messageId: m.messageId,
-      userId: m.userId,
-      username: m.username,
-      message: m.message,
-      sentAt: m.sentAt,
-      ...(m.toUserId !== undefined ? { toUserId: m.toUserId } : {}),
-      ...(m.clientMessageId !== undefined ? { clientMessageId: m.clientMessageId } : {}),
-      // A backend's push (push/index.ts) is returned with kind "system" and its data (docs/protocol.md).
-      ...(m.kind !== undefined ? { kind: m.kind } : {}),
-      ...(m.data !== undefined ? { data: storedData(m) } : {}),
-    }));
+    const entries = page.items.map(historyEntry);
     const where = frame.roomId !== undefined ? { roomId: frame.roomId } : { withUserId: frame.withUserId };
     // Newest first: the page keeps the newest messages that fit by count and by bytes.
     const base = jsonBytes({ type: "history", ...where, messages: [], next: "x".repeat(MAX_CURSOR_LENGTH) });

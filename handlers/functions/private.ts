@@ -2,12 +2,13 @@
  * `private`: store the message in the pair's conversation (`dm#<a>#<b>`), then deliver it to every
  * live connection of the recipient and to the sender's other connections (byUser index).
  * `deliveredTo` counts recipient connections reached. A retried clientMessageId stores and
- * delivers nothing and answers `delivered` with the ORIGINAL messageId and deliveredTo 0.
+ * delivers nothing and answers `delivered` with the ORIGINAL messageId and deliveredTo 0, or
+ * NOT_FOUND if that message was deleted since.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
 import { dmConversation, epochSeconds, liveConnectionsOfUser, storeMessage } from "../lib/data";
-import { chatError } from "../lib/errors";
+import { chatError, retriedDeleted } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type PrivateFrame } from "../lib/frames";
 import { messageRoute, createRuntime, requireFrame, requireFanout } from "../lib/runtime";
@@ -49,6 +50,7 @@ export function createHandler(): WebSocketHandler {
       liveConnectionsOfUser(rt, connection.userId, nowSec),
     ]);
     const clientMessageId = frame.clientMessageId !== undefined ? { clientMessageId: frame.clientMessageId } : {};
+    if (stored.duplicate && stored.item.deletedAt !== undefined) throw retriedDeleted(stored.item.messageId);
     if (stored.duplicate) {
       req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: stored.item.messageId });
       return { type: "delivered", messageId: stored.item.messageId, ...clientMessageId, deliveredTo: 0 };

@@ -10,7 +10,8 @@
  *                                                    `v` = transitions so far (odd: present)
  *                                                    (apart from the room partition, which broadcasts read)
  *              PK roomId, SK "#summary"              distinct users; sparse GSI `directory`
- * messages     PK "room#<id>" | "dm#<a>#<b>", SK "<sentAt ms, 13 digits>#<messageId>"
+ * messages     PK "room#<id>" | "dm#<a>#<b>", SK "<sentAt ms, 13 digits>#<messageId>" (a UUIDv7 holding
+ *                                                    the same ms: the key follows from the id)
  *              PK "idem#<userId>#<conversationId>#<clientMessageId>", SK "idem"   idempotency records (24 h)
  *
  * Membership changes are single TransactWriteItems over the connection item, the member item,
@@ -22,7 +23,7 @@
  * Every item carries `expiresAt` (epoch seconds, the tables' TTL attribute). DynamoDB deletes
  * expired items lazily (days), so every read here filters them itself (AWS-FACTS: DynamoDB).
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -151,6 +152,15 @@ export interface MessageItem {
    * JavaScript's safe precision) and the item's size is exactly what was checked.
    */
   readonly data?: string;
+  /** When the author last edited the text (ISO), absent if never (messageChanges.ts editMessage). */
+  readonly editedAt?: string;
+  /**
+   * A deleted message is a tombstone (messageChanges.ts deleteMessage): `message` is "", `data`
+   * and `editedAt` are removed, `deletedAt` (ISO) and `deletedBy` (the user id, or "system" for
+   * a backend) say when and by whom.
+   */
+  readonly deletedAt?: string;
+  readonly deletedBy?: string;
 }
 
 export function tableName(ctx: TablesContext, t: TableName): string {
@@ -179,6 +189,46 @@ export function dmConversation(a: string, b: string): string {
 
 export function messageSortKey(sentAtMs: number, messageId: string): string {
   return `${String(sentAtMs).padStart(13, "0")}#${messageId}`;
+}
+
+/** A UUIDv7 as this server writes it (lowercase): version nibble 7, variant bits 10 (RFC 9562). */
+const UUID_V7_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/**
+ * A message id: a UUIDv7 (RFC 9562, section 5.7) whose first 48 bits are `nowMs`, the message's
+ * send time, then version 7, 12 random bits, variant 10 and 62 random bits. The sort key is
+ * derived from the id (messageSortKeyOf), so `edit` and `delete` address a message with one
+ * UpdateItem and no lookup. `random` (10 bytes) is for tests.
+ */
+export function uuidV7(nowMs: number, random: Uint8Array = randomBytes(10)): string {
+  if (!Number.isInteger(nowMs) || nowMs < 0 || nowMs >= 2 ** 48) throw internalError(`a UUIDv7 cannot hold the time ${nowMs}`);
+  const b = new Uint8Array(16);
+  // 48-bit big-endian milliseconds: the high 16 bits, then the low 32 (bitwise operators are 32-bit).
+  const high = Math.floor(nowMs / 2 ** 32);
+  const low = nowMs % 2 ** 32;
+  b[0] = (high >>> 8) & 0xff;
+  b[1] = high & 0xff;
+  b[2] = (low >>> 24) & 0xff;
+  b[3] = (low >>> 16) & 0xff;
+  b[4] = (low >>> 8) & 0xff;
+  b[5] = low & 0xff;
+  b.set(random.subarray(0, 10), 6);
+  b[6] = 0x70 | (b[6] & 0x0f);
+  b[8] = 0x80 | (b[8] & 0x3f);
+  const hex = Buffer.from(b).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The milliseconds a UUIDv7 message id holds; undefined for anything else (a v4 id of a message stored before v7 ids). */
+export function uuidV7Ms(messageId: string): number | undefined {
+  if (!UUID_V7_PATTERN.test(messageId)) return undefined;
+  return Number.parseInt(messageId.slice(0, 8) + messageId.slice(9, 13), 16);
+}
+
+/** The sort key of the message with this id (storeMessage writes messageSortKey(ms of the id, id)); undefined if the id is not a v7 one. */
+export function messageSortKeyOf(messageId: string): string | undefined {
+  const ms = uuidV7Ms(messageId);
+  return ms === undefined ? undefined : messageSortKey(ms, messageId);
 }
 
 /**
@@ -879,11 +929,12 @@ export interface StoredMessage {
 /**
  * Stores a message before any delivery. With a clientMessageId, one TransactWriteItems puts an
  * idempotency record (condition: not there yet, or expired) and the message together, so a retry
- * can never store a second copy; the retry gets the original message back.
+ * can never store a second copy; the retry gets the original message back as it is now (its
+ * edited text, or its tombstone if it was deleted: the routes answer that with NOT_FOUND).
  */
 export async function storeMessage(ctx: DataContext, input: StoreMessageInput): Promise<StoredMessage> {
   const table = tableName(ctx, "messages");
-  const messageId = randomUUID();
+  const messageId = uuidV7(input.nowMs);
   const nowSec = epochSeconds(input.nowMs);
   const item: MessageItem = {
     conversationId: input.conversationId,

@@ -23,6 +23,7 @@ export function namedError(name: string, message: string, fields: Readonly<Recor
 export type ErrorCode =
   | "BAD_REQUEST"
   | "FORBIDDEN"
+  | "NOT_FOUND"
   | "NOT_A_MEMBER"
   | "NOT_CONNECTED"
   | "TOKEN_EXPIRED"
@@ -35,6 +36,7 @@ export type ErrorCode =
 export const ERROR_CODES: readonly ErrorCode[] = [
   "BAD_REQUEST",
   "FORBIDDEN",
+  "NOT_FOUND",
   "NOT_A_MEMBER",
   "NOT_CONNECTED",
   "TOKEN_EXPIRED",
@@ -49,7 +51,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
 export interface ChatError extends Error {
   readonly name: "ChatError";
   readonly code: ErrorCode;
-  /** The room a FORBIDDEN refers to (the error frame carries it). */
+  /** The room a FORBIDDEN refers to (the error frame carries it); absent for a private conversation's. */
   readonly roomId?: string;
 }
 
@@ -57,9 +59,20 @@ export function chatError(code: ErrorCode, message: string): ChatError {
   return namedError("ChatError", message, { code }) as ChatError;
 }
 
-/** FORBIDDEN: the connection's token does not grant this room (access.ts canAccess). */
-export function forbiddenError(roomId: string): ChatError {
-  return namedError("ChatError", `you do not have access to room ${roomId}`, { code: "FORBIDDEN", roomId }) as ChatError;
+/**
+ * FORBIDDEN: the connection's token does not grant this room (access.ts canAccess), or (with
+ * `message`) the caller may not change that message in it: not its author, nor its moderator.
+ */
+export function forbiddenError(roomId: string, message = `you do not have access to room ${roomId}`): ChatError {
+  return namedError("ChatError", message, { code: "FORBIDDEN", roomId }) as ChatError;
+}
+
+/**
+ * NOT_FOUND for a retried `chat` or `private` (same clientMessageId) whose message was deleted since
+ * it was stored: it is not stored again, and its text cannot be returned (docs/protocol.md, "Idempotency").
+ */
+export function retriedDeleted(messageId: string): ChatError {
+  return chatError("NOT_FOUND", `message ${messageId} with this clientMessageId was deleted; it is not sent again`);
 }
 
 /** FORBIDDEN: a moderation frame (kick) for a room the connection's token does not name in `moderates`. */
@@ -112,7 +125,7 @@ export interface ErrorFrame {
   readonly message: string;
   readonly requestType?: string;
   readonly clientMessageId?: string;
-  /** FORBIDDEN only: the room the token does not grant. */
+  /** FORBIDDEN only: the room the token does not grant, or in which the message may not be changed. */
   readonly roomId?: string;
 }
 

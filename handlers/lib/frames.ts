@@ -35,7 +35,14 @@ export const MAX_KICK_MINUTES = 7 * 24 * 60;
 /** A UTF-16 surrogate that is not half of a pair (with the u flag a pair is one code point, never Cs). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping", "kick"] as const;
+/**
+ * A message id in an `edit` or `delete` frame: the alphabet of the ids the server issues (UUIDs)
+ * and of client ids, at most 64 characters. A well-formed id that names no message (or a message
+ * stored before ids became UUIDv7) is NOT_FOUND, not BAD_REQUEST.
+ */
+export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping", "edit", "delete", "kick"] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export function utf8Bytes(s: string): number {
@@ -56,6 +63,13 @@ export function buildSchemas(maxMessageBytes: number) {
     // JSON allows "\ud800" escapes, but an unpaired surrogate has no UTF-8 encoding: the message
     // could not be stored as a DynamoDB string (UTF-8) nor delivered as a UTF-8 frame unchanged.
     .refine((s) => !LONE_SURROGATE.test(s), "must be well-formed Unicode (no unpaired surrogate)");
+  const messageId = z.string().regex(MESSAGE_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+  /** The conversation of an `edit`, `delete` or `history`: a room or the private conversation with a user. */
+  const oneTarget = {
+    message: "exactly one of roomId or withUserId is required",
+    path: ["roomId"],
+  };
+  const targeted = (t: { roomId?: string; withUserId?: string }) => (t.roomId === undefined) !== (t.withUserId === undefined);
   return {
     chat: z.object({ type: z.literal("chat"), message, roomId: roomId.optional(), clientMessageId: clientMessageId.optional() }),
     join: z.object({ type: z.literal("join"), roomId }),
@@ -74,11 +88,14 @@ export function buildSchemas(maxMessageBytes: number) {
         limit: z.number().int("must be an integer").min(1).max(100).default(50),
         before: z.string().max(MAX_CURSOR_LENGTH).optional(),
       })
-      .refine((h) => (h.roomId === undefined) !== (h.withUserId === undefined), {
-        message: "exactly one of roomId or withUserId is required",
-        path: ["roomId"],
-      }),
+      .refine(targeted, oneTarget),
     ping: z.object({ type: z.literal("ping") }),
+    edit: z
+      .object({ type: z.literal("edit"), roomId: roomId.optional(), withUserId: userId.optional(), messageId, message })
+      .refine(targeted, oneTarget),
+    delete: z
+      .object({ type: z.literal("delete"), roomId: roomId.optional(), withUserId: userId.optional(), messageId })
+      .refine(targeted, oneTarget),
     kick: z.object({
       type: z.literal("kick"),
       roomId,
@@ -231,6 +248,37 @@ export interface UserKickedFrame {
   readonly connections: number;
 }
 
+/**
+ * A message's text was changed by its author (`edit`): to the room's connections, or to every
+ * connection of both users of a private conversation. `userId` is the author; a room message has
+ * `roomId`, a private one `fromUserId` (the author) and `toUserId` as its `private` frame had them.
+ */
+export interface EditedFrame {
+  readonly type: "edited";
+  readonly messageId: string;
+  readonly message: string;
+  readonly editedAt: string;
+  readonly userId: string;
+  readonly roomId?: string;
+  readonly fromUserId?: string;
+  readonly toUserId?: string;
+}
+
+/**
+ * A message was deleted (`delete`, or a backend): its text can no longer be read, history keeps a
+ * tombstone. `by` is the user who deleted it (its author or a moderator of the room), or "system"
+ * for a backend. Where as in EditedFrame.
+ */
+export interface DeletedFrame {
+  readonly type: "deleted";
+  readonly messageId: string;
+  readonly by: string;
+  readonly deletedAt: string;
+  readonly roomId?: string;
+  readonly fromUserId?: string;
+  readonly toUserId?: string;
+}
+
 export type ServerFrame =
   | ChatFrame
   | PrivateFrame
@@ -238,6 +286,8 @@ export type ServerFrame =
   | SystemFrame
   | KickedFrame
   | UserKickedFrame
+  | EditedFrame
+  | DeletedFrame
   | {
       readonly type: "joined";
       readonly roomId: string;
@@ -275,4 +325,13 @@ export interface HistoryEntry {
    */
   readonly kind?: "system";
   readonly data?: Readonly<Record<string, unknown>>;
+  /** When its author last edited it (ISO); the text is the edited one. */
+  readonly editedAt?: string;
+  /**
+   * A deleted message (a tombstone): `message` is "", there is no `data` nor `editedAt`, and
+   * `deletedAt` and `deletedBy` (a user id, or "system" for a backend) say when and by whom.
+   */
+  readonly deleted?: true;
+  readonly deletedAt?: string;
+  readonly deletedBy?: string;
 }

@@ -16,7 +16,7 @@ import { DIRECTORY_PARTITION, tableName, type DataContext, type MessageItem } fr
 import { chatError } from "./errors";
 import { MAX_CURSOR_LENGTH, ROOM_ID_PATTERN, utf8Bytes } from "./frames";
 
-/** The sort key format storeMessage writes: messageSortKey(ms, randomUUID()). */
+/** The sort key format storeMessage writes: messageSortKey(ms, uuidV7(ms)); ids of older (v4) messages have the same form. */
 const MESSAGE_SK_PATTERN = /^\d{13}#[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Cursor format version: a later format can be told apart, and an old cursor refused cleanly. */
 const CURSOR_VERSION = 1;

@@ -108,7 +108,15 @@ export interface MessageRequest {
   readonly log: Logger;
 }
 
-const CLIENT_ERROR_CODES: readonly ErrorCode[] = ["BAD_REQUEST", "FORBIDDEN", "NOT_A_MEMBER", "TOO_LARGE", "UNKNOWN_TYPE", "BAD_JSON"];
+const CLIENT_ERROR_CODES: readonly ErrorCode[] = [
+  "BAD_REQUEST",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "NOT_A_MEMBER",
+  "TOO_LARGE",
+  "UNKNOWN_TYPE",
+  "BAD_JSON",
+];
 
 /**
  * A two-way route: rate-limits the frame (one conditional UpdateItem that also returns the

@@ -9,7 +9,7 @@
  * - type-level assertions (the `Assert<...>` aliases): `npm test` runs `tsc --noEmit` first, so a
  *   client frame type that drifts from the server's breaks the build. Each deliberate difference is
  *   listed: ErrorFrame's `code` is widened to string, SystemFrame drops `from`, GatewayFrame is
- *   API Gateway's own answer, `history` requests need exactly one of roomId/withUserId.
+ *   API Gateway's own answer, `history`, `edit` and `delete` requests need exactly one of roomId/withUserId.
  * - runtime checks: the client's parser keeps every field of every server frame (a sample per frame
  *   type with every optional field set, typed so that a field added on the server must be added to
  *   the sample), the server's schemas accept every client frame, and the constants agree.
@@ -74,10 +74,13 @@ export type RoomSummaryAgrees = Assert<Same<client.RoomSummary, Of<WireServerFra
 /** Every frame a client sends is one the server's schemas accept, and the client can send every type. */
 export type ClientFramesAccepted = Assert<Assignable<client.ClientFrame, ClientFrameInput>>;
 export type ClientFrameTypes = Assert<Mutual<client.ClientFrame["type"], MessageType>>;
-type SameClientFrames = { [K in Exclude<MessageType, "history">]: Same<Of<client.ClientFrame, K>, Of<ClientFrameInput, K>> };
+/** The frames whose schemas require exactly one of roomId/withUserId (a refinement the client type spells out). */
+type TargetedType = "history" | "edit" | "delete";
+type SameClientFrames = { [K in Exclude<MessageType, TargetedType>]: Same<Of<client.ClientFrame, K>, Of<ClientFrameInput, K>> };
 export type ClientFramesAgree = Assert<AllTrue<SameClientFrames>>;
-/** history: the same fields; the client type additionally requires one of roomId/withUserId (the schema's refinement). */
-export type HistoryRequestFields = Assert<Mutual<KeysOf<Of<client.ClientFrame, "history">>, keyof Of<ClientFrameInput, "history">>>;
+/** history, edit, delete: the same fields; the client type additionally requires one of roomId/withUserId (the schema's refinement). */
+type TargetedFields = { [K in TargetedType]: Mutual<KeysOf<Of<client.ClientFrame, K>>, keyof Of<ClientFrameInput, K>> };
+export type TargetedRequestFields = Assert<AllTrue<TargetedFields>>;
 
 // ---------------------------------------------------------------------------------------------
 // Runtime checks
@@ -95,6 +98,10 @@ const fullEntry: Full<HistoryEntry> = {
   clientMessageId: "c1",
   kind: "system",
   data: { orderId: 42 },
+  editedAt: "2026-01-01T10:01:00.000Z",
+  deleted: true,
+  deletedAt: "2026-01-01T10:02:00.000Z",
+  deletedBy: "mod",
 };
 
 /** One frame of each type the server sends, every optional field set. */
@@ -138,6 +145,25 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
   pong: { type: "pong" },
   kicked: { type: "kicked", roomId: "general", by: "mod", until: "2026-01-01T10:10:00.000Z" },
   userKicked: { type: "userKicked", roomId: "general", userId: "bob", until: "2026-01-01T10:10:00.000Z", connections: 2 },
+  edited: {
+    type: "edited",
+    messageId: "m4",
+    message: "hi, fixed",
+    editedAt: "2026-01-01T10:01:00.000Z",
+    userId: "alice",
+    roomId: "general",
+    fromUserId: "alice",
+    toUserId: "bob",
+  },
+  deleted: {
+    type: "deleted",
+    messageId: "m4",
+    by: "mod",
+    deletedAt: "2026-01-01T10:02:00.000Z",
+    roomId: "general",
+    fromUserId: "alice",
+    toUserId: "bob",
+  },
 };
 
 const errorSample: Full<WireErrorFrame> = {
@@ -159,6 +185,8 @@ const clientSamples: { [K in MessageType]: Full<Of<client.ClientFrame, K>> } = {
   history: { type: "history", roomId: "general", limit: 20, before: "cursor-h" },
   ping: { type: "ping" },
   kick: { type: "kick", roomId: "general", userId: "bob", minutes: 15 },
+  edit: { type: "edit", roomId: "general", messageId: "m4", message: "hi, fixed" },
+  delete: { type: "delete", withUserId: "bob", messageId: "m2" },
 };
 
 describe("clients: the wire contract is the server's", () => {

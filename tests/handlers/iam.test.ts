@@ -62,6 +62,17 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     await h.send(a, { type: "history", roomId: "iam-a" });
     await h.send(a, { type: "history", withUserId: "iam-carol" });
     await h.send(a, { type: "ping" });
+    // edit, delete: a room change meets a stale member (clean-up); a private change reaches both
+    // users' devices through the byUser index.
+    const ownMessage = (text: string) => String(h.frames(a).find((f) => f.type === "chat" && f.message === text)?.messageId);
+    await h.send(a, { type: "chat", roomId: "iam-a", message: "to change" });
+    await stale("iam-a");
+    await h.send(a, { type: "edit", roomId: "iam-a", messageId: ownMessage("to change"), message: "changed" });
+    await stale("iam-a");
+    await h.send(a, { type: "delete", roomId: "iam-a", messageId: ownMessage("to change") });
+    const dm = String((await h.send(a, { type: "private", toUserId: "iam-carol", message: "to change" }))?.messageId);
+    await h.send(a, { type: "edit", withUserId: "iam-carol", messageId: dm, message: "changed" });
+    await h.send(a, { type: "delete", withUserId: "iam-carol", messageId: dm });
     await h.send(a, "not json");
     const d = await h.join("iam-dan", "iam-e");
     await stale("iam-e");
@@ -119,6 +130,8 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["history", { type: "history", roomId: "iam-z" }],
       ["ping", { type: "ping" }],
       ["kick", { type: "kick", roomId: "iam-z", userId: "iam-alice" }],
+      ["edit", { type: "edit", roomId: "iam-z", messageId: "m", message: "late" }],
+      ["delete", { type: "delete", roomId: "iam-z", messageId: "m" }],
       ["default", "not json"],
     ];
     for (const [route, frame] of frames) {

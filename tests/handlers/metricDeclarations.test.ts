@@ -47,9 +47,10 @@ describe("metric declarations (handlers/metrics.ts) match the code that counts",
       const usesFanout = /management:\s*true/.test(src);
       assert.equal(usesFanout, spec.manageConnections.includes("POST"), `${spec.name}: fan-out built iff the route posts`);
       // Delivering to others goes through presence.ts (rooms), moderation.ts (kick: the kicked
-      // connections and the room) or the fan-out itself (a user's devices); the other route
-      // functions only close their caller's connection past its token's expiry.
-      const delivers = /from "\.\.\/lib\/(presence|moderation)"|requireFanout\(/.test(src);
+      // connections and the room), messageChanges.ts announceChange (a room or both users of a
+      // private conversation) or the fan-out itself (a user's devices); the other route functions
+      // only close their caller's connection past its token's expiry.
+      const delivers = /from "\.\.\/lib\/(presence|moderation)"|\bannounceChange\(|requireFanout\(/.test(src);
       assert.equal(delivers, spec.fansOut, `${spec.name}: fansOut iff it delivers to other connections`);
       for (const m of fanoutMetrics) {
         assert.equal(canEmit(spec, m), m === METRICS.managementCalls ? usesFanout : delivers, `${spec.name} / ${m}`);

@@ -91,6 +91,11 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.equal((await send("default", "{oops"))?.code, "BAD_JSON");
     assert.equal(await send("chat", { type: "chat", message: "serialized" }), undefined);
     assert.equal(h.frames(b).filter((f) => f.type === "chat").length, 1);
+    const messageId = h.frames(b).find((f) => f.type === "chat")?.messageId;
+    assert.equal(await send("edit", { type: "edit", roomId: "ser-room", messageId, message: "edited" }), undefined);
+    assert.equal(h.frames(b).find((f) => f.type === "edited")?.message, "edited");
+    assert.equal(await send("delete", { type: "delete", roomId: "ser-room", messageId }), undefined);
+    assert.equal(h.frames(b).find((f) => f.type === "deleted")?.by, "ser-user");
     assert.equal((await send("join", { type: "join", roomId: "ser-room-2" }))?.type, "joined");
     assert.deepEqual(await send("leave", { type: "leave", roomId: "ser-room-2" }), { type: "left", roomId: "ser-room-2" });
     assert.equal((await send("private", { type: "private", toUserId: "ser-other", message: "hi" }))?.deliveredTo, 1);

@@ -12,7 +12,7 @@ import { withEnv } from "../support/handlerHarness";
 import { cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { batchDelete, dmConversation, messageSortKey } from "../../handlers/lib/data";
+import { batchDelete, dmConversation, messageSortKey, messageSortKeyOf, uuidV7, uuidV7Ms } from "../../handlers/lib/data";
 import { decodeHistoryCursor, decodeRoomsCursor, encodeHistoryCursor, encodeRoomsCursor, fitByBytes } from "../../handlers/lib/pages";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
@@ -97,6 +97,51 @@ describe("handlers: pure helpers", () => {
     it("message sort keys sort by time as strings", () => {
       assert.equal(messageSortKey(5, "m"), "0000000000005#m");
       assert.ok(messageSortKey(999, "z") < messageSortKey(1000, "a"));
+    });
+
+    it("message ids are UUIDv7 (RFC 9562): 48-bit ms, version 7, variant 10, the rest random", () => {
+      const ms = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+      const id = uuidV7(ms, new Uint8Array(10).fill(0xff));
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.equal(id.slice(0, 13).replace("-", ""), ms.toString(16).padStart(12, "0"), "the first 48 bits are the ms, big-endian");
+      assert.equal(id[14], "7", "version nibble");
+      assert.equal(id[19], "b", "variant bits 10 (0xff & 0x3f | 0x80 = 0xbf)");
+      assert.equal(uuidV7(ms, new Uint8Array(10))[19], "8", "variant bits 10 with zero random bits");
+      assert.equal(uuidV7(ms, new Uint8Array(10)).slice(14, 18), "7000", "random bits come only from `random`");
+      const fresh = new Set(Array.from({ length: 100 }, () => uuidV7(ms)));
+      assert.equal(fresh.size, 100, "74 random bits: no two ids of the same ms alike");
+      for (const f of fresh) assert.ok(["8", "9", "a", "b"].includes(f[19]), f);
+      assert.throws(() => uuidV7(2 ** 48));
+      assert.throws(() => uuidV7(-1));
+    });
+
+    it("the send time round-trips through the id, so the sort key follows from it", () => {
+      for (const ms of [0, 1, 999, Date.now(), Date.UTC(2026, 11, 31, 23, 59, 59, 999), 2 ** 32, 2 ** 48 - 1]) {
+        const id = uuidV7(ms);
+        assert.equal(uuidV7Ms(id), ms, `${ms}`);
+        assert.equal(messageSortKeyOf(id), messageSortKey(ms, id));
+      }
+      // Ids of later milliseconds sort after earlier ones, like their keys.
+      assert.ok(uuidV7(1_000_001) > uuidV7(1_000_000));
+    });
+
+    it("a message id that is not a UUIDv7 has no sort key (messages stored before v7 ids: NOT_FOUND)", () => {
+      const v7 = uuidV7(Date.now());
+      for (const id of [
+        "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", // v4
+        `${v7.slice(0, 14)}4${v7.slice(15)}`, // version 4 nibble
+        `${v7.slice(0, 19)}c${v7.slice(20)}`, // variant 110 (Microsoft)
+        `${v7.slice(0, 19)}7${v7.slice(20)}`, // variant 0 (NCS)
+        v7.toUpperCase(),
+        v7.replace(/-/g, ""),
+        `${v7}0`,
+        "",
+        "hello",
+        "00000000-0000-0000-0000-000000000000",
+      ]) {
+        assert.equal(uuidV7Ms(id), undefined, id);
+        assert.equal(messageSortKeyOf(id), undefined, id);
+      }
     });
 
     it("cursors round-trip for their own conversation and anything else is BAD_REQUEST", () => {

@@ -9,6 +9,8 @@ import {
   validateConfig,
   type RawConfig,
 } from "../../infra/config";
+import { isMessageHandler } from "../../infra/websocketApi";
+import { FUNCTIONS } from "../../handlers/routes";
 import { PROJECT, readYaml, stackConfig } from "./support/stack";
 
 /** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
@@ -81,6 +83,19 @@ describe("infra: stack config", () => {
         const shown = Array.isArray(d) ? "`[]`" : d === "" ? '`""`' : `\`${String(d)}\``;
         assert.ok(row.includes(`| ${CONFIG_SCHEMA[key].type} | ${shown} |`), `${key}: type and default in ${row}`);
       }
+    });
+
+    it("states how many times reservedConcurrency is reserved: once per message-handling function", () => {
+      // A new route function is reserved too: the description, the README and docs/deploy.md say the total.
+      const fs = require("node:fs") as typeof import("node:fs");
+      const path = require("node:path") as typeof import("node:path");
+      const times = FUNCTIONS.filter(isMessageHandler).length;
+      assert.match(String(CONFIG_SCHEMA.reservedConcurrency.description), new RegExp(`reserves ${times} times it`));
+      const root = path.join(__dirname, "..", "..");
+      assert.match(fs.readFileSync(path.join(root, "README.md"), "utf8"), new RegExp(`reserved ${times} times: once per message-handling`));
+      const deploy = fs.readFileSync(path.join(root, "docs", "deploy.md"), "utf8");
+      assert.match(deploy, new RegExp(`reserves ${times} times the value`));
+      assert.match(deploy, new RegExp(`values above ${Math.floor((1000 - 100) / times)} fail`));
     });
   });
 

@@ -33,6 +33,7 @@ const RECORDED_SUITES = [
   "tests/handlers/iam.test.ts",
   "tests/handlers/delivery.test.ts",
   "tests/handlers/messages.test.ts",
+  "tests/handlers/messageChanges.test.ts",
   "tests/handlers/rooms.test.ts",
   "tests/handlers/rotation.test.ts",
   "tests/local/runtime.test.ts",

@@ -157,6 +157,43 @@ describe("local runtime: the chat API end to end", function () {
     assert.equal((await alice.request({ type: "chat", roomId: "elsewhere", message: "x" }, "error")).code, "NOT_A_MEMBER");
   });
 
+  it("edits and deletes messages with real clients: the author, a moderator of the room; anyone else FORBIDDEN", async () => {
+    const withClaims = async (userId: string, roomId: string, access: { rooms?: string[]; moderates?: string[] }) => {
+      const token = await rt.mintToken(userId, userId, undefined, access);
+      return track(await connect(`${rt.endpoint}?${new URLSearchParams({ roomId, token })}`));
+    };
+    alice.send({ type: "chat", message: "tpyo" });
+    const messageId = (await alice.next((f) => f.json?.type === "chat" && f.json.message === "tpyo")).json!.messageId;
+    const notYours = await bob.request({ type: "edit", roomId: "general", messageId, message: "mine" }, "error");
+    assert.deepEqual([notYours.code, notYours.roomId], ["FORBIDDEN", "general"]);
+
+    const bobSees = bob.next((f) => f.json?.type === "edited");
+    alice.send({ type: "edit", roomId: "general", messageId, message: "typo" });
+    const [own, other] = await Promise.all([alice.next((f) => f.json?.type === "edited"), bobSees]);
+    assert.deepEqual(own.json, other.json);
+    assert.equal(other.json!.message, "typo");
+
+    assert.equal((await bob.request({ type: "delete", roomId: "general", messageId }, "error")).code, "FORBIDDEN");
+    const outsider = await withClaims("olga", "lobby", { rooms: ["lobby"] });
+    const refused = await outsider.request({ type: "delete", roomId: "general", messageId }, "error");
+    assert.deepEqual([refused.code, refused.roomId], ["FORBIDDEN", "general"]);
+
+    const mia = await withClaims("mia", "general", { moderates: ["gen*"] });
+    const aliceSees = alice.next((f) => f.json?.type === "deleted");
+    mia.send({ type: "delete", roomId: "general", messageId });
+    const [deleted] = await Promise.all([aliceSees, mia.next((f) => f.json?.type === "deleted")]);
+    assert.deepEqual([deleted.json!.messageId, deleted.json!.by], [messageId, "mia"]);
+    assert.deepEqual(
+      await mia.request({ type: "delete", roomId: "general", messageId }, "deleted"),
+      deleted.json,
+      "a retry is answered, not refused",
+    );
+    const page = await bob.request({ type: "history", roomId: "general" }, "history");
+    const tombstone = (page.messages as Array<Record<string, unknown>>).find((m) => m.messageId === messageId);
+    assert.deepEqual([tombstone?.message, tombstone?.deleted, tombstone?.deletedBy], ["", true, "mia"]);
+    await Promise.all([mia.close(), outsider.close()]);
+  });
+
   it("rejects handshakes: 401 without a token, 403 with a bad token or a mismatching userId", async () => {
     assert.equal(await handshakeStatus(`${rt.endpoint}?userId=alice&roomId=general`), 401);
     const forged = await new SignJWT({ name: "Mallory" })

@@ -396,6 +396,21 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     bad,
   );
   add("wrong types", "history.before empty", json({ type: "history", roomId: room, before: "" }), bad);
+  // edit and delete (issue 16), in the guarded room: fixed values, so the PRNG's later draws are
+  // those of the cases above. A well-formed id of no message is NOT_FOUND, nothing is changed.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `edit.messageId as ${what}`, json({ type: "edit", roomId: room, messageId: v, message: "x" }), bad);
+    add("wrong types", `edit.message as ${what}`, json({ type: "edit", roomId: room, messageId: "m-1", message: v }), bad);
+    add("wrong types", `delete.messageId as ${what}`, json({ type: "delete", roomId: room, messageId: v }), bad);
+  }
+  add("wrong types", "edit.message empty", json({ type: "edit", roomId: room, messageId: "m-1", message: "" }), bad);
+  add("wrong types", "delete.messageId with a space", json({ type: "delete", roomId: room, messageId: "m 1" }), bad);
+  add(
+    "wrong types",
+    "delete.messageId naming no message (a UUIDv4)",
+    json({ type: "delete", roomId: room, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
 
   // ---------------------------------------------------------------- missing fields
   add("missing fields", "chat without message", json({ type: "chat", roomId: room }), bad);
@@ -406,6 +421,15 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   add("missing fields", "private without message", json({ type: "private", toUserId: peer }), bad);
   add("missing fields", "history with neither roomId nor withUserId", json({ type: "history" }), bad);
   add("missing fields", "history with both roomId and withUserId", json({ type: "history", roomId: room, withUserId: peer }), bad);
+  add("missing fields", "edit without messageId", json({ type: "edit", roomId: room, message: "x" }), bad);
+  add("missing fields", "edit without message", json({ type: "edit", roomId: room, messageId: "m-1" }), bad);
+  add("missing fields", "delete with neither roomId nor withUserId", json({ type: "delete", messageId: "m-1" }), bad);
+  add(
+    "missing fields",
+    "delete with both roomId and withUserId",
+    json({ type: "delete", roomId: room, withUserId: peer, messageId: "m-1" }),
+    bad,
+  );
   add("missing fields", "an object without type", json({ message: "hello", roomId: room }), unknownType);
   add("missing fields", "an empty object", text("{}"), unknownType);
 
@@ -525,6 +549,13 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     bad,
   );
   add("oversized", "history.before of 401 characters", json({ type: "history", roomId: room, before: "A".repeat(401) }), bad);
+  add("oversized", "edit.messageId of 65 characters", json({ type: "edit", roomId: room, messageId: "m".repeat(65), message: "x" }), bad);
+  add(
+    "oversized",
+    `edit.message of ${max + 1} bytes`,
+    json({ type: "edit", roomId: room, messageId: "m-1", message: "e".repeat(max + 1) }),
+    tooLarge,
+  );
   add("oversized", "a type of 100 characters", json({ type: `chat${"x".repeat(96)}` }), unknownType);
   add("oversized", "a type of 100,000 characters", json({ type: "t".repeat(100_000) }), unknownType);
   add("oversized", "ping carrying a 120 KB unknown field", json({ type: "ping", pad: "p".repeat(120 * 1024) }), pong);

@@ -50,6 +50,22 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("rooms", size, last()));
   await h.send(a, { type: "history", roomId: room, limit: 50 });
   out.push(row("history (2 stored)", size, last()));
+  const own = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
+  await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
+  out.push(row("edit (room)", size, last()));
+  await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
+  out.push(row("edit repeated (same text)", size, last()));
+  await h.send(a, { type: "delete", roomId: room, messageId: own });
+  out.push(row("delete (room)", size, last()));
+  await h.send(a, { type: "delete", roomId: room, messageId: own });
+  out.push(row("delete repeated", size, last()));
+  await h.send(a, { type: "delete", roomId: room, messageId: own.replace(/^.{8}/, "00000000") });
+  out.push(row("delete NOT_FOUND", size, last()));
+  const dm = (await h.send(a, { type: "private", toUserId: `joiner-${size}`, message: "to change" }))?.messageId;
+  await h.send(a, { type: "edit", withUserId: `joiner-${size}`, messageId: dm, message: "changed" });
+  out.push(row("edit (private, 1+1 devices)", size, last()));
+  await h.send(a, { type: "delete", withUserId: `joiner-${size}`, messageId: dm });
+  out.push(row("delete (private, 1+1 devices)", size, last()));
   // kick (issue 16): a moderator takes a one-device user out of the room, then kicks a non-member.
   const { conn: mod } = await h.connect(`mod-${size}`, { roomId: `mod-home-${size}`, access: { moderates: "cost-*" } });
   await h.send(mod, { type: "ping" });

@@ -282,7 +282,7 @@ async function drain(): Promise<void> {
 }
 
 /**
- * Every run builds the same eleven CallbackFunctions from the same factories: serializing a factory
+ * Every run builds the same CallbackFunctions (one per function) from the same factories: serializing a factory
  * and computing the packages of an archive give the same result each time in one process, and are
  * most of a run's time. Both are memoized here (by the factory's identity and the options), so the
  * many stack runs of the infra suites cost one serialization each; what the program registers is

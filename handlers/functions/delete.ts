@@ -1,0 +1,41 @@
+/**
+ * `delete`: removes the text of a message for everyone, leaving a tombstone in history. In a room
+ * (granted and joined, as for `chat`) the author or a moderator of the room (the token's
+ * `moderates` claim, access.ts canModerate) may delete; in a private conversation, the author. One
+ * conditional UpdateItem (messageChanges.ts deleteMessage: NOT_FOUND, FORBIDDEN), then `deleted`
+ * goes to the room's connections or to every connection of both users, the caller's included (its
+ * confirmation, so no body unless that post failed). Deleting a deleted message is not an error:
+ * the `deleted` frame is the reply again, and nothing is sent to anyone else.
+ */
+import type { WebSocketHandler } from "../events";
+import { accessFromContext, canModerate } from "../lib/access";
+import { managementFanout } from "../lib/fanout";
+import { buildSchemas, parseFrame } from "../lib/frames";
+import { announceChange, conversationOf, deleteMessage, deletedFrame } from "../lib/messageChanges";
+import { createRuntime, messageRoute, requireFrame } from "../lib/runtime";
+
+export function createHandler(): WebSocketHandler {
+  const rt = createRuntime("delete", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
+  const schemas = buildSchemas(rt.config.maxMessageBytes);
+  return messageRoute(rt, async (req) => {
+    const frame = parseFrame(schemas.delete, requireFrame(req));
+    const { connection } = req;
+    const conversationId = conversationOf(rt, req, frame);
+    const moderator = frame.roomId !== undefined && canModerate(accessFromContext(req.event.requestContext?.authorizer), frame.roomId);
+    const change = await deleteMessage(rt, {
+      conversationId,
+      messageId: frame.messageId,
+      by: connection.userId,
+      anyAuthor: moderator,
+      nowMs: req.nowMs,
+    });
+    const out = deletedFrame(change.item);
+    if (change.repeat) {
+      req.log.info("delete repeated: the message was deleted already; nothing written or sent", { messageId: out.messageId });
+      return out;
+    }
+    const sent = await announceChange(rt, req.log, change.item, out, connection.connectionId, req.nowMs);
+    req.log.info("message deleted", { messageId: out.messageId, moderator, delivered: sent.delivered });
+    return sent.reachedCaller ? undefined : out;
+  });
+}
