@@ -171,11 +171,12 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: false,
     tables: [
       // UpdateItem: the user's handshake budget, the membership transaction, markConnected;
-      // PutItem: the connection item; GetItem: the user's ban (handlers/lib/bans.ts), strongly consistent;
-      // ConditionCheckItem: the join transaction's kick restriction check.
+      // PutItem: the connection item; BatchGetItem (as CLEANUP_CONNECTIONS): the user's ban
+      // (handlers/lib/bans.ts) and, after a join a kick overtook, the kick restriction, strongly
+      // consistent (data.ts readConnectionsItem); ConditionCheckItem: the join transaction's kick check.
       {
         table: "connections",
-        actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS],
+        actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS],
       },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],

@@ -9,7 +9,8 @@
  *    accepts tokens signed with a new key within seconds. iss/aud checked when set.
  *  - AUTH_MODE=oidc: RS256 only, keys from AUTH_JWKS_URL (jose caches the key set), iss and aud checked.
  * Rejected (Deny policy, API Gateway answers 403): bad signature, `alg: none` or any other
- * algorithm, expired or without `exp`, not yet valid, wrong issuer or audience, a sub that is not a valid user id,
+ * algorithm, expired or without `exp`, not yet valid, wrong issuer or audience, a sub that is not a valid user id
+ * or is "system" (reserved: it names a backend in `by`, `deletedBy` and `from`),
  * a `userId` query parameter that differs from `sub`, an Origin not in ALLOWED_ORIGINS, a `rooms` or
  * `moderates` claim that is not an array of at most 50 valid room patterns (lib/access.ts).
  * On Allow, the context carries userId, username, exp and the claims' patterns (rooms, moderates).
@@ -26,7 +27,7 @@ import { traced } from "../lib/clients";
 import { accessContext, isAccessClaimProblem, parseAccessClaims, type Access } from "../lib/access";
 import { readAuthConfig, type AuthConfig } from "../lib/config";
 import { internalError, unauthorizedError } from "../lib/errors";
-import { USER_ID_PATTERN } from "../lib/frames";
+import { SYSTEM_USER_ID, USER_ID_PATTERN } from "../lib/frames";
 import { createHost, withInvocation } from "../lib/runtime";
 
 /** Leeway for clock skew between the token issuer and Lambda, in seconds. */
@@ -244,6 +245,8 @@ export function createHandler(deps: AuthorizerDeps = {}): AuthorizerHandler {
           const sub = payload.sub;
           const claimedUserId = event.queryStringParameters?.userId;
           if (typeof sub !== "string" || !USER_ID_PATTERN.test(sub)) outcome = reject("sub is not a valid user id");
+          // "system" names a backend in `by`, `deletedBy` and `from` (push/index.ts): no user may be it.
+          else if (sub === SYSTEM_USER_ID) outcome = reject('sub "system" is reserved for backends');
           else if (claimedUserId !== undefined && claimedUserId !== sub) outcome = reject("userId query parameter differs from sub");
           else {
             // The rooms and moderates claims (issue 16): validated like the rest of the token; a bad

@@ -4,8 +4,11 @@
  * `moderates` claim, access.ts canModerate) may delete; in a private conversation, the author. One
  * conditional UpdateItem (messageChanges.ts deleteMessage: NOT_FOUND, FORBIDDEN), then `deleted`
  * goes to the room's connections or to every connection of both users, the caller's included (its
- * confirmation, so no body unless that post failed). Deleting a deleted message is not an error:
- * the `deleted` frame is the reply again, and nothing is sent to anyone else.
+ * confirmation, so no body unless that post failed). Deleting a deleted message is not an error.
+ * When the caller is the one who deleted it, it is a retry, and the first attempt may have stopped
+ * after its write (the room read or the posts failed, the function timed out): `deleted` goes out
+ * again, so no member keeps showing the text (clients ignore a `deleted` they have had). When
+ * someone else deleted it, the `deleted` frame is the reply and nothing is sent to anyone else.
  */
 import type { WebSocketHandler } from "../events";
 import { accessFromContext, canModerate } from "../lib/access";
@@ -30,10 +33,11 @@ export function createHandler(): WebSocketHandler {
       nowMs: req.nowMs,
     });
     const out = deletedFrame(change.item);
-    if (change.repeat) {
-      req.log.info("delete repeated: the message was deleted already; nothing written or sent", { messageId: out.messageId });
+    if (change.repeat && change.item.deletedBy !== connection.userId) {
+      req.log.info("delete repeated: deleted already by another user; nothing written or sent", { messageId: out.messageId });
       return out;
     }
+    if (change.repeat) req.log.info("delete retried: nothing written, deleted announced again", { messageId: out.messageId });
     const sent = await announceChange(rt, req.log, change.item, out, connection.connectionId, req.nowMs);
     req.log.info("message deleted", { messageId: out.messageId, moderator, delivered: sent.delivered });
     return sent.reachedCaller ? undefined : out;

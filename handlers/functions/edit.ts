@@ -4,7 +4,9 @@
  * editMessage: NOT_FOUND, FORBIDDEN), then `edited` goes to the room's connections or to every
  * connection of both users, the sender's included: its copy is the confirmation, so the route
  * returns no body unless that post failed. An edit to the text the message already has (a retry)
- * writes and sends nothing: the `edited` frame is the reply.
+ * writes nothing and announces `edited` again (the first attempt may have stopped after its write:
+ * the room read or the posts failed, the function timed out), with the first `editedAt`; clients
+ * ignore an `edited` they have had.
  */
 import type { WebSocketHandler } from "../events";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
@@ -43,10 +45,8 @@ export function createHandler(): WebSocketHandler {
       nowMs: req.nowMs,
     });
     const out = editedFrame(change.item);
-    if (change.repeat) {
-      req.log.info("edit repeated: the message has this text already; nothing written or sent", { messageId: out.messageId });
-      return out;
-    }
+    if (change.repeat)
+      req.log.info("edit retried: the text is unchanged; nothing written, edited announced again", { messageId: out.messageId });
     const sent = await announceChange(rt, req.log, change.item, out, connection.connectionId, req.nowMs);
     req.log.info("message edited", { messageId: out.messageId, delivered: sent.delivered });
     // The caller's confirmation is its copy of the fan-out; if that post failed, the frame is the reply.

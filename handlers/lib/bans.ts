@@ -14,13 +14,14 @@
  * connection found while its handshake is still running (a DELETE answers 410 then, as a post does)
  * is waited for rather than counted as gone (closeUserConnections).
  */
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import {
   CONNECT_GRACE_MS,
   type DataContext,
   epochSeconds,
   liveConnectionsOfUser,
   OPEN_SETTLE_MS,
+  readConnectionsItem,
   sleep,
   tableName,
   type TablesContext,
@@ -72,19 +73,11 @@ export async function unbanUser(ctx: TablesContext, userId: string, nowMs = Date
 
 /**
  * The end of the user's ban in force (epoch ms), or undefined. Strongly consistent: `$connect` must
- * see a ban written a moment ago (1 RCU, item or not).
+ * see a ban written a moment ago (1 RCU, item or not; data.ts readConnectionsItem, a BatchGetItem of
+ * one key, so `$connect` needs no GetItem grant).
  */
 export async function activeBan(ctx: TablesContext, userId: string, nowMs: number): Promise<number | undefined> {
-  const out = await ctx.doc.send(
-    new GetCommand({
-      TableName: tableName(ctx, "connections"),
-      Key: { connectionId: banKey(userId) },
-      ConsistentRead: true,
-      ProjectionExpression: "#u",
-      ExpressionAttributeNames: { "#u": "until" },
-    }),
-  );
-  const until = Number(out.Item?.until ?? 0);
+  const until = Number((await readConnectionsItem(ctx, banKey(userId)))?.until ?? 0);
   return until > nowMs ? until : undefined;
 }
 

@@ -472,19 +472,45 @@ export async function deleteConnection(ctx: TablesContext, connectionId: string)
 }
 
 /**
- * Connection items by id, in one BatchGetItem per 100 ids (eventually consistent, 0.5 RCU each): the
- * caller's view of them, as a frame's rate-limit update gives a route its own. An id whose item is
- * missing, or left unprocessed by a throttled call, is simply absent from the map.
+ * Connection items by id, in one strongly consistent BatchGetItem per 100 ids (1 RCU each): the
+ * items as they are now, as a frame's rate-limit update (strongly consistent) gives a route its own
+ * connection, so a kick moves `currentRoom` exactly as the connection's own leave would. An id whose
+ * item is missing, or left unprocessed by a throttled call, is simply absent from the map.
  */
 export async function readConnections(ctx: TablesContext, ids: readonly string[]): Promise<Map<string, ConnectionItem>> {
   const table = tableName(ctx, "connections");
   const items = new Map<string, ConnectionItem>();
   for (let i = 0; i < ids.length; i += 100) {
     const keys = ids.slice(i, i + 100).map((connectionId) => ({ connectionId }));
-    const out = await ctx.doc.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }));
+    const out = await ctx.doc.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }));
     for (const item of out.Responses?.[table] ?? []) items.set(String(item.connectionId), item as ConnectionItem);
   }
   return items;
+}
+
+/**
+ * One item of the connections table (a ban or a kick restriction), strongly consistent (1 RCU, item
+ * or not), through a BatchGetItem of one key: the action every function that cleans up connections
+ * is granted already, so reading it needs no GetItem grant. A key left unprocessed (throttling) is
+ * asked again with backoff; still unprocessed after the last attempt, it is an INTERNAL error, never
+ * "absent" (a ban must not be missed because the table was busy).
+ */
+export async function readConnectionsItem(ctx: TablesContext, connectionId: string): Promise<Record<string, unknown> | undefined> {
+  const table = tableName(ctx, "connections");
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (attempt > 0) await sleep(backoffDelay(attempt, 25, 400));
+    const out = await ctx.doc.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: [{ connectionId }], ConsistentRead: true } } }));
+    const item = out.Responses?.[table]?.[0];
+    if (item) return item;
+    if ((out.UnprocessedKeys?.[table]?.Keys?.length ?? 0) === 0) return undefined;
+  }
+  throw internalError(`connections item ${connectionId.split("#")[0]}#… left unprocessed after 5 attempts`);
+}
+
+/** The end (epoch ms) of the user's kick restriction in the room, when one is in force (strongly consistent). */
+export async function activeKick(ctx: TablesContext, roomId: string, userId: string, nowMs: number): Promise<number | undefined> {
+  const until = numberAttribute((await readConnectionsItem(ctx, kickKey(roomId, userId)))?.until);
+  return until !== undefined && until > nowMs ? until : undefined;
 }
 
 // ---------------------------------------------------------------- kick restrictions
@@ -505,21 +531,27 @@ export function kickKey(roomId: string, userId: string): string {
  * returned (the condition's ALL_OLD), so two moderators' kicks keep the longer. Idempotent.
  */
 export async function restrictJoins(ctx: TablesContext, roomId: string, userId: string, untilMs: number, by: string): Promise<number> {
-  try {
-    await ctx.doc.send(
-      new PutCommand({
-        TableName: tableName(ctx, "connections"),
-        Item: { connectionId: kickKey(roomId, userId), until: untilMs, by, expiresAt: Math.ceil(untilMs / 1000) },
-        ConditionExpression: "attribute_not_exists(connectionId) OR #until < :until",
-        ExpressionAttributeNames: { "#until": "until" },
-        ExpressionAttributeValues: { ":until": untilMs },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      }),
-    );
-    return untilMs;
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-    return numberAttribute((err as { Item?: Record<string, unknown> }).Item?.until) ?? untilMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ctx.doc.send(
+        new PutCommand({
+          TableName: tableName(ctx, "connections"),
+          Item: { connectionId: kickKey(roomId, userId), until: untilMs, by, expiresAt: Math.ceil(untilMs / 1000) },
+          ConditionExpression: "attribute_not_exists(connectionId) OR #until < :until",
+          ExpressionAttributeNames: { "#until": "until" },
+          ExpressionAttributeValues: { ":until": untilMs },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return untilMs;
+    } catch (err) {
+      if (isConditionFailure(err)) return numberAttribute((err as { Item?: Record<string, unknown> }).Item?.until) ?? untilMs;
+      // A join transaction of this user into the room holds the item (its ConditionCheck): DynamoDB
+      // refuses a plain write to it meanwhile with TransactionConflictException, which the SDK does
+      // not retry. The kick must not fail because the user is joining: back off and write again.
+      if (errorName(err) !== "TransactionConflictException" || attempt + 1 >= MEMBERSHIP_ATTEMPTS) throw err;
+      await sleep(backoffDelay(attempt, 10, 500));
+    }
   }
 }
 

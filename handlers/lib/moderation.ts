@@ -53,12 +53,20 @@ export async function kickUser(ctx: RoomContext, log: Logger, k: KickInput): Pro
   const removed: string[] = [];
   let announce: { userId: string; username: string } | undefined;
   // One at a time: the removals move the same presence item, and concurrent ones would only
-  // conflict and retry (data.ts runMembershipTransaction).
+  // conflict and retry (data.ts runMembershipTransaction). A removal that fails does not stop the
+  // others, nor the posts and the `left` of what was removed (a retried kick finds those gone and
+  // could never announce them): the first failure is thrown after them.
+  let failure: unknown;
   for (const m of mine) {
-    const out = await removeKicked(ctx, m, items.get(m.connectionId), k.nowMs);
-    if (!out.removed) continue;
-    removed.push(m.connectionId);
-    if (out.lastOfUser) announce = { userId: m.userId, username: m.username };
+    try {
+      const out = await removeKicked(ctx, m, items.get(m.connectionId), k.nowMs);
+      if (!out.removed) continue;
+      removed.push(m.connectionId);
+      if (out.lastOfUser) announce = { userId: m.userId, username: m.username };
+    } catch (err) {
+      log.error("kick: removing a connection from the room failed", { roomId: k.roomId, connectionId: m.connectionId }, err);
+      failure ??= err;
+    }
   }
   const live = new Set(room.members.map((m) => m.connectionId));
   const notify = removed.filter((id) => live.has(id));
@@ -70,6 +78,7 @@ export async function kickUser(ctx: RoomContext, log: Logger, k: KickInput): Pro
   }
   if (announce) await announceLeft(ctx, log, announce, k.roomId, k.nowMs);
   log.info("user kicked", { roomId: k.roomId, kickedUserId: k.userId, by: k.by, until, removed: removed.length });
+  if (failure !== undefined) throw failure;
   return { until, removed };
 }
 

@@ -8,6 +8,7 @@
  * announced exactly once (docs/architecture.md, "Races").
  */
 import {
+  activeKick,
   addMembership,
   deleteConnection,
   epochSeconds,
@@ -20,7 +21,7 @@ import {
 } from "./data";
 import type { Departure, Fanout, FanoutResult } from "./fanout";
 import type { PresenceFrame } from "./frames";
-import { internalError } from "./errors";
+import { internalError, kickedError } from "./errors";
 import type { Logger } from "./logger";
 import type { Runtime } from "./runtime";
 
@@ -115,10 +116,21 @@ export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: 
  * Joins a room (one transaction, data.ts addMembership), reads it and, when this join made the user
  * present, announces `joined` to the others (never to the joining connection itself: during
  * $connect it is not open yet, and a post to it returns 410).
+ *
+ * A kick can overtake a join between its transaction and its read (moderation.ts kickUser: the
+ * join committed before the restriction, the kick's read found it and took it out, announcing
+ * `left`). The read then does not list the connection: if a restriction is in force the join is
+ * answered as a kicked one (FORBIDDEN, `$connect` 403) and its `joined` is not sent, so nobody is
+ * told of a member who is not there. Another reason for the absence (this connection's own leave,
+ * pipelined) keeps today's answer. The extra read (1 RCU) happens only in that race.
  */
 export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
   const { firstOfUser } = await addMembership(rt, { ...member, roomId, nowMs });
   const room = await readRoom(rt, roomId, epochSeconds(nowMs));
+  if (!room.members.some((m) => m.connectionId === member.connectionId)) {
+    const kickedUntil = await activeKick(rt, roomId, member.userId, nowMs);
+    if (kickedUntil !== undefined) throw kickedError(roomId, kickedUntil);
+  }
   if (firstOfUser) {
     const frame: PresenceFrame = { type: "presence", event: "joined", roomId, userId: member.userId, username: member.username };
     await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame), member.connectionId);

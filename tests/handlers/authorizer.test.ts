@@ -149,8 +149,10 @@ describe("handlers: authorizer", () => {
       assertDenied(await authorize({ token: await hs256() }, { origin: "https://evil.example.com" }));
     });
 
-    it("rejects a sub that is not a valid user id, and garbage tokens", async () => {
+    it('rejects a sub that is not a valid user id or is the reserved "system", and garbage tokens', async () => {
       assertDenied(await authorize({ token: await hs256({}, { sub: "has#hash" }) }));
+      // Reserved: `by: "system"` names a backend's kick or delete (push/index.ts), so no user may be "system".
+      assertDenied(await authorize({ token: await hs256({}, { sub: "system" }) }));
       assertDenied(await authorize({ token: "not.a.jwt" }));
       assertDenied(await authorize({ token: "x" }));
     });

@@ -129,7 +129,7 @@ describe("handlers: bans refuse handshakes and close connections (handlers/lib/b
   it("a ban written while a handshake runs, before its check, refuses it; the closer finds it gone", async () => {
     const connectionId = "ban-race-before-check-1";
     // Park the handshake's ban check: its connection item is written, the check not yet made.
-    const held = gate().hold((r: GateRequest) => r.operation === "GetItem" && r.body.includes(banKey("ban-race-b")));
+    const held = gate().hold((r: GateRequest) => r.operation === "BatchGetItem" && r.body.includes(banKey("ban-race-b")));
     const handshake = h.connect("ban-race-b", { roomId: "ban-race", connectionId });
     await held.arrived;
 

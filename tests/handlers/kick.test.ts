@@ -7,7 +7,7 @@
  */
 import { strict as assert } from "node:assert";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { kickKey } from "../../handlers/lib/data";
+import { kickKey, restrictJoins } from "../../handlers/lib/data";
 import { DEFAULT_KICK_MINUTES, MAX_KICK_MINUTES } from "../../handlers/lib/frames";
 import type { GateRequest } from "../support/dynamoGate";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
@@ -248,5 +248,62 @@ describe("handlers: kick (issue 16)", function () {
     assert.equal(presence(mod, "left", "kick-bob8", "kick-8"), 1);
     assert.equal((await h.send(bob, { type: "join", roomId: "kick-8" }))?.code, "FORBIDDEN");
     await consistent("kick-8");
+  });
+
+  it("a join overtaken by a kick between its transaction and its room read answers FORBIDDEN and announces no `joined`", async () => {
+    const mod = await moderator("kick-mod9", "kick-9");
+    const bob = await h.join("kick-bob9", "kick-9-home");
+    h.api.clearFrames();
+    // The join's transaction commits; its room read is parked while the kick runs to its end.
+    const held = gate().hold((r) => r.operation === "Query" && r.body.includes('"kick-9"'), 1);
+    const join = h.send(bob, { type: "join", roomId: "kick-9" });
+    await held.arrived;
+    assert.equal((await h.send(mod, { type: "kick", roomId: "kick-9", userId: "kick-bob9" }))?.connections, 1);
+    held.release();
+    const reply = await join;
+    // Before: the join answered `joined` and its `joined` reached the room after the kick's `left`,
+    // so the room showed a member who was not there.
+    assert.equal(reply?.code, "FORBIDDEN", JSON.stringify(reply));
+    assert.equal(reply?.roomId, "kick-9");
+    assert.equal(presence(mod, "joined", "kick-bob9", "kick-9"), 0);
+    assert.deepEqual(await memberOf("kick-9", "kick-bob9"), []);
+    await consistent("kick-9");
+  });
+
+  it("a removal that fails does not stop the kick telling the connections it did remove; the retry finishes with one `left`", async () => {
+    const mod = await moderator("kick-mod10", "kick-10");
+    const phone = await h.join("kick-bob10", "kick-10");
+    const laptop = await h.join("kick-bob10", "kick-10");
+    h.api.clearFrames();
+    // The laptop's leave transaction fails (every SDK attempt); the phone's goes through.
+    const restore = gate().fail((r) => r.operation === "TransactWriteItems" && r.body.includes(`"c#${laptop.connectionId}"`));
+    assert.equal((await h.send(mod, { type: "kick", roomId: "kick-10", userId: "kick-bob10" }))?.code, "INTERNAL");
+    restore();
+    // Before: the failure ended the kick, so the phone, out of the room, was never told.
+    assert.equal(h.frames(phone).filter((f) => f.type === "kicked").length, 1);
+    assert.equal(h.frames(laptop).filter((f) => f.type === "kicked").length, 0);
+    assert.deepEqual(await memberOf("kick-10", "kick-bob10"), [laptop.connectionId]);
+    assert.equal(presence(mod, "left", "kick-bob10", "kick-10"), 0, "the user is still present through the laptop");
+    assert.equal((await h.send(mod, { type: "kick", roomId: "kick-10", userId: "kick-bob10" }))?.connections, 1);
+    assert.equal(h.frames(laptop).filter((f) => f.type === "kicked").length, 1);
+    assert.equal(presence(mod, "left", "kick-bob10", "kick-10"), 1);
+    await consistent("kick-10");
+  });
+
+  it("writing the restriction retries DynamoDB's TransactionConflictException (a join transaction holding the item)", async () => {
+    // DynamoDB Local never reports the conflict: a client that reports it twice, then succeeds.
+    const sent: string[] = [];
+    const doc = {
+      send: async (command: { constructor: { name: string } }) => {
+        sent.push(command.constructor.name);
+        if (sent.length <= 2)
+          throw Object.assign(new Error("Transaction is ongoing for the item"), { name: "TransactionConflictException" });
+        return {};
+      },
+    };
+    const ctx = { config: { tables: h.tables, functionName: "kick" }, doc } as unknown as Parameters<typeof restrictJoins>[0];
+    // Before: the first conflict was thrown, and the kick answered INTERNAL without its restriction.
+    assert.equal(await restrictJoins(ctx, "kick-11", "kick-bob11", 1234, "kick-mod11"), 1234);
+    assert.deepEqual(sent, ["PutCommand", "PutCommand", "PutCommand"]);
   });
 });

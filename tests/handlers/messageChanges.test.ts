@@ -15,7 +15,7 @@ describe("handlers: edit and delete of room and private messages (DynamoDB Local
   this.timeout(120_000);
   let h: Harness;
   before(async () => {
-    h = await createHarness({ label: "changes", maxMessageBytes: 1024 });
+    h = await createHarness({ label: "changes", maxMessageBytes: 1024, gate: true });
   });
   after(async () => {
     await h?.stop();
@@ -105,20 +105,44 @@ describe("handlers: edit and delete of room and private messages (DynamoDB Local
     assert.equal(typeof fromB[0].editedAt, "string");
   });
 
-  it("an edit repeated with the same text writes and sends nothing: the `edited` frame is the reply", async () => {
+  it("an edit repeated with the same text writes nothing and announces the same `edited` again (a retry)", async () => {
     const a = await h.join("re-a", "re-room");
     const b = await h.join("re-b", "re-room");
     const id = await chat(a, "re-room", "v1");
     await h.send(a, { type: "edit", roomId: "re-room", messageId: id, message: "v2" });
     const [first] = ofType(b, "edited");
     h.api.clearFrames();
-    const again = await h.send(a, { type: "edit", roomId: "re-room", messageId: id, message: "v2" });
-    assert.deepEqual(again, first, "the same frame, the first editedAt");
-    assert.deepEqual(h.frames(b), [], "no second fan-out");
-    assert.deepEqual(h.frames(a), []);
+    assert.equal(await h.send(a, { type: "edit", roomId: "re-room", messageId: id, message: "v2" }), undefined);
+    assert.deepEqual(ofType(b, "edited"), [first], "the same frame, the first editedAt, once more");
+    assert.deepEqual(ofType(a, "edited"), [first], "the caller's copy is its confirmation");
+    assert.equal((await stored("room#re-room", id))?.editedAt, first.editedAt, "nothing written");
     // Another text is another edit.
+    h.api.clearFrames();
     assert.equal(await h.send(a, { type: "edit", roomId: "re-room", messageId: id, message: "v3" }), undefined);
     assert.equal(ofType(b, "edited")[0].message, "v3");
+  });
+
+  it("an edit or delete whose fan-out failed after its write is announced by its retry: members that missed it are told", async () => {
+    const a = await h.join("rf-a", "rf-room");
+    const b = await h.join("rf-b", "rf-room");
+    const id = await chat(a, "rf-room", "lost");
+    h.api.clearFrames();
+    // The room read after the write fails (every SDK attempt): the caller is answered INTERNAL.
+    const roomRead = (r: { operation: string; body: string }) => r.operation === "Query" && r.body.includes('"rf-room"');
+    let restore = h.gate!.fail(roomRead);
+    assert.equal(code(await h.send(a, { type: "edit", roomId: "rf-room", messageId: id, message: "found" })), "INTERNAL");
+    restore();
+    assert.equal((await stored("room#rf-room", id))?.message, "found", "the write happened");
+    assert.deepEqual(ofType(b, "edited"), [], "nobody was told");
+    assert.equal(await h.send(a, { type: "edit", roomId: "rf-room", messageId: id, message: "found" }), undefined);
+    assert.equal(ofType(b, "edited")[0]?.message, "found", "the retry tells the room (before: nothing was sent)");
+    h.api.clearFrames();
+    restore = h.gate!.fail(roomRead);
+    assert.equal(code(await h.send(a, { type: "delete", roomId: "rf-room", messageId: id })), "INTERNAL");
+    restore();
+    assert.deepEqual(ofType(b, "deleted"), [], "nobody was told");
+    assert.equal(await h.send(a, { type: "delete", roomId: "rf-room", messageId: id }), undefined);
+    assert.equal(ofType(b, "deleted").length, 1, "the retry tells the room (before: nothing was sent)");
   });
 
   it("only the author may edit: FORBIDDEN (with the room) for anyone else, a moderator included, and in a private conversation", async () => {
@@ -319,22 +343,29 @@ describe("handlers: edit and delete of room and private messages (DynamoDB Local
     assert.equal((await stored("room#ac-room", id))?.message, "hi");
   });
 
-  it("a retried delete is not an error: the same `deleted` frame is the reply, nobody is told twice", async () => {
+  it("a retried delete is not an error: announced again by the one who deleted, the reply alone for anyone else", async () => {
     const a = await h.join("rd-a", "rd-room");
     const b = await h.join("rd-b", "rd-room");
+    const { conn: m } = await h.connect("rd-m", { roomId: "rd-room", access: { moderates: "rd-*" } });
     const id = await chat(a, "rd-room", "twice");
     await h.send(a, { type: "delete", roomId: "rd-room", messageId: id });
     const [first] = ofType(b, "deleted");
     h.api.clearFrames();
-    assert.deepEqual(await h.send(a, { type: "delete", roomId: "rd-room", messageId: id }), first);
+    // The author's retry: the same frame (the first by and deletedAt) to the room again.
+    assert.equal(await h.send(a, { type: "delete", roomId: "rd-room", messageId: id }), undefined);
+    assert.deepEqual(ofType(b, "deleted"), [first]);
+    assert.deepEqual(ofType(a, "deleted"), [first]);
+    h.api.clearFrames();
+    // A moderator deleting what the author deleted: the frame is the reply, nobody else is told.
+    assert.deepEqual(await h.send(m, { type: "delete", roomId: "rd-room", messageId: id }), first);
     assert.deepEqual(h.frames(b), []);
     assert.deepEqual(h.frames(a), []);
     const dm = await privateTo(a, "rd-b", "twice too");
     await h.send(a, { type: "delete", withUserId: "rd-b", messageId: dm });
+    const [dmFirst] = ofType(b, "deleted").filter((f) => f.messageId === dm);
     h.api.clearFrames();
-    const again = await h.send(a, { type: "delete", withUserId: "rd-b", messageId: dm });
-    assert.equal(again?.type, "deleted");
-    assert.deepEqual(h.frames(b), []);
+    assert.equal(await h.send(a, { type: "delete", withUserId: "rd-b", messageId: dm }), undefined);
+    assert.deepEqual(ofType(b, "deleted"), [dmFirst], "both users' devices told again");
   });
 
   it("when the caller's own copy cannot be posted, the frame is the route's reply", async () => {
