@@ -1,7 +1,8 @@
 /**
  * Push from a backend: lets another Node service send a `system` frame (docs/protocol.md) to every
- * connection of a user or to a room, without holding a WebSocket, and disconnect, ban or unban a
- * user (handlers/lib/bans.ts; docs/push.md).
+ * connection of a user or to a room, without holding a WebSocket; disconnect, ban or unban a user
+ * (handlers/lib/bans.ts); delete a message and kick a user from a room as "system"
+ * (handlers/lib/messageChanges.ts, handlers/lib/moderation.ts; docs/push.md).
  *
  * It goes through the same code as the chat routes (handlers/lib): the byUser index for a user's
  * devices, one consistent Query of the room partition for its members, `storeMessage` so that a
@@ -18,6 +19,7 @@ import { createDocumentClient, createDynamoClient, type SdkCredentials } from ".
 import { MAX_WEBSOCKET_MESSAGE_BYTES, type HandlerConfig } from "../handlers/lib/config";
 import { HANDLER_SETTINGS, type IntegerSetting } from "../handlers/settings";
 import {
+  dmConversation,
   epochSeconds,
   liveConnectionsOfUser,
   readRoom,
@@ -29,8 +31,13 @@ import {
 } from "../handlers/lib/data";
 import { banUser as writeBan, closeUserConnections, INDEX_SETTLE_MS, MAX_BAN_DAYS, unbanUser as deleteBan } from "../handlers/lib/bans";
 import { isChatError } from "../handlers/lib/errors";
+import { deleteMessage as deleteStoredMessage, deletedFrame } from "../handlers/lib/messageChanges";
+import { kickUser } from "../handlers/lib/moderation";
 import { createFanout, createManagementClient, type Fanout } from "../handlers/lib/fanout";
 import {
+  DEFAULT_KICK_MINUTES,
+  MAX_KICK_MINUTES,
+  MESSAGE_ID_PATTERN,
   ROOM_ID_PATTERN,
   SYSTEM_USERNAME,
   SYSTEM_USER_ID,
@@ -48,7 +55,8 @@ import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 
 export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
 export { MAX_BAN_DAYS } from "../handlers/lib/bans";
-export type { SystemFrame } from "../handlers/lib/frames";
+export { DEFAULT_KICK_MINUTES, MAX_KICK_MINUTES } from "../handlers/lib/frames";
+export type { DeletedFrame, KickedFrame, SystemFrame } from "../handlers/lib/frames";
 
 export type PushErrorCode =
   /** An id, the message or `data` is invalid (the text says which and why). */
@@ -57,6 +65,11 @@ export type PushErrorCode =
   | "TOO_LARGE"
   /** createPusher was given an unusable option (missing table name, endpoint that is not a URL). */
   | "BAD_OPTIONS"
+  /**
+   * deleteMessage: no such message in that conversation (unknown id, another conversation's,
+   * past its retention, or stored before message ids were UUIDv7: docs/protocol.md, "Message ids").
+   */
+  | "NOT_FOUND"
   /** DynamoDB failed (access denied, wrong table, unreachable): nothing was delivered. */
   | "UNAVAILABLE";
 
@@ -159,6 +172,40 @@ export interface UnbanResult {
   readonly lifted: boolean;
 }
 
+/** The conversation of a message: a room, or the private conversation of two users (either order). */
+export type MessageTarget = { readonly roomId: string } | { readonly between: readonly [string, string] };
+
+/** What deleting a message did (deleteMessage). */
+export interface DeleteResult {
+  readonly messageId: string;
+  /** Who deleted it: "system", or, when it was already deleted, whoever deleted it first. */
+  readonly by: string;
+  /** When it was deleted (ISO 8601; the first delete's when it was already deleted). */
+  readonly deletedAt: string;
+  /** True when it was already deleted: nothing was written and nothing sent (a repeat is not an error). */
+  readonly alreadyDeleted: boolean;
+  /** Live connections found: the room's member connections, or both users' devices (0 when already deleted). */
+  readonly targets: number;
+  /** Connections the `deleted` frame reached. */
+  readonly delivered: number;
+  /** Connections that no longer existed (410); removed with their memberships. */
+  readonly gone: number;
+  /** Connections that could not be reached for another reason, after retries (see the logs). */
+  readonly failed: number;
+  /** Connections that answered 410 while their handshake was still running (kept, not delivered). */
+  readonly connecting: number;
+}
+
+/** What kicking a user from a room did (kick). */
+export interface KickResult {
+  readonly roomId: string;
+  readonly userId: string;
+  /** When the user may join the room again (ISO 8601, UTC): a kick never shortens a longer restriction in force. */
+  readonly until: string;
+  /** The user's connections taken out of the room (each still open was sent `kicked`); 0 when none was in it. */
+  readonly removed: number;
+}
+
 export interface Pusher {
   /** Sends a `system` frame to every live connection of `userId` (not stored: see docs/push.md). */
   toUser(userId: string, notice: PushNotice | string): Promise<PushResult>;
@@ -173,6 +220,18 @@ export interface Pusher {
   banUser(userId: string, until: Date): Promise<BanResult>;
   /** Lifts the user's ban: handshakes are accepted again at once. */
   unbanUser(userId: string): Promise<UnbanResult>;
+  /**
+   * Deletes a message of a room or of a private conversation as "system" (any author), leaving a
+   * tombstone in history, then sends `deleted` to the room's connections or to both users' devices.
+   * Deleting a deleted message is not an error (`alreadyDeleted`, nothing sent); no such message: NOT_FOUND.
+   */
+  deleteMessage(target: MessageTarget, messageId: string): Promise<DeleteResult>;
+  /**
+   * Keeps `userId` out of `roomId` for `minutes` (1 to MAX_KICK_MINUTES, default 10): every
+   * connection of theirs leaves the room and gets `kicked` (by "system"), the room hears `left`
+   * once, and their joins are FORBIDDEN (their handshakes into the room 403) until then.
+   */
+  kick(roomId: string, userId: string, minutes?: number): Promise<KickResult>;
   /** Closes the SDK clients' sockets. */
   close(): void;
 }
@@ -263,12 +322,39 @@ export function banEnd(until: unknown, nowMs: number): number {
 }
 
 const USER_ID_RULE = "1-128 characters of A-Z a-z 0-9 _ . @ : | + = -";
+const ROOM_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ -";
+const MESSAGE_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ . : -";
 
 function requirePattern(what: string, value: unknown, pattern: RegExp, rule: string): string {
   if (typeof value !== "string" || !pattern.test(value)) {
     throw new PushError("BAD_REQUEST", `${what} ${JSON.stringify(value)} is invalid: it must be ${rule}`);
   }
   return value;
+}
+
+/** The conversation id of a delete's target: a valid room id, or two distinct valid user ids; BAD_REQUEST otherwise. */
+export function conversationOfTarget(target: unknown): { conversationId: string; where: string } {
+  const t = (typeof target === "object" && target !== null ? target : {}) as { roomId?: unknown; between?: unknown };
+  if ((t.roomId === undefined) === (t.between === undefined)) {
+    throw new PushError("BAD_REQUEST", "the target must be exactly one of { roomId } or { between: [userA, userB] }");
+  }
+  if (t.roomId !== undefined) {
+    const roomId = requirePattern("roomId", t.roomId, ROOM_ID_PATTERN, ROOM_ID_RULE);
+    return { conversationId: roomConversation(roomId), where: `room ${roomId}` };
+  }
+  if (!Array.isArray(t.between) || t.between.length !== 2) throw new PushError("BAD_REQUEST", "between must be two user ids");
+  const [a, b] = t.between.map((u: unknown) => requirePattern("between's userId", u, USER_ID_PATTERN, USER_ID_RULE));
+  if (a === b) throw new PushError("BAD_REQUEST", "between must name two different users");
+  return { conversationId: dmConversation(a, b), where: `the conversation of ${a} and ${b}` };
+}
+
+/** A kick's length: an integer from 1 to MAX_KICK_MINUTES (the `kick` frame's bounds), default DEFAULT_KICK_MINUTES. */
+export function kickMinutes(minutes: unknown): number {
+  if (minutes === undefined) return DEFAULT_KICK_MINUTES;
+  if (typeof minutes !== "number" || !Number.isInteger(minutes) || minutes < 1 || minutes > MAX_KICK_MINUTES) {
+    throw new PushError("BAD_REQUEST", `minutes must be an integer from 1 to ${MAX_KICK_MINUTES}, got ${String(minutes)}`);
+  }
+  return minutes;
 }
 
 export function createPusher(options: PusherOptions): Pusher {
@@ -344,20 +430,27 @@ export function createPusher(options: PusherOptions): Pusher {
     }
   }
 
+  /** Delivery counts: what a push, or a delete's `deleted` frame, did. */
+  type Delivery = Pick<PushResult, "targets" | "delivered" | "gone" | "failed" | "connecting">;
+
+  /**
+   * Posts `payload` to `targets` through the fan-out; for a room, also closes and removes members
+   * past their expiry, as a room broadcast does, and announces `left` where a clean-up took a
+   * user's last connection.
+   */
   async function deliver(
     targets: readonly string[],
-    frame: SystemFrame,
+    payload: string,
+    logId: Record<string, string>,
     room: (Pick<RoomView, "members" | "expired"> & { roomId: string }) | undefined,
-    stored: boolean,
-  ): Promise<PushResult> {
-    const base = { messageId: frame.messageId, sentAt: frame.sentAt, stored, targets: targets.length };
+  ): Promise<Delivery> {
     const expired = room?.expired ?? [];
-    if (targets.length === 0 && expired.length === 0) return { ...base, delivered: 0, gone: 0, failed: 0, connecting: 0 };
-    const pushLog = log.child({ messageId: frame.messageId });
+    if (targets.length === 0 && expired.length === 0) return { targets: 0, delivered: 0, gone: 0, failed: 0, connecting: 0 };
+    const pushLog = log.child(logId);
     const result = await step("delivery", async () => {
       const out =
         targets.length > 0
-          ? await fanout.deliver(targets, JSON.stringify(frame), pushLog, room ? { roomId: room.roomId, members: room.members } : {})
+          ? await fanout.deliver(targets, payload, pushLog, room ? { roomId: room.roomId, members: room.members } : {})
           : { delivered: [], gone: [], connecting: [], failed: [], departed: [] };
       const departed = [...out.departed];
       // Members past their expiry (their token's deadline, or API Gateway's 2 h): not posted to;
@@ -377,12 +470,23 @@ export function createPusher(options: PusherOptions): Pusher {
       return out;
     });
     return {
-      ...base,
+      targets: targets.length,
       delivered: result.delivered.length,
       gone: result.gone.length,
       failed: result.failed.length,
       connecting: result.connecting.length,
     };
+  }
+
+  /** A `system` frame's delivery, as a PushResult. */
+  async function deliverNotice(
+    targets: readonly string[],
+    frame: SystemFrame,
+    room: (Pick<RoomView, "members" | "expired"> & { roomId: string }) | undefined,
+    stored: boolean,
+  ): Promise<PushResult> {
+    const counts = await deliver(targets, JSON.stringify(frame), { messageId: frame.messageId }, room);
+    return { messageId: frame.messageId, sentAt: frame.sentAt, stored, ...counts };
   }
 
   return {
@@ -402,11 +506,11 @@ export function createPusher(options: PusherOptions): Pusher {
         liveConnectionsOfUser(ctx, userId, epochSeconds(nowMs)),
       );
       const frame: SystemFrame = { ...shape, messageId: randomUUID(), sentAt: new Date(nowMs).toISOString() };
-      return deliver(targets, frame, undefined, false);
+      return deliverNotice(targets, frame, undefined, false);
     },
 
     async toRoom(roomId, notice) {
-      requirePattern("roomId", roomId, ROOM_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 _ -");
+      requirePattern("roomId", roomId, ROOM_ID_PATTERN, ROOM_ID_RULE);
       const n = validateNotice(notice, config.maxMessageBytes);
       const shape = { type: "system", from: SYSTEM_USER_ID, roomId, message: n.message, ...(n.data ? { data: n.data } : {}) } as const;
       checkDeliverable(shape);
@@ -429,7 +533,7 @@ export function createPusher(options: PusherOptions): Pusher {
         ]),
       );
       const frame: SystemFrame = { ...shape, messageId: stored.item.messageId, sentAt: stored.item.sentAt };
-      return deliver(
+      return deliverNotice(
         room.members.map((m) => m.connectionId),
         frame,
         { roomId, members: room.members, expired: room.expired },
@@ -472,6 +576,55 @@ export function createPusher(options: PusherOptions): Pusher {
       requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
       const lifted = await step(`deleting ${userId}'s ban in ${tables.connections}`, () => deleteBan(ctx, userId));
       return { userId, lifted };
+    },
+
+    async deleteMessage(target, messageId) {
+      const { conversationId, where } = conversationOfTarget(target);
+      requirePattern("messageId", messageId, MESSAGE_ID_PATTERN, MESSAGE_ID_RULE);
+      const nowMs = Date.now();
+      // One conditional UpdateItem on the key the UUIDv7 id gives, as the `delete` route does
+      // (messageChanges.ts); a backend deletes any author's message.
+      const change = await step(`deleting message ${messageId} of ${where} in ${tables.messages}`, async () => {
+        try {
+          return await deleteStoredMessage(ctx, { conversationId, messageId, by: SYSTEM_USER_ID, anyAuthor: true, nowMs });
+        } catch (err) {
+          if (isChatError(err) && err.code === "NOT_FOUND") {
+            throw new PushError("NOT_FOUND", `no message ${messageId} in ${where} (unknown, past its retention, or not a UUIDv7 id)`);
+          }
+          throw err;
+        }
+      });
+      const frame = deletedFrame(change.item);
+      const base = { messageId: frame.messageId, by: frame.by, deletedAt: frame.deletedAt, alreadyDeleted: change.repeat };
+      // Already deleted: its `deleted` went out with the first delete (as the route's retry, no second fan-out).
+      if (change.repeat) return { ...base, targets: 0, delivered: 0, gone: 0, failed: 0, connecting: 0 };
+      const payload = JSON.stringify(frame);
+      const logId = { messageId: frame.messageId };
+      // Deleted before anything is sent: whoever receives `deleted` reads the tombstone in history.
+      if (frame.roomId !== undefined) {
+        const roomId = frame.roomId;
+        const room = await step(`reading room ${roomId} in ${tables.rooms}`, () => readRoom(ctx, roomId, epochSeconds(nowMs)));
+        const members = room.members.map((m) => m.connectionId);
+        return { ...base, ...(await deliver(members, payload, logId, { roomId, members: room.members, expired: room.expired })) };
+      }
+      // Every device of both users (the byUser index), as a private message and its `deleted` reach them.
+      const users = [...new Set([change.item.userId, change.item.toUserId ?? change.item.userId])];
+      const devices = await step(`reading ${users.join(" and ")}'s connections (index byUser of ${tables.connections})`, () =>
+        Promise.all(users.map((u) => liveConnectionsOfUser(ctx, u, epochSeconds(nowMs)))),
+      );
+      return { ...base, ...(await deliver([...new Set(devices.flat())], payload, logId, undefined)) };
+    },
+
+    async kick(roomId, userId, minutes) {
+      requirePattern("roomId", roomId, ROOM_ID_PATTERN, ROOM_ID_RULE);
+      requirePattern("userId", userId, USER_ID_PATTERN, USER_ID_RULE);
+      const n = kickMinutes(minutes);
+      // The `kick` route's code (moderation.ts): the restriction first, then a consistent read of
+      // the members and each of the user's connections out through the leave path.
+      const out = await step(`kicking ${userId} from room ${roomId} (${tables.connections}, ${tables.rooms})`, () =>
+        kickUser({ ...ctx, fanout }, log, { roomId, userId, by: SYSTEM_USER_ID, minutes: n, nowMs: Date.now() }),
+      );
+      return { roomId, userId, until: new Date(out.until).toISOString(), removed: out.removed.length };
     },
 
     close() {

@@ -2,26 +2,34 @@
  * `npm run push -- --user <id> | --room <id> [--data <json>] <message>`: sends a `system` frame
  * from the command line through push/index.ts (docs/push.md); `disconnect <userId>`,
  * `ban <userId> --until <time> | --minutes <n>` and `unban <userId>` close a user's connections and
- * ban or unban them (issue 16).
+ * ban or unban them; `delete <roomId> <messageId>` (or `delete --between <a>,<b> <messageId>`)
+ * deletes a message and `kick <roomId> <userId> [--minutes <n>]` keeps a user out of a room, as
+ * "system" (issue 16).
  *
  * The stack's outputs come from `.local/outputs.json` (written by `npm run local`) by default, from
  * `--outputs <file>` (e.g. `pulumi stack output --json > out.json`), or from `--stack <name>`, which
  * runs `pulumi stack output --json --stack <name>`. Locally the outputs name DynamoDB Local
  * (`dynamodbEndpoint`) and the local gateway's `@connections` endpoint, which accept any signature.
  *
- * Exit codes: 0 done (even to nobody online), 1 failure (AWS error, unreachable connections,
- * unreadable outputs), 2 bad usage (arguments, ids, message size, a ban's end).
+ * Exit codes: 0 done (even to nobody online, or a message already deleted), 1 failure (AWS error,
+ * unreachable connections, unreadable outputs, a message to delete that does not exist), 2 bad
+ * usage (arguments, ids, message size, a ban's end, a kick's minutes).
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { namedError } from "../handlers/lib/errors";
 import {
+  DEFAULT_KICK_MINUTES,
   MAX_BAN_DAYS,
+  MAX_KICK_MINUTES,
   createPusher,
   isPushError,
   type BanResult,
+  type DeleteResult,
   type DisconnectResult,
+  type KickResult,
+  type MessageTarget,
   type PushResult,
   type Pusher,
   type PusherOptions,
@@ -33,25 +41,34 @@ export const USAGE = `Usage: npm run push -- (--user <userId> | --room <roomId>)
        npm run push -- disconnect <userId> [options]
        npm run push -- ban <userId> (--until <time> | --minutes <n>) [options]
        npm run push -- unban <userId> [options]
+       npm run push -- delete (<roomId> | --between <userA>,<userB>) <messageId> [options]
+       npm run push -- kick <roomId> <userId> [--minutes <n>] [options]
 
 Sends a "system" frame to every connection of a user, or to a room (stored in its history first).
 disconnect closes every connection of the user (they may connect again at once).
 ban refuses the user's handshakes (403) until the given time, then closes their connections.
 unban lifts the ban at once.
+delete deletes a message of a room, or of the private conversation of two users, as "system":
+  history keeps a tombstone, and the room (or both users' devices) receive "deleted".
+  Deleting a deleted message is not an error; an unknown one is NOT_FOUND (exit 1).
+kick takes every connection of the user out of the room ("kicked", by "system"), and refuses
+  their joins for --minutes (default ${DEFAULT_KICK_MINUTES}).
 
 Options:
   --user <userId>        every connection (device) of this user
   --room <roomId>        every connection in this room; the message is kept in the room's history
   --data <json>          a JSON object delivered with the message (e.g. '{"orderId":"o-42"}')
   --until <time>         ban: end of the ban, ISO 8601 with a zone (e.g. 2030-01-31T18:00:00Z)
-  --minutes <n>          ban: end of the ban, n minutes from now (1 to ${MAX_BAN_DAYS * 1440}, i.e. ${MAX_BAN_DAYS} days)
+  --minutes <n>          ban: end of the ban, n minutes from now (1 to ${MAX_BAN_DAYS * 1440}, i.e. ${MAX_BAN_DAYS} days);
+                         kick: how long the user stays out (1 to ${MAX_KICK_MINUTES}, i.e. 7 days; default ${DEFAULT_KICK_MINUTES})
+  --between <a>,<b>      delete: the private conversation of users a and b (instead of a <roomId>)
   --outputs <file>       stack outputs as JSON (default .local/outputs.json, written by npm run local)
   --stack <name>         read the outputs with \`pulumi stack output --json --stack <name>\`
   --region <region>      AWS region (default: from managementEndpoint, then AWS_REGION)
   --json                 print the result as JSON
   -h, --help             this text
 
-disconnect, ban and unban take no --user or --room: with either, the words are a message.
+disconnect, ban, unban, delete and kick take no --user or --room: with either, the words are a message.
 Exit codes: 0 done, 1 failure, 2 bad usage.
 `;
 
@@ -87,7 +104,21 @@ export interface UnbanArgs extends CommonArgs {
   readonly userId: string;
 }
 
-export type PushArgs = SendArgs | DisconnectArgs | BanArgs | UnbanArgs;
+export interface DeleteArgs extends CommonArgs {
+  readonly command: "delete";
+  readonly target: MessageTarget;
+  readonly messageId: string;
+}
+
+export interface KickArgs extends CommonArgs {
+  readonly command: "kick";
+  readonly roomId: string;
+  readonly userId: string;
+  /** Absent: the pusher's default (DEFAULT_KICK_MINUTES). */
+  readonly minutes?: number;
+}
+
+export type PushArgs = SendArgs | DisconnectArgs | BanArgs | UnbanArgs | DeleteArgs | KickArgs;
 
 const COMMON_OPTIONS = {
   outputs: { type: "string" },
@@ -105,16 +136,18 @@ const PUSH_OPTIONS = {
 } as const;
 
 const BAN_OPTIONS = { until: { type: "string" }, minutes: { type: "string" }, ...COMMON_OPTIONS } as const;
+const DELETE_OPTIONS = { between: { type: "string" }, ...COMMON_OPTIONS } as const;
+const KICK_OPTIONS = { minutes: { type: "string" }, ...COMMON_OPTIONS } as const;
 
-const USER_COMMANDS = ["disconnect", "ban", "unban"] as const;
-type UserCommand = (typeof USER_COMMANDS)[number];
+const COMMANDS = ["disconnect", "ban", "unban", "delete", "kick"] as const;
+type Command = (typeof COMMANDS)[number];
 
-function isUserCommand(word: string | undefined): word is UserCommand {
-  return (USER_COMMANDS as readonly string[]).includes(word ?? "");
+function isCommand(word: string | undefined): word is Command {
+  return (COMMANDS as readonly string[]).includes(word ?? "");
 }
 
 /** Options that take a value, in any command (the others are flags). */
-const VALUE_OPTIONS = new Set(["--user", "--room", "--data", "--outputs", "--stack", "--region", "--until", "--minutes"]);
+const VALUE_OPTIONS = new Set(["--user", "--room", "--data", "--outputs", "--stack", "--region", "--until", "--minutes", "--between"]);
 
 /**
  * Where the command word is: the first word that is neither an option nor an option's value,
@@ -132,7 +165,7 @@ function commandIndex(argv: readonly string[]): number | undefined {
       if (VALUE_OPTIONS.has(w)) i++; // `--x value`; `--x=value` is one word
       continue;
     }
-    return isUserCommand(w) ? i : undefined;
+    return isCommand(w) ? i : undefined;
   }
   return undefined;
 }
@@ -189,8 +222,54 @@ function banUntil(values: { until?: string; minutes?: string }, nowMs: number): 
   return new Date(ms);
 }
 
-/** `disconnect|ban|unban <userId> [options]`. */
-function parseUserCommand(command: UserCommand, rest: readonly string[], nowMs: number): PushArgs | undefined {
+/** `kick`'s --minutes: an integer from 1 to MAX_KICK_MINUTES (the `kick` frame's bounds), when given. */
+function kickMinutes(minutes: string | undefined): number | undefined {
+  if (minutes === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(minutes) ? Number(minutes) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_KICK_MINUTES))
+    throw usageError(`--minutes must be an integer from 1 to ${MAX_KICK_MINUTES} (7 days), got ${minutes}`);
+  return n;
+}
+
+/** `delete (<roomId> | --between <a>,<b>) <messageId> [options]`. */
+function parseDelete(rest: readonly string[]): DeleteArgs | undefined {
+  const { values, positionals } = parseCommandLine({ args: [...rest], options: DELETE_OPTIONS, allowPositionals: true }, usageError);
+  if (values.help) return undefined;
+  const common = commonArgs(values);
+  if (values.between !== undefined) {
+    const users = values.between.split(",");
+    if (users.length !== 2 || users.some((u) => u === ""))
+      throw usageError(`--between takes two user ids separated by a comma (e.g. alice,bob), got ${values.between}`);
+    if (positionals.length === 0) throw usageError("delete needs a <messageId>");
+    if (positionals.length > 1) throw usageError(`unexpected argument ${positionals[1]}`);
+    return { command: "delete", target: { between: [users[0], users[1]] }, messageId: positionals[0], ...common };
+  }
+  if (positionals.length < 2)
+    throw usageError("delete needs a <roomId> and a <messageId> (or --between <userA>,<userB> and a <messageId>)");
+  if (positionals.length > 2) throw usageError(`unexpected argument ${positionals[2]}`);
+  return { command: "delete", target: { roomId: positionals[0] }, messageId: positionals[1], ...common };
+}
+
+/** `kick <roomId> <userId> [--minutes <n>] [options]`. */
+function parseKick(rest: readonly string[]): KickArgs | undefined {
+  const { values, positionals } = parseCommandLine({ args: [...rest], options: KICK_OPTIONS, allowPositionals: true }, usageError);
+  if (values.help) return undefined;
+  if (positionals.length < 2) throw usageError("kick needs a <roomId> and a <userId>");
+  if (positionals.length > 2) throw usageError(`unexpected argument ${positionals[2]}`);
+  const minutes = kickMinutes(values.minutes);
+  return {
+    command: "kick",
+    roomId: positionals[0],
+    userId: positionals[1],
+    ...(minutes !== undefined ? { minutes } : {}),
+    ...commonArgs(values),
+  };
+}
+
+/** `disconnect|ban|unban <userId> [options]`, `delete ...`, `kick ...`. */
+function parseCommand(command: Command, rest: readonly string[], nowMs: number): PushArgs | undefined {
+  if (command === "delete") return parseDelete(rest);
+  if (command === "kick") return parseKick(rest);
   const { values, positionals } = parseCommandLine(
     { args: [...rest], options: command === "ban" ? BAN_OPTIONS : COMMON_OPTIONS, allowPositionals: true },
     usageError,
@@ -207,12 +286,12 @@ function parseUserCommand(command: UserCommand, rest: readonly string[], nowMs: 
 /**
  * Parses the command line (util.parseArgs; a message word that starts with "-" goes after `--`);
  * throws UsageError (exit 2) for anything malformed. Undefined means --help. Without --user or
- * --room, a first word `disconnect`, `ban` or `unban` is that command; anything else is today's
- * push form.
+ * --room, a first word `disconnect`, `ban`, `unban`, `delete` or `kick` is that command; anything
+ * else is today's push form.
  */
 export function parsePushArgs(argv: readonly string[], nowMs = Date.now()): PushArgs | undefined {
   const at = commandIndex(argv);
-  if (at !== undefined) return parseUserCommand(argv[at] as UserCommand, [...argv.slice(0, at), ...argv.slice(at + 1)], nowMs);
+  if (at !== undefined) return parseCommand(argv[at] as Command, [...argv.slice(0, at), ...argv.slice(at + 1)], nowMs);
   const { values, positionals } = parseCommandLine({ args: [...argv], options: PUSH_OPTIONS, allowPositionals: true }, usageError);
   if (values.help) return undefined;
   // multiple: true only to refuse a repeated target (util.parseArgs would keep the last one silently).
@@ -337,6 +416,18 @@ export function describeUserResult(r: DisconnectResult | BanResult | UnbanResult
   return `disconnected user ${r.userId}: ${closes}`;
 }
 
+/** The line printed for delete. */
+export function describeDeleteResult(args: DeleteArgs, r: DeleteResult): string {
+  const where = "roomId" in args.target ? `room ${args.target.roomId}` : `the conversation of ${args.target.between.join(" and ")}`;
+  if (r.alreadyDeleted) return `message ${r.messageId} in ${where} was already deleted (by ${r.by} at ${r.deletedAt}): nothing sent`;
+  return `deleted message ${r.messageId} in ${where} (by ${r.by}); ${r.targets} connection(s): delivered ${r.delivered}, gone ${r.gone} (removed), failed ${r.failed}${r.connecting > 0 ? `, still connecting ${r.connecting}` : ""}`;
+}
+
+/** The line printed for kick. */
+export function describeKickResult(r: KickResult): string {
+  return `kicked user ${r.userId} from room ${r.roomId} until ${r.until} (joins refused until then); ${r.removed} connection(s) removed from the room`;
+}
+
 /** Runs the parsed command; resolves to the line to print and the exit code. */
 async function run(pusher: Pusher, args: PushArgs): Promise<{ text: string; json: unknown; code: number }> {
   switch (args.command) {
@@ -354,10 +445,23 @@ async function run(pusher: Pusher, args: PushArgs): Promise<{ text: string; json
       const r = await pusher.unbanUser(args.userId);
       return { text: describeUserResult(r), json: r, code: 0 };
     }
+    case "delete": {
+      const r = await pusher.deleteMessage(args.target, args.messageId);
+      return { text: describeDeleteResult(args, r), json: r, code: r.failed > 0 ? 1 : 0 };
+    }
+    case "kick": {
+      const r = await pusher.kick(args.roomId, args.userId, args.minutes);
+      return { text: describeKickResult(r), json: r, code: 0 };
+    }
   }
 }
 
-export async function main(argv: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
+/** Where main writes: process.stdout and process.stderr, or a test's collector. */
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+export async function main(argv: readonly string[], out: TextSink = process.stdout, err: TextSink = process.stderr): Promise<number> {
   let args: PushArgs | undefined;
   try {
     args = parsePushArgs(argv);

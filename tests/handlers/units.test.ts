@@ -580,4 +580,88 @@ describe("handlers: pure helpers", () => {
         assert.ok(PUSH_USAGE.includes(form), form);
     });
   });
+
+  describe("npm run push's delete and kick (scripts/push.ts)", () => {
+    const usage = (argv: string[], message: RegExp) =>
+      assert.throws(
+        () => parsePushArgs(argv),
+        (e: unknown) => isUsageError(e) && message.test(e.message),
+        argv.join(" "),
+      );
+
+    it("parses delete of a room message (<roomId> <messageId>) and of a private one (--between <a>,<b> <messageId>)", () => {
+      assert.deepEqual(parsePushArgs(["delete", "general", "019abf3e-0000-7000-8000-000000000000"]), {
+        command: "delete",
+        target: { roomId: "general" },
+        messageId: "019abf3e-0000-7000-8000-000000000000",
+        json: false,
+      });
+      assert.deepEqual(parsePushArgs(["--outputs", "o.json", "delete", "--between", "alice,bob", "m-1", "--json"]), {
+        command: "delete",
+        target: { between: ["alice", "bob"] },
+        messageId: "m-1",
+        outputs: "o.json",
+        json: true,
+      });
+      assert.deepEqual(parsePushArgs(["--between=alice,bob", "delete", "m-1"]), {
+        command: "delete",
+        target: { between: ["alice", "bob"] },
+        messageId: "m-1",
+        json: false,
+      });
+    });
+
+    it("parses kick <roomId> <userId> with an optional --minutes (absent: the pusher's default)", () => {
+      assert.deepEqual(parsePushArgs(["kick", "general", "mallory"]), {
+        command: "kick",
+        roomId: "general",
+        userId: "mallory",
+        json: false,
+      });
+      assert.deepEqual(parsePushArgs(["kick", "general", "mallory", "--minutes", "10080", "--stack", "prod"]), {
+        command: "kick",
+        roomId: "general",
+        userId: "mallory",
+        minutes: 10080,
+        stack: "prod",
+        json: false,
+      });
+      assert.equal(parsePushArgs(["kick", "--help"]), undefined);
+      assert.equal(parsePushArgs(["delete", "-h"]), undefined);
+    });
+
+    it("refuses missing or extra words, a malformed --between, options of another command and minutes out of range (exit 2)", () => {
+      usage(["delete", "general"], /delete needs a <roomId> and a <messageId>/);
+      usage(["delete", "general", "m-1", "m-2"], /unexpected argument m-2/);
+      usage(["delete", "--between", "alice,bob"], /delete needs a <messageId>/);
+      usage(["delete", "--between", "alice,bob", "general", "m-1"], /unexpected argument m-1/);
+      for (const between of ["alice", "alice,bob,carol", "alice,", ",bob"])
+        usage(["delete", "--between", between, "m-1"], /--between takes two user ids separated by a comma/);
+      usage(["delete", "general", "m-1", "--minutes", "5"], /unknown option --minutes/);
+      usage(["kick", "general"], /kick needs a <roomId> and a <userId>/);
+      usage(["kick", "general", "a", "b"], /unexpected argument b/);
+      usage(["kick", "general", "a", "--between", "a,b"], /unknown option --between/);
+      usage(["kick", "general", "a", "--until", "2030-01-01T00:00:00Z"], /unknown option --until/);
+      for (const minutes of ["0", "10081", "1.5", "ten"])
+        usage(["kick", "general", "a", "--minutes", minutes], /--minutes must be an integer from 1 to 10080/);
+      usage(["ban", "a", "--between", "a,b"], /unknown option --between/);
+    });
+
+    it("keeps --user and --room lines messages (delete and kick are words then); --help names both forms", () => {
+      assert.deepEqual(parsePushArgs(["--room", "general", "delete", "this", "later"]), {
+        command: "send",
+        target: { kind: "room", id: "general" },
+        message: "delete this later",
+        json: false,
+      });
+      assert.deepEqual(parsePushArgs(["kick", "off", "at", "nine", "--room", "general"]), {
+        command: "send",
+        target: { kind: "room", id: "general" },
+        message: "kick off at nine",
+        json: false,
+      });
+      for (const form of ["delete (<roomId> | --between <userA>,<userB>) <messageId>", "kick <roomId> <userId> [--minutes <n>]"])
+        assert.ok(PUSH_USAGE.includes(form), form);
+    });
+  });
 });

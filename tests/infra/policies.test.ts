@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { FUNCTIONS, functionSpec } from "../../handlers/routes";
 import { functionPolicy, type FunctionPolicyInputs, type IamPolicyDocument } from "../../infra/policies";
+import { pushPolicyDocument } from "../../infra/pushPolicy";
 
 const EXEC = "arn:aws:execute-api:eu-west-1:123456789012:abc123";
 const INPUTS: FunctionPolicyInputs = {
@@ -60,6 +61,25 @@ describe("infra: function policies (pure)", () => {
     for (const name of ["connect", "join"] as const) {
       assert.ok(statement(functionPolicy(functionSpec(name), INPUTS), "TableConnections").Action.includes("dynamodb:ConditionCheckItem"));
     }
+  });
+
+  it("push (issue 16): a backend's kick and delete get what the kick and delete functions get for the same code, and no more", () => {
+    const push = pushPolicyDocument({ tableArns: INPUTS.tableArns, executionArn: EXEC, stage: "dev" });
+    const actionsOn = (doc: IamPolicyDocument, sid: string) => [...statement(doc, sid).Action].sort();
+    const kick = functionPolicy(functionSpec("kick"), INPUTS);
+    // kickUser (moderation.ts) is shared: the restriction Put, the kicked connections' BatchGet, the
+    // leave transaction and the clean-up of gone ones. A backend also bans (PutItem) and unbans.
+    assert.deepEqual(actionsOn(push, "PushTableConnections"), actionsOn(kick, "TableConnections"));
+    assert.deepEqual(actionsOn(push, "PushTableRooms"), actionsOn(kick, "TableRooms"));
+    // deleteMessage (messageChanges.ts) is one UpdateItem; a room push is a PutItem. A backend
+    // reads no history (no Query, no GetItem) and never joins (no ConditionCheckItem).
+    const del = functionPolicy(functionSpec("delete"), INPUTS);
+    assert.deepEqual(actionsOn(del, "TableMessages"), ["dynamodb:UpdateItem"]);
+    assert.deepEqual(actionsOn(push, "PushTableMessages"), ["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+    assert.equal(
+      push.Statement.some((s) => s.Action.includes("dynamodb:ConditionCheckItem")),
+      false,
+    );
   });
 
   it("grants Query on exactly the queried index ARNs", () => {

@@ -46,11 +46,12 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       // Written out by hand: a change to push/access.ts must be a deliberate change here too.
       assert.deepEqual(doc.Statement, [
         // Gone connections are removed one transaction each since issue 14 (no BatchWriteItem).
-        // PutItem: a ban (issue 16; an unban is a DeleteItem).
+        // PutItem: a ban and a kick's restriction (issue 16; an unban is a DeleteItem); UpdateItem:
+        // a kick's leave transaction (the kicked connection's `rooms`).
         {
           Sid: "PushTableConnections",
           Effect: "Allow",
-          Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"],
+          Action: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
           Resource: [table("connections")],
         },
         { Sid: "PushIndexConnections", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [`${table("connections")}/index/byUser`] },
@@ -60,7 +61,13 @@ for (const stack of ["dev", "prod"] as StackName[]) {
           Action: ["dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem"],
           Resource: [table("rooms")],
         },
-        { Sid: "PushTableMessages", Effect: "Allow", Action: ["dynamodb:PutItem"], Resource: [table("messages")] },
+        // UpdateItem: a backend's delete (issue 16), one conditional UpdateItem leaving a tombstone.
+        {
+          Sid: "PushTableMessages",
+          Effect: "Allow",
+          Action: ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+          Resource: [table("messages")],
+        },
         {
           Sid: "PushManageConnections",
           Effect: "Allow",

@@ -5,16 +5,18 @@
  */
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { uuidV7 } from "../../handlers/lib/data";
 import { createUsageScope, emptyUsage } from "../../handlers/lib/usage";
 import { startLocalRuntime, type LocalRuntime } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
 import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, PushError, createPusher, type Pusher } from "../../push";
-import { USAGE, parsePushArgs, pusherOptionsFrom } from "../../scripts/push";
+import { USAGE, main, parsePushArgs, pusherOptionsFrom } from "../../scripts/push";
 import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, eventually, handshakeStatus, type TestClient } from "../local/wsClient";
 
@@ -480,6 +482,136 @@ describe("push: system frames from a backend, against the local runtime", functi
     assert.equal(ban.Item, undefined);
   });
 
+  /** The code of a PushError a call rejects with ("resolved" if it does not). */
+  const codeOf = (p: Promise<unknown>) =>
+    p.then(
+      () => "resolved",
+      (err: unknown) => (err instanceof PushError ? err.code : String(err)),
+    );
+
+  it("deletes a room message as system: every member receives deleted by system, history keeps a tombstone; a repeat is a result, not an error", async () => {
+    const author = track(await user(rt, "pu-del-amy", "Amy", "pu-del"));
+    const reader = track(await user(rt, "pu-del-ben", "Ben", "pu-del"));
+    await author.next((f) => f.json?.type === "presence" && f.json.userId === "pu-del-ben", 10_000, "Ben's arrival");
+    author.send({ type: "chat", message: "spam spam spam", clientMessageId: "c-spam" });
+    const messageId = String((await reader.nextOf("chat")).messageId);
+
+    const result = await pusher.deleteMessage({ roomId: "pu-del" }, messageId);
+
+    assert.equal(result.by, "system");
+    assert.equal(result.alreadyDeleted, false);
+    assert.deepEqual([result.messageId, result.targets, result.delivered, result.gone, result.failed], [messageId, 2, 2, 0, 0]);
+    for (const c of [author, reader]) {
+      assert.deepEqual(await c.nextOf("deleted"), {
+        type: "deleted",
+        roomId: "pu-del",
+        messageId,
+        by: "system",
+        deletedAt: result.deletedAt,
+      });
+    }
+    const history = await reader.request({ type: "history", roomId: "pu-del" }, "history");
+    const tombstone = (history.messages as Array<Record<string, unknown>>).find((m) => m.messageId === messageId);
+    assert.deepEqual(
+      [tombstone?.message, tombstone?.deleted, tombstone?.deletedBy, tombstone?.deletedAt, tombstone?.userId],
+      ["", true, "system", result.deletedAt, "pu-del-amy"],
+    );
+    assert.ok(!JSON.stringify(history).includes("spam spam"), "nobody can read the text");
+
+    const again = await pusher.deleteMessage({ roomId: "pu-del" }, messageId);
+    assert.deepEqual(again, { ...result, alreadyDeleted: true, targets: 0, delivered: 0 }, "the first delete's by and deletedAt");
+    await reader.expectNone((f) => f.json?.type === "deleted", 300);
+  });
+
+  it("deletes a private message as system: every device of both users receives deleted", async () => {
+    const sender = track(await user(rt, "pu-dm-cat", "Cat", "pu-dm"));
+    const phone = track(await user(rt, "pu-dm-dov", "Dov", "pu-dm-x"));
+    const laptop = track(await user(rt, "pu-dm-dov", "Dov", "pu-dm-y"));
+    const delivered = await sender.request({ type: "private", toUserId: "pu-dm-dov", message: "psst" }, "delivered");
+    const messageId = String(delivered.messageId);
+    await Promise.all([phone.nextOf("private"), laptop.nextOf("private")]);
+
+    // Either order names the conversation.
+    const result = await pusher.deleteMessage({ between: ["pu-dm-dov", "pu-dm-cat"] }, messageId);
+
+    assert.deepEqual([result.by, result.alreadyDeleted, result.targets, result.delivered], ["system", false, 3, 3]);
+    for (const c of [sender, phone, laptop]) {
+      assert.deepEqual(await c.nextOf("deleted"), {
+        type: "deleted",
+        fromUserId: "pu-dm-cat",
+        toUserId: "pu-dm-dov",
+        messageId,
+        by: "system",
+        deletedAt: result.deletedAt,
+      });
+    }
+    const again = await pusher.deleteMessage({ between: ["pu-dm-cat", "pu-dm-dov"] }, messageId);
+    assert.deepEqual([again.alreadyDeleted, again.targets], [true, 0]);
+  });
+
+  it("answers a message that is not in that conversation with NOT_FOUND, and bad targets, ids and minutes with BAD_REQUEST", async () => {
+    const notice = await pusher.toRoom("pu-nf", "a notice");
+    assert.equal(await codeOf(pusher.deleteMessage({ roomId: "pu-nf" }, uuidV7(Date.now()))), "NOT_FOUND", "unknown id");
+    assert.equal(await codeOf(pusher.deleteMessage({ roomId: "pu-nf-other" }, notice.messageId)), "NOT_FOUND", "another room's");
+    assert.equal(await codeOf(pusher.deleteMessage({ between: ["pu-a", "pu-b"] }, notice.messageId)), "NOT_FOUND", "a room's, as private");
+    assert.equal(await codeOf(pusher.deleteMessage({ roomId: "pu-nf" }, randomUUID())), "NOT_FOUND", "not a UUIDv7");
+    await assert.rejects(
+      pusher.deleteMessage({ roomId: "pu-nf" }, uuidV7(Date.now())),
+      /^PushError: no message \S+ in room pu-nf \(unknown, past its retention, or not a UUIDv7 id\)$/,
+    );
+    // A backend may delete its own notice too.
+    assert.equal((await pusher.deleteMessage({ roomId: "pu-nf" }, notice.messageId)).alreadyDeleted, false);
+
+    const bad = [
+      pusher.deleteMessage({ roomId: "pu-nf" }, "not an id"),
+      pusher.deleteMessage({ roomId: "pu-nf" }, "x".repeat(65)),
+      pusher.deleteMessage({ roomId: "bad room" }, notice.messageId),
+      pusher.deleteMessage({ roomId: "pu-nf", between: ["a", "b"] } as never, notice.messageId),
+      pusher.deleteMessage({} as never, notice.messageId),
+      pusher.deleteMessage({ between: ["pu-a", "pu-a"] }, notice.messageId),
+      pusher.deleteMessage({ between: ["pu-a"] } as never, notice.messageId),
+      pusher.deleteMessage({ between: ["pu-a", "a#b"] }, notice.messageId),
+      pusher.kick("bad room", "pu-a"),
+      pusher.kick("pu-nf", "a#b"),
+      pusher.kick("pu-nf", "pu-a", 0),
+      pusher.kick("pu-nf", "pu-a", 10_081),
+      pusher.kick("pu-nf", "pu-a", 1.5),
+      pusher.kick("pu-nf", "pu-a", "5" as unknown as number),
+    ];
+    assert.deepEqual(
+      await Promise.all(bad.map(codeOf)),
+      bad.map(() => "BAD_REQUEST"),
+    );
+    const restriction = await doc.send(
+      new GetCommand({ TableName: rt.tableNames.connections, Key: { connectionId: "kick#pu-nf#pu-a" }, ConsistentRead: true }),
+    );
+    assert.equal(restriction.Item, undefined, "a refused kick wrote nothing");
+  });
+
+  it("kicks a user from a room as system: each of their connections receives kicked, the room hears left once, and their rejoin is FORBIDDEN", async () => {
+    const watcher = track(await user(rt, "pu-kick-watch", "Watcher", "pu-kick"));
+    const phone = track(await user(rt, "pu-kick-kim", "Kim", "pu-kick"));
+    const laptop = track(await user(rt, "pu-kick-kim", "Kim", "pu-kick"));
+    await watcher.next((f) => f.json?.type === "presence" && f.json.userId === "pu-kick-kim", 10_000, "Kim's arrival");
+    const before = Date.now();
+
+    const result = await pusher.kick("pu-kick", "pu-kick-kim", 5);
+
+    assert.deepEqual([result.roomId, result.userId, result.removed], ["pu-kick", "pu-kick-kim", 2]);
+    const until = Date.parse(result.until);
+    assert.ok(until >= before + 5 * 60_000 && until <= Date.now() + 5 * 60_000, result.until);
+    for (const c of [phone, laptop]) {
+      assert.deepEqual(await c.nextOf("kicked"), { type: "kicked", roomId: "pu-kick", by: "system", until: result.until });
+    }
+    await leftOf(watcher, "pu-kick-kim", "pu-kick");
+    await watcher.expectNone((f) => f.json?.type === "presence" && f.json.event === "left", 300);
+    const refused = await phone.request({ type: "join", roomId: "pu-kick" }, "error");
+    assert.deepEqual([refused.code, refused.roomId], ["FORBIDDEN", "pu-kick"]);
+    assert.equal(phone.ws.readyState, phone.ws.OPEN, "kicked, not disconnected");
+    // A second kick finds nobody left and keeps the restriction (the longer one: never shortened).
+    assert.deepEqual(await pusher.kick("pu-kick", "pu-kick-kim", 1), { ...result, removed: 0 });
+  });
+
   it("makes exactly the DynamoDB calls push/access.ts declares (the IAM policy's source), and uses all of them", async () => {
     // A room push with a stale member (summary reconcile + clean-up) and a user push.
     track(await user(rt, "pu-iam", "Iam", "pu-iam"));
@@ -513,13 +645,17 @@ describe("push: system frames from a backend, against the local runtime", functi
     );
     const record = emptyUsage();
     await usage.run(record, async () => {
-      await pusher.toRoom("pu-iam", "audit");
+      const notice = await pusher.toRoom("pu-iam", "audit");
       await pusher.toRoom("pu-iam-empty", "audit");
       await pusher.toUser("pu-iam", "audit");
       // Moderation (issue 16): the ban item's PutItem and DeleteItem, the byUser Query.
       await pusher.banUser("pu-iam-banned", new Date(Date.now() + 60_000));
       await pusher.unbanUser("pu-iam-banned");
       await pusher.disconnectUser("pu-iam-banned");
+      // A delete's UpdateItem on messages; a kick's restriction PutItem, BatchGetItem of the kicked
+      // connection and its leave transaction (connections UpdateItem, rooms DeleteItem and UpdateItem).
+      await pusher.deleteMessage({ roomId: "pu-iam" }, notice.messageId);
+      await pusher.kick("pu-iam", "pu-iam", 1);
     });
     await doc.send(new DeleteCommand({ TableName: rt.tableNames.rooms, Key: { roomId: "pu-iam", sk: "#summary" } }));
 
@@ -531,10 +667,54 @@ describe("push: system frames from a backend, against the local runtime", functi
     }
     const observed = new Set(record.dynamoCalls.map((c) => `${c.table} ${c.action}${c.index ? ` @${c.index}` : ""}`));
     assert.deepEqual([...observed].sort(), [...declared].sort());
-    // POST to deliver, DELETE to close a member past its token's expiry and a disconnected or banned
-    // user's connections (exercised by the tests above).
+    // POST to deliver (notices, deleted, kicked, left), DELETE to close a member past its token's
+    // expiry and a disconnected or banned user's connections (exercised by the tests above).
     assert.deepEqual(PUSH_MANAGEMENT_METHODS, ["POST", "DELETE"]);
     assert.ok(record.metrics.ManagementCalls >= 3, "posts went through the fan-out");
+  });
+
+  it("npm run push's delete and kick through main (scripts/push.ts, in process): results printed, a repeated delete exits 0, NOT_FOUND 1, bad minutes 2", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "push-main-"));
+    const outputs = path.join(dir, "outputs.json");
+    fs.writeFileSync(outputs, JSON.stringify(rt.outputs()));
+    const cli = async (argv: string[]) => {
+      const text = { out: "", err: "" };
+      const code = await main(argv, { write: (t: string) => (text.out += t) }, { write: (t: string) => (text.err += t) });
+      return { code, ...text };
+    };
+    try {
+      const member = track(await user(rt, "pu-cli-kim", "Kim", "pu-cli-mod"));
+      member.send({ type: "chat", message: "remove me" });
+      const messageId = String((await member.nextOf("chat")).messageId);
+
+      const del = await cli(["--outputs", outputs, "delete", "pu-cli-mod", messageId]);
+
+      assert.deepEqual(del, {
+        code: 0,
+        out: `deleted message ${messageId} in room pu-cli-mod (by system); 1 connection(s): delivered 1, gone 0 (removed), failed 0\n`,
+        err: "",
+      });
+      assert.equal((await member.nextOf("deleted")).by, "system");
+      const again = await cli(["delete", "pu-cli-mod", messageId, "--outputs", outputs]);
+      assert.equal(again.code, 0);
+      assert.match(
+        again.out,
+        new RegExp(`^message ${messageId} in room pu-cli-mod was already deleted \\(by system at .*\\): nothing sent\n$`),
+      );
+      const kick = await cli(["kick", "pu-cli-mod", "pu-cli-kim", "--minutes", "2", "--outputs", outputs, "--json"]);
+      assert.equal(kick.code, 0, kick.err);
+      const result = JSON.parse(kick.out) as Record<string, unknown>;
+      assert.deepEqual([result.roomId, result.userId, result.removed], ["pu-cli-mod", "pu-cli-kim", 1]);
+      assert.deepEqual(await member.nextOf("kicked"), { type: "kicked", roomId: "pu-cli-mod", by: "system", until: result.until });
+      const missing = await cli(["delete", "--between", "pu-a,pu-b", messageId, "--outputs", outputs]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.err, /^push: NOT_FOUND: no message \S+ in the conversation of pu-a and pu-b/);
+      const badMinutes = await cli(["kick", "pu-cli-mod", "pu-cli-kim", "--minutes", "0", "--outputs", outputs]);
+      assert.equal(badMinutes.code, 2);
+      assert.match(badMinutes.err, /^push: --minutes must be an integer from 1 to 10080/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe("npm run push (scripts/push.ts) as a process", () => {
