@@ -90,10 +90,6 @@ export class MessageLog {
     return this.byRef.get(ref);
   }
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   /**
    * The newest message of `userId` that can still be changed (not deleted, not a notice), in one
    * conversation or in any: what `/edit <text>` and `/delete` with no reference mean.

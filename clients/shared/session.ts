@@ -10,14 +10,17 @@
  *   come back in lockstep ("Exponential Backoff And Jitter", AWS Architecture Blog);
  * - after reconnecting, the rooms are joined again and unacknowledged chat and private messages are
  *   sent again with the same `clientMessageId`, which the server stores only once (docs/protocol.md
- *   "Idempotent retries");
+ *   "Idempotent retries"), and so are unanswered edits, deletes and kicks, which it makes idempotent;
  * - the user's order for commands about one room: API Gateway hands each frame of a connection to
  *   its own Lambda invocation, so two frames sent back to back may be handled in either order (a
  *   chat could overtake the join it needs, a leave the chat before it, a history the message just
- *   sent). Frames about one room (join, chat, leave, room history) are therefore sent one at a time:
+ *   sent). Frames about one room (join, chat, leave, room history, edit, delete, kick) are therefore sent one at a time:
  *   each is held until the previous one is answered (reply or error). Frames about no room (ping,
  *   rooms, private messages) are never held. A hold lasts at most `holdTimeoutMs`, then the held
  *   frames fail with a local error instead of waiting for ever.
+ *
+ * - edits, deletes and kicks resolve with their answer or a typed failure (RequestOutcome), and the
+ *   messages seen, with their edits and tombstones, are kept in `messages` (messages.ts).
  *
  * It knows nothing of Node or the DOM: the socket is given as a factory (the `ws` package in the
  * terminal, the browser's WebSocket in the page) and the user interface listens to events.

@@ -54,6 +54,19 @@ function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/** A text-style button (class "link") with its accessible name; `focus` names it for saveFocus(). */
+function linkButton(text: string, label: string, onClick: () => void, extra: { focus?: string; danger?: boolean } = {}): HTMLButtonElement {
+  const b = h("button", {
+    type: "button",
+    className: extra.danger ? "link danger" : "link",
+    "aria-label": label,
+    ...(extra.focus ? { "data-focus": extra.focus } : {}),
+  });
+  b.textContent = text;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
 function showError(el: HTMLElement, message: string | undefined): void {
   el.textContent = message ?? "";
   el.hidden = !message;
@@ -480,7 +493,7 @@ class ChatPage {
   private change(entry: MessageEntry, request: (m: LoggedMessage) => Promise<RequestOutcome<unknown>>, verb: string): void {
     const state = this.session.messages.get(entry.id);
     if (!state) {
-      entry.change = { pending: false, text: `not ${verb}: this message is no longer known here; reload the conversation` };
+      entry.change = { pending: false, text: `not ${verb}: unknown message` };
       this.renderMessages();
       return;
     }
@@ -529,7 +542,7 @@ class ChatPage {
         this.store.addNotice(
           this.selected,
           "notice",
-          "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /edit <text> (your last message here), /delete (your last message here), /kick [#room] <userId> [minutes], /quit. Plain text sends to this conversation.",
+          "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /edit <text>, /delete (your last message), /kick <userId> [minutes], /quit. Plain text sends to this conversation.",
         );
         this.renderMessages();
         return true;
@@ -805,65 +818,41 @@ class ChatPage {
     if (deleted || e.state !== "sent" || e.id.startsWith("local:") || !canDelete || e.change?.pending) return [];
     const what = own ? `your message: ${excerpt(e.text)}` : `the message of ${author}: ${excerpt(e.text)}`;
     if (this.confirming?.kind === "delete" && this.confirming.id === e.id) {
-      const yes = h(
-        "button",
-        { type: "button", className: "link danger", "data-focus": `confirm-delete:${e.id}`, "aria-label": `Delete ${what} for everyone` },
-        "Delete for everyone",
-      );
-      yes.addEventListener("click", () => this.deleteMessage(e));
-      const no = h("button", { type: "button", className: "link", "aria-label": "Keep the message" }, "Cancel");
-      no.addEventListener("click", () => this.cancelConfirm("delete", e.id));
       return [
         h(
           "div",
           { className: "msg-actions", role: "group", "aria-label": "Delete this message?" },
           h("span", { className: "hint", text: "Delete this message?" }),
-          yes,
-          no,
+          linkButton("Delete for everyone", `Delete ${what} for everyone`, () => this.deleteMessage(e), {
+            focus: `confirm-delete:${e.id}`,
+            danger: true,
+          }),
+          linkButton("Cancel", "Keep the message", () => this.cancelConfirm("delete", e.id)),
         ),
       ];
     }
     const buttons: HTMLElement[] = [];
-    if (own) {
-      const edit = h("button", { type: "button", className: "link", "data-focus": `edit:${e.id}`, "aria-label": `Edit ${what}` }, "Edit");
-      edit.addEventListener("click", () => this.startEdit(e));
-      buttons.push(edit);
-    }
-    const del = h(
-      "button",
-      { type: "button", className: "link", "data-focus": `delete:${e.id}`, "aria-label": `Delete ${what}` },
-      "Delete",
-    );
-    del.addEventListener("click", () => this.confirm("delete", e.id));
-    buttons.push(del);
+    if (own) buttons.push(linkButton("Edit", `Edit ${what}`, () => this.startEdit(e), { focus: `edit:${e.id}` }));
+    buttons.push(linkButton("Delete", `Delete ${what}`, () => this.confirm("delete", e.id), { focus: `delete:${e.id}` }));
     return [h("div", { className: "msg-actions" }, ...buttons)];
   }
 
   /** Kick, for moderators of the room: keeps the user out for the default time, after a confirmation. */
   private renderKick(roomId: string, m: { userId: string; username: string }): HTMLElement[] {
     if (this.confirming?.kind === "kick" && this.confirming.id === m.userId) {
-      const yes = h(
-        "button",
-        {
-          type: "button",
-          className: "link danger",
-          "data-focus": `confirm-kick:${m.userId}`,
-          "aria-label": `Kick ${m.username} out of #${roomId} for ${KICK_DEFAULT_MINUTES} minutes`,
-        },
-        `Kick for ${KICK_DEFAULT_MINUTES} min`,
-      );
-      yes.addEventListener("click", () => this.kick(roomId, m.userId));
-      const no = h("button", { type: "button", className: "link", "aria-label": `Do not kick ${m.username}` }, "Cancel");
-      no.addEventListener("click", () => this.cancelConfirm("kick", m.userId));
-      return [yes, no];
+      return [
+        linkButton(
+          `Kick for ${KICK_DEFAULT_MINUTES} min`,
+          `Kick ${m.username} out of #${roomId} for ${KICK_DEFAULT_MINUTES} minutes`,
+          () => this.kick(roomId, m.userId),
+          { focus: `confirm-kick:${m.userId}`, danger: true },
+        ),
+        linkButton("Cancel", `Do not kick ${m.username}`, () => this.cancelConfirm("kick", m.userId)),
+      ];
     }
-    const kick = h(
-      "button",
-      { type: "button", className: "link", "data-focus": `kick:${m.userId}`, "aria-label": `Kick ${m.username} out of #${roomId}` },
-      "Kick",
-    );
-    kick.addEventListener("click", () => this.confirm("kick", m.userId));
-    return [kick];
+    return [
+      linkButton("Kick", `Kick ${m.username} out of #${roomId}`, () => this.confirm("kick", m.userId), { focus: `kick:${m.userId}` }),
+    ];
   }
 
   /** The text of a message being edited, as a labelled field: Enter (or Save) saves, Escape cancels. */
@@ -939,9 +928,12 @@ class ChatPage {
       );
       if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
       select.addEventListener("click", () => this.select(key));
-      const leave = h("button", { type: "button", className: "link", "aria-label": `Leave #${roomId}` }, "Leave");
-      leave.addEventListener("click", () => this.leave(roomId));
-      return h("li", {}, select, leave);
+      return h(
+        "li",
+        {},
+        select,
+        linkButton("Leave", `Leave #${roomId}`, () => this.leave(roomId)),
+      );
     });
     $("my-rooms").replaceChildren(...(roomItems.length ? roomItems : [h("li", { className: "empty", text: "No rooms joined." })]));
 
@@ -956,9 +948,7 @@ class ChatPage {
       });
       const li = h("li", { "data-user": m.userId }, label);
       if (!isMe) {
-        const pm = h("button", { type: "button", className: "link", "aria-label": `Private message to ${m.username}` }, "Message");
-        pm.addEventListener("click", () => this.openPrivate(m.userId));
-        li.append(pm);
+        li.append(linkButton("Message", `Private message to ${m.username}`, () => this.openPrivate(m.userId)));
       }
       if (!isMe && currentRoom && this.moderating(currentRoom)) li.append(...this.renderKick(currentRoom, m));
       return li;
@@ -992,9 +982,7 @@ class ChatPage {
       const joined = rooms.includes(r.roomId);
       const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
       if (!joined) {
-        const join = h("button", { type: "button", className: "link", "aria-label": `Join #${r.roomId}` }, "Join");
-        join.addEventListener("click", () => this.join(r.roomId));
-        li.append(join);
+        li.append(linkButton("Join", `Join #${r.roomId}`, () => this.join(r.roomId)));
       }
       return li;
     });
