@@ -1,9 +1,11 @@
 /**
  * The slash commands both clients accept (docs/clients.md): `/chat <message>` (plain text also
  * sends), `/join <room>`, `/leave <room>`, `/private <userId> <message>`, `/rooms`,
- * `/history [room]`, `/quit`, `/help`. Parsing is pure so it is unit-tested once and reused by the
+ * `/history [room]`, `/edit [^ref] <text>`, `/delete [^ref]`, `/kick [#room] <userId> [minutes]`,
+ * `/quit`, `/help`. Parsing is pure so it is unit-tested once and reused by the
  * terminal client and the web page's message box.
  */
+import { KICK_MAX_MINUTES } from "./protocol";
 
 export type Command =
   | { readonly kind: "chat"; readonly message: string; readonly roomId?: string }
@@ -14,26 +16,33 @@ export type Command =
   | { readonly kind: "history"; readonly roomId?: string; readonly withUserId?: string; readonly limit?: number }
   | { readonly kind: "more" }
   | { readonly kind: "who"; readonly roomId?: string }
+  /** `ref`: the number the terminal shows before a message (`^3`); absent = your last message. */
+  | { readonly kind: "edit"; readonly ref?: number; readonly message: string }
+  | { readonly kind: "delete"; readonly ref?: number }
+  /** `roomId` absent = the current room; `minutes` absent = the server's default (10). */
+  | { readonly kind: "kick"; readonly userId: string; readonly roomId?: string; readonly minutes?: number }
   | { readonly kind: "quit" }
   | { readonly kind: "help" }
   | { readonly kind: "none" }
   | { readonly kind: "invalid"; readonly message: string };
 
-export const HELP_TEXT = [
-  "Commands:",
-  "  <text>                      send <text> to the current room",
-  "  /chat <message>             same, explicitly",
-  "  /join <room>                join a room (it becomes the current room)",
-  "  /leave <room>               leave a room",
-  "  /private <userId> <message> send a private message",
-  "  /rooms                      list active rooms and their number of users",
-  "  /history [room] [n]         show the last n (1-100, default 50) messages of a room (default: the current room)",
-  "  /history @<userId> [n]      show your private conversation with a user",
-  "  /more                       show the page of messages before the last /history",
-  "  /who [room]                 who is in a room you joined (default: the current room)",
-  "  /quit                       close the connection and exit",
-  "  /help                       this help",
-].join("\n");
+/** What `/help` prints (the terminal; the web page says it in one line). A plain string, so the page's bundle leaves it out. */
+export const HELP_TEXT = `Commands:
+  <text>                      send <text> to the current room
+  /chat <message>             same, explicitly
+  /join <room>                join a room (it becomes the current room)
+  /leave <room>               leave a room
+  /private <userId> <message> send a private message
+  /rooms                      list active rooms and their number of users
+  /history [room] [n]         show the last n (1-100, default 50) messages of a room (default: the current room)
+  /history @<userId> [n]      show your private conversation with a user
+  /more                       show the page of messages before the last /history
+  /who [room]                 who is in a room you joined (default: the current room)
+  /edit [^n] <text>           replace the text of your message ^n (the number before it; default: your last message)
+  /delete [^n]                delete message ^n for everyone (yours, or any in a room you moderate; default: your last)
+  /kick [#room] <userId> [m]  moderators: keep a user out of a room (default: the current one) for m minutes (default 10)
+  /quit                       close the connection and exit
+  /help                       this help`;
 
 const USAGE: Record<string, string> = {
   chat: "usage: /chat <message>",
@@ -41,7 +50,13 @@ const USAGE: Record<string, string> = {
   leave: "usage: /leave <room>",
   private: "usage: /private <userId> <message>",
   history: "usage: /history [room] [n] or /history @<userId> [n], with n from 1 to 100",
+  edit: "usage: /edit [^n] <new text>, where ^n is the number shown before the message (default: your last message)",
+  delete: "usage: /delete [^n], where ^n is the number shown before the message (default: your last message)",
+  kick: `usage: /kick [#room] <userId> [minutes], minutes from 1 to ${KICK_MAX_MINUTES} (default 10)`,
 };
+
+/** A message reference as shown (`^3`) or typed (`3`). */
+const REF = /^\^?(\d{1,9})$/;
 
 /** Splits `/name rest` into the command name and the rest (whitespace inside the rest is kept). */
 function splitCommand(line: string): { name: string; rest: string } {
@@ -123,6 +138,33 @@ export function parseCommand(input: string): Command {
       if (!rest.trim()) return { kind: "who" };
       const roomId = roomWord(rest);
       return roomId ? { kind: "who", roomId } : { kind: "invalid", message: "usage: /who [room]" };
+    }
+    case "edit": {
+      // `/edit ^3 text` or `/edit 3 text` names a message; `/edit text` is your last one (so a text
+      // that starts with a number needs the reference: `/edit ^7 3 apples`).
+      const m = /^(\S+)\s+([\s\S]*\S[\s\S]*)$/.exec(rest.trim());
+      const ref = m ? REF.exec(m[1]) : null;
+      if (m && ref) return { kind: "edit", ref: Number(ref[1]), message: m[2] };
+      if (!rest.trim() || REF.test(rest.trim())) return { kind: "invalid", message: USAGE.edit };
+      return { kind: "edit", message: rest.trim() };
+    }
+    case "delete":
+    case "del": {
+      if (!rest.trim()) return { kind: "delete" };
+      const ref = REF.exec(rest.trim());
+      return ref ? { kind: "delete", ref: Number(ref[1]) } : { kind: "invalid", message: USAGE.delete };
+    }
+    case "kick": {
+      const words = rest.trim().split(/\s+/).filter(Boolean);
+      const room = words[0]?.startsWith("#") ? words.shift()?.slice(1) : undefined;
+      if (room === "" || words.length < 1 || words.length > 2) return { kind: "invalid", message: USAGE.kick };
+      const [userId, count] = words;
+      let minutes: number | undefined;
+      if (count !== undefined) {
+        minutes = /^\d+$/.test(count) ? Number(count) : NaN;
+        if (!(minutes >= 1 && minutes <= KICK_MAX_MINUTES)) return { kind: "invalid", message: USAGE.kick };
+      }
+      return { kind: "kick", userId, ...(room !== undefined ? { roomId: room } : {}), ...(minutes !== undefined ? { minutes } : {}) };
     }
     case "quit":
     case "exit":

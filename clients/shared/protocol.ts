@@ -45,6 +45,10 @@ export const MAX_FRAME_BYTES = 32 * 1024;
 /** Server-side page size bounds of `history` (docs/protocol.md: limit 1-100, default 50). */
 export const HISTORY_MAX_LIMIT = 100;
 
+/** `kick` minutes when the frame names none, and at most (docs/protocol.md "kick"; handlers/lib/frames.ts). */
+export const KICK_DEFAULT_MINUTES = 10;
+export const KICK_MAX_MINUTES = 7 * 24 * 60;
+
 /** The room a connection joins when the connect URL names none (handlers/functions/connect.ts). */
 export const DEFAULT_ROOM = "general";
 
@@ -409,10 +413,11 @@ export function newClientMessageId(): string {
 }
 
 /**
- * The `sub` and display-name claims of a JWT, read WITHOUT verifying it: only to show who the user
- * is and to recognise their own messages. The server verifies the token; nothing here trusts it.
+ * The `sub`, display-name and `moderates` claims of a JWT, read WITHOUT verifying it: only to show
+ * who the user is, to recognise their own messages, and to offer moderators their buttons. The
+ * server verifies the token and decides; nothing here trusts it.
  */
-export function unverifiedClaims(token: string): { sub?: string; name?: string } {
+export function unverifiedClaims(token: string): { sub?: string; name?: string; moderates?: readonly string[] } {
   const parts = token.split(".");
   if (parts.length !== 3) return {};
   try {
@@ -423,8 +428,22 @@ export function unverifiedClaims(token: string): { sub?: string; name?: string }
     if (!isObject(payload)) return {};
     const name = str(payload, "name") ?? str(payload, "username");
     const sub = str(payload, "sub");
-    return { ...(sub !== undefined ? { sub } : {}), ...(name !== undefined ? { name } : {}) };
+    const moderates = Array.isArray(payload.moderates) ? payload.moderates.filter((p): p is string => typeof p === "string") : undefined;
+    return {
+      ...(sub !== undefined ? { sub } : {}),
+      ...(name !== undefined ? { name } : {}),
+      ...(moderates !== undefined ? { moderates } : {}),
+    };
   } catch {
     return {};
   }
+}
+
+/**
+ * Whether a room matches one of the token's room patterns (docs/protocol.md "Room access": an exact
+ * room id, a prefix followed by `*`, or `*`), compared as strings like the server does. For the user
+ * interface only (which buttons to offer): the server decides.
+ */
+export function roomMatches(patterns: readonly string[], roomId: string): boolean {
+  return patterns.some((p) => p === "*" || (p.endsWith("*") ? roomId.startsWith(p.slice(0, -1)) : p === roomId));
 }

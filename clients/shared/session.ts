@@ -10,29 +10,37 @@
  *   come back in lockstep ("Exponential Backoff And Jitter", AWS Architecture Blog);
  * - after reconnecting, the rooms are joined again and unacknowledged chat and private messages are
  *   sent again with the same `clientMessageId`, which the server stores only once (docs/protocol.md
- *   "Idempotent retries");
+ *   "Idempotent retries"), and so are unanswered edits, deletes and kicks, which it makes idempotent;
  * - the user's order for commands about one room: API Gateway hands each frame of a connection to
  *   its own Lambda invocation, so two frames sent back to back may be handled in either order (a
  *   chat could overtake the join it needs, a leave the chat before it, a history the message just
- *   sent). Frames about one room (join, chat, leave, room history) are therefore sent one at a time:
+ *   sent). Frames about one room (join, chat, leave, room history, edit, delete, kick) are therefore sent one at a time:
  *   each is held until the previous one is answered (reply or error). Frames about no room (ping,
  *   rooms, private messages) are never held. A hold lasts at most `holdTimeoutMs`, then the held
  *   frames fail with a local error instead of waiting for ever.
  *
+ * - edits, deletes and kicks resolve with their answer or a typed failure (RequestOutcome), and the
+ *   messages seen, with their edits and tombstones, are kept in `messages` (messages.ts).
+ *
  * It knows nothing of Node or the DOM: the socket is given as a factory (the `ws` package in the
  * terminal, the browser's WebSocket in the page) and the user interface listens to events.
  */
+import { MessageLog, roomKey, userKey } from "./messages";
 import {
   DEFAULT_ROOM,
+  KICK_MAX_MINUTES,
   connectUrl,
   encodeFrame,
   newClientMessageId,
   parseServerFrame,
   type ClientFrame,
+  type DeletedFrame,
+  type EditedFrame,
   type InvalidFrame,
   type Member,
   type RoomSummary,
   type ServerFrame,
+  type UserKickedFrame,
 } from "./protocol";
 
 export interface CloseInfo {
@@ -135,6 +143,30 @@ export const DEFAULT_HOLD_TIMEOUT_MS = 10_000;
 export const DEFAULT_PING_INTERVAL_MS = 5 * 60 * 1000;
 
 /**
+ * Why a request failed on the client's side, besides the server's codes (ERROR_CODES):
+ * - `NOT_SENT`: refused before sending (empty text, a frame over 32 KB, an argument out of range);
+ * - `TIMEOUT`: no answer within the bounded wait (`holdTimeoutMs` while held behind an earlier
+ *   frame about the room, then `replyTimeoutMs` once on the wire);
+ * - `CLOSED`: the session closed (the user quit, or it gave up) before the answer came;
+ * - `GATEWAY`: API Gateway's own error answer (an integration failure; the request may be retried).
+ */
+export type LocalFailureCode = "NOT_SENT" | "TIMEOUT" | "CLOSED" | "GATEWAY";
+
+/**
+ * The answer to a request made with a session method that returns one (editMessage, deleteMessage,
+ * kick): the server's reply frame, or a typed failure. `code` is one of the server's ERROR_CODES
+ * (NOT_FOUND, FORBIDDEN, NOT_A_MEMBER, RATE_LIMITED, ...; a code added later on the server passes
+ * as is) or a LocalFailureCode; `roomId` is the room a FORBIDDEN names. The same answer also reaches
+ * the listener as a `frame` (or `local-error`) event, as for every other command.
+ */
+export type RequestOutcome<F> =
+  | { readonly ok: true; readonly frame: F }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly roomId?: string };
+
+/** Where an edit or delete applies: a room, or the private conversation with a user. */
+export type MessageTarget = { readonly roomId: string } | { readonly withUserId: string };
+
+/**
  * Delay before reconnection attempt `attempt` (1-based): capped exponential backoff with "equal
  * jitter" (half fixed, half random), so it never collapses to zero yet spreads clients apart.
  */
@@ -148,6 +180,8 @@ export function backoffDelay(attempt: number, policy: ReconnectPolicy = {}): num
 
 interface Expectation {
   readonly key: string;
+  /** The frame sent (the same object from the outbox or a hold to the wire, and again after a drop). */
+  readonly frame: ClientFrame;
   readonly requestType: ClientFrame["type"];
   readonly resend?: ClientFrame;
   /** The room the frame is about (its answer ends the hold on that room). */
@@ -159,12 +193,21 @@ interface Expectation {
   sent: boolean;
 }
 
+/**
+ * Frames sent again, with the same content, when the connection dropped before their answer: chat
+ * and private messages (same clientMessageId, stored once), and edits, deletes and kicks, which the
+ * server makes idempotent (docs/protocol.md "Idempotency": a repeat changes nothing and is answered
+ * with the same frame).
+ */
+const RESENT: ReadonlySet<ClientFrame["type"]> = new Set(["chat", "private", "edit", "delete", "kick"]);
+
 function expectationFor(frame: ClientFrame): Expectation {
   return {
     key: expectationKey(frame),
+    frame,
     requestType: frame.type,
     sent: false,
-    ...(frame.type === "chat" || frame.type === "private" ? { resend: frame } : {}),
+    ...(RESENT.has(frame.type) ? { resend: frame } : {}),
     ...(frameRoom(frame) !== undefined ? { roomId: frameRoom(frame) } : {}),
   };
 }
@@ -263,6 +306,16 @@ export class ChatSession {
   private readonly idleWaiters: Array<() => void> = [];
   /** Recipient of each private message awaiting its `delivered`, for display. */
   private readonly privateTargets = new Map<string, string>();
+  /** Who awaits the answer to a request made with a method that returns one, by the frame sent. */
+  private readonly waiters = new Map<
+    ClientFrame,
+    { readonly resolve: (outcome: RequestOutcome<ServerFrame>) => void; timer?: ReturnType<typeof setTimeout> }
+  >();
+  /**
+   * The messages seen on this session (live, in history, or sent by this user) with their edits
+   * and tombstones applied (messages.ts). Updated before each frame reaches the listener.
+   */
+  readonly messages = new MessageLog();
   private selfId: string | undefined;
   /** Reconnections forced by "not registered" answers since the last good reply (for backoff and give-up). */
   private forcedStreak = 0;
@@ -363,6 +416,48 @@ export class ChatSession {
     return undefined;
   }
 
+  /**
+   * Changes the text of one of this user's messages. Resolves with the `edited` frame that confirms
+   * it, or a typed failure: NOT_FOUND (no such message there, or deleted), FORBIDDEN (someone
+   * else's), NOT_A_MEMBER, TOO_LARGE, RATE_LIMITED..., or a LocalFailureCode. Room edits keep their
+   * place among the frames about the room; after a drop the edit is sent again (idempotent).
+   */
+  editMessage(target: MessageTarget, messageId: string, message: string): Promise<RequestOutcome<EditedFrame>> {
+    if (!message.trim()) return this.refuse("empty message not sent");
+    return this.request<EditedFrame>(
+      "roomId" in target
+        ? { type: "edit", roomId: target.roomId, messageId, message }
+        : { type: "edit", withUserId: target.withUserId, messageId, message },
+    );
+  }
+
+  /**
+   * Deletes a message for everyone: this user's own, or (in a room the token moderates) anyone's.
+   * Resolves with the `deleted` frame (also when it was deleted already: a repeat is not an error),
+   * or a typed failure: NOT_FOUND, FORBIDDEN, NOT_A_MEMBER, RATE_LIMITED..., or a LocalFailureCode.
+   */
+  deleteMessage(target: MessageTarget, messageId: string): Promise<RequestOutcome<DeletedFrame>> {
+    return this.request<DeletedFrame>(
+      "roomId" in target
+        ? { type: "delete", roomId: target.roomId, messageId }
+        : { type: "delete", withUserId: target.withUserId, messageId },
+    );
+  }
+
+  /**
+   * Keeps `userId` out of a room this user moderates for `minutes` (1 to 10080; the server's default,
+   * 10, when absent). Resolves with the `userKicked` reply (its `until` is the restriction in force)
+   * or a typed failure: FORBIDDEN (not a moderator of the room), BAD_REQUEST, RATE_LIMITED..., or a
+   * LocalFailureCode.
+   */
+  kick(roomId: string, userId: string, minutes?: number): Promise<RequestOutcome<UserKickedFrame>> {
+    if (minutes !== undefined && !(Number.isInteger(minutes) && minutes >= 1 && minutes <= KICK_MAX_MINUTES)) {
+      return this.refuse(`minutes must be a whole number from 1 to ${KICK_MAX_MINUTES}`);
+    }
+    if (userId === this.selfId) return this.refuse("you cannot kick yourself");
+    return this.request<UserKickedFrame>({ type: "kick", roomId, userId, ...(minutes !== undefined ? { minutes } : {}) });
+  }
+
   join(roomId: string): boolean {
     const previous = this.current;
     const existing = this.joining.get(roomId);
@@ -422,6 +517,51 @@ export class ChatSession {
     return this.send({ type: "ping" });
   }
 
+  /** Sends a frame whose answer the caller awaits (see RequestOutcome). */
+  private request<F extends ServerFrame>(frame: ClientFrame): Promise<RequestOutcome<F>> {
+    const encoded = encodeFrame(frame);
+    if (!encoded.ok) return this.refuse(`not sent: ${encoded.reason}`);
+    if (this.statusValue === "closed" || this.userClosed) return this.refuse("not sent: the session is closed", "CLOSED");
+    return new Promise((resolve) => {
+      this.waiters.set(frame, { resolve: resolve as (outcome: RequestOutcome<ServerFrame>) => void });
+      this.send(frame);
+    });
+  }
+
+  /** A request refused before sending: shown like the other commands' local errors, and answered. */
+  private refuse<F>(message: string, code: LocalFailureCode = "NOT_SENT"): Promise<RequestOutcome<F>> {
+    this.emit({ type: "local-error", message });
+    return Promise.resolve({ ok: false, code, message });
+  }
+
+  /** Answers whoever awaits the answer to `frame` (at most once). */
+  private answer(frame: ClientFrame, outcome: RequestOutcome<ServerFrame>): void {
+    const waiter = this.waiters.get(frame);
+    if (!waiter) return;
+    this.waiters.delete(frame);
+    if (waiter.timer) clearTimeout(waiter.timer);
+    waiter.resolve(outcome);
+  }
+
+  /** Every request still awaited fails (the session closed or gave up). */
+  private answerAll(code: LocalFailureCode, message: string): void {
+    for (const frame of [...this.waiters.keys()]) this.answer(frame, { ok: false, code, message });
+  }
+
+  /** A request on the wire got no answer within `replyTimeoutMs`: it fails, and its room is free again. */
+  private replyTimedOut(frame: ClientFrame, timeoutMs: number): void {
+    const i = this.expectations.findIndex((e) => e.frame === frame);
+    const message = `no answer to the ${frame.type} within ${timeoutMs / 1000} s`;
+    if (i >= 0) {
+      const [e] = this.expectations.splice(i, 1);
+      if (e.sent) this.endHold(e);
+    }
+    this.emit({ type: "local-error", message });
+    this.answer(frame, { ok: false, code: "TIMEOUT", message });
+    this.release();
+    this.notifyIfIdle();
+  }
+
   /** Resolves true once every awaited reply has arrived, false after `timeoutMs`. */
   settled(timeoutMs = this.options.replyTimeoutMs ?? 10_000): Promise<boolean> {
     if (this.expectations.length === 0) return Promise.resolve(true);
@@ -443,6 +583,7 @@ export class ChatSession {
   close(): Promise<void> {
     this.userClosed = true;
     this.clearTimers();
+    this.answerAll("CLOSED", "the session closed before the answer came");
     const socket = this.socket;
     if (!socket || this.statusValue === "closed") {
       this.setStatus("closed");
@@ -521,6 +662,13 @@ export class ChatSession {
     if (!encoded.ok || !this.socket) return;
     expectation.sent = true;
     this.socket.send(encoded.text);
+    const waiter = this.waiters.get(frame);
+    if (waiter) {
+      // Bounded: counted from each time the frame goes on the wire (again after a drop).
+      const replyMs = this.options.replyTimeoutMs ?? 10_000;
+      if (waiter.timer) clearTimeout(waiter.timer);
+      waiter.timer = setTimeout(() => this.replyTimedOut(frame, replyMs), replyMs);
+    }
     const roomId = expectation.roomId;
     if (roomId !== undefined) {
       const timeoutMs = this.options.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
@@ -578,11 +726,9 @@ export class ChatSession {
       if (i >= 0) this.expectations.splice(i, 1);
       const frame = item.frame;
       const clientMessageId = frame.type === "chat" ? frame.clientMessageId : undefined;
-      this.emit({
-        type: "local-error",
-        message: `not sent (${frame.type} #${roomId}): ${why}`,
-        ...(clientMessageId ? { clientMessageId } : {}),
-      });
+      const message = `not sent (${frame.type} #${roomId}): ${why}`;
+      this.emit({ type: "local-error", message, ...(clientMessageId ? { clientMessageId } : {}) });
+      this.answer(frame, { ok: false, code: "TIMEOUT", message });
     }
     this.notifyIfIdle();
   }
@@ -743,13 +889,26 @@ export class ChatSession {
   private apply(frame: ServerFrame): void {
     switch (frame.type) {
       case "chat":
-        if (frame.clientMessageId && this.settle(`chat:${frame.clientMessageId}`)) this.selfId ??= frame.userId;
+        this.messages.chat(frame);
+        if (frame.clientMessageId && this.settle(`chat:${frame.clientMessageId}`, frame)) this.selfId ??= frame.userId;
         break;
       case "private":
+        this.messages.private(frame, this.selfId);
         break;
       case "delivered":
         if (frame.clientMessageId) {
-          this.settle(`private:${frame.clientMessageId}`);
+          // The sender gets no copy of its own private message: what it sent is what was stored.
+          const sent = this.expectations.find((e) => e.sent && e.key === `private:${frame.clientMessageId}`)?.frame;
+          if (sent?.type === "private") {
+            this.messages.record(userKey(sent.toUserId), {
+              messageId: frame.messageId,
+              userId: this.selfId ?? "",
+              username: this.options.username ?? this.selfId ?? "",
+              message: sent.message,
+              sentAt: new Date().toISOString(),
+            });
+          }
+          this.settle(`private:${frame.clientMessageId}`, frame);
           // Kept until displayed by the listener, which runs right after this.
           const id = frame.clientMessageId;
           setTimeout(() => this.privateTargets.delete(id), 0);
@@ -763,14 +922,17 @@ export class ChatSession {
         // The room became current when the user asked to join it (join()), not now: a `joined`
         // answering an earlier /join must not take over from a room chosen since.
         this.joining.delete(frame.roomId);
-        this.settle(`join:${frame.roomId}`);
+        this.settle(`join:${frame.roomId}`, frame);
         break;
       }
       case "left":
-        this.joined.delete(frame.roomId);
-        this.joining.delete(frame.roomId);
-        if (this.current === frame.roomId) this.current = [...this.joined.keys()].pop();
-        this.settle(`leave:${frame.roomId}`);
+        this.removeRoom(frame.roomId);
+        this.settle(`leave:${frame.roomId}`, frame);
+        break;
+      case "kicked":
+        // A moderator took every connection of this user out of the room (docs/protocol.md "kicked"):
+        // it is no longer joined, nor joined again after a drop; no `left` follows.
+        this.removeRoom(frame.roomId);
         break;
       case "presence": {
         const members = this.joined.get(frame.roomId);
@@ -780,20 +942,41 @@ export class ChatSession {
         break;
       }
       case "rooms":
-        this.settle("rooms");
+        this.settle("rooms", frame);
         break;
-      case "history":
-        this.settle(frame.roomId !== undefined ? `history:#${frame.roomId}` : `history:@${frame.withUserId ?? ""}`, "history");
+      case "history": {
+        const conversation = frame.roomId !== undefined ? roomKey(frame.roomId) : userKey(frame.withUserId ?? "");
+        for (const m of frame.messages) this.messages.record(conversation, m);
+        this.settle(frame.roomId !== undefined ? `history:#${frame.roomId}` : `history:@${frame.withUserId ?? ""}`, frame, "history");
+        break;
+      }
+      case "system":
+        // A room notice is stored in the room's history, and a moderator may delete it.
+        if (frame.roomId !== undefined) {
+          this.messages.record(roomKey(frame.roomId), {
+            messageId: frame.messageId,
+            userId: "system",
+            username: "System",
+            message: frame.message,
+            sentAt: frame.sentAt,
+            kind: "system",
+          });
+        }
         break;
       case "pong":
-        this.settle("ping");
+        this.settle("ping", frame);
         break;
       // The sender's own copy of the fan-out (or the reply to a repeat) answers its edit or delete.
       case "edited":
-        this.settle(`edit:${frame.messageId}`);
+        this.messages.edited(frame);
+        this.settle(`edit:${frame.messageId}`, frame);
         break;
       case "deleted":
-        this.settle(`delete:${frame.messageId}`);
+        this.messages.deleted(frame);
+        this.settle(`delete:${frame.messageId}`, frame);
+        break;
+      case "userKicked":
+        this.settle(`kick:${frame.roomId}:${frame.userId}`, frame);
         break;
       case "error":
         this.settleError(frame);
@@ -804,11 +987,18 @@ export class ChatSession {
         if (i >= 0) {
           const e = this.expectations[i];
           if (e.requestType === "join" && e.roomId !== undefined) this.joinFailed(e.roomId);
-          this.settleAt(i);
+          this.settleAt(i, frame);
         }
         break;
       }
     }
+  }
+
+  /** The room was left (or the user kicked from it): not joined any more, and not current. */
+  private removeRoom(roomId: string): void {
+    this.joined.delete(roomId);
+    this.joining.delete(roomId);
+    if (this.current === roomId) this.current = [...this.joined.keys()].pop();
   }
 
   private settleError(frame: Extract<ServerFrame, { type: "error" }>): void {
@@ -816,11 +1006,19 @@ export class ChatSession {
     if (frame.roomId !== undefined && (frame.requestType === "join" || frame.requestType === "history")) {
       const key = frame.requestType === "join" ? `join:${frame.roomId}` : `history:#${frame.roomId}`;
       if (frame.requestType === "join" && this.expectations.some((e) => e.sent && e.key === key)) this.joinFailed(frame.roomId);
-      if (this.settle(key)) return;
+      if (this.settle(key, frame)) return;
+    }
+    // ...and the edit, delete or kick about that room (several rooms may each have one on the wire).
+    if (frame.roomId !== undefined && (frame.requestType === "edit" || frame.requestType === "delete" || frame.requestType === "kick")) {
+      const i = this.expectations.findIndex((e) => e.sent && e.requestType === frame.requestType && e.roomId === frame.roomId);
+      if (i >= 0) {
+        this.settleAt(i, frame);
+        return;
+      }
     }
     if (frame.clientMessageId) {
       const type = frame.requestType === "private" ? "private" : "chat";
-      if (this.settle(`${type}:${frame.clientMessageId}`)) {
+      if (this.settle(`${type}:${frame.clientMessageId}`, frame)) {
         this.privateTargets.delete(frame.clientMessageId);
         return;
       }
@@ -830,7 +1028,7 @@ export class ChatSession {
       if (i >= 0) {
         const e = this.expectations[i];
         if (e.requestType === "join" && e.roomId !== undefined) this.joinFailed(e.roomId);
-        this.settleAt(i);
+        this.settleAt(i, frame);
         return;
       }
     }
@@ -846,18 +1044,20 @@ export class ChatSession {
     this.current = previous !== undefined && this.knownRooms().includes(previous) ? previous : this.knownRooms().pop();
   }
 
-  /** Settles the oldest sent expectation with this key (or, failing that, of `fallbackType`). */
-  private settle(key: string, fallbackType?: ClientFrame["type"]): boolean {
+  /** Settles the oldest sent expectation with this key (or, failing that, of `fallbackType`) with its answer. */
+  private settle(key: string, answer: ServerFrame, fallbackType?: ClientFrame["type"]): boolean {
     let i = this.expectations.findIndex((e) => e.sent && e.key === key);
     if (i < 0 && fallbackType) i = this.expectations.findIndex((e) => e.sent && e.requestType === fallbackType);
     if (i < 0) return false;
-    this.settleAt(i);
+    this.settleAt(i, answer);
     return true;
   }
 
-  private settleAt(index: number): void {
+  private settleAt(index: number, answer: ServerFrame): void {
     const [e] = this.expectations.splice(index, 1);
-    if (e?.sent) this.endHold(e);
+    if (!e) return;
+    if (e.sent) this.endHold(e);
+    this.answer(e.frame, outcomeOf(answer));
     this.notifyIfIdle();
   }
 
@@ -953,6 +1153,7 @@ export class ChatSession {
     socket?.close(1000, "client gave up");
     this.expectations = [];
     this.notifyIfIdle();
+    this.answerAll("CLOSED", message);
     this.setStatus("closed", close ? { close } : {});
     this.emit({ type: "fatal", reason, message });
   }
@@ -966,6 +1167,15 @@ export class ChatSession {
     this.pingTimer = undefined;
     this.reconnectTimer = undefined;
   }
+}
+
+/** A request's answer as its caller sees it: the reply, or the error as a typed failure. */
+function outcomeOf(answer: ServerFrame): RequestOutcome<ServerFrame> {
+  if (answer.type === "error") {
+    return { ok: false, code: answer.code, message: answer.message, ...(answer.roomId !== undefined ? { roomId: answer.roomId } : {}) };
+  }
+  if (answer.type === "gateway") return { ok: false, code: "GATEWAY", message: `API Gateway answered: ${answer.message}` };
+  return { ok: true, frame: answer };
 }
 
 /** The connect URL without its token, for display and logs (tokens stay out of logs). */

@@ -10,6 +10,7 @@
 import * as readline from "node:readline";
 import WebSocket from "ws";
 import { parseCommand, HELP_TEXT, type Command } from "../shared/commands";
+import { targetOf, type LoggedMessage } from "../shared/messages";
 import { ChatSession, type SessionEvent, type SocketFactory } from "../shared/session";
 import { EXIT, USAGE, parseArgs, unverifiedClaims, type CliArgs } from "./args";
 import { CatchUp } from "./catchUp";
@@ -97,7 +98,21 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     color: tty && args.color,
     ...(session?.userId ? { selfId: session.userId } : userId ? { selfId: userId } : {}),
     privateTarget: (id) => session?.privateTarget(id),
+    message: (id) => session?.messages.get(id),
   });
+
+  /** The message `/edit` or `/delete` names: `^ref`, or else the user's last one. */
+  const pick = (ref: number | undefined, verb: string): LoggedMessage | undefined => {
+    if (ref !== undefined) {
+      const m = session.messages.ref(ref);
+      if (!m) print([line("error CLIENT", `no message ^${ref}: name a message by the ^number shown before it`, ctx())]);
+      return m;
+    }
+    const self = session.userId;
+    const m = self === undefined ? undefined : session.messages.lastOf(self);
+    if (!m) print([line("error CLIENT", `no message of yours to ${verb} yet: /${verb} ^n names one`, ctx())]);
+    return m;
+  };
 
   const finish = async (code: number): Promise<void> => {
     if (finished) return;
@@ -228,6 +243,23 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
           ...(lastHistory.limit !== undefined ? { limit: lastHistory.limit } : {}),
           before: lastHistory.next,
         });
+        return;
+      }
+      case "edit": {
+        const m = pick(command.ref, "edit");
+        // The answer (edited, or an error such as FORBIDDEN or NOT_FOUND) is printed as it arrives.
+        if (m) void session.editMessage(targetOf(m.conversation), m.messageId, command.message);
+        return;
+      }
+      case "delete": {
+        const m = pick(command.ref, "delete");
+        if (m) void session.deleteMessage(targetOf(m.conversation), m.messageId);
+        return;
+      }
+      case "kick": {
+        const roomId = command.roomId ?? session.currentRoom;
+        if (!roomId) print([line("error CLIENT", "you are in no room: /kick #<room> <userId>", ctx())]);
+        else void session.kick(roomId, command.userId, command.minutes);
         return;
       }
       case "who": {

@@ -1,8 +1,11 @@
 /**
  * How the terminal client prints what happens: one line per event, `HH:MM:SS [tag] text`, with a
  * tag a reader (or a test, or grep) can pick out: chat, presence, joined, left, private, delivered,
- * rooms, history, system, error, info. Pure functions, so the format is unit-tested.
+ * rooms, history, system, edited, deleted, kicked, error, info. A message line starts with its
+ * reference, `^3`, which `/edit ^3 …` and `/delete ^3` name. Pure functions, so the format is
+ * unit-tested.
  */
+import { changeConversation, deletedByOther, type LoggedMessage } from "../shared/messages";
 import type { ServerFrame, HistoryMessage, Member } from "../shared/protocol";
 import { isUnregisteredConnectionError, type SessionEvent } from "../shared/session";
 
@@ -15,6 +18,8 @@ export interface FormatContext {
   readonly now?: () => Date;
   /** ANSI colours (only on a TTY). */
   readonly color?: boolean;
+  /** A message's reference and current state (the session's MessageLog), by messageId. */
+  readonly message?: (messageId: string) => LoggedMessage | undefined;
 }
 
 const COLORS: Record<string, string> = {
@@ -29,12 +34,25 @@ const COLORS: Record<string, string> = {
   system: "\x1b[1;33m",
   error: "\x1b[31m",
   info: "\x1b[2m",
+  edited: "\x1b[2m",
+  deleted: "\x1b[2m",
+  kicked: "\x1b[1;31m",
 };
 
 /** `HH:MM:SS` in local time. */
 export function clock(date: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
   return `${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())}`;
+}
+
+/** The end of a kick in local time (with the date unless it is today). */
+function untilOf(iso: string, ctx: FormatContext): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return sanitize(iso);
+  const p = (n: number) => String(n).padStart(2, "0");
+  const today = (ctx.now ?? (() => new Date()))();
+  const sameDay = d.toDateString() === today.toDateString();
+  return `${sameDay ? "" : `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} `}${clock(d)}`;
 }
 
 function timeOf(sentAt: string, ctx: FormatContext): string {
@@ -58,15 +76,45 @@ export function line(tag: string, text: string, ctx: FormatContext, time?: strin
   return color ? `${stamp} ${color}${t}\x1b[0m ${text}` : `${stamp} ${t} ${text}`;
 }
 
+/** `^3 ` before a message the session has a reference for (nothing otherwise). */
+function refOf(messageId: string, ctx: FormatContext): string {
+  const ref = ctx.message?.(messageId)?.ref;
+  return ref === undefined ? "" : `^${ref} `;
+}
+
+/** A message's text as it is now: the last edit's, marked "(edited)", or its tombstone. */
+function textOf(m: { text: string; userId: string; editedAt?: string; deletedBy?: string; system?: boolean }): string {
+  if (m.deletedBy !== undefined) {
+    const by = deletedByOther(m);
+    return by === undefined ? "[deleted]" : `[deleted by ${sanitize(by)}]`;
+  }
+  return `${sanitize(m.text)}${m.editedAt !== undefined ? " (edited)" : ""}`;
+}
+
+/** The text of a live message: the session's current state (an edit may have come first), else the frame's. */
+function liveText(messageId: string, fallback: string, ctx: FormatContext): string {
+  const m = ctx.message?.(messageId);
+  return m ? textOf(m) : sanitize(fallback);
+}
+
 function memberList(members: readonly Member[]): string {
   return members.length === 0 ? "nobody" : members.map((m) => who(m.username, m.userId)).join(", ");
 }
 
 export function formatHistoryMessage(m: HistoryMessage, scope: string, ctx: FormatContext): string {
+  // The entry is the server's state when the page was read: its text, "(edited)", or a tombstone.
+  const text = textOf({
+    text: m.message,
+    userId: m.userId,
+    ...(m.editedAt !== undefined ? { editedAt: m.editedAt } : {}),
+    ...(m.deleted ? { deletedBy: m.deletedBy ?? "" } : {}),
+    ...(m.kind === "system" ? { system: true } : {}),
+  });
+  const ref = refOf(m.messageId, ctx);
   // A backend's notice is shown as one, whatever user id it carries (docs/protocol.md "system").
-  if (m.kind === "system") return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} [system] ${sanitize(m.message)}`, ctx);
+  if (m.kind === "system") return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}[system] ${text}`, ctx);
   const to = m.toUserId && m.toUserId !== m.userId ? ` -> ${sanitize(m.toUserId)}` : "";
-  return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${who(m.username, m.userId)}${to}: ${sanitize(m.message)}`, ctx);
+  return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}${who(m.username, m.userId)}${to}: ${text}`, ctx);
 }
 
 /** The lines printed for one server frame (several for rooms and history). */
@@ -74,7 +122,12 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
   switch (frame.type) {
     case "chat":
       return [
-        line(`chat #${frame.roomId}`, `${who(frame.username, frame.userId)}: ${sanitize(frame.message)}`, ctx, timeOf(frame.sentAt, ctx)),
+        line(
+          `chat #${frame.roomId}`,
+          `${refOf(frame.messageId, ctx)}${who(frame.username, frame.userId)}: ${liveText(frame.messageId, frame.message, ctx)}`,
+          ctx,
+          timeOf(frame.sentAt, ctx),
+        ),
       ];
     case "presence":
       return [
@@ -93,14 +146,14 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     case "private": {
       const mine = ctx.selfId !== undefined && frame.fromUserId === ctx.selfId;
       const tag = mine ? `private to ${sanitize(frame.toUserId)}` : `private from ${who(frame.fromUsername, frame.fromUserId)}`;
-      return [line(tag, sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx))];
+      return [line(tag, `${refOf(frame.messageId, ctx)}${liveText(frame.messageId, frame.message, ctx)}`, ctx, timeOf(frame.sentAt, ctx))];
     }
     case "delivered": {
       const to = frame.clientMessageId ? ctx.privateTarget?.(frame.clientMessageId) : undefined;
       return [
         line(
           "delivered",
-          `private message${to ? ` to ${sanitize(to)}` : ""} reached ${plural(frame.deliveredTo, "connection")} (id ${frame.messageId})`,
+          `${refOf(frame.messageId, ctx)}private message${to ? ` to ${sanitize(to)}` : ""} reached ${plural(frame.deliveredTo, "connection")} (id ${frame.messageId})`,
           ctx,
         ),
       ];
@@ -122,33 +175,53 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     }
     case "system":
       return [
-        line(frame.roomId !== undefined ? `system #${frame.roomId}` : "system", sanitize(frame.message), ctx, timeOf(frame.sentAt, ctx)),
+        line(
+          frame.roomId !== undefined ? `system #${frame.roomId}` : "system",
+          frame.roomId !== undefined
+            ? `${refOf(frame.messageId, ctx)}${liveText(frame.messageId, frame.message, ctx)}`
+            : sanitize(frame.message),
+          ctx,
+          timeOf(frame.sentAt, ctx),
+        ),
       ];
     case "edited":
     case "deleted": {
-      const where = frame.roomId !== undefined ? ` #${frame.roomId}` : "";
+      // The message as it is now (a late, older edit changes nothing), with its reference.
+      const where = changeConversation(frame, ctx.selfId) ?? "";
+      const m = ctx.message?.(frame.messageId);
+      if (m) {
+        const author = m.system ? "[system]" : who(m.username, m.userId);
+        return [line(`${frame.type} ${where}`, `${refOf(frame.messageId, ctx)}${author}: ${textOf(m)}`, ctx)];
+      }
+      // A message this client has not seen (older than what it showed, or still on its way).
       const what =
         frame.type === "edited"
-          ? `${sanitize(frame.userId)} edited ${frame.messageId}: ${sanitize(frame.message)}`
-          : `${frame.messageId} deleted by ${sanitize(frame.by)}`;
-      return [line(`${frame.type}${where}`, what, ctx)];
+          ? `${sanitize(frame.userId)}: ${sanitize(frame.message)} (edited; message ${frame.messageId})`
+          : `message ${frame.messageId} [deleted by ${sanitize(frame.by)}]`;
+      return [line(`${frame.type} ${where}`, what, ctx)];
     }
     case "pong":
       return [];
     case "kicked":
       return [
-        line(`kicked #${frame.roomId}`, `removed from the room by ${sanitize(frame.by)}; you can join it again from ${frame.until}`, ctx),
+        line(
+          `kicked #${frame.roomId}`,
+          `you were removed from the room by ${sanitize(frame.by)}; you can join it again at ${untilOf(frame.until, ctx)}`,
+          ctx,
+        ),
       ];
     case "userKicked":
       return [
         line(
           `kicked #${frame.roomId}`,
-          `${sanitize(frame.userId)} is kept out until ${frame.until} (${plural(frame.connections, "connection")} removed)`,
+          `${sanitize(frame.userId)} is kept out until ${untilOf(frame.until, ctx)} (${plural(frame.connections, "connection")} removed)`,
           ctx,
         ),
       ];
     case "error": {
-      if (frame.code === "FORBIDDEN" && frame.roomId !== undefined) {
+      // The generic "no access" refusal is said briefly; other FORBIDDENs (someone else's message, not
+      // a moderator, kicked from the room until a time) keep the server's explanation.
+      if (frame.code === "FORBIDDEN" && frame.roomId !== undefined && frame.message === `you do not have access to room ${frame.roomId}`) {
         const request = frame.requestType
           ? ` (request ${frame.requestType}${frame.clientMessageId ? `, message ${frame.clientMessageId}` : ""})`
           : "";

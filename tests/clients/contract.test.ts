@@ -25,6 +25,8 @@ import {
   type ErrorFrame as WireErrorFrame,
 } from "../../handlers/lib/errors";
 import {
+  DEFAULT_KICK_MINUTES,
+  MAX_KICK_MINUTES,
   MESSAGE_TYPES,
   buildSchemas,
   type ClientFrameInput,
@@ -214,6 +216,8 @@ describe("clients: the wire contract is the server's", () => {
   it("keeps the client's runtime constants equal to the server's", () => {
     assert.deepEqual([...client.ERROR_CODES], [...SERVER_ERROR_CODES]);
     assert.equal(client.DEFAULT_ROOM, SERVER_DEFAULT_ROOM);
+    assert.equal(client.KICK_DEFAULT_MINUTES, DEFAULT_KICK_MINUTES);
+    assert.equal(client.KICK_MAX_MINUTES, MAX_KICK_MINUTES);
     const history = buildSchemas(4096).history;
     assert.ok(history.safeParse({ type: "history", roomId: "r", limit: client.HISTORY_MAX_LIMIT }).success);
     assert.ok(!history.safeParse({ type: "history", roomId: "r", limit: client.HISTORY_MAX_LIMIT + 1 }).success);

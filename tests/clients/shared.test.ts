@@ -4,7 +4,8 @@
  * socket that records what the session sends and lets the test play the server.
  */
 import { strict as assert } from "node:assert";
-import { parseCommand } from "../../clients/shared/commands";
+import { HELP_TEXT, parseCommand } from "../../clients/shared/commands";
+import { MessageLog, deletedByOther } from "../../clients/shared/messages";
 import { MAX_FRAME_BYTES, connectUrl, encodeFrame, parseServerFrame, utf8Length } from "../../clients/shared/protocol";
 import { ChatSession, backoffDelay, redactToken, type SessionEvent, type SocketHandlers } from "../../clients/shared/session";
 import { parseArgs, unverifiedClaims, EXIT } from "../../clients/terminal/args";
@@ -871,5 +872,307 @@ describe("clients: terminal catch-up after a reconnection", () => {
       ["m2"],
     );
     assert.equal(c.isCatchUpReply(history), false, "a later /history is printed as a listing");
+  });
+});
+
+describe("clients: edit, delete and kick (issue 16)", () => {
+  type Sent = { type: string; roomId?: string; withUserId?: string; messageId?: string; message?: string; clientMessageId?: string };
+  const at = (s: number) => `2026-01-01T10:00:${String(s).padStart(2, "0")}.000Z`;
+  const chatFrame = (messageId: string, userId: string, message: string, roomId = "general") => ({
+    type: "chat",
+    roomId,
+    messageId,
+    userId,
+    username: userId === "alice" ? "Alice" : "Bob",
+    message,
+    sentAt: at(1),
+  });
+
+  async function openSession(extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, extra);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }] });
+    return { server, events, s, sent: () => server.last.sent as Sent[] };
+  }
+
+  it("parses /edit, /delete and /kick, with and without a message reference", () => {
+    assert.deepEqual(parseCommand("/edit ^3 hello  there"), { kind: "edit", ref: 3, message: "hello  there" });
+    assert.deepEqual(parseCommand("/edit 3 hello"), { kind: "edit", ref: 3, message: "hello" });
+    assert.deepEqual(parseCommand("/edit hello there"), { kind: "edit", message: "hello there" });
+    assert.deepEqual(parseCommand("/edit ^7 3 apples"), { kind: "edit", ref: 7, message: "3 apples" });
+    assert.deepEqual(parseCommand("/delete ^12"), { kind: "delete", ref: 12 });
+    assert.deepEqual(parseCommand("/delete"), { kind: "delete" });
+    assert.deepEqual(parseCommand("/kick bob"), { kind: "kick", userId: "bob" });
+    assert.deepEqual(parseCommand("/kick bob 30"), { kind: "kick", userId: "bob", minutes: 30 });
+    assert.deepEqual(parseCommand("/kick #ops bob"), { kind: "kick", userId: "bob", roomId: "ops" });
+    for (const bad of [
+      "/edit",
+      "/edit ^3",
+      "/edit 3",
+      "/delete x",
+      "/delete ^3 x",
+      "/kick",
+      "/kick #ops",
+      "/kick bob 0",
+      "/kick bob 10081",
+      "/kick bob 5 x",
+    ]) {
+      assert.equal(parseCommand(bad).kind, "invalid", bad);
+    }
+    assert.match(HELP_TEXT, /\/edit \[\^n\] <text>/);
+    assert.match(HELP_TEXT, /\/delete \[\^n\]/);
+    assert.match(HELP_TEXT, /\/kick \[#room\] <userId> \[m\]/);
+  });
+
+  it("edits a room message: sends the edit, resolves with the edited frame, and the message log holds the new text", async () => {
+    const { server, s, sent } = await openSession();
+    server.reply(chatFrame("m1", "alice", "helo"));
+    assert.equal(s.messages.get("m1")?.ref, 1);
+    const outcome = s.editMessage({ roomId: "general" }, "m1", "hello");
+    assert.deepEqual(sent().at(-1), { type: "edit", roomId: "general", messageId: "m1", message: "hello" });
+    server.reply({ type: "edited", roomId: "general", messageId: "m1", userId: "alice", message: "hello", editedAt: at(5) });
+    const result = await outcome;
+    assert.equal(result.ok, true);
+    assert.equal(result.ok && result.frame.editedAt, at(5));
+    assert.equal(s.messages.get("m1")?.text, "hello");
+    assert.equal(s.messages.get("m1")?.editedAt, at(5));
+    // Two edits may arrive out of order: the latest editedAt wins.
+    server.reply({ type: "edited", roomId: "general", messageId: "m1", userId: "alice", message: "hullo", editedAt: at(3) });
+    assert.equal(s.messages.get("m1")?.text, "hello");
+    assert.equal(s.pendingReplies, 0);
+    await s.close();
+  });
+
+  it("answers a refused edit, delete or kick with the server's typed error, matched to its room", async () => {
+    const { server, s, sent } = await openSession();
+    s.join("ops");
+    server.reply({ type: "joined", roomId: "ops", members: [] });
+    const inGeneral = s.editMessage({ roomId: "general" }, "m1", "x");
+    const inOps = s.editMessage({ roomId: "ops" }, "m2", "y");
+    assert.deepEqual(
+      sent()
+        .filter((f) => f.type === "edit")
+        .map((f) => f.roomId),
+      ["general", "ops"],
+    );
+    // The answer about #ops comes first: it settles the edit in #ops, not the older one in #general.
+    server.reply({
+      type: "error",
+      code: "FORBIDDEN",
+      message: "only the author may edit this message",
+      requestType: "edit",
+      roomId: "ops",
+    });
+    assert.deepEqual(await inOps, { ok: false, code: "FORBIDDEN", message: "only the author may edit this message", roomId: "ops" });
+    server.reply({ type: "error", code: "NOT_FOUND", message: "no message m1 in this conversation", requestType: "edit" });
+    assert.deepEqual(await inGeneral, { ok: false, code: "NOT_FOUND", message: "no message m1 in this conversation" });
+    const del = s.deleteMessage({ withUserId: "bob" }, "m3");
+    assert.deepEqual(sent().at(-1), { type: "delete", withUserId: "bob", messageId: "m3" });
+    server.reply({ type: "error", code: "RATE_LIMITED", message: "slow down", requestType: "delete" });
+    assert.equal((await del).ok === false && ((await del) as { code: string }).code, "RATE_LIMITED");
+    const kick = s.kick("ops", "bob", 30);
+    assert.deepEqual(sent().at(-1), { type: "kick", roomId: "ops", userId: "bob", minutes: 30 });
+    server.reply({ type: "error", code: "FORBIDDEN", message: "you do not moderate room ops", requestType: "kick", roomId: "ops" });
+    assert.deepEqual(await kick, { ok: false, code: "FORBIDDEN", message: "you do not moderate room ops", roomId: "ops" });
+    // Refused before sending, and said like the other commands' local errors.
+    assert.deepEqual(await s.kick("ops", "bob", 0), {
+      ok: false,
+      code: "NOT_SENT",
+      message: "minutes must be a whole number from 1 to 10080",
+    });
+    assert.equal((await s.kick("ops", "alice")).ok, false, "kicking oneself");
+    assert.equal((await s.editMessage({ roomId: "general" }, "m1", "  ")).ok, false);
+    assert.equal(s.pendingReplies, 0);
+    await s.close();
+  });
+
+  it("deletes: a moderator's delete leaves a tombstone naming them, a repeat is answered the same, and the author's own names nobody", async () => {
+    const { server, s } = await openSession();
+    server.reply(chatFrame("m1", "bob", "spam"));
+    server.reply(chatFrame("m2", "alice", "oops"));
+    const byModerator = s.deleteMessage({ roomId: "general" }, "m1");
+    const deleted = { type: "deleted", roomId: "general", messageId: "m1", by: "alice", deletedAt: at(9) };
+    server.reply(deleted);
+    assert.equal((await byModerator).ok, true);
+    const m1 = s.messages.get("m1");
+    assert.deepEqual([m1?.text, m1?.deletedBy, deletedByOther(m1 ?? { userId: "" })], ["", "alice", "alice"]);
+    // Deleting again is not an error: the reply is the same deleted frame.
+    const again = s.deleteMessage({ roomId: "general" }, "m1");
+    server.reply(deleted);
+    assert.deepEqual(await again, { ok: true, frame: deleted });
+    // An edit that arrives after the delete cannot bring the text back.
+    server.reply({ type: "edited", roomId: "general", messageId: "m1", userId: "bob", message: "spam again", editedAt: at(10) });
+    assert.equal(s.messages.get("m1")?.text, "");
+    server.reply({ type: "deleted", roomId: "general", messageId: "m2", by: "alice", deletedAt: at(9) });
+    assert.equal(deletedByOther(s.messages.get("m2") ?? { userId: "" }), undefined, "the author deleted their own");
+    // `/delete` with no reference means the last message of one's own that is not deleted.
+    server.reply(chatFrame("m3", "alice", "third"));
+    assert.equal(s.messages.lastOf("alice")?.messageId, "m3");
+    await s.close();
+  });
+
+  it("keeps a change that arrives before its message, and takes history as the current state", async () => {
+    const { server, s } = await openSession();
+    server.reply({ type: "edited", roomId: "general", messageId: "m1", userId: "bob", message: "fixed", editedAt: at(4) });
+    assert.equal(s.messages.get("m1"), undefined);
+    server.reply(chatFrame("m1", "bob", "fixd"));
+    assert.deepEqual([s.messages.get("m1")?.text, s.messages.get("m1")?.editedAt], ["fixed", at(4)]);
+    s.history({ roomId: "general" });
+    server.reply({
+      type: "history",
+      roomId: "general",
+      messages: [
+        { messageId: "m1", userId: "bob", username: "Bob", message: "", sentAt: at(1), deleted: true, deletedAt: at(6), deletedBy: "mod" },
+        { messageId: "m0", userId: "bob", username: "Bob", message: "older, edited", sentAt: at(0), editedAt: at(2) },
+      ],
+    });
+    assert.equal(s.messages.get("m1")?.deletedBy, "mod");
+    assert.deepEqual([s.messages.get("m0")?.text, s.messages.get("m0")?.editedAt], ["older, edited", at(2)]);
+    await s.close();
+  });
+
+  it("edits and deletes private messages: its own (known from `delivered`) and the other user's, in the conversation with that user", async () => {
+    const { server, s, sent } = await openSession();
+    const cmid = s.private("bob", "psst");
+    server.reply({ type: "delivered", messageId: "p1", clientMessageId: cmid, deliveredTo: 1 });
+    assert.deepEqual(
+      [s.messages.get("p1")?.conversation, s.messages.get("p1")?.userId, s.messages.get("p1")?.text],
+      ["@bob", "alice", "psst"],
+    );
+    assert.equal(s.messages.lastOf("alice", "@bob")?.messageId, "p1");
+    const edit = s.editMessage({ withUserId: "bob" }, "p1", "psst!");
+    assert.deepEqual(sent().at(-1), { type: "edit", withUserId: "bob", messageId: "p1", message: "psst!" });
+    server.reply({
+      type: "edited",
+      fromUserId: "alice",
+      toUserId: "bob",
+      messageId: "p1",
+      userId: "alice",
+      message: "psst!",
+      editedAt: at(3),
+    });
+    assert.equal((await edit).ok, true);
+    server.reply({
+      type: "private",
+      messageId: "p2",
+      fromUserId: "bob",
+      fromUsername: "Bob",
+      toUserId: "alice",
+      message: "yes?",
+      sentAt: at(4),
+    });
+    server.reply({ type: "deleted", fromUserId: "bob", toUserId: "alice", messageId: "p2", by: "bob", deletedAt: at(5) });
+    assert.deepEqual([s.messages.get("p2")?.conversation, s.messages.get("p2")?.deletedBy], ["@bob", "bob"]);
+    await s.close();
+  });
+
+  it("kick: resolves with the moderator's userKicked; a kicked user's room leaves the joined set and is not rejoined after a drop", async () => {
+    const { server, s, sent } = await openSession();
+    s.join("ops");
+    server.reply({ type: "joined", roomId: "ops", members: [] });
+    const kick = s.kick("ops", "bob");
+    assert.deepEqual(sent().at(-1), { type: "kick", roomId: "ops", userId: "bob" });
+    const reply = { type: "userKicked", roomId: "ops", userId: "bob", until: at(30), connections: 2 };
+    server.reply(reply);
+    assert.deepEqual(await kick, { ok: true, frame: reply });
+    // Now this user is kicked out of #ops (the current room) by another moderator.
+    server.reply({ type: "kicked", roomId: "ops", by: "mona", until: at(40) });
+    assert.deepEqual(s.rooms, ["general"]);
+    assert.equal(s.currentRoom, "general");
+    server.drop();
+    await until(() => server.sockets.length === 2 && server.last.open, "reconnected");
+    assert.equal(new URL(server.last.url).searchParams.get("roomId"), "general");
+    assert.deepEqual(
+      (server.last.sent as Sent[]).map((f) => `${f.type} ${f.roomId}`),
+      ["join general"],
+    );
+    await s.close();
+  });
+
+  it("sends an unanswered edit again after a drop, and answers TIMEOUT when no answer comes within the reply timeout", async () => {
+    const { server, s } = await openSession({ replyTimeoutMs: 150 });
+    const edit = s.editMessage({ withUserId: "bob" }, "p1", "again");
+    server.drop();
+    await until(() => server.sockets.length === 2 && server.last.open, "reconnected");
+    assert.deepEqual(
+      (server.last.sent as Sent[]).filter((f) => f.type === "edit"),
+      [{ type: "edit", withUserId: "bob", messageId: "p1", message: "again" }],
+    );
+    const result = await edit;
+    assert.deepEqual(result, { ok: false, code: "TIMEOUT", message: "no answer to the edit within 0.15 s" });
+    assert.equal(s.pendingReplies, 1, "only the rejoin of #general is still awaited");
+    // A session that closes answers what is still awaited.
+    const late = s.deleteMessage({ withUserId: "bob" }, "p1");
+    await s.close();
+    assert.equal((await late).ok === false && ((await late) as { code: string }).code, "CLOSED");
+  });
+
+  it("prints references, edits, tombstones and kicks in the terminal", () => {
+    const log = new MessageLog();
+    const chat = {
+      type: "chat" as const,
+      roomId: "general",
+      messageId: "m1",
+      userId: "bob",
+      username: "Bob",
+      message: "helo",
+      sentAt: at(1),
+    };
+    log.chat(chat);
+    const ctx = { selfId: "alice", message: (id: string) => log.get(id), now: () => new Date(at(0)) };
+    assert.match(formatFrame(chat, ctx)[0], /\[chat #general\] \^1 Bob \(bob\): helo$/);
+    const edited = { type: "edited" as const, roomId: "general", messageId: "m1", userId: "bob", message: "hello", editedAt: at(2) };
+    log.edited(edited);
+    assert.match(formatFrame(edited, ctx)[0], /\[edited #general\] \^1 Bob \(bob\): hello \(edited\)$/);
+    const deleted = { type: "deleted" as const, roomId: "general", messageId: "m1", by: "mona", deletedAt: at(3) };
+    log.deleted(deleted);
+    assert.match(formatFrame(deleted, ctx)[0], /\[deleted #general\] \^1 Bob \(bob\): \[deleted by mona\]$/);
+    const history = formatFrame(
+      {
+        type: "history",
+        roomId: "general",
+        messages: [
+          {
+            messageId: "m1",
+            userId: "bob",
+            username: "Bob",
+            message: "",
+            sentAt: at(1),
+            deleted: true,
+            deletedBy: "bob",
+            deletedAt: at(3),
+          },
+          { messageId: "m9", userId: "bob", username: "Bob", message: "new text", sentAt: at(1), editedAt: at(4) },
+        ],
+      },
+      ctx,
+    );
+    assert.match(history[1], /\[history #general\] \d\d:\d\d:\d\d \^1 Bob \(bob\): \[deleted\]$/);
+    assert.match(history[2], /\[history #general\] \d\d:\d\d:\d\d Bob \(bob\): new text \(edited\)$/);
+    const privateEdit = {
+      type: "edited" as const,
+      fromUserId: "bob",
+      toUserId: "alice",
+      messageId: "p9",
+      userId: "bob",
+      message: "fixed",
+      editedAt: at(2),
+    };
+    assert.match(formatFrame(privateEdit, ctx)[0], /\[edited @bob\] bob: fixed \(edited; message p9\)$/);
+    assert.match(
+      formatFrame({ type: "kicked", roomId: "ops", by: "mona", until: at(40) }, ctx)[0],
+      /\[kicked #ops\] you were removed from the room by mona; you can join it again at \d\d:\d\d:\d\d$/,
+    );
+    // A FORBIDDEN that is not about access keeps the server's reason.
+    assert.match(
+      formatFrame(
+        { type: "error", code: "FORBIDDEN", message: "only the author may edit this message", requestType: "edit", roomId: "general" },
+        ctx,
+      )[0],
+      /\[error FORBIDDEN\] only the author may edit this message \(request edit\)$/,
+    );
   });
 });

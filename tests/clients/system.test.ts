@@ -149,13 +149,13 @@ describe("clients: the terminal client shows a backend's push", function () {
     await c.expect(/\[joined #ops\]/, 0, T);
 
     await pusher.toRoom("ops", { message: "deploy finished", data: { build: 7 } });
-    await c.expect(/\[system #ops\] deploy finished$/, 0, T);
+    await c.expect(/\[system #ops\] \^\d+ deploy finished$/, 0, T);
     await pusher.toUser("sys-alice", "your export is ready");
     await c.expect(/\[system\] your export is ready$/, 0, T);
 
     const mark = c.mark();
     c.send("/history ops");
-    await c.expect(/\[history #ops\] \d\d:\d\d:\d\d \[system\] deploy finished$/, mark, T);
+    await c.expect(/\[history #ops\] \d\d:\d\d:\d\d \^\d+ \[system\] deploy finished$/, mark, T);
   });
 });
 

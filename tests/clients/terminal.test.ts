@@ -63,8 +63,8 @@ describe("terminal client against the local runtime", function () {
     alice.send("hello from alice");
     bob.send("/chat hi alice, bob here");
     for (const c of [alice, bob]) {
-      await c.expect(/\[chat #general\] Alice \(alice\): hello from alice$/, 0, T);
-      await c.expect(/\[chat #general\] Bob \(bob\): hi alice, bob here$/, 0, T);
+      await c.expect(/\[chat #general\] \^\d+ Alice \(alice\): hello from alice$/, 0, T);
+      await c.expect(/\[chat #general\] \^\d+ Bob \(bob\): hi alice, bob here$/, 0, T);
     }
   });
 
@@ -73,7 +73,7 @@ describe("terminal client against the local runtime", function () {
     alice.send("/join random");
     assert.match(await alice.expect(/\[joined #random\]/, 0, T), /1 member: Alice \(alice\)$/);
     alice.send("anyone in random?");
-    await alice.expect(/\[chat #random\] Alice \(alice\): anyone in random\?$/, 0, T);
+    await alice.expect(/\[chat #random\] \^\d+ Alice \(alice\): anyone in random\?$/, 0, T);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(
       bob.lines.slice(mark).some((l) => l.includes("anyone in random")),
@@ -84,8 +84,11 @@ describe("terminal client against the local runtime", function () {
 
   it("delivers a private message to its recipient and confirms delivery to the sender", async () => {
     alice.send("/private bob psst, only for you");
-    await bob.expect(/\[private from Alice \(alice\)\] psst, only for you$/, 0, T);
-    assert.match(await alice.expect(/\[delivered\]/, 0, T), /\[delivered\] private message to bob reached 1 connection \(id [^)]+\)$/);
+    await bob.expect(/\[private from Alice \(alice\)\] \^\d+ psst, only for you$/, 0, T);
+    assert.match(
+      await alice.expect(/\[delivered\]/, 0, T),
+      /\[delivered\] \^\d+ private message to bob reached 1 connection \(id [^)]+\)$/,
+    );
   });
 
   it("lists active rooms with their number of users", async () => {
@@ -100,10 +103,10 @@ describe("terminal client against the local runtime", function () {
     const mark = bob.mark();
     bob.send("/history general");
     await bob.expect(/\[history #general\] 2 messages$/, mark, T);
-    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d Alice \(alice\): hello from alice$/, mark, T);
+    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\): hello from alice$/, mark, T);
     bob.send("/history @alice");
     await bob.expect(/\[history @alice\] 1 message$/, mark, T);
-    await bob.expect(/\[history @alice\] \d\d:\d\d:\d\d Alice \(alice\) -> bob: psst, only for you$/, mark, T);
+    await bob.expect(/\[history @alice\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\) -> bob: psst, only for you$/, mark, T);
   });
 
   it("pages through history with /history <room> <n> and /more, and lists members with /who", async () => {
@@ -113,8 +116,8 @@ describe("terminal client against the local runtime", function () {
     const first = await bob.expect(/\[history #general\] \d\d:\d\d:\d\d /, mark, T);
     bob.send("/more");
     // The two room messages were sent at the same moment: either may be the newer one.
-    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d Bob \(bob\): hi alice, bob here$/, mark, T);
-    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d Alice \(alice\): hello from alice$/, mark, T);
+    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d \^\d+ Bob \(bob\): hi alice, bob here$/, mark, T);
+    await bob.expect(/\[history #general\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\): hello from alice$/, mark, T);
     assert.equal(bob.lines.slice(mark).filter((l) => l === first).length, 1, "the second page is a different message");
     bob.send("/who");
     await bob.expect(/\[who #general\] 2 members: Alice \(alice\), Bob \(bob\)$/, mark, T);
@@ -132,6 +135,86 @@ describe("terminal client against the local runtime", function () {
     await bob.expect(/\[error CLIENT\] unknown command "\/frobnicate"; type \/help for the list$/, mark, T);
     bob.send("/help");
     await bob.expect(/^ {2}\/private <userId> <message> +send a private message$/, mark, T);
+  });
+
+  /** The reference (`^3`) a client printed for the first line matching `re` at or after `from`. */
+  async function refOf(c: TerminalClient, re: RegExp, from: number): Promise<string> {
+    const found = /\^(\d+) /.exec(await c.expect(re, from, T));
+    assert.ok(found, `no reference in the line matching ${re}`);
+    return `^${found[1]}`;
+  }
+
+  /** A moderator of the rooms `mod-*` (the next test), started here so that its start-up overlaps this test. */
+  let mona: TerminalClient;
+
+  it("edits and deletes its own room and private messages, by reference or the last one, and the others see the changes", async () => {
+    const token = await rt.mintToken("mona", "Mona", undefined, { moderates: ["mod-*"] });
+    mona = new TerminalClient([rt.endpoint, "--token", token, "--no-color", "--ping-interval", "2", "--room", "mod-room"]);
+    clients.push(mona);
+    const [aliceMark, bobMark] = [alice.mark(), bob.mark()];
+    bob.send("/chat typo in genral");
+    const ref = await refOf(bob, /\[chat #general\] \^\d+ Bob \(bob\): typo in genral$/, bobMark);
+    bob.send(`/edit ${ref} typo fixed in general`);
+    await alice.expect(/\[edited #general\] \^\d+ Bob \(bob\): typo fixed in general \(edited\)$/, aliceMark, T);
+    await bob.expect(new RegExp(`\\[edited #general\\] \\${ref} Bob \\(bob\\): typo fixed in general \\(edited\\)$`), bobMark, T);
+    // With no reference, /delete is the user's last message.
+    bob.send("/delete");
+    await alice.expect(/\[deleted #general\] \^\d+ Bob \(bob\): \[deleted\]$/, aliceMark, T);
+    // Someone else's message: the server refuses, and says why.
+    const other = await refOf(alice, /\[chat #general\] \^\d+ Bob \(bob\): hi alice, bob here$/, 0);
+    alice.send(`/delete ${other}`);
+    await alice.expect(
+      /\[error FORBIDDEN\] only the author or a moderator of the room can delete a message \(request delete\)$/,
+      aliceMark,
+      T,
+    );
+    alice.send("/edit ^9999 nothing");
+    await alice.expect(/\[error CLIENT\] no message \^9999: name a message by the \^number shown before it$/, aliceMark, T);
+    // A private message: the sender's reference comes with its delivery.
+    alice.send("/private bob see you at 5");
+    const mine = await refOf(alice, /\[delivered\] \^\d+ private message to bob/, aliceMark);
+    alice.send(`/edit ${mine} see you at 6`);
+    await bob.expect(/\[edited @alice\] \^\d+ Alice \(alice\): see you at 6 \(edited\)$/, bobMark, T);
+    alice.send(`/delete ${mine}`);
+    await bob.expect(/\[deleted @alice\] \^\d+ Alice \(alice\): \[deleted\]$/, bobMark, T);
+    // History shows the current state: a tombstone, and neither text.
+    const historyMark = bob.mark();
+    bob.send("/history @alice");
+    await bob.expect(/\[history @alice\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\) -> bob: \[deleted\]$/, historyMark, T);
+    assert.equal(
+      bob.lines.slice(historyMark).some((l) => /\[history @alice\].*see you at/.test(l)),
+      false,
+      bob.lines.slice(historyMark).join("\n"),
+    );
+  });
+
+  it("lets a moderator delete another's message and kick a user, who is told by whom and until when and cannot rejoin yet", async () => {
+    await mona.expect(/\[joined #mod-room\]/, 0, T);
+    const bobMark = bob.mark();
+    bob.send("/join mod-room");
+    await mona.expect(/\[presence #mod-room\] Bob \(bob\) joined$/, 0, T);
+    bob.send("buy cheap watches");
+    const spam = await refOf(mona, /\[chat #mod-room\] \^\d+ Bob \(bob\): buy cheap watches$/, 0);
+    mona.send(`/delete ${spam}`);
+    await bob.expect(/\[deleted #mod-room\] \^\d+ Bob \(bob\): \[deleted by mona\]$/, bobMark, T);
+    // A user who moderates nothing cannot kick.
+    bob.send("/kick #mod-room mona");
+    await bob.expect(/\[error FORBIDDEN\] you do not moderate room mod-room \(request kick\)$/, bobMark, T);
+    mona.send("/kick bob 5");
+    await mona.expect(/\[kicked #mod-room\] bob is kept out until \d\d:\d\d:\d\d \(1 connection removed\)$/, 0, T);
+    await bob.expect(/\[kicked #mod-room\] you were removed from the room by mona; you can join it again at \d\d:\d\d:\d\d$/, bobMark, T);
+    await mona.expect(/\[presence #mod-room\] Bob \(bob\) left$/, 0, T);
+    bob.send("/join mod-room");
+    await bob.expect(
+      /\[error FORBIDDEN\] you were removed from room mod-room by a moderator; you can join it again from \S+ \(request join\)$/,
+      bobMark,
+      T,
+    );
+    // Still in #general, which is current again: plain text goes there.
+    bob.send("still in general");
+    await bob.expect(/\[chat #general\] \^\d+ Bob \(bob\): still in general$/, bobMark, T);
+    mona.send("/quit");
+    assert.equal((await mona.exit(T)).code, 0);
   });
 
   it("leaves a room and the others see it", async () => {
@@ -180,10 +263,10 @@ describe("terminal client against the local runtime", function () {
     await alice.expect(/\[joined #random\]/, mark, T);
     // Still in #random (the current room) after the reconnection: plain text goes there.
     alice.send("back in random");
-    await alice.expect(/\[chat #random\] Alice \(alice\): back in random$/, mark, T);
+    await alice.expect(/\[chat #random\] \^\d+ Alice \(alice\): back in random$/, mark, T);
     // And in #general: bob's message reaches her.
     bob.send("/chat welcome back");
-    await alice.expect(/\[chat #general\] Bob \(bob\): welcome back$/, mark, T);
+    await alice.expect(/\[chat #general\] \^\d+ Bob \(bob\): welcome back$/, mark, T);
     assert.equal(rt.connectionIds().includes(aliceConnectionId), false, "the old connection is gone");
   });
 
@@ -208,13 +291,13 @@ describe("terminal client against the local runtime", function () {
       await ivy.expect(/\[info\] connection lost \(code 1006\); reconnecting in/, mark, T);
       const bobMark = bob.mark();
       bob.send("/chat said while ivy was offline");
-      await bob.expect(/\[chat #general\] Bob \(bob\): said while ivy was offline$/, bobMark, T);
+      await bob.expect(/\[chat #general\] \^\d+ Bob \(bob\): said while ivy was offline$/, bobMark, T);
       assert.equal(ivy.saw(/said while ivy was offline/), false);
       relay.setOffline(false);
       await ivy.expect(/\[info\] #general: 1 message sent while disconnected$/, mark, T);
-      await ivy.expect(/\[chat #general\] Bob \(bob\): said while ivy was offline$/, mark, T);
+      await ivy.expect(/\[chat #general\] \^\d+ Bob \(bob\): said while ivy was offline$/, mark, T);
       bob.send("/chat and now live");
-      await ivy.expect(/\[chat #general\] Bob \(bob\): and now live$/, mark, T);
+      await ivy.expect(/\[chat #general\] \^\d+ Bob \(bob\): and now live$/, mark, T);
       assert.equal(ivy.lines.filter((l) => /said while ivy was offline/.test(l)).length, 1, ivy.lines.join("\n"));
       ivy.send("/quit");
       assert.equal((await ivy.exit(T)).code, 0);
@@ -234,7 +317,7 @@ describe("terminal client against the local runtime", function () {
     await Promise.all(crowd.map((c) => c.expect(/\[joined #crowd\]/, 0, T)));
     for (const [i, c] of crowd.entries()) c.send(`hi from ${names[i]}`);
     for (const c of crowd) {
-      for (const u of names) await c.expect(new RegExp(`\\[chat #crowd\\] ${u}: hi from ${u}$`), 0, T);
+      for (const u of names) await c.expect(new RegExp(`\\[chat #crowd\\] \\^\\d+ ${u}: hi from ${u}$`), 0, T);
     }
     for (const c of crowd) c.send("/quit");
     for (const c of crowd) assert.equal((await c.exit(T)).code, 0);
@@ -261,11 +344,11 @@ describe("terminal client against the local runtime", function () {
       assert.equal(c.saw(/\[error /), false, `${when}: no error at all, e.g. NOT_A_MEMBER:\n${out}`);
       const at = (re: RegExp): number => c.lines.findIndex((l) => re.test(l));
       const joined = at(new RegExp(`\\[joined #${room}\\] 1 member: ${user}$`));
-      const chat = at(new RegExp(`\\[chat #${room}\\] ${user}: in ${room}$`));
+      const chat = at(new RegExp(`\\[chat #${room}\\] \\^\\d+ ${user}: in ${room}$`));
       const who = at(new RegExp(`\\[who #${room}\\] 1 member: ${user}$`));
-      const history = at(new RegExp(`\\[history #${room}\\] \\d\\d:\\d\\d:\\d\\d ${user}: in ${room}$`));
+      const history = at(new RegExp(`\\[history #${room}\\] \\d\\d:\\d\\d:\\d\\d \\^\\d+ ${user}: in ${room}$`));
       const left = at(new RegExp(`\\[left #${room}\\] you left the room$`));
-      const general = at(new RegExp(`\\[chat #general\\] ${user}: back in general$`));
+      const general = at(new RegExp(`\\[chat #general\\] \\^\\d+ ${user}: back in general$`));
       for (const [name, index] of Object.entries({ joined, chat, who, history, left, general }))
         assert.ok(index >= 0, `${when}: no ${name} line in:\n${out}`);
       assert.ok(joined < who && who < left, `${when}: /who answered after the join and before the leave:\n${out}`);
@@ -281,7 +364,7 @@ describe("terminal client against the local runtime", function () {
     const result = await carol.exit(T);
     assert.equal(result.code, 0);
     assert.ok(carol.saw(/\[rooms\] {3}#piped {2}1 user$/), carol.lines.join("\n"));
-    assert.ok(carol.saw(/\[chat #piped\] Carol \(carol\): piped message$/), carol.lines.join("\n"));
+    assert.ok(carol.saw(/\[chat #piped\] \^\d+ Carol \(carol\): piped message$/), carol.lines.join("\n"));
   });
 });
 

@@ -189,6 +189,34 @@ describe("web chat page in Chromium", function () {
     await shot(bob, "bob-receives-room-message");
   });
 
+  it("edits and deletes one's own message in place, and the other page sees the change", async () => {
+    // Edit and Delete are offered on one's own messages only (bob moderates nothing).
+    assert.equal(await message(bob, "Hello Bob, welcome to #general!").getByRole("button").count(), 0);
+    await message(alice, "Hello Bob, welcome to #general!")
+      .getByRole("button", { name: /^Edit your message: Hello Bob/ })
+      .click();
+    // The text became a labelled field, focused: type, Enter saves.
+    assert.equal(await alice.evaluate(() => document.activeElement?.id), "edit-input");
+    await alice.getByLabel("Edit your message").fill("Welcome aboard, Bob");
+    await alice.keyboard.press("Enter");
+    await message(bob, "Welcome aboard, Bob").locator(".msg-edited", { hasText: "(edited)" }).waitFor({ timeout: T });
+    assert.equal(await message(bob, "Hello Bob, welcome to #general!").count(), 0);
+    await message(alice, "Welcome aboard, Bob").locator(".msg-edited").waitFor({ timeout: T });
+    await shot(bob, "bob-sees-edited-message");
+
+    await send(alice, "a message to take back");
+    const doomed = message(alice, "a message to take back");
+    await doomed.and(alice.locator('[data-state="sent"]')).waitFor({ timeout: T });
+    await message(bob, "a message to take back").waitFor({ timeout: T });
+    await doomed.getByRole("button", { name: "Delete your message: a message to take back" }).click();
+    // Confirmed in place, with the focus on the confirmation.
+    await alice.keyboard.press("Enter");
+    await bob.locator("#messages li.deleted .tombstone", { hasText: /^Message deleted$/ }).waitFor({ timeout: T });
+    assert.equal(await message(bob, "a message to take back").count(), 0);
+    await alice.locator("#messages li.deleted .tombstone", { hasText: /^Message deleted$/ }).waitFor({ timeout: T });
+    await shot(alice, "alice-deleted-own-message");
+  });
+
   it("delivers a private message only to its recipient", async () => {
     carol = await openPage("carol", PHONE);
     await shot(carol, "carol-phone-sign-in-form", true);
@@ -377,8 +405,9 @@ describe("web chat page in Chromium", function () {
     assert.match((await err.textContent()) ?? "", /not granting room #general/);
     assert.equal(await dave.locator("#chat-view").isHidden(), true);
     await shot(dave, "dave-token-refused");
-    // A valid token granting #general only: signed in, and a join elsewhere says FORBIDDEN in place.
-    await dave.getByLabel(/^Token/).fill(await rt.mintToken("dave", "Dave", undefined, { rooms: ["general"] }));
+    // A valid token granting #general only (which dave moderates: the next test): signed in, and a
+    // join elsewhere says FORBIDDEN in place.
+    await dave.getByLabel(/^Token/).fill(await rt.mintToken("dave", "Dave", undefined, { rooms: ["general"], moderates: ["general"] }));
     await dave.getByRole("button", { name: "Sign in" }).click();
     // Joined #general first: its `joined` clears the join box's error, and may come after a later join's answer.
     await dave.locator('#people li[data-user="dave"]').waitFor({ timeout: T });
@@ -388,6 +417,29 @@ describe("web chat page in Chromium", function () {
     await joinErr.waitFor({ state: "visible", timeout: T });
     assert.equal((await joinErr.textContent())?.trim(), "You do not have access to #secret.");
     await shot(dave, "dave-join-forbidden");
+  });
+
+  it("lets a moderator delete another user's message and kick a user, whose page says who removed them and until when", async () => {
+    const dave = pages.get("dave") as Page;
+    await dave.locator("#conv-title", { hasText: "#general" }).waitFor({ timeout: T });
+    // Nobody else is offered Kick, nor Delete on others' messages.
+    assert.equal(await alice.locator("#people button", { hasText: "Kick" }).count(), 0);
+    const target = message(dave, "still here after the reconnection");
+    await target.getByRole("button", { name: "Delete the message of Alice (alice): still here after the reconnection" }).click();
+    await dave.getByRole("button", { name: /^Delete the message of Alice .* for everyone$/ }).click();
+    await alice.locator('#my-rooms button[data-room="general"]').click();
+    await alice.locator("#messages li.deleted .tombstone", { hasText: "Message deleted by dave" }).waitFor({ timeout: T });
+    await message(alice, "Your message was deleted by dave.").waitFor({ timeout: T });
+    assert.equal(await message(alice, "still here after the reconnection").count(), 0);
+    await shot(alice, "alice-message-deleted-by-moderator");
+
+    await dave.getByRole("button", { name: "Kick Carol out of #general" }).click();
+    await dave.getByRole("button", { name: "Kick Carol out of #general for 10 minutes" }).click();
+    await message(carol, "You were removed from #general by dave; you can join it again at").waitFor({ timeout: T });
+    await message(dave, "carol is kept out of #general until").waitFor({ timeout: T });
+    await alice.locator('#people li[data-user="carol"]').waitFor({ state: "detached", timeout: T });
+    assert.equal(await carol.locator("#my-rooms li button.select").count(), 0, "carol is in no room any more");
+    await shot(carol, "carol-phone-kicked", true);
   });
 
   it("raised no script error in any page", () => {

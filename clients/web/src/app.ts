@@ -6,8 +6,22 @@
  * Every piece of text from the network is inserted with `textContent`, never as HTML.
  */
 import { parseCommand } from "../../shared/commands";
-import { DEFAULT_ROOM, unverifiedClaims, type ErrorFrame, type ServerFrame } from "../../shared/protocol";
-import { ChatSession, isUnregisteredConnectionError, type SessionEvent, type SocketFactory } from "../../shared/session";
+import { changeConversation, deletedByOther, targetOf, type LoggedMessage } from "../../shared/messages";
+import {
+  DEFAULT_ROOM,
+  KICK_DEFAULT_MINUTES,
+  roomMatches,
+  unverifiedClaims,
+  type ErrorFrame,
+  type ServerFrame,
+} from "../../shared/protocol";
+import {
+  ChatSession,
+  isUnregisteredConnectionError,
+  type RequestOutcome,
+  type SessionEvent,
+  type SocketFactory,
+} from "../../shared/session";
 import { ConversationStore, roomKey, userIdFromName, userKey, type ConversationKey, type Entry, type MessageEntry } from "./conversations";
 
 /** Set at build time (clients/web/build.ts); empty strings mean "not configured". */
@@ -40,6 +54,19 @@ function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/** A text-style button (class "link") with its accessible name; `focus` names it for saveFocus(). */
+function linkButton(text: string, label: string, onClick: () => void, extra: { focus?: string; danger?: boolean } = {}): HTMLButtonElement {
+  const b = h("button", {
+    type: "button",
+    className: extra.danger ? "link danger" : "link",
+    "aria-label": label,
+    ...(extra.focus ? { "data-focus": extra.focus } : {}),
+  });
+  b.textContent = text;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
 function showError(el: HTMLElement, message: string | undefined): void {
   el.textContent = message ?? "";
   el.hidden = !message;
@@ -49,6 +76,36 @@ const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute:
 function shortTime(iso: string): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "" : timeFormat.format(d);
+}
+
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+/** A time later today as a clock time, another day with its date (a kick's end). */
+function shortDateTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toDateString() === new Date().toDateString() ? timeFormat.format(d) : dateTimeFormat.format(d);
+}
+
+/** An error frame in words. */
+function errorText(f: ErrorFrame): string {
+  // FORBIDDEN because the token does not grant the room (docs/protocol.md "Room access") is said
+  // briefly; other FORBIDDENs (someone else's message, not a moderator, kicked until a time) keep
+  // the server's explanation.
+  if (f.code === "FORBIDDEN" && f.roomId !== undefined && f.message === `you do not have access to room ${f.roomId}`) {
+    return `You do not have access to #${f.roomId}.`;
+  }
+  return `${f.message} (${f.code})`;
+}
+
+/** A failed request's outcome in words: the server's reason and code, or the client's own reason. */
+function failureText(outcome: { readonly code: string; readonly message: string }): string {
+  return ["NOT_SENT", "TIMEOUT", "CLOSED"].includes(outcome.code) ? outcome.message : `${outcome.message} (${outcome.code})`;
+}
+
+/** The first words of a message, to tell buttons apart for screen readers ("Edit your message: hello…"). */
+function excerpt(text: string): string {
+  const t = text.replace(/\s+/g, " ").trim();
+  return t.length > 40 ? `${t.slice(0, 40)}…` : t;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,14 +217,28 @@ class ChatPage {
   private activeRooms: ReadonlyArray<{ roomId: string; members: number }> = [];
   /** A room the user asked to join: it is shown once the server confirms. */
   private pendingSelect: string | undefined;
+  /**
+   * Room patterns the token's `moderates` claim names, read without verifying the token: only to
+   * offer Delete on others' messages and Kick (docs/protocol.md "Room access"); the server decides.
+   */
+  private moderates: readonly string[] = [];
+  /** The message being edited in place, with the text typed so far (kept across re-renders). */
+  private editing: { id: string; draft: string } | undefined;
+  /** A Delete (message id) or Kick (user id) awaiting its confirmation. */
+  private confirming: { kind: "delete" | "kick"; id: string } | undefined;
 
   constructor(me: Identity, onSignOut: (message?: string) => void) {
     this.me = me;
     this.onSignOut = onSignOut;
     this.selected = roomKey(me.room);
+    // The claims of the token of each connection (a minted one is minted afresh for each).
+    const withClaims = (token: string): string => {
+      this.moderates = unverifiedClaims(token).moderates ?? [];
+      return token;
+    };
     this.session = new ChatSession({
       endpoint: me.endpoint,
-      token: me.token ? () => me.token as string : () => mintLocalToken(me.userId, me.username),
+      token: me.token ? () => withClaims(me.token as string) : async () => withClaims(await mintLocalToken(me.userId, me.username)),
       username: me.username,
       userId: me.userId,
       room: me.room,
@@ -261,6 +332,7 @@ class ChatPage {
     switch (f.type) {
       case "chat":
         this.store.addMessage(roomKey(f.roomId), f);
+        this.sync(f.messageId);
         this.bump(roomKey(f.roomId));
         break;
       case "private": {
@@ -274,6 +346,7 @@ class ChatPage {
           message: f.message,
           sentAt: f.sentAt,
         });
+        this.sync(f.messageId);
         if (isNew) this.requestHistory(key);
         this.bump(key);
         break;
@@ -288,6 +361,7 @@ class ChatPage {
                 ? `delivered to ${f.deliveredTo} connection${f.deliveredTo === 1 ? "" : "s"}`
                 : "recipient offline: kept in the conversation history",
           });
+          this.sync(f.messageId);
         }
         break;
       case "joined": {
@@ -324,6 +398,7 @@ class ChatPage {
       case "history": {
         const key = f.roomId !== undefined ? roomKey(f.roomId) : userKey(f.withUserId ?? "");
         this.store.addHistory(key, f.messages, f.next);
+        for (const m of f.messages) this.sync(m.messageId);
         break;
       }
       case "system": {
@@ -337,9 +412,43 @@ class ChatPage {
           sentAt: f.sentAt,
           kind: "system",
         });
+        this.sync(f.messageId);
         this.bump(key);
         break;
       }
+      case "edited":
+      case "deleted": {
+        // The session applied the change first (latest edit wins; a tombstone is final).
+        const entry = this.sync(f.messageId);
+        if (f.type === "deleted" && this.editing?.id === f.messageId) this.editing = undefined;
+        if (entry && f.type === "deleted" && f.by !== this.me.userId && entry.userId === this.me.userId) {
+          const key = changeConversation(f, this.me.userId);
+          if (key) this.store.addNotice(key, "notice", `Your message was deleted by ${f.by}.`);
+        }
+        break;
+      }
+      case "kicked": {
+        // The session no longer counts the room as joined; the page says who removed the user and until when.
+        const key = roomKey(f.roomId);
+        this.store.remove(key);
+        if (this.selected === key) {
+          const next = this.session.currentRoom;
+          this.selected = next ? roomKey(next) : (this.store.keys("@")[0] ?? roomKey(DEFAULT_ROOM));
+        }
+        this.store.addNotice(
+          this.selected,
+          "error",
+          `You were removed from #${f.roomId} by ${f.by}; you can join it again at ${shortDateTime(f.until)}.`,
+        );
+        break;
+      }
+      case "userKicked":
+        this.store.addNotice(
+          roomKey(f.roomId),
+          "notice",
+          `${f.userId} is kept out of #${f.roomId} until ${shortDateTime(f.until)} (${f.connections} connection${f.connections === 1 ? "" : "s"} removed).`,
+        );
+        break;
       case "pong":
         return;
       case "error":
@@ -356,8 +465,9 @@ class ChatPage {
   private onErrorFrame(f: ErrorFrame): void {
     // The session replaces a connection the server forgot and resends the message: not a failure.
     if (isUnregisteredConnectionError(f)) return;
-    // FORBIDDEN: the token does not grant the room (docs/protocol.md "Room access").
-    const text = f.code === "FORBIDDEN" && f.roomId !== undefined ? `You do not have access to #${f.roomId}.` : `${f.message} (${f.code})`;
+    // Shown by whoever asked (the message's own note, or the conversation): see change() and kick().
+    if (f.requestType === "edit" || f.requestType === "delete" || f.requestType === "kick") return;
+    const text = errorText(f);
     if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) {
       // Also announced (role="alert") by the message box, where the user will try again.
       showError($("composer-error"), `Your last message was not sent: ${text}`);
@@ -368,6 +478,32 @@ class ChatPage {
       return;
     }
     this.store.addNotice(this.selected, "error", f.requestType ? `${f.requestType}: ${text}` : text);
+  }
+
+  /** Copies the session's current state of a message (edited text, tombstone) onto its entry. */
+  private sync(messageId: string): MessageEntry | undefined {
+    const state = this.session.messages.get(messageId);
+    return state ? this.store.applyState(state) : undefined;
+  }
+
+  /**
+   * Sends an edit or delete of a shown message; its outcome is written under the message: nothing
+   * once done (the server's `edited` or `deleted` frame redraws it), the reason when refused.
+   */
+  private change(entry: MessageEntry, request: (m: LoggedMessage) => Promise<RequestOutcome<unknown>>, verb: string): void {
+    const state = this.session.messages.get(entry.id);
+    if (!state) {
+      entry.change = { pending: false, text: `not ${verb}: unknown message` };
+      this.renderMessages();
+      return;
+    }
+    entry.change = { pending: true, text: verb === "edited" ? "saving…" : "deleting…" };
+    this.renderMessages();
+    void request(state).then((outcome) => {
+      if (this.stopped) return;
+      entry.change = outcome.ok ? undefined : { pending: false, text: `not ${verb}: ${failureText(outcome)}` };
+      this.renderMessages();
+    });
   }
 
   private bump(key: ConversationKey): void {
@@ -384,6 +520,8 @@ class ChatPage {
 
   select(key: ConversationKey): void {
     this.selected = key;
+    this.editing = undefined;
+    this.confirming = undefined;
     this.store.get(key).unread = 0;
     if (key.startsWith("#")) this.session.selectRoom(key.slice(1));
     else if (!this.store.get(key).historyRequested) this.requestHistory(key);
@@ -404,7 +542,7 @@ class ChatPage {
         this.store.addNotice(
           this.selected,
           "notice",
-          "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /quit. Plain text sends to this conversation.",
+          "Commands: /join <room>, /leave <room>, /private <userId> <message>, /rooms, /history [room] [n], /more, /who [room], /edit <text>, /delete (your last message), /kick <userId> [minutes], /quit. Plain text sends to this conversation.",
         );
         this.renderMessages();
         return true;
@@ -448,12 +586,104 @@ class ChatPage {
         });
         return true;
       }
+      case "edit":
+      case "delete": {
+        // The page shows no references: `/edit <text>` and `/delete` act on your last message here.
+        const m =
+          command.ref !== undefined ? this.session.messages.ref(command.ref) : this.session.messages.lastOf(this.me.userId, this.selected);
+        const entry = m ? this.store.findMessage(m.messageId) : undefined;
+        if (!entry) {
+          showError(
+            $("composer-error"),
+            `No message of yours to ${command.kind} here: use the ${command.kind === "edit" ? "Edit" : "Delete"} button of a message.`,
+          );
+          return false;
+        }
+        if (command.kind === "delete") this.deleteMessage(entry);
+        else this.change(entry, (s) => this.session.editMessage(targetOf(s.conversation), s.messageId, command.message), "edited");
+        return true;
+      }
+      case "kick": {
+        const roomId = command.roomId ?? (this.selected.startsWith("#") ? this.selected.slice(1) : undefined);
+        if (!roomId) {
+          showError($("composer-error"), "Name the room: /kick #room <userId> [minutes].");
+          return false;
+        }
+        return this.kick(roomId, command.userId, command.minutes);
+      }
       case "private":
         return this.sendPrivate(command.toUserId, command.message);
       case "chat":
         if (this.selected.startsWith("@")) return this.sendPrivate(this.selected.slice(1), command.message);
         return this.sendChat(this.selected.slice(1), command.message);
     }
+  }
+
+  /** Edit, in place: the message's text becomes a field (Enter saves, Escape cancels). */
+  startEdit(entry: MessageEntry): void {
+    this.editing = { id: entry.id, draft: entry.text };
+    this.confirming = undefined;
+    this.renderMessages();
+    const input = document.getElementById("edit-input") as HTMLInputElement | null;
+    input?.focus();
+    input?.select();
+  }
+
+  saveEdit(entry: MessageEntry): void {
+    const draft = this.editing?.draft ?? entry.text;
+    this.editing = undefined;
+    if (draft === entry.text || !draft.trim()) {
+      this.renderMessages();
+      this.focusMessage(entry.id, "edit");
+      return;
+    }
+    this.change(entry, (m) => this.session.editMessage(targetOf(m.conversation), m.messageId, draft), "edited");
+    this.focusMessage(entry.id, "edit");
+  }
+
+  cancelEdit(id: string): void {
+    this.editing = undefined;
+    this.renderMessages();
+    this.focusMessage(id, "edit");
+  }
+
+  deleteMessage(entry: MessageEntry): void {
+    this.confirming = undefined;
+    this.change(entry, (m) => this.session.deleteMessage(targetOf(m.conversation), m.messageId), "deleted");
+  }
+
+  /** Asks for a confirmation in place (a Delete or a Kick cannot be undone), focused on its button. */
+  confirm(kind: "delete" | "kick", id: string): void {
+    this.confirming = { kind, id };
+    this.editing = undefined;
+    this.render();
+    (document.querySelector(`[data-focus="confirm-${kind}:${CSS.escape(id)}"]`) as HTMLElement | null)?.focus();
+  }
+
+  cancelConfirm(kind: "delete" | "kick", id: string): void {
+    this.confirming = undefined;
+    this.render();
+    (document.querySelector(`[data-focus="${kind}:${CSS.escape(id)}"]`) as HTMLElement | null)?.focus();
+  }
+
+  kick(roomId: string, userId: string, minutes?: number): boolean {
+    this.confirming = undefined;
+    void this.session.kick(roomId, userId, minutes).then((outcome) => {
+      if (this.stopped || outcome.ok) return;
+      this.store.addNotice(roomKey(roomId), "error", `${userId} was not kicked from #${roomId}: ${failureText(outcome)}`);
+      this.render();
+    });
+    this.render();
+    return true;
+  }
+
+  private focusMessage(id: string, action: "edit" | "delete"): void {
+    (document.querySelector(`[data-focus="${action}:${CSS.escape(id)}"]`) as HTMLElement | null)?.focus();
+  }
+
+  /** Does the token moderate this room? For the buttons only: the server decides. */
+  private moderating(roomId: string): boolean {
+    return roomMatches(this.moderates, roomId);
   }
 
   join(roomId: string): boolean {
@@ -539,41 +769,150 @@ class ChatPage {
   private renderEntry(e: Entry): HTMLLIElement {
     if (e.kind !== "message") return h("li", { className: e.kind, text: e.text });
     const own = !e.system && e.userId === this.me.userId;
-    const classes = [own ? "own" : "", e.system ? "system" : "", e.state === "failed" ? "failed" : ""].filter(Boolean).join(" ");
+    const deleted = e.deletedBy !== undefined;
+    const classes = [own ? "own" : "", e.system ? "system" : "", e.state === "failed" ? "failed" : "", deleted ? "deleted" : ""]
+      .filter(Boolean)
+      .join(" ");
     const state = e.state === "sending" ? "sending…" : (e.note ?? "");
+    const author = e.system
+      ? "System notice"
+      : own
+        ? `${e.username} (you)`
+        : e.username === e.userId
+          ? e.userId
+          : `${e.username} (${e.userId})`;
+    const by = deleted ? deletedByOther({ userId: e.userId, deletedBy: e.deletedBy, ...(e.system ? { system: true } : {}) }) : undefined;
+    const editing = this.editing?.id === e.id && !deleted;
     return h(
       "li",
       { className: classes, "data-message-id": e.id, "data-state": e.state },
       h(
         "div",
         { className: "msg-meta" },
-        h("span", {
-          className: "msg-author",
-          text: e.system
-            ? "System notice"
-            : own
-              ? `${e.username} (you)`
-              : e.username === e.userId
-                ? e.userId
-                : `${e.username} (${e.userId})`,
-        }),
+        h("span", { className: "msg-author", text: author }),
         h("time", { className: "msg-time", datetime: e.sentAt, text: shortTime(e.sentAt) }),
+        // The edit's time is in the tooltip; the word is what is announced.
+        ...(e.editedAt !== undefined && !deleted
+          ? [h("span", { className: "msg-edited", title: `edited ${shortDateTime(e.editedAt)}`, text: "(edited)" })]
+          : []),
       ),
-      h("div", { className: "msg-text", text: (e as MessageEntry).text }),
+      editing
+        ? this.renderEditForm(e)
+        : deleted
+          ? h("div", { className: "msg-text tombstone", text: by === undefined ? "Message deleted" : `Message deleted by ${by}` })
+          : h("div", { className: "msg-text", text: e.text }),
       // Below the text, so the outcome of a long message stays next to the box it was typed in.
       ...(state ? [h("div", { className: `msg-note${e.state === "failed" ? " bad" : ""}`, text: state })] : []),
+      ...(e.change ? [h("div", { className: `msg-note${e.change.pending ? "" : " bad"}`, text: e.change.text })] : []),
+      ...(editing ? [] : this.renderActions(e, own, deleted, author)),
     );
+  }
+
+  /**
+   * Edit and Delete on the user's own messages (rooms and private), Delete on any message of a room
+   * the token moderates. Delete asks for a confirmation in place.
+   */
+  private renderActions(e: MessageEntry, own: boolean, deleted: boolean, author: string): HTMLElement[] {
+    const room = this.selected.startsWith("#") ? this.selected.slice(1) : undefined;
+    const canDelete = own || (room !== undefined && this.moderating(room));
+    if (deleted || e.state !== "sent" || e.id.startsWith("local:") || !canDelete || e.change?.pending) return [];
+    const what = own ? `your message: ${excerpt(e.text)}` : `the message of ${author}: ${excerpt(e.text)}`;
+    if (this.confirming?.kind === "delete" && this.confirming.id === e.id) {
+      return [
+        h(
+          "div",
+          { className: "msg-actions", role: "group", "aria-label": "Delete this message?" },
+          h("span", { className: "hint", text: "Delete this message?" }),
+          linkButton("Delete for everyone", `Delete ${what} for everyone`, () => this.deleteMessage(e), {
+            focus: `confirm-delete:${e.id}`,
+            danger: true,
+          }),
+          linkButton("Cancel", "Keep the message", () => this.cancelConfirm("delete", e.id)),
+        ),
+      ];
+    }
+    const buttons: HTMLElement[] = [];
+    if (own) buttons.push(linkButton("Edit", `Edit ${what}`, () => this.startEdit(e), { focus: `edit:${e.id}` }));
+    buttons.push(linkButton("Delete", `Delete ${what}`, () => this.confirm("delete", e.id), { focus: `delete:${e.id}` }));
+    return [h("div", { className: "msg-actions" }, ...buttons)];
+  }
+
+  /** Kick, for moderators of the room: keeps the user out for the default time, after a confirmation. */
+  private renderKick(roomId: string, m: { userId: string; username: string }): HTMLElement[] {
+    if (this.confirming?.kind === "kick" && this.confirming.id === m.userId) {
+      return [
+        linkButton(
+          `Kick for ${KICK_DEFAULT_MINUTES} min`,
+          `Kick ${m.username} out of #${roomId} for ${KICK_DEFAULT_MINUTES} minutes`,
+          () => this.kick(roomId, m.userId),
+          { focus: `confirm-kick:${m.userId}`, danger: true },
+        ),
+        linkButton("Cancel", `Do not kick ${m.username}`, () => this.cancelConfirm("kick", m.userId)),
+      ];
+    }
+    return [
+      linkButton("Kick", `Kick ${m.username} out of #${roomId}`, () => this.confirm("kick", m.userId), { focus: `kick:${m.userId}` }),
+    ];
+  }
+
+  /** The text of a message being edited, as a labelled field: Enter (or Save) saves, Escape cancels. */
+  private renderEditForm(e: MessageEntry): HTMLFormElement {
+    const input = h("input", { id: "edit-input", name: "message", maxlength: "16000", autocomplete: "off" });
+    input.value = this.editing?.draft ?? e.text;
+    input.addEventListener("input", () => {
+      if (this.editing) this.editing.draft = input.value;
+    });
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        this.cancelEdit(e.id);
+      }
+    });
+    const cancel = h("button", { type: "button", className: "secondary" }, "Cancel");
+    cancel.addEventListener("click", () => this.cancelEdit(e.id));
+    const form = h(
+      "form",
+      { className: "msg-edit", "aria-label": "Edit message" },
+      h("label", { for: "edit-input", className: "visually-hidden", text: "Edit your message" }),
+      h("div", { className: "row" }, input, h("button", { type: "submit" }, "Save"), cancel),
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.saveEdit(e);
+    });
+    return form;
   }
 
   private renderMessages(): void {
     const list = $<HTMLOListElement>("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     const entries = this.store.get(this.selected).entries;
+    const restore = this.saveFocus(list);
     list.replaceChildren(
       ...(entries.length ? entries.map((e) => this.renderEntry(e)) : [h("li", { className: "notice", text: "No messages yet." })]),
     );
+    restore();
     if (atBottom) list.scrollTop = list.scrollHeight;
     $("load-older").hidden = !this.store.get(this.selected).olderCursor;
+  }
+
+  /**
+   * The list is redrawn when anything arrives: keyboard focus (a message's button, the edit field
+   * and its caret, a member's Kick) must stay where it was. Returns what puts it back.
+   */
+  private saveFocus(container: HTMLElement): () => void {
+    const active = document.activeElement;
+    if (!(active instanceof HTMLElement) || !container.contains(active)) return () => undefined;
+    const key =
+      active.id === "edit-input" ? "#edit-input" : active.dataset.focus ? `[data-focus="${CSS.escape(active.dataset.focus)}"]` : undefined;
+    if (!key) return () => undefined;
+    const caret = active instanceof HTMLInputElement ? [active.selectionStart, active.selectionEnd] : undefined;
+    return () => {
+      const again = container.querySelector(key);
+      if (!(again instanceof HTMLElement)) return;
+      again.focus();
+      if (caret && again instanceof HTMLInputElement) again.setSelectionRange(caret[0], caret[1]);
+    };
   }
 
   private renderSidebar(): void {
@@ -589,9 +928,12 @@ class ChatPage {
       );
       if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
       select.addEventListener("click", () => this.select(key));
-      const leave = h("button", { type: "button", className: "link", "aria-label": `Leave #${roomId}` }, "Leave");
-      leave.addEventListener("click", () => this.leave(roomId));
-      return h("li", {}, select, leave);
+      return h(
+        "li",
+        {},
+        select,
+        linkButton("Leave", `Leave #${roomId}`, () => this.leave(roomId)),
+      );
     });
     $("my-rooms").replaceChildren(...(roomItems.length ? roomItems : [h("li", { className: "empty", text: "No rooms joined." })]));
 
@@ -606,13 +948,14 @@ class ChatPage {
       });
       const li = h("li", { "data-user": m.userId }, label);
       if (!isMe) {
-        const pm = h("button", { type: "button", className: "link", "aria-label": `Private message to ${m.username}` }, "Message");
-        pm.addEventListener("click", () => this.openPrivate(m.userId));
-        li.append(pm);
+        li.append(linkButton("Message", `Private message to ${m.username}`, () => this.openPrivate(m.userId)));
       }
+      if (!isMe && currentRoom && this.moderating(currentRoom)) li.append(...this.renderKick(currentRoom, m));
       return li;
     });
+    const restore = this.saveFocus($("people"));
     $("people").replaceChildren(...(people.length ? people : [h("li", { className: "empty", text: "Nobody here yet." })]));
+    restore();
 
     const dms = this.store.keys("@").map((key) => {
       const unread = this.store.get(key).unread;
@@ -639,9 +982,7 @@ class ChatPage {
       const joined = rooms.includes(r.roomId);
       const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
       if (!joined) {
-        const join = h("button", { type: "button", className: "link", "aria-label": `Join #${r.roomId}` }, "Join");
-        join.addEventListener("click", () => this.join(r.roomId));
-        li.append(join);
+        li.append(linkButton("Join", `Join #${r.roomId}`, () => this.join(r.roomId)));
       }
       return li;
     });

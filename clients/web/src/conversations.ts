@@ -4,12 +4,10 @@
  * keyed by `messageId` so that history pages, live broadcasts and resent messages never show twice;
  * a message being sent is keyed by its `clientMessageId` until the server's copy replaces it.
  */
+import type { ConversationKey, LoggedMessage } from "../../shared/messages";
 import type { HistoryMessage } from "../../shared/protocol";
 
-export type ConversationKey = `#${string}` | `@${string}`;
-
-export const roomKey = (roomId: string): ConversationKey => `#${roomId}`;
-export const userKey = (userId: string): ConversationKey => `@${userId}`;
+export { roomKey, userKey, type ConversationKey } from "../../shared/messages";
 
 export type EntryState = "sending" | "sent" | "failed";
 
@@ -27,6 +25,12 @@ export interface MessageEntry {
   note?: string;
   /** A notice pushed by a backend (a `system` frame or a history item of kind "system"). */
   system?: boolean;
+  /** When its author last edited it (the text is the edited one). */
+  editedAt?: string;
+  /** Set once deleted (the text is then ""): who deleted it. */
+  deletedBy?: string;
+  /** Why the last edit or delete asked for here failed, shown under the message; "" while it is on its way. */
+  change?: { readonly pending: boolean; readonly text: string };
 }
 
 export interface NoticeEntry {
@@ -145,6 +149,28 @@ export class ConversationStore {
       }
     }
     return undefined;
+  }
+
+  /** The message entry with this messageId, in whatever conversation holds it. */
+  findMessage(messageId: string): MessageEntry | undefined {
+    for (const c of this.conversations.values()) {
+      const e = c.entries.find((x) => x.kind === "message" && x.id === messageId);
+      if (e) return e as MessageEntry;
+    }
+    return undefined;
+  }
+
+  /**
+   * Copies a message's current state (the session's MessageLog: edits in order, tombstones, changes
+   * that arrived before the message) onto its entry. Returns the entry, if shown.
+   */
+  applyState(state: LoggedMessage): MessageEntry | undefined {
+    const e = this.findMessage(state.messageId);
+    if (!e) return undefined;
+    e.text = state.text;
+    e.editedAt = state.editedAt;
+    e.deletedBy = state.deletedBy;
+    return e;
   }
 
   addNotice(key: ConversationKey, kind: "notice" | "error", text: string): NoticeEntry {

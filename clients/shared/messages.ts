@@ -1,0 +1,219 @@
+/**
+ * The messages a client has seen, and what happened to them since (docs/protocol.md "edited",
+ * "deleted"): their current text, whether and when they were edited, and tombstones. Shared by the
+ * terminal client (which shows a short reference, `^3`, per message so that `/edit ^3 …` can name
+ * one) and the web page (which redraws a message in place).
+ *
+ * The rules live here once:
+ * - an `edited` frame replaces the text unless the message already carries a later (or the same)
+ *   `editedAt`: two edits may arrive out of order, the latest wins;
+ * - a `deleted` frame leaves a tombstone (text "", who and when) and nothing revives it;
+ * - a change to a message not seen yet (frames come from different requests: the author may have
+ *   changed it while its broadcast was still on its way) is kept until the message arrives;
+ * - a `history` entry is the server's current state and wins over what the client saw live.
+ *
+ * Plain data, no DOM and no Node: it runs in the browser bundle and in the terminal.
+ */
+import type { ChatFrame, DeletedFrame, EditedFrame, HistoryMessage, PrivateFrame } from "./protocol";
+
+/** A conversation: `#room`, or `@user` for the private conversation with that user. */
+export type ConversationKey = `#${string}` | `@${string}`;
+
+export const roomKey = (roomId: string): ConversationKey => `#${roomId}`;
+export const userKey = (userId: string): ConversationKey => `@${userId}`;
+
+/** The target of an `edit` or `delete` frame for a message of this conversation. */
+export function targetOf(conversation: ConversationKey): { roomId: string } | { withUserId: string } {
+  return conversation.startsWith("#") ? { roomId: conversation.slice(1) } : { withUserId: conversation.slice(1) };
+}
+
+export interface LoggedMessage {
+  /** Short number for the terminal (`^3`): given in the order messages are first seen, never reused. */
+  readonly ref: number;
+  readonly messageId: string;
+  readonly conversation: ConversationKey;
+  /** The author (`system` for a backend's notice). */
+  readonly userId: string;
+  readonly username: string;
+  /** The current text: the last edit's, or "" once deleted. */
+  readonly text: string;
+  readonly sentAt: string;
+  readonly editedAt?: string;
+  /** Set once deleted: who deleted it (the author, a moderator, or "system") and when. */
+  readonly deletedBy?: string;
+  readonly deletedAt?: string;
+  /** A backend's notice (docs/protocol.md "system"). */
+  readonly system?: boolean;
+}
+
+/**
+ * Who to name on a tombstone: the moderator (or "system") who deleted someone else's message;
+ * undefined when the authors deleted their own, or the message is not deleted.
+ */
+export function deletedByOther(m: Pick<LoggedMessage, "userId" | "deletedBy" | "system">): string | undefined {
+  if (m.deletedBy === undefined) return undefined;
+  return m.deletedBy !== m.userId || m.system ? m.deletedBy : undefined;
+}
+
+/** The conversation an `edited` or `deleted` frame is about, seen from `selfId`. */
+export function changeConversation(frame: EditedFrame | DeletedFrame, selfId: string | undefined): ConversationKey | undefined {
+  if (frame.roomId !== undefined) return roomKey(frame.roomId);
+  if (frame.fromUserId === undefined || frame.toUserId === undefined) return undefined;
+  return userKey(frame.fromUserId === selfId ? frame.toUserId : frame.fromUserId);
+}
+
+/** A change that arrived before its message (docs/protocol.md "edited"). */
+type EarlyChange = EditedFrame | DeletedFrame;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** How many messages (and early changes) are kept: older ones are forgotten, oldest first. */
+export const MESSAGE_LOG_LIMIT = 2000;
+const EARLY_CHANGES_LIMIT = 200;
+
+export class MessageLog {
+  private readonly byId = new Map<string, Mutable<LoggedMessage>>();
+  private readonly byRef = new Map<number, Mutable<LoggedMessage>>();
+  private readonly early = new Map<string, EarlyChange[]>();
+  private nextRef = 1;
+  private readonly limit: number;
+
+  constructor(limit = MESSAGE_LOG_LIMIT) {
+    this.limit = limit;
+  }
+
+  get(messageId: string): LoggedMessage | undefined {
+    return this.byId.get(messageId);
+  }
+
+  ref(ref: number): LoggedMessage | undefined {
+    return this.byRef.get(ref);
+  }
+
+  /**
+   * The newest message of `userId` that can still be changed (not deleted, not a notice), in one
+   * conversation or in any: what `/edit <text>` and `/delete` with no reference mean.
+   */
+  lastOf(userId: string, conversation?: ConversationKey): LoggedMessage | undefined {
+    let best: LoggedMessage | undefined;
+    for (const m of this.byId.values()) {
+      if (m.userId !== userId || m.system || m.deletedBy !== undefined) continue;
+      if (conversation !== undefined && m.conversation !== conversation) continue;
+      if (!best || m.sentAt > best.sentAt || (m.sentAt === best.sentAt && m.ref > best.ref)) best = m;
+    }
+    return best;
+  }
+
+  /** A live room message. */
+  chat(frame: ChatFrame): LoggedMessage {
+    return this.record(roomKey(frame.roomId), {
+      messageId: frame.messageId,
+      userId: frame.userId,
+      username: frame.username,
+      message: frame.message,
+      sentAt: frame.sentAt,
+    });
+  }
+
+  /** A live private message, as received (or as sent from another device of this user). */
+  private(frame: PrivateFrame, selfId: string | undefined): LoggedMessage {
+    const other = frame.fromUserId === selfId ? frame.toUserId : frame.fromUserId;
+    return this.record(userKey(other), {
+      messageId: frame.messageId,
+      userId: frame.fromUserId,
+      username: frame.fromUsername,
+      message: frame.message,
+      sentAt: frame.sentAt,
+    });
+  }
+
+  /**
+   * A message seen in any form: live, from history, or sent by this client (known from its
+   * `delivered`). A history entry carries the server's current state, which wins.
+   */
+  record(conversation: ConversationKey, m: HistoryMessage): LoggedMessage {
+    const known = this.byId.get(m.messageId);
+    if (known) {
+      if (m.deleted) this.tombstone(known, m.deletedBy ?? known.deletedBy ?? "", m.deletedAt ?? known.deletedAt ?? "");
+      else if (
+        m.editedAt !== undefined &&
+        known.deletedBy === undefined &&
+        !(known.editedAt !== undefined && known.editedAt >= m.editedAt)
+      ) {
+        known.text = m.message;
+        known.editedAt = m.editedAt;
+      }
+      return known;
+    }
+    const entry: Mutable<LoggedMessage> = {
+      ref: this.nextRef++,
+      messageId: m.messageId,
+      conversation,
+      userId: m.userId,
+      username: m.username,
+      text: m.message,
+      sentAt: m.sentAt,
+      ...(m.editedAt !== undefined ? { editedAt: m.editedAt } : {}),
+      ...(m.kind === "system" ? { system: true } : {}),
+    };
+    if (m.deleted) this.tombstone(entry, m.deletedBy ?? "", m.deletedAt ?? "");
+    this.byId.set(entry.messageId, entry);
+    this.byRef.set(entry.ref, entry);
+    for (const change of this.early.get(entry.messageId) ?? []) this.apply(entry, change);
+    this.early.delete(entry.messageId);
+    this.forgetOldest();
+    return entry;
+  }
+
+  /**
+   * An `edited` frame. Returns the message as it is now, or undefined when it has not been seen
+   * yet (the change is kept for when it arrives). `changed` is false for a stale or repeated edit.
+   */
+  edited(frame: EditedFrame): { message?: LoggedMessage; changed: boolean } {
+    return this.change(frame);
+  }
+
+  /** A `deleted` frame: as `edited`; `changed` is false when the message was already a tombstone. */
+  deleted(frame: DeletedFrame): { message?: LoggedMessage; changed: boolean } {
+    return this.change(frame);
+  }
+
+  private change(frame: EarlyChange): { message?: LoggedMessage; changed: boolean } {
+    const known = this.byId.get(frame.messageId);
+    if (known) return { message: known, changed: this.apply(known, frame) };
+    const list = this.early.get(frame.messageId) ?? [];
+    list.push(frame);
+    this.early.set(frame.messageId, list);
+    if (this.early.size > EARLY_CHANGES_LIMIT) this.early.delete(this.early.keys().next().value as string);
+    return { changed: false };
+  }
+
+  /** Applies one change; true if it changed anything. */
+  private apply(m: Mutable<LoggedMessage>, change: EarlyChange): boolean {
+    if (m.deletedBy !== undefined) return false;
+    if (change.type === "deleted") {
+      this.tombstone(m, change.by, change.deletedAt);
+      return true;
+    }
+    // Out of order: the latest editedAt wins (ISO 8601 in UTC compares as text).
+    if (m.editedAt !== undefined && m.editedAt >= change.editedAt) return false;
+    m.text = change.message;
+    m.editedAt = change.editedAt;
+    return true;
+  }
+
+  private tombstone(m: Mutable<LoggedMessage>, by: string, at: string): void {
+    m.text = "";
+    m.deletedBy = by;
+    m.deletedAt = at;
+    delete m.editedAt;
+  }
+
+  private forgetOldest(): void {
+    while (this.byId.size > this.limit) {
+      const oldest = this.byId.values().next().value as LoggedMessage;
+      this.byId.delete(oldest.messageId);
+      this.byRef.delete(oldest.ref);
+    }
+  }
+}
