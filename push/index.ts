@@ -223,7 +223,8 @@ export interface Pusher {
   /**
    * Deletes a message of a room or of a private conversation as "system" (any author), leaving a
    * tombstone in history, then sends `deleted` to the room's connections or to both users' devices.
-   * Deleting a deleted message is not an error (`alreadyDeleted`, nothing sent); no such message: NOT_FOUND.
+   * Deleting a deleted message is not an error (`alreadyDeleted`; announced again when a backend
+   * deleted it, a retry; nothing sent when a user did); no such message: NOT_FOUND.
    */
   deleteMessage(target: MessageTarget, messageId: string): Promise<DeleteResult>;
   /**
@@ -596,8 +597,13 @@ export function createPusher(options: PusherOptions): Pusher {
       });
       const frame = deletedFrame(change.item);
       const base = { messageId: frame.messageId, by: frame.by, deletedAt: frame.deletedAt, alreadyDeleted: change.repeat };
-      // Already deleted: its `deleted` went out with the first delete (as the route's retry, no second fan-out).
-      if (change.repeat) return { ...base, targets: 0, delivered: 0, gone: 0, failed: 0, connecting: 0 };
+      // Deleted already by someone else (its author, a moderator): its `deleted` went out then, so
+      // nothing is sent. Deleted already by a backend: this is a retry, and the first attempt may
+      // have stopped after its write (UNAVAILABLE while reading the room): announce it again, as the
+      // `delete` route does for its caller's retry (clients ignore a `deleted` they have had).
+      if (change.repeat && change.item.deletedBy !== SYSTEM_USER_ID) {
+        return { ...base, targets: 0, delivered: 0, gone: 0, failed: 0, connecting: 0 };
+      }
       const payload = JSON.stringify(frame);
       const logId = { messageId: frame.messageId };
       // Deleted before anything is sent: whoever receives `deleted` reads the tombstone in history.
