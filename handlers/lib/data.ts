@@ -389,7 +389,7 @@ async function countInWindow(
   o: { mustExist: boolean; set?: Record<string, number> },
 ): Promise<Record<string, unknown> | "limited"> {
   const table = tableName(ctx, "connections");
-  const window = Math.floor(nowMs / 60_000);
+  let window = Math.floor(nowMs / 60_000);
   const names = { "#w": attrs.window, "#c": attrs.count, ...Object.fromEntries(Object.keys(o.set ?? {}).map((k, i) => [`#s${i}`, k])) };
   const setValues = Object.fromEntries(Object.values(o.set ?? {}).map((v, i) => [`:s${i}`, v]));
   const setClause = Object.keys(o.set ?? {})
@@ -397,10 +397,13 @@ async function countInWindow(
     .join("");
   // A budget item (mustExist false) is created by its first event and expires after its window.
   const expiry = o.mustExist ? "" : ", expiresAt = :exp";
-  const expiryValue = o.mustExist ? {} : { ":exp": (window + 2) * 60 };
+  const expiryValue = () => (o.mustExist ? {} : { ":exp": (window + 2) * 60 });
   // Two events processed at once at the start of a minute both fail step 1; one opens the window
   // in step 2 and the other then finds it open with room left: it goes back to step 1 (counted in
   // that window) instead of being refused. Bounded: each round needs another event in between.
+  // A window only moves forward (step 2's condition `#w < :w`): an event that read its clock in the
+  // minute before the open one counts in the open one; it never rewinds the window, which would
+  // reset the count and let a client exceed its limit across the boundary.
   for (let round = 0; round < 3; round++) {
     try {
       const out = await ctx.doc.send(
@@ -410,7 +413,7 @@ async function countInWindow(
           UpdateExpression: `SET #c = #c + :one${setClause}${expiry}`,
           ConditionExpression: "#w = :w AND #c < :limit",
           ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ":one": 1, ":w": window, ":limit": limit, ...setValues, ...expiryValue },
+          ExpressionAttributeValues: { ":one": 1, ":w": window, ":limit": limit, ...setValues, ...expiryValue() },
           ReturnValues: "ALL_NEW",
         }),
       );
@@ -424,9 +427,9 @@ async function countInWindow(
           TableName: table,
           Key: key,
           UpdateExpression: `SET #w = :w, #c = :one${setClause}${expiry}`,
-          ConditionExpression: `${o.mustExist ? "attribute_exists(connectionId) AND " : ""}(attribute_not_exists(#w) OR #w <> :w)`,
+          ConditionExpression: `${o.mustExist ? "attribute_exists(connectionId) AND " : ""}(attribute_not_exists(#w) OR #w < :w)`,
           ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ":one": 1, ":w": window, ...setValues, ...expiryValue },
+          ExpressionAttributeValues: { ":one": 1, ":w": window, ...setValues, ...expiryValue() },
           ReturnValues: "ALL_NEW",
           // Tells "limit reached" (the item comes back) from "no such connection" without another read.
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -437,7 +440,16 @@ async function countInWindow(
       if (!isConditionFailure(err)) throw err;
       const item = (err as { Item?: Record<string, unknown> }).Item;
       if (!item) throw notConnected();
-      const openedByAnother = numberAttribute(item[attrs.window]) === window && (numberAttribute(item[attrs.count]) ?? limit) < limit;
+      const itemWindow = numberAttribute(item[attrs.window]);
+      // An event whose invocation read the clock before a minute began, and whose update arrives
+      // after another event opened that minute, is counted in it (the window it finds), not refused
+      // as if the old minute's budget were spent (a burst across a minute boundary on a slow host
+      // saw one such false RATE_LIMITED with limits of 100,000).
+      if (itemWindow !== undefined && itemWindow > window) {
+        window = itemWindow;
+        continue;
+      }
+      const openedByAnother = itemWindow === window && (numberAttribute(item[attrs.count]) ?? limit) < limit;
       if (!openedByAnother) break;
     }
   }

@@ -6,6 +6,7 @@
  */
 import { strict as assert } from "node:assert";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { spendUserFrame, type DataContext } from "../../handlers/lib/data";
 import { createHarness, type Harness } from "../support/handlerHarness";
 
 async function awayFromMinuteBoundary(): Promise<void> {
@@ -39,6 +40,19 @@ describe("per-user budgets: frames and handshakes (issue 14)", () => {
     const other = await h.join("budget-other", "bf-room");
     const mine = await Promise.all(Array.from({ length: 12 }, () => h.send(other, { type: "ping" })));
     assert.deepEqual([mine.filter((r) => r?.type === "pong").length, mine.filter((r) => r?.code === "RATE_LIMITED").length], [10, 2]);
+  });
+
+  it("a frame whose clock reading is from the minute before the window another frame opened is counted, not refused", async () => {
+    const ctx = { config: { tables: h.tables, functionName: "ping", rateLimitPerMinute: 10, userRateLimitPerMinute: 25 }, doc: h.doc };
+    const minute = (Math.floor(Date.now() / 60_000) + 5) * 60_000;
+    // A later frame opens the next minute; one read its clock just before that minute began and
+    // reaches DynamoDB after it (a slow invocation across the boundary). Before: RATE_LIMITED.
+    await spendUserFrame(ctx as unknown as DataContext, "budget-late", minute + 10);
+    await spendUserFrame(ctx as unknown as DataContext, "budget-late", minute - 10);
+    const item = await h.doc.send(
+      new GetCommand({ TableName: h.tables.connections, Key: { connectionId: "u#budget-late" }, ConsistentRead: true }),
+    );
+    assert.deepEqual([item.Item?.frameWindow, item.Item?.frameCount], [minute / 60_000, 2], "both counted in the open minute");
   });
 
   it("a handshake over the user's budget is refused at $connect (429), storing and announcing nothing", async () => {
