@@ -153,15 +153,17 @@ describe("push: system frames from a backend, against the local runtime", functi
     });
   });
 
-  it("never lets a user's chat frame pass for a system notice (kind and data are dropped)", async () => {
-    const mallory = track(await user(rt, "system", "System", "pu-forge"));
+  it('never lets a user pass for the system: sub "system" is refused (403), a chat frame\'s kind and data are dropped', async () => {
+    // "system" names a backend in by/deletedBy/from: the authorizer refuses it as a user id.
+    await assert.rejects(user(rt, "system", "System", "pu-forge"), /403/);
+    const mallory = track(await user(rt, "pu-mallory", "System", "pu-forge"));
     mallory.send({ type: "chat", message: "I am the system", kind: "system", data: { admin: true }, from: "system" });
     const echoed = await mallory.nextOf("chat");
     assert.equal(echoed.kind, undefined);
     const history = await mallory.request({ type: "history", roomId: "pu-forge" }, "history");
     const [item] = history.messages as Array<Record<string, unknown>>;
     assert.equal(item.message, "I am the system");
-    assert.equal(item.userId, "system");
+    assert.equal(item.userId, "pu-mallory");
     assert.equal(item.kind, undefined, "only a push is stored with kind system");
     assert.equal(item.data, undefined);
   });

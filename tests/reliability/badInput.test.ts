@@ -31,6 +31,8 @@ const COUNTS = countByCategory(CASES);
 /** Bound on every wait: a server that does not answer fails the case instead of hanging the run. */
 const ANSWER_TIMEOUT_MS = 10_000;
 const ERROR_FRAME_KEYS = new Set(["type", "code", "message", "requestType", "clientMessageId"]);
+/** Codes whose error frame also names the room refused (docs/protocol.md "Errors": FORBIDDEN). */
+const ROOM_NAMING_CODES = new Set(["FORBIDDEN"]);
 
 /** What docs/protocol.md says an error frame echoes: the frame's string `type` and a valid clientMessageId. */
 function expectedEcho(text: string): { requestType?: string; clientMessageId?: string } {
@@ -60,8 +62,12 @@ function judge(c: BadInputCase, frame: Frame): string | undefined {
     if (f.code !== e.code) return `expected error ${e.code}, got ${String(f.code)} (${String(f.message)})`;
     if (typeof f.message !== "string" || f.message.length === 0 || /\n\s+at |Error:/.test(f.message))
       return `bad error message ${JSON.stringify(f.message)}`;
-    const extra = Object.keys(f).filter((k) => !ERROR_FRAME_KEYS.has(k));
+    const extra = Object.keys(f).filter((k) => !ERROR_FRAME_KEYS.has(k) && !(k === "roomId" && ROOM_NAMING_CODES.has(e.code)));
     if (extra.length > 0) return `error frame has extra fields ${extra.join(", ")}`;
+    if (ROOM_NAMING_CODES.has(e.code) && c.payload.kind === "text") {
+      const sent = JSON.parse(c.payload.text) as { roomId?: unknown };
+      if (f.roomId !== sent.roomId) return `roomId ${JSON.stringify(f.roomId)} instead of ${JSON.stringify(sent.roomId)}`;
+    }
     const echo = expectedEcho(c.payload.kind === "text" ? c.payload.text : "");
     if (f.requestType !== echo.requestType)
       return `requestType ${JSON.stringify(f.requestType)} instead of ${JSON.stringify(echo.requestType)}`;

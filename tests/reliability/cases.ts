@@ -8,6 +8,7 @@
  * (fields the server does not know are ignored), a close code, or a handshake status.
  */
 import type { ErrorCode } from "../../handlers/lib/errors";
+import { MESSAGE_TYPES } from "../../handlers/lib/frames";
 
 export const DEFAULT_SEED = 0x8badf00d;
 
@@ -411,6 +412,18 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     json({ type: "delete", roomId: room, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
     { kind: "error", code: "NOT_FOUND" },
   );
+  // kick (issue 16): fixed values too. The caller's token moderates no room, so a well-formed kick
+  // is FORBIDDEN (naming the room); a malformed one is BAD_REQUEST first.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `kick.userId as ${what}`, json({ type: "kick", roomId: room, userId: v }), bad);
+  }
+  for (const minutes of [0, 10_081, 1.5, "5"]) {
+    add("wrong types", `kick.minutes ${JSON.stringify(minutes)}`, json({ type: "kick", roomId: room, userId: peer, minutes }), bad);
+  }
+  add("wrong types", "kick by a user who moderates no room", json({ type: "kick", roomId: room, userId: peer, minutes: 1 }), {
+    kind: "error",
+    code: "FORBIDDEN",
+  });
 
   // ---------------------------------------------------------------- missing fields
   add("missing fields", "chat without message", json({ type: "chat", roomId: room }), bad);
@@ -735,7 +748,7 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   for (const [what, type] of UNKNOWN_TYPES) add("unknown types", `type ${what}`, json({ type, message: "x", roomId: room }), unknownType);
   for (let i = 0; i < 5; i++) {
     const type = rng.word(rng.int(1, 20));
-    if ((["chat", "join", "leave", "private", "rooms", "history", "ping", "kick"] as string[]).includes(type)) continue;
+    if ((MESSAGE_TYPES as readonly string[]).includes(type)) continue;
     add("unknown types", `random type "${type}"`, json({ type }), unknownType);
   }
 
