@@ -3,6 +3,7 @@
  * it through `sharedDynamo()`. Test files create their own tables under a unique prefix, so they never
  * see each other's data. Tests that stop and restart DynamoDB (fault tests) start their own.
  */
+import "./asyncLocalStorage"; // first: what it installs applies to every instance created after it
 import * as fs from "node:fs";
 import { startDynamoLocal, type DynamoLocal } from "../../local/dynamoLocal";
 import { RECORDED_CALLS, startDynamoRecorder, type RecordingRelay } from "./awsCalls";

@@ -317,6 +317,26 @@ function memoizeArchiveWork(): void {
 }
 
 /**
+ * Runs `fn` with V8's own stack trace format instead of the source-mapped one ts-node installs
+ * (@cspotcode/source-map-support's Error.prepareStackTrace), restored after. The Pulumi SDK reads
+ * `new Error().stack` several times per resource (debuggablePromise keeps one per RPC for its leak
+ * report at exit, Resource.callsites parses one for the registration's source position), and
+ * source-mapping every frame of those was about half of a stack run. The mock monitor ignores source
+ * positions and nothing recorded comes from a stack trace, so every run records the same; an error
+ * the program throws keeps its message (its stack names transpiled lines).
+ */
+async function withPlainStackTraces<T>(fn: () => Promise<T>): Promise<T> {
+  const errors = Error as { prepareStackTrace?: unknown };
+  const mapped = errors.prepareStackTrace;
+  errors.prepareStackTrace = undefined;
+  try {
+    return await fn();
+  } finally {
+    errors.prepareStackTrace = mapped;
+  }
+}
+
+/**
  * Runs index.ts for `stack` (its YAML config plus `overrides`, keys without the project prefix;
  * `undefined` removes a key). Rejects with the program's error if it throws.
  */
@@ -380,13 +400,15 @@ export async function runStack(stack: StackName, overrides: Record<string, strin
   recordOptions(options);
 
   clearProgramModules();
-  const program = (await import(path.join(ROOT, "index"))) as Record<string, unknown>;
   const outputs: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(program)) {
-    if (key === "__esModule") continue;
-    outputs[key] = await settled(value);
-  }
-  await drain();
+  await withPlainStackTraces(async () => {
+    const program = (await import(path.join(ROOT, "index"))) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(program)) {
+      if (key === "__esModule") continue;
+      outputs[key] = await settled(value);
+    }
+    await drain();
+  });
 
   return {
     stack,
