@@ -72,6 +72,12 @@ export type UserKickedFrame = Wire.UserKickedFrame;
 export type EditedFrame = Wire.EditedFrame;
 /** A message was deleted (its author, a moderator, or `by: "system"` for a backend); history keeps a tombstone. */
 export type DeletedFrame = Wire.DeletedFrame;
+/** Someone is typing in a room (`roomId`) or to this user (`toUserId`): show it for a few seconds. */
+export type TypingFrame = Wire.TypingFrame;
+/** A reaction added (or `removed`) by `userId`; `count` is the emoji's count on the message after it. */
+export type ReactionFrame = Wire.ReactionFrame;
+/** A read position moved forward: this user's other device, or (rooms sharing read receipts) another member. */
+export type ReadFrame = Wire.ReadFrame;
 export type Member = JoinedFrame["members"][number];
 export type RoomSummary = RoomsFrame["rooms"][number];
 /**
@@ -113,6 +119,9 @@ export type ServerFrame =
   | SystemFrame
   | EditedFrame
   | DeletedFrame
+  | TypingFrame
+  | ReactionFrame
+  | ReadFrame
   | PongFrame
   | KickedFrame
   | UserKickedFrame
@@ -130,7 +139,7 @@ export interface InvalidFrame {
 // Frames a client sends
 
 /** Frames about a room or a private conversation: their schemas require exactly one of roomId and withUserId. */
-type TargetedType = "history" | "edit" | "delete";
+type TargetedType = "history" | "edit" | "delete" | "typing" | "react";
 /** One targeted frame, narrowed to what the schema's refinement requires: a room, or another user. */
 type Targeted<T extends TargetedType> =
   | (Omit<Extract<Wire.ClientFrameInput, { type: T }>, "roomId" | "withUserId"> & { roomId: string })
@@ -144,7 +153,9 @@ export type ClientFrame =
   | Exclude<Wire.ClientFrameInput, { type: TargetedType }>
   | Targeted<"history">
   | Targeted<"edit">
-  | Targeted<"delete">;
+  | Targeted<"delete">
+  | Targeted<"typing">
+  | Targeted<"react">;
 
 /** UTF-8 length of a string without TextEncoder allocations (works in Node and browsers alike). */
 export function utf8Length(text: string): number {

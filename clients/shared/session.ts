@@ -219,10 +219,13 @@ export function frameRoom(frame: ClientFrame): string | undefined {
     case "join":
     case "leave":
     case "kick":
+    case "read":
       return frame.roomId;
     case "history":
     case "edit":
     case "delete":
+    case "typing":
+    case "react":
       return "roomId" in frame ? frame.roomId : undefined;
     case "private":
     case "rooms":
@@ -257,7 +260,12 @@ function expectationKey(frame: ClientFrame): string {
       return `kick:${frame.roomId}:${frame.userId}`;
     case "edit":
     case "delete":
+    case "read":
       return `${frame.type}:${frame.messageId}`;
+    case "react":
+      return `react:${frame.messageId}:${frame.emoji}`;
+    case "typing":
+      return "roomId" in frame ? `typing:#${frame.roomId}` : `typing:@${frame.withUserId}`;
     case "rooms":
     case "ping":
       return frame.type;

@@ -202,6 +202,11 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     }
     case "pong":
       return [];
+    // Issue 18's frames: shown once the terminal client supports them (same branch of work).
+    case "typing":
+    case "reaction":
+    case "read":
+      return [];
     case "kicked":
       return [
         line(

@@ -42,7 +42,35 @@ const LONE_SURROGATE = /\p{Cs}/u;
  */
 export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export const MESSAGE_TYPES = ["chat", "join", "leave", "private", "rooms", "history", "ping", "edit", "delete", "kick"] as const;
+/**
+ * Reactions (issue 18): an emoji is exactly one RGI emoji (Unicode's recommended-for-general-
+ * interchange set: single emoji, modifier and ZWJ sequences, flags, keycaps; a bounded set of
+ * grapheme clusters, never arbitrary text). The longest RGI sequences are 14 UTF-16 code units.
+ * Built where the schemas are: the `v` flag's `\p{RGI_Emoji}` (ES2024; Node 20 and every current browser).
+ */
+export const RGI_EMOJI_SOURCE = "^\\p{RGI_Emoji}$";
+/** Longest emoji accepted, in UTF-16 code units (a tag-sequence flag such as England's is 14). */
+export const MAX_EMOJI_LENGTH = 16;
+/** Distinct emoji one message can carry (a reaction with a new emoji beyond this is BAD_REQUEST). */
+export const MAX_REACTION_EMOJI = 20;
+/** Unread counts stop at this many (`unreadMore` says there are more): reading one costs a bounded Query. */
+export const UNREAD_CAP = 99;
+
+export const MESSAGE_TYPES = [
+  "chat",
+  "join",
+  "leave",
+  "private",
+  "rooms",
+  "history",
+  "ping",
+  "edit",
+  "delete",
+  "kick",
+  "typing",
+  "react",
+  "read",
+] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export function utf8Bytes(s: string): number {
@@ -70,6 +98,15 @@ export function buildSchemas(maxMessageBytes: number) {
     path: ["roomId"],
   };
   const targeted = (t: { roomId?: string; withUserId?: string }) => (t.roomId === undefined) !== (t.withUserId === undefined);
+  const rgiEmoji = new RegExp(RGI_EMOJI_SOURCE, "v");
+  const emoji = z
+    .string()
+    .max(MAX_EMOJI_LENGTH, `must be one emoji (at most ${MAX_EMOJI_LENGTH} UTF-16 code units)`)
+    .refine((s) => rgiEmoji.test(s), "must be exactly one emoji (an RGI emoji sequence, not text)");
+  const cursor = z.string().max(MAX_CURSOR_LENGTH);
+  /** At most one of a history request's starting points: before a cursor, after a cursor, after the read position. */
+  const oneStart = (h: { before?: string; after?: string; fromRead?: boolean }) =>
+    [h.before !== undefined, h.after !== undefined, h.fromRead === true].filter(Boolean).length <= 1;
   return {
     chat: z.object({ type: z.literal("chat"), message, roomId: roomId.optional(), clientMessageId: clientMessageId.optional() }),
     join: z.object({ type: z.literal("join"), roomId }),
@@ -86,9 +123,13 @@ export function buildSchemas(maxMessageBytes: number) {
         roomId: roomId.optional(),
         withUserId: userId.optional(),
         limit: z.number().int("must be an integer").min(1).max(100).default(50),
-        before: z.string().max(MAX_CURSOR_LENGTH).optional(),
+        before: cursor.optional(),
+        after: cursor.optional(),
+        fromRead: z.boolean().optional(),
       })
-      .refine(targeted, oneTarget),
+      .refine(targeted, oneTarget)
+      .refine(oneStart, { message: "at most one of before, after and fromRead", path: ["before"] })
+      .refine((h) => h.fromRead !== true || h.roomId !== undefined, { message: "fromRead needs a roomId", path: ["fromRead"] }),
     ping: z.object({ type: z.literal("ping") }),
     edit: z
       .object({ type: z.literal("edit"), roomId: roomId.optional(), withUserId: userId.optional(), messageId, message })
@@ -102,6 +143,18 @@ export function buildSchemas(maxMessageBytes: number) {
       userId,
       minutes: z.number().int("must be an integer").min(1).max(MAX_KICK_MINUTES).default(DEFAULT_KICK_MINUTES),
     }),
+    typing: z.object({ type: z.literal("typing"), roomId: roomId.optional(), withUserId: userId.optional() }).refine(targeted, oneTarget),
+    react: z
+      .object({
+        type: z.literal("react"),
+        roomId: roomId.optional(),
+        withUserId: userId.optional(),
+        messageId,
+        emoji,
+        remove: z.boolean().optional(),
+      })
+      .refine(targeted, oneTarget),
+    read: z.object({ type: z.literal("read"), roomId, messageId }),
   };
 }
 
@@ -279,8 +332,60 @@ export interface DeletedFrame {
   readonly toUserId?: string;
 }
 
+/**
+ * Someone is typing (issue 18): to the room's other users' connections, or to the other user of a
+ * private conversation (`toUserId`, as in `private`). Ephemeral: nothing is stored. Clients show it
+ * for a few seconds, or until that user's message arrives.
+ */
+export interface TypingFrame {
+  readonly type: "typing";
+  readonly userId: string;
+  readonly username: string;
+  readonly roomId?: string;
+  readonly toUserId?: string;
+}
+
+/**
+ * A reaction was added (or, with `removed`, taken back) by `userId`: to everyone who can see the
+ * message (where as in EditedFrame). `count` is the message's number of reactions with this emoji
+ * after the change.
+ */
+export interface ReactionFrame {
+  readonly type: "reaction";
+  readonly messageId: string;
+  readonly emoji: string;
+  readonly userId: string;
+  readonly count: number;
+  readonly removed?: true;
+  readonly roomId?: string;
+  readonly fromUserId?: string;
+  readonly toUserId?: string;
+}
+
+/**
+ * A user's read position in a room moved forward to `messageId` (issue 18): to that user's other
+ * connections (so every device's counters agree), and, in rooms whose read receipts are shared
+ * (readReceiptRooms), to the room's members. Also the reply to `read`, with the position in force.
+ */
+export interface ReadFrame {
+  readonly type: "read";
+  readonly roomId: string;
+  readonly userId: string;
+  readonly username: string;
+  readonly messageId: string;
+}
+
+/** The user's unread messages in a room: at most UNREAD_CAP; `unreadMore` when there are more. */
+export interface Unread {
+  readonly unread?: number;
+  readonly unreadMore?: true;
+}
+
 export type ServerFrame =
   | ChatFrame
+  | TypingFrame
+  | ReactionFrame
+  | ReadFrame
   | PrivateFrame
   | PresenceFrame
   | SystemFrame
@@ -297,16 +402,30 @@ export type ServerFrame =
       readonly memberCount: number;
       /** Present (true) when `members` lists fewer than `memberCount` users. */
       readonly membersTruncated?: true;
+      /** The user's unread messages in the room (Unread), and the read position they count from. */
+      readonly unread?: number;
+      readonly unreadMore?: true;
+      readonly readMessageId?: string;
     }
   | { readonly type: "left"; readonly roomId: string }
   | { readonly type: "delivered"; readonly messageId: string; readonly clientMessageId?: string; readonly deliveredTo: number }
-  | { readonly type: "rooms"; readonly rooms: ReadonlyArray<{ roomId: string; members: number }>; readonly next?: string }
+  | {
+      readonly type: "rooms";
+      /** `unread` (Unread) for the rooms the user has a read position in or this connection has joined. */
+      readonly rooms: ReadonlyArray<{ roomId: string; members: number; unread?: number; unreadMore?: true }>;
+      readonly next?: string;
+    }
   | {
       readonly type: "history";
       readonly roomId?: string;
       readonly withUserId?: string;
       readonly messages: readonly HistoryEntry[];
+      /** Cursor of the page before this one (older messages). */
       readonly next?: string;
+      /** Cursor of the page after this one (newer messages): set by a forward read (`after`, `fromRead`) that stopped short. */
+      readonly newer?: string;
+      /** A `fromRead` page: the read position it started after (absent when the user has none: then from the oldest). */
+      readonly readMessageId?: string;
     }
   | { readonly type: "pong" };
 
@@ -334,4 +453,9 @@ export interface HistoryEntry {
   readonly deleted?: true;
   readonly deletedAt?: string;
   readonly deletedBy?: string;
+  /**
+   * Reactions to a live message (issue 18): each emoji with its count, most frequent first, and
+   * `me` when the caller is one of them. Absent when there are none and on tombstones.
+   */
+  readonly reactions?: ReadonlyArray<{ readonly emoji: string; readonly count: number; readonly me?: true }>;
 }

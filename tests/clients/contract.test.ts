@@ -77,7 +77,7 @@ export type RoomSummaryAgrees = Assert<Same<client.RoomSummary, Of<WireServerFra
 export type ClientFramesAccepted = Assert<Assignable<client.ClientFrame, ClientFrameInput>>;
 export type ClientFrameTypes = Assert<Mutual<client.ClientFrame["type"], MessageType>>;
 /** The frames whose schemas require exactly one of roomId/withUserId (a refinement the client type spells out). */
-type TargetedType = "history" | "edit" | "delete";
+type TargetedType = "history" | "edit" | "delete" | "typing" | "react";
 type SameClientFrames = { [K in Exclude<MessageType, TargetedType>]: Same<Of<client.ClientFrame, K>, Of<ClientFrameInput, K>> };
 export type ClientFramesAgree = Assert<AllTrue<SameClientFrames>>;
 /** history, edit, delete: the same fields; the client type additionally requires one of roomId/withUserId (the schema's refinement). */
@@ -104,6 +104,7 @@ const fullEntry: Full<HistoryEntry> = {
   deleted: true,
   deletedAt: "2026-01-01T10:02:00.000Z",
   deletedBy: "mod",
+  reactions: [{ emoji: "👍", count: 2, me: true }],
 };
 
 /** One frame of each type the server sends, every optional field set. */
@@ -139,11 +140,41 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
     toUserId: "alice",
     data: { v: 1 },
   },
-  joined: { type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }], memberCount: 2, membersTruncated: true },
+  joined: {
+    type: "joined",
+    roomId: "general",
+    members: [{ userId: "alice", username: "Alice" }],
+    memberCount: 2,
+    membersTruncated: true,
+    unread: 3,
+    unreadMore: true,
+    readMessageId: "m0",
+  },
   left: { type: "left", roomId: "general" },
   delivered: { type: "delivered", messageId: "m2", clientMessageId: "c2", deliveredTo: 2 },
-  rooms: { type: "rooms", rooms: [{ roomId: "general", members: 3 }], next: "cursor-r" },
-  history: { type: "history", roomId: "general", withUserId: "bob", messages: [fullEntry], next: "cursor-h" },
+  rooms: { type: "rooms", rooms: [{ roomId: "general", members: 3, unread: 99, unreadMore: true }], next: "cursor-r" },
+  history: {
+    type: "history",
+    roomId: "general",
+    withUserId: "bob",
+    messages: [fullEntry],
+    next: "cursor-h",
+    newer: "cursor-n",
+    readMessageId: "m0",
+  },
+  typing: { type: "typing", userId: "alice", username: "Alice", roomId: "general", toUserId: "bob" },
+  reaction: {
+    type: "reaction",
+    messageId: "m1",
+    emoji: "👍",
+    userId: "bob",
+    count: 1,
+    removed: true,
+    roomId: "general",
+    fromUserId: "alice",
+    toUserId: "bob",
+  },
+  read: { type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m1" },
   pong: { type: "pong" },
   kicked: { type: "kicked", roomId: "general", by: "mod", until: "2026-01-01T10:10:00.000Z" },
   userKicked: { type: "userKicked", roomId: "general", userId: "bob", until: "2026-01-01T10:10:00.000Z", connections: 2 },
@@ -184,11 +215,14 @@ const clientSamples: { [K in MessageType]: Full<Of<client.ClientFrame, K>> } = {
   leave: { type: "leave", roomId: "general" },
   private: { type: "private", toUserId: "bob", message: "psst", clientMessageId: "c2" },
   rooms: { type: "rooms", limit: 10, after: "cursor-r" },
-  history: { type: "history", roomId: "general", limit: 20, before: "cursor-h" },
+  history: { type: "history", roomId: "general", limit: 20, before: "cursor-h", after: "cursor-a", fromRead: true },
   ping: { type: "ping" },
   kick: { type: "kick", roomId: "general", userId: "bob", minutes: 15 },
   edit: { type: "edit", roomId: "general", messageId: "m4", message: "hi, fixed" },
   delete: { type: "delete", withUserId: "bob", messageId: "m2" },
+  typing: { type: "typing", roomId: "general" },
+  react: { type: "react", roomId: "general", messageId: "m1", emoji: "👍", remove: true },
+  read: { type: "read", roomId: "general", messageId: "m1" },
 };
 
 describe("clients: the wire contract is the server's", () => {
