@@ -130,6 +130,32 @@ export const HANDLER_SETTINGS = {
     description: "Rooms a token without the `rooms` claim may use: open (every room) or token (none; the token must name its rooms).",
     receivers: "data",
   },
+  typingIntervalSeconds: {
+    // Issue 18: a client sends `typing` on every few keystrokes; the fan-out happens at most once per
+    // interval per user and conversation (handlers/lib/signals.ts passThrottle), the rest are absorbed.
+    // Shared read positions (readReceiptRooms) are throttled the same way.
+    configKey: "typingIntervalSeconds",
+    env: "TYPING_INTERVAL_SECONDS",
+    type: "integer",
+    min: 1,
+    max: 60,
+    defaultValue: 3,
+    description:
+      "Least seconds between two fan-outs of one user's typing (and of a shared read position) in one conversation; frames in between are absorbed (1-60).",
+    receivers: "data",
+  },
+  typingMaxRoomUsers: {
+    // A keystroke must not become 10,000 posts: rooms with more users than this get no typing
+    // (nor shared read positions) at all. Read from the room's summary item (signals.ts roomUsers).
+    configKey: "typingMaxRoomUsers",
+    env: "TYPING_MAX_ROOM_USERS",
+    type: "integer",
+    min: 0,
+    max: 100000,
+    defaultValue: 100,
+    description: "Rooms with more users than this get no typing indicators nor shared read positions; 0 = none in any room (0-100000).",
+    receivers: "data",
+  },
   logLevel: {
     configKey: "logLevel",
     env: "LOG_LEVEL",
@@ -187,6 +213,8 @@ export const SETTING_NAMES = [
   "userConnectsPerMinute",
   "fanoutConcurrency",
   "roomAccess",
+  "typingIntervalSeconds",
+  "typingMaxRoomUsers",
   "logLevel",
   "metricsPerFunction",
   "tracing",

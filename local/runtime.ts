@@ -56,6 +56,10 @@ export interface SettingsOverrides {
   readonly tracing?: boolean;
   /** Rooms a token without the `rooms` claim may use (handlers/settings.ts roomAccess). */
   readonly roomAccess?: RoomAccessMode;
+  /** Least seconds between two typing fan-outs of a user in one conversation (handlers/settings.ts). */
+  readonly typingIntervalSeconds?: number;
+  /** Rooms with more users get no typing nor shared read positions (handlers/settings.ts). */
+  readonly typingMaxRoomUsers?: number;
 }
 
 export interface LocalRuntimeOptions {
@@ -265,6 +269,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       userConnectsPerMinute: o.userConnectsPerMinute ?? LOCAL_DEFAULTS.userConnectsPerMinute,
       fanoutConcurrency: o.fanoutConcurrency ?? LOCAL_DEFAULTS.fanoutConcurrency,
       roomAccess: o.roomAccess ?? LOCAL_DEFAULTS.roomAccess,
+      typingIntervalSeconds: o.typingIntervalSeconds ?? LOCAL_DEFAULTS.typingIntervalSeconds,
+      typingMaxRoomUsers: o.typingMaxRoomUsers ?? LOCAL_DEFAULTS.typingMaxRoomUsers,
       logLevel: o.logLevel ?? LOCAL_DEFAULTS.logLevel,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       metricsPerFunction: LOCAL_DEFAULTS.metricsPerFunction,

@@ -392,6 +392,9 @@ export function createPusher(options: PusherOptions): Pusher {
     fanoutConcurrency: intOption("concurrency", options.concurrency, HANDLER_SETTINGS.fanoutConcurrency),
     // A backend pushes where it decides: room access concerns clients' frames only.
     roomAccess: HANDLER_SETTINGS.roomAccess.defaultValue,
+    // Typing and read positions are users' signals: a backend sends neither.
+    typingIntervalSeconds: HANDLER_SETTINGS.typingIntervalSeconds.defaultValue,
+    typingMaxRoomUsers: HANDLER_SETTINGS.typingMaxRoomUsers.defaultValue,
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
     tracing: false,

@@ -28,6 +28,10 @@ export interface HandlerConfig {
   readonly fanoutConcurrency: number;
   /** Rooms a token without the `rooms` claim may use (access.ts canAccess). */
   readonly roomAccess: RoomAccessMode;
+  /** Least seconds between two fan-outs of a user's typing (or shared read position) in one conversation (signals.ts). */
+  readonly typingIntervalSeconds: number;
+  /** Rooms with more users get no typing nor shared read positions; 0 = none. */
+  readonly typingMaxRoomUsers: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
   /** EMF metrics also under [Stage, Function] (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Absent: [Stage] only. */
@@ -134,6 +138,8 @@ export function readHandlerConfig(
     userConnectsPerMinute: readSetting(env, "userConnectsPerMinute"),
     fanoutConcurrency: readSetting(env, "fanoutConcurrency"),
     roomAccess: readSetting(env, "roomAccess"),
+    typingIntervalSeconds: readSetting(env, "typingIntervalSeconds"),
+    typingMaxRoomUsers: readSetting(env, "typingMaxRoomUsers"),
     logLevel: readSetting(env, "logLevel"),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
     metricsPerFunction: readSetting(env, "metricsPerFunction"),
