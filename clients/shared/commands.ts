@@ -2,7 +2,7 @@
  * The slash commands both clients accept (docs/clients.md): `/chat <message>` (plain text also
  * sends), `/join <room>`, `/leave <room>`, `/private <userId> <message>`, `/rooms`,
  * `/history [room]`, `/edit [^ref] <text>`, `/delete [^ref]`, `/kick [#room] <userId> [minutes]`,
- * `/quit`, `/help`. Parsing is pure so it is unit-tested once and reused by the
+ * `/react [^ref] <emoji>`, `/unreact [^ref] <emoji>`, `/unread [room]`, `/newer`, `/quit`, `/help`. Parsing is pure so it is unit-tested once and reused by the
  * terminal client and the web page's message box.
  */
 import { KICK_MAX_MINUTES } from "./protocol";
@@ -15,6 +15,12 @@ export type Command =
   | { readonly kind: "rooms" }
   | { readonly kind: "history"; readonly roomId?: string; readonly withUserId?: string; readonly limit?: number }
   | { readonly kind: "more" }
+  /** The page after the last one shown (its `newer` cursor). */
+  | { readonly kind: "newer" }
+  /** History from the read position (`fromRead`); `roomId` absent = the current room. */
+  | { readonly kind: "unread"; readonly roomId?: string }
+  /** `ref` absent = the newest message of the current conversation; `remove` for /unreact. */
+  | { readonly kind: "react"; readonly ref?: number; readonly emoji: string; readonly remove: boolean }
   | { readonly kind: "who"; readonly roomId?: string }
   /** `ref`: the number the terminal shows before a message (`^3`); absent = your last message. */
   | { readonly kind: "edit"; readonly ref?: number; readonly message: string }
@@ -37,6 +43,10 @@ export const HELP_TEXT = `Commands:
   /history [room] [n]         show the last n (1-100, default 50) messages of a room (default: the current room)
   /history @<userId> [n]      show your private conversation with a user
   /more                       show the page of messages before the last /history
+  /unread [room]              show the messages after your read position (default: the current room)
+  /newer                      show the page of messages after the last /unread page
+  /react [^n] <emoji>         react to message ^n (default: the newest message here) with one emoji
+  /unreact [^n] <emoji>       take your reaction back
   /who [room]                 who is in a room you joined (default: the current room)
   /edit [^n] <text>           replace the text of your message ^n (the number before it; default: your last message)
   /delete [^n]                delete message ^n for everyone (yours, or any in a room you moderate; default: your last)
@@ -53,6 +63,7 @@ const USAGE: Record<string, string> = {
   edit: "usage: /edit [^n] <new text>, where ^n is the number shown before the message (default: your last message)",
   delete: "usage: /delete [^n], where ^n is the number shown before the message (default: your last message)",
   kick: `usage: /kick [#room] <userId> [minutes], minutes from 1 to ${KICK_MAX_MINUTES} (default 10)`,
+  react: "usage: /react [^n] <emoji> (or /unreact), where ^n is the number shown before the message (default: the newest one)",
 };
 
 /** A message reference as shown (`^3`) or typed (`3`). */
@@ -133,6 +144,22 @@ export function parseCommand(input: string): Command {
     case "more":
     case "older":
       return rest.trim() ? { kind: "invalid", message: "usage: /more" } : { kind: "more" };
+    case "newer":
+      return rest.trim() ? { kind: "invalid", message: "usage: /newer" } : { kind: "newer" };
+    case "unread": {
+      if (!rest.trim()) return { kind: "unread" };
+      const roomId = roomWord(rest);
+      return roomId ? { kind: "unread", roomId } : { kind: "invalid", message: "usage: /unread [room]" };
+    }
+    case "react":
+    case "unreact": {
+      // `/react ^3 👍` or `/react 👍`; the server checks that it is exactly one emoji.
+      const words = rest.trim().split(/\s+/).filter(Boolean);
+      const ref = words.length === 2 ? REF.exec(words[0]) : null;
+      if (words.length === 2 && !ref) return { kind: "invalid", message: USAGE.react };
+      if (words.length < 1 || words.length > 2 || REF.test(words[words.length - 1])) return { kind: "invalid", message: USAGE.react };
+      return { kind: "react", ...(ref ? { ref: Number(ref[1]) } : {}), emoji: words[words.length - 1], remove: name === "unreact" };
+    }
     case "who":
     case "members": {
       if (!rest.trim()) return { kind: "who" };

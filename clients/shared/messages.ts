@@ -14,7 +14,7 @@
  *
  * Plain data, no DOM and no Node: it runs in the browser bundle and in the terminal.
  */
-import type { ChatFrame, DeletedFrame, EditedFrame, HistoryMessage, PrivateFrame } from "./protocol";
+import type { ChatFrame, DeletedFrame, EditedFrame, HistoryMessage, PrivateFrame, ReactionFrame } from "./protocol";
 
 /** A conversation: `#room`, or `@user` for the private conversation with that user. */
 export type ConversationKey = `#${string}` | `@${string}`;
@@ -44,6 +44,27 @@ export interface LoggedMessage {
   readonly deletedAt?: string;
   /** A backend's notice (docs/protocol.md "system"). */
   readonly system?: boolean;
+  /**
+   * Its reactions (issue 18): each emoji with its count, most frequent first (then by emoji), `me`
+   * when this user is one of them. Empty on a tombstone.
+   */
+  readonly reactions: readonly Reaction[];
+}
+
+export interface Reaction {
+  readonly emoji: string;
+  readonly count: number;
+  readonly me?: true;
+}
+
+/** The server's order of reactions (docs/protocol.md "history"): count descending, then emoji. */
+function sortReactions(list: Reaction[]): Reaction[] {
+  return list.sort((a, b) => b.count - a.count || (a.emoji < b.emoji ? -1 : a.emoji > b.emoji ? 1 : 0));
+}
+
+/** Reactions as one short text: `👍 2 ❤️ 1` (a star marks the user's own: `👍 2*`). */
+export function reactionsText(reactions: readonly Reaction[]): string {
+  return reactions.map((r) => `${r.emoji} ${r.count}${r.me ? "*" : ""}`).join("  ");
 }
 
 /**
@@ -55,15 +76,18 @@ export function deletedByOther(m: Pick<LoggedMessage, "userId" | "deletedBy" | "
   return m.deletedBy !== m.userId || m.system ? m.deletedBy : undefined;
 }
 
-/** The conversation an `edited` or `deleted` frame is about, seen from `selfId`. */
-export function changeConversation(frame: EditedFrame | DeletedFrame, selfId: string | undefined): ConversationKey | undefined {
+/** The conversation an `edited`, `deleted` or `reaction` frame is about, seen from `selfId`. */
+export function changeConversation(
+  frame: EditedFrame | DeletedFrame | ReactionFrame,
+  selfId: string | undefined,
+): ConversationKey | undefined {
   if (frame.roomId !== undefined) return roomKey(frame.roomId);
   if (frame.fromUserId === undefined || frame.toUserId === undefined) return undefined;
   return userKey(frame.fromUserId === selfId ? frame.toUserId : frame.fromUserId);
 }
 
 /** A change that arrived before its message (docs/protocol.md "edited"). */
-type EarlyChange = EditedFrame | DeletedFrame;
+type EarlyChange = EditedFrame | DeletedFrame | ReactionFrame;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -104,6 +128,25 @@ export class MessageLog {
     return best;
   }
 
+  /**
+   * How many messages of a conversation this log holds after `messageId` (UUIDv7 ids sort in
+   * storage order), not by `exceptUserId` and not deleted: the unread ones this client knows of.
+   */
+  countAfter(conversation: ConversationKey, messageId: string, exceptUserId: string | undefined): number {
+    let n = 0;
+    for (const m of this.byId.values()) {
+      if (m.conversation === conversation && m.messageId > messageId && m.userId !== exceptUserId && m.deletedBy === undefined) n++;
+    }
+    return n;
+  }
+
+  /** The newest message of a conversation this log holds (by id: UUIDv7 ids sort in storage order). */
+  newest(conversation: ConversationKey): LoggedMessage | undefined {
+    let best: LoggedMessage | undefined;
+    for (const m of this.byId.values()) if (m.conversation === conversation && (!best || m.messageId > best.messageId)) best = m;
+    return best;
+  }
+
   /** A live room message. */
   chat(frame: ChatFrame): LoggedMessage {
     return this.record(roomKey(frame.roomId), {
@@ -129,13 +172,18 @@ export class MessageLog {
 
   /**
    * A message seen in any form: live, from history, or sent by this client (known from its
-   * `delivered`). A history entry carries the server's current state, which wins.
+   * `delivered`). A history entry (`fromHistory`) carries the server's current state, which wins,
+   * reactions included (an entry without `reactions` has none).
    */
-  record(conversation: ConversationKey, m: HistoryMessage): LoggedMessage {
+  record(conversation: ConversationKey, m: HistoryMessage, fromHistory = false): LoggedMessage {
     const known = this.byId.get(m.messageId);
     if (known) {
       if (m.deleted) this.tombstone(known, m.deletedBy ?? known.deletedBy ?? "", m.deletedAt ?? known.deletedAt ?? "");
-      else if (
+      else if (fromHistory || m.reactions !== undefined) {
+        known.reactions = sortReactions((m.reactions ?? []).map((r) => ({ ...r })));
+      }
+      if (
+        !m.deleted &&
         m.editedAt !== undefined &&
         known.deletedBy === undefined &&
         !(known.editedAt !== undefined && known.editedAt >= m.editedAt)
@@ -155,6 +203,7 @@ export class MessageLog {
       sentAt: m.sentAt,
       ...(m.editedAt !== undefined ? { editedAt: m.editedAt } : {}),
       ...(m.kind === "system" ? { system: true } : {}),
+      reactions: m.reactions && !m.deleted ? sortReactions(m.reactions.map((r) => ({ ...r }))) : [],
     };
     if (m.deleted) this.tombstone(entry, m.deletedBy ?? "", m.deletedAt ?? "");
     this.byId.set(entry.messageId, entry);
@@ -178,6 +227,17 @@ export class MessageLog {
     return this.change(frame);
   }
 
+  /**
+   * A `reaction` frame: the emoji's count on the message becomes the frame's (the server's count
+   * after that change), and `me` follows when `selfId` reacted. As `edited` for a message not seen yet.
+   */
+  reaction(frame: ReactionFrame, selfId: string | undefined): { message?: LoggedMessage; changed: boolean } {
+    this.selfId = selfId;
+    return this.change(frame);
+  }
+
+  private selfId: string | undefined;
+
   private change(frame: EarlyChange): { message?: LoggedMessage; changed: boolean } {
     const known = this.byId.get(frame.messageId);
     if (known) return { message: known, changed: this.apply(known, frame) };
@@ -191,6 +251,7 @@ export class MessageLog {
   /** Applies one change; true if it changed anything. */
   private apply(m: Mutable<LoggedMessage>, change: EarlyChange): boolean {
     if (m.deletedBy !== undefined) return false;
+    if (change.type === "reaction") return this.react(m, change);
     if (change.type === "deleted") {
       this.tombstone(m, change.by, change.deletedAt);
       return true;
@@ -202,8 +263,22 @@ export class MessageLog {
     return true;
   }
 
+  private react(m: Mutable<LoggedMessage>, frame: ReactionFrame): boolean {
+    const mine = frame.userId === this.selfId;
+    const old = m.reactions.find((r) => r.emoji === frame.emoji);
+    const me = mine ? !frame.removed : old?.me === true;
+    if (old && old.count === frame.count && (old.me === true) === me) return false;
+    if (!old && frame.count === 0) return false;
+    const rest = m.reactions.filter((r) => r.emoji !== frame.emoji);
+    m.reactions = sortReactions(
+      frame.count > 0 ? [...rest, { emoji: frame.emoji, count: frame.count, ...(me ? { me: true } : {}) }] : rest,
+    );
+    return true;
+  }
+
   private tombstone(m: Mutable<LoggedMessage>, by: string, at: string): void {
     m.text = "";
+    m.reactions = [];
     m.deletedBy = by;
     m.deletedAt = at;
     delete m.editedAt;

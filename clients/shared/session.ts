@@ -25,7 +25,7 @@
  * It knows nothing of Node or the DOM: the socket is given as a factory (the `ws` package in the
  * terminal, the browser's WebSocket in the page) and the user interface listens to events.
  */
-import { MessageLog, roomKey, userKey } from "./messages";
+import { MessageLog, roomKey, userKey, type ConversationKey } from "./messages";
 import {
   DEFAULT_ROOM,
   KICK_MAX_MINUTES,
@@ -38,6 +38,8 @@ import {
   type EditedFrame,
   type InvalidFrame,
   type Member,
+  type ReactionFrame,
+  type ReadFrame,
   type RoomSummary,
   type ServerFrame,
   type UserKickedFrame,
@@ -94,11 +96,19 @@ export type SessionEvent =
        * not listed (two devices of one user can cause both; docs/protocol.md "Presence").
        */
       readonly redundant?: boolean;
+      /** The frame answers a request of this device (its own `read`'s reply: the position in force). */
+      readonly reply?: boolean;
     }
   | { readonly type: "invalid"; readonly frame: InvalidFrame }
   | { readonly type: "local-error"; readonly message: string; readonly clientMessageId?: string }
   | { readonly type: "queued"; readonly frame: ClientFrame }
   | { readonly type: "rejoined"; readonly rooms: readonly string[]; readonly resent: number }
+  /**
+   * Who is typing in a conversation changed (issue 18): `users` are typing now; `started` is the
+   * user who just began (absent when someone stopped: a message of theirs arrived, or nothing came
+   * from them for `typingShowMs`).
+   */
+  | { readonly type: "typing"; readonly conversation: ConversationKey; readonly users: readonly Member[]; readonly started?: Member }
   | { readonly type: "fatal"; readonly reason: FatalReason; readonly message: string };
 
 export interface ReconnectPolicy {
@@ -136,7 +146,43 @@ export interface SessionOptions {
    * its 29-second integration timeout, AWS-FACTS "Limits", so a longer wait means a lost answer).
    */
   readonly holdTimeoutMs?: number;
+  /** Least time between two `typing` frames about one conversation (default 3 s, the server's default throttle). */
+  readonly typingIntervalMs?: number;
+  /** How long someone is shown typing after their last `typing` frame (default 5 s). */
+  readonly typingShowMs?: number;
+  /** Least time between two `read` frames about one room (default 2 s): reading fast sends the newest position once. */
+  readonly readIntervalMs?: number;
+  /** Clock in milliseconds (replaceable in tests). */
+  readonly now?: () => number;
 }
+
+export const DEFAULT_TYPING_INTERVAL_MS = 3000;
+export const DEFAULT_TYPING_SHOW_MS = 5000;
+export const DEFAULT_READ_INTERVAL_MS = 2000;
+
+/**
+ * The user's unread messages in a room (issue 18): `unread` as the server counted it (at most 99,
+ * `more` when there are more) in `rooms` or `joined`, then kept up to date by this session: plus
+ * one per message from someone else that arrives after the read position, and recounted from the
+ * messages this session has seen when the position moves (markRead, or a `read` frame from another
+ * device of this user). `readMessageId`: the read position (absent: none yet).
+ */
+export interface UnreadState {
+  readonly unread: number;
+  readonly more: boolean;
+  readonly readMessageId?: string;
+}
+
+/** Shows an unread count as the clients do: "99+" (or "N+") when the server said there are more. */
+export function unreadLabel(state: Pick<UnreadState, "unread" | "more">): string {
+  return `${state.unread}${state.more ? "+" : ""}`;
+}
+
+/**
+ * Message ids the server issues are UUIDv7: their text sorts in the order the messages were stored,
+ * which is the order of read positions (docs/protocol.md "read").
+ */
+const isAfter = (messageId: string, position: string | undefined): boolean => position === undefined || messageId > position;
 
 export const DEFAULT_HOLD_TIMEOUT_MS = 10_000;
 
@@ -199,7 +245,7 @@ interface Expectation {
  * server makes idempotent (docs/protocol.md "Idempotency": a repeat changes nothing and is answered
  * with the same frame).
  */
-const RESENT: ReadonlySet<ClientFrame["type"]> = new Set(["chat", "private", "edit", "delete", "kick"]);
+const RESENT: ReadonlySet<ClientFrame["type"]> = new Set(["chat", "private", "edit", "delete", "kick", "react", "read"]);
 
 function expectationFor(frame: ClientFrame): Expectation {
   return {
@@ -260,8 +306,10 @@ function expectationKey(frame: ClientFrame): string {
       return `kick:${frame.roomId}:${frame.userId}`;
     case "edit":
     case "delete":
-    case "read":
       return `${frame.type}:${frame.messageId}`;
+    // The reply names the position in force, which is not the one sent when it was further already.
+    case "read":
+      return `read:${frame.roomId}`;
     case "react":
       return `react:${frame.messageId}:${frame.emoji}`;
     case "typing":
@@ -330,6 +378,16 @@ export class ChatSession {
   private forcing = false;
   /** Rooms of the pages received so far while a `rooms` listing is followed page by page. */
   private roomsPages: RoomSummary[] = [];
+  /** When a `typing` frame was last sent, by conversation. */
+  private readonly typingSent = new Map<ConversationKey, number>();
+  /** Who is typing, by conversation and user, with the timer that stops showing it. */
+  private readonly typingNow = new Map<ConversationKey, Map<string, { member: Member; timer: ReturnType<typeof setTimeout> }>>();
+  /** Unread counts and read positions by room (UnreadState). */
+  private readonly unreadState = new Map<string, UnreadState>();
+  /** Read positions to send, by room: the newest asked for, when the last was sent, the wait before the next. */
+  private readonly readSends = new Map<string, { wanted?: string; last: number; busy: boolean; timer?: ReturnType<typeof setTimeout> }>();
+  /** Other members' read positions, in rooms whose read receipts are shared (readReceiptRooms). */
+  private readonly readers = new Map<string, Map<string, { username: string; messageId: string }>>();
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -373,6 +431,23 @@ export class ChatSession {
   members(roomId: string): readonly Member[] {
     const m = this.joined.get(roomId);
     return m ? [...m.values()].sort((a, b) => a.username.localeCompare(b.username) || a.userId.localeCompare(b.userId)) : [];
+  }
+
+  /** The user's unread messages in a room, when the server counted them (UnreadState). */
+  unread(roomId: string): UnreadState | undefined {
+    return this.unreadState.get(roomId);
+  }
+
+  /** Who is typing in a conversation now (`#room` or `@user`), by name. */
+  typingIn(conversation: ConversationKey): readonly Member[] {
+    return [...(this.typingNow.get(conversation)?.values() ?? [])]
+      .map((t) => t.member)
+      .sort((a, b) => a.username.localeCompare(b.username));
+  }
+
+  /** Other members' read positions in a room that shares them: messageId by user. */
+  readersOf(roomId: string): ReadonlyArray<{ userId: string; username: string; messageId: string }> {
+    return [...(this.readers.get(roomId)?.entries() ?? [])].map(([userId, r]) => ({ userId, ...r }));
   }
 
   /** Recipient of a private message sent with this clientMessageId, until it is acknowledged. */
@@ -466,6 +541,95 @@ export class ChatSession {
     return this.request<UserKickedFrame>({ type: "kick", roomId, userId, ...(minutes !== undefined ? { minutes } : {}) });
   }
 
+  /**
+   * Tells the others that this user is typing in a room or to a user (issue 18). Fire-and-forget:
+   * no answer is awaited, nothing waits for it and it waits for nothing (not held behind frames
+   * about the room), it is not queued while disconnected nor sent again, and it goes at most once
+   * per `typingIntervalMs` per conversation (the server absorbs more anyway). Returns whether sent.
+   */
+  typing(target: MessageTarget): boolean {
+    const key = "roomId" in target ? roomKey(target.roomId) : userKey(target.withUserId);
+    if (this.statusValue !== "open" || !this.socket) return false;
+    if ("roomId" in target && !this.joined.has(target.roomId)) return false;
+    if ("withUserId" in target && target.withUserId === this.selfId) return false;
+    const now = this.now();
+    const last = this.typingSent.get(key);
+    if (last !== undefined && now - last < (this.options.typingIntervalMs ?? DEFAULT_TYPING_INTERVAL_MS)) return false;
+    const frame: ClientFrame =
+      "roomId" in target ? { type: "typing", roomId: target.roomId } : { type: "typing", withUserId: target.withUserId };
+    const encoded = encodeFrame(frame);
+    if (!encoded.ok) return false;
+    this.typingSent.set(key, now);
+    this.socket.send(encoded.text);
+    return true;
+  }
+
+  /**
+   * Adds (or with `remove`, takes back) this user's reaction `emoji` to a message. Resolves with
+   * this user's own copy of the `reaction` frame (its `count` is the emoji's count after it; a
+   * repeat is answered the same way), or a typed failure: NOT_FOUND (no such message, or deleted),
+   * BAD_REQUEST (not one emoji; a 21st different emoji), NOT_A_MEMBER, FORBIDDEN, RATE_LIMITED...,
+   * or a LocalFailureCode. Kept in order with the frames about the room, and sent again after a drop.
+   */
+  react(target: MessageTarget, messageId: string, emoji: string, remove = false): Promise<RequestOutcome<ReactionFrame>> {
+    const fields = { messageId, emoji, ...(remove ? { remove: true } : {}) };
+    return this.request<ReactionFrame>(
+      "roomId" in target
+        ? { type: "react", roomId: target.roomId, ...fields }
+        : { type: "react", withUserId: target.withUserId, ...fields },
+    );
+  }
+
+  /**
+   * This user has seen the room up to `messageId` (the newest message shown): the read position
+   * moves forward (never back) at once in `unread()`, and a `read` frame goes to the server, at
+   * most one per `readIntervalMs` per room carrying the newest position asked for meanwhile. Only
+   * for joined rooms (the server answers NOT_A_MEMBER otherwise). Returns whether the position moved.
+   */
+  markRead(roomId: string, messageId: string): boolean {
+    const state = this.unreadState.get(roomId);
+    if (!isAfter(messageId, state?.readMessageId)) return false;
+    this.moveReadPosition(roomId, messageId);
+    if (!this.joined.has(roomId)) return true;
+    const send = this.readSends.get(roomId) ?? { last: -Infinity, busy: false };
+    send.wanted = messageId;
+    this.readSends.set(roomId, send);
+    this.flushRead(roomId);
+    return true;
+  }
+
+  /** Sends the newest position asked for in a room, once the previous `read` is answered and the interval has passed. */
+  private flushRead(roomId: string): void {
+    const send = this.readSends.get(roomId);
+    if (!send || send.busy || send.timer || send.wanted === undefined) return;
+    const wait = send.last + (this.options.readIntervalMs ?? DEFAULT_READ_INTERVAL_MS) - this.now();
+    if (wait > 0) {
+      send.timer = setTimeout(() => {
+        send.timer = undefined;
+        this.flushRead(roomId);
+      }, wait);
+      return;
+    }
+    const messageId = send.wanted;
+    send.wanted = undefined;
+    send.busy = true;
+    send.last = this.now();
+    void this.request<ReadFrame>({ type: "read", roomId, messageId }).then(() => {
+      send.busy = false;
+      if (!this.userClosed) this.flushRead(roomId);
+    });
+  }
+
+  /** The read position moved forward: unread becomes what this session has seen after it. */
+  private moveReadPosition(roomId: string, messageId: string): void {
+    const unread = this.messages.countAfter(roomKey(roomId), messageId, this.selfId);
+    this.unreadState.set(roomId, { unread, more: false, readMessageId: messageId });
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
   join(roomId: string): boolean {
     const previous = this.current;
     const existing = this.joining.get(roomId);
@@ -509,10 +673,20 @@ export class ChatSession {
     return this.send({ type: "rooms" });
   }
 
-  history(target: { roomId: string } | { withUserId: string }, options: { limit?: number; before?: string } = {}): boolean {
+  /**
+   * Asks for a page of a conversation's history: the newest (no option), older than a page
+   * (`before`: its `next`), newer than a page (`after`: its `newer`, oldest first), or (rooms) the
+   * messages after the user's read position (`fromRead`, oldest first; from the oldest when none).
+   * At most one of before, after and fromRead.
+   */
+  history(
+    target: { roomId: string } | { withUserId: string },
+    options: { limit?: number; before?: string; after?: string; fromRead?: boolean } = {},
+  ): boolean {
     const extra = {
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      ...(options.before ? { before: options.before } : {}),
+      ...(options.before ? { before: options.before } : options.after ? { after: options.after } : {}),
+      ...(options.fromRead && "roomId" in target && !options.before && !options.after ? { fromRead: true } : {}),
     };
     return this.send(
       "roomId" in target
@@ -833,6 +1007,8 @@ export class ChatSession {
       send(item);
     }
     if (reconnected) this.emit({ type: "rejoined", rooms, resent });
+    // Read positions that waited for an interval when the connection dropped.
+    for (const roomId of this.readSends.keys()) this.flushRead(roomId);
     this.notifyIfIdle();
     const interval = this.options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.pingTimer = setInterval(() => this.ping(), interval);
@@ -851,6 +1027,9 @@ export class ChatSession {
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
+    // `typing` is fire-and-forget: its refusals (RATE_LIMITED once the user's budget is spent,
+    // NOT_A_MEMBER while a room is being left) answer nothing the user asked for, so they are not shown.
+    if (frame.type === "error" && frame.requestType === "typing") return;
     if (frame.type === "rooms") {
       // The listing comes in pages of at most 128 KB: the next one is asked for at once, and the
       // listener sees one frame with every room once the last page has arrived.
@@ -868,8 +1047,10 @@ export class ChatSession {
     }
     if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
     const redundant = this.isRedundantPresence(frame);
+    const reply =
+      frame.type === "read" && frame.userId === this.selfId && this.expectations.some((e) => e.sent && e.key === `read:${frame.roomId}`);
     this.apply(frame);
-    this.emit(redundant ? { type: "frame", frame, redundant } : { type: "frame", frame });
+    this.emit(redundant ? { type: "frame", frame, redundant } : reply ? { type: "frame", frame, reply } : { type: "frame", frame });
     // After the event, so that `[joined #x]` is shown before what was waiting for it (e.g. /who x).
     this.release();
   }
@@ -897,11 +1078,39 @@ export class ChatSession {
   private apply(frame: ServerFrame): void {
     switch (frame.type) {
       case "chat":
+        this.stopTyping(roomKey(frame.roomId), frame.userId);
+        if (frame.userId !== this.selfId && !this.messages.get(frame.messageId)) this.countUnread(frame.roomId, frame.messageId);
         this.messages.chat(frame);
         if (frame.clientMessageId && this.settle(`chat:${frame.clientMessageId}`, frame)) this.selfId ??= frame.userId;
         break;
       case "private":
+        this.stopTyping(userKey(frame.fromUserId), frame.fromUserId);
         this.messages.private(frame, this.selfId);
+        break;
+      case "typing":
+        this.startTyping(frame.roomId !== undefined ? roomKey(frame.roomId) : userKey(frame.userId), {
+          userId: frame.userId,
+          username: frame.username,
+        });
+        break;
+      case "reaction":
+        this.messages.reaction(frame, this.selfId);
+        // This user's own copy answers its react (another device's reaction may settle it first: same outcome).
+        if (frame.userId === this.selfId) this.settle(`react:${frame.messageId}:${frame.emoji}`, frame);
+        break;
+      case "read":
+        if (frame.userId === this.selfId) {
+          // The reply to this device's read (the position in force), or another device's.
+          if (isAfter(frame.messageId, this.unreadState.get(frame.roomId)?.readMessageId))
+            this.moveReadPosition(frame.roomId, frame.messageId);
+          this.settle(`read:${frame.roomId}`, frame);
+        } else {
+          const readers = this.readers.get(frame.roomId) ?? new Map<string, { username: string; messageId: string }>();
+          const known = readers.get(frame.userId);
+          if (!known || isAfter(frame.messageId, known.messageId))
+            readers.set(frame.userId, { username: frame.username, messageId: frame.messageId });
+          this.readers.set(frame.roomId, readers);
+        }
         break;
       case "delivered":
         if (frame.clientMessageId) {
@@ -927,6 +1136,13 @@ export class ChatSession {
         // Re-insert so that Map order stays "joined most recently last".
         this.joined.delete(frame.roomId);
         this.joined.set(frame.roomId, members);
+        if (frame.unread !== undefined) {
+          this.unreadState.set(frame.roomId, {
+            unread: frame.unread,
+            more: frame.unreadMore === true,
+            ...(frame.readMessageId !== undefined ? { readMessageId: frame.readMessageId } : {}),
+          });
+        }
         // The room became current when the user asked to join it (join()), not now: a `joined`
         // answering an earlier /join must not take over from a room chosen since.
         this.joining.delete(frame.roomId);
@@ -950,11 +1166,30 @@ export class ChatSession {
         break;
       }
       case "rooms":
+        for (const r of frame.rooms) {
+          if (r.unread === undefined) continue;
+          const known = this.unreadState.get(r.roomId);
+          this.unreadState.set(r.roomId, {
+            unread: r.unread,
+            more: r.unreadMore === true,
+            ...(known?.readMessageId !== undefined ? { readMessageId: known.readMessageId } : {}),
+          });
+        }
         this.settle("rooms", frame);
         break;
       case "history": {
         const conversation = frame.roomId !== undefined ? roomKey(frame.roomId) : userKey(frame.withUserId ?? "");
-        for (const m of frame.messages) this.messages.record(conversation, m);
+        for (const m of frame.messages) this.messages.record(conversation, m, true);
+        if (frame.roomId !== undefined && frame.readMessageId !== undefined) {
+          const known = this.unreadState.get(frame.roomId);
+          if (isAfter(frame.readMessageId, known?.readMessageId)) {
+            this.unreadState.set(frame.roomId, {
+              unread: known?.unread ?? 0,
+              more: known?.more ?? false,
+              readMessageId: frame.readMessageId,
+            });
+          }
+        }
         this.settle(frame.roomId !== undefined ? `history:#${frame.roomId}` : `history:@${frame.withUserId ?? ""}`, frame, "history");
         break;
       }
@@ -979,10 +1214,20 @@ export class ChatSession {
         this.messages.edited(frame);
         this.settle(`edit:${frame.messageId}`, frame);
         break;
-      case "deleted":
+      case "deleted": {
+        const before = this.messages.get(frame.messageId);
+        const roomId = frame.roomId;
+        // A deleted message is no longer unread (the server counts no tombstones).
+        if (roomId !== undefined && before && before.deletedBy === undefined && before.userId !== this.selfId) {
+          const state = this.unreadState.get(roomId);
+          if (state && state.unread > 0 && isAfter(frame.messageId, state.readMessageId)) {
+            this.unreadState.set(roomId, { ...state, unread: state.unread - 1 });
+          }
+        }
         this.messages.deleted(frame);
         this.settle(`delete:${frame.messageId}`, frame);
         break;
+      }
       case "userKicked":
         this.settle(`kick:${frame.roomId}:${frame.userId}`, frame);
         break;
@@ -1002,6 +1247,35 @@ export class ChatSession {
     }
   }
 
+  /** A message from someone else arrived in a room: one more unread if after the read position. */
+  private countUnread(roomId: string, messageId: string): void {
+    const state = this.unreadState.get(roomId) ?? { unread: 0, more: false };
+    if (!isAfter(messageId, state.readMessageId)) return;
+    this.unreadState.set(roomId, { ...state, unread: state.unread + 1 });
+  }
+
+  private startTyping(conversation: ConversationKey, member: Member): void {
+    if (member.userId === this.selfId) return;
+    const users = this.typingNow.get(conversation) ?? new Map();
+    this.typingNow.set(conversation, users);
+    const known = users.get(member.userId);
+    if (known) clearTimeout(known.timer);
+    const timer = setTimeout(() => this.stopTyping(conversation, member.userId), this.options.typingShowMs ?? DEFAULT_TYPING_SHOW_MS);
+    users.set(member.userId, { member, timer });
+    if (!known) this.emit({ type: "typing", conversation, users: this.typingIn(conversation), started: member });
+  }
+
+  /** `userId` no longer shows as typing (their message arrived, or they went quiet). */
+  private stopTyping(conversation: ConversationKey, userId: string): void {
+    const users = this.typingNow.get(conversation);
+    const known = users?.get(userId);
+    if (!users || !known) return;
+    clearTimeout(known.timer);
+    users.delete(userId);
+    if (users.size === 0) this.typingNow.delete(conversation);
+    this.emit({ type: "typing", conversation, users: this.typingIn(conversation) });
+  }
+
   /** The room was left (or the user kicked from it): not joined any more, and not current. */
   private removeRoom(roomId: string): void {
     this.joined.delete(roomId);
@@ -1017,7 +1291,14 @@ export class ChatSession {
       if (this.settle(key, frame)) return;
     }
     // ...and the edit, delete or kick about that room (several rooms may each have one on the wire).
-    if (frame.roomId !== undefined && (frame.requestType === "edit" || frame.requestType === "delete" || frame.requestType === "kick")) {
+    if (
+      frame.roomId !== undefined &&
+      (frame.requestType === "edit" ||
+        frame.requestType === "delete" ||
+        frame.requestType === "kick" ||
+        frame.requestType === "react" ||
+        frame.requestType === "read")
+    ) {
       const i = this.expectations.findIndex((e) => e.sent && e.requestType === frame.requestType && e.roomId === frame.roomId);
       if (i >= 0) {
         this.settleAt(i, frame);
@@ -1172,6 +1453,13 @@ export class ChatSession {
     this.inFlight.clear();
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    // Waiting reads go with the next connection (markRead again); typing shown stops with this one.
+    for (const send of this.readSends.values()) {
+      if (send.timer) clearTimeout(send.timer);
+      send.timer = undefined;
+      send.busy = false;
+    }
+    for (const [conversation, users] of this.typingNow) for (const userId of [...users.keys()]) this.stopTyping(conversation, userId);
     this.pingTimer = undefined;
     this.reconnectTimer = undefined;
   }

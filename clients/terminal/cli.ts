@@ -10,7 +10,7 @@
 import * as readline from "node:readline";
 import WebSocket from "ws";
 import { parseCommand, HELP_TEXT, type Command } from "../shared/commands";
-import { targetOf, type LoggedMessage } from "../shared/messages";
+import { roomKey, targetOf, type LoggedMessage } from "../shared/messages";
 import { ChatSession, type SessionEvent, type SocketFactory } from "../shared/session";
 import { EXIT, USAGE, parseArgs, unverifiedClaims, type CliArgs } from "./args";
 import { CatchUp } from "./catchUp";
@@ -99,6 +99,7 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     ...(session?.userId ? { selfId: session.userId } : userId ? { selfId: userId } : {}),
     privateTarget: (id) => session?.privateTarget(id),
     message: (id) => session?.messages.get(id),
+    unread: (roomId) => session?.unread(roomId),
   });
 
   /** The message `/edit` or `/delete` names: `^ref`, or else the user's last one. */
@@ -114,6 +115,14 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     return m;
   };
 
+  /** The newest message of the current room: what `/react <emoji>` without ^n names. */
+  const newestHere = (): LoggedMessage | undefined => {
+    const roomId = session.currentRoom;
+    const m = roomId === undefined ? undefined : session.messages.newest(roomKey(roomId));
+    if (!m) print([line("error CLIENT", "no message here to react to yet: /react ^n <emoji> names one", ctx())]);
+    return m;
+  };
+
   const finish = async (code: number): Promise<void> => {
     if (finished) return;
     finished = true;
@@ -124,12 +133,36 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   };
 
   const catchUp = new CatchUp();
-  /** The last history page printed, for /more. */
-  let lastHistory: { target: { roomId: string } | { withUserId: string }; limit?: number; next?: string } | undefined;
+  /** The last history page printed, for /more and /newer. */
+  let lastHistory: { target: { roomId: string } | { withUserId: string }; limit?: number; next?: string; newer?: string } | undefined;
   let lastHistoryLimit: number | undefined;
+  /**
+   * What the history asked for last shows: the newest messages, or (forward) the ones after the
+   * read position or after a page. Only those pages move the read position: an older page (/more)
+   * does not say the user saw what came after it.
+   */
+  let lastHistoryReads = false;
+
+  /**
+   * The terminal prints every message of every joined room, so a message printed is read (issue 18),
+   * as long as nothing before it is still unread: after `/unread` showed them, or when there were none.
+   */
+  const readPrinted = (roomId: string, messageId: string, own: boolean): void => {
+    const state = session.unread(roomId);
+    if (!state || (!state.more && state.unread <= (own ? 0 : 1))) session.markRead(roomId, messageId);
+  };
 
   const onEvent = (event: SessionEvent): void => {
-    if (!handleCatchUp(event)) print(formatEvent(event, ctx()));
+    const heldBack = handleCatchUp(event);
+    if (!heldBack) print(formatEvent(event, ctx()));
+    if (event.type === "frame" && !event.redundant && !heldBack) {
+      const f = event.frame;
+      if (f.type === "chat") readPrinted(f.roomId, f.messageId, f.userId === session.userId);
+      if (f.type === "history" && f.roomId !== undefined && lastHistoryReads && f.messages.length > 0) {
+        lastHistoryReads = false;
+        session.markRead(f.roomId, f.messages[f.messages.length - 1].messageId);
+      }
+    }
     if (event.type === "status" && event.status === "open" && tty) rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
     if (event.type === "frame" && (event.frame.type === "joined" || event.frame.type === "left") && tty) {
       rl.setPrompt(`#${session.currentRoom ?? "-"}> `);
@@ -154,10 +187,18 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     if (f.type === "chat") return !catchUp.onChat(f);
     if (f.type === "history" && !catchUp.isCatchUpReply(f)) {
       const target = f.roomId !== undefined ? { roomId: f.roomId } : { withUserId: f.withUserId ?? "" };
-      lastHistory = { target, ...(lastHistoryLimit !== undefined ? { limit: lastHistoryLimit } : {}), ...(f.next ? { next: f.next } : {}) };
+      lastHistory = {
+        target,
+        ...(lastHistoryLimit !== undefined ? { limit: lastHistoryLimit } : {}),
+        ...(f.next ? { next: f.next } : {}),
+        ...(f.newer ? { newer: f.newer } : {}),
+      };
     }
     if (f.type === "history" && catchUp.isCatchUpReply(f)) {
       const missed = catchUp.missed(f);
+      // What was missed is printed now: read, as live messages are.
+      const newest = missed[missed.length - 1];
+      if (newest && f.roomId !== undefined) readPrinted(f.roomId, newest.messageId, newest.userId === session.userId);
       if (missed.length > 0) {
         print([
           line("info", `#${f.roomId}: ${missed.length} message${missed.length === 1 ? "" : "s"} sent while disconnected`, ctx()),
@@ -231,10 +272,42 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
         }
         const roomId = command.roomId ?? session.currentRoom;
         if (!roomId) print([line("error CLIENT", "you are in no room: /history <room>", ctx())]);
-        else session.history({ roomId }, size);
+        else {
+          lastHistoryReads = true;
+          session.history({ roomId }, size);
+        }
+        return;
+      }
+      case "unread": {
+        const roomId = command.roomId ?? session.currentRoom;
+        lastHistoryLimit = undefined;
+        if (!roomId) print([line("error CLIENT", "you are in no room: /unread <room>", ctx())]);
+        else {
+          lastHistoryReads = true;
+          session.history({ roomId }, { fromRead: true });
+        }
+        return;
+      }
+      case "newer": {
+        if (!lastHistory?.newer) {
+          print([line("error CLIENT", "nothing newer: /newer follows an /unread that said newer messages exist", ctx())]);
+          return;
+        }
+        lastHistoryReads = "roomId" in lastHistory.target;
+        session.history(lastHistory.target, {
+          ...(lastHistory.limit !== undefined ? { limit: lastHistory.limit } : {}),
+          after: lastHistory.newer,
+        });
+        return;
+      }
+      case "react": {
+        const m = command.ref !== undefined ? pick(command.ref, "react") : newestHere();
+        // The answer (the reaction with its count, or an error such as NOT_FOUND) is printed as it arrives.
+        if (m) void session.react(targetOf(m.conversation), m.messageId, command.emoji, command.remove);
         return;
       }
       case "more": {
+        lastHistoryReads = false;
         if (!lastHistory?.next) {
           print([line("error CLIENT", "nothing older: /more follows a /history that said older messages exist", ctx())]);
           return;
@@ -306,6 +379,15 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
     }
   });
   rl.on("close", () => void quitWhenSettled());
+  // On a terminal, keys typed into a message (not a command) tell the current room "typing"
+  // (the session sends at most one frame per 3 s per conversation).
+  if (tty) {
+    io.input.on("keypress", () => {
+      const typed = (rl as unknown as { line?: string }).line ?? "";
+      const roomId = session.currentRoom;
+      if (!finished && roomId !== undefined && typed.trim() !== "" && !typed.startsWith("/")) session.typing({ roomId });
+    });
+  }
   rl.on("SIGINT", () => void finish(EXIT.ok));
 
   const shownName = username ?? claims.name;

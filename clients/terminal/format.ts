@@ -1,13 +1,13 @@
 /**
  * How the terminal client prints what happens: one line per event, `HH:MM:SS [tag] text`, with a
  * tag a reader (or a test, or grep) can pick out: chat, presence, joined, left, private, delivered,
- * rooms, history, system, edited, deleted, kicked, error, info. A message line starts with its
+ * rooms, history, system, edited, deleted, kicked, typing, reaction, read, error, info. A message line starts with its
  * reference, `^3`, which `/edit ^3 …` and `/delete ^3` name. Pure functions, so the format is
  * unit-tested.
  */
-import { changeConversation, deletedByOther, type LoggedMessage } from "../shared/messages";
+import { changeConversation, deletedByOther, reactionsText, type LoggedMessage } from "../shared/messages";
 import type { ServerFrame, HistoryMessage, Member } from "../shared/protocol";
-import { isUnregisteredConnectionError, type SessionEvent } from "../shared/session";
+import { isUnregisteredConnectionError, unreadLabel, type SessionEvent, type UnreadState } from "../shared/session";
 
 export interface FormatContext {
   /** The user's own id, to tell "from" and "to" apart in private messages. */
@@ -20,6 +20,8 @@ export interface FormatContext {
   readonly color?: boolean;
   /** A message's reference and current state (the session's MessageLog), by messageId. */
   readonly message?: (messageId: string) => LoggedMessage | undefined;
+  /** The user's unread messages in a room (the session's UnreadState). */
+  readonly unread?: (roomId: string) => UnreadState | undefined;
 }
 
 const COLORS: Record<string, string> = {
@@ -37,6 +39,9 @@ const COLORS: Record<string, string> = {
   edited: "\x1b[2m",
   deleted: "\x1b[2m",
   kicked: "\x1b[1;31m",
+  typing: "\x1b[2m",
+  reaction: "\x1b[2m",
+  read: "\x1b[2m",
 };
 
 /** `HH:MM:SS` in local time. */
@@ -97,6 +102,12 @@ function liveText(messageId: string, fallback: string, ctx: FormatContext): stri
   return m ? textOf(m) : sanitize(fallback);
 }
 
+/** `; 12 unread` on a `joined` line when the server counted unread messages. */
+function unreadNote(frame: { unread?: number; unreadMore?: true }): string {
+  if (!frame.unread) return frame.unread === 0 ? "; nothing unread" : "";
+  return `; ${unreadLabel({ unread: frame.unread, more: frame.unreadMore === true })} unread (/unread shows them)`;
+}
+
 function memberList(members: readonly Member[]): string {
   return members.length === 0 ? "nobody" : members.map((m) => who(m.username, m.userId)).join(", ");
 }
@@ -111,10 +122,11 @@ export function formatHistoryMessage(m: HistoryMessage, scope: string, ctx: Form
     ...(m.kind === "system" ? { system: true } : {}),
   });
   const ref = refOf(m.messageId, ctx);
+  const reactions = !m.deleted && m.reactions && m.reactions.length > 0 ? `  [${reactionsText(m.reactions)}]` : "";
   // A backend's notice is shown as one, whatever user id it carries (docs/protocol.md "system").
-  if (m.kind === "system") return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}[system] ${text}`, ctx);
+  if (m.kind === "system") return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}[system] ${text}${reactions}`, ctx);
   const to = m.toUserId && m.toUserId !== m.userId ? ` -> ${sanitize(m.toUserId)}` : "";
-  return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}${who(m.username, m.userId)}${to}: ${text}`, ctx);
+  return line(`history ${scope}`, `${timeOf(m.sentAt, ctx)} ${ref}${who(m.username, m.userId)}${to}: ${text}${reactions}`, ctx);
 }
 
 /** The lines printed for one server frame (several for rooms and history). */
@@ -137,7 +149,7 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       return [
         line(
           `joined #${frame.roomId}`,
-          `${plural(frame.memberCount ?? frame.members.length, "member")}: ${memberList(frame.members)}${frame.membersTruncated ? ` and ${(frame.memberCount ?? 0) - frame.members.length} more` : ""}`,
+          `${plural(frame.memberCount ?? frame.members.length, "member")}: ${memberList(frame.members)}${frame.membersTruncated ? ` and ${(frame.memberCount ?? 0) - frame.members.length} more` : ""}${unreadNote(frame)}`,
           ctx,
         ),
       ];
@@ -162,13 +174,19 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       if (frame.rooms.length === 0) return [line("rooms", "no active rooms", ctx)];
       return [
         line("rooms", `${plural(frame.rooms.length, "active room")}:`, ctx),
-        ...frame.rooms.map((r) => line("rooms", `  #${sanitize(r.roomId)}  ${plural(r.members, "user")}`, ctx)),
+        ...frame.rooms.map((r) =>
+          line(
+            "rooms",
+            `  #${sanitize(r.roomId)}  ${plural(r.members, "user")}${r.unread ? `  ${unreadLabel({ unread: r.unread, more: r.unreadMore === true })} unread` : ""}`,
+            ctx,
+          ),
+        ),
       ];
     case "history": {
       const scope = frame.roomId !== undefined ? `#${frame.roomId}` : `@${frame.withUserId ?? "?"}`;
       const head = line(
         `history ${scope}`,
-        `${plural(frame.messages.length, "message")}${frame.next ? " (older messages exist: /more)" : ""}`,
+        `${plural(frame.messages.length, "message")}${frame.readMessageId !== undefined ? ` after your read position ${refOf(frame.readMessageId, ctx).trim() || frame.readMessageId}` : ""}${frame.next ? " (older messages exist: /more)" : ""}${frame.newer ? " (newer messages exist: /newer)" : ""}`,
         ctx,
       );
       return [head, ...frame.messages.map((m) => formatHistoryMessage(m, scope, ctx))];
@@ -202,11 +220,23 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
     }
     case "pong":
       return [];
-    // Issue 18's frames: shown once the terminal client supports them (same branch of work).
+    // Shown from the session's `typing` event (once when someone starts, not for every frame).
     case "typing":
-    case "reaction":
-    case "read":
       return [];
+    case "reaction": {
+      const where = changeConversation(frame, ctx.selfId) ?? "";
+      const m = ctx.message?.(frame.messageId);
+      const verb = frame.removed ? `took back ${frame.emoji}` : `reacted ${frame.emoji}`;
+      const byWhom = frame.userId === ctx.selfId ? "you" : sanitize(frame.userId);
+      const now = m ? `  [${reactionsText(m.reactions) || "no reactions"}]` : ` (${frame.emoji} ${frame.count})`;
+      return [line(`reaction ${where}`, `${refOf(frame.messageId, ctx) || `message ${frame.messageId} `}${byWhom} ${verb}${now}`, ctx)];
+    }
+    case "read": {
+      const at = refOf(frame.messageId, ctx).trim() || `message ${frame.messageId}`;
+      if (frame.userId !== ctx.selfId) return [line(`read #${frame.roomId}`, `${who(frame.username, frame.userId)} read up to ${at}`, ctx)];
+      const state = ctx.unread?.(frame.roomId);
+      return [line(`read #${frame.roomId}`, `you read up to ${at} on another device${state ? `; ${unreadLabel(state)} unread` : ""}`, ctx)];
+    }
     case "kicked":
       return [
         line(
@@ -256,6 +286,8 @@ export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
   switch (event.type) {
     case "frame":
       if (event.redundant) return [];
+      // The answer to this device's own `read` says what it already knows.
+      if (event.reply && event.frame.type === "read") return [];
       if (isUnregisteredConnectionError(event.frame)) {
         const why =
           event.frame.type === "error" && event.frame.code === "TOKEN_EXPIRED"
@@ -282,6 +314,11 @@ export function formatEvent(event: SessionEvent, ctx: FormatContext): string[] {
       ];
     case "fatal":
       return [line("error FATAL", event.message, ctx)];
+    case "typing":
+      // Once when someone starts; a line-based terminal has nothing to clear when they stop.
+      return event.started
+        ? [line(`typing ${event.conversation}`, `${who(event.started.username, event.started.userId)} is typing…`, ctx)]
+        : [];
     case "status":
       switch (event.status) {
         case "connecting":

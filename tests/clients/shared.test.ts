@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { HELP_TEXT, parseCommand } from "../../clients/shared/commands";
 import { MessageLog, deletedByOther } from "../../clients/shared/messages";
 import { MAX_FRAME_BYTES, connectUrl, encodeFrame, parseServerFrame, utf8Length } from "../../clients/shared/protocol";
-import { ChatSession, backoffDelay, redactToken, type SessionEvent, type SocketHandlers } from "../../clients/shared/session";
+import { ChatSession, backoffDelay, redactToken, unreadLabel, type SessionEvent, type SocketHandlers } from "../../clients/shared/session";
 import { parseArgs, unverifiedClaims, EXIT } from "../../clients/terminal/args";
 import { formatFrame, sanitize } from "../../clients/terminal/format";
 import { CatchUp } from "../../clients/terminal/catchUp";
@@ -1174,5 +1174,280 @@ describe("clients: edit, delete and kick (issue 16)", () => {
       )[0],
       /\[error FORBIDDEN\] only the author may edit this message \(request edit\)$/,
     );
+  });
+});
+
+describe("clients: typing, reactions, read positions and unread counts (issue 18)", () => {
+  type Sent = { type: string; roomId?: string; withUserId?: string; messageId?: string; emoji?: string; remove?: boolean };
+  const chatFrame = (messageId: string, userId: string, roomId = "general") => ({
+    type: "chat",
+    roomId,
+    messageId,
+    userId,
+    username: userId === "alice" ? "Alice" : "Bob",
+    message: `text of ${messageId}`,
+    sentAt: "2026-01-01T10:00:01.000Z",
+  });
+
+  async function openSession(extra: Partial<ConstructorParameters<typeof ChatSession>[0]> = {}) {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, extra);
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "general", members: [{ userId: "alice", username: "Alice" }], unread: 2, readMessageId: "m0" });
+    return { server, events, s, sent: () => server.last.sent as Sent[] };
+  }
+
+  it("parses /react, /unreact, /unread and /newer", () => {
+    assert.deepEqual(parseCommand("/react ^3 👍"), { kind: "react", ref: 3, emoji: "👍", remove: false });
+    assert.deepEqual(parseCommand("/react 🎉"), { kind: "react", emoji: "🎉", remove: false });
+    assert.deepEqual(parseCommand("/unreact 3 👍"), { kind: "react", ref: 3, emoji: "👍", remove: true });
+    assert.deepEqual(parseCommand("/unread"), { kind: "unread" });
+    assert.deepEqual(parseCommand("/unread #ops"), { kind: "unread", roomId: "ops" });
+    assert.deepEqual(parseCommand("/newer"), { kind: "newer" });
+    for (const bad of ["/react", "/react ^3", "/react x y z", "/react hello 👍", "/unread a b", "/newer x"]) {
+      assert.equal(parseCommand(bad).kind, "invalid", bad);
+    }
+    assert.match(HELP_TEXT, /\/react \[\^n\] <emoji>/);
+    assert.match(HELP_TEXT, /\/unread \[room\]/);
+  });
+
+  it("sends typing fire-and-forget: not held behind the room's frames, nothing awaited, at most once per interval per conversation", async () => {
+    let now = 1_000_000;
+    const { server, events, s, sent } = await openSession({ now: () => now });
+    s.chat("first");
+    // The chat is unanswered: a join, chat or edit about the room would wait; typing goes at once.
+    assert.equal(s.typing({ roomId: "general" }), true);
+    assert.deepEqual(sent().at(-1), { type: "typing", roomId: "general" });
+    assert.equal(s.pendingReplies, 1, "only the chat awaits an answer");
+    now += 2999;
+    assert.equal(s.typing({ roomId: "general" }), false, "within 3 s: not sent");
+    assert.equal(s.typing({ withUserId: "bob" }), true, "another conversation has its own interval");
+    assert.deepEqual(sent().at(-1), { type: "typing", withUserId: "bob" });
+    now += 1;
+    assert.equal(s.typing({ roomId: "general" }), true);
+    assert.equal(sent().filter((f) => f.type === "typing").length, 3);
+    assert.equal(s.typing({ roomId: "ops" }), false, "a room not joined: the server would refuse it");
+    assert.equal(s.typing({ withUserId: "alice" }), false, "not to oneself");
+    // A refusal of a typing frame answers nothing the user asked for: not shown.
+    const before = events.length;
+    server.reply({ type: "error", code: "RATE_LIMITED", message: "slow down", requestType: "typing" });
+    assert.equal(events.length, before);
+    await s.close();
+    assert.equal(s.typing({ roomId: "general" }), false, "not queued while closed");
+  });
+
+  it("shows who is typing until their message arrives or nothing came from them for typingShowMs", async () => {
+    const { server, events, s } = await openSession({ typingShowMs: 40 });
+    const typingEvents = () => events.filter((e) => e.type === "typing");
+    server.reply({ type: "typing", roomId: "general", userId: "bob", username: "Bob" });
+    assert.deepEqual(s.typingIn("#general"), [{ userId: "bob", username: "Bob" }]);
+    assert.deepEqual(typingEvents().at(-1), {
+      type: "typing",
+      conversation: "#general",
+      users: [{ userId: "bob", username: "Bob" }],
+      started: { userId: "bob", username: "Bob" },
+    });
+    server.reply({ type: "typing", roomId: "general", userId: "bob", username: "Bob" });
+    assert.equal(typingEvents().length, 1, "still typing: no new start");
+    server.reply(chatFrame("m5", "bob"));
+    assert.deepEqual(s.typingIn("#general"), []);
+    assert.deepEqual(typingEvents().at(-1), { type: "typing", conversation: "#general", users: [] });
+    // Private: `toUserId` is this user, the conversation is the typist's.
+    server.reply({ type: "typing", toUserId: "alice", userId: "bob", username: "Bob" });
+    assert.deepEqual(
+      s.typingIn("@bob").map((m) => m.userId),
+      ["bob"],
+    );
+    await until(() => s.typingIn("@bob").length === 0, "typing to expire");
+    assert.deepEqual(typingEvents().at(-1), { type: "typing", conversation: "@bob", users: [] });
+    await s.close();
+  });
+
+  it("reacts: resolves with this user's own reaction frame, and the message log keeps counts, `me`, and the server's order", async () => {
+    const { server, s, sent } = await openSession();
+    server.reply(chatFrame("m1", "bob"));
+    const outcome = s.react({ roomId: "general" }, "m1", "👍");
+    assert.deepEqual(sent().at(-1), { type: "react", roomId: "general", messageId: "m1", emoji: "👍" });
+    // Another user's reaction does not answer it.
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "🎉", userId: "bob", count: 1 });
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "alice", count: 2 });
+    const result = await outcome;
+    assert.ok(result.ok && result.frame.count === 2);
+    assert.deepEqual(s.messages.get("m1")?.reactions, [
+      { emoji: "👍", count: 2, me: true },
+      { emoji: "🎉", count: 1 },
+    ]);
+    const removal = s.react({ roomId: "general" }, "m1", "👍", true);
+    assert.deepEqual(sent().at(-1), { type: "react", roomId: "general", messageId: "m1", emoji: "👍", remove: true });
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "alice", count: 1, removed: true });
+    assert.ok((await removal).ok);
+    // Equal counts: by emoji (code units, as the server sorts).
+    assert.deepEqual(s.messages.get("m1")?.reactions, [
+      { emoji: "🎉", count: 1 },
+      { emoji: "👍", count: 1 },
+    ]);
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "🎉", userId: "bob", count: 0, removed: true });
+    assert.deepEqual(
+      s.messages.get("m1")?.reactions.map((r) => r.emoji),
+      ["👍"],
+    );
+    // A history page is the server's state, and wins (an entry without reactions has none).
+    server.reply({
+      type: "history",
+      roomId: "general",
+      messages: [{ messageId: "m1", userId: "bob", username: "Bob", message: "text of m1", sentAt: "2026-01-01T10:00:01.000Z" }],
+    });
+    assert.deepEqual(s.messages.get("m1")?.reactions, []);
+    // A refusal is a typed failure.
+    const refused = s.react({ roomId: "general" }, "m9", "👍");
+    server.reply({ type: "error", code: "NOT_FOUND", message: "no such message", requestType: "react", roomId: "general" });
+    assert.deepEqual(await refused, { ok: false, code: "NOT_FOUND", message: "no such message", roomId: "general" });
+    // A reaction to a message not seen yet is kept for it; a tombstone has none.
+    server.reply({ type: "reaction", roomId: "general", messageId: "m2", emoji: "😮", userId: "bob", count: 1 });
+    server.reply(chatFrame("m2", "bob"));
+    assert.deepEqual(s.messages.get("m2")?.reactions, [{ emoji: "😮", count: 1 }]);
+    server.reply({ type: "deleted", roomId: "general", messageId: "m2", by: "bob", deletedAt: "2026-01-01T10:01:00.000Z" });
+    assert.deepEqual(s.messages.get("m2")?.reactions, []);
+    await s.close();
+  });
+
+  it("counts unread messages from rooms and joined, plus messages from others, and moves the read position forward only", async () => {
+    const { server, s, sent } = await openSession({ readIntervalMs: 30 });
+    assert.deepEqual(s.unread("general"), { unread: 2, more: false, readMessageId: "m0" });
+    server.reply(chatFrame("m1", "bob"));
+    server.reply(chatFrame("m2", "alice"));
+    server.reply(chatFrame("m3", "bob"));
+    assert.equal(s.unread("general")?.unread, 4, "others' messages count, own ones do not");
+    // Shown up to m1: the position moves at once and one read goes out; what this session has seen after it is unread.
+    assert.equal(s.markRead("general", "m1"), true);
+    assert.deepEqual(s.unread("general"), { unread: 1, more: false, readMessageId: "m1" });
+    assert.deepEqual(sent().at(-1), { type: "read", roomId: "general", messageId: "m1" });
+    assert.equal(s.markRead("general", "m0"), false, "never back");
+    // More shown while that read is unanswered and within the interval: only the newest goes, later.
+    s.markRead("general", "m2");
+    s.markRead("general", "m3");
+    assert.equal(sent().filter((f) => f.type === "read").length, 1);
+    assert.deepEqual(s.unread("general"), { unread: 0, more: false, readMessageId: "m3" });
+    server.reply({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m1" });
+    await until(() => sent().filter((f) => f.type === "read").length === 2, "the coalesced read");
+    assert.deepEqual(sent().at(-1), { type: "read", roomId: "general", messageId: "m3" });
+    // The reply with an older position in force does not move this device's position back.
+    server.reply({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m3" });
+    assert.equal(s.unread("general")?.readMessageId, "m3");
+    // Another device read further: the counters agree.
+    server.reply(chatFrame("m4", "bob"));
+    server.reply(chatFrame("m5", "bob"));
+    assert.equal(s.unread("general")?.unread, 2);
+    server.reply({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m4" });
+    assert.deepEqual(s.unread("general"), { unread: 1, more: false, readMessageId: "m4" });
+    // A deleted unread message is no longer unread.
+    server.reply({ type: "deleted", roomId: "general", messageId: "m5", by: "bob", deletedAt: "2026-01-01T10:01:00.000Z" });
+    assert.equal(s.unread("general")?.unread, 0);
+    // Another member's read position (rooms sharing read receipts) is kept apart.
+    server.reply({ type: "read", roomId: "general", userId: "bob", username: "Bob", messageId: "m4" });
+    assert.deepEqual(s.readersOf("general"), [{ userId: "bob", username: "Bob", messageId: "m4" }]);
+    assert.equal(s.unread("general")?.readMessageId, "m4");
+    // A `rooms` listing brings the server's counts ("99+").
+    s.listRooms();
+    server.reply({
+      type: "rooms",
+      rooms: [
+        { roomId: "general", members: 2, unread: 0 },
+        { roomId: "busy", members: 9, unread: 99, unreadMore: true },
+        { roomId: "quiet", members: 1 },
+      ],
+    });
+    assert.equal(unreadLabel(s.unread("busy") ?? { unread: 0, more: false }), "99+");
+    assert.equal(s.unread("quiet"), undefined);
+    assert.equal(s.unread("general")?.readMessageId, "m4", "a listing keeps the position");
+    // Not joined: the position moves here, no frame is sent (the server would answer NOT_A_MEMBER).
+    const reads = sent().filter((f) => f.type === "read").length;
+    assert.equal(s.markRead("busy", "m9"), true);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(sent().filter((f) => f.type === "read").length, reads);
+    await s.close();
+  });
+
+  it("asks for history from the read position or after a page, never with two starts", async () => {
+    const { server, s, sent } = await openSession();
+    s.history({ roomId: "general" }, { fromRead: true, before: "x" });
+    assert.deepEqual(sent().at(-1), { type: "history", roomId: "general", before: "x" });
+    server.reply({ type: "history", roomId: "general", messages: [] });
+    s.history({ roomId: "general" }, { fromRead: true });
+    assert.deepEqual(sent().at(-1), { type: "history", roomId: "general", fromRead: true });
+    server.reply({ type: "history", roomId: "general", messages: [], readMessageId: "m0", newer: "cur" });
+    assert.equal(s.unread("general")?.readMessageId, "m0");
+    s.history({ roomId: "general" }, { after: "cur" });
+    assert.deepEqual(sent().at(-1), { type: "history", roomId: "general", after: "cur" });
+    await s.close();
+    assert.equal(s.history({ withUserId: "bob" }, { fromRead: true }), false, "closed");
+  });
+
+  it("prints typing, reactions, reads and unread counts in the terminal", () => {
+    const ctx = {
+      selfId: "alice",
+      now: () => new Date("2026-01-01T10:00:00Z"),
+      message: (id: string) =>
+        id === "m1"
+          ? {
+              ref: 3,
+              messageId: "m1",
+              conversation: "#general" as const,
+              userId: "bob",
+              username: "Bob",
+              text: "hi",
+              sentAt: "2026-01-01T10:00:00.000Z",
+              reactions: [{ emoji: "👍", count: 2, me: true as const }],
+            }
+          : undefined,
+      unread: () => ({ unread: 99, more: true }),
+    };
+    const text = (lines: string[]) => lines.map((l) => l.slice(9)).join("\n");
+    assert.equal(
+      text(formatFrame({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "alice", count: 2 }, ctx)),
+      "[reaction #general] ^3 you reacted 👍  [👍 2*]",
+    );
+    assert.equal(
+      text(formatFrame({ type: "read", roomId: "general", userId: "bob", username: "Bob", messageId: "m1" }, ctx)),
+      "[read #general] Bob (bob) read up to ^3",
+    );
+    assert.equal(
+      text(formatFrame({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m1" }, ctx)),
+      "[read #general] you read up to ^3 on another device; 99+ unread",
+    );
+    assert.match(
+      text(formatFrame({ type: "joined", roomId: "general", members: [], memberCount: 0, unread: 99, unreadMore: true }, ctx)),
+      /; 99\+ unread \(\/unread shows them\)$/,
+    );
+    assert.equal(
+      text(formatFrame({ type: "rooms", rooms: [{ roomId: "general", members: 2, unread: 5 }] }, ctx)).split("\n")[1],
+      "[rooms]   #general  2 users  5 unread",
+    );
+    assert.match(
+      text(
+        formatFrame(
+          {
+            type: "history",
+            roomId: "general",
+            newer: "c",
+            messages: [
+              {
+                messageId: "m1",
+                userId: "bob",
+                username: "Bob",
+                message: "hi",
+                sentAt: "2026-01-01T10:00:00.000Z",
+                reactions: [{ emoji: "👍", count: 2, me: true }],
+              },
+            ],
+          },
+          ctx,
+        ),
+      ),
+      /newer messages exist: \/newer[\s\S]*\^3 Bob \(bob\): hi {2}\[👍 2\*\]$/,
+    );
+    assert.deepEqual(formatFrame({ type: "typing", roomId: "general", userId: "bob", username: "Bob" }, ctx), []);
   });
 });

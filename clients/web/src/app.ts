@@ -18,6 +18,7 @@ import {
 import {
   ChatSession,
   isUnregisteredConnectionError,
+  unreadLabel,
   type RequestOutcome,
   type SessionEvent,
   type SocketFactory,
@@ -100,6 +101,17 @@ function errorText(f: ErrorFrame): string {
 /** A failed request's outcome in words: the server's reason and code, or the client's own reason. */
 function failureText(outcome: { readonly code: string; readonly message: string }): string {
   return ["NOT_SENT", "TIMEOUT", "CLOSED"].includes(outcome.code) ? outcome.message : `${outcome.message} (${outcome.code})`;
+}
+
+/** The emoji the page offers under "React" (any single emoji is accepted by /react). */
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"] as const;
+
+/** "Alice is typing…", "Alice and Bob are typing…", "3 people are typing…". */
+function typingText(names: readonly string[]): string {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
 }
 
 /** The first words of a message, to tell buttons apart for screen readers ("Edit your message: hello…"). */
@@ -226,6 +238,10 @@ class ChatPage {
   private editing: { id: string; draft: string } | undefined;
   /** A Delete (message id) or Kick (user id) awaiting its confirmation. */
   private confirming: { kind: "delete" | "kick"; id: string } | undefined;
+  /** The message whose emoji choice ("React") is open. */
+  private picking: string | undefined;
+  /** Conversations whose history request reads forward (from the read position, or after a page). */
+  private readonly forward = new Set<ConversationKey>();
 
   constructor(me: Identity, onSignOut: (message?: string) => void) {
     this.me = me;
@@ -286,6 +302,9 @@ class ChatPage {
         this.renderMessages();
         break;
       case "queued":
+        break;
+      case "typing":
+        if (e.conversation === this.selected) this.renderTyping();
         break;
       case "rejoined":
         this.store.addNotice(this.selected, "notice", `Reconnected; rejoining ${e.rooms.map((r) => `#${r}`).join(", ")}.`);
@@ -367,7 +386,13 @@ class ChatPage {
       case "joined": {
         const key = roomKey(f.roomId);
         const c = this.store.get(key);
-        if (!c.historyRequested) this.requestHistory(key);
+        // With unread messages after a read position, the room opens there (issue 18); else at the newest.
+        if (!c.historyRequested) {
+          if (f.unread && f.readMessageId !== undefined) {
+            c.readMark = f.readMessageId;
+            this.requestHistory(key, undefined, "fromRead");
+          } else this.requestHistory(key);
+        }
         if (this.pendingSelect === f.roomId) {
           this.pendingSelect = undefined;
           this.selected = key;
@@ -397,7 +422,8 @@ class ChatPage {
         break;
       case "history": {
         const key = f.roomId !== undefined ? roomKey(f.roomId) : userKey(f.withUserId ?? "");
-        this.store.addHistory(key, f.messages, f.next);
+        const forward = this.forward.delete(key);
+        this.store.addHistory(key, f.messages, f.next, forward ? { newer: f.newer } : undefined);
         for (const m of f.messages) this.sync(m.messageId);
         break;
       }
@@ -416,6 +442,13 @@ class ChatPage {
         this.bump(key);
         break;
       }
+      case "reaction":
+        this.sync(f.messageId);
+        break;
+      case "typing":
+      case "read":
+        // Shown from the session's state: `typing` events, unread counts.
+        break;
       case "edited":
       case "deleted": {
         // The session applied the change first (latest edit wins; a tombstone is final).
@@ -465,8 +498,10 @@ class ChatPage {
   private onErrorFrame(f: ErrorFrame): void {
     // The session replaces a connection the server forgot and resends the message: not a failure.
     if (isUnregisteredConnectionError(f)) return;
-    // Shown by whoever asked (the message's own note, or the conversation): see change() and kick().
-    if (f.requestType === "edit" || f.requestType === "delete" || f.requestType === "kick") return;
+    // Shown by whoever asked (the message's own note, or the conversation): see change(), kick(), react().
+    if (f.requestType === "edit" || f.requestType === "delete" || f.requestType === "kick" || f.requestType === "react") return;
+    // A read position that could not be saved is retried with the next message shown; nothing to tell.
+    if (f.requestType === "read") return;
     const text = errorText(f);
     if (f.clientMessageId && this.store.updatePending(f.clientMessageId, { state: "failed", note: `not sent: ${text}` })) {
       // Also announced (role="alert") by the message box, where the user will try again.
@@ -510,10 +545,60 @@ class ChatPage {
     if (key !== this.selected) this.store.get(key).unread += 1;
   }
 
-  private requestHistory(key: ConversationKey, before?: string): void {
+  /** Asks for the newest page, an older one (`cursor`), a newer one (`cursor`, "after") or the one after the read position. */
+  private requestHistory(key: ConversationKey, cursor?: string, direction: "before" | "after" | "fromRead" = "before"): void {
     this.store.get(key).historyRequested = true;
     const target = key.startsWith("#") ? { roomId: key.slice(1) } : { withUserId: key.slice(1) };
-    this.session.history(target, before ? { before } : {});
+    if (direction === "before") this.forward.delete(key);
+    else this.forward.add(key);
+    this.session.history(
+      target,
+      direction === "fromRead" ? { fromRead: true } : cursor ? (direction === "after" ? { after: cursor } : { before: cursor }) : {},
+    );
+  }
+
+  /**
+   * The room shown is read up to its newest message (or, while a newer page is still to be loaded,
+   * up to the end of the pages read forward): the session moves the position and sends it, throttled.
+   */
+  private markShownRead(): void {
+    if (!this.selected.startsWith("#") || document.visibilityState === "hidden") return;
+    const c = this.store.get(this.selected);
+    let newest: string | undefined;
+    if (c.newerCursor !== undefined) newest = c.forwardEnd;
+    else {
+      for (const e of c.entries) if (e.kind === "message" && e.state === "sent" && !e.id.startsWith("local:")) newest = e.id;
+    }
+    if (newest !== undefined) this.session.markRead(this.selected.slice(1), newest);
+  }
+
+  /** Adds or takes back this user's reaction; a refusal is written under the message. */
+  react(entry: MessageEntry, emoji: string): void {
+    const state = this.session.messages.get(entry.id);
+    if (!state) return;
+    this.picking = undefined;
+    const mine = state.reactions.some((r) => r.emoji === emoji && r.me);
+    void this.session.react(targetOf(state.conversation), state.messageId, emoji, mine).then((outcome) => {
+      if (this.stopped) return;
+      entry.change = outcome.ok
+        ? undefined
+        : { pending: false, text: `reaction not ${mine ? "removed" : "added"}: ${failureText(outcome)}` };
+      this.renderMessages();
+    });
+    this.renderMessages();
+    (document.querySelector(`[data-focus="react:${CSS.escape(entry.id)}"]`) as HTMLElement | null)?.focus();
+  }
+
+  /** The user is typing into the message box: the conversation is told (the session throttles). */
+  typed(text: string): void {
+    if (!text.trim() || text.startsWith("/")) return;
+    const target = this.selected.startsWith("#") ? { roomId: this.selected.slice(1) } : { withUserId: this.selected.slice(1) };
+    this.session.typing(target);
+  }
+
+  loadNewer(): void {
+    const c = this.store.get(this.selected);
+    if (c.newerCursor) this.requestHistory(this.selected, c.newerCursor, "after");
   }
 
   // Actions ----------------------------------------------------------------------------------
@@ -522,6 +607,7 @@ class ChatPage {
     this.selected = key;
     this.editing = undefined;
     this.confirming = undefined;
+    this.picking = undefined;
     this.store.get(key).unread = 0;
     if (key.startsWith("#")) this.session.selectRoom(key.slice(1));
     else if (!this.store.get(key).historyRequested) this.requestHistory(key);
@@ -558,6 +644,29 @@ class ChatPage {
       case "history": {
         const key = command.withUserId ? userKey(command.withUserId) : command.roomId ? roomKey(command.roomId) : this.selected;
         this.requestHistory(key);
+        return true;
+      }
+      case "unread":
+        this.requestHistory(command.roomId ? roomKey(command.roomId) : this.selected, undefined, "fromRead");
+        return true;
+      case "newer":
+        if (!this.store.get(this.selected).newerCursor) {
+          showError($("composer-error"), "No newer messages to load here.");
+          return false;
+        }
+        this.loadNewer();
+        return true;
+      case "react": {
+        const m = command.ref !== undefined ? this.session.messages.ref(command.ref) : this.session.messages.newest(this.selected);
+        const entry = m ? this.store.findMessage(m.messageId) : undefined;
+        if (!m || !entry) {
+          showError($("composer-error"), "No message to react to here: use the React button of a message.");
+          return false;
+        }
+        void this.session.react(targetOf(m.conversation), m.messageId, command.emoji, command.remove).then((outcome) => {
+          if (this.stopped || outcome.ok) return;
+          showError($("composer-error"), `Reaction not ${command.remove ? "removed" : "added"}: ${failureText(outcome)}`);
+        });
         return true;
       }
       case "more":
@@ -764,6 +873,62 @@ class ChatPage {
       ? `Message ${this.selected}`
       : `Private message to ${this.selected.slice(1)}`;
     $("load-older").hidden = !this.store.get(this.selected).olderCursor;
+    this.renderTyping();
+  }
+
+  private renderTyping(): void {
+    $("typing").textContent = typingText(this.session.typingIn(this.selected).map((m) => m.username));
+  }
+
+  /**
+   * Under a message: a button per emoji with its count (pressed when the user reacted: pressing
+   * takes it back), and "React", which offers a few emoji to add.
+   */
+  private renderReactions(e: MessageEntry): HTMLElement[] {
+    if (e.deletedBy !== undefined || e.state !== "sent" || e.id.startsWith("local:")) return [];
+    const state = this.session.messages.get(e.id);
+    if (!state) return [];
+    const buttons: HTMLElement[] = state.reactions.map((r) => {
+      const b = h("button", {
+        type: "button",
+        "aria-pressed": String(r.me === true),
+        "aria-label": `${r.emoji} ${r.count}${r.me ? ", yours: press to take it back" : ": press to add yours"}`,
+        "data-emoji": r.emoji,
+        "data-focus": `reaction:${e.id}:${r.emoji}`,
+      });
+      b.textContent = `${r.emoji} ${r.count}`;
+      b.addEventListener("click", () => this.react(e, r.emoji));
+      return b;
+    });
+    if (this.picking === e.id) {
+      for (const emoji of QUICK_REACTIONS) {
+        if (state.reactions.some((r) => r.emoji === emoji)) continue;
+        const b = h("button", {
+          type: "button",
+          "aria-label": `React with ${emoji}`,
+          "data-emoji": emoji,
+          "data-focus": `pick:${e.id}:${emoji}`,
+        });
+        b.textContent = emoji;
+        b.addEventListener("click", () => this.react(e, emoji));
+        buttons.push(b);
+      }
+    }
+    buttons.push(
+      linkButton(
+        this.picking === e.id ? "Close" : "React",
+        this.picking === e.id ? "Close the emoji choice" : `React to the message of ${e.username}: ${excerpt(e.text)}`,
+        () => {
+          this.picking = this.picking === e.id ? undefined : e.id;
+          this.renderMessages();
+          const first = this.picking === e.id ? QUICK_REACTIONS.find((x) => !state.reactions.some((r) => r.emoji === x)) : undefined;
+          const focus = first !== undefined ? `pick:${e.id}:${first}` : `react:${e.id}`;
+          (document.querySelector(`[data-focus="${CSS.escape(focus)}"]`) as HTMLElement | null)?.focus();
+        },
+        { focus: `react:${e.id}` },
+      ),
+    );
+    return [h("div", { className: "reactions", role: "group", "aria-label": "Reactions" }, ...buttons)];
   }
 
   private renderEntry(e: Entry): HTMLLIElement {
@@ -804,6 +969,7 @@ class ChatPage {
       // Below the text, so the outcome of a long message stays next to the box it was typed in.
       ...(state ? [h("div", { className: `msg-note${e.state === "failed" ? " bad" : ""}`, text: state })] : []),
       ...(e.change ? [h("div", { className: `msg-note${e.change.pending ? "" : " bad"}`, text: e.change.text })] : []),
+      ...(editing ? [] : this.renderReactions(e)),
       ...(editing ? [] : this.renderActions(e, own, deleted, author)),
     );
   }
@@ -886,14 +1052,20 @@ class ChatPage {
   private renderMessages(): void {
     const list = $<HTMLOListElement>("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    const entries = this.store.get(this.selected).entries;
+    const c = this.store.get(this.selected);
+    const entries = c.entries;
     const restore = this.saveFocus(list);
-    list.replaceChildren(
-      ...(entries.length ? entries.map((e) => this.renderEntry(e)) : [h("li", { className: "notice", text: "No messages yet." })]),
-    );
+    const items = entries.map((e) => this.renderEntry(e));
+    // "New messages" before the first message after the read position the room was opened at.
+    const mark = c.readMark;
+    const first = mark === undefined ? -1 : entries.findIndex((e) => e.kind === "message" && !e.id.startsWith("local:") && e.id > mark);
+    if (first >= 0) items.splice(first, 0, h("li", { className: "unread-divider", role: "separator", text: "New messages" }));
+    list.replaceChildren(...(items.length ? items : [h("li", { className: "notice", text: "No messages yet." })]));
     restore();
     if (atBottom) list.scrollTop = list.scrollHeight;
-    $("load-older").hidden = !this.store.get(this.selected).olderCursor;
+    $("load-older").hidden = !c.olderCursor;
+    $("load-newer").hidden = !c.newerCursor;
+    this.markShownRead();
   }
 
   /**
@@ -920,13 +1092,17 @@ class ChatPage {
     const rooms = [...this.session.rooms].sort();
     const roomItems = rooms.map((roomId) => {
       const key = roomKey(roomId);
-      const unread = this.store.has(key) ? this.store.get(key).unread : 0;
+      // The session's count (the server's, kept current); the room shown is being read.
+      const unread = key === this.selected ? undefined : this.session.unread(roomId);
       const select = h(
         "button",
         { type: "button", className: "select", "aria-current": String(key === this.selected), "data-room": roomId },
         `#${roomId}`,
       );
-      if (unread) select.append(h("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` }));
+      if (unread?.unread) {
+        const label = unreadLabel(unread);
+        select.append(h("span", { className: "badge", text: label, "aria-label": `${label} unread` }));
+      }
       select.addEventListener("click", () => this.select(key));
       return h(
         "li",
@@ -973,6 +1149,10 @@ class ChatPage {
     // For rooms this user is in, the live member list (kept current by presence events) gives the
     // exact count without asking the server again; other rooms show the last `rooms` answer.
     const counts = new Map(this.activeRooms.map((r) => [r.roomId, r.members] as const));
+    const unreadIn = (roomId: string): string => {
+      const u = rooms.includes(roomId) ? undefined : this.session.unread(roomId);
+      return u?.unread ? ` · ${unreadLabel(u)} unread` : "";
+    };
     for (const roomId of rooms) counts.set(roomId, this.session.members(roomId).length || (counts.get(roomId) ?? 0));
     const listed = [...counts.entries()]
       .filter(([, n]) => n > 0)
@@ -980,7 +1160,11 @@ class ChatPage {
       .map(([roomId, members]) => ({ roomId, members }));
     const active = listed.map((r) => {
       const joined = rooms.includes(r.roomId);
-      const li = h("li", {}, h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}` }));
+      const li = h(
+        "li",
+        {},
+        h("span", { className: "name", text: `#${r.roomId} · ${r.members} user${r.members === 1 ? "" : "s"}${unreadIn(r.roomId)}` }),
+      );
       if (!joined) {
         li.append(linkButton("Join", `Join #${r.roomId}`, () => this.join(r.roomId)));
       }
@@ -1055,6 +1239,8 @@ function init(): void {
   });
   $("refresh-rooms").addEventListener("click", () => page?.refreshRooms());
   $("load-older").addEventListener("click", () => page?.loadOlder());
+  $("load-newer").addEventListener("click", () => page?.loadNewer());
+  $<HTMLInputElement>("composer-input").addEventListener("input", (ev) => page?.typed((ev.target as HTMLInputElement).value));
   $<HTMLInputElement>("signin-name").focus();
 }
 

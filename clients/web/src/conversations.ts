@@ -49,6 +49,16 @@ export interface Conversation {
   historyRequested: boolean;
   /** Cursor for older messages, when the server said there are more. */
   olderCursor?: string;
+  /**
+   * Cursor for newer messages, after a page read forward (from the read position) that stopped
+   * short: until it is followed, the newest message shown before the gap is the last one read.
+   */
+  newerCursor?: string;
+  /** The newest message of the last forward page (what the user has read when `newerCursor` is set). */
+  forwardEnd?: string;
+  /** The read position when the room was opened: a "New messages" line goes before the first message after it. */
+  readMark?: string;
+  /** Unread messages counted here (private conversations; rooms use the session's counts). */
   unread: number;
 }
 
@@ -129,11 +139,26 @@ export class ConversationStore {
     return true;
   }
 
-  addHistory(key: ConversationKey, messages: readonly HistoryMessage[], next: string | undefined): number {
+  /**
+   * A history page. A backward page (the newest, or older: `before`) sets the cursor for older
+   * messages; a forward page (`forward`: from the read position or `after` a page) sets the one
+   * for newer messages, and keeps the older cursor it had unless the page has one.
+   */
+  addHistory(
+    key: ConversationKey,
+    messages: readonly HistoryMessage[],
+    next: string | undefined,
+    forward?: { readonly newer: string | undefined },
+  ): number {
     let added = 0;
     for (const m of messages) if (this.addMessage(key, { ...m })) added++;
     const c = this.get(key);
-    c.olderCursor = next;
+    if (!forward) c.olderCursor = next;
+    else {
+      if (next !== undefined) c.olderCursor = next;
+      c.newerCursor = forward.newer;
+      c.forwardEnd = messages.length > 0 ? messages[messages.length - 1].messageId : c.forwardEnd;
+    }
     return added;
   }
 
