@@ -150,7 +150,10 @@ export interface SessionOptions {
   readonly typingIntervalMs?: number;
   /** How long someone is shown typing after their last `typing` frame (default 5 s). */
   readonly typingShowMs?: number;
-  /** Least time between two `read` frames about one room (default 2 s): reading fast sends the newest position once. */
+  /**
+   * Least time between two `read` frames about one room (default 5 s): reading fast sends the newest
+   * position once, and a busy room costs at most 12 read frames a minute of the rate limit.
+   */
   readonly readIntervalMs?: number;
   /** Clock in milliseconds (replaceable in tests). */
   readonly now?: () => number;
@@ -158,7 +161,7 @@ export interface SessionOptions {
 
 export const DEFAULT_TYPING_INTERVAL_MS = 3000;
 export const DEFAULT_TYPING_SHOW_MS = 5000;
-export const DEFAULT_READ_INTERVAL_MS = 2000;
+export const DEFAULT_READ_INTERVAL_MS = 5000;
 
 /**
  * The user's unread messages in a room (issue 18): `unread` as the server counted it (at most 99,
@@ -583,7 +586,8 @@ export class ChatSession {
   /**
    * This user has seen the room up to `messageId` (the newest message shown): the read position
    * moves forward (never back) at once in `unread()`, and a `read` frame goes to the server, at
-   * most one per `readIntervalMs` per room carrying the newest position asked for meanwhile. Only
+   * most one per `readIntervalMs` per room carrying the newest position asked for meanwhile (one
+   * still waiting is sent when the session closes). Only
    * for joined rooms (the server answers NOT_A_MEMBER otherwise). Returns whether the position moved.
    */
   markRead(roomId: string, messageId: string): boolean {
@@ -602,6 +606,11 @@ export class ChatSession {
   private flushRead(roomId: string): void {
     const send = this.readSends.get(roomId);
     if (!send || send.busy || send.timer || send.wanted === undefined) return;
+    // Not for a room being left (its `leave` is on its way or waiting): the answer would be NOT_A_MEMBER.
+    if (!this.joined.has(roomId) || this.expectations.some((e) => e.requestType === "leave" && e.roomId === roomId)) {
+      send.wanted = undefined;
+      return;
+    }
     const wait = send.last + (this.options.readIntervalMs ?? DEFAULT_READ_INTERVAL_MS) - this.now();
     if (wait > 0) {
       send.timer = setTimeout(() => {
@@ -763,6 +772,13 @@ export class ChatSession {
 
   /** Closes for good (no reconnection). Resolves when the socket has closed or after a short wait. */
   close(): Promise<void> {
+    // Read positions still waiting for their interval go now (nobody awaits their answer).
+    for (const [roomId, send] of this.readSends) {
+      if (send.wanted === undefined || this.statusValue !== "open" || !this.socket) continue;
+      const encoded = encodeFrame({ type: "read", roomId, messageId: send.wanted });
+      if (encoded.ok) this.socket.send(encoded.text);
+      send.wanted = undefined;
+    }
     this.userClosed = true;
     this.clearTimers();
     this.answerAll("CLOSED", "the session closed before the answer came");
@@ -1030,6 +1046,13 @@ export class ChatSession {
     // `typing` is fire-and-forget: its refusals (RATE_LIMITED once the user's budget is spent,
     // NOT_A_MEMBER while a room is being left) answer nothing the user asked for, so they are not shown.
     if (frame.type === "error" && frame.requestType === "typing") return;
+    // Nor are those of `read`, which the clients send by themselves (markRead): the request is
+    // settled, and the next message shown sends the position again.
+    if (frame.type === "error" && frame.requestType === "read") {
+      this.apply(frame);
+      this.release();
+      return;
+    }
     if (frame.type === "rooms") {
       // The listing comes in pages of at most 128 KB: the next one is asked for at once, and the
       // listener sees one frame with every room once the last page has arrived.

@@ -104,7 +104,7 @@ function liveText(messageId: string, fallback: string, ctx: FormatContext): stri
 
 /** `; 12 unread` on a `joined` line when the server counted unread messages. */
 function unreadNote(frame: { unread?: number; unreadMore?: true }): string {
-  if (!frame.unread) return frame.unread === 0 ? "; nothing unread" : "";
+  if (!frame.unread) return "";
   return `; ${unreadLabel({ unread: frame.unread, more: frame.unreadMore === true })} unread (/unread shows them)`;
 }
 

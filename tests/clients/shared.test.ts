@@ -1314,7 +1314,7 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
   });
 
   it("counts unread messages from rooms and joined, plus messages from others, and moves the read position forward only", async () => {
-    const { server, s, sent } = await openSession({ readIntervalMs: 30 });
+    const { server, events, s, sent } = await openSession({ readIntervalMs: 30 });
     assert.deepEqual(s.unread("general"), { unread: 2, more: false, readMessageId: "m0" });
     server.reply(chatFrame("m1", "bob"));
     server.reply(chatFrame("m2", "alice"));
@@ -1362,6 +1362,26 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     assert.equal(unreadLabel(s.unread("busy") ?? { unread: 0, more: false }), "99+");
     assert.equal(s.unread("quiet"), undefined);
     assert.equal(s.unread("general")?.readMessageId, "m4", "a listing keeps the position");
+    // A refused read (sent by the client itself) is settled and not shown.
+    await new Promise((r) => setTimeout(r, 40));
+    s.markRead("general", "m6");
+    assert.deepEqual(sent().at(-1), { type: "read", roomId: "general", messageId: "m6" });
+    const shown = events.length;
+    server.reply({ type: "error", code: "RATE_LIMITED", message: "slow down", requestType: "read", roomId: "general" });
+    assert.equal(events.length, shown);
+    assert.equal(s.pendingReplies, 0);
+    // Not for a room being left: a message shown after /leave is typed sends nothing.
+    await new Promise((r) => setTimeout(r, 40));
+    s.leave("general");
+    s.markRead("general", "m7");
+    await new Promise((r) => setTimeout(r, 40));
+    assert.deepEqual(
+      sent()
+        .filter((f) => f.type === "read")
+        .map((f) => f.messageId),
+      ["m1", "m3", "m6"],
+    );
+    server.reply({ type: "left", roomId: "general" });
     // Not joined: the position moves here, no frame is sent (the server would answer NOT_A_MEMBER).
     const reads = sent().filter((f) => f.type === "read").length;
     assert.equal(s.markRead("busy", "m9"), true);

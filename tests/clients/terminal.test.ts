@@ -9,6 +9,9 @@ import * as fs from "node:fs";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { freePort } from "../../local/dynamoLocal";
 import type { LocalRuntime } from "../../local/runtime";
+import { ChatSession, type SessionEvent } from "../../clients/shared/session";
+import { nodeSocketFactory } from "../../clients/terminal/cli";
+import { mintLocalToken } from "../../clients/terminal/localToken";
 import { startRelay, startTestRuntime, TerminalClient } from "./support";
 
 const T = 30_000;
@@ -225,6 +228,63 @@ describe("terminal client against the local runtime", function () {
     bob.send("/leave random");
     await bob.expect(/\[left #random\] you left the room$/, 0, T);
     await alice.expect(/\[presence #random\] Bob \(bob\) left$/, mark, T);
+  });
+
+  it("counts unread messages, shows them from the read position, reacts, tells other devices, and prints who is typing (issue 18)", async () => {
+    const mark = alice.mark();
+    const bobMark = bob.mark();
+    // A second device of Bob's, in another room: it hears of his read positions.
+    const bob2 = await connect("bob", "Bob", ["--room", "lobby"]);
+    alice.send("/join signals");
+    await alice.expect(/\[joined #signals\] 1 member: Alice \(alice\)$/, mark, T);
+    alice.send("first signal");
+    alice.send("second signal");
+    await alice.expect(/\[chat #signals\] \^\d+ Alice \(alice\): second signal$/, mark, T);
+    // Bob has no read position in #signals: everything in it is unread for him.
+    bob.send("/join signals");
+    await bob.expect(/\[joined #signals\] 2 members: Alice \(alice\), Bob \(bob\); 2 unread \(\/unread shows them\)$/, bobMark, T);
+    bob.send("/unread");
+    await bob.expect(/\[history #signals\] 2 messages$/, bobMark, T);
+    const second = await bob.expect(/\[history #signals\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\): second signal$/, bobMark, T);
+    const ref = /\^(\d+) /.exec(second.slice(9))?.[1];
+    // Shown, so read: his other device is told.
+    await bob2.expect(/\[read #signals\] you read up to message [0-9a-f-]{36} on another device; 0 unread$/, 0, T);
+    bob.send(`/react ^${ref} 👍`);
+    await bob.expect(/\[reaction #signals\] \^\d+ you reacted 👍 {2}\[👍 1\*\]$/, bobMark, T);
+    await alice.expect(/\[reaction #signals\] \^\d+ bob reacted 👍 {2}\[👍 1\]$/, mark, T);
+    // Without ^n: the newest message of the current room.
+    alice.send("/react 👍");
+    await alice.expect(/\[reaction #signals\] \^\d+ you reacted 👍 {2}\[👍 2\*\]$/, mark, T);
+    bob.send(`/unreact ^${ref} 👍`);
+    await alice.expect(/\[reaction #signals\] \^\d+ bob took back 👍 {2}\[👍 1\*\]$/, mark, T);
+    alice.send("/react ^999999 👍");
+    await alice.expect(/\[error CLIENT\] no message \^999999/, mark, T);
+    alice.send("/react hello");
+    await alice.expect(/\[error BAD_REQUEST\] emoji: must be exactly one emoji .*\(request react\)$/, mark, T);
+    alice.send("/history signals");
+    await alice.expect(/\[history #signals\] \d\d:\d\d:\d\d \^\d+ Alice \(alice\): second signal {2}\[👍 1\*\]$/, mark, T);
+    // Someone typing in the room (the shared session, as the web page uses it) is announced once.
+    const events: SessionEvent[] = [];
+    const tina = new ChatSession({
+      endpoint: rt.endpoint,
+      token: () => mintLocalToken(rt.endpoint, "tina", "Tina"),
+      username: "Tina",
+      userId: "tina",
+      room: "signals",
+      socketFactory: nodeSocketFactory,
+      onEvent: (e) => events.push(e),
+    });
+    tina.start();
+    await alice.expect(/\[presence #signals\] Tina \(tina\) joined$/, mark, T);
+    for (let i = 0; i < 200 && !tina.rooms.includes("signals"); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(tina.typing({ roomId: "signals" }), true);
+    assert.equal(tina.typing({ roomId: "signals" }), false, "at most one per 3 s");
+    await alice.expect(/\[typing #signals\] Tina \(tina\) is typing…$/, mark, T);
+    await bob.expect(/\[typing #signals\] Tina \(tina\) is typing…$/, bobMark, T);
+    await tina.close();
+    bob2.send("/quit");
+    assert.equal((await bob2.exit(T)).code, 0);
+    for (const c of [alice, bob]) c.send("/leave signals");
   });
 
   it("keeps an idle connection open with pings; without them the idle timeout cuts it and the client reconnects", async () => {

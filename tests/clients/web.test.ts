@@ -191,7 +191,12 @@ describe("web chat page in Chromium", function () {
 
   it("edits and deletes one's own message in place, and the other page sees the change", async () => {
     // Edit and Delete are offered on one's own messages only (bob moderates nothing).
-    assert.equal(await message(bob, "Hello Bob, welcome to #general!").getByRole("button").count(), 0);
+    assert.equal(
+      await message(bob, "Hello Bob, welcome to #general!")
+        .getByRole("button", { name: /^(Edit|Delete)/ })
+        .count(),
+      0,
+    );
     await message(alice, "Hello Bob, welcome to #general!")
       .getByRole("button", { name: /^Edit your message: Hello Bob/ })
       .click();
@@ -440,6 +445,87 @@ describe("web chat page in Chromium", function () {
     await alice.locator('#people li[data-user="carol"]').waitFor({ state: "detached", timeout: T });
     assert.equal(await carol.locator("#my-rooms li button.select").count(), 0, "carol is in no room any more");
     await shot(carol, "carol-phone-kicked", true);
+  });
+
+  let erin: Page;
+
+  it("shows who is typing and reactions with their counts, live on both pages (issue 18)", async () => {
+    // Bob signed out earlier: Erin is the other user.
+    erin = await openPage("erin");
+    await signIn(erin, "Erin");
+    for (const page of [alice, erin]) {
+      await page.getByLabel("Join a room").fill("signals");
+      await page.getByLabel("Join a room").press("Enter");
+      await page.locator("#conv-title", { hasText: "#signals" }).waitFor({ timeout: T });
+    }
+    await alice.locator('#people li[data-user="erin"]').waitFor({ timeout: T });
+    // Keys typed into the message box tell the room; the other page says so until the message arrives.
+    await erin.locator("#composer-input").focus();
+    await erin.keyboard.type("react to th");
+    await alice.locator("#typing", { hasText: "Erin is typing…" }).waitFor({ timeout: T });
+    assert.equal(await erin.locator("#typing").textContent(), "", "nobody is shown their own typing");
+    await shot(alice, "alice-sees-erin-typing");
+    await erin.keyboard.type("is");
+    await erin.keyboard.press("Enter");
+    await message(alice, "react to this").waitFor({ timeout: T });
+    assert.equal(await alice.locator("#typing").textContent(), "", "cleared when Erin's message arrived");
+
+    // React offers a few emoji; the chosen one shows with its count on both pages, pressed where it is one's own.
+    await message(alice, "react to this")
+      .getByRole("button", { name: /^React to the message of Erin/ })
+      .click();
+    await message(alice, "react to this").getByRole("button", { name: "React with 👍" }).click();
+    const thumbs = (page: Page) => message(page, "react to this").locator('.reactions button[data-emoji="👍"]');
+    await thumbs(erin).and(erin.locator('[aria-pressed="false"]')).filter({ hasText: "👍 1" }).waitFor({ timeout: T });
+    await thumbs(alice).and(alice.locator('[aria-pressed="true"]')).filter({ hasText: "👍 1" }).waitFor({ timeout: T });
+    // Pressing a count adds one's own; pressing one's own takes it back.
+    await thumbs(erin).click();
+    await thumbs(alice).filter({ hasText: "👍 2" }).waitFor({ timeout: T });
+    await shot(alice, "reactions-two-users");
+    await thumbs(alice).click();
+    await thumbs(erin).and(erin.locator('[aria-pressed="true"]')).filter({ hasText: "👍 1" }).waitFor({ timeout: T });
+    await thumbs(alice).and(alice.locator('[aria-pressed="false"]')).filter({ hasText: "👍 1" }).waitFor({ timeout: T });
+    // /react from the message box reacts to the newest message here.
+    await send(erin, "/react 🎉");
+    await message(alice, "react to this").locator('.reactions button[data-emoji="🎉"]', { hasText: "🎉 1" }).waitFor({ timeout: T });
+  });
+
+  it("counts unread messages in rooms not shown, opens a room at the read position on another device, and every device agrees (issue 18)", async () => {
+    // Alice looks at #general while Erin writes in #signals: her badge counts them.
+    await alice.locator('#my-rooms button[data-room="general"]').click();
+    for (const text of ["unread one", "unread two", "unread three"]) await send(erin, text);
+    const badge = alice.locator('#my-rooms button[data-room="signals"] .badge');
+    await badge.filter({ hasText: /^3$/ }).waitFor({ timeout: T });
+    await shot(alice, "alice-unread-badge");
+    // Alice's second device opens #signals: it starts after her read position, below a "New messages" line.
+    const alice2 = await openPage("alice2");
+    await alice2.getByLabel("Display name").fill("Alice");
+    await alice2.getByLabel("First room").fill("signals");
+    await alice2.getByLabel("First room").press("Enter");
+    await message(alice2, "unread three").waitFor({ timeout: T });
+    const items = await alice2.locator("#messages li").evaluateAll((els) => els.map((e) => e.className || e.textContent));
+    const divider = items.indexOf("unread-divider");
+    assert.ok(divider >= 0, `a New messages line: ${items.join(" | ")}`);
+    assert.deepEqual(
+      (await alice2.locator("#messages li[data-message-id]").allTextContents()).filter((t) => /unread (one|two|three)/.test(t)).length,
+      3,
+    );
+    assert.ok(
+      (
+        await alice2
+          .locator("#messages li")
+          .nth(divider + 1)
+          .textContent()
+      )?.includes("unread one"),
+      "the line is right before the first unread message",
+    );
+    await shot(alice2, "alice-second-device-from-read-position");
+    // Shown there, so read: the first device's badge goes.
+    await badge.waitFor({ state: "detached", timeout: T });
+    // Refresh lists rooms with the server's counts: nothing unread in #signals for Alice.
+    await alice.locator("#refresh-rooms").click();
+    await alice.locator("#active-rooms li", { hasText: "#signals" }).waitFor({ timeout: T });
+    assert.equal(await alice.locator("#active-rooms li", { hasText: "unread" }).count(), 0);
   });
 
   it("raised no script error in any page", () => {
