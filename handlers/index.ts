@@ -23,6 +23,7 @@ import { createHandler as kick } from "./functions/kick";
 import { createHandler as leave } from "./functions/leave";
 import { createHandler as privateMessage } from "./functions/private";
 import { createHandler as ping } from "./functions/ping";
+import { createHandler as read } from "./functions/read";
 import { createHandler as rooms } from "./functions/rooms";
 
 export type FactoryMap = {
@@ -44,6 +45,7 @@ export const FACTORIES: FactoryMap = {
   kick,
   edit,
   delete: deleteMessage,
+  read,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

@@ -26,7 +26,8 @@ export type FunctionName =
   | "ping"
   | "kick"
   | "edit"
-  | "delete";
+  | "delete"
+  | "read";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -135,6 +136,12 @@ const STORE_MESSAGE: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:GetItem"];
 const CHANGE_MESSAGE: DynamoAction[] = ["dynamodb:UpdateItem"];
 
 /**
+ * The user's unread count in a room (handlers/lib/reads.ts): GetItem of their read position, then a
+ * COUNT Query of the room's messages after it (at most UNREAD_CAP + 1 items).
+ */
+const UNREAD_READ: DynamoAction[] = ["dynamodb:GetItem", "dynamodb:Query"];
+
+/**
  * The tables of a route that changes a message and tells everyone who can see it: a room's members
  * (consistent room Query, stale clean-up as `chat`) or both users' devices (byUser index, as `private`).
  */
@@ -235,6 +242,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+      { table: "messages", actions: UNREAD_READ },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
@@ -285,6 +293,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
       // Query: only the directory index (the rooms' summaries), never the table.
       { table: "rooms", actions: [], indexes: { [ROOM_DIRECTORY_INDEX]: ["dynamodb:Query"] } },
+      // Query: the user's read positions in the page's range and the unread counts (lib/reads.ts).
+      { table: "messages", actions: ["dynamodb:Query"] },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
@@ -298,7 +308,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
-      { table: "messages", actions: ["dynamodb:Query"] },
+      // Query: the page; GetItem: the caller's read position for `fromRead` (lib/reads.ts).
+      { table: "messages", actions: ["dynamodb:Query", "dynamodb:GetItem"] },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
@@ -351,6 +362,30 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Deletes a message (author, or a moderator of the room) and tells the room or both users",
     twoWay: true,
     tables: MESSAGE_CHANGE_TABLES,
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "read",
+    routeKey: "read",
+    description: "Moves the user's read position in a room forward and tells their other devices (and the room, where shared)",
+    twoWay: true,
+    tables: [
+      // UpdateItem: the rate limit and the shared position's throttle (signals.ts passThrottle);
+      // Query on byUser: the user's other devices; the clean-up of stale ones.
+      {
+        table: "connections",
+        actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS],
+        indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+      },
+      // GetItem: the room's user count from its summary (signals.ts roomUsers); the room read and
+      // its clean-up for a shared position (readReceiptRooms), `left` for users the clean-up removed.
+      { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+      // UpdateItem: the read position (lib/reads.ts moveReadPosition), nothing else.
+      { table: "messages", actions: ["dynamodb:UpdateItem"] },
+    ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,

@@ -3,13 +3,19 @@
  * edited ones with `editedAt`, deleted ones as tombstones (historyEntry).
  * A page holds at most `limit` messages and never more than fits one API Gateway message (128 KB):
  * the route response of a larger one would be refused (docs/protocol.md, "Pages").
+ *
+ * Backward (the default, or `before` a cursor): the newest messages that fit, `next` continues
+ * with older ones. Forward (issue 18: `after` a cursor, or `fromRead`: after the caller's read
+ * position in the room, from the oldest when there is none): the oldest messages after that point
+ * that fit, `newer` continues with newer ones, and `next` (the page's oldest message) pages back.
  */
 import type { WebSocketHandler } from "../events";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { dmConversation, epochSeconds, roomConversation, storedData, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
-import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory } from "../lib/pages";
+import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory, readHistoryForward } from "../lib/pages";
+import { readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
 
@@ -53,10 +59,41 @@ export function createHandler(): WebSocketHandler {
       if (other === connection.userId) throw chatError("BAD_REQUEST", "withUserId must be another user");
       conversationId = dmConversation(connection.userId, other);
     }
+    const where = frame.roomId !== undefined ? { roomId: frame.roomId } : { withUserId: frame.withUserId };
+    if (frame.after !== undefined || frame.fromRead === true) {
+      // Forward. fromRead needs a roomId (the schema says so): read positions are kept for rooms only.
+      const position = frame.fromRead === true ? await readPosition(rt, connection.userId, frame.roomId as string, req.nowMs) : undefined;
+      const afterCursorSk = frame.after !== undefined ? decodeHistoryCursor(frame.after, conversationId) : undefined;
+      const page = await readHistoryForward(
+        rt,
+        conversationId,
+        frame.limit,
+        { afterCursorSk, afterSk: position?.position },
+        epochSeconds(req.nowMs),
+      );
+      const entries = page.items.map(historyEntry);
+      const readMessageId = position !== undefined ? { readMessageId: position.messageId } : {};
+      // Oldest first: the page keeps the oldest messages after the starting point that fit.
+      const cursorSpace = "x".repeat(MAX_CURSOR_LENGTH);
+      const base = jsonBytes({ type: "history", ...where, messages: [], next: cursorSpace, newer: cursorSpace, ...readMessageId });
+      const n = Math.min(frame.limit, fitByBytes(entries, base, MAX_WEBSOCKET_MESSAGE_BYTES, jsonBytes));
+      const more = n < entries.length || page.more;
+      const oldest = page.items[0];
+      const newest = page.items[n - 1];
+      // Older messages exist before a page that starts after a message (the cursor's, the position's).
+      const started = afterCursorSk !== undefined || position !== undefined;
+      return {
+        type: "history",
+        ...where,
+        messages: entries.slice(0, n),
+        ...(started && oldest ? { next: encodeHistoryCursor(conversationId, oldest.sk) } : {}),
+        ...(more && newest ? { newer: encodeHistoryCursor(conversationId, newest.sk) } : {}),
+        ...readMessageId,
+      };
+    }
     const beforeSk = frame.before !== undefined ? decodeHistoryCursor(frame.before, conversationId) : undefined;
     const page = await readHistory(rt, conversationId, frame.limit, beforeSk, epochSeconds(req.nowMs));
     const entries = page.items.map(historyEntry);
-    const where = frame.roomId !== undefined ? { roomId: frame.roomId } : { withUserId: frame.withUserId };
     // Newest first: the page keeps the newest messages that fit by count and by bytes.
     const base = jsonBytes({ type: "history", ...where, messages: [], next: "x".repeat(MAX_CURSOR_LENGTH) });
     const n = Math.min(frame.limit, fitByBytes(entries, base, MAX_WEBSOCKET_MESSAGE_BYTES, jsonBytes));
