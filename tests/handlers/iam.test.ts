@@ -27,7 +27,8 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
 
   let h: Harness;
   before(async () => {
-    h = await createHarness({ label: "iam" });
+    // Room iam-a shares read positions (issue 18): `read` then reads its summary and members.
+    h = await createHarness({ label: "iam", extraEnv: { READ_RECEIPT_ROOMS: "iam-a" } });
   });
   after(async () => {
     await h?.stop();
@@ -73,6 +74,12 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const dm = String((await h.send(a, { type: "private", toUserId: "iam-carol", message: "to change" }))?.messageId);
     await h.send(a, { type: "edit", withUserId: "iam-carol", messageId: dm, message: "changed" });
     await h.send(a, { type: "delete", withUserId: "iam-carol", messageId: dm });
+    // read (issue 18): the position UpdateItem, the user's other devices (byUser), and in a shared
+    // room the summary GetItem and the room read meeting a stale member (clean-up); history fromRead
+    // reads the position (GetItem); join and rooms read positions and count unread (messages Query).
+    await stale("iam-a");
+    assert.equal((await h.send(a, { type: "read", roomId: "iam-a", messageId: ownMessage("hello") }))?.type, "read");
+    await h.send(a, { type: "history", roomId: "iam-a", fromRead: true });
     await h.send(a, "not json");
     const d = await h.join("iam-dan", "iam-e");
     await stale("iam-e");
@@ -132,6 +139,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["kick", { type: "kick", roomId: "iam-z", userId: "iam-alice" }],
       ["edit", { type: "edit", roomId: "iam-z", messageId: "m", message: "late" }],
       ["delete", { type: "delete", roomId: "iam-z", messageId: "m" }],
+      ["read", { type: "read", roomId: "iam-z", messageId: "m" }],
       ["default", "not json"],
     ];
     for (const [route, frame] of frames) {

@@ -96,6 +96,7 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.equal(h.frames(b).find((f) => f.type === "edited")?.message, "edited");
     assert.equal(await send("delete", { type: "delete", roomId: "ser-room", messageId }), undefined);
     assert.equal(h.frames(b).find((f) => f.type === "deleted")?.by, "ser-user");
+    assert.equal((await send("read", { type: "read", roomId: "ser-room", messageId }))?.messageId, messageId);
     assert.equal((await send("join", { type: "join", roomId: "ser-room-2" }))?.type, "joined");
     assert.deepEqual(await send("leave", { type: "leave", roomId: "ser-room-2" }), { type: "left", roomId: "ser-room-2" });
     assert.equal((await send("private", { type: "private", toUserId: "ser-other", message: "hi" }))?.deliveredTo, 1);
