@@ -106,8 +106,9 @@ describe("infra: function policies (pure)", () => {
         .flatMap((s) => s.Resource)
         .sort();
     // rooms lists the directory index; private finds a user's devices through byUser: neither may
-    // read a whole table (issue 13, defect 7).
-    assert.deepEqual(queryResources("rooms"), [`${INPUTS.tableArns.rooms}/index/directory`]);
+    // read the rooms or connections table (issue 13, defect 7). rooms also queries the messages
+    // table's key: the user's read positions and each counted room's unread messages (issue 18).
+    assert.deepEqual(queryResources("rooms"), [INPUTS.tableArns.messages, `${INPUTS.tableArns.rooms}/index/directory`].sort());
     assert.deepEqual(queryResources("private"), [`${INPUTS.tableArns.connections}/index/byUser`]);
     // history pages a conversation's partition and chat reads the room's partition: the table's own key.
     assert.deepEqual(queryResources("history"), [INPUTS.tableArns.messages]);

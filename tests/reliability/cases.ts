@@ -424,6 +424,36 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     kind: "error",
     code: "FORBIDDEN",
   });
+  // read and history's forward starts (issue 18): fixed values too. A well-formed id that names no
+  // possible message (not a UUIDv7, or one from the far future) is NOT_FOUND; nothing is stored.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `read.messageId as ${what}`, json({ type: "read", roomId: room, messageId: v }), bad);
+    add("wrong types", `history.after as ${what}`, json({ type: "history", roomId: room, after: v }), bad);
+  }
+  add("wrong types", "read.messageId with a space", json({ type: "read", roomId: room, messageId: "m 1" }), bad);
+  add(
+    "wrong types",
+    "read.messageId naming no message (a UUIDv4)",
+    json({ type: "read", roomId: room, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
+  add(
+    "wrong types",
+    "read.messageId a UUIDv7 of the year 2100",
+    json({ type: "read", roomId: room, messageId: "03bb2cc3-d800-7000-8000-000000000000" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
+  add(
+    "wrong types",
+    "read in a room the connection has not joined",
+    json({ type: "read", roomId: `${room}-elsewhere`, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
+    notMember,
+  );
+  add("wrong types", "history.after a cursor the server did not issue", json({ type: "history", roomId: room, after: "abc" }), bad);
+  add("wrong types", 'history.fromRead as "true"', json({ type: "history", roomId: room, fromRead: "true" }), bad);
+  add("wrong types", "history.fromRead with withUserId", json({ type: "history", withUserId: peer, fromRead: true }), bad);
+  add("wrong types", "history with before and after", json({ type: "history", roomId: room, before: "abc", after: "abc" }), bad);
+  add("wrong types", "history with after and fromRead", json({ type: "history", roomId: room, after: "abc", fromRead: true }), bad);
 
   // ---------------------------------------------------------------- missing fields
   add("missing fields", "chat without message", json({ type: "chat", roomId: room }), bad);
@@ -443,6 +473,8 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     json({ type: "delete", roomId: room, withUserId: peer, messageId: "m-1" }),
     bad,
   );
+  add("missing fields", "read without messageId", json({ type: "read", roomId: room }), bad);
+  add("missing fields", "read without roomId (rooms only)", json({ type: "read", messageId: "m-1" }), bad);
   add("missing fields", "an object without type", json({ message: "hello", roomId: room }), unknownType);
   add("missing fields", "an empty object", text("{}"), unknownType);
 
