@@ -6,6 +6,7 @@
  * service's (AWS-FACTS), so read/write units are printed for comparison only.
  */
 import type { InvocationReport } from "../../handlers";
+import { uuidV7 } from "../../handlers/lib/data";
 import { mochaGlobalTeardown } from "./globalFixtures";
 import { createHarness, type Harness, type TestConnection } from "./handlerHarness";
 
@@ -50,6 +51,16 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("rooms", size, last()));
   await h.send(a, { type: "history", roomId: room, limit: 50 });
   out.push(row("history (2 stored)", size, last()));
+  // read (issue 18): rooms cost-* share read positions (READ_RECEIPT_ROOMS below); other-* do not.
+  const firstChat = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
+  await h.send(a, { type: "read", roomId: room, messageId: firstChat });
+  out.push(row("read (shared room)", size, last()));
+  await h.send(a, { type: "read", roomId: room, messageId: firstChat });
+  out.push(row("read not moved", size, last()));
+  await h.send(joiner, { type: "read", roomId: `other-${size}`, messageId: uuidV7(Date.now() - 1000) });
+  out.push(row("read (not shared, no other device)", size, last()));
+  await h.send(a, { type: "history", roomId: room, fromRead: true, limit: 50 });
+  out.push(row("history fromRead", size, last()));
   const own = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
   await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
   out.push(row("edit (room)", size, last()));
@@ -86,7 +97,12 @@ async function main(): Promise<void> {
     .slice(2)
     .map(Number)
     .filter((n) => Number.isInteger(n) && n > 0);
-  const h = await createHarness({ label: "costs", rateLimitPerMinute: 100_000, fanoutConcurrency: 50 });
+  const h = await createHarness({
+    label: "costs",
+    rateLimitPerMinute: 100_000,
+    fanoutConcurrency: 50,
+    extraEnv: { READ_RECEIPT_ROOMS: "cost-*" },
+  });
   const lines = ["route\troom members\titems read\tRCU(local)\tWCU(local)\t@connections calls\tDynamoDB calls"];
   try {
     for (const size of sizes.length ? sizes : [1, 10, 100]) lines.push(...(await measure(h, size)));
