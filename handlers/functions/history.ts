@@ -15,7 +15,7 @@ import { dmConversation, epochSeconds, roomConversation, storedData, type Messag
 import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
 import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory, readHistoryForward } from "../lib/pages";
-import { readPosition } from "../lib/reads";
+import { forwardStart, readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
 
@@ -68,7 +68,8 @@ export function createHandler(): WebSocketHandler {
         rt,
         conversationId,
         frame.limit,
-        { afterCursorSk, afterSk: position?.position },
+        // fromRead without a position starts at the live floor, not at expired items TTL has not removed yet.
+        { afterCursorSk, afterSk: frame.fromRead === true ? forwardStart(rt, position?.position, req.nowMs) : undefined },
         epochSeconds(req.nowMs),
       );
       const entries = page.items.map(historyEntry);

@@ -157,7 +157,8 @@ export async function readPositionsIn(
 
 /**
  * The user's unread messages in a room: those after `position` (all when undefined), not written
- * by the user, not deleted, not expired. One Query of at most UNREAD_CAP + 1 items, Select COUNT,
+ * by the user, not deleted, not expired. One Query of at most UNREAD_CAP + 1 items from the later of
+ * the position and the live floor (liveFloorSk), Select COUNT,
  * eventually consistent. DynamoDB applies Limit before the filter, so when the Query stops at its
  * Limit (LastEvaluatedKey), the count is a lower bound: `unreadMore` says "at least".
  */
@@ -171,14 +172,14 @@ export async function countUnread(
   const out = await ctx.doc.send(
     new QueryCommand({
       TableName: tableName(ctx, "messages"),
-      KeyConditionExpression: position !== undefined ? "conversationId = :c AND sk > :pos" : "conversationId = :c",
+      KeyConditionExpression: "conversationId = :c AND sk > :pos",
       FilterExpression: "#userId <> :me AND attribute_not_exists(#deletedAt) AND #expiresAt > :now",
       ExpressionAttributeNames: { "#userId": "userId", "#deletedAt": "deletedAt", "#expiresAt": "expiresAt" },
       ExpressionAttributeValues: {
         ":c": roomConversation(roomId),
         ":me": userId,
         ":now": epochSeconds(nowMs),
-        ...(position !== undefined ? { ":pos": position } : {}),
+        ":pos": forwardStart(ctx, position, nowMs),
       },
       Select: "COUNT",
       Limit: UNREAD_CAP + 1,
@@ -187,6 +188,24 @@ export async function countUnread(
   const count = out.Count ?? 0;
   const more = count > UNREAD_CAP || out.LastEvaluatedKey !== undefined;
   return { unread: Math.min(count, UNREAD_CAP), ...(more ? { unreadMore: true as const } : {}) };
+}
+
+/**
+ * The sort key below which every message of a conversation has expired (sent more than
+ * messageRetentionHours ago): TTL deletes lazily (within days), so a busy room's partition can start
+ * with thousands of expired items, which a Query with a Limit would spend its Limit on. Reads that go
+ * forward from the oldest start after this bound instead (`sk > floor`; `#` sorts before every
+ * character of an id, so messages of that very millisecond are included).
+ */
+export function liveFloorSk(ctx: Pick<DataContext, "config">, nowMs: number): string {
+  const ms = Math.max(0, nowMs - ctx.config.messageRetentionHours * 3600 * 1000);
+  return `${String(ms).padStart(13, "0")}#`;
+}
+
+/** The later of a read position and the live floor: where a forward read starts (exclusive). */
+export function forwardStart(ctx: Pick<DataContext, "config">, position: string | undefined, nowMs: number): string {
+  const floor = liveFloorSk(ctx, nowMs);
+  return position !== undefined && position > floor ? position : floor;
 }
 
 /** Whether the room's members see each other's read positions (readReceiptRooms, access.ts pattern syntax). */

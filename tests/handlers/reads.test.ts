@@ -41,9 +41,13 @@ describe("handlers: read positions and unread counts (DynamoDB Local)", function
     assert.ok(copy, `the sender's copy of "${message}"`);
     return String(copy.messageId);
   };
-  /** Stores `n` messages of `userId` in a room directly (oldest first, 1 ms apart), returning their ids. */
-  const seed = async (roomId: string, userId: string, n: number): Promise<string[]> => {
-    const start = Date.now() - 10_000;
+  /**
+   * Stores `n` messages of `userId` in a room directly (oldest first, 1 ms apart), returning their
+   * ids; `expired`: sent 200 hours ago (beyond the 168-hour retention) and past their expiresAt, as
+   * TTL, which deletes lazily, leaves them for a while.
+   */
+  const seed = async (roomId: string, userId: string, n: number, expired = false): Promise<string[]> => {
+    const start = Date.now() - (expired ? 200 * 3600_000 : 10_000);
     const items = Array.from({ length: n }, (_, i) => {
       const ms = start + i;
       const messageId = uuidV7(ms);
@@ -55,7 +59,7 @@ describe("handlers: read positions and unread counts (DynamoDB Local)", function
         username: userId,
         message: `m${i}`,
         sentAt: new Date(ms).toISOString(),
-        expiresAt: epochSeconds(Date.now()) + 3600,
+        expiresAt: epochSeconds(Date.now()) + (expired ? -3600 : 3600),
         roomId,
       };
     });
@@ -146,6 +150,20 @@ describe("handlers: read positions and unread counts (DynamoDB Local)", function
       await h.send(a, { type: "read", roomId: "uc-small", messageId: ids[9] });
       const few = await joinReply(await h.join("uc-ann", "uc-home"), "uc-small");
       assert.deepEqual([few.unread, few.unreadMore, few.readMessageId], [30, undefined, ids[9]]);
+    });
+
+    it("expired messages TTL has not removed yet neither count nor use up the bounded read (unread, fromRead)", async () => {
+      await seed("ux-room", "ux-bob", UNREAD_CAP + 50, true);
+      const live = await seed("ux-room", "ux-bob", 3);
+      const a = await h.join("ux-ann", "ux-home");
+      const joined = await joinReply(a, "ux-room");
+      assert.deepEqual([joined.unread, joined.unreadMore], [3, undefined]);
+      const page = await h.send(a, { type: "history", roomId: "ux-room", fromRead: true, limit: 10 });
+      assert.deepEqual(
+        (page?.messages as Frame[]).map((m) => m.messageId),
+        live,
+      );
+      assert.equal(page?.newer, undefined);
     });
 
     it("`rooms` gives counts for rooms joined or with a position, none for the others", async () => {
