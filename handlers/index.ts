@@ -24,6 +24,7 @@ import { createHandler as leave } from "./functions/leave";
 import { createHandler as privateMessage } from "./functions/private";
 import { createHandler as ping } from "./functions/ping";
 import { createHandler as rooms } from "./functions/rooms";
+import { createHandler as typing } from "./functions/typing";
 
 export type FactoryMap = {
   readonly [K in FunctionName]: K extends "authorizer" ? () => AuthorizerHandler : () => WebSocketHandler;
@@ -44,6 +45,7 @@ export const FACTORIES: FactoryMap = {
   kick,
   edit,
   delete: deleteMessage,
+  typing,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";
