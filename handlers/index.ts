@@ -25,6 +25,7 @@ import { createHandler as privateMessage } from "./functions/private";
 import { createHandler as ping } from "./functions/ping";
 import { createHandler as read } from "./functions/read";
 import { createHandler as rooms } from "./functions/rooms";
+import { createHandler as typing } from "./functions/typing";
 
 export type FactoryMap = {
   readonly [K in FunctionName]: K extends "authorizer" ? () => AuthorizerHandler : () => WebSocketHandler;
@@ -45,6 +46,7 @@ export const FACTORIES: FactoryMap = {
   kick,
   edit,
   delete: deleteMessage,
+  typing,
   read,
 };
 

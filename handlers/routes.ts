@@ -27,6 +27,7 @@ export type FunctionName =
   | "kick"
   | "edit"
   | "delete"
+  | "typing"
   | "read";
 
 export type DynamoAction =
@@ -362,6 +363,29 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: "Deletes a message (author, or a moderator of the room) and tells the room or both users",
     twoWay: true,
     tables: MESSAGE_CHANGE_TABLES,
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "typing",
+    routeKey: "typing",
+    description:
+      "Tells a room's other users, or the other user of a private conversation, that the user is typing (throttled, nothing stored)",
+    twoWay: true,
+    tables: [
+      // UpdateItem: the rate limit and the typing throttle item (signals.ts passThrottle); Query on
+      // the byUser index: the other user's devices (private); the clean-up of stale recipients.
+      {
+        table: "connections",
+        actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS],
+        indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+      },
+      // GetItem: the room's summary (signals.ts roomUsers, the typingMaxRoomUsers bound); the room
+      // read and the clean-up of stale members, as `chat`. Nothing on messages: nothing is stored.
+      { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+    ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,

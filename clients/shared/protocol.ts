@@ -223,6 +223,7 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
   const system = str(v, "kind") === "system";
   const editedAt = str(v, "editedAt");
   const deleted = v.deleted === true;
+  const reactions = parseReactions(v.reactions);
   return {
     messageId: need(str(v, "messageId"), "messages[].messageId"),
     message: need(str(v, "message"), "messages[].message"),
@@ -236,11 +237,42 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
     ...(editedAt !== undefined ? { editedAt } : {}),
     // A tombstone: the text is gone (message ""), who deleted it and when remain.
     ...(deleted ? { deleted: true as const, ...opt("deletedAt", str(v, "deletedAt")), ...opt("deletedBy", str(v, "deletedBy")) } : {}),
+    // The server sends none on a tombstone; the clients show none there either (messages.ts).
+    ...(reactions !== undefined ? { reactions } : {}),
   };
 }
 
 const opt = <K extends string>(key: K, value: string | undefined): { [P in K]?: string } =>
   (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
+
+/** A count the server sends: a non-negative integer, or undefined. */
+const count = (o: Json, k: string): number | undefined => {
+  const n = num(o, k);
+  return n !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined;
+};
+
+/**
+ * The unread fields of a `rooms` entry or a `joined` reply (issue 18): `unread` (at most 99) and
+ * `unreadMore` when there are more (then `unread` is a lower bound). Both absent when the server
+ * counted nothing for the room.
+ */
+function unreadOf(o: Json): { unread?: number; unreadMore?: true } {
+  const unread = count(o, "unread");
+  return { ...(unread !== undefined ? { unread } : {}), ...(o.unreadMore === true ? { unreadMore: true as const } : {}) };
+}
+
+/** A history entry's reactions: well-formed ones only (an emoji and a positive count), in the server's order. */
+function parseReactions(v: unknown): NonNullable<HistoryMessage["reactions"]> | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const reactions = v.flatMap((r) => {
+    if (!isObject(r)) return [];
+    const emoji = str(r, "emoji");
+    const n = count(r, "count");
+    if (emoji === undefined || n === undefined || n === 0) return [];
+    return [{ emoji, count: n, ...(r.me === true ? { me: true as const } : {}) }];
+  });
+  return reactions.length > 0 ? reactions : undefined;
+}
 
 function parseObject(o: Json): ServerFrame {
   const type = str(o, "type");
@@ -274,6 +306,8 @@ function parseObject(o: Json): ServerFrame {
         members,
         memberCount: count,
         ...(o.membersTruncated === true ? { membersTruncated: true as const } : {}),
+        ...unreadOf(o),
+        ...opt("readMessageId", str(o, "readMessageId")),
       };
     }
     case "left":
@@ -302,7 +336,7 @@ function parseObject(o: Json): ServerFrame {
       if (!Array.isArray(o.rooms)) throw new Missing(`field "rooms" is not an array`);
       const rooms = o.rooms.map((r): RoomSummary => {
         if (!isObject(r)) throw new Missing("room is not an object");
-        return { roomId: need(str(r, "roomId"), "rooms[].roomId"), members: num(r, "members") ?? 0 };
+        return { roomId: need(str(r, "roomId"), "rooms[].roomId"), members: num(r, "members") ?? 0, ...unreadOf(r) };
       });
       return { type, rooms, ...opt("next", str(o, "next")) };
     }
@@ -314,6 +348,37 @@ function parseObject(o: Json): ServerFrame {
         ...opt("roomId", str(o, "roomId")),
         ...opt("withUserId", str(o, "withUserId")),
         ...opt("next", str(o, "next")),
+        ...opt("newer", str(o, "newer")),
+        ...opt("readMessageId", str(o, "readMessageId")),
+      };
+    }
+    case "typing": {
+      const userId = need(str(o, "userId"), "userId");
+      const roomId = str(o, "roomId");
+      const toUserId = str(o, "toUserId");
+      if (roomId === undefined && toUserId === undefined) throw new Missing(`typing names neither "roomId" nor "toUserId"`);
+      return { type, userId, username: str(o, "username") ?? userId, ...opt("roomId", roomId), ...opt("toUserId", toUserId) };
+    }
+    case "reaction":
+      return {
+        type,
+        messageId: need(str(o, "messageId"), "messageId"),
+        emoji: need(str(o, "emoji"), "emoji"),
+        userId: need(str(o, "userId"), "userId"),
+        count: need(count(o, "count"), "count"),
+        ...(o.removed === true ? { removed: true as const } : {}),
+        ...opt("roomId", str(o, "roomId")),
+        ...opt("fromUserId", str(o, "fromUserId")),
+        ...opt("toUserId", str(o, "toUserId")),
+      };
+    case "read": {
+      const userId = need(str(o, "userId"), "userId");
+      return {
+        type,
+        roomId: need(str(o, "roomId"), "roomId"),
+        userId,
+        username: str(o, "username") ?? userId,
+        messageId: need(str(o, "messageId"), "messageId"),
       };
     }
     case "system":

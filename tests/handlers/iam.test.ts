@@ -74,6 +74,18 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const dm = String((await h.send(a, { type: "private", toUserId: "iam-carol", message: "to change" }))?.messageId);
     await h.send(a, { type: "edit", withUserId: "iam-carol", messageId: dm, message: "changed" });
     await h.send(a, { type: "delete", withUserId: "iam-carol", messageId: dm });
+    // typing (issue 18): the throttle UpdateItem, the summary GetItem, the room read meeting a stale
+    // member (clean-up); in private, the byUser Query finding a gone device (clean-up).
+    await stale("iam-a");
+    h.api.clearFrames();
+    await h.send(a, { type: "typing", roomId: "iam-a" });
+    assert.ok(
+      h.api.calls.some((c) => c.status === 410),
+      "the typing fan-out met the stale member",
+    );
+    const typedTo = await h.join("iam-gina", "iam-g");
+    await h.vanish(typedTo);
+    await h.send(a, { type: "typing", withUserId: "iam-gina" });
     // read (issue 18): the position UpdateItem, the user's other devices (byUser), and in a shared
     // room the summary GetItem and the room read meeting a stale member (clean-up); history fromRead
     // reads the position (GetItem); join and rooms read positions and count unread (messages Query).
@@ -139,6 +151,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["kick", { type: "kick", roomId: "iam-z", userId: "iam-alice" }],
       ["edit", { type: "edit", roomId: "iam-z", messageId: "m", message: "late" }],
       ["delete", { type: "delete", roomId: "iam-z", messageId: "m" }],
+      ["typing", { type: "typing", roomId: "iam-z" }],
       ["read", { type: "read", roomId: "iam-z", messageId: "m" }],
       ["default", "not json"],
     ];

@@ -96,6 +96,13 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.equal(h.frames(b).find((f) => f.type === "edited")?.message, "edited");
     assert.equal(await send("delete", { type: "delete", roomId: "ser-room", messageId }), undefined);
     assert.equal(h.frames(b).find((f) => f.type === "deleted")?.by, "ser-user");
+    // typing (issue 18): no reply; the other member is told, the typer is not.
+    assert.equal(await send("typing", { type: "typing", roomId: "ser-room" }), undefined);
+    assert.deepEqual(
+      h.frames(b).filter((f) => f.type === "typing"),
+      [{ type: "typing", roomId: "ser-room", userId: "ser-user", username: "ser-user" }],
+    );
+    assert.equal(h.frames(a).filter((f) => f.type === "typing").length, 0);
     assert.equal((await send("read", { type: "read", roomId: "ser-room", messageId }))?.messageId, messageId);
     assert.equal((await send("join", { type: "join", roomId: "ser-room-2" }))?.type, "joined");
     assert.deepEqual(await send("leave", { type: "leave", roomId: "ser-room-2" }), { type: "left", roomId: "ser-room-2" });

@@ -424,6 +424,18 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     kind: "error",
     code: "FORBIDDEN",
   });
+  // typing (issue 18): fixed values too. A valid one is answered by nothing (no reply on success),
+  // so only refusals are cases: the access rules and the target are checked before anything else.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `typing.roomId as ${what}`, json({ type: "typing", roomId: v }), bad);
+    add("wrong types", `typing.withUserId as ${what}`, json({ type: "typing", withUserId: v }), bad);
+  }
+  add("wrong types", "typing to oneself", json({ type: "typing", withUserId: self }), bad);
+  add("wrong types", "typing naming another sender", json({ type: "typing", roomId: room, userId: peer }), bad);
+  add("wrong types", "typing in a room this connection has not joined", json({ type: "typing", roomId: `${room}-typing` }), {
+    kind: "error",
+    code: "NOT_A_MEMBER",
+  });
   // read and history's forward starts (issue 18): fixed values too. A well-formed id that names no
   // possible message (not a UUIDv7, or one from the far future) is NOT_FOUND; nothing is stored.
   for (const [what, v] of NON_STRINGS.slice(0, 3)) {
@@ -473,6 +485,8 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     json({ type: "delete", roomId: room, withUserId: peer, messageId: "m-1" }),
     bad,
   );
+  add("missing fields", "typing with neither roomId nor withUserId", json({ type: "typing" }), bad);
+  add("missing fields", "typing with both roomId and withUserId", json({ type: "typing", roomId: room, withUserId: peer }), bad);
   add("missing fields", "read without messageId", json({ type: "read", roomId: room }), bad);
   add("missing fields", "read without roomId (rooms only)", json({ type: "read", messageId: "m-1" }), bad);
   add("missing fields", "an object without type", json({ message: "hello", roomId: room }), unknownType);

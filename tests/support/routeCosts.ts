@@ -89,6 +89,14 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("join refused (kicked)", size, last()));
   await h.disconnect(joiner);
   out.push(row("$disconnect (1 room)", size, last()));
+  // typing (issue 18): a passed one (throttle write, summary read, room Query, N-1 posts), one
+  // absorbed within typingIntervalSeconds, one in private (the other user's devices).
+  await h.send(a, { type: "typing", roomId: room });
+  out.push(row("typing (room)", size, last()));
+  await h.send(a, { type: "typing", roomId: room });
+  out.push(row("typing absorbed (throttle)", size, last()));
+  await h.send(a, { type: "typing", withUserId: `mod-${size}` });
+  out.push(row("typing (private, 1 device)", size, last()));
   return out;
 }
 
