@@ -28,7 +28,7 @@ import {
   type TablesContext,
 } from "./data";
 import { chatError, forbiddenError, internalError, type ChatError } from "./errors";
-import type { DeletedFrame, EditedFrame } from "./frames";
+import type { DeletedFrame, EditedFrame, ReactionFrame } from "./frames";
 import type { Logger } from "./logger";
 import { broadcastToRoom } from "./presence";
 import { requireAccess, requireFanout, requireMember, type MessageRequest, type Runtime } from "./runtime";
@@ -224,7 +224,9 @@ export function conversationOf(
 }
 
 /** Where a stored message lives, as its frames say it: its room, or its private conversation's users. */
-function frameWhere(item: MessageItem): { roomId: string } | { fromUserId: string; toUserId: string } {
+export function frameWhere(
+  item: Pick<MessageItem, "messageId" | "userId" | "roomId" | "toUserId">,
+): { roomId: string } | { fromUserId: string; toUserId: string } {
   if (item.roomId !== undefined) return { roomId: item.roomId };
   if (item.toUserId !== undefined) return { fromUserId: item.userId, toUserId: item.toUserId };
   throw internalError(`message ${item.messageId} names neither a room nor a recipient`);
@@ -250,17 +252,17 @@ export function deletedFrame(item: MessageItem): DeletedFrame {
 }
 
 /**
- * Sends a change to everyone who can see the message: a room's member connections (a consistent
- * read of the room partition, then broadcastToRoom, which also removes gone and expired members as
- * a `chat` does), or every connection of both users of a private conversation (byUser index), the
+ * Sends a change (an edit, a delete, a reaction: handlers/lib/reactions.ts) to everyone who can see
+ * the message: a room's member connections (a consistent read of the room partition, then
+ * broadcastToRoom, which also removes gone and expired members as a `chat` does), or every connection of both users of a private conversation (byUser index), the
  * caller's included: the caller's copy is its confirmation. Returns whether the caller's copy
  * reached it; if not, the route answers with the frame instead (as `chat` does).
  */
 export async function announceChange(
   rt: Runtime,
   log: Logger,
-  item: MessageItem,
-  frame: EditedFrame | DeletedFrame,
+  item: Pick<MessageItem, "messageId" | "userId" | "roomId" | "toUserId">,
+  frame: EditedFrame | DeletedFrame | ReactionFrame,
   callerConnectionId: string,
   nowMs: number,
 ): Promise<{ readonly reachedCaller: boolean; readonly delivered: number }> {
