@@ -14,8 +14,9 @@
  *
  * Module scope holds only plain constants and function declarations (closure serialization).
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand, type UpdateCommandOutput } from "@aws-sdk/lib-dynamodb";
 import {
+  backoffDelay,
   dmConversation,
   epochSeconds,
   isConditionFailure,
@@ -23,17 +24,20 @@ import {
   messageSortKeyOf,
   readRoom,
   roomConversation,
+  sleep,
   tableName,
   type MessageItem,
   type TablesContext,
 } from "./data";
-import { chatError, forbiddenError, internalError, type ChatError } from "./errors";
+import { chatError, errorName, forbiddenError, internalError, type ChatError } from "./errors";
 import type { DeletedFrame, EditedFrame, ReactionFrame } from "./frames";
 import type { Logger } from "./logger";
 import { broadcastToRoom } from "./presence";
 import { requireAccess, requireFanout, requireMember, type MessageRequest, type Runtime } from "./runtime";
 
 const ROOM_CONVERSATION_PREFIX = "room#";
+/** Attempts of a change that meets a reaction's transaction on the message (TransactionConflictException). */
+const CONFLICT_ATTEMPTS = 8;
 
 /** The outcome of a change: the message as it is now, and whether this request changed it. */
 export interface MessageChange {
@@ -105,6 +109,22 @@ function isLive(item: MessageItem | undefined, nowMs: number): item is MessageIt
 }
 
 /**
+ * Sends an UpdateItem of a message item. While a reaction's transaction holds the item
+ * (reactions.ts), DynamoDB refuses a plain write to it with TransactionConflictException, which
+ * the SDK does not retry: the change backs off and writes again instead of failing.
+ */
+async function updateMessage(ctx: TablesContext, command: UpdateCommand): Promise<UpdateCommandOutput> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.doc.send(command);
+    } catch (err) {
+      if (errorName(err) !== "TransactionConflictException" || attempt + 1 >= CONFLICT_ATTEMPTS) throw err;
+      await sleep(backoffDelay(attempt, 10, 500));
+    }
+  }
+}
+
+/**
  * Replaces a message's text and sets `editedAt`: one UpdateItem whose condition is: the message
  * exists and has not expired, the caller wrote it, it is not deleted, it is not a backend's notice,
  * and the text differs or it was never edited. Editing to the text it already has (a retried edit)
@@ -113,7 +133,8 @@ function isLive(item: MessageItem | undefined, nowMs: number): item is MessageIt
 export async function editMessage(ctx: TablesContext, input: EditInput): Promise<MessageChange> {
   const key = messageKey(input.conversationId, input.messageId);
   try {
-    const out = await ctx.doc.send(
+    const out = await updateMessage(
+      ctx,
       new UpdateCommand({
         TableName: tableName(ctx, "messages"),
         Key: key,
@@ -161,7 +182,8 @@ export async function deleteMessage(ctx: TablesContext, input: DeleteInput): Pro
   const key = messageKey(input.conversationId, input.messageId);
   const author = input.anyAuthor ? "" : " AND #userId = :user AND attribute_not_exists(#kind)";
   try {
-    const out = await ctx.doc.send(
+    const out = await updateMessage(
+      ctx,
       new UpdateCommand({
         TableName: tableName(ctx, "messages"),
         Key: key,
