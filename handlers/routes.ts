@@ -27,7 +27,8 @@ export type FunctionName =
   | "kick"
   | "edit"
   | "delete"
-  | "typing";
+  | "typing"
+  | "react";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -148,6 +149,14 @@ const MESSAGE_CHANGE_TABLES: readonly TableAccess[] = [
   { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
   { table: "messages", actions: CHANGE_MESSAGE },
 ];
+
+/**
+ * Reacting to a message (handlers/lib/reactions.ts): one TransactWriteItems of the reaction item's
+ * Put (add) or Delete (remove) and the message's counter Update (its parts are authorized as those
+ * actions), the follow-up UpdateItem that drops an emoji whose count reached 0, and the consistent
+ * GetItem of the count in force.
+ */
+const REACT_MESSAGES: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:GetItem"];
 
 /** Actions without repeats, in first-seen order. */
 function uniqueActions(actions: readonly DynamoAction[]): DynamoAction[] {
@@ -299,6 +308,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
+      // Query: the conversation's messages, and the caller's reaction items of the page (`me`, reactions.ts).
       { table: "messages", actions: ["dynamodb:Query"] },
     ],
     manageConnections: CLOSE_AND_POST,
@@ -375,6 +385,18 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // read and the clean-up of stale members, as `chat`. Nothing on messages: nothing is stored.
       { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "react",
+    routeKey: "react",
+    description: "Adds or removes the caller's reaction to a message and tells the room or both users the count",
+    twoWay: true,
+    // As edit and delete (the same fan-out), with the reaction's own writes on the messages table.
+    tables: [...MESSAGE_CHANGE_TABLES.filter((t) => t.table !== "messages"), { table: "messages", actions: REACT_MESSAGES }],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,

@@ -63,6 +63,26 @@ describe("infra: function policies (pure)", () => {
     }
   });
 
+  it("react (issue 18): its reaction writes and the count read on messages (no Query, no batch), edit's fan-out elsewhere; history still only queries messages", () => {
+    const react = functionPolicy(functionSpec("react"), INPUTS);
+    const edit = functionPolicy(functionSpec("edit"), INPUTS);
+    assert.deepEqual([...statement(react, "TableMessages").Action].sort(), [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]);
+    for (const sid of ["TableConnections", "TableRooms"]) {
+      assert.deepEqual([...statement(react, sid).Action].sort(), [...statement(edit, sid).Action].sort(), sid);
+    }
+    assert.deepEqual(
+      react.Statement.filter((s) => s.Resource.some((r) => r.includes("/index/"))).flatMap((s) => s.Resource),
+      edit.Statement.filter((s) => s.Resource.some((r) => r.includes("/index/"))).flatMap((s) => s.Resource),
+      "the byUser index only, as edit",
+    );
+    assert.deepEqual([...statement(functionPolicy(functionSpec("history"), INPUTS), "TableMessages").Action], ["dynamodb:Query"]);
+  });
+
   it("push (issue 16): a backend's kick and delete get what the kick and delete functions get for the same code, and no more", () => {
     const push = pushPolicyDocument({ tableArns: INPUTS.tableArns, executionArn: EXEC, stage: "dev" });
     const actionsOn = (doc: IamPolicyDocument, sid: string) => [...statement(doc, sid).Action].sort();
