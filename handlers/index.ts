@@ -22,6 +22,7 @@ import { createHandler as join } from "./functions/join";
 import { createHandler as kick } from "./functions/kick";
 import { createHandler as leave } from "./functions/leave";
 import { createHandler as privateMessage } from "./functions/private";
+import { createHandler as react } from "./functions/react";
 import { createHandler as ping } from "./functions/ping";
 import { createHandler as read } from "./functions/read";
 import { createHandler as rooms } from "./functions/rooms";
@@ -47,6 +48,7 @@ export const FACTORIES: FactoryMap = {
   edit,
   delete: deleteMessage,
   typing,
+  react,
   read,
 };
 

@@ -28,6 +28,7 @@ export type FunctionName =
   | "edit"
   | "delete"
   | "typing"
+  | "react"
   | "read";
 
 export type DynamoAction =
@@ -155,6 +156,14 @@ const MESSAGE_CHANGE_TABLES: readonly TableAccess[] = [
   { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
   { table: "messages", actions: CHANGE_MESSAGE },
 ];
+
+/**
+ * Reacting to a message (handlers/lib/reactions.ts): one TransactWriteItems of the reaction item's
+ * Put (add) or Delete (remove) and the message's counter Update (its parts are authorized as those
+ * actions), the follow-up UpdateItem that drops an emoji whose count reached 0, and the consistent
+ * GetItem of the count in force.
+ */
+const REACT_MESSAGES: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:GetItem"];
 
 /** Actions without repeats, in first-seen order. */
 function uniqueActions(actions: readonly DynamoAction[]): DynamoAction[] {
@@ -309,7 +318,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
-      // Query: the page; GetItem: the caller's read position for `fromRead` (lib/reads.ts).
+      // Query: the conversation's messages, and the caller's reaction items of the page (`me`,
+      // reactions.ts); GetItem: the caller's read position for `fromRead` (lib/reads.ts).
       { table: "messages", actions: ["dynamodb:Query", "dynamodb:GetItem"] },
     ],
     manageConnections: CLOSE_AND_POST,
@@ -386,6 +396,18 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // read and the clean-up of stale members, as `chat`. Nothing on messages: nothing is stored.
       { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
     ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "react",
+    routeKey: "react",
+    description: "Adds or removes the caller's reaction to a message and tells the room or both users the count",
+    twoWay: true,
+    // As edit and delete (the same fan-out), with the reaction's own writes on the messages table.
+    tables: [...MESSAGE_CHANGE_TABLES.filter((t) => t.table !== "messages"), { table: "messages", actions: REACT_MESSAGES }],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,

@@ -151,7 +151,7 @@ export const CONFIG_SCHEMA = {
     type: "integer",
     default: -1,
     description:
-      "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 13 times it).",
+      "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 14 times it).",
   },
   provisionedConcurrency: {
     type: "integer",

@@ -1,6 +1,7 @@
 /**
  * `history`: one page of a room's (members only) or a private conversation's messages, oldest..newest,
- * edited ones with `editedAt`, deleted ones as tombstones (historyEntry).
+ * edited ones with `editedAt`, deleted ones as tombstones (historyEntry), live ones with their
+ * reactions (`me` from one bounded Query of the caller's reaction items, reactions.ts myReactions).
  * A page holds at most `limit` messages and never more than fits one API Gateway message (128 KB):
  * the route response of a larger one would be refused (docs/protocol.md, "Pages").
  *
@@ -18,14 +19,18 @@ import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHi
 import { forwardStart, readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
+import { hasReactions, myReactions, reactionsOf } from "../lib/reactions";
 
 /**
  * A stored message as `history` returns it. An edited one carries `editedAt`; a deleted one is a
  * tombstone (messageChanges.ts deleteMessage): `message` "", `deleted: true`, `deletedAt`,
- * `deletedBy`, and neither `data` nor `editedAt`, so nothing of what it said can be read.
+ * `deletedBy`, and neither `data` nor `editedAt` nor `reactions`, so nothing of what it said can be
+ * read. A live one with reactions carries `reactions` (`me` where `mine`, the caller's reaction
+ * keys `<sk>#<emoji>`, holds it).
  */
-export function historyEntry(m: MessageItem): HistoryEntry {
+export function historyEntry(m: MessageItem, mine: ReadonlySet<string> = new Set()): HistoryEntry {
   const deleted = m.deletedAt !== undefined;
+  const reactions = reactionsOf(m, mine);
   return {
     messageId: m.messageId,
     userId: m.userId,
@@ -39,6 +44,7 @@ export function historyEntry(m: MessageItem): HistoryEntry {
     ...(m.data !== undefined && !deleted ? { data: storedData(m) } : {}),
     ...(m.editedAt !== undefined && !deleted ? { editedAt: m.editedAt } : {}),
     ...(deleted ? { deleted: true as const, deletedAt: m.deletedAt, deletedBy: m.deletedBy ?? "" } : {}),
+    ...(reactions.length > 0 ? { reactions } : {}),
   };
 }
 
@@ -72,7 +78,14 @@ export function createHandler(): WebSocketHandler {
         { afterCursorSk, afterSk: frame.fromRead === true ? forwardStart(rt, position?.position, req.nowMs) : undefined },
         epochSeconds(req.nowMs),
       );
-      const entries = page.items.map(historyEntry);
+      // The caller's own reactions (`me`), as for a backward page (items are oldest first here).
+      const first = page.items[0];
+      const last = page.items[page.items.length - 1];
+      const mine =
+        first && last && hasReactions(page.items)
+          ? await myReactions(rt, connection.userId, conversationId, first.sk, last.sk)
+          : new Set<string>();
+      const entries = page.items.map((m) => historyEntry(m, mine));
       const readMessageId = position !== undefined ? { readMessageId: position.messageId } : {};
       // Oldest first: the page keeps the oldest messages after the starting point that fit.
       const cursorSpace = "x".repeat(MAX_CURSOR_LENGTH);
@@ -94,7 +107,16 @@ export function createHandler(): WebSocketHandler {
     }
     const beforeSk = frame.before !== undefined ? decodeHistoryCursor(frame.before, conversationId) : undefined;
     const page = await readHistory(rt, conversationId, frame.limit, beforeSk, epochSeconds(req.nowMs));
-    const entries = page.items.map(historyEntry);
+    // The caller's own reactions (`me`): read only when a message of the page has any, over the
+    // page's range of sort keys (items are newest first).
+    const newest = page.items[0];
+    const oldestRead = page.items[page.items.length - 1];
+    const mine =
+      newest && oldestRead && hasReactions(page.items)
+        ? await myReactions(rt, connection.userId, conversationId, oldestRead.sk, newest.sk)
+        : new Set<string>();
+    // Reactions are part of each entry, so the byte budget below counts them.
+    const entries = page.items.map((m) => historyEntry(m, mine));
     // Newest first: the page keeps the newest messages that fit by count and by bytes.
     const base = jsonBytes({ type: "history", ...where, messages: [], next: "x".repeat(MAX_CURSOR_LENGTH) });
     const n = Math.min(frame.limit, fitByBytes(entries, base, MAX_WEBSOCKET_MESSAGE_BYTES, jsonBytes));

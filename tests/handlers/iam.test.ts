@@ -86,6 +86,17 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const typedTo = await h.join("iam-gina", "iam-g");
     await h.vanish(typedTo);
     await h.send(a, { type: "typing", withUserId: "iam-gina" });
+    // react (issue 18): a room reaction meets a stale member (clean-up), its removal drops the
+    // emoji at 0 (the follow-up UpdateItem); a private reaction reaches both users through byUser;
+    // history reads the caller's reactions of the page (`me`: a Query of the reaction partition).
+    await h.send(a, { type: "chat", roomId: "iam-a", message: "to react to" });
+    await stale("iam-a");
+    await h.send(a, { type: "react", roomId: "iam-a", messageId: ownMessage("to react to"), emoji: "👍" });
+    await stale("iam-a");
+    await h.send(a, { type: "react", roomId: "iam-a", messageId: ownMessage("to react to"), emoji: "👍", remove: true });
+    const dmReacted = String((await h.send(a, { type: "private", toUserId: "iam-carol", message: "to react to" }))?.messageId);
+    await h.send(a, { type: "react", withUserId: "iam-carol", messageId: dmReacted, emoji: "🎉" });
+    await h.send(a, { type: "history", withUserId: "iam-carol" });
     // read (issue 18): the position UpdateItem, the user's other devices (byUser), and in a shared
     // room the summary GetItem and the room read meeting a stale member (clean-up); history fromRead
     // reads the position (GetItem); join and rooms read positions and count unread (messages Query).
@@ -152,6 +163,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["edit", { type: "edit", roomId: "iam-z", messageId: "m", message: "late" }],
       ["delete", { type: "delete", roomId: "iam-z", messageId: "m" }],
       ["typing", { type: "typing", roomId: "iam-z" }],
+      ["react", { type: "react", roomId: "iam-z", messageId: "m", emoji: "👍" }],
       ["read", { type: "read", roomId: "iam-z", messageId: "m" }],
       ["default", "not json"],
     ];

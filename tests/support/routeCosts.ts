@@ -66,6 +66,18 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("edit (room)", size, last()));
   await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
   out.push(row("edit repeated (same text)", size, last()));
+  // react (issue 18), before the message is deleted: add, its repeat, a second user's, history with
+  // reactions (the `me` Query), the removal that drops the emoji at 0.
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍" });
+  out.push(row("react (room)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍" });
+  out.push(row("react repeated", size, last()));
+  await h.send(a, { type: "history", roomId: room, limit: 50 });
+  out.push(row("history (2 stored, 1 with reactions)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍", remove: true });
+  out.push(row("react remove (count to 0)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own.replace(/^.{8}/, "00000000"), emoji: "👍" });
+  out.push(row("react NOT_FOUND", size, last()));
   await h.send(a, { type: "delete", roomId: room, messageId: own });
   out.push(row("delete (room)", size, last()));
   await h.send(a, { type: "delete", roomId: room, messageId: own });
@@ -75,6 +87,8 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   const dm = (await h.send(a, { type: "private", toUserId: `joiner-${size}`, message: "to change" }))?.messageId;
   await h.send(a, { type: "edit", withUserId: `joiner-${size}`, messageId: dm, message: "changed" });
   out.push(row("edit (private, 1+1 devices)", size, last()));
+  await h.send(a, { type: "react", withUserId: `joiner-${size}`, messageId: dm, emoji: "🎉" });
+  out.push(row("react (private, 1+1 devices)", size, last()));
   await h.send(a, { type: "delete", withUserId: `joiner-${size}`, messageId: dm });
   out.push(row("delete (private, 1+1 devices)", size, last()));
   // kick (issue 16): a moderator takes a one-device user out of the room, then kicks a non-member.
