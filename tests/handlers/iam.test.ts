@@ -101,7 +101,7 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     // room the summary GetItem and the room read meeting a stale member (clean-up); history fromRead
     // reads the position (GetItem); join and rooms read positions and count unread (messages Query).
     await stale("iam-a");
-    assert.equal((await h.send(a, { type: "read", roomId: "iam-a", messageId: ownMessage("hello") }))?.type, "read");
+    assert.equal((await h.send(a, { type: "read", roomId: "iam-a", messageId: ownMessage("to react to") }))?.type, "read");
     await h.send(a, { type: "history", roomId: "iam-a", fromRead: true });
     await h.send(a, "not json");
     const d = await h.join("iam-dan", "iam-e");
