@@ -22,7 +22,9 @@ import { createHandler as join } from "./functions/join";
 import { createHandler as kick } from "./functions/kick";
 import { createHandler as leave } from "./functions/leave";
 import { createHandler as privateMessage } from "./functions/private";
+import { createHandler as react } from "./functions/react";
 import { createHandler as ping } from "./functions/ping";
+import { createHandler as read } from "./functions/read";
 import { createHandler as rooms } from "./functions/rooms";
 import { createHandler as typing } from "./functions/typing";
 
@@ -46,6 +48,8 @@ export const FACTORIES: FactoryMap = {
   edit,
   delete: deleteMessage,
   typing,
+  react,
+  read,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

@@ -27,7 +27,9 @@ export type FunctionName =
   | "kick"
   | "edit"
   | "delete"
-  | "typing";
+  | "typing"
+  | "react"
+  | "read";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -136,6 +138,12 @@ const STORE_MESSAGE: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:GetItem"];
 const CHANGE_MESSAGE: DynamoAction[] = ["dynamodb:UpdateItem"];
 
 /**
+ * The user's unread count in a room (handlers/lib/reads.ts): GetItem of their read position, then a
+ * COUNT Query of the room's messages after it (at most UNREAD_CAP + 1 items).
+ */
+const UNREAD_READ: DynamoAction[] = ["dynamodb:GetItem", "dynamodb:Query"];
+
+/**
  * The tables of a route that changes a message and tells everyone who can see it: a room's members
  * (consistent room Query, stale clean-up as `chat`) or both users' devices (byUser index, as `private`).
  */
@@ -148,6 +156,14 @@ const MESSAGE_CHANGE_TABLES: readonly TableAccess[] = [
   { table: "rooms", actions: uniqueActions([...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
   { table: "messages", actions: CHANGE_MESSAGE },
 ];
+
+/**
+ * Reacting to a message (handlers/lib/reactions.ts): one TransactWriteItems of the reaction item's
+ * Put (add) or Delete (remove) and the message's counter Update (its parts are authorized as those
+ * actions), the follow-up UpdateItem that drops an emoji whose count reached 0, and the consistent
+ * GetItem of the count in force.
+ */
+const REACT_MESSAGES: DynamoAction[] = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:GetItem"];
 
 /** Actions without repeats, in first-seen order. */
 function uniqueActions(actions: readonly DynamoAction[]): DynamoAction[] {
@@ -236,6 +252,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem", ...KICK_CHECK, ...CLEANUP_CONNECTIONS] },
       { table: "rooms", actions: uniqueActions([...MEMBERSHIP_ROOMS, ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+      { table: "messages", actions: UNREAD_READ },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
@@ -286,6 +303,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
       // Query: only the directory index (the rooms' summaries), never the table.
       { table: "rooms", actions: [], indexes: { [ROOM_DIRECTORY_INDEX]: ["dynamodb:Query"] } },
+      // Query: the user's read positions in the page's range and the unread counts (lib/reads.ts).
+      { table: "messages", actions: ["dynamodb:Query"] },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
@@ -299,7 +318,9 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     twoWay: true,
     tables: [
       { table: "connections", actions: ["dynamodb:UpdateItem"] },
-      { table: "messages", actions: ["dynamodb:Query"] },
+      // Query: the conversation's messages, and the caller's reaction items of the page (`me`,
+      // reactions.ts); GetItem: the caller's read position for `fromRead` (lib/reads.ts).
+      { table: "messages", actions: ["dynamodb:Query", "dynamodb:GetItem"] },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
@@ -374,6 +395,42 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       // GetItem: the room's summary (signals.ts roomUsers, the typingMaxRoomUsers bound); the room
       // read and the clean-up of stale members, as `chat`. Nothing on messages: nothing is stored.
       { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+    ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "react",
+    routeKey: "react",
+    description: "Adds or removes the caller's reaction to a message and tells the room or both users the count",
+    twoWay: true,
+    // As edit and delete (the same fan-out), with the reaction's own writes on the messages table.
+    tables: [...MESSAGE_CHANGE_TABLES.filter((t) => t.table !== "messages"), { table: "messages", actions: REACT_MESSAGES }],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "read",
+    routeKey: "read",
+    description: "Moves the user's read position in a room forward and tells their other devices (and the room, where shared)",
+    twoWay: true,
+    tables: [
+      // UpdateItem: the rate limit and the shared position's throttle (signals.ts passThrottle);
+      // Query on byUser: the user's other devices; the clean-up of stale ones.
+      {
+        table: "connections",
+        actions: ["dynamodb:UpdateItem", ...CLEANUP_CONNECTIONS],
+        indexes: { [CONNECTIONS_BY_USER_INDEX]: ["dynamodb:Query"] },
+      },
+      // GetItem: the room's user count from its summary (signals.ts roomUsers); the room read and
+      // its clean-up for a shared position (readReceiptRooms), `left` for users the clean-up removed.
+      { table: "rooms", actions: uniqueActions(["dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+      // UpdateItem: the read position (lib/reads.ts moveReadPosition), nothing else.
+      { table: "messages", actions: ["dynamodb:UpdateItem"] },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,

@@ -14,6 +14,7 @@
  * object with a `default` property for an `import *` result and fails on it (createClosure.ts
  * isImportStarResult).
  */
+import { isAccessClaimProblem, parsePatternList } from "./lib/access";
 
 /**
  * Who receives a setting: `all` functions, or only the `data` functions (those whose route declares
@@ -50,7 +51,21 @@ export interface ChoiceSetting extends SettingBase {
   readonly defaultValue: string;
 }
 
-export type SettingSpec = IntegerSetting | BooleanSetting | ChoiceSetting;
+/**
+ * A list of room patterns as access.ts reads them (an exact room id, a prefix ending in `*`, or `*`),
+ * comma separated; "" is the empty list. A string in the stack's config (Pulumi.yaml type `string`).
+ */
+export interface PatternListSetting extends SettingBase {
+  readonly type: "patterns";
+  readonly defaultValue: string;
+}
+
+export type SettingSpec = IntegerSetting | BooleanSetting | ChoiceSetting | PatternListSetting;
+
+/** The Pulumi config type of a setting (Pulumi.yaml, README): a pattern list is a string. */
+export function configType(spec: SettingSpec): "integer" | "boolean" | "string" {
+  return spec.type === "patterns" ? "string" : spec.type;
+}
 
 export const HANDLER_SETTINGS = {
   messageRetentionHours: {
@@ -156,6 +171,18 @@ export const HANDLER_SETTINGS = {
     description: "Rooms with more users than this get no typing indicators nor shared read positions; 0 = none in any room (0-100000).",
     receivers: "data",
   },
+  readReceiptRooms: {
+    // Issue 18: rooms whose members see how far the others have read (a `read` frame fanned out to
+    // the room, throttled like typing and refused above typingMaxRoomUsers). Off by default: a
+    // read position is the user's own state unless the room's owner decides otherwise.
+    configKey: "readReceiptRooms",
+    env: "READ_RECEIPT_ROOMS",
+    type: "patterns",
+    defaultValue: "",
+    description:
+      "Rooms whose members see each other's read positions: comma-separated room patterns (an exact id, a prefix ending in *, or *); empty = none.",
+    receivers: "data",
+  },
   logLevel: {
     configKey: "logLevel",
     env: "LOG_LEVEL",
@@ -193,9 +220,11 @@ type ValueOf<S> = S extends { readonly type: "integer" }
   ? number
   : S extends { readonly type: "boolean" }
     ? boolean
-    : S extends { readonly values: readonly (infer V)[] }
-      ? V
-      : never;
+    : S extends { readonly type: "patterns" }
+      ? string
+      : S extends { readonly values: readonly (infer V)[] }
+        ? V
+        : never;
 
 /** Each setting's value, by setting name (what a function is given). */
 export type SettingValues = { -readonly [K in SettingName]: ValueOf<HandlerSettings[K]> };
@@ -215,6 +244,7 @@ export const SETTING_NAMES = [
   "roomAccess",
   "typingIntervalSeconds",
   "typingMaxRoomUsers",
+  "readReceiptRooms",
   "logLevel",
   "metricsPerFunction",
   "tracing",
@@ -243,5 +273,10 @@ export function settingProblem(spec: SettingSpec, value: unknown): string | unde
       : `an integer from ${spec.min} to ${spec.max}`;
   }
   if (spec.type === "boolean") return typeof value === "boolean" ? undefined : "true or false";
+  if (spec.type === "patterns") {
+    return typeof value === "string" && !isAccessClaimProblem(parsePatternList(spec.configKey, value))
+      ? undefined
+      : "comma-separated room patterns: an exact room id, a prefix ending in *, or *";
+  }
   return typeof value === "string" && spec.values.includes(value) ? undefined : spec.values.join(", ");
 }

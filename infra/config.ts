@@ -13,6 +13,8 @@ import { namedError } from "../handlers/lib/errors";
 import {
   HANDLER_SETTINGS,
   SETTING_NAMES,
+  configType,
+  settingProblem,
   type SettingConfigKey,
   type SettingSpec,
   type SettingValuesByConfigKey,
@@ -104,7 +106,7 @@ function settingsSchema(): Record<SettingConfigKey, ConfigKeySpec> {
   const out: Partial<Record<SettingConfigKey, ConfigKeySpec>> = {};
   for (const name of SETTING_NAMES) {
     const s: SettingSpec = HANDLER_SETTINGS[name];
-    out[HANDLER_SETTINGS[name].configKey] = { type: s.type, default: s.defaultValue, description: s.description };
+    out[HANDLER_SETTINGS[name].configKey] = { type: configType(s), default: s.defaultValue, description: s.description };
   }
   return out as Record<SettingConfigKey, ConfigKeySpec>;
 }
@@ -149,7 +151,7 @@ export const CONFIG_SCHEMA = {
     type: "integer",
     default: -1,
     description:
-      "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 12 times it).",
+      "Reserved concurrency of each message-handling function (every route but $connect and $disconnect): caps it and guarantees it; -1 = unreserved, else 1-1000 (the stack reserves 14 times it).",
   },
   provisionedConcurrency: {
     type: "integer",
@@ -304,7 +306,17 @@ class Reader {
     const key = spec.configKey as ConfigKey;
     if (spec.type === "integer") return this.integer(key, spec.min, spec.max);
     if (spec.type === "boolean") return this.boolean(key);
+    if (spec.type === "patterns") return this.patterns(key, spec);
     return this.oneOf(key, spec.values);
+  }
+
+  /** A comma-separated list of room patterns (handlers/lib/access.ts syntax), as the handlers parse it. */
+  patterns(key: ConfigKey, spec: SettingSpec): string {
+    const v = this.value(key);
+    const text = v === undefined ? String(CONFIG_SCHEMA[key].default) : v.trim();
+    const problem = settingProblem(spec, text);
+    if (problem !== undefined) throw configError(key, `"${v}" is not allowed; allowed values: ${problem}`);
+    return text;
   }
 
   stringArray(key: ConfigKey): string[] {

@@ -4,7 +4,7 @@
  *   npm run local -- [--port 3001] [--stage local] [--data-dir .local/dynamodb | --in-memory] [--serialized]
  *                    [--management-latency-ms 0] [--idle-timeout-seconds 600] [--max-duration-seconds 7200]
  *                    [--no-web] [--log-level info] [--quiet] [--allowed-origin <origin>]...
- *                    [--room-access open|token]
+ *                    [--room-access open|token] [--read-receipt-rooms <patterns>]
  *
  * Starts DynamoDB Local, creates the stack's tables, builds the web page, starts the gateway, prints
  * how to connect and writes .local/outputs.json. Ctrl-C or SIGTERM stops everything, DynamoDB Local included.
@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { parseCommandLine, usageError } from "../scripts/commandLine";
 import { consoleLogger, silentLogger, type LogLevel } from "./logger";
 import type { RoomAccessMode } from "../handlers/lib/access";
+import { HANDLER_SETTINGS, settingProblem } from "../handlers/settings";
 import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "./runtime";
 
 /** A malformed command line (exit 2), shared with scripts/push.ts. */
@@ -38,6 +39,8 @@ export interface CliOptions {
   readonly allowedOrigins: readonly string[];
   /** Rooms a token without the `rooms` claim may use (the stack's roomAccess; prod sets token). */
   readonly roomAccess: RoomAccessMode;
+  /** Rooms whose members see each other's read positions (the stack's readReceiptRooms): comma-separated patterns. */
+  readonly readReceiptRooms: string;
   readonly help: boolean;
 }
 
@@ -67,6 +70,8 @@ Options:
                                 (repeatable; default: any; clients sending no Origin are always accepted)
   --room-access <mode>          open (default): a token without the rooms claim may use any room;
                                 token: it may use none, as prod's stack file sets (docs/deploy.md)
+  --read-receipt-rooms <list>   rooms whose members see each other's read positions: comma-separated
+                                patterns (an exact id, a prefix ending in *, or *; default none)
   --help                        this text
 `;
 
@@ -86,6 +91,7 @@ const CLI_OPTIONS = {
   outputs: { type: "string" },
   "allowed-origin": { type: "string", multiple: true },
   "room-access": { type: "string" },
+  "read-receipt-rooms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -107,6 +113,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     outputs: path.join(".local", "outputs.json"),
     allowedOrigins: [] as string[],
     roomAccess: LOCAL_DEFAULTS.roomAccess as RoomAccessMode,
+    readReceiptRooms: LOCAL_DEFAULTS.readReceiptRooms as string,
     help: false,
   };
   const { values } = parseCommandLine({ args: [...argv], options: CLI_OPTIONS }, usageError);
@@ -157,6 +164,12 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (mode !== undefined) {
     if (mode !== "open" && mode !== "token") throw usageError(`--room-access must be open or token, got "${mode}"`);
     o.roomAccess = mode;
+  }
+  const receipts = values["read-receipt-rooms"];
+  if (receipts !== undefined) {
+    const problem = settingProblem(HANDLER_SETTINGS.readReceiptRooms, receipts);
+    if (problem !== undefined) throw usageError(`--read-receipt-rooms must be ${problem}, got "${receipts}"`);
+    o.readReceiptRooms = receipts;
   }
   if (values.help) o.help = true;
   return o;
@@ -241,7 +254,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     webDir: options.web ? webDir : undefined,
     logger: options.quiet ? silentLogger : consoleLogger(options.logLevel),
     warm: true,
-    settings: { allowedOrigins: options.allowedOrigins, roomAccess: options.roomAccess },
+    settings: { allowedOrigins: options.allowedOrigins, roomAccess: options.roomAccess, readReceiptRooms: options.readReceiptRooms },
   };
   let rt: LocalRuntime;
   try {

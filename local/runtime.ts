@@ -60,6 +60,8 @@ export interface SettingsOverrides {
   readonly typingIntervalSeconds?: number;
   /** Rooms with more users get no typing nor shared read positions (handlers/settings.ts). */
   readonly typingMaxRoomUsers?: number;
+  /** Rooms whose members see each other's read positions: comma-separated patterns (handlers/settings.ts). */
+  readonly readReceiptRooms?: string;
 }
 
 export interface LocalRuntimeOptions {
@@ -271,6 +273,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       roomAccess: o.roomAccess ?? LOCAL_DEFAULTS.roomAccess,
       typingIntervalSeconds: o.typingIntervalSeconds ?? LOCAL_DEFAULTS.typingIntervalSeconds,
       typingMaxRoomUsers: o.typingMaxRoomUsers ?? LOCAL_DEFAULTS.typingMaxRoomUsers,
+      readReceiptRooms: o.readReceiptRooms ?? LOCAL_DEFAULTS.readReceiptRooms,
       logLevel: o.logLevel ?? LOCAL_DEFAULTS.logLevel,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       metricsPerFunction: LOCAL_DEFAULTS.metricsPerFunction,

@@ -395,6 +395,7 @@ export function createPusher(options: PusherOptions): Pusher {
     // Typing and read positions are users' signals: a backend sends neither.
     typingIntervalSeconds: HANDLER_SETTINGS.typingIntervalSeconds.defaultValue,
     typingMaxRoomUsers: HANDLER_SETTINGS.typingMaxRoomUsers.defaultValue,
+    readReceiptRooms: HANDLER_SETTINGS.readReceiptRooms.defaultValue,
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
     tracing: false,

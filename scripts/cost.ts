@@ -12,6 +12,8 @@
  * functions can emit with the configured dimensions (handlers/metrics.ts customMetricSeries), the
  * alarms' metrics (infra/alarmPlan.ts) and the dashboard.
  * The same workload is priced under the Scan-per-message design beside this project's.
+ * Typing, reactions and read receipts (issue 18) are priced per frame from the same measurements
+ * (`--typing-per-minute`, `--reactions-per-minute`, `--reads-per-minute`; 0 by default).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,6 +21,7 @@ import { parseCommandLine } from "./commandLine";
 import type { BenchResults, CostInputs, LinearUsage, OperationUsage } from "../bench/lib/results";
 import { customMetricSeries } from "../handlers/metrics";
 import { FUNCTIONS } from "../handlers/routes";
+import { HANDLER_SETTINGS } from "../handlers/settings";
 import { TABLE_NAMES } from "../handlers/tables";
 import { alarmMetricCount, alarmPlan, DASHBOARDS_PER_STACK } from "../infra/alarmPlan";
 
@@ -134,6 +137,22 @@ export const FALLBACK_INPUTS: CostInputs = {
   },
   authorizer: { ...zero, durationMs: 5, logBytes: 1200 },
   ping: { ...zero, writeUnits: 1, durationMs: 8, logBytes: 1200 },
+  // Issue 18 (docs/architecture.md cost table): every frame spends the rate-limit and user-budget
+  // writes (2); typing adds its throttle write (1) and the summary read (0.5), then reads the room and
+  // posts to each other member; a reaction is a two-item transaction (4) and a consistent read of the
+  // message's counts, then the room read and a post to each member; a read is one conditional write.
+  typing: {
+    fixed: { readUnits: 1.5, writeUnits: 3, itemsRead: 2, managementCalls: -1, durationMs: 15, logBytes: 1200 },
+    perMember: { readUnits: 150 / 4096, writeUnits: 0, itemsRead: 1, managementCalls: 1, durationMs: 20 / 50, logBytes: 0 },
+  },
+  react: {
+    fixed: { readUnits: 2, writeUnits: 6, itemsRead: 2, managementCalls: 0, durationMs: 20, logBytes: 1500 },
+    perMember: { readUnits: 150 / 4096, writeUnits: 0, itemsRead: 1, managementCalls: 1, durationMs: 20 / 50, logBytes: 0 },
+  },
+  read: {
+    fixed: { readUnits: 0.5, writeUnits: 3, itemsRead: 1, managementCalls: 0, durationMs: 12, logBytes: 1200 },
+    perMember: { ...zero },
+  },
   scanReadUnitsPerConnection: (0.5 * 250) / 4096,
   fanoutConcurrency: 50,
   managementLatencyMs: 20,
@@ -159,6 +178,14 @@ export interface Workload {
   readonly pingIntervalMinutes: number;
   /** The stack's enableDetailedMonitoring (default false; prod: true): per-function metric series. */
   readonly detailedMonitoring: boolean;
+  /**
+   * Issue 18, across all rooms, per minute: typing indicators fanned out (frames that pass the
+   * throttle: the clients send at most one per typingIntervalSeconds while a user types), reactions
+   * added or removed, and read positions moved. 0 by default.
+   */
+  readonly typingPerMinute: number;
+  readonly reactionsPerMinute: number;
+  readonly readsPerMinute: number;
 }
 
 export const DEFAULT_WORKLOAD: Omit<Workload, "connections" | "rooms" | "messagesPerMinute"> = {
@@ -167,6 +194,9 @@ export const DEFAULT_WORKLOAD: Omit<Workload, "connections" | "rooms" | "message
   sessionHours: 2,
   pingIntervalMinutes: 9,
   detailedMonitoring: false,
+  typingPerMinute: 0,
+  reactionsPerMinute: 0,
+  readsPerMinute: 0,
 };
 
 /** What the stack's monitoring bills each month, independent of traffic except the series' hours. */
@@ -240,6 +270,28 @@ export function validateWorkload(w: Workload): void {
     );
   if (!(Number.isFinite(w.pingIntervalMinutes) && w.pingIntervalMinutes >= 0))
     throw new CostInputError(`--ping-interval-minutes must be >= 0, got ${w.pingIntervalMinutes}`);
+  for (const [flag, v] of [
+    ["--typing-per-minute", w.typingPerMinute],
+    ["--reactions-per-minute", w.reactionsPerMinute],
+    ["--reads-per-minute", w.readsPerMinute],
+  ] as const) {
+    if (!(Number.isFinite(v) && v >= 0)) throw new CostInputError(`${flag} must be a number >= 0, got ${v}`);
+  }
+}
+
+/**
+ * One typing frame that passed the throttle, in a room of `members`: the fitted usage while the room
+ * is within typingMaxRoomUsers (the stack's default), else only what the route spends before it
+ * refuses the room (its fixed part, no room read, no post).
+ */
+export function typingUsage(
+  u: LinearUsage,
+  members: number,
+  maxRoomUsers: number = HANDLER_SETTINGS.typingMaxRoomUsers.defaultValue,
+): OperationUsage {
+  if (members <= maxRoomUsers) return atMembers(u, members);
+  const fixed = atMembers(u, 0);
+  return { ...fixed, managementCalls: 0 };
 }
 
 /** usage at a room size, from the linear fit (never negative). */
@@ -280,21 +332,39 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
   const chat = atMembers(inputs.chat, members);
   const connect = atMembers(inputs.connect, members);
   const disconnect = atMembers(inputs.disconnect, members);
+  // Issue 18's frames: measured when bench/results.json has them, else the design formulas.
+  const typing = typingUsage(inputs.typing ?? FALLBACK_INPUTS.typing!, members);
+  const react = atMembers(inputs.react ?? FALLBACK_INPUTS.react!, members);
+  const read = atMembers(inputs.read ?? FALLBACK_INPUTS.read!, members);
+  const typings = w.typingPerMinute * minutes;
+  const reactions = w.reactionsPerMinute * minutes;
+  const reads = w.readsPerMinute * minutes;
+  const signals = [
+    { n: typings, u: typing },
+    { n: reactions, u: react },
+    { n: reads, u: read },
+  ];
+  const signalSum = (f: (u: OperationUsage) => number) => signals.reduce((s, x) => s + x.n * f(x.u), 0);
   // The Scan design replaces the room Query's reads with a Scan of every connection item; the rest
   // of the chat route (stored message, rate limit, same recipients) is unchanged.
   const chatReadUnits =
     kind === "room-query" ? chat.readUnits : inputs.chat.fixed.readUnits + inputs.scanReadUnitsPerConnection * w.connections;
   const chatItemsRead = kind === "room-query" ? chat.itemsRead : w.connections;
 
-  const inbound = messages + pings;
-  const outbound = messages * chat.managementCalls + sessions * (connect.managementCalls + disconnect.managementCalls) + pings;
+  const inbound = messages + pings + typings + reactions + reads;
+  const outbound =
+    messages * chat.managementCalls +
+    sessions * (connect.managementCalls + disconnect.managementCalls) +
+    pings +
+    signalSum((u) => u.managementCalls);
   const apiGateway = service("API Gateway", [
     line("apiGatewayMessage", inbound + outbound),
     line("apiGatewayConnectionMinute", w.connections * minutes),
   ]);
 
-  const invocations = messages + sessions * 3 + pings;
+  const invocations = messages + sessions * 3 + pings + typings + reactions + reads;
   const gbs =
+    signals.reduce((s, x) => s + gbSeconds(x.n, x.u.durationMs, w.memoryMb), 0) +
     gbSeconds(messages, chat.durationMs, w.memoryMb) +
     gbSeconds(sessions, inputs.authorizer.durationMs, w.memoryMb) +
     gbSeconds(sessions, connect.durationMs, w.memoryMb) +
@@ -305,17 +375,20 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
   const readUnits =
     messages * chatReadUnits +
     sessions * (connect.readUnits + disconnect.readUnits + inputs.authorizer.readUnits) +
-    pings * inputs.ping.readUnits;
+    pings * inputs.ping.readUnits +
+    signalSum((u) => u.readUnits);
   const writeUnits =
     messages * chat.writeUnits +
     sessions * (connect.writeUnits + disconnect.writeUnits + inputs.authorizer.writeUnits) +
-    pings * inputs.ping.writeUnits;
+    pings * inputs.ping.writeUnits +
+    signalSum((u) => u.writeUnits);
   const dynamo = service("DynamoDB", [line("dynamoReadUnit", readUnits), line("dynamoWriteUnit", writeUnits)]);
 
   const logBytes =
     messages * chat.logBytes +
     sessions * (connect.logBytes + disconnect.logBytes + inputs.authorizer.logBytes) +
     pings * inputs.ping.logBytes +
+    signalSum((u) => u.logBytes) +
     invocations * LAMBDA_PLATFORM_LOG_BYTES;
   // Series are billed by the hour they receive data (here: the workload's hours); the alarms and the
   // dashboard exist all month whatever the traffic.
@@ -332,6 +405,9 @@ function design(kind: DesignCost["design"], w: Workload, inputs: CostInputs, mon
     totalUsd: services.reduce((s, x) => s + x.usd, 0),
     counts: {
       chatMessages: messages,
+      typingFrames: typings,
+      reactions,
+      reads,
       sessions,
       pings,
       apiGatewayMessagesInbound: inbound,
@@ -386,6 +462,7 @@ export interface CliOptions {
 
 const USAGE = `usage: npm run cost -- --connections <n> --rooms <n> --messages-per-minute <n> [--hours <n>]
        [--memory-mb <n>] [--session-hours <n>] [--ping-interval-minutes <n>] [--detailed-monitoring]
+       [--typing-per-minute <n>] [--reactions-per-minute <n>] [--reads-per-minute <n>]
        [--results <path>] [--json]
 prod's config: --memory-mb 512 --detailed-monitoring (Pulumi.prod.yaml: lambdaMemoryMb, enableDetailedMonitoring)`;
 
@@ -397,6 +474,9 @@ const COST_OPTIONS = {
   "memory-mb": { type: "string" },
   "session-hours": { type: "string" },
   "ping-interval-minutes": { type: "string" },
+  "typing-per-minute": { type: "string" },
+  "reactions-per-minute": { type: "string" },
+  "reads-per-minute": { type: "string" },
   results: { type: "string" },
   "detailed-monitoring": { type: "boolean" },
   json: { type: "boolean" },
@@ -430,6 +510,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     sessionHours: num("--session-hours", DEFAULT_WORKLOAD.sessionHours),
     pingIntervalMinutes: num("--ping-interval-minutes", DEFAULT_WORKLOAD.pingIntervalMinutes),
     detailedMonitoring,
+    typingPerMinute: num("--typing-per-minute", DEFAULT_WORKLOAD.typingPerMinute),
+    reactionsPerMinute: num("--reactions-per-minute", DEFAULT_WORKLOAD.reactionsPerMinute),
+    readsPerMinute: num("--reads-per-minute", DEFAULT_WORKLOAD.readsPerMinute),
   };
   validateWorkload(workload);
   return { workload, resultsPath: values.get("--results") ?? path.join(__dirname, "..", "bench", "results.json"), json };
@@ -451,7 +534,10 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
   const out: string[] = [];
   out.push(
     `Workload: ${w.connections} connections in ${w.rooms} rooms (${e.membersPerRoom.toFixed(1)} members each), ${w.messagesPerMinute} chat messages/minute, ${w.hours} h/month, ` +
-      `${w.memoryMb} MB arm64 functions, reconnect every ${w.sessionHours} h, ping every ${w.pingIntervalMinutes || "-"} min`,
+      `${w.memoryMb} MB arm64 functions, reconnect every ${w.sessionHours} h, ping every ${w.pingIntervalMinutes || "-"} min` +
+      (w.typingPerMinute || w.reactionsPerMinute || w.readsPerMinute
+        ? `; per minute ${w.typingPerMinute} typing fan-outs, ${w.reactionsPerMinute} reactions, ${w.readsPerMinute} reads`
+        : ""),
   );
   const m = e.monitoring;
   out.push(

@@ -49,6 +49,10 @@ export interface RoomSizeResult {
   readonly connect?: OperationUsage;
   readonly authorizer?: OperationUsage;
   readonly disconnect?: OperationUsage;
+  /** Issue 18's frames from one member (cost case only): a typing that passes, a reaction added, a read moved forward. */
+  readonly typing?: OperationUsage;
+  readonly react?: OperationUsage;
+  readonly read?: OperationUsage;
 }
 
 export interface RoomCaseResult {
@@ -73,6 +77,8 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
       rateLimitPerMinute: 100_000,
       userRateLimitPerMinute: 1_000_000,
       userConnectsPerMinute: 100_000,
+      // Typing is measured in every room size (the cost model applies the stack's bound itself).
+      typingMaxRoomUsers: 100_000,
     },
     ...(o.functionTimeoutMs !== undefined ? { functionTimeoutMs: o.functionTimeoutMs } : {}),
     warm: true,
@@ -172,6 +178,7 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
         await closeClientsGracefully([probe]);
         result.disconnect = usageOf(await waitForEmf(rt, "disconnect", 1), "disconnect");
         await new Promise((r) => setTimeout(r, 200));
+        Object.assign(result, await measureSignals(rt, room, roomId));
       }
       sizes.push(result);
     }
@@ -198,6 +205,53 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
     closeClients(clients);
     await rt.stop();
   }
+}
+
+/**
+ * Issue 18's frames, each from the room's second member (the sender's reactions and reads would be
+ * about its own message): one typing (the first of its user in the room: it passes the throttle),
+ * one reaction to the last chat message, one read of it. Each function's EMF line gives its usage.
+ */
+async function measureSignals(
+  rt: Awaited<ReturnType<typeof startRuntimeProcess>>,
+  room: readonly BenchClient[],
+  roomId: string,
+): Promise<Pick<RoomSizeResult, "typing" | "react" | "read">> {
+  const [sender, other] = room;
+  const messageId = await sendAndCapture(sender, roomId);
+  const measure = async (fn: string, frame: Record<string, unknown>): Promise<OperationUsage> => {
+    await rt.resetStats();
+    other.ws.send(JSON.stringify(frame));
+    const usage = usageOf(await waitForEmf(rt, fn, 1), fn);
+    // Let the fan-out's frames drain before the next measurement.
+    await new Promise((r) => setTimeout(r, 200));
+    return usage;
+  };
+  return {
+    typing: await measure("typing", { type: "typing", roomId }),
+    react: await measure("react", { type: "react", roomId, messageId, emoji: "👍" }),
+    read: await measure("read", { type: "read", roomId, messageId }),
+  };
+}
+
+/** Sends one chat message from `sender` and resolves with its messageId (from the sender's own copy). */
+function sendAndCapture(sender: BenchClient, roomId: string, timeoutMs = 30_000): Promise<string> {
+  const nonce = `signal-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sender.onFrame = undefined;
+      reject(new Error(`the chat message to ${roomId} did not come back to its sender within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sender.onFrame = (data) => {
+      if (!data.includes(nonce)) return;
+      const frame = JSON.parse(data) as { type?: string; messageId?: string };
+      if (frame.type !== "chat" || frame.messageId === undefined) return;
+      clearTimeout(timer);
+      sender.onFrame = undefined;
+      resolve(frame.messageId);
+    };
+    sender.ws.send(JSON.stringify({ type: "chat", roomId, message: nonce }));
+  });
 }
 
 function waitForMarker(members: readonly BenchClient[], marker: string, timeoutMs: number): Promise<void> {

@@ -18,6 +18,10 @@ export function fitUsage(points: ReadonlyArray<{ members: number; usage: Operati
 
 export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: number, date: string): CostInputs | undefined {
   const measured = room.sizes.filter((s) => s.scan && s.connect && s.disconnect);
+  const signal = (k: "typing" | "react" | "read"): LinearUsage | undefined => {
+    const points = measured.filter((s) => s[k] !== undefined);
+    return points.length === measured.length ? fitUsage(points.map((s) => ({ members: s.members, usage: s[k]! }))) : undefined;
+  };
   if (measured.length === 0 || !room.ping) return undefined;
   const authorizers = measured.map((s) => s.authorizer).filter((a): a is OperationUsage => a !== undefined);
   const med = (k: keyof OperationUsage) => median(authorizers.map((a) => a[k]));
@@ -37,6 +41,9 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
         }
       : { readUnits: 0, writeUnits: 0, itemsRead: 0, managementCalls: 0, durationMs: 0, logBytes: 0 },
     ping: room.ping,
+    ...(signal("typing") ? { typing: signal("typing") } : {}),
+    ...(signal("react") ? { react: signal("react") } : {}),
+    ...(signal("read") ? { read: signal("read") } : {}),
     scanReadUnitsPerConnection: median(measured.map((s) => s.scan!.readUnits / Math.max(1, s.scan!.itemsRead))),
     fanoutConcurrency: room.fanoutConcurrency,
     managementLatencyMs,

@@ -36,6 +36,15 @@ export interface CostInputs {
   readonly disconnect: LinearUsage;
   readonly authorizer: OperationUsage;
   readonly ping: OperationUsage;
+  /**
+   * Issue 18's frames in a room of `members` (absent in results written before them: scripts/cost.ts
+   * then uses its design formulas): a `typing` that passes the throttle (measured with
+   * typingMaxRoomUsers raised above every room size, so the fit is linear; the model applies the
+   * stack's bound), a `react` adding a reaction, a `read` moving the position forward.
+   */
+  readonly typing?: LinearUsage;
+  readonly react?: LinearUsage;
+  readonly read?: LinearUsage;
   /** The Scan-per-message reference: read units per connection item scanned (eventually consistent Scan). */
   readonly scanReadUnitsPerConnection: number;
   /** Fan-out concurrency the chat durations were measured with, and the simulated @connections latency. */

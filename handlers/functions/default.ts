@@ -15,8 +15,8 @@ export function createHandler(): WebSocketHandler {
     throw chatError(
       "UNKNOWN_TYPE",
       typeof type === "string"
-        ? "unknown frame type; expected chat, join, leave, private, rooms, history, ping, edit, delete, kick or typing"
-        : "the frame has no string `type`; expected chat, join, leave, private, rooms, history, ping, edit, delete, kick or typing",
+        ? "unknown frame type; expected chat, join, leave, private, rooms, history, ping, edit, delete, kick, typing, react or read"
+        : "the frame has no string `type`; expected chat, join, leave, private, rooms, history, ping, edit, delete, kick, typing, react or read",
     );
   });
 }

@@ -3,7 +3,9 @@
  * checked by its condition, so concurrent joins cannot exceed it), creates the membership and counts
  * the user's presence; the user is announced if this made them present; the reply lists the members,
  * as many as fit in JOINED_MEMBERS_BUDGET_BYTES, with the room's member count. A room the token does
- * not grant is FORBIDDEN before anything is written (access.ts).
+ * not grant is FORBIDDEN before anything is written (access.ts). The reply also carries the user's
+ * unread count in the room (issue 18: one GetItem of their read position, one bounded COUNT Query;
+ * lib/reads.ts), with the position it counts from.
  */
 import type { WebSocketHandler } from "../events";
 import { managementFanout } from "../lib/fanout";
@@ -11,6 +13,7 @@ import { MAX_ROOMS_PER_CONNECTION } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { joinRoom } from "../lib/presence";
+import { countUnread, readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame } from "../lib/runtime";
 
 /**
@@ -37,7 +40,7 @@ export function membersWithin<T extends { userId: string; username: string }>(
 }
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("join", { tables: ["connections", "rooms"], management: true }, managementFanout);
+  const rt = createRuntime("join", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const { roomId } = parseFrame(schemas.join, requireFrame(req));
@@ -57,12 +60,16 @@ export function createHandler(): WebSocketHandler {
       req.nowMs,
     );
     const members = membersWithin(room.users).map((u) => ({ userId: u.userId, username: u.username }));
+    const position = await readPosition(rt, connection.userId, roomId, req.nowMs);
+    const unread = await countUnread(rt, connection.userId, roomId, position?.position, req.nowMs);
     return {
       type: "joined",
       roomId,
       members,
       memberCount: room.users.length,
       ...(members.length < room.users.length ? { membersTruncated: true as const } : {}),
+      ...unread,
+      ...(position !== undefined ? { readMessageId: position.messageId } : {}),
     };
   });
 }

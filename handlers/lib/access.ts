@@ -88,7 +88,7 @@ export function parseAccessClaims(payload: Readonly<Record<string, unknown>>): A
  * the local token endpoint): the claim's array, or the problem with it. An empty text is an empty
  * claim (no room).
  */
-export function parsePatternList(name: "rooms" | "moderates", text: string): readonly string[] | AccessClaimProblem {
+export function parsePatternList(name: string, text: string): readonly string[] | AccessClaimProblem {
   const items = text.trim() === "" ? [] : text.split(",").map((p) => p.trim());
   const parsed = parsePatterns(name, items);
   return isProblem(parsed) ? { problem: `${parsed.problem} (each an exact room id, a prefix ending in *, or *)` } : parsed;

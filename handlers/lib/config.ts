@@ -6,7 +6,7 @@
  * Module scope holds only function declarations (serialized by value by CallbackFunction).
  */
 import { configurationError, ENV, intEnv, requireEnv, type AuthMode, type LogLevel } from "../env";
-import type { RoomAccessMode } from "./access";
+import { isAccessClaimProblem, parsePatternList, type RoomAccessMode } from "./access";
 import { DEFAULT_METRICS_NAMESPACE } from "../metrics";
 import { HANDLER_SETTINGS, type SettingName, type SettingSpec, type SettingValues } from "../settings";
 import { TABLES, TABLE_NAMES, type TableName } from "../tables";
@@ -32,6 +32,8 @@ export interface HandlerConfig {
   readonly typingIntervalSeconds: number;
   /** Rooms with more users get no typing nor shared read positions; 0 = none. */
   readonly typingMaxRoomUsers: number;
+  /** Comma-separated room patterns (access.ts) whose members see each other's read positions; "" = none (lib/reads.ts). */
+  readonly readReceiptRooms: string;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
   /** EMF metrics also under [Stage, Function] (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Absent: [Stage] only. */
@@ -78,6 +80,11 @@ export function readSetting<K extends SettingName>(env: NodeJS.ProcessEnv, name:
   if (spec.type === "integer") return intEnv(env, spec.env, spec.min, spec.max, spec.defaultValue) as SettingValues[K];
   if (spec.type === "boolean") return (raw === undefined ? spec.defaultValue : parseBoolean(spec.env, raw)) as SettingValues[K];
   if (raw === undefined) return spec.defaultValue as SettingValues[K];
+  if (spec.type === "patterns") {
+    const parsed = parsePatternList(spec.configKey, raw);
+    if (isAccessClaimProblem(parsed)) throw configurationError(`environment variable ${spec.env}: ${parsed.problem}, got "${raw}"`);
+    return parsed.join(",") as SettingValues[K];
+  }
   const v = raw.toLowerCase();
   if (!spec.values.includes(v)) {
     const list =
@@ -140,6 +147,7 @@ export function readHandlerConfig(
     roomAccess: readSetting(env, "roomAccess"),
     typingIntervalSeconds: readSetting(env, "typingIntervalSeconds"),
     typingMaxRoomUsers: readSetting(env, "typingMaxRoomUsers"),
+    readReceiptRooms: readSetting(env, "readReceiptRooms"),
     logLevel: readSetting(env, "logLevel"),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
     metricsPerFunction: readSetting(env, "metricsPerFunction"),

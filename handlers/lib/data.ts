@@ -602,13 +602,13 @@ export interface MembershipInput {
 /** One part of a TransactWriteItems request (document-client shape). */
 type TransactPart = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]>[number];
 
-interface CancellationReason {
+export interface CancellationReason {
   readonly Code?: string;
   readonly Item?: Record<string, unknown>;
 }
 
 /** The per-part reasons of a cancelled transaction; undefined for any other error. */
-function cancellationReasons(err: unknown): readonly CancellationReason[] | undefined {
+export function cancellationReasons(err: unknown): readonly CancellationReason[] | undefined {
   if (errorName(err) !== "TransactionCanceledException") return undefined;
   return (err as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [];
 }

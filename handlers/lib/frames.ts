@@ -204,12 +204,19 @@ function frameError(error: z.ZodError): ChatError {
 }
 
 /**
+ * Most bytes a history entry's `reactions` adds (issue 18): MAX_REACTION_EMOJI entries of at most
+ * `{"emoji":"<MAX_EMOJI_LENGTH code units, at most 3 UTF-8 bytes each>","count":<16 digits>,"me":true},`
+ * (96 bytes) and `,"reactions":[]`: 1,935 bytes.
+ */
+export const MAX_REACTIONS_BYTES = 2048;
+
+/**
  * Bytes kept free in every message frame for the envelope of a `history` page returning that message
  * alone: `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>}` is under 800
- * bytes, and a history entry is never longer than its chat, private or system frame by more than a
- * few field names.
+ * bytes, a history entry is never longer than its chat, private or system frame by more than a
+ * few field names, and its reactions add at most MAX_REACTIONS_BYTES.
  */
-export const HISTORY_PAGE_RESERVE_BYTES = 1024;
+export const HISTORY_PAGE_RESERVE_BYTES = 1024 + MAX_REACTIONS_BYTES;
 
 /**
  * Throws TOO_LARGE if a frame built around a message could not be posted: API Gateway refuses

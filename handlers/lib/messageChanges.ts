@@ -14,8 +14,9 @@
  *
  * Module scope holds only plain constants and function declarations (closure serialization).
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand, type UpdateCommandOutput } from "@aws-sdk/lib-dynamodb";
 import {
+  backoffDelay,
   dmConversation,
   epochSeconds,
   isConditionFailure,
@@ -23,17 +24,20 @@ import {
   messageSortKeyOf,
   readRoom,
   roomConversation,
+  sleep,
   tableName,
   type MessageItem,
   type TablesContext,
 } from "./data";
-import { chatError, forbiddenError, internalError, type ChatError } from "./errors";
-import type { DeletedFrame, EditedFrame } from "./frames";
+import { chatError, errorName, forbiddenError, internalError, type ChatError } from "./errors";
+import type { DeletedFrame, EditedFrame, ReactionFrame } from "./frames";
 import type { Logger } from "./logger";
 import { broadcastToRoom } from "./presence";
 import { requireAccess, requireFanout, requireMember, type MessageRequest, type Runtime } from "./runtime";
 
 const ROOM_CONVERSATION_PREFIX = "room#";
+/** Attempts of a change that meets a reaction's transaction on the message (TransactionConflictException). */
+const CONFLICT_ATTEMPTS = 8;
 
 /** The outcome of a change: the message as it is now, and whether this request changed it. */
 export interface MessageChange {
@@ -105,6 +109,22 @@ function isLive(item: MessageItem | undefined, nowMs: number): item is MessageIt
 }
 
 /**
+ * Sends an UpdateItem of a message item. While a reaction's transaction holds the item
+ * (reactions.ts), DynamoDB refuses a plain write to it with TransactionConflictException, which
+ * the SDK does not retry: the change backs off and writes again instead of failing.
+ */
+async function updateMessage(ctx: TablesContext, command: UpdateCommand): Promise<UpdateCommandOutput> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.doc.send(command);
+    } catch (err) {
+      if (errorName(err) !== "TransactionConflictException" || attempt + 1 >= CONFLICT_ATTEMPTS) throw err;
+      await sleep(backoffDelay(attempt, 10, 500));
+    }
+  }
+}
+
+/**
  * Replaces a message's text and sets `editedAt`: one UpdateItem whose condition is: the message
  * exists and has not expired, the caller wrote it, it is not deleted, it is not a backend's notice,
  * and the text differs or it was never edited. Editing to the text it already has (a retried edit)
@@ -113,7 +133,8 @@ function isLive(item: MessageItem | undefined, nowMs: number): item is MessageIt
 export async function editMessage(ctx: TablesContext, input: EditInput): Promise<MessageChange> {
   const key = messageKey(input.conversationId, input.messageId);
   try {
-    const out = await ctx.doc.send(
+    const out = await updateMessage(
+      ctx,
       new UpdateCommand({
         TableName: tableName(ctx, "messages"),
         Key: key,
@@ -161,7 +182,8 @@ export async function deleteMessage(ctx: TablesContext, input: DeleteInput): Pro
   const key = messageKey(input.conversationId, input.messageId);
   const author = input.anyAuthor ? "" : " AND #userId = :user AND attribute_not_exists(#kind)";
   try {
-    const out = await ctx.doc.send(
+    const out = await updateMessage(
+      ctx,
       new UpdateCommand({
         TableName: tableName(ctx, "messages"),
         Key: key,
@@ -224,7 +246,9 @@ export function conversationOf(
 }
 
 /** Where a stored message lives, as its frames say it: its room, or its private conversation's users. */
-function frameWhere(item: MessageItem): { roomId: string } | { fromUserId: string; toUserId: string } {
+export function frameWhere(
+  item: Pick<MessageItem, "messageId" | "userId" | "roomId" | "toUserId">,
+): { roomId: string } | { fromUserId: string; toUserId: string } {
   if (item.roomId !== undefined) return { roomId: item.roomId };
   if (item.toUserId !== undefined) return { fromUserId: item.userId, toUserId: item.toUserId };
   throw internalError(`message ${item.messageId} names neither a room nor a recipient`);
@@ -250,17 +274,17 @@ export function deletedFrame(item: MessageItem): DeletedFrame {
 }
 
 /**
- * Sends a change to everyone who can see the message: a room's member connections (a consistent
- * read of the room partition, then broadcastToRoom, which also removes gone and expired members as
- * a `chat` does), or every connection of both users of a private conversation (byUser index), the
+ * Sends a change (an edit, a delete, a reaction: handlers/lib/reactions.ts) to everyone who can see
+ * the message: a room's member connections (a consistent read of the room partition, then
+ * broadcastToRoom, which also removes gone and expired members as a `chat` does), or every connection of both users of a private conversation (byUser index), the
  * caller's included: the caller's copy is its confirmation. Returns whether the caller's copy
  * reached it; if not, the route answers with the frame instead (as `chat` does).
  */
 export async function announceChange(
   rt: Runtime,
   log: Logger,
-  item: MessageItem,
-  frame: EditedFrame | DeletedFrame,
+  item: Pick<MessageItem, "messageId" | "userId" | "roomId" | "toUserId">,
+  frame: EditedFrame | DeletedFrame | ReactionFrame,
   callerConnectionId: string,
   nowMs: number,
 ): Promise<{ readonly reachedCaller: boolean; readonly delivered: number }> {

@@ -127,6 +127,46 @@ export async function readHistory(
 }
 
 /**
+ * Up to `limit + 1` live messages of a conversation, OLDEST first, after a starting point (issue 18):
+ * after the cursor's message (`afterCursorSk`: the Query starts AT it, so a cursor whose message does
+ * not exist is BAD_REQUEST, as for readHistory), or after a read position (`afterSk`, which need not
+ * name an existing message), or from the oldest (neither). Expired messages (the oldest ones: expiry
+ * follows send time) are skipped. `more` is true when newer messages may exist beyond them. One Query.
+ */
+export async function readHistoryForward(
+  ctx: DataContext,
+  conversationId: string,
+  limit: number,
+  start: { readonly afterCursorSk?: string; readonly afterSk?: string },
+  nowSec: number,
+): Promise<{ items: MessageItem[]; more: boolean }> {
+  const cursor = start.afterCursorSk;
+  const from = cursor ?? start.afterSk;
+  const out = await ctx.doc.send(
+    new QueryCommand({
+      TableName: tableName(ctx, "messages"),
+      KeyConditionExpression:
+        cursor !== undefined
+          ? "conversationId = :c AND sk >= :sk"
+          : from !== undefined
+            ? "conversationId = :c AND sk > :sk"
+            : "conversationId = :c",
+      ExpressionAttributeValues: { ":c": conversationId, ...(from !== undefined ? { ":sk": from } : {}) },
+      ScanIndexForward: true,
+      // The cursor's own message comes first and is dropped; one more than the page tells whether more remain.
+      Limit: limit + 1 + (cursor !== undefined ? 1 : 0),
+    }),
+  );
+  let items = (out.Items ?? []) as MessageItem[];
+  if (cursor !== undefined) {
+    if (items[0]?.sk !== cursor) throw badCursor("it names no message of this conversation (forged, or the message has expired)");
+    items = items.slice(1);
+  }
+  const live = items.filter((item) => Number(item.expiresAt) > nowSec);
+  return { items: live, more: items.length > limit || out.LastEvaluatedKey !== undefined };
+}
+
+/**
  * Directory items one filtered `rooms` request examines at most (issue 16): a user granted few of
  * many rooms would otherwise have one request read the whole directory. Summary items are about
  * 100 bytes, so this is at most about 100 KB of index reads (DynamoDB pages at 1 MB).

@@ -61,6 +61,9 @@ const WORKLOAD: Workload = {
   sessionHours: 2,
   pingIntervalMinutes: 0,
   detailedMonitoring: false,
+  typingPerMinute: 0,
+  reactionsPerMinute: 0,
+  readsPerMinute: 0,
 };
 // 10 metric series, 12 alarms reading 20 metrics, one dashboard.
 const MONITORING: MonitoringFootprint = { customMetricSeries: 10, alarmMetrics: 20, alarms: 12, dashboards: 1 };
@@ -126,6 +129,50 @@ describe("cost model (scripts/cost.ts)", () => {
     close(e.ours.totalUsd, expected);
   });
 
+  describe("typing, reactions and reads (issue 18)", () => {
+    const signalInputs: CostInputs = {
+      ...INPUTS,
+      typing: { fixed: u({ readUnits: 1, writeUnits: 3, durationMs: 5, logBytes: 100 }), perMember: u({ managementCalls: 1 }) },
+      react: { fixed: u({ readUnits: 2, writeUnits: 6, durationMs: 10, logBytes: 100 }), perMember: u({ managementCalls: 1 }) },
+      read: { fixed: u({ writeUnits: 3, durationMs: 5, logBytes: 100 }), perMember: u({}) },
+    };
+    // 1 typing, 2 reactions and 3 reads a minute for 600 minutes: 600, 1,200 and 1,800 frames.
+    const busy = (members: number) =>
+      estimateCost(
+        { ...WORKLOAD, connections: members * 10, typingPerMinute: 1, reactionsPerMinute: 2, readsPerMinute: 3 },
+        signalInputs,
+        MONITORING,
+      );
+
+    it("adds each frame's inbound message, invocation, units and posts to the chat workload's", () => {
+      const quiet = estimateCost({ ...WORKLOAD, connections: 100 }, signalInputs, MONITORING);
+      const e2 = busy(10);
+      // inbound +3,600; outbound: typing 600 * 10 + reactions 1,200 * 10 = 18,000
+      close(line(e2.ours, "apiGatewayMessage").quantity - line(quiet.ours, "apiGatewayMessage").quantity, 3_600 + 18_000);
+      close(line(e2.ours, "lambdaRequest").quantity - line(quiet.ours, "lambdaRequest").quantity, 3_600);
+      // reads: 600 * 1 + 1,200 * 2 = 3,000; writes: 600 * 3 + 1,200 * 6 + 1,800 * 3 = 14,400
+      close(line(e2.ours, "dynamoReadUnit").quantity - line(quiet.ours, "dynamoReadUnit").quantity, 3_000);
+      close(line(e2.ours, "dynamoWriteUnit").quantity - line(quiet.ours, "dynamoWriteUnit").quantity, 14_400);
+      // 1 GB: 600 * 0.005 + 1,200 * 0.010 + 1,800 * 0.005 = 3 + 12 + 9 = 24 GB-s
+      close(line(e2.ours, "lambdaGbSecondArm").quantity - line(quiet.ours, "lambdaGbSecondArm").quantity, 24);
+    });
+
+    it("posts no typing to a room above typingMaxRoomUsers (100 by default)", () => {
+      const quiet = estimateCost({ ...WORKLOAD, connections: 2000, rooms: 10 }, signalInputs, MONITORING);
+      const e2 = busy(200);
+      // 200 members: typing posts nothing; reactions 1,200 * 200 = 240,000 posts
+      close(line(e2.ours, "apiGatewayMessage").quantity - line(quiet.ours, "apiGatewayMessage").quantity, 3_600 + 240_000);
+    });
+
+    it("reads the three rates from the command line, 0 when left out, and refuses negative ones", () => {
+      const base = ["--connections", "10", "--rooms", "2", "--messages-per-minute", "1"];
+      assert.equal(parseArgs(base).workload.typingPerMinute, 0);
+      const w = parseArgs([...base, "--typing-per-minute", "4", "--reactions-per-minute", "5", "--reads-per-minute", "6"]).workload;
+      assert.deepEqual([w.typingPerMinute, w.reactionsPerMinute, w.readsPerMinute], [4, 5, 6]);
+      assert.throws(() => parseArgs([...base, "--reads-per-minute=-1"]), /--reads-per-minute must be a number >= 0/);
+    });
+  });
+
   it("prices the Scan design with a Scan of every connection per message and nothing else changed", () => {
     // reads: 6,000 * (1 + 0.05 * 100 connections) + 500 = 36,500
     close(line(e.scan, "dynamoReadUnit").quantity, 36_500);
@@ -176,6 +223,9 @@ describe("cost model (scripts/cost.ts)", () => {
       sessionHours: 2,
       pingIntervalMinutes: 9,
       detailedMonitoring: false,
+      typingPerMinute: 0,
+      reactionsPerMinute: 0,
+      readsPerMinute: 0,
     });
     assert.equal(
       parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring,

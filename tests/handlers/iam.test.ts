@@ -27,7 +27,8 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
 
   let h: Harness;
   before(async () => {
-    h = await createHarness({ label: "iam" });
+    // Room iam-a shares read positions (issue 18): `read` then reads its summary and members.
+    h = await createHarness({ label: "iam", extraEnv: { READ_RECEIPT_ROOMS: "iam-a" } });
   });
   after(async () => {
     await h?.stop();
@@ -85,6 +86,23 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const typedTo = await h.join("iam-gina", "iam-g");
     await h.vanish(typedTo);
     await h.send(a, { type: "typing", withUserId: "iam-gina" });
+    // react (issue 18): a room reaction meets a stale member (clean-up), its removal drops the
+    // emoji at 0 (the follow-up UpdateItem); a private reaction reaches both users through byUser;
+    // history reads the caller's reactions of the page (`me`: a Query of the reaction partition).
+    await h.send(a, { type: "chat", roomId: "iam-a", message: "to react to" });
+    await stale("iam-a");
+    await h.send(a, { type: "react", roomId: "iam-a", messageId: ownMessage("to react to"), emoji: "👍" });
+    await stale("iam-a");
+    await h.send(a, { type: "react", roomId: "iam-a", messageId: ownMessage("to react to"), emoji: "👍", remove: true });
+    const dmReacted = String((await h.send(a, { type: "private", toUserId: "iam-carol", message: "to react to" }))?.messageId);
+    await h.send(a, { type: "react", withUserId: "iam-carol", messageId: dmReacted, emoji: "🎉" });
+    await h.send(a, { type: "history", withUserId: "iam-carol" });
+    // read (issue 18): the position UpdateItem, the user's other devices (byUser), and in a shared
+    // room the summary GetItem and the room read meeting a stale member (clean-up); history fromRead
+    // reads the position (GetItem); join and rooms read positions and count unread (messages Query).
+    await stale("iam-a");
+    assert.equal((await h.send(a, { type: "read", roomId: "iam-a", messageId: ownMessage("to react to") }))?.type, "read");
+    await h.send(a, { type: "history", roomId: "iam-a", fromRead: true });
     await h.send(a, "not json");
     const d = await h.join("iam-dan", "iam-e");
     await stale("iam-e");
@@ -145,6 +163,8 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
       ["edit", { type: "edit", roomId: "iam-z", messageId: "m", message: "late" }],
       ["delete", { type: "delete", roomId: "iam-z", messageId: "m" }],
       ["typing", { type: "typing", roomId: "iam-z" }],
+      ["react", { type: "react", roomId: "iam-z", messageId: "m", emoji: "👍" }],
+      ["read", { type: "read", roomId: "iam-z", messageId: "m" }],
       ["default", "not json"],
     ];
     for (const [route, frame] of frames) {

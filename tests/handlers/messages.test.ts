@@ -273,7 +273,7 @@ describe("handlers: private messages, history, idempotency, TTL filtering", () =
     const rooms = (await h.send(a, { type: "rooms" }))?.rooms as Array<{ roomId: string; members: number }>;
     assert.deepEqual(
       rooms.find((r) => r.roomId === "ttl-2"),
-      { roomId: "ttl-2", members: 1 },
+      { roomId: "ttl-2", members: 1, unread: 0 },
     );
   });
 

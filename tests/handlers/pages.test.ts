@@ -74,7 +74,7 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
       sentAt: "2000-01-01T00:00:00.000Z",
       clientMessageId: "d".repeat(64),
     });
-    for (const n of [LIMIT - privateBase, LIMIT - privateBase - 2048]) {
+    for (const n of [LIMIT - privateBase, LIMIT - privateBase - 4096]) {
       const reply = await h.send(a, {
         type: "private",
         toUserId: other,
@@ -83,7 +83,7 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
       });
       assert.ok(reply?.type === "delivered" || reply?.code === "TOO_LARGE", String(JSON.stringify(reply)).slice(0, 200));
     }
-    for (const n of [LIMIT - chatBase, LIMIT - chatBase - 2048]) {
+    for (const n of [LIMIT - chatBase, LIMIT - chatBase - 4096]) {
       const reply = await h.send(a, {
         type: "chat",
         roomId: "r".repeat(64),
@@ -105,6 +105,44 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
       } while (before);
       assert.ok(count >= 1, `the smaller message of ${JSON.stringify(where).slice(0, 20)} is stored`);
     }
+  });
+
+  it("the largest accepted message with 20 of the longest reactions (issue 18) still comes back in a history page of at most 128 KB", async () => {
+    const roomId = `${"r".repeat(63)}x`;
+    const a = await h.join("w".repeat(128), roomId, "\u{1F600}".repeat(64));
+    const base = bytes({
+      type: "chat",
+      roomId,
+      messageId: "00000000-0000-0000-0000-000000000000",
+      userId: "w".repeat(128),
+      username: "\u{1F600}".repeat(64),
+      message: "",
+      sentAt: "2000-01-01T00:00:00.000Z",
+    });
+    // The largest text the server accepts: from the frame's limit down until one is stored.
+    let messageId: string | undefined;
+    for (let n = LIMIT - base; n > LIMIT - base - 8192 && messageId === undefined; n -= 128) {
+      h.api.clearFrames();
+      const reply = await h.send(a, { type: "chat", roomId, message: "m".repeat(n) });
+      if (reply === undefined) messageId = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
+      else assert.equal(reply.code, "TOO_LARGE");
+    }
+    assert.ok(messageId, "a message near the limit is accepted");
+    // Kiss sequences with two different skin tones: 15 UTF-16 code units, 35 UTF-8 bytes each, 20 of them.
+    const tones = ["\u{1F3FB}", "\u{1F3FC}", "\u{1F3FD}", "\u{1F3FE}", "\u{1F3FF}"];
+    const longest = tones.flatMap((x) =>
+      tones.filter((y) => y !== x).map((y) => `\u{1F9D1}${x}\u200d\u2764\ufe0f\u200d\u{1F48B}\u200d\u{1F9D1}${y}`),
+    );
+    assert.equal(longest.length, 20);
+    for (const emoji of longest) {
+      assert.equal(await h.send(a, { type: "react", roomId, messageId, emoji }), undefined, emoji);
+    }
+    const page = await h.send(a, { type: "history", roomId, limit: 1 });
+    assert.equal(page?.type, "history", JSON.stringify(page).slice(0, 200));
+    const [entry] = page?.messages as Array<{ messageId: string; reactions?: unknown[] }>;
+    assert.equal(entry.messageId, messageId);
+    assert.equal(entry.reactions?.length, 20);
+    assert.ok(bytes(page) <= LIMIT, `a history page of ${bytes(page)} bytes`);
   });
 
   it("rooms with 1,601 active rooms comes in pages of at most 128 KB that together list every room once", async () => {

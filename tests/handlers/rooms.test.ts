@@ -141,6 +141,8 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
         { userId: "frank", username: "Frank" },
       ],
       memberCount: 2,
+      // Issue 18: the joiner's unread messages in the room (none stored); no read position yet.
+      unread: 0,
     });
     assert.deepEqual(presence(h.frames(a)), [{ type: "presence", event: "joined", roomId: "home-3", userId: "frank", username: "Frank" }]);
     assert.deepEqual(presence(h.frames(b)), [], "the joiner gets its reply, not its own presence event");
@@ -237,18 +239,20 @@ describe("handlers: connect, join, leave, presence, rooms, ping, $default, $disc
     const rooms = reply?.rooms as Array<{ roomId: string; members: number }>;
     assert.deepEqual(
       rooms.find((r) => r.roomId === "count-11"),
-      { roomId: "count-11", members: 2 },
+      // Issue 18: a room this connection has joined carries the user's unread count.
+      { roomId: "count-11", members: 2, unread: 0 },
     );
     const call = h.reports.filter((r) => r.function === "rooms").pop();
     // One Query on the sparse index; the connections table is only touched by the rate-limit
     // updates, the connection's and the user's (each two when the frame opens a new minute window);
-    // never a Scan, never member reads.
+    // never a Scan, never member reads. Issue 18: one Query of the user's read positions, one
+    // COUNT Query per room joined or read (here count-11 only).
     const calls = call?.dynamoCalls.map((c) => `${c.table}:${c.action}:${c.index ?? ""}`) ?? [];
     assert.deepEqual(
       calls.filter((c) => !c.startsWith("connections:dynamodb:UpdateItem")),
-      ["rooms:dynamodb:Query:directory"],
+      ["rooms:dynamodb:Query:directory", "messages:dynamodb:Query:", "messages:dynamodb:Query:"],
     );
-    assert.ok(calls.length <= 5);
+    assert.ok(calls.length <= 7);
   });
 
   it("a base64-encoded frame (isBase64Encoded) is decoded before routing", async () => {

@@ -94,6 +94,16 @@ describe("handlers: serialization by CallbackFunction", function () {
     const messageId = h.frames(b).find((f) => f.type === "chat")?.messageId;
     assert.equal(await send("edit", { type: "edit", roomId: "ser-room", messageId, message: "edited" }), undefined);
     assert.equal(h.frames(b).find((f) => f.type === "edited")?.message, "edited");
+    // react (issue 18): the serialized transaction, count read and fan-out, and a NOT_FOUND made by
+    // the error factory arriving intact.
+    assert.equal(await send("react", { type: "react", roomId: "ser-room", messageId, emoji: "👍" }), undefined);
+    assert.deepEqual(
+      h.frames(b).find((f) => f.type === "reaction"),
+      { type: "reaction", messageId, emoji: "👍", userId: "ser-user", count: 1, roomId: "ser-room" },
+    );
+    const unknown = await send("react", { type: "react", roomId: "ser-room", messageId: "not-a-uuid", emoji: "👍" });
+    assert.equal(unknown?.code, "NOT_FOUND");
+    assert.match(String(unknown?.message), /^no message not-a-uuid in this conversation/);
     assert.equal(await send("delete", { type: "delete", roomId: "ser-room", messageId }), undefined);
     assert.equal(h.frames(b).find((f) => f.type === "deleted")?.by, "ser-user");
     // typing (issue 18): no reply; the other member is told, the typer is not.
@@ -103,6 +113,7 @@ describe("handlers: serialization by CallbackFunction", function () {
       [{ type: "typing", roomId: "ser-room", userId: "ser-user", username: "ser-user" }],
     );
     assert.equal(h.frames(a).filter((f) => f.type === "typing").length, 0);
+    assert.equal((await send("read", { type: "read", roomId: "ser-room", messageId }))?.messageId, messageId);
     assert.equal((await send("join", { type: "join", roomId: "ser-room-2" }))?.type, "joined");
     assert.deepEqual(await send("leave", { type: "leave", roomId: "ser-room-2" }), { type: "left", roomId: "ser-room-2" });
     assert.equal((await send("private", { type: "private", toUserId: "ser-other", message: "hi" }))?.deliveredTo, 1);

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { functionEnvironment, isConfigurationError, type DeploymentSettings } from "../../handlers/env";
 import { MAX_WEBSOCKET_MESSAGE_BYTES, readHandlerConfig, readSetting } from "../../handlers/lib/config";
 import { FUNCTIONS } from "../../handlers/routes";
-import { HANDLER_SETTINGS, SETTING_NAMES, settingDefaults, type SettingSpec } from "../../handlers/settings";
+import { HANDLER_SETTINGS, SETTING_NAMES, configType, settingDefaults, type SettingSpec } from "../../handlers/settings";
 import { CONFIG_SCHEMA, isConfigError, validateConfig, type ConfigKey } from "../../infra/config";
 import { LOCAL_DEFAULTS } from "../../local/runtime";
 import { createPusher, isPushError } from "../../push";
@@ -24,6 +24,7 @@ const spec = (name: (typeof SETTING_NAMES)[number]): SettingSpec => HANDLER_SETT
 function otherValue(s: SettingSpec): number | boolean | string {
   if (s.type === "integer") return s.defaultValue === s.max ? s.min : s.max;
   if (s.type === "boolean") return !s.defaultValue;
+  if (s.type === "patterns") return "lobby,team-*";
   return s.values.find((v) => v !== s.defaultValue) as string;
 }
 
@@ -61,12 +62,17 @@ describe("handlers: settings declared once (handlers/settings.ts)", () => {
       const key = s.configKey as ConfigKey;
       assert.deepEqual(
         CONFIG_SCHEMA[key],
-        { type: s.type, default: s.defaultValue, description: s.description },
+        { type: configType(s), default: s.defaultValue, description: s.description },
         `${n}: CONFIG_SCHEMA.${key}`,
       );
-      assert.deepEqual(yaml.config[key], { type: s.type, default: s.defaultValue, description: s.description }, `${n}: Pulumi.yaml ${key}`);
+      assert.deepEqual(
+        yaml.config[key],
+        { type: configType(s), default: s.defaultValue, description: s.description },
+        `${n}: Pulumi.yaml ${key}`,
+      );
       const row = readme.find((line) => line.startsWith(`| \`${key}\` |`));
-      assert.ok(row?.includes(`| ${s.type} | \`${String(s.defaultValue)}\` |`), `${n}: README row of ${key}: ${row}`);
+      const shown = s.defaultValue === "" ? '`""`' : `\`${String(s.defaultValue)}\``;
+      assert.ok(row?.includes(`| ${configType(s)} | ${shown} |`), `${n}: README row of ${key}: ${row}`);
       assert.ok(row?.endsWith(`| ${s.description} |`), `${n}: README description of ${key}`);
     }
   });
@@ -88,6 +94,8 @@ describe("handlers: settings declared once (handlers/settings.ts)", () => {
           n,
         );
         assert.throws(() => validateConfig({ [s.configKey]: String(s.max + 1) }), isConfigError, n);
+      } else if (s.type === "patterns") {
+        assert.throws(() => validateConfig({ [s.configKey]: "a b,*x" }), isConfigError, n);
       } else {
         assert.throws(() => validateConfig({ [s.configKey]: "nonsense" }), isConfigError, n);
       }
@@ -104,6 +112,8 @@ describe("handlers: settings declared once (handlers/settings.ts)", () => {
         assert.equal(readSetting({ [s.env]: String(s.max) }, n), s.max, n);
         assert.throws(() => readSetting({ [s.env]: String(s.min - 1) }, n), isConfigurationError, n);
         assert.throws(() => readSetting({ [s.env]: String(s.max + 1) }, n), isConfigurationError, n);
+      } else if (s.type === "patterns") {
+        assert.throws(() => readSetting({ [s.env]: "a b,*x" }, n), isConfigurationError, n);
       } else {
         assert.throws(() => readSetting({ [s.env]: "nonsense" }, n), isConfigurationError, n);
       }

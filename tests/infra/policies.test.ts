@@ -63,6 +63,39 @@ describe("infra: function policies (pure)", () => {
     }
   });
 
+  it("react (issue 18): its reaction writes and the count read on messages (no Query, no batch), edit's fan-out elsewhere; history queries messages and reads the read position only", () => {
+    const react = functionPolicy(functionSpec("react"), INPUTS);
+    const edit = functionPolicy(functionSpec("edit"), INPUTS);
+    assert.deepEqual([...statement(react, "TableMessages").Action].sort(), [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]);
+    for (const sid of ["TableConnections", "TableRooms"]) {
+      assert.deepEqual([...statement(react, sid).Action].sort(), [...statement(edit, sid).Action].sort(), sid);
+    }
+    assert.deepEqual(
+      react.Statement.filter((s) => s.Resource.some((r) => r.includes("/index/"))).flatMap((s) => s.Resource),
+      edit.Statement.filter((s) => s.Resource.some((r) => r.includes("/index/"))).flatMap((s) => s.Resource),
+      "the byUser index only, as edit",
+    );
+    // history's `me` read is a Query too; its GetItem is the caller's read position (fromRead, lib/reads.ts).
+    assert.deepEqual([...statement(functionPolicy(functionSpec("history"), INPUTS), "TableMessages").Action].sort(), [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+    ]);
+  });
+
+  it("read (issue 18): one UpdateItem on messages (the position; the message is never read), the fan-out of typing elsewhere", () => {
+    const read = functionPolicy(functionSpec("read"), INPUTS);
+    const typing = functionPolicy(functionSpec("typing"), INPUTS);
+    assert.deepEqual([...statement(read, "TableMessages").Action], ["dynamodb:UpdateItem"]);
+    for (const sid of ["TableConnections", "TableRooms"]) {
+      assert.deepEqual([...statement(read, sid).Action].sort(), [...statement(typing, sid).Action].sort(), sid);
+    }
+  });
+
   it("push (issue 16): a backend's kick and delete get what the kick and delete functions get for the same code, and no more", () => {
     const push = pushPolicyDocument({ tableArns: INPUTS.tableArns, executionArn: EXEC, stage: "dev" });
     const actionsOn = (doc: IamPolicyDocument, sid: string) => [...statement(doc, sid).Action].sort();
@@ -106,8 +139,9 @@ describe("infra: function policies (pure)", () => {
         .flatMap((s) => s.Resource)
         .sort();
     // rooms lists the directory index; private finds a user's devices through byUser: neither may
-    // read a whole table (issue 13, defect 7).
-    assert.deepEqual(queryResources("rooms"), [`${INPUTS.tableArns.rooms}/index/directory`]);
+    // read the rooms or connections table (issue 13, defect 7). rooms also queries the messages
+    // table's key: the user's read positions and each counted room's unread messages (issue 18).
+    assert.deepEqual(queryResources("rooms"), [INPUTS.tableArns.messages, `${INPUTS.tableArns.rooms}/index/directory`].sort());
     assert.deepEqual(queryResources("private"), [`${INPUTS.tableArns.connections}/index/byUser`]);
     // history pages a conversation's partition and chat reads the room's partition: the table's own key.
     assert.deepEqual(queryResources("history"), [INPUTS.tableArns.messages]);

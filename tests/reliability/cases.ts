@@ -436,6 +436,58 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     kind: "error",
     code: "NOT_A_MEMBER",
   });
+  // react (issue 18): fixed values too. The emoji must be exactly one RGI emoji; a well-formed
+  // reaction to an id of no message is NOT_FOUND, and nothing is counted or stored.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `react.emoji as ${what}`, json({ type: "react", roomId: room, messageId: "m-1", emoji: v }), bad);
+    add("wrong types", `react.messageId as ${what}`, json({ type: "react", roomId: room, messageId: v, emoji: "👍" }), bad);
+  }
+  for (const [what, emoji] of [
+    ["text", "ok"],
+    ["two emoji", "👍👍"],
+    ["© without VS16", "©"],
+    ["empty", ""],
+    ["a lone ZWJ", "\u200d"],
+  ] as const) {
+    add("wrong types", `react.emoji ${what}`, json({ type: "react", roomId: room, messageId: "m-1", emoji }), bad);
+  }
+  add("wrong types", "react.remove as a string", json({ type: "react", roomId: room, messageId: "m-1", emoji: "👍", remove: "yes" }), bad);
+  add(
+    "wrong types",
+    "react to an id naming no message (a UUIDv4)",
+    json({ type: "react", roomId: room, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab", emoji: "👍" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
+  // read and history's forward starts (issue 18): fixed values too. A well-formed id that names no
+  // possible message (not a UUIDv7, or one from the far future) is NOT_FOUND; nothing is stored.
+  for (const [what, v] of NON_STRINGS.slice(0, 3)) {
+    add("wrong types", `read.messageId as ${what}`, json({ type: "read", roomId: room, messageId: v }), bad);
+    add("wrong types", `history.after as ${what}`, json({ type: "history", roomId: room, after: v }), bad);
+  }
+  add("wrong types", "read.messageId with a space", json({ type: "read", roomId: room, messageId: "m 1" }), bad);
+  add(
+    "wrong types",
+    "read.messageId naming no message (a UUIDv4)",
+    json({ type: "read", roomId: room, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
+  add(
+    "wrong types",
+    "read.messageId a UUIDv7 of the year 2100",
+    json({ type: "read", roomId: room, messageId: "03bb2cc3-d800-7000-8000-000000000000" }),
+    { kind: "error", code: "NOT_FOUND" },
+  );
+  add(
+    "wrong types",
+    "read in a room the connection has not joined",
+    json({ type: "read", roomId: `${room}-elsewhere`, messageId: "3f1c2a9e-1111-4bbb-8ccc-0123456789ab" }),
+    notMember,
+  );
+  add("wrong types", "history.after a cursor the server did not issue", json({ type: "history", roomId: room, after: "abc" }), bad);
+  add("wrong types", 'history.fromRead as "true"', json({ type: "history", roomId: room, fromRead: "true" }), bad);
+  add("wrong types", "history.fromRead with withUserId", json({ type: "history", withUserId: peer, fromRead: true }), bad);
+  add("wrong types", "history with before and after", json({ type: "history", roomId: room, before: "abc", after: "abc" }), bad);
+  add("wrong types", "history with after and fromRead", json({ type: "history", roomId: room, after: "abc", fromRead: true }), bad);
 
   // ---------------------------------------------------------------- missing fields
   add("missing fields", "chat without message", json({ type: "chat", roomId: room }), bad);
@@ -457,6 +509,11 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
   );
   add("missing fields", "typing with neither roomId nor withUserId", json({ type: "typing" }), bad);
   add("missing fields", "typing with both roomId and withUserId", json({ type: "typing", roomId: room, withUserId: peer }), bad);
+  add("missing fields", "react without emoji", json({ type: "react", roomId: room, messageId: "m-1" }), bad);
+  add("missing fields", "react without messageId", json({ type: "react", roomId: room, emoji: "👍" }), bad);
+  add("missing fields", "react with neither roomId nor withUserId", json({ type: "react", messageId: "m-1", emoji: "👍" }), bad);
+  add("missing fields", "read without messageId", json({ type: "read", roomId: room }), bad);
+  add("missing fields", "read without roomId (rooms only)", json({ type: "read", messageId: "m-1" }), bad);
   add("missing fields", "an object without type", json({ message: "hello", roomId: room }), unknownType);
   add("missing fields", "an empty object", text("{}"), unknownType);
 
@@ -582,6 +639,12 @@ export function generateCases(ctx: CaseContext, seed: number = DEFAULT_SEED): Ba
     `edit.message of ${max + 1} bytes`,
     json({ type: "edit", roomId: room, messageId: "m-1", message: "e".repeat(max + 1) }),
     tooLarge,
+  );
+  add(
+    "oversized",
+    "react.emoji of 17 code units",
+    json({ type: "react", roomId: room, messageId: "m-1", emoji: `${"👍".repeat(8)}x` }),
+    bad,
   );
   add("oversized", "a type of 100 characters", json({ type: `chat${"x".repeat(96)}` }), unknownType);
   add("oversized", "a type of 100,000 characters", json({ type: "t".repeat(100_000) }), unknownType);

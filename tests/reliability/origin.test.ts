@@ -87,6 +87,15 @@ describe("reliability: browser Origin allow-list at the handshake", function () 
     assert.equal(await handshake(ALLOWED, { token: forged }), 403);
   });
 
+  it("npm run local takes --read-receipt-rooms <patterns> (default none, as the stack) and refuses a bad pattern", () => {
+    assert.equal(parseCliArgs([]).readReceiptRooms, "");
+    assert.equal(parseCliArgs(["--read-receipt-rooms", "lobby,team-*"]).readReceiptRooms, "lobby,team-*");
+    assert.throws(
+      () => parseCliArgs(["--read-receipt-rooms", "a b"]),
+      (err: unknown) => isUsageError(err) && /--read-receipt-rooms must be comma-separated room patterns/.test((err as Error).message),
+    );
+  });
+
   it("npm run local takes --room-access open|token (default open, as the stack) and refuses anything else", () => {
     assert.equal(parseCliArgs([]).roomAccess, "open");
     assert.equal(parseCliArgs(["--room-access", "token"]).roomAccess, "token");

@@ -6,6 +6,7 @@
  * service's (AWS-FACTS), so read/write units are printed for comparison only.
  */
 import type { InvocationReport } from "../../handlers";
+import { uuidV7 } from "../../handlers/lib/data";
 import { mochaGlobalTeardown } from "./globalFixtures";
 import { createHarness, type Harness, type TestConnection } from "./handlerHarness";
 
@@ -50,11 +51,33 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   out.push(row("rooms", size, last()));
   await h.send(a, { type: "history", roomId: room, limit: 50 });
   out.push(row("history (2 stored)", size, last()));
+  // read (issue 18): rooms cost-* share read positions (READ_RECEIPT_ROOMS below); other-* do not.
+  const firstChat = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
+  await h.send(a, { type: "read", roomId: room, messageId: firstChat });
+  out.push(row("read (shared room)", size, last()));
+  await h.send(a, { type: "read", roomId: room, messageId: firstChat });
+  out.push(row("read not moved", size, last()));
+  await h.send(joiner, { type: "read", roomId: `other-${size}`, messageId: uuidV7(Date.now() - 1000) });
+  out.push(row("read (not shared, no other device)", size, last()));
+  await h.send(a, { type: "history", roomId: room, fromRead: true, limit: 50 });
+  out.push(row("history fromRead", size, last()));
   const own = String(h.frames(a).find((f) => f.type === "chat")?.messageId);
   await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
   out.push(row("edit (room)", size, last()));
   await h.send(a, { type: "edit", roomId: room, messageId: own, message: "y".repeat(100) });
   out.push(row("edit repeated (same text)", size, last()));
+  // react (issue 18), before the message is deleted: add, its repeat, a second user's, history with
+  // reactions (the `me` Query), the removal that drops the emoji at 0.
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍" });
+  out.push(row("react (room)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍" });
+  out.push(row("react repeated", size, last()));
+  await h.send(a, { type: "history", roomId: room, limit: 50 });
+  out.push(row("history (2 stored, 1 with reactions)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own, emoji: "👍", remove: true });
+  out.push(row("react remove (count to 0)", size, last()));
+  await h.send(a, { type: "react", roomId: room, messageId: own.replace(/^.{8}/, "00000000"), emoji: "👍" });
+  out.push(row("react NOT_FOUND", size, last()));
   await h.send(a, { type: "delete", roomId: room, messageId: own });
   out.push(row("delete (room)", size, last()));
   await h.send(a, { type: "delete", roomId: room, messageId: own });
@@ -64,6 +87,8 @@ async function measure(h: Harness, size: number): Promise<string[]> {
   const dm = (await h.send(a, { type: "private", toUserId: `joiner-${size}`, message: "to change" }))?.messageId;
   await h.send(a, { type: "edit", withUserId: `joiner-${size}`, messageId: dm, message: "changed" });
   out.push(row("edit (private, 1+1 devices)", size, last()));
+  await h.send(a, { type: "react", withUserId: `joiner-${size}`, messageId: dm, emoji: "🎉" });
+  out.push(row("react (private, 1+1 devices)", size, last()));
   await h.send(a, { type: "delete", withUserId: `joiner-${size}`, messageId: dm });
   out.push(row("delete (private, 1+1 devices)", size, last()));
   // kick (issue 16): a moderator takes a one-device user out of the room, then kicks a non-member.
@@ -94,7 +119,12 @@ async function main(): Promise<void> {
     .slice(2)
     .map(Number)
     .filter((n) => Number.isInteger(n) && n > 0);
-  const h = await createHarness({ label: "costs", rateLimitPerMinute: 100_000, fanoutConcurrency: 50 });
+  const h = await createHarness({
+    label: "costs",
+    rateLimitPerMinute: 100_000,
+    fanoutConcurrency: 50,
+    extraEnv: { READ_RECEIPT_ROOMS: "cost-*" },
+  });
   const lines = ["route\troom members\titems read\tRCU(local)\tWCU(local)\t@connections calls\tDynamoDB calls"];
   try {
     for (const size of sizes.length ? sizes : [1, 10, 100]) lines.push(...(await measure(h, size)));
