@@ -541,8 +541,9 @@ class ChatPage {
     });
   }
 
+  /** A private conversation not shown gets one more unread (rooms show the session's counts: renderSidebar). */
   private bump(key: ConversationKey): void {
-    if (key !== this.selected) this.store.get(key).unread += 1;
+    if (key !== this.selected && key.startsWith("@")) this.store.get(key).unread += 1;
   }
 
   /** Asks for the newest page, an older one (`cursor`), a newer one (`cursor`, "after") or the one after the read position. */
