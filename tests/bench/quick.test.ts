@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { devicesPerUserFor } from "../../bench/lib/population";
 import type { BenchResults } from "../../bench/lib/results";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -72,6 +73,20 @@ describe("npm run bench -- --quick", function () {
       assert.equal(r.ours.delivered, r.members);
       assert.ok(r.scan.itemsRead >= b.connections, `the Scan evaluated ${r.scan.itemsRead} of ${b.connections} connections`);
       assert.equal(r.scan.delivered, r.members);
+    }
+  });
+
+  it("measures issue 18's frames for the cost model: typing posts to the other users, a reaction to everyone, a read to the reader's other devices", () => {
+    const c = results.costInputs!;
+    assert.ok(c.typing && c.react && c.read, "costInputs.typing, react and read");
+    // Fitted over the rooms of 10 and 30 members, 10 users each (1 and 3 devices per user).
+    const posts = (u: NonNullable<typeof c.typing>, members: number) =>
+      Math.round(u.fixed.managementCalls + u.perMember.managementCalls * members);
+    const devices = (members: number) => devicesPerUserFor(members, 10);
+    for (const members of [10, 30]) {
+      assert.equal(posts(c.typing, members), members - devices(members), `typing in a room of ${members}`);
+      assert.equal(posts(c.react, members), members, `react in a room of ${members}`);
+      assert.equal(posts(c.read, members), devices(members) - 1, `read in a room of ${members}`);
     }
   });
 
