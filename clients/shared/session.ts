@@ -146,9 +146,16 @@ export interface SessionOptions {
    * its 29-second integration timeout, AWS-FACTS "Limits", so a longer wait means a lost answer).
    */
   readonly holdTimeoutMs?: number;
-  /** Least time between two `typing` frames about one conversation (default 3 s, the server's default throttle). */
+  /**
+   * Least time between two `typing` frames about one conversation (default 3.5 s): the server
+   * absorbs a frame within `typingIntervalSeconds` (default 3 s) of the last one it passed, so a
+   * client sending every 3 s exactly would, with network jitter, see about half absorbed.
+   */
   readonly typingIntervalMs?: number;
-  /** How long someone is shown typing after their last `typing` frame (default 5 s). */
+  /**
+   * How long someone is shown typing after their last `typing` frame (default 7 s: at least twice
+   * the sending interval, so one absorbed or late frame does not make the indicator blink).
+   */
   readonly typingShowMs?: number;
   /**
    * Least time between two `read` frames about one room (default 5 s): reading fast sends the newest
@@ -159,8 +166,8 @@ export interface SessionOptions {
   readonly now?: () => number;
 }
 
-export const DEFAULT_TYPING_INTERVAL_MS = 3000;
-export const DEFAULT_TYPING_SHOW_MS = 5000;
+export const DEFAULT_TYPING_INTERVAL_MS = 3500;
+export const DEFAULT_TYPING_SHOW_MS = 7000;
 export const DEFAULT_READ_INTERVAL_MS = 5000;
 
 /**

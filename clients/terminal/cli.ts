@@ -380,7 +380,7 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   });
   rl.on("close", () => void quitWhenSettled());
   // On a terminal, keys typed into a message (not a command) tell the current room "typing"
-  // (the session sends at most one frame per 3 s per conversation).
+  // (the session sends at most one frame per 3.5 s per conversation).
   if (tty) {
     io.input.on("keypress", () => {
       const typed = (rl as unknown as { line?: string }).line ?? "";
