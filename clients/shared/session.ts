@@ -1078,7 +1078,7 @@ export class ChatSession {
     if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
     const redundant = this.isRedundantPresence(frame);
     const reply =
-      frame.type === "read" && frame.userId === this.selfId && this.expectations.some((e) => e.sent && e.key === `read:${frame.roomId}`);
+      frame.type === "read" && this.isOwnRead(frame) && this.expectations.some((e) => e.sent && e.key === `read:${frame.roomId}`);
     this.apply(frame);
     this.emit(redundant ? { type: "frame", frame, redundant } : reply ? { type: "frame", frame, reply } : { type: "frame", frame });
     // After the event, so that `[joined #x]` is shown before what was waiting for it (e.g. /who x).
@@ -1123,13 +1123,23 @@ export class ChatSession {
           username: frame.username,
         });
         break;
-      case "reaction":
+      case "reaction": {
         this.messages.reaction(frame, this.selfId);
         // This user's own copy answers its react (another device's reaction may settle it first: same outcome).
-        if (frame.userId === this.selfId) this.settle(`react:${frame.messageId}:${frame.emoji}`, frame);
+        // Without the user's id (no `userId` option, no chat echoed yet) the copy is the one about the
+        // same message, emoji and change (added or taken back) as the react awaited.
+        const key = `react:${frame.messageId}:${frame.emoji}`;
+        const own =
+          this.selfId !== undefined
+            ? frame.userId === this.selfId
+            : this.expectations.some(
+                (e) => e.sent && e.key === key && e.frame.type === "react" && (e.frame.remove === true) === (frame.removed === true),
+              );
+        if (own) this.settle(key, frame);
         break;
+      }
       case "read":
-        if (frame.userId === this.selfId) {
+        if (this.isOwnRead(frame)) {
           // The reply to this device's read (the position in force), or another device's.
           if (isAfter(frame.messageId, this.unreadState.get(frame.roomId)?.readMessageId))
             this.moveReadPosition(frame.roomId, frame.messageId);
@@ -1275,6 +1285,18 @@ export class ChatSession {
         break;
       }
     }
+  }
+
+  /**
+   * A `read` frame about this user's own position: by its user id, or, while that is unknown (no
+   * `userId` option, no chat echoed yet), the reply to a read awaited in that room (the position in
+   * force is never older than the one sent).
+   */
+  private isOwnRead(frame: ReadFrame): boolean {
+    if (this.selfId !== undefined) return frame.userId === this.selfId;
+    return this.expectations.some(
+      (e) => e.sent && e.key === `read:${frame.roomId}` && e.frame.type === "read" && !isAfter(e.frame.messageId, frame.messageId),
+    );
   }
 
   /** A message from someone else arrived in a room: one more unread if after the read position. */

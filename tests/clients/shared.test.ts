@@ -1328,6 +1328,26 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     await s.close();
   });
 
+  it("settles react and read by their answers when the user's id is not known (no userId option, nothing echoed yet)", async () => {
+    const { server, events, s, sent } = await openSession({ userId: undefined, replyTimeoutMs: 60_000 });
+    server.reply(chatFrame("m1", "bob"));
+    const outcome = s.react({ roomId: "general" }, "m1", "👍");
+    // Someone else taking back the same emoji is not the answer; the added one is.
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "bob", count: 0, removed: true });
+    assert.equal(s.pendingReplies, 1);
+    server.reply({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "u-7", count: 1 });
+    const result = await outcome;
+    assert.ok(result.ok && result.frame.userId === "u-7");
+    assert.equal(s.pendingReplies, 0, "the room is free again");
+    assert.equal(s.markRead("general", "m1"), true);
+    assert.deepEqual(sent().at(-1), { type: "read", roomId: "general", messageId: "m1" });
+    server.reply({ type: "read", roomId: "general", userId: "u-7", username: "Alice", messageId: "m1" });
+    assert.equal(s.pendingReplies, 0, "the read's reply settles it");
+    const last = events.at(-1);
+    assert.ok(last?.type === "frame" && last.reply === true, "shown as this device's reply");
+    await s.close();
+  });
+
   it("counts unread messages from rooms and joined, plus messages from others, and moves the read position forward only", async () => {
     const { server, events, s, sent } = await openSession({ readIntervalMs: 30 });
     assert.deepEqual(s.unread("general"), { unread: 2, more: false, readMessageId: "m0" });
