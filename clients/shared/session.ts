@@ -240,8 +240,10 @@ interface Expectation {
   readonly frame: ClientFrame;
   readonly requestType: ClientFrame["type"];
   readonly resend?: ClientFrame;
-  /** The room the frame is about (its answer ends the hold on that room). */
+  /** The room the frame is about. */
   readonly roomId?: string;
+  /** What the frame is held by (holdKeyOf): its answer ends the hold. */
+  readonly holdKey?: string;
   /**
    * True once the frame is on the wire. Frames waiting in the outbox or held behind an earlier frame
    * about their room cannot have been answered yet, so replies and errors are matched only against sent ones.
@@ -265,7 +267,19 @@ function expectationFor(frame: ClientFrame): Expectation {
     sent: false,
     ...(RESENT.has(frame.type) ? { resend: frame } : {}),
     ...(frameRoom(frame) !== undefined ? { roomId: frameRoom(frame) } : {}),
+    ...(holdKeyOf(frame) !== undefined ? { holdKey: holdKeyOf(frame) } : {}),
   };
+}
+
+/**
+ * What a frame is sent in order with: its room (`frameRoom`), or, for a reaction in a private
+ * conversation, `@<user>` (room ids never contain `@`), so that adding then taking back a reaction
+ * there cannot run in the reverse order on the server.
+ */
+export function holdKeyOf(frame: ClientFrame): string | undefined {
+  const roomId = frameRoom(frame);
+  if (roomId !== undefined) return roomId;
+  return frame.type === "react" && "withUserId" in frame ? `@${frame.withUserId}` : undefined;
 }
 
 /** The room a frame is about: frames about one room are sent one at a time, in order. */
@@ -292,6 +306,7 @@ export function frameRoom(frame: ClientFrame): string | undefined {
 
 /** A frame (or a local action such as /who) waiting for the answer to an earlier frame about its room. */
 type Held =
+  // `roomId`: the hold key (holdKeyOf), a room's id or `@<user>`.
   | { readonly kind: "frame"; readonly roomId: string; readonly frame: ClientFrame; readonly expectation: Expectation }
   | { readonly kind: "action"; readonly roomId: string; readonly run: () => void };
 
@@ -854,7 +869,7 @@ export class ChatSession {
 
   /** Sends a frame on the open socket now, or holds it behind an unanswered frame about its room. */
   private dispatch(frame: ClientFrame, expectation: Expectation): void {
-    const roomId = frameRoom(frame);
+    const roomId = holdKeyOf(frame);
     if (roomId !== undefined && this.isBusy(roomId)) {
       this.held.push({ kind: "frame", roomId, frame, expectation });
       return;
@@ -874,7 +889,7 @@ export class ChatSession {
       if (waiter.timer) clearTimeout(waiter.timer);
       waiter.timer = setTimeout(() => this.replyTimedOut(frame, replyMs), replyMs);
     }
-    const roomId = expectation.roomId;
+    const roomId = expectation.holdKey;
     if (roomId !== undefined) {
       const timeoutMs = this.options.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
       const previous = this.inFlight.get(roomId);
@@ -889,12 +904,12 @@ export class ChatSession {
 
   /** A frame about a room was answered: what was held behind it may go (release(), in order). */
   private endHold(expectation: Expectation): void {
-    if (expectation.roomId === undefined) return;
-    const entry = this.inFlight.get(expectation.roomId);
+    if (expectation.holdKey === undefined) return;
+    const entry = this.inFlight.get(expectation.holdKey);
     // A late answer to a frame whose hold already timed out must not end the hold of a later one.
     if (!entry || entry.expectation !== expectation) return;
     clearTimeout(entry.timer);
-    this.inFlight.delete(expectation.roomId);
+    this.inFlight.delete(expectation.holdKey);
   }
 
   /** Sends (or runs) every held item whose room is free, keeping the order of each room's items. */
@@ -921,7 +936,8 @@ export class ChatSession {
     this.inFlight.delete(roomId);
     const failed = this.held.filter((h) => h.roomId === roomId);
     this.held = this.held.filter((h) => h.roomId !== roomId);
-    const why = `no answer to the ${kind} ${kind === "join" || kind === "leave" ? "of" : "to"} #${roomId} within ${timeoutMs / 1000} s`;
+    const where = roomId.startsWith("@") ? roomId : `#${roomId}`;
+    const why = `no answer to the ${kind} ${kind === "join" || kind === "leave" ? "of" : "to"} ${where} within ${timeoutMs / 1000} s`;
     for (const item of failed) {
       if (item.kind === "action") {
         item.run();
@@ -931,7 +947,7 @@ export class ChatSession {
       if (i >= 0) this.expectations.splice(i, 1);
       const frame = item.frame;
       const clientMessageId = frame.type === "chat" ? frame.clientMessageId : undefined;
-      const message = `not sent (${frame.type} #${roomId}): ${why}`;
+      const message = `not sent (${frame.type} ${where}): ${why}`;
       this.emit({ type: "local-error", message, ...(clientMessageId ? { clientMessageId } : {}) });
       this.answer(frame, { ok: false, code: "TIMEOUT", message });
     }

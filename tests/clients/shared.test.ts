@@ -1348,6 +1348,33 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     await s.close();
   });
 
+  it("sends reactions in a private conversation one at a time, so that adding then taking one back cannot run reversed", async () => {
+    const { server, s, sent } = await openSession();
+    const reacts = () => sent().filter((f) => f.type === "react");
+    const added = s.react({ withUserId: "bob" }, "p1", "👍");
+    const removed = s.react({ withUserId: "bob" }, "p1", "👍", true);
+    assert.equal(reacts().length, 1, "the removal waits for the addition's answer");
+    assert.equal(s.heldCount, 1);
+    // Another conversation is not held by it.
+    void s.react({ withUserId: "carol" }, "p2", "🎉");
+    assert.equal(reacts().length, 2);
+    server.reply({ type: "reaction", fromUserId: "alice", toUserId: "bob", messageId: "p1", emoji: "👍", userId: "alice", count: 1 });
+    assert.ok((await added).ok);
+    assert.deepEqual(reacts().at(-1), { type: "react", withUserId: "bob", messageId: "p1", emoji: "👍", remove: true });
+    server.reply({
+      type: "reaction",
+      fromUserId: "alice",
+      toUserId: "bob",
+      messageId: "p1",
+      emoji: "👍",
+      userId: "alice",
+      count: 0,
+      removed: true,
+    });
+    assert.ok((await removed).ok);
+    await s.close();
+  });
+
   it("counts unread messages from rooms and joined, plus messages from others, and moves the read position forward only", async () => {
     const { server, events, s, sent } = await openSession({ readIntervalMs: 30 });
     assert.deepEqual(s.unread("general"), { unread: 2, more: false, readMessageId: "m0" });
