@@ -196,6 +196,12 @@ const isAfter = (messageId: string, position: string | undefined): boolean => po
 
 export const DEFAULT_HOLD_TIMEOUT_MS = 10_000;
 
+/**
+ * How long a frame sent without awaiting its answer (typing) may still be answered by API Gateway's
+ * "Internal server error": its 29-second integration timeout (AWS-FACTS "Limits"), and a margin.
+ */
+const UNTRACKED_ANSWER_MS = 30_000;
+
 export const DEFAULT_PING_INTERVAL_MS = 5 * 60 * 1000;
 
 /**
@@ -411,6 +417,8 @@ export class ChatSession {
   private readonly unreadState = new Map<string, UnreadState>();
   /** Read positions to send, by room: the newest asked for, when the last was sent, the wait before the next. */
   private readonly readSends = new Map<string, { wanted?: string; last: number; busy: boolean; timer?: ReturnType<typeof setTimeout> }>();
+  /** When each frame sent without an expectation (typing, reads on close) went, oldest first (sendUntracked). */
+  private untrackedSent: number[] = [];
   /** Other members' read positions, in rooms whose read receipts are shared (readReceiptRooms). */
   private readonly readers = new Map<string, Map<string, { username: string; messageId: string }>>();
 
@@ -585,7 +593,7 @@ export class ChatSession {
     const encoded = encodeFrame(frame);
     if (!encoded.ok) return false;
     this.typingSent.set(key, now);
-    this.socket.send(encoded.text);
+    this.sendUntracked(encoded.text);
     return true;
   }
 
@@ -655,6 +663,24 @@ export class ChatSession {
   private moveReadPosition(roomId: string, messageId: string): void {
     const unread = this.messages.countAfter(roomKey(roomId), messageId, this.selfId);
     this.unreadState.set(roomId, { unread, more: false, readMessageId: messageId });
+  }
+
+  /**
+   * Sends a frame whose answer nobody awaits (typing; the reads sent on close). Its failure can
+   * still come back as API Gateway's `{"message":"Internal server error"}`, which names no request:
+   * the frame is remembered for the integration timeout so that such an answer is put down to it,
+   * silently, rather than pinned on a request that may well have succeeded.
+   */
+  private sendUntracked(text: string): void {
+    this.socket?.send(text);
+    this.untrackedSent.push(this.now());
+  }
+
+  /** An untracked frame may still be answered by a gateway error: takes the oldest such one. */
+  private takeUntracked(): boolean {
+    const since = this.now() - UNTRACKED_ANSWER_MS;
+    while (this.untrackedSent.length > 0 && this.untrackedSent[0] < since) this.untrackedSent.shift();
+    return this.untrackedSent.shift() !== undefined;
   }
 
   private now(): number {
@@ -798,7 +824,7 @@ export class ChatSession {
     for (const [roomId, send] of this.readSends) {
       if (send.wanted === undefined || this.statusValue !== "open" || !this.socket) continue;
       const encoded = encodeFrame({ type: "read", roomId, messageId: send.wanted });
-      if (encoded.ok) this.socket.send(encoded.text);
+      if (encoded.ok) this.sendUntracked(encoded.text);
       send.wanted = undefined;
     }
     this.userClosed = true;
@@ -1066,6 +1092,11 @@ export class ChatSession {
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
+    // API Gateway's "Internal server error" names no request: while a frame whose answer nobody
+    // awaits (typing, a read sent on close) may be the one that failed, it is put down to that
+    // frame and not shown, like typing's own refusals; a request it was really about then ends
+    // with its reply timeout or is sent again after a drop, instead of failing when it succeeded.
+    if (frame.type === "gateway" && this.takeUntracked()) return;
     // `typing` is fire-and-forget: its refusals (RATE_LIMITED once the user's budget is spent,
     // NOT_A_MEMBER while a room is being left) answer nothing the user asked for, so they are not shown.
     if (frame.type === "error" && frame.requestType === "typing") return;

@@ -1248,6 +1248,24 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     assert.equal(s.typing({ roomId: "general" }), false, "not queued while closed");
   });
 
+  it("puts API Gateway's error down to a typing frame sent after a request, not to the request (which may have succeeded)", async () => {
+    const { server, events, s } = await openSession();
+    const id = s.chat("first");
+    assert.equal(s.typing({ roomId: "general" }), true);
+    const shown = events.length;
+    // The typing's integration was throttled: the answer names no request.
+    server.reply({ message: "Internal server error", connectionId: "c=", requestId: "r=" });
+    assert.equal(s.pendingReplies, 1, "the chat still awaits its answer");
+    assert.equal(events.length, shown, "not shown, as typing's refusals are not");
+    server.reply({ ...chatFrame("m1", "alice"), clientMessageId: id });
+    assert.equal(s.pendingReplies, 0);
+    // With no typing outstanding, the error is the oldest request's.
+    const refused = s.react({ roomId: "general" }, "m1", "👍");
+    server.reply({ message: "Internal server error", connectionId: "c=", requestId: "r=" });
+    assert.equal((await refused).ok, false);
+    await s.close();
+  });
+
   it("shows someone typing for at least twice the interval at which typing is sent, so one absorbed frame does not blink", () => {
     assert.equal(DEFAULT_TYPING_INTERVAL_MS, 3500);
     assert.ok(DEFAULT_TYPING_SHOW_MS >= 2 * DEFAULT_TYPING_INTERVAL_MS, `${DEFAULT_TYPING_SHOW_MS} ms shown`);
