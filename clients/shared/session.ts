@@ -158,10 +158,16 @@ export interface SessionOptions {
    */
   readonly typingShowMs?: number;
   /**
-   * Least time between two `read` frames about one room (default 5 s): reading fast sends the newest
-   * position once, and a busy room costs at most 12 read frames a minute of the rate limit.
+   * Least time between two `read` frames of the session, whatever their rooms (default 5 s): one
+   * budget for all rooms, taken in turn with each room's newest position, so reads cost at most 12
+   * of the 60 frames a minute a connection may send, however many rooms are busy.
    */
   readonly readIntervalMs?: number;
+  /**
+   * After a RATE_LIMITED answer, how long the session sends nothing by itself (typing, read) so
+   * that what the user sends gets the budget (default 60 s: the server counts in one-minute windows).
+   */
+  readonly rateLimitPauseMs?: number;
   /** Clock in milliseconds (replaceable in tests). */
   readonly now?: () => number;
 }
@@ -169,6 +175,10 @@ export interface SessionOptions {
 export const DEFAULT_TYPING_INTERVAL_MS = 3500;
 export const DEFAULT_TYPING_SHOW_MS = 7000;
 export const DEFAULT_READ_INTERVAL_MS = 5000;
+export const DEFAULT_RATE_LIMIT_PAUSE_MS = 60_000;
+
+/** Refusals of `read` that sending it again cannot cure (others, e.g. RATE_LIMITED, INTERNAL, TIMEOUT, are retried). */
+const READ_FINAL: ReadonlySet<string> = new Set(["NOT_A_MEMBER", "FORBIDDEN", "NOT_FOUND", "BAD_REQUEST", "NOT_SENT", "CLOSED"]);
 
 /**
  * The user's unread messages in a room (issue 18): `unread` as the server counted it (at most 99,
@@ -415,8 +425,16 @@ export class ChatSession {
   private readonly typingNow = new Map<ConversationKey, Map<string, { member: Member; timer: ReturnType<typeof setTimeout> }>>();
   /** Unread counts and read positions by room (UnreadState). */
   private readonly unreadState = new Map<string, UnreadState>();
-  /** Read positions to send, by room: the newest asked for, when the last was sent, the wait before the next. */
-  private readonly readSends = new Map<string, { wanted?: string; last: number; busy: boolean; timer?: ReturnType<typeof setTimeout> }>();
+  /** Read positions to send: the newest per room, rooms in the order they started waiting. */
+  private readonly readWanted = new Map<string, string>();
+  /** The read positions the server confirmed (joined, history, read frames about this user), by room. */
+  private readonly readConfirmed = new Map<string, string>();
+  /** One read budget for the session: a read on the wire, when the last went, the wait for the next. */
+  private readBusy = false;
+  private readLast = -Infinity;
+  private readTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Until when the session sends no frame by itself (typing, read) after a RATE_LIMITED answer. */
+  private rateLimitedUntil = -Infinity;
   /** When each frame sent without an expectation (typing, reads on close) went, oldest first (sendUntracked). */
   private untrackedSent: number[] = [];
   /** Other members' read positions, in rooms whose read receipts are shared (readReceiptRooms). */
@@ -585,6 +603,7 @@ export class ChatSession {
     if (this.statusValue !== "open" || !this.socket) return false;
     if ("roomId" in target && !this.joined.has(target.roomId)) return false;
     if ("withUserId" in target && target.withUserId === this.selfId) return false;
+    if (this.rateLimited) return false;
     const now = this.now();
     const last = this.typingSent.get(key);
     if (last !== undefined && now - last < (this.options.typingIntervalMs ?? DEFAULT_TYPING_INTERVAL_MS)) return false;
@@ -615,48 +634,69 @@ export class ChatSession {
 
   /**
    * This user has seen the room up to `messageId` (the newest message shown): the read position
-   * moves forward (never back) at once in `unread()`, and a `read` frame goes to the server, at
-   * most one per `readIntervalMs` per room carrying the newest position asked for meanwhile (one
-   * still waiting is sent when the session closes). Only
-   * for joined rooms (the server answers NOT_A_MEMBER otherwise). Returns whether the position moved.
+   * moves forward (never back) at once in `unread()`, and a `read` frame goes to the server. Reads
+   * share one budget for the session: at most one per `readIntervalMs`, one at a time, the waiting
+   * rooms in turn, each with the newest position asked for meanwhile; none for `rateLimitPauseMs`
+   * after a RATE_LIMITED answer. A read refused for a reason that may pass (RATE_LIMITED, INTERNAL,
+   * no answer) is sent again later while the server's confirmed position is behind; the waiting
+   * ones are sent when the session closes. Only for joined rooms (the server answers NOT_A_MEMBER
+   * otherwise). Returns whether the position moved.
    */
   markRead(roomId: string, messageId: string): boolean {
     const state = this.unreadState.get(roomId);
     if (!isAfter(messageId, state?.readMessageId)) return false;
     this.moveReadPosition(roomId, messageId);
     if (!this.joined.has(roomId)) return true;
-    const send = this.readSends.get(roomId) ?? { last: -Infinity, busy: false };
-    send.wanted = messageId;
-    this.readSends.set(roomId, send);
-    this.flushRead(roomId);
+    this.readWanted.set(roomId, messageId);
+    this.flushReads();
     return true;
   }
 
-  /** Sends the newest position asked for in a room, once the previous `read` is answered and the interval has passed. */
-  private flushRead(roomId: string): void {
-    const send = this.readSends.get(roomId);
-    if (!send || send.busy || send.timer || send.wanted === undefined) return;
-    // Not for a room being left (its `leave` is on its way or waiting): the answer would be NOT_A_MEMBER.
-    if (!this.joined.has(roomId) || this.expectations.some((e) => e.requestType === "leave" && e.roomId === roomId)) {
-      send.wanted = undefined;
-      return;
-    }
-    const wait = send.last + (this.options.readIntervalMs ?? DEFAULT_READ_INTERVAL_MS) - this.now();
+  /** Rooms whose read positions may be sent: joined, and not being left (the answer would be NOT_A_MEMBER). */
+  private readable(roomId: string): boolean {
+    return this.joined.has(roomId) && !this.expectations.some((e) => e.requestType === "leave" && e.roomId === roomId);
+  }
+
+  /** Sends the next waiting room's position, once the previous `read` is answered and the budget allows. */
+  private flushReads(): void {
+    if (this.readBusy || this.readTimer || this.userClosed || this.statusValue !== "open" || !this.socket) return;
+    for (const roomId of [...this.readWanted.keys()]) if (!this.readable(roomId)) this.readWanted.delete(roomId);
+    const next = this.readWanted.entries().next();
+    if (next.done) return;
+    const wait = Math.max(this.readLast + (this.options.readIntervalMs ?? DEFAULT_READ_INTERVAL_MS), this.rateLimitedUntil) - this.now();
     if (wait > 0) {
-      send.timer = setTimeout(() => {
-        send.timer = undefined;
-        this.flushRead(roomId);
+      this.readTimer = setTimeout(() => {
+        this.readTimer = undefined;
+        this.flushReads();
       }, wait);
       return;
     }
-    const messageId = send.wanted;
-    send.wanted = undefined;
-    send.busy = true;
-    send.last = this.now();
-    void this.request<ReadFrame>({ type: "read", roomId, messageId }).then(() => {
-      send.busy = false;
-      if (!this.userClosed) this.flushRead(roomId);
+    const [roomId, messageId] = next.value;
+    this.readWanted.delete(roomId);
+    this.readBusy = true;
+    this.readLast = this.now();
+    void this.request<ReadFrame>({ type: "read", roomId, messageId }).then((outcome) => {
+      this.readBusy = false;
+      if (!outcome.ok && !READ_FINAL.has(outcome.code)) this.retryRead(roomId);
+      if (!this.userClosed) this.flushReads();
     });
+  }
+
+  /** A read failed for a reason that may pass: the local position waits again while the server's is behind it. */
+  private retryRead(roomId: string): void {
+    const local = this.unreadState.get(roomId)?.readMessageId;
+    if (local === undefined || this.readWanted.has(roomId) || !isAfter(local, this.readConfirmed.get(roomId))) return;
+    this.readWanted.set(roomId, local);
+  }
+
+  /** The server confirmed a read position (never moves back). */
+  private confirmRead(roomId: string, messageId: string | undefined): void {
+    if (messageId !== undefined && isAfter(messageId, this.readConfirmed.get(roomId))) this.readConfirmed.set(roomId, messageId);
+  }
+
+  /** True after a RATE_LIMITED answer, for `rateLimitPauseMs`: the session sends nothing by itself. */
+  private get rateLimited(): boolean {
+    return this.now() < this.rateLimitedUntil;
   }
 
   /** The read position moved forward: unread becomes what this session has seen after it. */
@@ -821,12 +861,12 @@ export class ChatSession {
   /** Closes for good (no reconnection). Resolves when the socket has closed or after a short wait. */
   close(): Promise<void> {
     // Read positions still waiting for their interval go now (nobody awaits their answer).
-    for (const [roomId, send] of this.readSends) {
-      if (send.wanted === undefined || this.statusValue !== "open" || !this.socket) continue;
-      const encoded = encodeFrame({ type: "read", roomId, messageId: send.wanted });
+    for (const [roomId, messageId] of this.readWanted) {
+      if (this.statusValue !== "open" || !this.socket || this.rateLimited || !this.readable(roomId)) break;
+      const encoded = encodeFrame({ type: "read", roomId, messageId });
       if (encoded.ok) this.sendUntracked(encoded.text);
-      send.wanted = undefined;
     }
+    this.readWanted.clear();
     this.userClosed = true;
     this.clearTimers();
     this.answerAll("CLOSED", "the session closed before the answer came");
@@ -1073,7 +1113,7 @@ export class ChatSession {
     }
     if (reconnected) this.emit({ type: "rejoined", rooms, resent });
     // Read positions that waited for an interval when the connection dropped.
-    for (const roomId of this.readSends.keys()) this.flushRead(roomId);
+    this.flushReads();
     this.notifyIfIdle();
     const interval = this.options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.pingTimer = setInterval(() => this.ping(), interval);
@@ -1092,6 +1132,9 @@ export class ChatSession {
       return;
     }
     if (frame.type !== "error" && frame.type !== "gateway") this.forcedStreak = 0;
+    // The connection's (or user's) budget is spent: what the session sends by itself waits.
+    if (frame.type === "error" && frame.code === "RATE_LIMITED")
+      this.rateLimitedUntil = this.now() + (this.options.rateLimitPauseMs ?? DEFAULT_RATE_LIMIT_PAUSE_MS);
     // API Gateway's "Internal server error" names no request: while a frame whose answer nobody
     // awaits (typing, a read sent on close) may be the one that failed, it is put down to that
     // frame and not shown, like typing's own refusals; a request it was really about then ends
@@ -1188,6 +1231,7 @@ export class ChatSession {
       case "read":
         if (this.isOwnRead(frame)) {
           // The reply to this device's read (the position in force), or another device's.
+          this.confirmRead(frame.roomId, frame.messageId);
           if (isAfter(frame.messageId, this.unreadState.get(frame.roomId)?.readMessageId))
             this.moveReadPosition(frame.roomId, frame.messageId);
           this.settle(`read:${frame.roomId}`, frame);
@@ -1223,6 +1267,7 @@ export class ChatSession {
         // Re-insert so that Map order stays "joined most recently last".
         this.joined.delete(frame.roomId);
         this.joined.set(frame.roomId, members);
+        this.confirmRead(frame.roomId, frame.readMessageId);
         if (frame.unread !== undefined) {
           this.unreadState.set(frame.roomId, {
             unread: frame.unread,
@@ -1267,6 +1312,7 @@ export class ChatSession {
       case "history": {
         const conversation = frame.roomId !== undefined ? roomKey(frame.roomId) : userKey(frame.withUserId ?? "");
         for (const m of frame.messages) this.messages.record(conversation, m, true);
+        if (frame.roomId !== undefined) this.confirmRead(frame.roomId, frame.readMessageId);
         if (frame.roomId !== undefined && frame.readMessageId !== undefined) {
           const known = this.unreadState.get(frame.roomId);
           if (isAfter(frame.readMessageId, known?.readMessageId)) {
@@ -1553,11 +1599,8 @@ export class ChatSession {
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     // Waiting reads go with the next connection (markRead again); typing shown stops with this one.
-    for (const send of this.readSends.values()) {
-      if (send.timer) clearTimeout(send.timer);
-      send.timer = undefined;
-      send.busy = false;
-    }
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = undefined;
     for (const [conversation, users] of this.typingNow) for (const userId of [...users.keys()]) this.stopTyping(conversation, userId);
     this.pingTimer = undefined;
     this.reconnectTimer = undefined;

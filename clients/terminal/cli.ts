@@ -146,6 +146,8 @@ async function runClient(args: CliArgs, io: RunOptions): Promise<number> {
   /**
    * The terminal prints every message of every joined room, so a message printed is read (issue 18),
    * as long as nothing before it is still unread: after `/unread` showed them, or when there were none.
+   * The session sends these reads within one budget for all rooms (markRead), so busy rooms do not
+   * spend the rate limit the user's own messages need.
    */
   const readPrinted = (roomId: string, messageId: string, own: boolean): void => {
     const state = session.unread(roomId);

@@ -1470,6 +1470,54 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     await s.close();
   });
 
+  it("sends a refused read again later (not when the room refuses it), until the server confirms the position", async () => {
+    const { server, s, sent } = await openSession({ readIntervalMs: 20 });
+    const reads = () => sent().filter((f) => f.type === "read");
+    server.reply(chatFrame("m1", "bob"));
+    s.markRead("general", "m1");
+    assert.equal(reads().length, 1);
+    server.reply({ type: "error", code: "INTERNAL", message: "try again", requestType: "read", roomId: "general" });
+    await until(() => reads().length === 2, "the read sent again");
+    assert.deepEqual(reads().at(-1), { type: "read", roomId: "general", messageId: "m1" });
+    server.reply({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m1" });
+    server.reply(chatFrame("m2", "bob"));
+    s.markRead("general", "m2");
+    assert.equal(reads().length, 2, "within the interval");
+    await until(() => reads().length === 3, "the next read");
+    server.reply({ type: "error", code: "FORBIDDEN", message: "no access", requestType: "read", roomId: "general" });
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(reads().length, 3, "a FORBIDDEN read is not sent again");
+    await s.close();
+  });
+
+  it("gives reads one budget for the session, rooms in turn, and sends nothing by itself after RATE_LIMITED", async () => {
+    const { server, s, sent } = await openSession({ readIntervalMs: 40, rateLimitPauseMs: 150 });
+    const reads = () => sent().filter((f) => f.type === "read");
+    s.join("ops");
+    server.reply({ type: "joined", roomId: "ops", members: [] });
+    server.reply(chatFrame("m1", "bob"));
+    server.reply(chatFrame("o1", "bob", "ops"));
+    s.markRead("general", "m1");
+    server.reply({ type: "read", roomId: "general", userId: "alice", username: "Alice", messageId: "m1" });
+    s.markRead("ops", "o1");
+    assert.equal(reads().length, 1, "the other room's read waits for the session's interval");
+    await until(() => reads().length === 2, "the other room's read");
+    assert.deepEqual(reads().at(-1), { type: "read", roomId: "ops", messageId: "o1" });
+    server.reply({ type: "read", roomId: "ops", userId: "alice", username: "Alice", messageId: "o1" });
+    // The user's own chat was refused: typing and reads make way for what the user sends.
+    const id = s.chat("hello");
+    server.reply({ type: "error", code: "RATE_LIMITED", message: "slow down", requestType: "chat", clientMessageId: id });
+    assert.equal(s.typing({ roomId: "general" }), false, "no typing while rate limited");
+    server.reply(chatFrame("m2", "bob"));
+    s.markRead("general", "m2");
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(reads().length, 2, "no read while rate limited");
+    await until(() => reads().length === 3, "the read after the pause");
+    assert.deepEqual(reads().at(-1), { type: "read", roomId: "general", messageId: "m2" });
+    assert.equal(s.typing({ roomId: "general" }), true);
+    await s.close();
+  });
+
   it("asks for history from the read position or after a page, never with two starts", async () => {
     const { server, s, sent } = await openSession();
     s.history({ roomId: "general" }, { fromRead: true, before: "x" });
