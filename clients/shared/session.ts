@@ -1301,6 +1301,9 @@ export class ChatSession {
         for (const r of frame.rooms) {
           if (r.unread === undefined) continue;
           const known = this.unreadState.get(r.roomId);
+          // This session read further than the server has confirmed (a read waiting for the budget, or
+          // on its way): the server counted messages shown here already, and the local count is right.
+          if (known?.readMessageId !== undefined && isAfter(known.readMessageId, this.readConfirmed.get(r.roomId))) continue;
           this.unreadState.set(r.roomId, {
             unread: r.unread,
             more: r.unreadMore === true,

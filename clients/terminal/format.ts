@@ -102,6 +102,16 @@ function liveText(messageId: string, fallback: string, ctx: FormatContext): stri
   return m ? textOf(m) : sanitize(fallback);
 }
 
+/**
+ * `  12 unread` on a `/rooms` line: the session's count (the server's, unless this client has read
+ * further than the server has confirmed yet), for rooms the server counted.
+ */
+function unreadOf(r: { roomId: string; unread?: number; unreadMore?: true }, ctx: FormatContext): string {
+  if (r.unread === undefined) return "";
+  const state = ctx.unread?.(r.roomId) ?? { unread: r.unread, more: r.unreadMore === true };
+  return state.unread ? `  ${unreadLabel(state)} unread` : "";
+}
+
 /** `; 12 unread` on a `joined` line when the server counted unread messages. */
 function unreadNote(frame: { unread?: number; unreadMore?: true }): string {
   if (!frame.unread) return "";
@@ -174,13 +184,7 @@ export function formatFrame(frame: ServerFrame, ctx: FormatContext): string[] {
       if (frame.rooms.length === 0) return [line("rooms", "no active rooms", ctx)];
       return [
         line("rooms", `${plural(frame.rooms.length, "active room")}:`, ctx),
-        ...frame.rooms.map((r) =>
-          line(
-            "rooms",
-            `  #${sanitize(r.roomId)}  ${plural(r.members, "user")}${r.unread ? `  ${unreadLabel({ unread: r.unread, more: r.unreadMore === true })} unread` : ""}`,
-            ctx,
-          ),
-        ),
+        ...frame.rooms.map((r) => line("rooms", `  #${sanitize(r.roomId)}  ${plural(r.members, "user")}${unreadOf(r, ctx)}`, ctx)),
       ];
     case "history": {
       const scope = frame.roomId !== undefined ? `#${frame.roomId}` : `@${frame.withUserId ?? "?"}`;
