@@ -11,7 +11,10 @@ import * as path from "node:path";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import WebSocket from "ws";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { buildWeb } from "../../clients/web/build";
+import { readPositionKey } from "../../handlers/lib/reads";
 import type { LocalRuntime } from "../../local/runtime";
 import { REPO_ROOT, startTestRuntime } from "./support";
 
@@ -37,6 +40,29 @@ describe("web chat page in Chromium", function () {
     const file = path.join(ARTIFACTS, `${String(step).padStart(2, "0")}-${name}.png`);
     await page.screenshot({ path: file, fullPage });
     return file;
+  }
+
+  /** Waits until the server holds a read position of `userId` in `roomId` (what a `fromRead` page starts after). */
+  async function waitForReadPosition(userId: string, roomId: string): Promise<void> {
+    const doc = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        endpoint: rt.dynamodbEndpoint,
+        region: rt.region,
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      }),
+    );
+    try {
+      for (const deadline = Date.now() + T; ; ) {
+        const out = await doc.send(
+          new GetCommand({ TableName: rt.tableNames.messages, Key: readPositionKey(userId, roomId), ConsistentRead: true }),
+        );
+        if (out.Item) return;
+        if (Date.now() > deadline) throw new Error(`no read position of ${userId} in ${roomId} within ${T} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      doc.destroy();
+    }
   }
 
   async function openPage(label: string, viewport = DESKTOP): Promise<Page> {
@@ -491,6 +517,9 @@ describe("web chat page in Chromium", function () {
   });
 
   it("counts unread messages in rooms not shown, opens a room at the read position on another device, and every device agrees (issue 18)", async () => {
+    // Alice has read #signals up to "react to this": her page sends that read within its session-wide
+    // budget (one read every 5 s), so the test waits for the server to hold it before Erin writes.
+    await waitForReadPosition("alice", "signals");
     // Alice looks at #general while Erin writes in #signals: her badge counts them.
     await alice.locator('#my-rooms button[data-room="general"]').click();
     for (const text of ["unread one", "unread two", "unread three"]) await send(erin, text);
