@@ -37,6 +37,7 @@ import {
 } from "./data";
 import { chatError, errorName, internalError } from "./errors";
 import { MAX_REACTION_EMOJI, type HistoryEntry, type ReactionFrame } from "./frames";
+import type { Logger } from "./logger";
 import { frameWhere } from "./messageChanges";
 
 /** Prefix of a message item's per-emoji counters: `r:<emoji>`. */
@@ -54,6 +55,8 @@ export interface ReactInput {
   readonly emoji: string;
   readonly remove: boolean;
   readonly nowMs: number;
+  /** Where a failed best-effort clean-up (dropEmoji) is reported. */
+  readonly log: Logger;
 }
 
 export interface Reaction {
@@ -169,7 +172,19 @@ export async function react(ctx: DataContext, input: ReactInput): Promise<Reacti
   }
   if (messageRefused) throw internalError(`the reaction condition of ${input.messageId} failed on a live message`);
   const n = Math.max(0, Number(item?.[count] ?? 0));
-  if (input.remove && !repeat && n === 0) await dropEmoji(ctx, messageKey, count, input.emoji);
+  if (input.remove && !repeat && n === 0) {
+    // The removal has committed: a failed clean-up must not turn it into an error (nor skip its
+    // announcement). An emoji left at 0 is not shown, and the next removal to 0 tries again.
+    try {
+      await dropEmoji(ctx, messageKey, count, input.emoji);
+    } catch (err) {
+      input.log.warn("reaction at 0 not cleaned up (best effort; the next removal to 0 retries)", {
+        messageId: input.messageId,
+        emoji: input.emoji,
+        error: errorName(err),
+      });
+    }
+  }
   return { item: item as unknown as MessageItem, count: n, repeat };
 }
 

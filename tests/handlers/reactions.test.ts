@@ -10,6 +10,7 @@ import { messageSortKeyOf, uuidV7 } from "../../handlers/lib/data";
 import { MAX_REACTION_EMOJI } from "../../handlers/lib/frames";
 import { editMessage } from "../../handlers/lib/messageChanges";
 import { react as reactTo, reactionPartition } from "../../handlers/lib/reactions";
+import type { Logger } from "../../handlers/lib/logger";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
 type Frame = Record<string, unknown>;
@@ -316,6 +317,18 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
         config: { tables: h.tables, functionName: "react", messageRetentionHours: 1 },
         doc: { send },
       }) as unknown as Parameters<typeof reactTo>[0];
+    /** A logger that keeps its warnings. */
+    const capture = () => {
+      const warnings: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+      const log: Logger = {
+        debug: () => {},
+        info: () => {},
+        warn: (msg, fields) => warnings.push({ msg, fields }),
+        error: () => {},
+        child: () => log,
+      };
+      return { log, warnings };
+    };
 
     it("a reaction cancelled by TransactionConflict (another reaction to the message) is retried, not answered INTERNAL", async () => {
       const nowMs = Date.now();
@@ -335,7 +348,15 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
         return {};
       });
       // Before: the first conflict was thrown (INTERNAL) and the reaction lost.
-      const r = await reactTo(ctx, { conversationId: "room#cf-room", messageId, userId: "cf-b", emoji: "👍", remove: false, nowMs });
+      const r = await reactTo(ctx, {
+        conversationId: "room#cf-room",
+        messageId,
+        userId: "cf-b",
+        emoji: "👍",
+        remove: false,
+        nowMs,
+        log: capture().log,
+      });
       assert.deepEqual([r.count, r.repeat], [3, false]);
       assert.deepEqual(sent, ["TransactWriteCommand", "TransactWriteCommand", "TransactWriteCommand", "GetCommand"]);
     });
@@ -359,5 +380,35 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       assert.equal(change.item.message, "new");
       assert.deepEqual(sent, ["UpdateCommand", "UpdateCommand", "UpdateCommand"]);
     });
+    for (const [what, failure, attempts] of [
+      ["fails", () => Object.assign(new Error("Internal server error"), { name: "InternalServerError" }), 1],
+      [
+        "meets conflicts on every attempt",
+        () => Object.assign(new Error("Transaction is ongoing"), { name: "TransactionConflictException" }),
+        8,
+      ],
+    ] as const) {
+      it(`a committed removal to 0 whose clean-up of the emoji ${what} is still answered with its count and logged (best effort)`, async () => {
+        const nowMs = Date.now();
+        const messageId = uuidV7(nowMs);
+        const sent: string[] = [];
+        const ctx = context(async (command) => {
+          sent.push(command.constructor.name);
+          if (command.constructor.name === "UpdateCommand") throw failure();
+          if (command.constructor.name === "GetCommand") {
+            return { Item: { messageId, userId: "cu-a", roomId: "cu-room", expiresAt: nowMs / 1000 + 60, "r:👍": 0 } };
+          }
+          return {};
+        });
+        const { log, warnings } = capture();
+        // Before: the clean-up's error was thrown after the removal had committed, so the route
+        // answered INTERNAL and announced no `reaction` frame.
+        const r = await reactTo(ctx, { conversationId: "room#cu-room", messageId, userId: "cu-b", emoji: "👍", remove: true, nowMs, log });
+        assert.deepEqual([r.count, r.repeat], [0, false]);
+        assert.deepEqual(sent, ["TransactWriteCommand", "GetCommand", ...Array.from({ length: attempts }, () => "UpdateCommand")]);
+        assert.equal(warnings.length, 1, JSON.stringify(warnings));
+        assert.equal(warnings[0].fields?.messageId, messageId);
+      });
+    }
   });
 });
