@@ -19,18 +19,20 @@ import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHi
 import { forwardStart, readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
-import { hasReactions, myReactions, reactionsOf } from "../lib/reactions";
+import { hasReactions, myReactions, reactionsOf, reactionsVersionOf } from "../lib/reactions";
 
 /**
  * A stored message as `history` returns it. An edited one carries `editedAt`; a deleted one is a
  * tombstone (messageChanges.ts deleteMessage): `message` "", `deleted: true`, `deletedAt`,
  * `deletedBy`, and neither `data` nor `editedAt` nor `reactions`, so nothing of what it said can be
  * read. A live one with reactions carries `reactions` (`me` where `mine`, the caller's reaction
- * keys `<sk>#<emoji>`, holds it).
+ * keys `<sk>#<emoji>`, holds it), and one that ever had a reaction `reactionsVersion`, the version
+ * of those counts (reactions.ts REACTION_VERSION_ATTRIBUTE), which `reaction` frames are compared to.
  */
 export function historyEntry(m: MessageItem, mine: ReadonlySet<string> = new Set()): HistoryEntry {
   const deleted = m.deletedAt !== undefined;
   const reactions = reactionsOf(m, mine);
+  const reactionsVersion = reactionsVersionOf(m);
   return {
     messageId: m.messageId,
     userId: m.userId,
@@ -45,6 +47,7 @@ export function historyEntry(m: MessageItem, mine: ReadonlySet<string> = new Set
     ...(m.editedAt !== undefined && !deleted ? { editedAt: m.editedAt } : {}),
     ...(deleted ? { deleted: true as const, deletedAt: m.deletedAt, deletedBy: m.deletedBy ?? "" } : {}),
     ...(reactions.length > 0 ? { reactions } : {}),
+    ...(reactionsVersion !== undefined ? { reactionsVersion } : {}),
   };
 }
 

@@ -206,7 +206,7 @@ function frameError(error: z.ZodError): ChatError {
 /**
  * Most bytes a history entry's `reactions` adds (issue 18): MAX_REACTION_EMOJI entries of at most
  * `{"emoji":"<MAX_EMOJI_LENGTH code units, at most 3 UTF-8 bytes each>","count":<16 digits>,"me":true},`
- * (96 bytes) and `,"reactions":[]`: 1,935 bytes.
+ * (96 bytes), `,"reactions":[]` and `,"reactionsVersion":<16 digits>`: 1,972 bytes.
  */
 export const MAX_REACTIONS_BYTES = 2048;
 
@@ -355,7 +355,10 @@ export interface TypingFrame {
 /**
  * A reaction was added (or, with `removed`, taken back) by `userId`: to everyone who can see the
  * message (where as in EditedFrame). `count` is the message's number of reactions with this emoji
- * after the change.
+ * after the change, and `version` the message's reaction version read with it: every reaction
+ * change to the message adds 1 to it. Concurrent reactions' frames may arrive in any order: a
+ * client ignores a reaction frame whose version is not above the last it applied for that message
+ * and emoji (a history entry's `reactionsVersion` counts as applied for all of the entry's emoji).
  */
 export interface ReactionFrame {
   readonly type: "reaction";
@@ -363,6 +366,7 @@ export interface ReactionFrame {
   readonly emoji: string;
   readonly userId: string;
   readonly count: number;
+  readonly version: number;
   readonly removed?: true;
   readonly roomId?: string;
   readonly fromUserId?: string;
@@ -465,4 +469,9 @@ export interface HistoryEntry {
    * `me` when the caller is one of them. Absent when there are none and on tombstones.
    */
   readonly reactions?: ReadonlyArray<{ readonly emoji: string; readonly count: number; readonly me?: true }>;
+  /**
+   * The message's reaction version the counts above are at (ReactionFrame `version`): present on a
+   * live message that ever had a reaction (also when none is left).
+   */
+  readonly reactionsVersion?: number;
 }

@@ -69,10 +69,10 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     const outsider = await h.join("rr-c", "rr-other");
     const id = await chat(a, "rr-room", "react to me");
     const first = await react(b, { roomId: "rr-room", messageId: id, emoji: "👍" });
-    assert.deepEqual(first, { type: "reaction", messageId: id, emoji: "👍", userId: "rr-b", count: 1, roomId: "rr-room" });
+    assert.deepEqual(first, { type: "reaction", messageId: id, emoji: "👍", userId: "rr-b", count: 1, version: 1, roomId: "rr-room" });
     assert.deepEqual(ofType(a, "reaction"), [first]);
     const second = await react(a, { roomId: "rr-room", messageId: id, emoji: "👍" });
-    assert.deepEqual(second, { ...first, userId: "rr-a", count: 2 });
+    assert.deepEqual(second, { ...first, userId: "rr-a", count: 2, version: 2 });
     assert.deepEqual(ofType(b, "reaction"), [second]);
     assert.deepEqual(h.frames(outsider), []);
     const item = await stored("room#rr-room", id);
@@ -92,7 +92,16 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     assert.deepEqual(ofType(b, "reaction"), [again], "announced again");
     assert.equal((await stored("room#rp-room", id))?.["r:🎉"], 2, "nothing written");
     const removed = await react(a, { roomId: "rp-room", messageId: id, emoji: "🎉", remove: true });
-    assert.deepEqual(removed, { type: "reaction", messageId: id, emoji: "🎉", userId: "rp-a", count: 1, removed: true, roomId: "rp-room" });
+    assert.deepEqual(removed, {
+      type: "reaction",
+      messageId: id,
+      emoji: "🎉",
+      userId: "rp-a",
+      count: 1,
+      version: 3,
+      removed: true,
+      roomId: "rp-room",
+    });
     const removedAgain = await react(a, { roomId: "rp-room", messageId: id, emoji: "🎉", remove: true });
     assert.deepEqual(removedAgain, removed, "a repeated removal: the same frame");
     assert.equal((await stored("room#rp-room", id))?.["r:🎉"], 1);
@@ -101,7 +110,9 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     const item = await stored("room#rp-room", id);
     assert.equal(item?.["r:🎉"], undefined, "the counter is removed at 0");
     assert.equal(item?.reactionEmoji, undefined, "and the emoji with it (the set's last one: the attribute goes)");
-    assert.deepEqual(await history(a, { roomId: "rp-room" }).then((m) => m[0].reactions), undefined);
+    const [entry] = await history(a, { roomId: "rp-room" });
+    assert.equal(entry.reactions, undefined);
+    assert.equal(entry.reactionsVersion, 4, "the version of the counts (none left): 2 adds and 2 removals, repeats not counted");
     const readded = await react(b, { roomId: "rp-room", messageId: id, emoji: "🎉" });
     assert.equal(readded.count, 1, "added again after its removal");
   });
@@ -201,6 +212,7 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       emoji: "😂",
       userId: "pr-b",
       count: 1,
+      version: 1,
       fromUserId: "pr-a",
       toUserId: "pr-b",
     });
@@ -308,6 +320,12 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       .map((f) => Number(f.count))
       .sort((x, y) => x - y);
     assert.equal(counts[counts.length - 1], users.length, "the last announced count is the total");
+    // Frames may arrive in any order; each carries the reaction version read with its count (adds
+    // only, from none: equal), so a client keeping the highest version keeps the total.
+    for (const f of ofType(users[0], "reaction")) assert.equal(f.version, f.count, JSON.stringify(f));
+    const newest = ofType(users[0], "reaction").reduce((x, y) => (Number(y.version) > Number(x.version) ? y : x));
+    assert.equal(newest.count, users.length);
+    assert.equal((await history(users[0], { roomId: "cc-room" }))[0].reactionsVersion, users.length);
   });
 
   // DynamoDB Local never reports transaction conflicts: clients that report them, then succeed.
