@@ -212,11 +212,13 @@ export const MAX_REACTIONS_BYTES = 2048;
 
 /**
  * Bytes kept free in every message frame for the envelope of a `history` page returning that message
- * alone: `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>}` is under 800
- * bytes, a history entry is never longer than its chat, private or system frame by more than a
- * few field names, and its reactions add at most MAX_REACTIONS_BYTES.
+ * alone (a page always keeps its first message, pages.ts fitByBytes): the largest envelope is a
+ * forward page's (issue 18), `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>,
+ * "newer":<cursor>,"readMessageId":<36>}` with both cursors at MAX_CURSOR_LENGTH, under 1,450
+ * bytes; a history entry is never longer than its chat, private or system frame by more than a
+ * few field names (under 200 bytes); and its reactions add at most MAX_REACTIONS_BYTES.
  */
-export const HISTORY_PAGE_RESERVE_BYTES = 1024 + MAX_REACTIONS_BYTES;
+export const HISTORY_PAGE_RESERVE_BYTES = 2048 + MAX_REACTIONS_BYTES;
 
 /**
  * Throws TOO_LARGE if a frame built around a message could not be posted: API Gateway refuses

@@ -9,14 +9,29 @@ import { isConfigurationError } from "../../handlers/env";
 import { FACTORIES } from "../../handlers";
 import { FUNCTIONS } from "../../handlers/routes";
 import { withEnv } from "../support/handlerHarness";
-import { cleanUsername } from "../../handlers/functions/authorizer";
+import { MAX_USERNAME_LENGTH, cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { batchDelete, dmConversation, messageSortKey, messageSortKeyOf, uuidV7, uuidV7Ms } from "../../handlers/lib/data";
-import { decodeHistoryCursor, decodeRoomsCursor, encodeHistoryCursor, encodeRoomsCursor, fitByBytes } from "../../handlers/lib/pages";
+import { batchDelete, dmConversation, messageSortKey, messageSortKeyOf, uuidV7, uuidV7Ms, type MessageItem } from "../../handlers/lib/data";
+import {
+  decodeHistoryCursor,
+  decodeRoomsCursor,
+  encodeHistoryCursor,
+  encodeRoomsCursor,
+  fitByBytes,
+  jsonBytes,
+} from "../../handlers/lib/pages";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
-import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
+import {
+  MAX_CURSOR_LENGTH,
+  MAX_EMOJI_LENGTH,
+  MAX_REACTION_EMOJI,
+  assertDeliverable,
+  buildSchemas,
+  parseFrame,
+} from "../../handlers/lib/frames";
+import { historyEntry } from "../../handlers/functions/history";
 import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
 import { isUsageError } from "../../scripts/commandLine";
@@ -213,6 +228,56 @@ describe("handlers: pure helpers", () => {
         () => assertDeliverable({ type: "chat", message: "\u0001".repeat(30 * 1024) }, limit),
         (e: Error & { code?: string }) => e.code === "TOO_LARGE",
       );
+    });
+    it("the largest message assertDeliverable accepts, with reactions of MAX_REACTIONS_BYTES, fits a forward history page (next, newer, readMessageId)", () => {
+      const limit = 128 * 1024;
+      const fromUserId = "a".repeat(128);
+      const toUserId = "b".repeat(128);
+      const username = "\u{1F600}".repeat(MAX_USERNAME_LENGTH);
+      const clientMessageId = "c".repeat(64);
+      const fits = (n: number) => {
+        try {
+          const frame = { type: "private", fromUserId, fromUsername: username, toUserId, message: "m".repeat(n), clientMessageId };
+          assertDeliverable(frame, limit);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      let lo = 0;
+      let hi = limit;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (fits(mid)) lo = mid;
+        else hi = mid;
+      }
+      // Reactions as MAX_REACTIONS_BYTES allows: 20 emoji of 16 three-byte code units, 16-digit counts, all `me`.
+      const emoji = Array.from({ length: MAX_REACTION_EMOJI }, (_, i) => String.fromCharCode(0x2600 + i).repeat(MAX_EMOJI_LENGTH));
+      const sentMs = Date.now();
+      const messageId = uuidV7(sentMs);
+      const sk = messageSortKey(sentMs, messageId);
+      const item = {
+        conversationId: dmConversation(fromUserId, toUserId),
+        sk,
+        messageId,
+        userId: fromUserId,
+        username,
+        message: "m".repeat(lo),
+        sentAt: new Date(sentMs).toISOString(),
+        expiresAt: 9_999_999_999,
+        toUserId,
+        clientMessageId,
+        reactionEmoji: new Set(emoji),
+        reactionVersion: Number.MAX_SAFE_INTEGER,
+        ...Object.fromEntries(emoji.map((e) => [`r:${e}`, Number.MAX_SAFE_INTEGER])),
+      } as unknown as MessageItem;
+      const entry = historyEntry(item, new Set(emoji.map((e) => `${sk}#${e}`)));
+      assert.equal(entry.reactions?.length, MAX_REACTION_EMOJI);
+      // The envelope history.ts budgets for a forward page: both cursors at their longest, and readMessageId.
+      const cursor = "x".repeat(MAX_CURSOR_LENGTH);
+      const page = { type: "history", withUserId: toUserId, messages: [entry], next: cursor, newer: cursor, readMessageId: messageId };
+      // Before: 131,429 bytes (the reserve covered one cursor): a page that API Gateway refuses.
+      assert.ok(jsonBytes(page) <= limit, `a forward page of ${jsonBytes(page)} bytes`);
     });
     it("history defaults limit to 50 and needs exactly one target", () => {
       assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
