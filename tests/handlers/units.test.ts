@@ -19,7 +19,9 @@ import {
   encodeHistoryCursor,
   encodeRoomsCursor,
   fitByBytes,
+  forwardNewerSk,
   jsonBytes,
+  readHistoryForward,
 } from "../../handlers/lib/pages";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
@@ -278,6 +280,36 @@ describe("handlers: pure helpers", () => {
       const page = { type: "history", withUserId: toUserId, messages: [entry], next: cursor, newer: cursor, readMessageId: messageId };
       // Before: 131,429 bytes (the reserve covered one cursor): a page that API Gateway refuses.
       assert.ok(jsonBytes(page) <= limit, `a forward page of ${jsonBytes(page)} bytes`);
+    });
+    it("a forward read that met only expired messages still says where the next page continues (the last item examined)", async () => {
+      const nowSec = Math.floor(Date.now() / 1000);
+      const item = (ms: number, expiresAt: number) => {
+        const messageId = uuidV7(ms);
+        return { conversationId: "room#r", sk: messageSortKey(ms, messageId), messageId, expiresAt };
+      };
+      const cursor = item(1_000, nowSec - 60);
+      // Sent after the cursor but expired first (as after messageRetentionHours was lowered): TTL has not removed them yet.
+      const examined = [item(2_000, nowSec - 1), item(3_000, nowSec - 1), item(4_000, nowSec - 1)];
+      const queries: unknown[] = [];
+      const ctx = {
+        config: { tables: { messages: "m" } },
+        doc: {
+          send: async (command: { input: unknown }) => {
+            queries.push(command.input);
+            return { Items: [cursor, ...examined] };
+          },
+        },
+      } as unknown as Parameters<typeof readHistoryForward>[0];
+      const page = await readHistoryForward(ctx, "room#r", 2, { afterCursorSk: cursor.sk }, nowSec);
+      assert.deepEqual([page.items.length, page.more], [0, true]);
+      // Before: no position was returned, and the page had no `newer`: the live messages after them were never reached.
+      assert.equal(page.lastSk, examined[2].sk);
+      assert.equal(forwardNewerSk(page, 0), examined[2].sk);
+      assert.equal(queries.length, 1);
+      // When the read returned live messages, `newer` follows the newest one kept.
+      const live = [item(5_000, nowSec + 60), item(6_000, nowSec + 60), item(7_000, nowSec + 60)] as unknown as MessageItem[];
+      assert.equal(forwardNewerSk({ items: live, lastSk: live[2].sk }, 2), live[1].sk);
+      assert.equal(forwardNewerSk({ items: live, lastSk: "later" }, 3), "later");
     });
     it("history defaults limit to 50 and needs exactly one target", () => {
       assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
