@@ -99,6 +99,11 @@ export class MessageLog {
   private readonly byId = new Map<string, Mutable<LoggedMessage>>();
   private readonly byRef = new Map<number, Mutable<LoggedMessage>>();
   private readonly early = new Map<string, EarlyChange[]>();
+  /**
+   * Per message, the reaction versions applied (issue 18): `floor` from its last history entry
+   * (`reactionsVersion`, for all of its emoji), and per emoji its last `reaction` frame's `version`.
+   */
+  private readonly reactionVersions = new Map<string, { floor: number; emoji: Map<string, number> }>();
   private nextRef = 1;
   private readonly limit: number;
 
@@ -179,9 +184,7 @@ export class MessageLog {
     const known = this.byId.get(m.messageId);
     if (known) {
       if (m.deleted) this.tombstone(known, m.deletedBy ?? known.deletedBy ?? "", m.deletedAt ?? known.deletedAt ?? "");
-      else if (fromHistory || m.reactions !== undefined) {
-        known.reactions = sortReactions((m.reactions ?? []).map((r) => ({ ...r })));
-      }
+      else if (fromHistory || m.reactions !== undefined) this.historyReactions(known, m);
       if (
         !m.deleted &&
         m.editedAt !== undefined &&
@@ -206,6 +209,7 @@ export class MessageLog {
       reactions: m.reactions && !m.deleted ? sortReactions(m.reactions.map((r) => ({ ...r }))) : [],
     };
     if (m.deleted) this.tombstone(entry, m.deletedBy ?? "", m.deletedAt ?? "");
+    else if (m.reactionsVersion !== undefined) this.reactionVersions.set(entry.messageId, { floor: m.reactionsVersion, emoji: new Map() });
     this.byId.set(entry.messageId, entry);
     this.byRef.set(entry.ref, entry);
     for (const change of this.early.get(entry.messageId) ?? []) this.apply(entry, change);
@@ -263,7 +267,44 @@ export class MessageLog {
     return true;
   }
 
+  /**
+   * A history entry's reactions: the server's state at the entry's `reactionsVersion` (0 when it
+   * has none). They replace what is known, except an emoji whose last applied `reaction` frame is
+   * newer (its count stays), and nothing at all when a newer history entry was applied already.
+   */
+  private historyReactions(known: Mutable<LoggedMessage>, m: HistoryMessage): void {
+    const version = m.reactionsVersion ?? 0;
+    const seen = this.reactionVersions.get(known.messageId);
+    if (seen && version < seen.floor) return;
+    const newer = (emoji: string) => (seen?.emoji.get(emoji) ?? 0) > version;
+    known.reactions = sortReactions([
+      ...(m.reactions ?? []).filter((r) => !newer(r.emoji)).map((r) => ({ ...r })),
+      ...known.reactions.filter((r) => newer(r.emoji)),
+    ]);
+    if (seen) seen.floor = version;
+    else if (m.reactionsVersion !== undefined) this.reactionVersions.set(known.messageId, { floor: version, emoji: new Map() });
+  }
+
+  /**
+   * True when a `reaction` frame is older than what this log applied for its message and emoji:
+   * its `version` is not above that emoji's last frame nor the last history entry's
+   * `reactionsVersion` (concurrent reactions' frames may arrive in any order). A frame without a
+   * version is never stale. Records the version of a frame that is not.
+   */
+  private staleReaction(frame: ReactionFrame): boolean {
+    if (frame.version === undefined) return false;
+    let seen = this.reactionVersions.get(frame.messageId);
+    if (!seen) {
+      seen = { floor: 0, emoji: new Map() };
+      this.reactionVersions.set(frame.messageId, seen);
+    }
+    if (frame.version <= Math.max(seen.floor, seen.emoji.get(frame.emoji) ?? 0)) return true;
+    seen.emoji.set(frame.emoji, frame.version);
+    return false;
+  }
+
   private react(m: Mutable<LoggedMessage>, frame: ReactionFrame): boolean {
+    if (this.staleReaction(frame)) return false;
     const mine = frame.userId === this.selfId;
     const old = m.reactions.find((r) => r.emoji === frame.emoji);
     const me = mine ? !frame.removed : old?.me === true;
@@ -289,6 +330,7 @@ export class MessageLog {
       const oldest = this.byId.values().next().value as LoggedMessage;
       this.byId.delete(oldest.messageId);
       this.byRef.delete(oldest.ref);
+      this.reactionVersions.delete(oldest.messageId);
     }
   }
 }

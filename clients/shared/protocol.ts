@@ -74,8 +74,13 @@ export type EditedFrame = Wire.EditedFrame;
 export type DeletedFrame = Wire.DeletedFrame;
 /** Someone is typing in a room (`roomId`) or to this user (`toUserId`): show it for a few seconds. */
 export type TypingFrame = Wire.TypingFrame;
-/** A reaction added (or `removed`) by `userId`; `count` is the emoji's count on the message after it. */
-export type ReactionFrame = Wire.ReactionFrame;
+/**
+ * A reaction added (or `removed`) by `userId`; `count` is the emoji's count on the message after
+ * it, `version` the message's reaction version at that count (messages.ts ignores a frame not newer
+ * than what it applied). The server's frame with `version` optional: a frame without one (from a
+ * server before it) is applied as it comes.
+ */
+export type ReactionFrame = Omit<Wire.ReactionFrame, "version"> & { readonly version?: number };
 /** A read position moved forward: this user's other device, or (rooms sharing read receipts) another member. */
 export type ReadFrame = Wire.ReadFrame;
 export type Member = JoinedFrame["members"][number];
@@ -224,6 +229,7 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
   const editedAt = str(v, "editedAt");
   const deleted = v.deleted === true;
   const reactions = parseReactions(v.reactions);
+  const reactionsVersion = count(v, "reactionsVersion");
   return {
     messageId: need(str(v, "messageId"), "messages[].messageId"),
     message: need(str(v, "message"), "messages[].message"),
@@ -239,6 +245,7 @@ function parseHistoryMessage(v: unknown): HistoryMessage {
     ...(deleted ? { deleted: true as const, ...opt("deletedAt", str(v, "deletedAt")), ...opt("deletedBy", str(v, "deletedBy")) } : {}),
     // The server sends none on a tombstone; the clients show none there either (messages.ts).
     ...(reactions !== undefined ? { reactions } : {}),
+    ...(reactionsVersion !== undefined ? { reactionsVersion } : {}),
   };
 }
 
@@ -366,6 +373,7 @@ function parseObject(o: Json): ServerFrame {
         emoji: need(str(o, "emoji"), "emoji"),
         userId: need(str(o, "userId"), "userId"),
         count: need(count(o, "count"), "count"),
+        ...(count(o, "version") !== undefined ? { version: count(o, "version") } : {}),
         ...(o.removed === true ? { removed: true as const } : {}),
         ...opt("roomId", str(o, "roomId")),
         ...opt("fromUserId", str(o, "fromUserId")),

@@ -15,22 +15,32 @@ import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { dmConversation, epochSeconds, roomConversation, storedData, type MessageItem } from "../lib/data";
 import { chatError } from "../lib/errors";
 import { MAX_CURSOR_LENGTH, buildSchemas, parseFrame, type HistoryEntry } from "../lib/frames";
-import { decodeHistoryCursor, encodeHistoryCursor, fitByBytes, jsonBytes, readHistory, readHistoryForward } from "../lib/pages";
-import { forwardStart, readPosition } from "../lib/reads";
+import {
+  decodeHistoryCursor,
+  encodeHistoryCursor,
+  fitByBytes,
+  forwardNewerSk,
+  jsonBytes,
+  readHistory,
+  readHistoryForward,
+} from "../lib/pages";
+import { forwardStart, liveFloorSk, readPosition } from "../lib/reads";
 import { messageRoute, createRuntime, requireAccess, requireFrame, requireMember } from "../lib/runtime";
 import { managementFanout } from "../lib/fanout";
-import { hasReactions, myReactions, reactionsOf } from "../lib/reactions";
+import { hasReactions, myReactions, reactionsOf, reactionsVersionOf } from "../lib/reactions";
 
 /**
  * A stored message as `history` returns it. An edited one carries `editedAt`; a deleted one is a
  * tombstone (messageChanges.ts deleteMessage): `message` "", `deleted: true`, `deletedAt`,
  * `deletedBy`, and neither `data` nor `editedAt` nor `reactions`, so nothing of what it said can be
  * read. A live one with reactions carries `reactions` (`me` where `mine`, the caller's reaction
- * keys `<sk>#<emoji>`, holds it).
+ * keys `<sk>#<emoji>`, holds it), and one that ever had a reaction `reactionsVersion`, the version
+ * of those counts (reactions.ts REACTION_VERSION_ATTRIBUTE), which `reaction` frames are compared to.
  */
 export function historyEntry(m: MessageItem, mine: ReadonlySet<string> = new Set()): HistoryEntry {
   const deleted = m.deletedAt !== undefined;
   const reactions = reactionsOf(m, mine);
+  const reactionsVersion = reactionsVersionOf(m);
   return {
     messageId: m.messageId,
     userId: m.userId,
@@ -45,6 +55,7 @@ export function historyEntry(m: MessageItem, mine: ReadonlySet<string> = new Set
     ...(m.editedAt !== undefined && !deleted ? { editedAt: m.editedAt } : {}),
     ...(deleted ? { deleted: true as const, deletedAt: m.deletedAt, deletedBy: m.deletedBy ?? "" } : {}),
     ...(reactions.length > 0 ? { reactions } : {}),
+    ...(reactionsVersion !== undefined ? { reactionsVersion } : {}),
   };
 }
 
@@ -70,12 +81,18 @@ export function createHandler(): WebSocketHandler {
       // Forward. fromRead needs a roomId (the schema says so): read positions are kept for rooms only.
       const position = frame.fromRead === true ? await readPosition(rt, connection.userId, frame.roomId as string, req.nowMs) : undefined;
       const afterCursorSk = frame.after !== undefined ? decodeHistoryCursor(frame.after, conversationId) : undefined;
+      // A cursor below the live floor names a message that has expired (TTL may have removed it
+      // already, and the items after it may all be expired): the page starts at the floor instead.
+      const floor = liveFloorSk(rt, req.nowMs);
+      const expiredCursor = afterCursorSk !== undefined && afterCursorSk <= floor;
       const page = await readHistoryForward(
         rt,
         conversationId,
         frame.limit,
         // fromRead without a position starts at the live floor, not at expired items TTL has not removed yet.
-        { afterCursorSk, afterSk: frame.fromRead === true ? forwardStart(rt, position?.position, req.nowMs) : undefined },
+        expiredCursor
+          ? { afterSk: floor }
+          : { afterCursorSk, afterSk: frame.fromRead === true ? forwardStart(rt, position?.position, req.nowMs) : undefined },
         epochSeconds(req.nowMs),
       );
       // The caller's own reactions (`me`), as for a backward page (items are oldest first here).
@@ -93,7 +110,7 @@ export function createHandler(): WebSocketHandler {
       const n = Math.min(frame.limit, fitByBytes(entries, base, MAX_WEBSOCKET_MESSAGE_BYTES, jsonBytes));
       const more = n < entries.length || page.more;
       const oldest = page.items[0];
-      const newest = page.items[n - 1];
+      const newerSk = forwardNewerSk(page, n);
       // Older messages exist before a page that starts after a message (the cursor's, the position's).
       const started = afterCursorSk !== undefined || position !== undefined;
       return {
@@ -101,7 +118,7 @@ export function createHandler(): WebSocketHandler {
         ...where,
         messages: entries.slice(0, n),
         ...(started && oldest ? { next: encodeHistoryCursor(conversationId, oldest.sk) } : {}),
-        ...(more && newest ? { newer: encodeHistoryCursor(conversationId, newest.sk) } : {}),
+        ...(more && newerSk !== undefined ? { newer: encodeHistoryCursor(conversationId, newerSk) } : {}),
         ...readMessageId,
       };
     }

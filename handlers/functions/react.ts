@@ -30,6 +30,7 @@ export function createHandler(): WebSocketHandler {
       emoji: frame.emoji,
       remove,
       nowMs: req.nowMs,
+      log: req.log,
     });
     const out = reactionFrame(result, connection.userId, frame.emoji, remove);
     if (result.repeat) req.log.info("reaction repeated: nothing written, announced again", { messageId: out.messageId, remove });

@@ -206,17 +206,19 @@ function frameError(error: z.ZodError): ChatError {
 /**
  * Most bytes a history entry's `reactions` adds (issue 18): MAX_REACTION_EMOJI entries of at most
  * `{"emoji":"<MAX_EMOJI_LENGTH code units, at most 3 UTF-8 bytes each>","count":<16 digits>,"me":true},`
- * (96 bytes) and `,"reactions":[]`: 1,935 bytes.
+ * (96 bytes), `,"reactions":[]` and `,"reactionsVersion":<16 digits>`: 1,972 bytes.
  */
 export const MAX_REACTIONS_BYTES = 2048;
 
 /**
  * Bytes kept free in every message frame for the envelope of a `history` page returning that message
- * alone: `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>}` is under 800
- * bytes, a history entry is never longer than its chat, private or system frame by more than a
- * few field names, and its reactions add at most MAX_REACTIONS_BYTES.
+ * alone (a page always keeps its first message, pages.ts fitByBytes): the largest envelope is a
+ * forward page's (issue 18), `{"type":"history","withUserId":<128>,"messages":[...],"next":<cursor>,
+ * "newer":<cursor>,"readMessageId":<36>}` with both cursors at MAX_CURSOR_LENGTH, under 1,450
+ * bytes; a history entry is never longer than its chat, private or system frame by more than a
+ * few field names (under 200 bytes); and its reactions add at most MAX_REACTIONS_BYTES.
  */
-export const HISTORY_PAGE_RESERVE_BYTES = 1024 + MAX_REACTIONS_BYTES;
+export const HISTORY_PAGE_RESERVE_BYTES = 2048 + MAX_REACTIONS_BYTES;
 
 /**
  * Throws TOO_LARGE if a frame built around a message could not be posted: API Gateway refuses
@@ -355,7 +357,10 @@ export interface TypingFrame {
 /**
  * A reaction was added (or, with `removed`, taken back) by `userId`: to everyone who can see the
  * message (where as in EditedFrame). `count` is the message's number of reactions with this emoji
- * after the change.
+ * after the change, and `version` the message's reaction version read with it: every reaction
+ * change to the message adds 1 to it. Concurrent reactions' frames may arrive in any order: a
+ * client ignores a reaction frame whose version is not above the last it applied for that message
+ * and emoji (a history entry's `reactionsVersion` counts as applied for all of the entry's emoji).
  */
 export interface ReactionFrame {
   readonly type: "reaction";
@@ -363,6 +368,7 @@ export interface ReactionFrame {
   readonly emoji: string;
   readonly userId: string;
   readonly count: number;
+  readonly version: number;
   readonly removed?: true;
   readonly roomId?: string;
   readonly fromUserId?: string;
@@ -465,4 +471,9 @@ export interface HistoryEntry {
    * `me` when the caller is one of them. Absent when there are none and on tombstones.
    */
   readonly reactions?: ReadonlyArray<{ readonly emoji: string; readonly count: number; readonly me?: true }>;
+  /**
+   * The message's reaction version the counts above are at (ReactionFrame `version`): present on a
+   * live message that ever had a reaction (also when none is left).
+   */
+  readonly reactionsVersion?: number;
 }

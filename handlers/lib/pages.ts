@@ -8,7 +8,9 @@
  * One is accepted only if it names the request's conversation, its sort key has exactly the format
  * the server writes (13-digit ms, `#`, a lowercase UUID), and that message exists: the page's own
  * Query starts AT the cursor (`sk <= :sk`, newest first), so its first item must be the cursor's
- * message; no extra read and no key to manage (a MAC would need one per stack).
+ * message; no extra read and no key to manage (a MAC would need one per stack). A forward (`after`)
+ * cursor below the live floor is the exception (history.ts): its message has expired and TTL may
+ * have removed it, so the page starts at the floor without the check.
  */
 import { QueryCommand, paginateQuery } from "@aws-sdk/lib-dynamodb";
 import { ROOM_DIRECTORY_INDEX } from "../tables";
@@ -131,7 +133,10 @@ export async function readHistory(
  * after the cursor's message (`afterCursorSk`: the Query starts AT it, so a cursor whose message does
  * not exist is BAD_REQUEST, as for readHistory), or after a read position (`afterSk`, which need not
  * name an existing message), or from the oldest (neither). Expired messages (the oldest ones: expiry
- * follows send time) are skipped. `more` is true when newer messages may exist beyond them. One Query.
+ * follows send time) are skipped. `more` is true when newer messages may exist beyond them; then
+ * `lastSk`, the last item examined (live or expired), is where the next page can continue when
+ * every live item is returned: a read of only expired items returns none, and must still move on.
+ * One Query.
  */
 export async function readHistoryForward(
   ctx: DataContext,
@@ -139,7 +144,7 @@ export async function readHistoryForward(
   limit: number,
   start: { readonly afterCursorSk?: string; readonly afterSk?: string },
   nowSec: number,
-): Promise<{ items: MessageItem[]; more: boolean }> {
+): Promise<{ items: MessageItem[]; more: boolean; lastSk?: string }> {
   const cursor = start.afterCursorSk;
   const from = cursor ?? start.afterSk;
   const out = await ctx.doc.send(
@@ -163,7 +168,20 @@ export async function readHistoryForward(
     items = items.slice(1);
   }
   const live = items.filter((item) => Number(item.expiresAt) > nowSec);
-  return { items: live, more: items.length > limit || out.LastEvaluatedKey !== undefined };
+  const last = items[items.length - 1];
+  return { items: live, more: items.length > limit || out.LastEvaluatedKey !== undefined, ...(last ? { lastSk: last.sk } : {}) };
+}
+
+/**
+ * Where the `newer` cursor of a forward page that keeps the first `kept` of `page.items` points:
+ * after the newest message returned, or, when every live one read is returned, after the last item
+ * the read examined (a read that met only expired items returns none but must still move on).
+ */
+export function forwardNewerSk(
+  page: { readonly items: readonly MessageItem[]; readonly lastSk?: string },
+  kept: number,
+): string | undefined {
+  return kept < page.items.length ? page.items[kept - 1]?.sk : page.lastSk;
 }
 
 /**

@@ -37,12 +37,20 @@ import {
 } from "./data";
 import { chatError, errorName, internalError } from "./errors";
 import { MAX_REACTION_EMOJI, type HistoryEntry, type ReactionFrame } from "./frames";
+import type { Logger } from "./logger";
 import { frameWhere } from "./messageChanges";
 
 /** Prefix of a message item's per-emoji counters: `r:<emoji>`. */
 export const REACTION_COUNT_PREFIX = "r:";
 /** The message item's string set of the emoji it counts. */
 export const REACTION_EMOJI_ATTRIBUTE = "reactionEmoji";
+/**
+ * The message item's reaction version: a number every reaction change adds 1 to, in the same
+ * transaction. A `reaction` frame carries the version read with its count, and a history entry the
+ * version of the counts it shows (`reactionsVersion`): concurrent reactions' frames may arrive in
+ * any order, and a client keeps, per message and emoji, the state of the highest version it saw.
+ */
+export const REACTION_VERSION_ATTRIBUTE = "reactionVersion";
 /** Attempts of a reaction transaction that meets another transaction on the same message (TransactionConflict). */
 const REACTION_ATTEMPTS = 8;
 
@@ -54,6 +62,8 @@ export interface ReactInput {
   readonly emoji: string;
   readonly remove: boolean;
   readonly nowMs: number;
+  /** Where a failed best-effort clean-up (dropEmoji) is reported. */
+  readonly log: Logger;
 }
 
 export interface Reaction {
@@ -61,6 +71,8 @@ export interface Reaction {
   readonly item: MessageItem;
   /** The message's count of this emoji after the change. */
   readonly count: number;
+  /** The message's reaction version read with `count` (REACTION_VERSION_ATTRIBUTE). */
+  readonly version: number;
   /** True when nothing was written: the caller had already reacted (add) or had not (remove). */
   readonly repeat: boolean;
 }
@@ -103,10 +115,16 @@ export async function react(ctx: DataContext, input: ReactInput): Promise<Reacti
           Update: {
             TableName: table,
             Key: messageKey,
-            UpdateExpression: "ADD #count :minusOne",
+            UpdateExpression: "ADD #count :minusOne, #rxv :one",
             ConditionExpression: live,
-            ExpressionAttributeNames: { "#count": count, "#sk": "sk", "#expiresAt": "expiresAt", "#deletedAt": "deletedAt" },
-            ExpressionAttributeValues: { ":minusOne": -1, ":now": nowSec },
+            ExpressionAttributeNames: {
+              "#count": count,
+              "#rxv": REACTION_VERSION_ATTRIBUTE,
+              "#sk": "sk",
+              "#expiresAt": "expiresAt",
+              "#deletedAt": "deletedAt",
+            },
+            ExpressionAttributeValues: { ":minusOne": -1, ":one": 1, ":now": nowSec },
           },
         },
       ]
@@ -122,11 +140,12 @@ export async function react(ctx: DataContext, input: ReactInput): Promise<Reacti
           Update: {
             TableName: table,
             Key: messageKey,
-            UpdateExpression: "ADD #count :one, #set :emojiSet",
+            UpdateExpression: "ADD #count :one, #set :emojiSet, #rxv :one",
             ConditionExpression: `${live} AND (contains(#set, :emoji) OR attribute_not_exists(#set) OR size(#set) < :max)`,
             ExpressionAttributeNames: {
               "#count": count,
               "#set": REACTION_EMOJI_ATTRIBUTE,
+              "#rxv": REACTION_VERSION_ATTRIBUTE,
               "#sk": "sk",
               "#expiresAt": "expiresAt",
               "#deletedAt": "deletedAt",
@@ -169,11 +188,26 @@ export async function react(ctx: DataContext, input: ReactInput): Promise<Reacti
   }
   if (messageRefused) throw internalError(`the reaction condition of ${input.messageId} failed on a live message`);
   const n = Math.max(0, Number(item?.[count] ?? 0));
-  if (input.remove && !repeat && n === 0) await dropEmoji(ctx, messageKey, count, input.emoji);
-  return { item: item as unknown as MessageItem, count: n, repeat };
+  if (input.remove && !repeat && n === 0) {
+    // The removal has committed: a failed clean-up must not turn it into an error (nor skip its
+    // announcement). An emoji left at 0 is not shown, and the next removal to 0 tries again.
+    try {
+      await dropEmoji(ctx, messageKey, count, input.emoji);
+    } catch (err) {
+      input.log.warn("reaction at 0 not cleaned up (best effort; the next removal to 0 retries)", {
+        messageId: input.messageId,
+        emoji: input.emoji,
+        error: errorName(err),
+      });
+    }
+  }
+  return { item: item as unknown as MessageItem, count: n, version: Number(item?.[REACTION_VERSION_ATTRIBUTE] ?? 0), repeat };
 }
 
-/** The message's fields that its frames need, and one emoji's count: a consistent read (the transaction just wrote it). */
+/**
+ * The message's fields that its frames need, one emoji's count and the reaction version: a
+ * consistent read (the transaction just wrote it), so count and version belong together.
+ */
 async function readCount(
   ctx: TablesContext,
   key: { conversationId: string; sk: string },
@@ -184,8 +218,8 @@ async function readCount(
       TableName: tableName(ctx, "messages"),
       Key: key,
       ConsistentRead: true,
-      ProjectionExpression: "#count, messageId, userId, roomId, toUserId, expiresAt, deletedAt",
-      ExpressionAttributeNames: { "#count": count },
+      ProjectionExpression: "#count, #rxv, messageId, userId, roomId, toUserId, expiresAt, deletedAt",
+      ExpressionAttributeNames: { "#count": count, "#rxv": REACTION_VERSION_ATTRIBUTE },
     }),
   );
   return out.Item;
@@ -228,6 +262,7 @@ export function reactionFrame(r: Reaction, userId: string, emoji: string, remove
     emoji,
     userId,
     count: r.count,
+    version: r.version,
     ...(removed ? { removed: true as const } : {}),
     ...frameWhere(r.item),
   };
@@ -244,6 +279,12 @@ export function reactionsOf(item: MessageItem, mine: ReadonlySet<string>): NonNu
     if (count > 0) out.push({ emoji, count, ...(mine.has(`${item.sk}#${emoji}`) ? { me: true as const } : {}) });
   }
   return out.sort((a, b) => b.count - a.count || (a.emoji < b.emoji ? -1 : a.emoji > b.emoji ? 1 : 0));
+}
+
+/** The message's reaction version (REACTION_VERSION_ATTRIBUTE), undefined when it never had a reaction or is deleted. */
+export function reactionsVersionOf(item: MessageItem): number | undefined {
+  const v = (item as unknown as Record<string, unknown>)[REACTION_VERSION_ATTRIBUTE];
+  return item.deletedAt === undefined && v !== undefined ? Number(v) : undefined;
 }
 
 /** True when some message of the page has a reaction counted (then `me` is worth a read). */

@@ -8,7 +8,8 @@
  * Two kinds of check:
  * - type-level assertions (the `Assert<...>` aliases): `npm test` runs `tsc --noEmit` first, so a
  *   client frame type that drifts from the server's breaks the build. Each deliberate difference is
- *   listed: ErrorFrame's `code` is widened to string, SystemFrame drops `from`, GatewayFrame is
+ *   listed: ErrorFrame's `code` is widened to string, SystemFrame drops `from`, ReactionFrame's
+ *   `version` is optional (a frame without one is applied as it comes), GatewayFrame is
  *   API Gateway's own answer, `history`, `edit` and `delete` requests need exactly one of roomId/withUserId.
  * - runtime checks: the client's parser keeps every field of every server frame (a sample per frame
  *   type with every optional field set, typed so that a field added on the server must be added to
@@ -58,11 +59,14 @@ type Of<U, K> = Extract<U, { readonly type: K }>;
 /** Every server frame type is known to the client, and the client knows no other (but error and API Gateway's). */
 export type ServerFrameTypes = Assert<Mutual<Exclude<ClientServerFrame["type"], "error" | "gateway">, WireType>>;
 /** Each server frame the client reads is the server's, both ways (system: see below). */
-type SameServerFrames = { [K in Exclude<WireType, "system">]: Same<Of<ClientServerFrame, K>, Of<WireServerFrame, K>> };
+type SameServerFrames = { [K in Exclude<WireType, "system" | "reaction">]: Same<Of<ClientServerFrame, K>, Of<WireServerFrame, K>> };
 export type ServerFramesAgree = Assert<AllTrue<SameServerFrames>>;
 /** system: the server's frame fits the client's, which has every field of it but `from`. */
 export type SystemFrameAgrees = Assert<Assignable<Of<WireServerFrame, "system">, client.SystemFrame>>;
 export type SystemFrameFields = Assert<Mutual<keyof client.SystemFrame | "from", keyof Of<WireServerFrame, "system">>>;
+/** reaction: the server's frame fits the client's, whose `version` is optional; same fields. */
+export type ReactionFrameAgrees = Assert<Assignable<Of<WireServerFrame, "reaction">, client.ReactionFrame>>;
+export type ReactionFrameFields = Assert<Mutual<keyof client.ReactionFrame, keyof Of<WireServerFrame, "reaction">>>;
 /** error: the server's frame fits the client's, whose `code` is any string; same fields. */
 export type ErrorFrameAgrees = Assert<Assignable<WireErrorFrame, client.ErrorFrame>>;
 export type ErrorFrameFields = Assert<Mutual<keyof client.ErrorFrame, keyof WireErrorFrame>>;
@@ -105,6 +109,7 @@ const fullEntry: Full<HistoryEntry> = {
   deletedAt: "2026-01-01T10:02:00.000Z",
   deletedBy: "mod",
   reactions: [{ emoji: "👍", count: 2, me: true }],
+  reactionsVersion: 7,
 };
 
 /** One frame of each type the server sends, every optional field set. */
@@ -169,6 +174,7 @@ const serverSamples: { [K in WireType]: Full<Of<WireServerFrame, K>> } = {
     emoji: "👍",
     userId: "bob",
     count: 1,
+    version: 8,
     removed: true,
     roomId: "general",
     fromUserId: "alice",

@@ -1624,3 +1624,78 @@ describe("clients: typing, reactions, read positions and unread counts (issue 18
     assert.deepEqual(formatFrame({ type: "typing", roomId: "general", userId: "bob", username: "Bob" }, ctx), []);
   });
 });
+
+describe("clients: reaction frames out of order (issue 18 review: per-message reaction version)", () => {
+  const frame = (emoji: string, count: number, version: number, userId = "bob") =>
+    ({ type: "reaction", roomId: "general", messageId: "m1", emoji, userId, count, version }) as const;
+  const entry = (reactions: Array<{ emoji: string; count: number }>, reactionsVersion?: number) => ({
+    messageId: "m1",
+    userId: "alice",
+    username: "Alice",
+    message: "hi",
+    sentAt: "2026-01-01T10:00:00.000Z",
+    reactions,
+    ...(reactionsVersion !== undefined ? { reactionsVersion } : {}),
+  });
+
+  it("a reaction frame whose version is not above the last applied for that message and emoji is ignored", () => {
+    const log = new MessageLog();
+    log.record("#general", entry([]));
+    // Two concurrent reactions: the count 2 (version 2) arrives before the count 1 (version 1).
+    assert.equal(log.reaction(frame("👍", 2, 2), "alice").changed, true);
+    // Before: the later-arriving count 1 replaced the 2.
+    assert.equal(log.reaction(frame("👍", 1, 1, "carol"), "alice").changed, false);
+    assert.equal(log.reaction(frame("👍", 2, 2, "carol"), "alice").changed, false, "the same version again");
+    assert.deepEqual(log.get("m1")?.reactions, [{ emoji: "👍", count: 2 }]);
+    // Another emoji's frame read at the same or a lower version still counts (its count is its own).
+    assert.equal(log.reaction(frame("❤️", 1, 1), "alice").changed, true);
+    assert.deepEqual(
+      log.get("m1")?.reactions.map((r) => [r.emoji, r.count]),
+      [
+        ["👍", 2],
+        ["❤️", 1],
+      ],
+    );
+    // A frame without a version (a server before versions) is applied as it comes.
+    assert.equal(
+      log.reaction({ type: "reaction", roomId: "general", messageId: "m1", emoji: "👍", userId: "bob", count: 3 }, "alice").changed,
+      true,
+    );
+  });
+
+  it("a history entry's reactionsVersion counts as applied for all its emoji; a newer frame's emoji survives an older entry", () => {
+    const log = new MessageLog();
+    log.record("#general", entry([{ emoji: "👍", count: 3 }], 5), true);
+    assert.equal(log.reaction(frame("👍", 1, 4), "alice").changed, false, "older than the history entry");
+    assert.equal(log.reaction(frame("🎉", 1, 3), "alice").changed, false, "any emoji");
+    assert.equal(log.reaction(frame("🎉", 1, 6), "alice").changed, true);
+    // A history entry at version 5 (read before the 🎉 at 6): 🎉 keeps the frame's state.
+    log.record("#general", entry([{ emoji: "👍", count: 2 }], 5), true);
+    assert.deepEqual(
+      log.get("m1")?.reactions.map((r) => [r.emoji, r.count]),
+      [
+        ["👍", 2],
+        ["🎉", 1],
+      ],
+    );
+    // An entry older than one applied already changes nothing; a newer one is the server's state.
+    log.record("#general", entry([], 4), true);
+    assert.equal(log.get("m1")?.reactions.length, 2);
+    log.record("#general", entry([{ emoji: "👀", count: 1 }], 9), true);
+    assert.deepEqual(log.get("m1")?.reactions, [{ emoji: "👀", count: 1 }]);
+    // Early frames (before the message is known) are compared with its entry's version too.
+    const early = new MessageLog();
+    early.reaction({ ...frame("👍", 1, 2), messageId: "m1" }, "alice");
+    early.record("#general", entry([{ emoji: "👍", count: 4 }], 7), true);
+    assert.deepEqual(early.get("m1")?.reactions, [{ emoji: "👍", count: 4 }]);
+  });
+
+  it("parses `version` on reaction frames and `reactionsVersion` on history entries", () => {
+    const parsed = parseServerFrame(JSON.stringify(frame("👍", 2, 2)));
+    assert.equal(parsed.type === "reaction" ? parsed.version : undefined, 2);
+    const page = parseServerFrame(
+      JSON.stringify({ type: "history", roomId: "general", messages: [entry([{ emoji: "👍", count: 1 }], 3)] }),
+    );
+    assert.equal(page.type === "history" ? page.messages[0].reactionsVersion : undefined, 3);
+  });
+});

@@ -3,8 +3,11 @@
  * and bound to their conversation. Against DynamoDB Local with the real handlers.
  */
 import { strict as assert } from "node:assert";
-import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { DIRECTORY_PARTITION } from "../../handlers/lib/data";
+import { BatchWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DIRECTORY_PARTITION, dmConversation, messageSortKeyOf } from "../../handlers/lib/data";
+import { MAX_EMOJI_LENGTH, MAX_REACTION_EMOJI } from "../../handlers/lib/frames";
+import { encodeHistoryCursor } from "../../handlers/lib/pages";
+import { reactionPartition } from "../../handlers/lib/reactions";
 import { createHarness, type Harness } from "../support/handlerHarness";
 
 const LIMIT = 128 * 1024;
@@ -143,6 +146,115 @@ describe("handlers: pages within 128 KB, opaque cursors", function () {
     assert.equal(entry.messageId, messageId);
     assert.equal(entry.reactions?.length, 20);
     assert.ok(bytes(page) <= LIMIT, `a history page of ${bytes(page)} bytes`);
+  });
+
+  describe("a forward page (issue 18: next, newer and readMessageId) of the largest accepted message with 20 reactions of the most bytes", () => {
+    /**
+     * Reactions as large as MAX_REACTIONS_BYTES allows: 20 emoji of MAX_EMOJI_LENGTH code units of 3
+     * UTF-8 bytes each, 16-digit counts, all the caller's (`me`), written into the table (no RGI
+     * emoji is that long in bytes today: the longest, a kiss with two skin tones, has 35 bytes).
+     */
+    const worst = Array.from({ length: MAX_REACTION_EMOJI }, (_, i) => String.fromCharCode(0x2600 + i).repeat(MAX_EMOJI_LENGTH));
+    /** The longest text `send` has stored (undefined: TOO_LARGE), searched down from `from` then to the byte. */
+    const largest = async (from: number, send: (n: number) => Promise<string | undefined>): Promise<{ n: number; id: string }> => {
+      let n = from;
+      let id: string | undefined;
+      for (; n > from - 16384 && id === undefined; n -= 512) id = await send(n);
+      assert.ok(id, "a message near the limit is accepted");
+      let lo = n + 512;
+      let hi = n + 1024;
+      // Largest stored so far: lo; hi is refused (a step above it was).
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        const got = await send(mid);
+        if (got !== undefined) [lo, id] = [mid, got];
+        else hi = mid;
+      }
+      return { n: lo, id: id as string };
+    };
+    const worstReactions = async (conversationId: string, messageId: string, userId: string) => {
+      const sk = messageSortKeyOf(messageId) as string;
+      await h.doc.send(
+        new UpdateCommand({
+          TableName: h.tables.messages,
+          Key: { conversationId, sk },
+          UpdateExpression: `SET ${worst.map((_, i) => `#c${i} = :n`).join(", ")}, reactionVersion = :n, reactionEmoji = :set`,
+          ExpressionAttributeNames: Object.fromEntries(worst.map((e, i) => [`#c${i}`, `r:${e}`])),
+          ExpressionAttributeValues: { ":n": 1_000_000_000_000_000, ":set": new Set(worst) },
+        }),
+      );
+      await h.doc.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [h.tables.messages]: worst.map((e) => ({
+              PutRequest: {
+                Item: { conversationId: reactionPartition(userId, conversationId), sk: `${sk}#${e}`, expiresAt: 9_999_999_999 },
+              },
+            })),
+          },
+        }),
+      );
+    };
+    const check = (page: Record<string, unknown> | undefined, messageId: string, fields: string[]) => {
+      assert.equal(page?.type, "history", JSON.stringify(page).slice(0, 200));
+      const [entry] = page?.messages as Array<{ messageId: string; reactions?: Array<{ me?: true }> }>;
+      assert.equal(entry.messageId, messageId);
+      assert.equal(entry.reactions?.filter((r) => r.me).length, MAX_REACTION_EMOJI);
+      for (const f of fields) assert.ok(page?.[f] !== undefined, `the page carries ${f}`);
+      // End to end with the real cursors (131,028 bytes for the private page before the reserve grew
+      // to 4 KB); units.test.ts checks the bound with cursors of MAX_CURSOR_LENGTH, which went over.
+      assert.ok(bytes(page) <= LIMIT, `a forward history page of ${bytes(page)} bytes`);
+    };
+
+    it("in a room, from the read position", async () => {
+      const roomId = `${"f".repeat(63)}x`;
+      const scratch = `${"g".repeat(63)}x`;
+      const a = await h.join(`f${"w".repeat(127)}`, roomId, "\u{1F600}".repeat(64));
+      assert.equal((await h.send(a, { type: "join", roomId: scratch }))?.type, "joined");
+      const chat = async (room: string, message: string, clientMessageId: string): Promise<string | undefined> => {
+        h.api.clearFrames();
+        const reply = await h.send(a, { type: "chat", roomId: room, message, clientMessageId: clientMessageId.padEnd(64, "c") });
+        if (reply !== undefined) {
+          assert.equal(reply.code, "TOO_LARGE", JSON.stringify(reply).slice(0, 300));
+          return undefined;
+        }
+        return String(h.frames(a).find((f) => f.type === "chat")?.messageId);
+      };
+      // The largest text accepted, found in a room whose id is as long, then sent after the read position.
+      const { n } = await largest(LIMIT, (size) => chat(scratch, "m".repeat(size), `${size}`));
+      const first = (await chat(roomId, "read up to here", "first")) as string;
+      assert.equal((await h.send(a, { type: "read", roomId, messageId: first }))?.type, "read");
+      const id = (await chat(roomId, "m".repeat(n), "largest")) as string;
+      await worstReactions(`room#${roomId}`, id, a.userId);
+      assert.ok(await chat(roomId, "newer", "newer"));
+      const page = await h.send(a, { type: "history", roomId, fromRead: true, limit: 1 });
+      check(page, id, ["next", "newer", "readMessageId"]);
+    });
+
+    it("in a private conversation of two 128-character user ids, after a cursor", async () => {
+      const me = `p${"w".repeat(127)}`;
+      const other = `q${"w".repeat(127)}`;
+      const a = await h.join(me, "pg-fwd", "\u{1F600}".repeat(64));
+      const send = async (to: string, message: string, clientMessageId: string): Promise<string | undefined> => {
+        const reply = await h.send(a, { type: "private", toUserId: to, message, clientMessageId: clientMessageId.padEnd(64, "c") });
+        if (reply?.type === "delivered") return String(reply.messageId);
+        assert.equal(reply?.code, "TOO_LARGE", JSON.stringify(reply).slice(0, 300));
+        return undefined;
+      };
+      const { n } = await largest(LIMIT, (size) => send(`r${"w".repeat(127)}`, "m".repeat(size), `${size}`));
+      const first = (await send(other, "before", "first")) as string;
+      const id = (await send(other, "m".repeat(n), "largest")) as string;
+      const conversationId = dmConversation(me, other);
+      await worstReactions(conversationId, id, me);
+      assert.ok(await send(other, "newer", "newer"));
+      const page = await h.send(a, {
+        type: "history",
+        withUserId: other,
+        after: encodeHistoryCursor(conversationId, messageSortKeyOf(first) as string),
+        limit: 1,
+      });
+      check(page, id, ["next", "newer"]);
+    });
   });
 
   it("rooms with 1,601 active rooms comes in pages of at most 128 KB that together list every room once", async () => {

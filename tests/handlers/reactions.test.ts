@@ -10,6 +10,7 @@ import { messageSortKeyOf, uuidV7 } from "../../handlers/lib/data";
 import { MAX_REACTION_EMOJI } from "../../handlers/lib/frames";
 import { editMessage } from "../../handlers/lib/messageChanges";
 import { react as reactTo, reactionPartition } from "../../handlers/lib/reactions";
+import type { Logger } from "../../handlers/lib/logger";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 
 type Frame = Record<string, unknown>;
@@ -68,10 +69,10 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     const outsider = await h.join("rr-c", "rr-other");
     const id = await chat(a, "rr-room", "react to me");
     const first = await react(b, { roomId: "rr-room", messageId: id, emoji: "👍" });
-    assert.deepEqual(first, { type: "reaction", messageId: id, emoji: "👍", userId: "rr-b", count: 1, roomId: "rr-room" });
+    assert.deepEqual(first, { type: "reaction", messageId: id, emoji: "👍", userId: "rr-b", count: 1, version: 1, roomId: "rr-room" });
     assert.deepEqual(ofType(a, "reaction"), [first]);
     const second = await react(a, { roomId: "rr-room", messageId: id, emoji: "👍" });
-    assert.deepEqual(second, { ...first, userId: "rr-a", count: 2 });
+    assert.deepEqual(second, { ...first, userId: "rr-a", count: 2, version: 2 });
     assert.deepEqual(ofType(b, "reaction"), [second]);
     assert.deepEqual(h.frames(outsider), []);
     const item = await stored("room#rr-room", id);
@@ -91,7 +92,16 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     assert.deepEqual(ofType(b, "reaction"), [again], "announced again");
     assert.equal((await stored("room#rp-room", id))?.["r:🎉"], 2, "nothing written");
     const removed = await react(a, { roomId: "rp-room", messageId: id, emoji: "🎉", remove: true });
-    assert.deepEqual(removed, { type: "reaction", messageId: id, emoji: "🎉", userId: "rp-a", count: 1, removed: true, roomId: "rp-room" });
+    assert.deepEqual(removed, {
+      type: "reaction",
+      messageId: id,
+      emoji: "🎉",
+      userId: "rp-a",
+      count: 1,
+      version: 3,
+      removed: true,
+      roomId: "rp-room",
+    });
     const removedAgain = await react(a, { roomId: "rp-room", messageId: id, emoji: "🎉", remove: true });
     assert.deepEqual(removedAgain, removed, "a repeated removal: the same frame");
     assert.equal((await stored("room#rp-room", id))?.["r:🎉"], 1);
@@ -100,7 +110,9 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
     const item = await stored("room#rp-room", id);
     assert.equal(item?.["r:🎉"], undefined, "the counter is removed at 0");
     assert.equal(item?.reactionEmoji, undefined, "and the emoji with it (the set's last one: the attribute goes)");
-    assert.deepEqual(await history(a, { roomId: "rp-room" }).then((m) => m[0].reactions), undefined);
+    const [entry] = await history(a, { roomId: "rp-room" });
+    assert.equal(entry.reactions, undefined);
+    assert.equal(entry.reactionsVersion, 4, "the version of the counts (none left): 2 adds and 2 removals, repeats not counted");
     const readded = await react(b, { roomId: "rp-room", messageId: id, emoji: "🎉" });
     assert.equal(readded.count, 1, "added again after its removal");
   });
@@ -200,6 +212,7 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       emoji: "😂",
       userId: "pr-b",
       count: 1,
+      version: 1,
       fromUserId: "pr-a",
       toUserId: "pr-b",
     });
@@ -307,6 +320,12 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       .map((f) => Number(f.count))
       .sort((x, y) => x - y);
     assert.equal(counts[counts.length - 1], users.length, "the last announced count is the total");
+    // Frames may arrive in any order; each carries the reaction version read with its count (adds
+    // only, from none: equal), so a client keeping the highest version keeps the total.
+    for (const f of ofType(users[0], "reaction")) assert.equal(f.version, f.count, JSON.stringify(f));
+    const newest = ofType(users[0], "reaction").reduce((x, y) => (Number(y.version) > Number(x.version) ? y : x));
+    assert.equal(newest.count, users.length);
+    assert.equal((await history(users[0], { roomId: "cc-room" }))[0].reactionsVersion, users.length);
   });
 
   // DynamoDB Local never reports transaction conflicts: clients that report them, then succeed.
@@ -316,6 +335,18 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
         config: { tables: h.tables, functionName: "react", messageRetentionHours: 1 },
         doc: { send },
       }) as unknown as Parameters<typeof reactTo>[0];
+    /** A logger that keeps its warnings. */
+    const capture = () => {
+      const warnings: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+      const log: Logger = {
+        debug: () => {},
+        info: () => {},
+        warn: (msg, fields) => warnings.push({ msg, fields }),
+        error: () => {},
+        child: () => log,
+      };
+      return { log, warnings };
+    };
 
     it("a reaction cancelled by TransactionConflict (another reaction to the message) is retried, not answered INTERNAL", async () => {
       const nowMs = Date.now();
@@ -335,7 +366,15 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
         return {};
       });
       // Before: the first conflict was thrown (INTERNAL) and the reaction lost.
-      const r = await reactTo(ctx, { conversationId: "room#cf-room", messageId, userId: "cf-b", emoji: "👍", remove: false, nowMs });
+      const r = await reactTo(ctx, {
+        conversationId: "room#cf-room",
+        messageId,
+        userId: "cf-b",
+        emoji: "👍",
+        remove: false,
+        nowMs,
+        log: capture().log,
+      });
       assert.deepEqual([r.count, r.repeat], [3, false]);
       assert.deepEqual(sent, ["TransactWriteCommand", "TransactWriteCommand", "TransactWriteCommand", "GetCommand"]);
     });
@@ -359,5 +398,35 @@ describe("handlers: reactions to room and private messages (DynamoDB Local)", fu
       assert.equal(change.item.message, "new");
       assert.deepEqual(sent, ["UpdateCommand", "UpdateCommand", "UpdateCommand"]);
     });
+    for (const [what, failure, attempts] of [
+      ["fails", () => Object.assign(new Error("Internal server error"), { name: "InternalServerError" }), 1],
+      [
+        "meets conflicts on every attempt",
+        () => Object.assign(new Error("Transaction is ongoing"), { name: "TransactionConflictException" }),
+        8,
+      ],
+    ] as const) {
+      it(`a committed removal to 0 whose clean-up of the emoji ${what} is still answered with its count and logged (best effort)`, async () => {
+        const nowMs = Date.now();
+        const messageId = uuidV7(nowMs);
+        const sent: string[] = [];
+        const ctx = context(async (command) => {
+          sent.push(command.constructor.name);
+          if (command.constructor.name === "UpdateCommand") throw failure();
+          if (command.constructor.name === "GetCommand") {
+            return { Item: { messageId, userId: "cu-a", roomId: "cu-room", expiresAt: nowMs / 1000 + 60, "r:👍": 0 } };
+          }
+          return {};
+        });
+        const { log, warnings } = capture();
+        // Before: the clean-up's error was thrown after the removal had committed, so the route
+        // answered INTERNAL and announced no `reaction` frame.
+        const r = await reactTo(ctx, { conversationId: "room#cu-room", messageId, userId: "cu-b", emoji: "👍", remove: true, nowMs, log });
+        assert.deepEqual([r.count, r.repeat], [0, false]);
+        assert.deepEqual(sent, ["TransactWriteCommand", "GetCommand", ...Array.from({ length: attempts }, () => "UpdateCommand")]);
+        assert.equal(warnings.length, 1, JSON.stringify(warnings));
+        assert.equal(warnings[0].fields?.messageId, messageId);
+      });
+    }
   });
 });

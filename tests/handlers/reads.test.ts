@@ -7,7 +7,8 @@
  */
 import { strict as assert } from "node:assert";
 import { BatchWriteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { DIRECTORY_PARTITION, SUMMARY_SK, epochSeconds, messageSortKey, uuidV7 } from "../../handlers/lib/data";
+import { DIRECTORY_PARTITION, SUMMARY_SK, epochSeconds, messageSortKey, messageSortKeyOf, uuidV7 } from "../../handlers/lib/data";
+import { encodeHistoryCursor } from "../../handlers/lib/pages";
 import { UNREAD_CAP } from "../../handlers/lib/frames";
 import { UNREAD_ROOMS_PER_PAGE, readPositionKey } from "../../handlers/lib/reads";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
@@ -275,9 +276,31 @@ describe("handlers: read positions and unread counts (DynamoDB Local)", function
       );
     });
 
+    it("a forward page after the cursor of an expired message starts at the live floor (TTL may have removed that message)", async () => {
+      const expired = await seed("hx-room", "hx-bob", 7, true);
+      const live = await seed("hx-room", "hx-bob", 3);
+      const a = await h.join("hx-ann", "hx-room");
+      // A cursor from before the messages expired. Before: the page was empty with no `newer` (three
+      // expired items examined), or BAD_REQUEST once TTL had removed the cursor's message.
+      const after = encodeHistoryCursor("room#hx-room", messageSortKeyOf(expired[0]) as string);
+      const page = await h.send(a, { type: "history", roomId: "hx-room", after, limit: 2 });
+      assert.equal(page?.type, "history", JSON.stringify(page));
+      assert.deepEqual(
+        (page?.messages as Frame[]).map((m) => m.messageId),
+        live.slice(0, 2),
+      );
+      const rest = await h.send(a, { type: "history", roomId: "hx-room", after: page?.newer, limit: 2 });
+      assert.deepEqual(
+        (rest?.messages as Frame[]).map((m) => m.messageId),
+        [live[2]],
+      );
+    });
+
     it("refuses a forged `after` cursor, fromRead without a room, and two starting points", async () => {
       const a = await h.join("hb-ann", "hb-room");
-      const forged = Buffer.from(JSON.stringify({ v: 1, c: "room#hb-room", sk: messageSortKey(1, uuidV7(1)) })).toString("base64url");
+      // Of a time within the retention (a cursor below the live floor names an expired message: the page starts at the floor).
+      const ms = Date.now() - 1000;
+      const forged = Buffer.from(JSON.stringify({ v: 1, c: "room#hb-room", sk: messageSortKey(ms, uuidV7(ms)) })).toString("base64url");
       assert.equal(code(await h.send(a, { type: "history", roomId: "hb-room", after: forged })), "BAD_REQUEST");
       assert.equal(code(await h.send(a, { type: "history", withUserId: "hb-bob", fromRead: true })), "BAD_REQUEST");
       assert.equal(code(await h.send(a, { type: "history", roomId: "hb-room", fromRead: true, after: forged })), "BAD_REQUEST");

@@ -99,7 +99,7 @@ describe("handlers: serialization by CallbackFunction", function () {
     assert.equal(await send("react", { type: "react", roomId: "ser-room", messageId, emoji: "👍" }), undefined);
     assert.deepEqual(
       h.frames(b).find((f) => f.type === "reaction"),
-      { type: "reaction", messageId, emoji: "👍", userId: "ser-user", count: 1, roomId: "ser-room" },
+      { type: "reaction", messageId, emoji: "👍", userId: "ser-user", count: 1, version: 1, roomId: "ser-room" },
     );
     const unknown = await send("react", { type: "react", roomId: "ser-room", messageId: "not-a-uuid", emoji: "👍" });
     assert.equal(unknown?.code, "NOT_FOUND");

@@ -9,14 +9,31 @@ import { isConfigurationError } from "../../handlers/env";
 import { FACTORIES } from "../../handlers";
 import { FUNCTIONS } from "../../handlers/routes";
 import { withEnv } from "../support/handlerHarness";
-import { cleanUsername } from "../../handlers/functions/authorizer";
+import { MAX_USERNAME_LENGTH, cleanUsername } from "../../handlers/functions/authorizer";
 import { readAuthConfig, readHandlerConfig } from "../../handlers/lib/config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { batchDelete, dmConversation, messageSortKey, messageSortKeyOf, uuidV7, uuidV7Ms } from "../../handlers/lib/data";
-import { decodeHistoryCursor, decodeRoomsCursor, encodeHistoryCursor, encodeRoomsCursor, fitByBytes } from "../../handlers/lib/pages";
+import { batchDelete, dmConversation, messageSortKey, messageSortKeyOf, uuidV7, uuidV7Ms, type MessageItem } from "../../handlers/lib/data";
+import {
+  decodeHistoryCursor,
+  decodeRoomsCursor,
+  encodeHistoryCursor,
+  encodeRoomsCursor,
+  fitByBytes,
+  forwardNewerSk,
+  jsonBytes,
+  readHistoryForward,
+} from "../../handlers/lib/pages";
 import { emfDocument } from "../../handlers/lib/emf";
 import { backoffDelay, isGone, isNotSent, isThrottled, mapPool } from "../../handlers/lib/fanout";
-import { assertDeliverable, buildSchemas, parseFrame } from "../../handlers/lib/frames";
+import {
+  MAX_CURSOR_LENGTH,
+  MAX_EMOJI_LENGTH,
+  MAX_REACTION_EMOJI,
+  assertDeliverable,
+  buildSchemas,
+  parseFrame,
+} from "../../handlers/lib/frames";
+import { historyEntry } from "../../handlers/functions/history";
 import { callsOf, emptyUsage, recordResponse } from "../../handlers/lib/usage";
 import { localSecret } from "../../local/secret";
 import { isUsageError } from "../../scripts/commandLine";
@@ -213,6 +230,86 @@ describe("handlers: pure helpers", () => {
         () => assertDeliverable({ type: "chat", message: "\u0001".repeat(30 * 1024) }, limit),
         (e: Error & { code?: string }) => e.code === "TOO_LARGE",
       );
+    });
+    it("the largest message assertDeliverable accepts, with reactions of MAX_REACTIONS_BYTES, fits a forward history page (next, newer, readMessageId)", () => {
+      const limit = 128 * 1024;
+      const fromUserId = "a".repeat(128);
+      const toUserId = "b".repeat(128);
+      const username = "\u{1F600}".repeat(MAX_USERNAME_LENGTH);
+      const clientMessageId = "c".repeat(64);
+      const fits = (n: number) => {
+        try {
+          const frame = { type: "private", fromUserId, fromUsername: username, toUserId, message: "m".repeat(n), clientMessageId };
+          assertDeliverable(frame, limit);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      let lo = 0;
+      let hi = limit;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (fits(mid)) lo = mid;
+        else hi = mid;
+      }
+      // Reactions as MAX_REACTIONS_BYTES allows: 20 emoji of 16 three-byte code units, 16-digit counts, all `me`.
+      const emoji = Array.from({ length: MAX_REACTION_EMOJI }, (_, i) => String.fromCharCode(0x2600 + i).repeat(MAX_EMOJI_LENGTH));
+      const sentMs = Date.now();
+      const messageId = uuidV7(sentMs);
+      const sk = messageSortKey(sentMs, messageId);
+      const item = {
+        conversationId: dmConversation(fromUserId, toUserId),
+        sk,
+        messageId,
+        userId: fromUserId,
+        username,
+        message: "m".repeat(lo),
+        sentAt: new Date(sentMs).toISOString(),
+        expiresAt: 9_999_999_999,
+        toUserId,
+        clientMessageId,
+        reactionEmoji: new Set(emoji),
+        reactionVersion: Number.MAX_SAFE_INTEGER,
+        ...Object.fromEntries(emoji.map((e) => [`r:${e}`, Number.MAX_SAFE_INTEGER])),
+      } as unknown as MessageItem;
+      const entry = historyEntry(item, new Set(emoji.map((e) => `${sk}#${e}`)));
+      assert.equal(entry.reactions?.length, MAX_REACTION_EMOJI);
+      // The envelope history.ts budgets for a forward page: both cursors at their longest, and readMessageId.
+      const cursor = "x".repeat(MAX_CURSOR_LENGTH);
+      const page = { type: "history", withUserId: toUserId, messages: [entry], next: cursor, newer: cursor, readMessageId: messageId };
+      // Before: 131,429 bytes (the reserve covered one cursor): a page that API Gateway refuses.
+      assert.ok(jsonBytes(page) <= limit, `a forward page of ${jsonBytes(page)} bytes`);
+    });
+    it("a forward read that met only expired messages still says where the next page continues (the last item examined)", async () => {
+      const nowSec = Math.floor(Date.now() / 1000);
+      const item = (ms: number, expiresAt: number) => {
+        const messageId = uuidV7(ms);
+        return { conversationId: "room#r", sk: messageSortKey(ms, messageId), messageId, expiresAt };
+      };
+      const cursor = item(1_000, nowSec - 60);
+      // Sent after the cursor but expired first (as after messageRetentionHours was lowered): TTL has not removed them yet.
+      const examined = [item(2_000, nowSec - 1), item(3_000, nowSec - 1), item(4_000, nowSec - 1)];
+      const queries: unknown[] = [];
+      const ctx = {
+        config: { tables: { messages: "m" } },
+        doc: {
+          send: async (command: { input: unknown }) => {
+            queries.push(command.input);
+            return { Items: [cursor, ...examined] };
+          },
+        },
+      } as unknown as Parameters<typeof readHistoryForward>[0];
+      const page = await readHistoryForward(ctx, "room#r", 2, { afterCursorSk: cursor.sk }, nowSec);
+      assert.deepEqual([page.items.length, page.more], [0, true]);
+      // Before: no position was returned, and the page had no `newer`: the live messages after them were never reached.
+      assert.equal(page.lastSk, examined[2].sk);
+      assert.equal(forwardNewerSk(page, 0), examined[2].sk);
+      assert.equal(queries.length, 1);
+      // When the read returned live messages, `newer` follows the newest one kept.
+      const live = [item(5_000, nowSec + 60), item(6_000, nowSec + 60), item(7_000, nowSec + 60)] as unknown as MessageItem[];
+      assert.equal(forwardNewerSk({ items: live, lastSk: live[2].sk }, 2), live[1].sk);
+      assert.equal(forwardNewerSk({ items: live, lastSk: "later" }, 3), "later");
     });
     it("history defaults limit to 50 and needs exactly one target", () => {
       assert.equal(parseFrame(s.history, { type: "history", roomId: "r" }).limit, 50);
