@@ -245,6 +245,8 @@ export interface CostEstimate {
   readonly workload: Workload;
   readonly membersPerRoom: number;
   readonly inputsSource: string;
+  /** Issue 18's frames priced from FALLBACK_INPUTS' design formulas (results written before the bench measured them). */
+  readonly signalsFromFallback: readonly string[];
   readonly monitoring: MonitoringFootprint;
   readonly ours: DesignCost;
   readonly scan: DesignCost;
@@ -433,6 +435,7 @@ export function estimateCost(
     workload,
     membersPerRoom: members,
     inputsSource: inputs.source,
+    signalsFromFallback: (["typing", "react", "read"] as const).filter((k) => inputs[k] === undefined),
     monitoring,
     ours: design("room-query", workload, inputs, monitoring, members),
     scan: design("scan-per-message", workload, inputs, monitoring, members),
@@ -545,6 +548,10 @@ export function formatEstimate(e: CostEstimate, warning?: string): string {
       `${m.alarms} alarms reading ${m.alarmMetrics} metrics, ${m.dashboards} dashboard`,
   );
   out.push(`Per-operation figures: ${e.inputsSource}`);
+  if ((w.typingPerMinute || w.reactionsPerMinute || w.readsPerMinute) && e.signalsFromFallback.length > 0)
+    out.push(
+      `  ${e.signalsFromFallback.join(", ")}: FALLBACK_INPUTS' design formulas (these results predate their measurement: run npm run bench)`,
+    );
   if (warning) out.push(`WARNING: ${warning}`);
   out.push(`Prices: ${PRICES.region}, read ${PRICES.readOn} (check them: see the PRICES table in scripts/cost.ts)`);
   out.push("");
