@@ -171,6 +171,61 @@ export const HANDLER_SETTINGS = {
     description: "Rooms with more users than this get no typing indicators nor shared read positions; 0 = none in any room (0-100000).",
     receivers: "data",
   },
+  largeRoomUsers: {
+    // Issue 17: a broadcast to a room of more users than this is not posted by the route that sends
+    // it but handed to the delivery workers, one queue message per shard (handlers/lib/deliveries.ts),
+    // so the sender's invocation never waits for thousands of posts (API Gateway's 29 s integration
+    // timeout: AWS-FACTS, Limits). Such rooms announce no joined/left: at a few joins a second each
+    // announcement would be another broadcast to every member. Their user count stays exact.
+    configKey: "largeRoomUsers",
+    env: "LARGE_ROOM_USERS",
+    type: "integer",
+    min: 0,
+    max: 1000000,
+    defaultValue: 1000,
+    description:
+      "Rooms with more users than this are delivered by the fan-out workers through the delivery queue and announce no joined/left; 0 = every room (0-1000000).",
+    receivers: "data",
+  },
+  roomShardSize: {
+    // Issue 17: a room's member items are spread over 1, 2, 4, ... partitions (shards) so that no
+    // partition holds more than about twice this many users; one Query of a shard then stays far below
+    // DynamoDB's 3,000 read units per second per partition (AWS-FACTS: Scaling facts for large fan-out).
+    configKey: "roomShardSize",
+    env: "ROOM_SHARD_SIZE",
+    type: "integer",
+    min: 1,
+    max: 10000,
+    defaultValue: 1000,
+    description: "Users per shard of a room's membership: a room of more users is spread over 2, 4, 8, ... partitions (1-10000).",
+    receivers: "data",
+  },
+  deliveryWorkerConcurrency: {
+    // The delivery queue's event source mapping's maximumConcurrency (2-1000, AWS-FACTS), and the
+    // divisor of deliveryPostsPerSecond: each worker paces itself at budget / concurrency.
+    configKey: "deliveryWorkerConcurrency",
+    env: "DELIVERY_WORKER_CONCURRENCY",
+    type: "integer",
+    min: 2,
+    max: 1000,
+    defaultValue: 5,
+    description: "Delivery workers running at once (the queue's event source mapping's maximumConcurrency, 2-1000).",
+    receivers: "data",
+  },
+  deliveryPostsPerSecond: {
+    // The account's API Gateway throttle (10,000 requests per second, shared by every API and every
+    // `@connections` call in the region: AWS-FACTS) is the floor of a large broadcast; the workers
+    // together stay inside this share of it.
+    configKey: "deliveryPostsPerSecond",
+    env: "DELIVERY_POSTS_PER_SECOND",
+    type: "integer",
+    min: 10,
+    max: 1000000,
+    defaultValue: 5000,
+    description:
+      "@connections posts per second of all delivery workers together: their share of the account's API Gateway budget (10,000 a second by default, shared by every API in the region) (10-1000000).",
+    receivers: "data",
+  },
   readReceiptRooms: {
     // Issue 18: rooms whose members see how far the others have read (a `read` frame fanned out to
     // the room, throttled like typing and refused above typingMaxRoomUsers). Off by default: a
@@ -245,6 +300,10 @@ export const SETTING_NAMES = [
   "typingIntervalSeconds",
   "typingMaxRoomUsers",
   "readReceiptRooms",
+  "largeRoomUsers",
+  "roomShardSize",
+  "deliveryWorkerConcurrency",
+  "deliveryPostsPerSecond",
   "logLevel",
   "metricsPerFunction",
   "tracing",

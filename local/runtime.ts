@@ -62,6 +62,14 @@ export interface SettingsOverrides {
   readonly typingMaxRoomUsers?: number;
   /** Rooms whose members see each other's read positions: comma-separated patterns (handlers/settings.ts). */
   readonly readReceiptRooms?: string;
+  /** Rooms with more users are delivered by the workers (handlers/settings.ts largeRoomUsers). */
+  readonly largeRoomUsers?: number;
+  /** Users per shard of a room's membership (handlers/settings.ts roomShardSize). */
+  readonly roomShardSize?: number;
+  /** Delivery workers at once (handlers/settings.ts deliveryWorkerConcurrency). */
+  readonly deliveryWorkerConcurrency?: number;
+  /** Posts per second of all delivery workers (handlers/settings.ts deliveryPostsPerSecond). */
+  readonly deliveryPostsPerSecond?: number;
 }
 
 export interface LocalRuntimeOptions {
@@ -274,6 +282,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       typingIntervalSeconds: o.typingIntervalSeconds ?? LOCAL_DEFAULTS.typingIntervalSeconds,
       typingMaxRoomUsers: o.typingMaxRoomUsers ?? LOCAL_DEFAULTS.typingMaxRoomUsers,
       readReceiptRooms: o.readReceiptRooms ?? LOCAL_DEFAULTS.readReceiptRooms,
+      largeRoomUsers: o.largeRoomUsers ?? LOCAL_DEFAULTS.largeRoomUsers,
+      roomShardSize: o.roomShardSize ?? LOCAL_DEFAULTS.roomShardSize,
+      deliveryWorkerConcurrency: o.deliveryWorkerConcurrency ?? LOCAL_DEFAULTS.deliveryWorkerConcurrency,
+      deliveryPostsPerSecond: o.deliveryPostsPerSecond ?? LOCAL_DEFAULTS.deliveryPostsPerSecond,
       logLevel: o.logLevel ?? LOCAL_DEFAULTS.logLevel,
       metricsNamespace: DEFAULT_METRICS_NAMESPACE,
       metricsPerFunction: LOCAL_DEFAULTS.metricsPerFunction,

@@ -396,6 +396,11 @@ export function createPusher(options: PusherOptions): Pusher {
     typingIntervalSeconds: HANDLER_SETTINGS.typingIntervalSeconds.defaultValue,
     typingMaxRoomUsers: HANDLER_SETTINGS.typingMaxRoomUsers.defaultValue,
     readReceiptRooms: HANDLER_SETTINGS.readReceiptRooms.defaultValue,
+    // Large rooms (issue 17): the stack's defaults unless the backend is told otherwise.
+    largeRoomUsers: HANDLER_SETTINGS.largeRoomUsers.defaultValue,
+    roomShardSize: HANDLER_SETTINGS.roomShardSize.defaultValue,
+    deliveryWorkerConcurrency: HANDLER_SETTINGS.deliveryWorkerConcurrency.defaultValue,
+    deliveryPostsPerSecond: HANDLER_SETTINGS.deliveryPostsPerSecond.defaultValue,
     logLevel: "warn",
     metricsNamespace: DEFAULT_METRICS_NAMESPACE,
     tracing: false,

@@ -34,6 +34,14 @@ export interface HandlerConfig {
   readonly typingMaxRoomUsers: number;
   /** Comma-separated room patterns (access.ts) whose members see each other's read positions; "" = none (lib/reads.ts). */
   readonly readReceiptRooms: string;
+  /** Rooms with more users are delivered by the workers and announce no joined/left (lib/deliveries.ts). */
+  readonly largeRoomUsers: number;
+  /** Users per shard of a room's membership (data.ts). */
+  readonly roomShardSize: number;
+  /** The delivery queue's maximumConcurrency; each worker posts at deliveryPostsPerSecond / this. */
+  readonly deliveryWorkerConcurrency: number;
+  /** Posts per second of all delivery workers together. */
+  readonly deliveryPostsPerSecond: number;
   readonly logLevel: LogLevel;
   readonly metricsNamespace: string;
   /** EMF metrics also under [Stage, Function] (METRICS_PER_FUNCTION; handlers/metrics.ts metricDimensionSets). Absent: [Stage] only. */
@@ -148,6 +156,10 @@ export function readHandlerConfig(
     typingIntervalSeconds: readSetting(env, "typingIntervalSeconds"),
     typingMaxRoomUsers: readSetting(env, "typingMaxRoomUsers"),
     readReceiptRooms: readSetting(env, "readReceiptRooms"),
+    largeRoomUsers: readSetting(env, "largeRoomUsers"),
+    roomShardSize: readSetting(env, "roomShardSize"),
+    deliveryWorkerConcurrency: readSetting(env, "deliveryWorkerConcurrency"),
+    deliveryPostsPerSecond: readSetting(env, "deliveryPostsPerSecond"),
     logLevel: readSetting(env, "logLevel"),
     metricsNamespace: optionalEnv(env, ENV.metricsNamespace) ?? DEFAULT_METRICS_NAMESPACE,
     metricsPerFunction: readSetting(env, "metricsPerFunction"),

@@ -69,6 +69,84 @@ export function presencePartition(roomId: string): string {
   return `${roomId}#users`;
 }
 /**
+ * Most shards a room's membership is spread over (issue 17): with roomShardSize 1,000 that is about a
+ * million users before shards grow past their size. A power of two, as every shard count is.
+ */
+export const MAX_ROOM_SHARDS = 1024;
+
+/** Sort-key-free marker of a shard partition: `<roomId>#s<k>` (room ids cannot contain `#`). */
+const SHARD_MARK = "#s";
+
+/**
+ * The partition holding a room's member items of shard `shard`: the room's own partition for shard 0
+ * (so a room that never grew keeps today's single partition, summary beside its members), else
+ * `<roomId>#s<shard>`.
+ */
+export function memberPartition(roomId: string, shard: number): string {
+  return shard === 0 ? roomId : `${roomId}${SHARD_MARK}${shard}`;
+}
+
+/** The shard of a member partition key (memberPartition's inverse): 0 for the room's own partition. */
+export function shardOfPartition(partition: string): number {
+  const at = partition.lastIndexOf(SHARD_MARK);
+  if (at < 0) return 0;
+  const n = Number(partition.slice(at + SHARD_MARK.length));
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
+
+/** What a room's `#summary` item says of its size: distinct users and member shards (1 until it grows). */
+export interface RoomSummary {
+  readonly users: number;
+  readonly shards: number;
+}
+
+/**
+ * Reads a room's summary (GetItem, strongly consistent: 1 read unit). A room without one has no
+ * members: `{ users: 0, shards: 1 }`.
+ */
+export async function readRoomSummary(ctx: TablesContext, roomId: string): Promise<RoomSummary> {
+  const out = await ctx.doc.send(
+    new GetCommand({
+      TableName: tableName(ctx, "rooms"),
+      Key: { roomId, sk: SUMMARY_SK },
+      ProjectionExpression: "#users, shards",
+      ExpressionAttributeNames: { "#users": "users" },
+      ConsistentRead: true,
+    }),
+  );
+  const shards = Number(out.Item?.shards ?? 1);
+  return { users: Math.max(0, Number(out.Item?.users ?? 0)), shards: Number.isInteger(shards) && shards >= 1 ? shards : 1 };
+}
+
+/**
+ * Reads one shard of a room's members (one paginated, strongly consistent Query of its partition):
+ * live members, and those past their expiry apart, as readRoom returns them. Shard 0 is the room's
+ * own partition, whose `#summary` and anything that is not a member item are skipped.
+ */
+export async function readShard(
+  ctx: TablesContext & { readonly config: Pick<HandlerConfig, "roomQueryPageSize"> },
+  roomId: string,
+  shard: number,
+  nowSec: number,
+): Promise<{ members: MemberItem[]; expired: MemberItem[] }> {
+  const members: MemberItem[] = [];
+  const expired: MemberItem[] = [];
+  const pages = paginateQuery(
+    { client: ctx.doc, ...(ctx.config.roomQueryPageSize ? { pageSize: ctx.config.roomQueryPageSize } : {}) },
+    {
+      TableName: tableName(ctx, "rooms"),
+      KeyConditionExpression: "roomId = :r AND begins_with(sk, :c)",
+      ExpressionAttributeValues: { ":r": memberPartition(roomId, shard), ":c": MEMBER_PREFIX },
+      ConsistentRead: true,
+    },
+  );
+  for await (const out of pages) {
+    for (const item of out.Items ?? []) (Number(item.expiresAt) > nowSec ? members : expired).push(item as MemberItem);
+  }
+  return { members, expired };
+}
+
+/**
  * A connection can be in at most this many rooms (the condition of every join's transaction).
  * $disconnect and stale clean-up touch every joined room (one transaction and one Query each).
  */

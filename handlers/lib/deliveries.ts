@@ -1,0 +1,99 @@
+/**
+ * Large rooms (issue 17): the contract between the routes that broadcast to a room of more than
+ * `largeRoomUsers` users and the delivery workers that post it, one queue message (a job) per
+ * shard of the room's membership (data.ts memberPartition).
+ *
+ * The queue is an SQS FIFO queue read by the `deliver` function through an event source mapping
+ * (docs/architecture.md, "Large rooms", says why, with the numbers):
+ * - MessageGroupId = room and shard: jobs of one shard are delivered in the order they were sent,
+ *   one at a time, so two messages of one sender reach every member in the order they were sent
+ *   (as the single-invocation fan-out keeps it today); shards of one room run in parallel.
+ * - MessageDeduplicationId = the broadcast's id and the shard: a producer that retries a send (or a
+ *   route retried by its client with the same clientMessageId) enqueues nothing twice within
+ *   SQS's 5-minute deduplication interval.
+ *
+ * Plain constants and pure functions only (closure serialization: ../shared/STYLE.md).
+ */
+import { internalError } from "./errors";
+import { ROOM_ID_PATTERN } from "./frames";
+
+/** Environment variable holding the delivery queue's URL (every function that broadcasts to rooms). */
+export const DELIVERY_QUEUE_URL_ENV = "DELIVERY_QUEUE_URL";
+
+export const DELIVERY_JOB_VERSION = 1;
+
+/** One shard's share of one broadcast. */
+export interface DeliveryJob {
+  readonly v: typeof DELIVERY_JOB_VERSION;
+  /** Identifies the broadcast (a chat's messageId, else a random UUID): with the shard, the deduplication id. */
+  readonly id: string;
+  readonly roomId: string;
+  /** The member partition to read (data.ts memberPartition). */
+  readonly shard: number;
+  /** The frame, posted as JSON.stringify(frame): the producer's payload byte for byte. */
+  readonly frame: Readonly<Record<string, unknown>>;
+  /** A connection the frame is not posted to (the sender's own, answered by its route). */
+  readonly exclude?: string;
+  /** When the route enqueued it (epoch ms): the workers report the age of what they deliver. */
+  readonly enqueuedAtMs: number;
+}
+
+/**
+ * SendMessageBatch takes at most 10 entries whose bodies total at most 256 KiB (SQS quotas; the
+ * 1 MiB messages SQS accepts since 2025 are not assumed, so an older queue or emulator works too).
+ */
+export const SQS_BATCH_ENTRIES = 10;
+export const SQS_BATCH_BYTES = 256 * 1024;
+/** A job's body: a frame is at most 128 KB (API Gateway's message limit), the envelope is small. */
+export const MAX_JOB_BYTES = SQS_BATCH_BYTES;
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** FIFO MessageGroupId of a room's shard: `<roomId>.<shard>` (room ids are [A-Za-z0-9_-], at most 64). */
+export function jobGroupId(roomId: string, shard: number): string {
+  return `${roomId}.${shard}`;
+}
+
+/** FIFO MessageDeduplicationId of a job: `<id>.<shard>` (at most 128 characters). */
+export function jobDeduplicationId(job: Pick<DeliveryJob, "id" | "shard">): string {
+  return `${job.id}.${job.shard}`;
+}
+
+export function encodeJob(job: DeliveryJob): string {
+  return JSON.stringify(job);
+}
+
+/**
+ * Parses and checks a job body. A body that is not a job (a message someone else sent to the queue,
+ * a newer version) throws: the worker reports it failed, and after maxReceiveCount receives SQS moves
+ * it to the dead-letter queue, where an operator can read it.
+ */
+export function parseJob(body: string): DeliveryJob {
+  let o: unknown;
+  try {
+    o = JSON.parse(body);
+  } catch {
+    throw internalError("delivery job is not JSON");
+  }
+  const j = o as Partial<DeliveryJob> | null;
+  if (
+    typeof j !== "object" ||
+    j === null ||
+    j.v !== DELIVERY_JOB_VERSION ||
+    typeof j.id !== "string" ||
+    !ID_PATTERN.test(j.id) ||
+    typeof j.roomId !== "string" ||
+    !ROOM_ID_PATTERN.test(j.roomId) ||
+    typeof j.shard !== "number" ||
+    !Number.isInteger(j.shard) ||
+    j.shard < 0 ||
+    typeof j.frame !== "object" ||
+    j.frame === null ||
+    Array.isArray(j.frame) ||
+    (j.exclude !== undefined && typeof j.exclude !== "string") ||
+    typeof j.enqueuedAtMs !== "number"
+  ) {
+    throw internalError("delivery job has an unknown shape or version");
+  }
+  return j as DeliveryJob;
+}
