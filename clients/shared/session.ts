@@ -92,8 +92,9 @@ export type SessionEvent =
       readonly type: "frame";
       readonly frame: ServerFrame;
       /**
-       * A presence event that changes nothing: `joined` for a user already listed or `left` for one
-       * not listed (two devices of one user can cause both; docs/protocol.md "Presence").
+       * A frame that changes nothing: `joined` for a user already listed or `left` for one not
+       * listed (two devices of one user can cause both; docs/protocol.md "Presence"), or a `chat`
+       * whose messageId this session has already seen (a large room's retried delivery).
        */
       readonly redundant?: boolean;
       /** The frame answers a request of this device (its own `read`'s reply: the position in force). */
@@ -1166,7 +1167,10 @@ export class ChatSession {
       return;
     }
     if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
-    const redundant = this.isRedundantPresence(frame);
+    // A chat message already seen (a large room's delivery job retried after a partial failure:
+    // docs/protocol.md "Delivery in large rooms") changes nothing and is flagged like presence.
+    const redundant =
+      this.isRedundantPresence(frame) || (frame.type === "chat" && this.messages.get(frame.messageId) !== undefined);
     const reply =
       frame.type === "read" && this.isOwnRead(frame) && this.expectations.some((e) => e.sent && e.key === `read:${frame.roomId}`);
     this.apply(frame);

@@ -304,6 +304,33 @@ describe("clients: session policy", () => {
     assert.equal(s.status, "closed");
   });
 
+  it("flags a chat message received again (a large room's delivery retried) as redundant, and counts it unread once", async () => {
+    const server = new FakeServer();
+    const events: SessionEvent[] = [];
+    const s = newSession(server, events, { room: "lobby" });
+    s.start();
+    await until(() => server.last?.open === true, "open");
+    server.reply({ type: "joined", roomId: "lobby", members: [{ userId: "alice", username: "Alice" }], unread: 0 });
+    const chat = {
+      type: "chat",
+      roomId: "lobby",
+      messageId: "0190f3a0-0000-7000-8000-000000000001",
+      userId: "bob",
+      username: "Bob",
+      message: "hello",
+      sentAt: "2026-12-05T10:00:00.000Z",
+    } as const;
+    server.reply(chat);
+    server.reply(chat);
+    const chats = events.filter((e) => e.type === "frame" && e.frame.type === "chat");
+    assert.deepEqual(
+      chats.map((e) => e.type === "frame" && e.redundant === true),
+      [false, true],
+    );
+    assert.equal(s.unread("lobby")?.unread, 1);
+    await s.close();
+  });
+
   it("after a drop, reconnects into the current room, rejoins the others and resends unacknowledged messages", async () => {
     const server = new FakeServer();
     const events: SessionEvent[] = [];
