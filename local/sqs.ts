@@ -1421,10 +1421,12 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
         emulator.drain();
         server.close(() => resolve());
         server.closeIdleConnections();
-        // Give the drained polls their answers, then cut whatever is left.
-        setImmediate(() => {
-          for (const s of sockets) s.destroy();
-        });
+        // The drained polls' answers are written: end each connection after them (a client that
+        // keeps its end open is cut a second later).
+        for (const s of sockets) {
+          s.end();
+          setTimeout(() => s.destroy(), 1_000).unref();
+        }
       });
       return stopped;
     },

@@ -16,6 +16,10 @@ import {
   EmptyBatchRequest,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
+  DeleteQueueCommand,
+  ListQueuesCommand,
+  QueueDeletedRecently,
+  SetQueueAttributesCommand,
   InvalidBatchEntryId,
   type Message,
   MessageNotInflight,
@@ -175,6 +179,23 @@ describe("local SQS", () => {
       );
       assert.equal(count.name, "InvalidParameterValue");
     });
+    it("lists queues by prefix, and refuses a deleted queue's name for 60 seconds (QueueDeletedRecently)", async () => {
+      const url = await createQueue("gone");
+      const listed = await client.send(new ListQueuesCommand({ QueueNamePrefix: nameOf(url) }));
+      assert.deepEqual(listed.QueueUrls, [url]);
+      await client.send(new DeleteQueueCommand({ QueueUrl: url }));
+      assert.ok((await rejection(send(url, "x"))) instanceof QueueDoesNotExist);
+      const again = await rejection(client.send(new CreateQueueCommand({ QueueName: nameOf(url) })));
+      assert.ok(again instanceof QueueDeletedRecently, again.name);
+      advance(60_000);
+      assert.equal((await client.send(new CreateQueueCommand({ QueueName: nameOf(url) }))).QueueUrl, url);
+    });
+
+    it("answers an action it does not emulate with UnsupportedOperation", async () => {
+      const url = await createQueue("std");
+      const err = await rejection(client.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { VisibilityTimeout: "5" } })));
+      assert.equal(err.name, "UnsupportedOperation");
+    });
   });
 
   describe("FIFO queues", () => {
@@ -250,6 +271,15 @@ describe("local SQS", () => {
       const later = await send(url, "hello", "G", "job-1");
       assert.notEqual(later.MessageId, first.MessageId);
       assert.deepEqual(bodies(await receive(url)), ["hello"]);
+    });
+
+    it("with DeduplicationScope messageGroup, deduplicates within a group only", async () => {
+      const url = await fifoQueue({ DeduplicationScope: "messageGroup", FifoThroughputLimit: "perMessageGroupId" });
+      const a = await send(url, "a", "G", "same");
+      const b = await send(url, "b", "H", "same");
+      const c = await send(url, "c", "G", "same");
+      assert.notEqual(b.MessageId, a.MessageId);
+      assert.equal(c.MessageId, a.MessageId);
     });
 
     it("deduplicates on the body's SHA-256 with ContentBasedDeduplication", async () => {
@@ -428,6 +458,26 @@ describe("local SQS", () => {
       assert.equal(sqs.stats(nameOf(url)).movedToDeadLetterQueue, 1);
     });
 
+    it("keeps the enqueue time in a standard dead-letter queue and resets it in a FIFO one (retention)", async () => {
+      const run = async (fifo: boolean) => {
+        const dlq = fifo ? await fifoQueue({ MessageRetentionPeriod: "60" }) : await createQueue("dlq", { MessageRetentionPeriod: "60" });
+        const redrive = JSON.stringify({ deadLetterTargetArn: sqs.queueArn(nameOf(dlq)), maxReceiveCount: 1 });
+        const url = fifo
+          ? await fifoQueue({ VisibilityTimeout: "1", RedrivePolicy: redrive })
+          : await createQueue("src", { VisibilityTimeout: "1", RedrivePolicy: redrive });
+        await send(url, "m", fifo ? "G" : undefined);
+        await receive(url);
+        advance(50_000);
+        assert.deepEqual(await receive(url), []);
+        assert.equal(sqs.stats(nameOf(dlq)).approximateNumberOfMessages, 1);
+        assert.equal(sqs.stats(nameOf(dlq)).approximateAgeOfOldestMessageSeconds, 0);
+        advance(20_000);
+        return sqs.stats(nameOf(dlq)).approximateNumberOfMessages;
+      };
+      assert.equal(await run(false), 0);
+      assert.equal(await run(true), 1);
+    });
+
     it("with no redrive policy, redelivers a message for ever", async () => {
       const url = await createQueue("std", { VisibilityTimeout: "1" });
       await send(url, "m");
@@ -501,6 +551,15 @@ describe("local SQS", () => {
         ),
       );
       assert.equal(withAttr.name, "InvalidParameterValue");
+    });
+
+    it("takes a queue's MaximumMessageSize up to 1 MiB, and at most 10 message attributes", async () => {
+      const url = await createQueue("big", { MaximumMessageSize: "1048576" });
+      await send(url, "x".repeat(1_048_576));
+      assert.equal((await rejection(send(url, "x".repeat(1_048_577)))).name, "InvalidParameterValue");
+      const attrs = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`a${i}`, { DataType: "String", StringValue: "v" }]));
+      const err = await rejection(client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "m", MessageAttributes: attrs })));
+      assert.equal(err.name, "InvalidParameterValue");
     });
 
     it("reports a batch entry that fails validation in Failed and stores the others", async () => {
