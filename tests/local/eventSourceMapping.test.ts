@@ -108,7 +108,10 @@ describe("local SQS event source mapping", function () {
         MessageBody: '{"job":1}',
         MessageGroupId: "room.0",
         MessageDeduplicationId: "b1.0",
-        MessageAttributes: { kind: { DataType: "String", StringValue: "delivery" } },
+        MessageAttributes: {
+          kind: { DataType: "String", StringValue: "delivery" },
+          raw: { DataType: "Binary", BinaryValue: new Uint8Array([1, 2, 3]) },
+        },
       }),
     );
     const seen: SqsRecord[] = [];
@@ -133,6 +136,7 @@ describe("local SQS event source mapping", function () {
     assert.equal(r.attributes.SenderId, "AKIDTEST");
     assert.deepEqual(r.messageAttributes, {
       kind: { dataType: "String", stringValue: "delivery", stringListValues: [], binaryListValues: [] },
+      raw: { dataType: "Binary", binaryValue: Buffer.from([1, 2, 3]).toString("base64"), stringListValues: [], binaryListValues: [] },
     });
     assert.equal(typeof r.md5OfMessageAttributes, "string");
     await m.stop();
@@ -287,6 +291,31 @@ describe("local SQS event source mapping", function () {
     assert.ok(most <= 3, `at most 3 at once, saw ${most}`);
     assert.ok(most >= 2, `the cap is used: saw ${most}`);
     assert.equal(m.stats.maxConcurrentInvocations, most);
+  });
+
+  it("without maximumConcurrency, runs at most 5 batches at once (Lambda's starting concurrency)", async () => {
+    const q = await queue(false);
+    await sendAll(
+      q.url,
+      Array.from({ length: 30 }, (_, i) => `m${i}`),
+    );
+    let inFlight = 0;
+    let most = 0;
+    let done = 0;
+    const m = map(
+      q,
+      async () => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await sleep(15);
+        inFlight -= 1;
+        done += 1;
+      },
+      { batchSize: 1 },
+    );
+    await until(() => done === 30 && empty(q.name), "all 30 records");
+    await m.stop();
+    assert.ok(most <= 5 && most >= 2, `saw ${most}`);
   });
 
   it("on a FIFO queue, runs a group's batches one at a time and in order, and groups in parallel", async () => {
