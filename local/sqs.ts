@@ -478,12 +478,12 @@ class Emulator {
   private moveToDeadLetterQueue(q: Queue, m: StoredMessage, dlq: Queue, now: number): void {
     q.messages.splice(q.messages.indexOf(m), 1);
     q.counters.movedToDeadLetterQueue += 1;
-    // The move counts as the receive that exceeded maxReceiveCount; SentTimestamp and the first receive
-    // are kept; a standard DLQ keeps the enqueue time (retention), a FIFO one resets it (SQS Developer
-    // Guide, "Setting-up dead-letter queue retention"); the age metric counts from the move in both.
+    // MessageId, body, attributes, SentTimestamp, the first receive and the receive count are kept
+    // (what the DLQ's ApproximateReceiveCount starts from is not documented); a standard DLQ keeps
+    // the enqueue time (retention), a FIFO one resets it (SQS Developer Guide, "Setting-up
+    // dead-letter queue retention"); the age metric counts from the move in both.
     const moved: StoredMessage = {
       ...m,
-      receiveCount: m.receiveCount + 1,
       enqueuedAt: dlq.attributes.fifoQueue ? now : m.enqueuedAt,
       ageFrom: now,
       visibleAt: now,

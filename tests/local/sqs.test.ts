@@ -455,6 +455,8 @@ describe("local SQS", () => {
       assert.equal(dead[0].Attributes?.SentTimestamp, first[0].Attributes?.SentTimestamp);
       assert.equal(dead[0].Attributes?.DeadLetterQueueSourceArn, sqs.queueArn(nameOf(url)));
       assert.equal(dead[0].Attributes?.MessageGroupId, "G");
+      // Received twice in the source, once here.
+      assert.equal(dead[0].Attributes?.ApproximateReceiveCount, "3");
       assert.equal(sqs.stats(nameOf(url)).movedToDeadLetterQueue, 1);
     });
 
