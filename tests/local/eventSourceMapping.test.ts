@@ -5,7 +5,7 @@
  * timeouts are 1 s, so a retry costs about a second; nothing asserts a duration.
  */
 import * as assert from "node:assert/strict";
-import { CreateQueueCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { SqsBatchResponse, SqsEvent, SqsRecord } from "../../handlers/events";
 import {
   type EventSourceMapping,
@@ -386,6 +386,22 @@ describe("local SQS event source mapping", function () {
     );
     assert.equal(attempts[attempts.length - 1], "fine#1");
     assert.equal(sqs.stats(q.name).movedToDeadLetterQueue, 1);
+  });
+
+  it("keeps polling, with back-off, when the queue is gone, and still stops cleanly", async () => {
+    const q = await queue(false);
+    let calls = 0;
+    const m = map(
+      q,
+      async () => {
+        calls += 1;
+      },
+      { maximumConcurrency: 2 },
+    );
+    await client.send(new DeleteQueueCommand({ QueueUrl: q.url }));
+    await until(() => m.stats.receiveErrors >= 4, "receive errors to be counted");
+    await m.stop();
+    assert.equal(calls, 0);
   });
 
   it("refuses options outside Lambda's ranges", () => {

@@ -617,6 +617,48 @@ describe("local SQS", () => {
     });
   });
 
+  describe("malformed requests", () => {
+    const post = async (headers: Record<string, string>, body: string) => {
+      const res = await fetch(`${sqs.endpoint}/`, { method: "POST", headers, body });
+      return { status: res.status, queryError: res.headers.get("x-amzn-query-error"), body: (await res.json()) as Record<string, string> };
+    };
+    const json = { "content-type": "application/x-amz-json-1.0" };
+
+    it("answers a body that is not JSON with SerializationException, an unknown target with UnknownOperationException, and keeps serving", async () => {
+      const notJson = await post({ ...json, "x-amz-target": "AmazonSQS.SendMessage" }, "{not json");
+      assert.equal(notJson.status, 400);
+      assert.equal(notJson.body.__type, "com.amazon.coral.service#SerializationException");
+      const array = await post({ ...json, "x-amz-target": "AmazonSQS.SendMessage" }, "[]");
+      assert.equal(array.body.__type, "com.amazon.coral.service#SerializationException");
+      const noTarget = await post(json, "{}");
+      assert.equal(noTarget.body.__type, "com.amazon.coral.service#UnknownOperationException");
+      // The query protocol (form-encoded Action=...) is not spoken.
+      const query = await post({ "content-type": "application/x-www-form-urlencoded" }, "Action=ListQueues&Version=2012-11-05");
+      assert.equal(query.body.__type, "com.amazon.coral.service#UnknownOperationException");
+      const url = await createQueue("after");
+      await send(url, "still up");
+      assert.deepEqual(bodies(await receive(url)), ["still up"]);
+    });
+
+    it("answers fields of the wrong type with InvalidParameterValue and a missing one with MissingParameter", async () => {
+      const url = await createQueue("types");
+      const wrongType = await post(
+        { ...json, "x-amz-target": "AmazonSQS.SendMessage" },
+        JSON.stringify({ QueueUrl: url, MessageBody: 42 }),
+      );
+      assert.equal(wrongType.status, 400);
+      assert.equal(wrongType.queryError, "InvalidParameterValue;Sender");
+      const missing = await post({ ...json, "x-amz-target": "AmazonSQS.SendMessage" }, JSON.stringify({ QueueUrl: url }));
+      assert.equal(missing.queryError, "MissingParameter;Sender");
+      assert.equal(missing.body.message, "The request must contain the parameter MessageBody.");
+      const badMax = await post(
+        { ...json, "x-amz-target": "AmazonSQS.ReceiveMessage" },
+        JSON.stringify({ QueueUrl: url, MaxNumberOfMessages: "ten" }),
+      );
+      assert.equal(badMax.queryError, "InvalidParameterValue;Sender");
+    });
+  });
+
   describe("checksums and attributes", () => {
     it("computes MD5OfMessageAttributes as SQS documents it (published digests)", () => {
       assert.equal(
