@@ -169,6 +169,8 @@ interface Queue {
   /** Deduplication key → the accepted send, for DEDUPLICATION_INTERVAL_MS. */
   readonly dedup: Map<string, { readonly messageId: string; readonly sequenceNumber: string; readonly at: number }>;
   lastPurgeAt?: number;
+  /** The earliest time a message's retention ends (sweep scans only from then). */
+  nextExpiryAt: number;
   readonly waiters: Set<Waiter>;
   wakeTimer?: NodeJS.Timeout;
   readonly counters: { sent: number; received: number; deleted: number; movedToDeadLetterQueue: number; expired: number; purged: number };
@@ -411,14 +413,30 @@ class Emulator {
 
   // --- queue state over time -----------------------------------------------------------------
 
-  /** Drops what retention expired and the deduplication entries older than the interval. */
+  /**
+   * Drops what retention expired and the deduplication entries older than the interval. Messages are
+   * scanned only once the earliest expiry is due (nextExpiryAt), so a busy queue is not rescanned on
+   * every call; deduplication entries are in send order, so the scan stops at the first live one.
+   */
   private sweep(q: Queue): void {
     const now = this.now();
-    const retentionMs = q.attributes.messageRetentionPeriod * 1000;
-    const before = q.messages.length;
-    q.messages = q.messages.filter((m) => m.enqueuedAt + retentionMs > now);
-    q.counters.expired += before - q.messages.length;
-    for (const [key, entry] of q.dedup) if (entry.at + DEDUPLICATION_INTERVAL_MS <= now) q.dedup.delete(key);
+    if (now >= q.nextExpiryAt) {
+      const retentionMs = q.attributes.messageRetentionPeriod * 1000;
+      const before = q.messages.length;
+      q.messages = q.messages.filter((m) => m.enqueuedAt + retentionMs > now);
+      q.counters.expired += before - q.messages.length;
+      q.nextExpiryAt = q.messages.reduce((min, m) => Math.min(min, m.enqueuedAt + retentionMs), Number.POSITIVE_INFINITY);
+    }
+    for (const [key, entry] of q.dedup) {
+      if (entry.at + DEDUPLICATION_INTERVAL_MS > now) break;
+      q.dedup.delete(key);
+    }
+  }
+
+  /** Adds a message (a send, or a move to this dead-letter queue). */
+  private enqueue(q: Queue, m: StoredMessage): void {
+    q.messages.push(m);
+    q.nextExpiryAt = Math.min(q.nextExpiryAt, m.enqueuedAt + q.attributes.messageRetentionPeriod * 1000);
   }
 
   private inFlight(m: StoredMessage, now: number): boolean {
@@ -459,15 +477,21 @@ class Emulator {
       }
       return out;
     }
+    // One pass: each group's messages in order (groups in the order of their oldest message), and
+    // the groups blocked by a message in flight.
+    const groups = new Map<string, StoredMessage[]>();
     const blocked = new Set<string>();
-    for (const m of q.messages) if (this.inFlight(m, now)) blocked.add(m.groupId ?? "");
-    const visited = new Set<string>();
-    for (const head of [...q.messages]) {
+    for (const m of q.messages) {
+      const group = m.groupId ?? "";
+      if (this.inFlight(m, now)) blocked.add(group);
+      const list = groups.get(group);
+      if (list) list.push(m);
+      else groups.set(group, [m]);
+    }
+    for (const [group, list] of groups) {
       if (out.length >= max) break;
-      const group = head.groupId ?? "";
-      if (blocked.has(group) || visited.has(group) || head.visibleAt > now || !q.messages.includes(head)) continue;
-      visited.add(group);
-      for (const m of q.messages.filter((x) => (x.groupId ?? "") === group)) {
+      if (blocked.has(group)) continue;
+      for (const m of list) {
         if (out.length >= max || m.visibleAt > now) break;
         tryTake(m);
       }
@@ -492,7 +516,7 @@ class Emulator {
       sequenceNumber: dlq.attributes.fifoQueue ? this.nextSequence() : undefined,
       deadLetterSourceArn: q.arn,
     };
-    dlq.messages.push(moved);
+    this.enqueue(dlq, moved);
     this.kick(dlq);
   }
 
@@ -581,6 +605,7 @@ class Emulator {
       createdAt: this.now(),
       attributes,
       messages: [],
+      nextExpiryAt: Number.POSITIVE_INFINITY,
       dedup: new Map(),
       waiters: new Set(),
       counters: { sent: 0, received: 0, deleted: 0, movedToDeadLetterQueue: 0, expired: 0, purged: 0 },
@@ -880,10 +905,11 @@ class Emulator {
   }
 
   private commit(q: Queue, stored: StoredMessage, dedupId: string | undefined): void {
-    q.messages.push(stored);
+    this.enqueue(q, stored);
     q.counters.sent += 1;
     if (q.attributes.fifoQueue && dedupId !== undefined) {
       const key = q.attributes.deduplicationScope === "messageGroup" ? `${stored.groupId}\n${dedupId}` : dedupId;
+      q.dedup.delete(key); // re-inserted at the end: the map stays in send order for sweep()
       q.dedup.set(key, { messageId: stored.messageId, sequenceNumber: stored.sequenceNumber ?? "", at: stored.sentAt });
     }
   }
