@@ -18,9 +18,9 @@ import { type LocalSqs, md5Hex, startLocalSqs } from "../../local/sqs";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `cond()` holds, checking every 20 ms, for at most `limitMs` (then fails). */
-async function until(cond: () => boolean, what: string, limitMs = 15_000): Promise<void> {
+async function until(cond: () => boolean, what: string | (() => string), limitMs = 15_000): Promise<void> {
   for (let waited = 0; !cond(); waited += 20) {
-    if (waited >= limitMs) assert.fail(`timed out waiting for ${what}`);
+    if (waited >= limitMs) assert.fail(`timed out waiting for ${typeof what === "string" ? what : what()}`);
     await sleep(20);
   }
 }
@@ -266,6 +266,36 @@ describe("local SQS event source mapping", function () {
     assert.deepEqual(counts.slice(0, 2), ["1", "2"]);
     assert.equal(m.stats.timeouts, 1);
     assert.equal(m.stats.failedInvocations, 1);
+  });
+
+  it("redelivers a FIFO record whose invocation outlives the visibility timeout: two run at once and the late delete fails (why AWS asks for 6x the function timeout)", async () => {
+    const q = await queue(true, { VisibilityTimeout: "2" });
+    await sendAll(q.url, ["long"], () => "G");
+    const counts: string[] = [];
+    let running = 0;
+    let overlap = false;
+    const m = map(
+      q,
+      async (event) => {
+        const count = event.Records[0].attributes.ApproximateReceiveCount;
+        counts.push(count);
+        running += 1;
+        overlap ||= running > 1;
+        // The first outlives the 2 s visibility timeout; the second is still running when the first ends.
+        await sleep(count === "1" ? 3_000 : 1_500);
+        running -= 1;
+      },
+      { batchSize: 1, maximumConcurrency: 2 },
+    );
+    await until(
+      () => counts.length === 2 && empty(q.name) && running === 0,
+      () => `both deliveries: ${JSON.stringify([counts, m.stats, sqs.stats(q.name)])}`,
+    );
+    await m.stop();
+    assert.deepEqual(counts, ["1", "2"]);
+    assert.equal(overlap, true);
+    assert.equal(m.stats.deleteErrors, 1);
+    assert.equal(m.stats.recordsDeleted, 1);
   });
 
   it("never runs more than maximumConcurrency invocations at once", async () => {
