@@ -358,6 +358,15 @@ describe("local SQS", () => {
       assert.deepEqual(await receive(url), []);
     });
 
+    it("on a FIFO queue, a message received with VisibilityTimeout 0 cannot be deleted with that receive's handle", async () => {
+      const url = await fifoQueue();
+      await send(url, "m", "G");
+      const [m] = await receive(url, 1, { VisibilityTimeout: 0 });
+      const err = await rejection(client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle })));
+      assert.match(err.message, /The receipt handle has expired/);
+      assert.deepEqual(bodies(await receive(url)), ["m"]);
+    });
+
     it("throws ReceiptHandleIsInvalid for a handle that is not the queue's, and succeeds for a message already deleted", async () => {
       const url = await createQueue("std");
       const other = await createQueue("std");
