@@ -124,6 +124,23 @@ describe("local SQS", () => {
       assert.equal((await client.send(new GetQueueUrlCommand({ QueueName: nameOf(url) }))).QueueUrl, url);
     });
 
+    it("creates the delivery queue's shape (contract 4): FIFO DLQ, high-throughput FIFO queue, SSE-SQS, redrive after 5", async () => {
+      const dlq = await fifoQueue({ MessageRetentionPeriod: "1209600", SqsManagedSseEnabled: "true" });
+      const attributes = {
+        FifoQueue: "true",
+        ContentBasedDeduplication: "false",
+        DeduplicationScope: "messageGroup",
+        FifoThroughputLimit: "perMessageGroupId",
+        MessageRetentionPeriod: "86400",
+        SqsManagedSseEnabled: "true",
+        VisibilityTimeout: "180",
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: sqs.queueArn(nameOf(dlq)), maxReceiveCount: 5 }),
+      };
+      const url = await createQueue("chat-local-deliveries", attributes);
+      const got = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["All"] }));
+      for (const [k, v] of Object.entries(attributes)) assert.equal(got.Attributes?.[k as keyof typeof got.Attributes], v, k);
+    });
+
     it("answers CreateQueue of an existing queue with its URL, and QueueNameExists when an attribute differs", async () => {
       const url = await fifoQueue();
       const again = await client.send(
