@@ -1103,28 +1103,33 @@ export async function addMembership(
       ...(b.present === undefined ? [arrivalSummary(rooms, m.roomId, b.state, placeUser(b.state, m.userId, size), size, horizon)] : []),
     ];
   };
-  const out = await settleMembership<JoinBelief, "already">(ctx, { present: undefined, state: NEW_ROOM }, build, (b, reasons) => {
-    if (failed(reasons[2])) throw kickedError(m.roomId, numberAttribute(reasons[2]?.Item?.until) ?? m.nowMs);
-    if (failed(reasons[0])) {
-      const item = reasons[0]?.Item;
-      if (!item) throw notConnected();
-      if (stringSetAttribute(item.rooms).includes(m.roomId)) return { done: "already" as const };
-      throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
-    }
-    let next = b;
-    if (failed(reasons[3])) {
-      const item = reasons[3]?.Item;
-      const n = numberAttribute(item?.n) ?? 0;
-      const present = item && n > 0 ? shardNumber(item.shard) : undefined;
-      // Without an item to read, the other guess is the right one (the conditions cover every state).
-      next = { ...next, present: present === b.present && !item ? (b.present === undefined ? 0 : undefined) : present };
-    }
-    if (failed(reasons[4])) next = { ...next, state: shardState(reasons[4]?.Item) };
-    if (next !== b) return next;
-    if (failed(reasons[1]))
-      throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
-    return undefined;
-  });
+  const out = await settleMembership<JoinBelief, { readonly shard: number }>(
+    ctx,
+    { present: undefined, state: NEW_ROOM },
+    build,
+    (b, reasons) => {
+      if (failed(reasons[2])) throw kickedError(m.roomId, numberAttribute(reasons[2]?.Item?.until) ?? m.nowMs);
+      if (failed(reasons[0])) {
+        const item = reasons[0]?.Item;
+        if (!item) throw notConnected();
+        if (stringSetAttribute(item.rooms).includes(m.roomId)) return { done: { shard: shardOfConnection(item, m.roomId) } };
+        throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
+      }
+      let next = b;
+      if (failed(reasons[3])) {
+        const item = reasons[3]?.Item;
+        const n = numberAttribute(item?.n) ?? 0;
+        const present = item && n > 0 ? shardNumber(item.shard) : undefined;
+        // Without an item to read, the other guess is the right one (the conditions cover every state).
+        next = { ...next, present: present === b.present && !item ? (b.present === undefined ? 0 : undefined) : present };
+      }
+      if (failed(reasons[4])) next = { ...next, state: shardState(reasons[4]?.Item) };
+      if (next !== b) return next;
+      if (failed(reasons[1]))
+        throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
+      return undefined;
+    },
+  );
   if ("committed" in out) return { added: true, firstOfUser: out.committed.present === undefined, shard: shardOf(out.committed) };
   // Already a member: a join still makes the room the current one.
   await ctx.doc
@@ -1141,7 +1146,7 @@ export async function addMembership(
     .catch((err: unknown) => {
       if (!isConditionFailure(err)) throw err;
     });
-  return { added: false, firstOfUser: false, shard: 0 };
+  return { added: false, firstOfUser: false, shard: out.done.shard };
 }
 
 /** What a departure believes: the member's shard, whether it takes the user's count to 0, the room's shard count (1, or more). */

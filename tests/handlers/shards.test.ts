@@ -150,6 +150,8 @@ describe("sharded membership (issue 17)", () => {
       const shards = (await readRoomSummary(ctx, roomId)).shards;
       return Array.from({ length: shards }, (_, k) => byShard.get(k)?.size ?? 0);
     };
+    const summaryItem = async (roomId: string) =>
+      (await h.doc.send(new GetCommand({ TableName: h.tables.rooms, Key: { roomId, sk: "#summary" }, ConsistentRead: true }))).Item;
     /** A registered connection (its item), for the data-level tests that join without a socket. */
     const connection = async (id: string, userId: string) => {
       const nowMs = Date.now();
@@ -192,21 +194,24 @@ describe("sharded membership (issue 17)", () => {
     it("filling a room with 200 users, a third leaving and rejoining: no shard ever holds more than 4 users", async () => {
       const room = "bound-1";
       const random = prng(4);
-      const inRoom = new Map<string, { connectionId: string; userId: string; username: string }>();
+      const present: Array<{ connectionId: string; userId: string; username: string }> = [];
       let peak = 0;
-      for (let i = 0; i < 200; i++) {
-        const c = await connection(`bound-c${i}`, `bound-u${i}`);
-        await addMembership(ctx, { ...c, roomId: room, nowMs: Date.now() });
-        inRoom.set(c.connectionId, c);
-        if (i > 20 && random() < 0.33) {
-          const ids = [...inRoom.keys()];
-          const id = ids[Math.floor(random() * ids.length)] ?? "";
-          const gone = inRoom.get(id);
-          assert.ok(gone);
-          await removeMembership(ctx, { ...gone, rooms: new Set([room]), currentRoom: room }, room, Date.now());
-          await addMembership(ctx, { ...gone, expiresAt: epochSeconds(Date.now()) + 600, roomId: room, nowMs: Date.now() });
-        }
-        if (i % 25 === 24) peak = Math.max(peak, ...(await usersPerShard(room)));
+      // Five arrivals at a time, then as many rejoins (leave, join) of earlier users, each of them
+      // concurrent with the others: a third of all joins are churn.
+      for (let i = 0; i < 200; i += 5) {
+        const batch = await Promise.all([0, 1, 2, 3, 4].map((j) => connection(`bound-c${i + j}`, `bound-u${i + j}`)));
+        await Promise.all(batch.map((c) => addMembership(ctx, { ...c, roomId: room, nowMs: Date.now() })));
+        const churn = i < 20 ? [] : [...new Set([0, 1, 2].map(() => present[Math.floor(random() * present.length)]))];
+        await Promise.all(
+          churn.map(async (c) => {
+            if (!c) return;
+            await removeMembership(ctx, { ...c, rooms: new Set([room]), currentRoom: room }, room, Date.now());
+            await addMembership(ctx, { ...c, expiresAt: epochSeconds(Date.now()) + 600, roomId: room, nowMs: Date.now() });
+          }),
+        );
+        present.push(...batch);
+        // The summary's per-shard counts, checked against the partitions themselves at the end.
+        peak = Math.max(peak, ...shardState(await summaryItem(room)).shardUsers);
       }
       const perShard = await usersPerShard(room);
       peak = Math.max(peak, ...perShard);
@@ -289,6 +294,26 @@ describe("sharded membership (issue 17)", () => {
       assert.equal(left.has(conns[4].connectionId) || left.has(conns[5].connectionId), false);
       assert.equal(presence(conns[1], "left", `${room}-u4`), 1);
       assert.equal(presence(conns[1], "left", `${room}-u5`), 1);
+      await consistent(room);
+    });
+
+    it("a kick removes a user's two devices from shard 1 (their connection views carry no shard) and the room hears one `left`", async () => {
+      const room = "kick-shard";
+      const { result, conn: mod } = await h.connect("kick-shard-mod", { roomId: room, access: { moderates: "kick-*" } });
+      assert.equal(result.statusCode, 200);
+      const conns = [mod];
+      for (let i = 1; i < 5; i++) conns.push(await h.join(`${room}-u${i}`, room));
+      const phone = await h.join("kick-shard-bob", room);
+      const laptop = await h.join("kick-shard-bob", room);
+      const shards = await shardsOf(room);
+      assert.deepEqual([shards.get(phone.connectionId), shards.get(laptop.connectionId)], [1, 1]);
+      h.api.clearFrames();
+      const reply = await h.send(mod, { type: "kick", roomId: room, userId: "kick-shard-bob", minutes: 5 });
+      assert.deepEqual([reply?.type, reply?.connections], ["userKicked", 2]);
+      const left = await shardsOf(room);
+      assert.equal(left.has(phone.connectionId) || left.has(laptop.connectionId), false);
+      assert.equal(presence(conns[1], "left", "kick-shard-bob"), 1);
+      assert.deepEqual(await readRoomSummary(ctx, room), { users: 5, shards: 2 });
       await consistent(room);
     });
 
