@@ -421,6 +421,39 @@ describe("sharded membership (issue 17)", () => {
     });
   });
 
+  describe("a join overtaken by a doubling (DynamoGate, roomShardSize 4)", () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness({ label: "shards-gate", gate: true, extraEnv: { ROOM_SHARD_SIZE: "4" } });
+    });
+    after(async () => {
+      await h?.stop();
+    });
+
+    it("is cancelled by the summary's condition and placed again by the summary it finds: no shard passes 4, every count exact", async () => {
+      const room = "overtake-1";
+      for (let i = 0; i < 3; i++) await h.join(`overtake-u${i}`, room);
+      const gate = h.gate;
+      assert.ok(gate);
+      // A's join transaction is built for a one-shard room with room left (3 users) and parked.
+      const held = gate.hold((r) => r.operation === "TransactWriteItems" && r.body.includes("c#overtake-a-conn"));
+      const a = h.connect("overtake-a", { roomId: room, connectionId: "overtake-a-conn" });
+      await held.arrived;
+      await h.join("overtake-b", room); // 4 users: shard 0 is full
+      const c = await h.join("overtake-c", room); // doubles the room: C is in shard 1
+      held.release();
+      assert.equal((await a).result.statusCode, 200);
+      const s = await snapshot(h.doc, h.tables);
+      assert.deepEqual([s.summaries.get(room), s.summaryShards.get(room)?.shards], [6, 2]);
+      assert.deepEqual([...(s.summaryShards.get(room)?.shardUsers ?? [])].sort(), [
+        [0, 4],
+        [1, 2],
+      ]);
+      assert.deepEqual([s.memberShards.get(room)?.get("overtake-a-conn"), s.memberShards.get(room)?.get(c.connectionId)], [1, 1]);
+      assert.deepEqual(violations(s, room), []);
+    });
+  });
+
   describe("large rooms (roomShardSize 2, largeRoomUsers 3)", () => {
     let h: Harness;
     let ctx: DataContext;
