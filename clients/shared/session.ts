@@ -1169,8 +1169,7 @@ export class ChatSession {
     if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
     // A chat message already seen (a large room's delivery job retried after a partial failure:
     // docs/protocol.md "Delivery in large rooms") changes nothing and is flagged like presence.
-    const redundant =
-      this.isRedundantPresence(frame) || (frame.type === "chat" && this.messages.get(frame.messageId) !== undefined);
+    const redundant = this.isRedundantPresence(frame) || (frame.type === "chat" && this.messages.get(frame.messageId) !== undefined);
     const reply =
       frame.type === "read" && this.isOwnRead(frame) && this.expectations.some((e) => e.sent && e.key === `read:${frame.roomId}`);
     this.apply(frame);
