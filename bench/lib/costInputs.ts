@@ -49,3 +49,35 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
     managementLatencyMs,
   };
 }
+
+/**
+ * Issue 17's large-room delivery: what the cost model (scripts/cost.ts largeRoomCost) adds to the
+ * measured chat figures above for a room delivered by the workers. Design figures, not measured
+ * (docs/cost.md, "Large rooms", gives each one's source); the bench's large-room case measures the
+ * workers' own usage once it exists.
+ */
+export interface LargeRoomDesign {
+  /** The room summary read by the route and by each worker: GetItem, strongly consistent, under 4 KB. */
+  readonly summaryReadUnits: number;
+  /** A DeliveryJob's JSON besides its frame (v, id, roomId, shard, exclude, enqueuedAtMs). */
+  readonly jobEnvelopeBytes: number;
+  /** The chat frame a job carries (a short chat message). */
+  readonly frameBytes: number;
+  /** SQS bills each 64 KB chunk of a request's payload as one request (SendMessageBatch, ReceiveMessage). */
+  readonly sqsChunkBytes: number;
+  /** One SendMessageBatch call as the route's duration sees it (ms). */
+  readonly sendBatchMs: number;
+  /** Pollers an event source mapping with maximumConcurrency keeps long-polling an idle queue, and their wait (s). */
+  readonly idlePollers: number;
+  readonly longPollSeconds: number;
+}
+
+export const LARGE_ROOM_DESIGN: LargeRoomDesign = {
+  summaryReadUnits: 1,
+  jobEnvelopeBytes: 300,
+  frameBytes: 1024,
+  sqsChunkBytes: 64 * 1024,
+  sendBatchMs: 10,
+  idlePollers: 5,
+  longPollSeconds: 20,
+};

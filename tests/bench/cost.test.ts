@@ -166,8 +166,8 @@ describe("cost model (scripts/cost.ts)", () => {
 
     it("reads the three rates from the command line, 0 when left out, and refuses negative ones", () => {
       const base = ["--connections", "10", "--rooms", "2", "--messages-per-minute", "1"];
-      assert.equal(parseArgs(base).workload.typingPerMinute, 0);
-      const w = parseArgs([...base, "--typing-per-minute", "4", "--reactions-per-minute", "5", "--reads-per-minute", "6"]).workload;
+      assert.equal(parseArgs(base).workload!.typingPerMinute, 0);
+      const w = parseArgs([...base, "--typing-per-minute", "4", "--reactions-per-minute", "5", "--reads-per-minute", "6"]).workload!;
       assert.deepEqual([w.typingPerMinute, w.reactionsPerMinute, w.readsPerMinute], [4, 5, 6]);
       assert.throws(() => parseArgs([...base, "--reads-per-minute=-1"]), /--reads-per-minute must be a number >= 0/);
     });
@@ -228,7 +228,7 @@ describe("cost model (scripts/cost.ts)", () => {
       readsPerMinute: 0,
     });
     assert.equal(
-      parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring,
+      parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload!.detailedMonitoring,
       true,
     );
   });
