@@ -39,7 +39,7 @@ const USAGE = `usage: npm run model [-- --members 1000,10000,100000,1000000]
        [--fanout-concurrency <n>] [--account-posts-per-second <n>] [--account-burst <n>]
        [--other-account-posts-per-second <n>] [--post-median-ms <ms>] [--post-p99-ms <ms>]
        [--receive-median-ms <ms>] [--receive-p99-ms <ms>] [--cold-start-median-ms <ms>] [--cold-start-p99-ms <ms>]
-       [--shard-imbalance <1-2>] [--enqueue-concurrency <n>] [--messages-per-second <n>]
+       [--shard-imbalance <1-2>] [--placement equal|joins|bound] [--enqueue-concurrency <n>] [--messages-per-second <n>]
        [--runs <n>] [--seed <n>] [--calibration <file>] [--results <path>] [--no-search] [--json]
 Rooms of 100,000 members or more run at the account's budget (--posts-per-second = --account-posts-per-second)
 unless --posts-per-second is given.`;
@@ -61,6 +61,7 @@ const OPTIONS = {
   "cold-start-median-ms": { type: "string" },
   "cold-start-p99-ms": { type: "string" },
   "shard-imbalance": { type: "string" },
+  placement: { type: "string" },
   "enqueue-concurrency": { type: "string" },
   "messages-per-second": { type: "string" },
   runs: { type: "string" },
@@ -125,6 +126,7 @@ export function parseModelArgs(argv: readonly string[]): ModelOptions {
     receive: latency(num("receive-median-ms"), num("receive-p99-ms"), base.receive),
     coldStart: latency(num("cold-start-median-ms"), num("cold-start-p99-ms"), base.coldStart),
     shardImbalance: num("shard-imbalance"),
+    placement: parsed.placement,
     enqueueConcurrency: num("enqueue-concurrency"),
     messagesPerSecond: num("messages-per-second"),
   };
@@ -327,8 +329,9 @@ export function formatReport(r: ModelReport): string {
     if (r.search.best) {
       const b = r.search.best;
       out.push(
-        `Settings that meet every target above (fewest workers, then largest shards, searched over deliveryWorkerConcurrency ` +
-          `and roomShardSize; handlers/settings.ts unchanged, the lead decides):`,
+        `Settings that meet every target above with equal shards AND with branch shards' least-loaded placement after joins ` +
+          `(fewest workers, then largest shards, searched over deliveryWorkerConcurrency and roomShardSize; worst of the two shown; ` +
+          `handlers/settings.ts unchanged, the lead decides):`,
       );
       out.push(
         `  deliveryWorkerConcurrency ${b.deliveryWorkerConcurrency}, roomShardSize ${b.roomShardSize}: ` +

@@ -71,7 +71,7 @@ export function floorMs(
  */
 export function partitionReadUnits(p: ModelParams): number {
   const shards = shardCount(p.members, p.roomShardSize);
-  const sizes = shardSizes(p.members, shards, p.shardImbalance);
+  const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   if (p.members <= p.largeRoomUsers) return Math.max(...sizes.map((n) => queryReadUnits(n, p.memberItemBytes)));
   const perShard = sizes.map((n) => queryReadUnits(n, p.memberItemBytes));
   perShard[0] += 1 + (p.workerReadsSummary ? shards : 0);
@@ -87,7 +87,7 @@ export function predict(p: ModelParams, runs: number, seed: number): Prediction 
   const receipts = all.subarray(0, n).sort();
   const lasts = Float64Array.from(results.map((r) => r.lastMs)).sort();
   const shards = shardCount(p.members, p.roomShardSize);
-  const sizes = shardSizes(p.members, shards, p.shardImbalance);
+  const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   const floor = floorMs(p);
   const last = { p50: percentileOf(lasts, 50), p99: percentileOf(lasts, 99) };
   const perMessage = partitionReadUnits(p);

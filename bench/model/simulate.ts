@@ -83,8 +83,9 @@ export interface ModelParams {
   readonly queryPage: LatencyDist;
   /** Bytes of one member item as DynamoDB sizes it. */
   readonly memberItemBytes: number;
-  /** Largest shard / mean shard (1 = equal shards). */
+  /** Largest shard / mean shard (1 = equal shards), for placement "equal". */
   readonly shardImbalance: number;
+  readonly placement: Placement;
   readonly esm: EsmScaling;
   /** "steady": the mapping already scaled and every environment warm; "idle": the first message after an idle period. */
   readonly scenario: "steady" | "idle";
@@ -120,6 +121,7 @@ export function defaultParams(members: number): ModelParams {
     queryPage: { medianMs: 15, p99Ms: 60 },
     memberItemBytes: 141,
     shardImbalance: 1,
+    placement: "equal",
     esm: { initialConcurrency: 5, scaleUpPerMinute: 300 },
     scenario: "steady",
     messagesPerSecond: 1,
@@ -134,21 +136,40 @@ export function shardCount(users: number, roomShardSize: number): number {
 }
 
 /**
- * Members of each shard: equal (the remainder spread one each) for imbalance 1; otherwise a linear
- * spread whose largest shard is `imbalance` times the mean (the total is kept).
+ * How a room's users are spread over its shards:
+ * - "equal": every shard the same size (the remainder one each); `imbalance` > 1 spreads them
+ *   linearly so that the largest is `imbalance` times the mean (the total kept);
+ * - "joins": branch `shards`' placement (data.ts placeUser, commit 41eaf9d) with joins only: a room
+ *   doubles its shards when it holds roomShardSize users per shard and later arrivals go to the least
+ *   loaded shard, so the older half stays full at roomShardSize and the newer half shares the rest;
+ * - "bound": the worst case that placement's documented bound allows (no shard above roomShardSize,
+ *   whatever the joins and leaves): as many shards as possible full, one with the rest, the others empty.
  */
-export function shardSizes(users: number, shards: number, imbalance: number): number[] {
-  const mean = users / shards;
-  if (shards === 1 || imbalance <= 1) {
-    const base = Math.floor(mean);
-    return Array.from({ length: shards }, (_, k) => base + (k < users - base * shards ? 1 : 0));
+export type Placement = "equal" | "joins" | "bound";
+
+export function shardSizes(users: number, shards: number, imbalance: number, placement: Placement = "equal", shardSize = users): number[] {
+  if (placement !== "equal" && shards > 1 && users <= shardSize * shards) {
+    if (placement === "bound") {
+      const full = Math.floor(users / shardSize);
+      return Array.from({ length: shards }, (_, k) => (k < full ? shardSize : k === full ? users - full * shardSize : 0));
+    }
+    const half = shards / 2;
+    const older = Math.min(users, half * shardSize);
+    return [...spreadEvenly(older, half), ...spreadEvenly(users - older, half)];
   }
+  const mean = users / shards;
+  if (shards === 1 || imbalance <= 1) return spreadEvenly(users, shards);
   const spread = Math.min(imbalance - 1, 1);
   const raw = Array.from({ length: shards }, (_, k) => mean * (1 + spread * ((2 * k) / (shards - 1) - 1)));
   const sizes = raw.map((x) => Math.floor(x));
   let rest = users - sizes.reduce((s, x) => s + x, 0);
   for (let k = shards - 1; rest > 0; k = (k - 1 + shards) % shards, rest--) sizes[k]++;
   return sizes;
+}
+
+function spreadEvenly(users: number, shards: number): number[] {
+  const base = Math.floor(users / shards);
+  return Array.from({ length: shards }, (_, k) => base + (k < users - base * shards ? 1 : 0));
 }
 
 /** Read units of a strongly consistent Query of `items` items: per 1 MB page, its bytes rounded up to 4 KB. */
@@ -281,6 +302,8 @@ export function validateParams(p: ModelParams): void {
   }
   if (!(p.otherAccountPostsPerSecond >= 0 && p.otherAccountPostsPerSecond < p.accountPostsPerSecond))
     throw new ModelInputError(`otherAccountPostsPerSecond must be within [0, accountPostsPerSecond), got ${p.otherAccountPostsPerSecond}`);
+  if (!["equal", "joins", "bound"].includes(p.placement))
+    throw new ModelInputError(`placement must be equal, joins or bound, got ${p.placement}`);
   if (!(p.shardImbalance >= 1 && p.shardImbalance <= 2))
     throw new ModelInputError(`shardImbalance must be within [1, 2], got ${p.shardImbalance}`);
   for (const [name, d] of Object.entries({
@@ -395,7 +418,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
   if (p.members <= p.largeRoomUsers) {
     // Today's path: the route reads the room (all of its shards, one after the other) and posts itself.
     const shards = shardCount(p.members, p.roomShardSize);
-    const sizes = shardSizes(p.members, shards, p.shardImbalance);
+    const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
     const page = draw(p.queryPage);
     let t = routeDone;
     for (const n of sizes) for (let k = queryPages(n, p.memberItemBytes); k > 0; k--) t += page();
@@ -405,7 +428,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
   }
 
   const shards = shardCount(p.members, p.roomShardSize);
-  const sizes = shardSizes(p.members, shards, p.shardImbalance);
+  const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   const jobs: Job[] = [];
   let base = 0;
   for (let k = 0; k < shards; k++) {

@@ -3,7 +3,7 @@
  * that meet them when the defaults do not (the lead decides; handlers/settings.ts is not changed here).
  */
 import { PARTITION_READ_TARGET, type Prediction, predict } from "./predict";
-import type { ModelParams } from "./simulate";
+import type { ModelParams, Placement } from "./simulate";
 
 export interface Target {
   readonly name: string;
@@ -57,6 +57,7 @@ export function partitionTarget(p: Prediction): Target {
 export interface Candidate {
   readonly deliveryWorkerConcurrency: number;
   readonly roomShardSize: number;
+  /** The worst of the placements searched (largest ratio), at 10,000 and at 100,000 members. */
   readonly tenThousand: Prediction;
   readonly hundredThousand: Prediction;
   readonly met: boolean;
@@ -64,26 +65,37 @@ export interface Candidate {
 
 export const SEARCH_WORKERS = [5, 8, 10, 12, 16, 20, 32, 64] as const;
 export const SEARCH_SHARD_SIZES = [500, 1000, 2000] as const;
+/** Equal shards, and branch `shards`' least-loaded placement after joins (simulate.ts Placement). */
+export const SEARCH_PLACEMENTS: readonly Placement[] = ["equal", "joins"];
 
 /**
  * Settings (worker concurrency, shard size) meeting the 10,000 and 100,000 targets and the partition
- * target together, fewest workers first, then the largest shards (fewer invocations, fewer requests).
- * `base(members)` gives each size's parameters (the 100,000 row at the account's budget).
+ * target together under every placement in `placements`, fewest workers first, then the largest
+ * shards (fewer invocations, fewer requests). `base(members)` gives each size's parameters (the
+ * 100,000 row at the account's budget).
  */
-export function searchSettings(base: (members: number) => ModelParams, runs: { small: number; large: number }, seed: number): Candidate[] {
+export function searchSettings(
+  base: (members: number) => ModelParams,
+  runs: { small: number; large: number },
+  seed: number,
+  placements: readonly Placement[] = SEARCH_PLACEMENTS,
+): Candidate[] {
   const out: Candidate[] = [];
+  const worst = (a: Prediction | undefined, b: Prediction) => (a === undefined || b.ratio > a.ratio ? b : a);
   for (const workers of SEARCH_WORKERS) {
     for (const shardSize of SEARCH_SHARD_SIZES) {
-      const over = (m: number): ModelParams => ({ ...base(m), deliveryWorkerConcurrency: workers, roomShardSize: shardSize });
-      const ten = predict(over(10_000), runs.small, seed);
-      const hundred = predict(over(100_000), runs.large, seed);
-      out.push({
-        deliveryWorkerConcurrency: workers,
-        roomShardSize: shardSize,
-        tenThousand: ten,
-        hundredThousand: hundred,
-        met: postBudgetTarget(ten).met && accountBudgetTarget(hundred).met && partitionTarget(hundred).met,
-      });
+      let ten: Prediction | undefined;
+      let hundred: Prediction | undefined;
+      let met = true;
+      for (const placement of placements) {
+        const over = (m: number): ModelParams => ({ ...base(m), deliveryWorkerConcurrency: workers, roomShardSize: shardSize, placement });
+        const t = predict(over(10_000), runs.small, seed);
+        const h = predict(over(100_000), runs.large, seed);
+        met = met && postBudgetTarget(t).met && accountBudgetTarget(h).met && partitionTarget(h).met;
+        ten = worst(ten, t);
+        hundred = worst(hundred, h);
+      }
+      out.push({ deliveryWorkerConcurrency: workers, roomShardSize: shardSize, tenThousand: ten!, hundredThousand: hundred!, met });
     }
   }
   return out.sort(

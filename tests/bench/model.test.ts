@@ -195,6 +195,21 @@ describe("large-room model (bench/model)", () => {
       }
     });
 
+    it("models branch shards' placement: joins only (older half full, newer half sharing the rest) and its bound's worst case", () => {
+      assert.deepEqual(shardSizes(3000, 4, 1, "joins", 1000), [1000, 1000, 500, 500]);
+      assert.deepEqual(shardSizes(3000, 4, 1, "bound", 1000), [1000, 1000, 1000, 0]);
+      for (const placement of ["joins", "bound"] as const) {
+        const sizes = shardSizes(100_000, 128, 1, placement, 1000);
+        assert.equal(
+          sizes.reduce((s, x) => s + x, 0),
+          100_000,
+        );
+        assert.equal(Math.max(...sizes), 1000, "no shard above roomShardSize (the placement's documented bound)");
+      }
+      const p = { ...defaultParams(100_000), deliveryPostsPerSecond: 10_000 };
+      assert.ok(partitionReadUnits({ ...p, placement: "bound" }) <= 2400);
+    });
+
     it("prices a strongly consistent Query at 1 unit per 4 KB of each 1 MB page", () => {
       assert.equal(queryReadUnits(1000, 141), 35);
       assert.equal(queryReadUnits(0, 141), 1);
