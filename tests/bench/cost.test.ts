@@ -19,6 +19,7 @@ import {
   DEFAULT_LARGE_ROOM,
   estimateCost,
   FALLBACK_INPUTS,
+  formatLargeRoom,
   type LargeRoomWorkload,
   largeRoomCost,
   loadCostInputs,
@@ -399,6 +400,16 @@ describe("cost model (scripts/cost.ts)", () => {
       assert.ok(c.workers.readUnitsPerDelivery <= c.today.readUnitsPerDelivery * 1.1);
       assert.ok(c.today.perMessage.longestInvocationMs > 29_000, "today's route would pass the integration timeout");
       assert.ok(c.workers.perMessage.longestInvocationMs < 29_000);
+    });
+
+    it("docs/cost.md's 100,000-member example is what npm run cost prints from the committed results", () => {
+      const { inputs } = loadCostInputs(path.join(__dirname, "..", "..", "bench", "results.json"));
+      const printed = formatLargeRoom(largeRoomCost(inputs, { ...DEFAULT_LARGE_ROOM, members: 100_000 })).split("\n");
+      const doc = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "cost.md"), "utf8");
+      const block = doc.slice(doc.indexOf("$ npm run cost -- --large-room-members 100000")).split("```")[0].split("\n").slice(1);
+      const shown = block.filter((l) => l.trim() !== "");
+      assert.ok(shown.length >= 15, "the example is in docs/cost.md");
+      for (const l of shown) assert.ok(printed.includes(l), `docs/cost.md shows a line npm run cost does not print: ${l}`);
     });
 
     it("takes the large-room case alone or beside the workload, and refuses its flags without --large-room-members", () => {

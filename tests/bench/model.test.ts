@@ -29,7 +29,7 @@ import {
   simulateOnce,
 } from "../../bench/model/simulate";
 import type { BenchResults } from "../../bench/lib/results";
-import { parseModelArgs, rowParams, runModel } from "../../scripts/model";
+import { DEFAULT_SEED, parseModelArgs, rowParams, runModel } from "../../scripts/model";
 
 /** A worker-path room with every latency constant: the schedule is exact arithmetic. */
 function exact(members: number, o: Partial<ModelParams> = {}): ModelParams {
@@ -321,6 +321,23 @@ describe("large-room model (bench/model)", () => {
       assert.ok(Math.abs(fit.routeMs - FIT.routeMs) < 0.5, `route ${fit.routeMs}`);
       assert.ok(Math.abs(fit.cpu.cpuMsPerPost - FIT.cpu.cpuMsPerPost) < 0.05, `cpu ${fit.cpu.cpuMsPerPost}`);
       assert.ok(Math.abs(fit.cpu.overheadMsPerPost - FIT.cpu.overheadMsPerPost) < 0.1, `loopback ${fit.cpu.overheadMsPerPost}`);
+    });
+  });
+
+  describe("docs/performance.md", () => {
+    it("shows the 10,000-member row the model prints with the defaults and with 8 workers", () => {
+      const doc = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "performance.md"), "utf8");
+      const section = doc.slice(doc.indexOf("## Large rooms: the model"));
+      const defaults = predict(rowParams({ overrides: {}, postsPerSecondGiven: false }, 10_000), 100, DEFAULT_SEED);
+      const row = `| 10,000 | workers | 16 | 5 | 5,000 | ${(defaults.last.p50 / 1000).toFixed(2)} s | **${(defaults.last.p99 / 1000).toFixed(2)} s** |`;
+      assert.ok(section.includes(row), row);
+      assert.ok(section.includes(`**${defaults.ratio.toFixed(3)}x**`));
+      const eight = predict(
+        rowParams({ overrides: { deliveryWorkerConcurrency: 8 }, postsPerSecondGiven: false }, 10_000),
+        100,
+        DEFAULT_SEED,
+      );
+      assert.ok(section.includes(`${(eight.last.p99 / 1000).toFixed(2)} s = ${eight.ratio.toFixed(3)}x`));
     });
   });
 
