@@ -560,9 +560,10 @@ function largeRoomServices(u: BroadcastUsage, messages: number, idlePolls: numbe
 
 /**
  * The large-room case of the cost model: the chat route's measured fit (inputs.chat) for today's
- * broadcast; for the workers, the route's fixed part plus the summary read and the SendMessageBatch
- * calls, and per shard one invocation that reads the summary and its shard (the measured read units
- * per member, rounded up to 4 KB per Query) and posts at its paced rate (or as fast as today, if faster).
+ * broadcast; for the workers, the route's fixed part plus its first page (the summary and up to 127
+ * members) and the SendMessageBatch calls, and per shard one invocation that reads its shard (the
+ * measured read units per member, rounded up to a whole unit per Query) and posts at its paced rate
+ * (or as fast as today, if faster).
  */
 export function largeRoomCost(inputs: CostInputs, w: LargeRoomWorkload, d: LargeRoomDesign = LARGE_ROOM_DESIGN): LargeRoomCost {
   validateLargeRoom(w);
@@ -602,14 +603,17 @@ export function largeRoomCost(inputs: CostInputs, w: LargeRoomWorkload, d: Large
     const ms = fixed.durationMs + n * msPerMember;
     workerGbs += gbs(ms);
     longestWorker = Math.max(longestWorker, ms);
-    workerReads += d.summaryReadUnits + Math.max(1, Math.ceil(n * inputs.chat.perMember.readUnits));
+    workerReads += d.workerSummaryReadUnits + Math.max(1, Math.ceil(n * inputs.chat.perMember.readUnits));
     workerLogs += fixed.logBytes + n * inputs.chat.perMember.logBytes + LAMBDA_PLATFORM_LOG_BYTES;
   }
   const workers: BroadcastUsage = {
     apiGatewayMessages: 1 + w.members,
     lambdaRequests: 1 + shards,
     lambdaGbSeconds: gbs(routeMs) + workerGbs,
-    readUnits: fixed.readUnits + d.summaryReadUnits + workerReads,
+    readUnits:
+      fixed.readUnits +
+      Math.max(1, Math.ceil(Math.min(d.routeFirstPageItems, w.members + 1) * inputs.chat.perMember.readUnits)) +
+      workerReads,
     writeUnits: fixed.writeUnits,
     sqsRequests: sendRequests + jobRequests,
     logBytes: fixed.logBytes + LAMBDA_PLATFORM_LOG_BYTES + workerLogs,

@@ -39,7 +39,8 @@ const USAGE = `usage: npm run model [-- --members 1000,10000,100000,1000000]
        [--fanout-concurrency <n>] [--account-posts-per-second <n>] [--account-burst <n>]
        [--other-account-posts-per-second <n>] [--post-median-ms <ms>] [--post-p99-ms <ms>]
        [--receive-median-ms <ms>] [--receive-p99-ms <ms>] [--cold-start-median-ms <ms>] [--cold-start-p99-ms <ms>]
-       [--shard-imbalance <1-2>] [--placement equal|joins|bound] [--enqueue-concurrency <n>] [--messages-per-second <n>]
+       [--shard-imbalance <1-2>] [--placement equal|joins|bound] [--worker-posting slices|window]
+       [--enqueue-concurrency <n>] [--messages-per-second <n>]
        [--runs <n>] [--seed <n>] [--calibration <file>] [--results <path>] [--no-search] [--json]
 Rooms of 100,000 members or more run at the account's budget (--posts-per-second = --account-posts-per-second)
 unless --posts-per-second is given.`;
@@ -62,6 +63,7 @@ const OPTIONS = {
   "cold-start-p99-ms": { type: "string" },
   "shard-imbalance": { type: "string" },
   placement: { type: "string" },
+  "worker-posting": { type: "string" },
   "enqueue-concurrency": { type: "string" },
   "messages-per-second": { type: "string" },
   runs: { type: "string" },
@@ -127,6 +129,7 @@ export function parseModelArgs(argv: readonly string[]): ModelOptions {
     coldStart: latency(num("cold-start-median-ms"), num("cold-start-p99-ms"), base.coldStart),
     shardImbalance: num("shard-imbalance"),
     placement: parsed.placement,
+    workerPosting: parsed["worker-posting"],
     enqueueConcurrency: num("enqueue-concurrency"),
     messagesPerSecond: num("messages-per-second"),
   };

@@ -57,8 +57,13 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
  * workers' own usage once it exists.
  */
 export interface LargeRoomDesign {
-  /** The room summary read by the route and by each worker: GetItem, strongly consistent, under 4 KB. */
-  readonly summaryReadUnits: number;
+  /**
+   * Items the route's first Query page reads in a large room before it sends the jobs: the summary and
+   * up to 127 members (branch worker's handlers/lib/largeRooms.ts BROADCAST_FIRST_PAGE_ITEMS).
+   */
+  readonly routeFirstPageItems: number;
+  /** Summary reads per job (GetItem, 1 unit): 0, deliver.ts reads only its shard. */
+  readonly workerSummaryReadUnits: number;
   /** A DeliveryJob's JSON besides its frame (v, id, roomId, shard, exclude, enqueuedAtMs). */
   readonly jobEnvelopeBytes: number;
   /** The chat frame a job carries (a short chat message). */
@@ -73,7 +78,8 @@ export interface LargeRoomDesign {
 }
 
 export const LARGE_ROOM_DESIGN: LargeRoomDesign = {
-  summaryReadUnits: 1,
+  routeFirstPageItems: 128,
+  workerSummaryReadUnits: 0,
   jobEnvelopeBytes: 300,
   frameBytes: 1024,
   sqsChunkBytes: 64 * 1024,

@@ -66,15 +66,16 @@ export function floorMs(
 
 /**
  * Read units per broadcast on the busiest partition. A large room: shard k's Query on its partition;
- * the room's own partition (shard 0) also serves the route's summary read and, when workers read it,
- * one summary GetItem per job (1 unit each: strongly consistent, under 4 KB). A small room: one Query.
+ * the room's own partition (shard 0) also serves the route's first page (the summary and up to 127
+ * members) and, when workers read it, one summary GetItem per job (1 unit each). A small room: one Query.
  */
 export function partitionReadUnits(p: ModelParams): number {
   const shards = shardCount(p.members, p.roomShardSize);
   const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   if (p.members <= p.largeRoomUsers) return Math.max(...sizes.map((n) => queryReadUnits(n, p.memberItemBytes)));
   const perShard = sizes.map((n) => queryReadUnits(n, p.memberItemBytes));
-  perShard[0] += 1 + (p.workerReadsSummary ? shards : 0);
+  // The route's first page (branch worker's readRoomToBroadcast: the summary and up to 127 members).
+  perShard[0] += queryReadUnits(Math.min(p.routeFirstPageItems, p.members + 1), p.memberItemBytes) + (p.workerReadsSummary ? shards : 0);
   return Math.max(...perShard);
 }
 

@@ -80,6 +80,13 @@ export interface ModelParams {
   readonly coldStart: LatencyDist;
   readonly getItem: LatencyDist;
   readonly workerReadsSummary: boolean;
+  /**
+   * How a worker posts: "slices" as branch worker's deliver.ts does (paced slices, each waiting for its
+   * slowest post), or "window" (a post starts whenever one of fanoutConcurrency in flight ends, paced).
+   */
+  readonly workerPosting: "slices" | "window";
+  /** Items the route's first Query page reads in a large room (the summary and up to 127 members). */
+  readonly routeFirstPageItems: number;
   readonly queryPage: LatencyDist;
   /** Bytes of one member item as DynamoDB sizes it. */
   readonly memberItemBytes: number;
@@ -117,7 +124,9 @@ export function defaultParams(members: number): ModelParams {
     receive: { medianMs: 20, p99Ms: 100 },
     coldStart: { medianMs: 300, p99Ms: 900 },
     getItem: { medianMs: 5, p99Ms: 20 },
-    workerReadsSummary: true,
+    workerReadsSummary: false,
+    workerPosting: "slices",
+    routeFirstPageItems: 128,
     queryPage: { medianMs: 15, p99Ms: 60 },
     memberItemBytes: 141,
     shardImbalance: 1,
@@ -302,6 +311,8 @@ export function validateParams(p: ModelParams): void {
   }
   if (!(p.otherAccountPostsPerSecond >= 0 && p.otherAccountPostsPerSecond < p.accountPostsPerSecond))
     throw new ModelInputError(`otherAccountPostsPerSecond must be within [0, accountPostsPerSecond), got ${p.otherAccountPostsPerSecond}`);
+  if (!["slices", "window"].includes(p.workerPosting))
+    throw new ModelInputError(`workerPosting must be slices or window, got ${p.workerPosting}`);
   if (!["equal", "joins", "bound"].includes(p.placement))
     throw new ModelInputError(`placement must be equal, joins or bound, got ${p.placement}`);
   if (!(p.shardImbalance >= 1 && p.shardImbalance <= 2))
@@ -350,8 +361,42 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
   let peakWorkers = 0;
   let lastMs = 0;
 
-  /** Posts to members [base, base + n) from t0, paced at `perSecond`, `fanoutConcurrency` in flight; then onDone. */
-  const deliver = (base: number, n: number, t0: number, perSecond: number, onDone: () => void) => {
+  /** One post to member i (its account token, 429s and retries), then `done`. */
+  const attempt = (i: number, attemptNo: number, done: () => void) => {
+    const t = q.now;
+    if (account.take(t)) {
+      let begin = t;
+      if (local) {
+        begin = Math.max(t, cpuFreeAt) + local.cpuMsPerPost;
+        cpuFreeAt = begin;
+        begin += local.overheadMsPerPost;
+      }
+      q.at(begin + postLatency(), () => {
+        receipts[i] = q.now;
+        if (q.now > lastMs) lastMs = q.now;
+        done();
+      });
+      return;
+    }
+    throttled++;
+    if (attemptNo >= p.throttleRetries) {
+      q.at(t + throttledLatency(), () => {
+        failed++;
+        done();
+      });
+      return;
+    }
+    // handlers/lib/fanout.ts backoffDelay: equal jitter under min(2 s, base * 2^attempt).
+    const ceiling = Math.min(2000, p.backoffBaseMs * 2 ** attemptNo);
+    const backoff = ceiling / 2 + rng() * (ceiling / 2);
+    q.at(t + throttledLatency() + backoff, () => attempt(i, attemptNo + 1, done));
+  };
+
+  /**
+   * Posts to members [base, base + n) from t0 with `fanoutConcurrency` in flight, a new post starting
+   * as soon as one ends (fanout.ts's lanes), starts at most `perSecond` apart; then onDone.
+   */
+  const deliverWindow = (base: number, n: number, t0: number, perSecond: number, onDone: () => void) => {
     if (n === 0) {
       q.at(t0, onDone);
       return;
@@ -368,35 +413,6 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
       if (finished === n) onDone();
       else if (!pumpPending) pump();
     };
-    const attempt = (i: number, attemptNo: number) => {
-      const t = q.now;
-      if (account.take(t)) {
-        let begin = t;
-        if (local) {
-          begin = Math.max(t, cpuFreeAt) + local.cpuMsPerPost;
-          cpuFreeAt = begin;
-          begin += local.overheadMsPerPost;
-        }
-        q.at(begin + postLatency(), () => {
-          receipts[i] = q.now;
-          if (q.now > lastMs) lastMs = q.now;
-          complete();
-        });
-        return;
-      }
-      throttled++;
-      if (attemptNo >= p.throttleRetries) {
-        q.at(t + throttledLatency(), () => {
-          failed++;
-          complete();
-        });
-        return;
-      }
-      // handlers/lib/fanout.ts backoffDelay: equal jitter under min(2 s, base * 2^attempt).
-      const ceiling = Math.min(2000, p.backoffBaseMs * 2 ** attemptNo);
-      const backoff = ceiling / 2 + rng() * (ceiling / 2);
-      q.at(t + throttledLatency() + backoff, () => attempt(i, attemptNo + 1));
-    };
     const pump = () => {
       pumpPending = false;
       const now = q.now;
@@ -408,10 +424,45 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
         }
         slot = Math.max(slot, now) + interval;
         inflight++;
-        attempt(base + next++, 0);
+        attempt(base + next++, 0, complete);
       }
     };
     q.at(t0, pump);
+  };
+
+  /**
+   * Branch `worker`'s deliver.ts: slices of min(fanoutConcurrency, ceil(rate / 10)) members; before
+   * each, the pacer (a token bucket of `slice` tokens refilled at `perSecond`) takes the slice and
+   * sleeps while its tokens are negative; the slice's posts run at once and the next slice starts
+   * when the slowest of them has returned.
+   */
+  const deliverSlices = (base: number, n: number, t0: number, perSecond: number, onDone: () => void) => {
+    const slice = Math.max(1, Math.min(p.fanoutConcurrency, Math.ceil(perSecond / 10)));
+    let tokens = slice;
+    let last = t0;
+    let next = 0;
+    const nextSlice = () => {
+      if (next >= n) {
+        onDone();
+        return;
+      }
+      const now = q.now;
+      const part = Math.min(slice, n - next);
+      tokens = Math.min(slice, tokens + ((now - last) * perSecond) / 1000);
+      last = now;
+      tokens -= part;
+      const wait = tokens < 0 ? Math.ceil((-tokens * 1000) / perSecond) : 0;
+      const first = base + next;
+      next += part;
+      q.at(now + wait, () => {
+        let left = part;
+        const done = () => {
+          if (--left === 0) nextSlice();
+        };
+        for (let k = 0; k < part; k++) attempt(first + k, 0, done);
+      });
+    };
+    q.at(t0, nextSlice);
   };
 
   const routeDone = draw(p.route)() + (cold ? draw(p.coldStart)() : 0);
@@ -422,7 +473,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
     const page = draw(p.queryPage);
     let t = routeDone;
     for (const n of sizes) for (let k = queryPages(n, p.memberItemBytes); k > 0; k--) t += page();
-    deliver(0, p.members, t, Number.POSITIVE_INFINITY, () => {});
+    deliverWindow(0, p.members, t, Number.POSITIVE_INFINITY, () => {});
     q.run();
     return { receipts, lastMs, throttled, failed, coldStarts: cold ? 1 : 0, peakWorkers: 0 };
   }
@@ -457,7 +508,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
     }
     if (p.workerReadsSummary) t += getItem();
     for (let k = queryPages(job.members, p.memberItemBytes); k > 0; k--) t += queryPage();
-    deliver(job.base, job.members, t, perWorker, () => {
+    (p.workerPosting === "slices" ? deliverSlices : deliverWindow)(job.base, job.members, t, perWorker, () => {
       running--;
       idleEnvs.push(env);
       dispatch();

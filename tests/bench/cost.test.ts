@@ -357,7 +357,8 @@ describe("cost model (scripts/cost.ts)", () => {
         logBytes: 700 + 300,
         longestInvocationMs: 30,
       });
-      // Workers: route (fixed reads 1 + summary 1) + per shard (summary 1 + 10 x 0.1 = 1) = 6 read units;
+      // Workers: route (fixed reads 1 + its first page: the summary and 20 members, 21 x 0.1 = 2.1, so 3)
+      // + per shard its Query (10 x 0.1 = 1) = 6 read units;
       // SQS: 1 SendMessageBatch chunk + per job a receive and a delete = 5 requests; GB-s 0.02 + 2 x 0.03.
       const w = c.workers.perMessage;
       assert.equal(w.apiGatewayMessages, 21);
