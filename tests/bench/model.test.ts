@@ -155,6 +155,22 @@ describe("large-room model (bench/model)", () => {
       assert.equal(Array.from(r.receipts).filter((t) => Number.isNaN(t)).length, r.failed);
     });
 
+    it("a worker's slices wait for their slowest post (deliver.ts); a sliding window does not", () => {
+      // One shard of 2,000 at 1,000 posts/s: slices of 50 paced 50 ms apart. Posts of 20 ms median and
+      // 200 ms p99 (mean 33 ms): a window of 50 in flight sustains about 1,500/s, so pacing sets its pace
+      // (about 2 s); a slice lasts as long as its slowest of 50 posts (about 150 ms), 40 slices.
+      const p = exact(2000, {
+        roomShardSize: 2000,
+        deliveryWorkerConcurrency: 2,
+        deliveryPostsPerSecond: 2000,
+        post: { medianMs: 20, p99Ms: 200 },
+      });
+      const slices = simulateOnce(p, 1).lastMs;
+      const window = simulateOnce({ ...p, workerPosting: "window" }, 1).lastMs;
+      assert.ok(window < 2500, `window ${window}`);
+      assert.ok(slices > 1.5 * window, `slices ${slices}, window ${window}`);
+    });
+
     it("the event source mapping never runs more workers than maximumConcurrency or shards", () => {
       assert.equal(simulateOnce(exact(10_000, { deliveryWorkerConcurrency: 5 }), 1).peakWorkers, 5);
       assert.equal(simulateOnce(exact(10_000, { deliveryWorkerConcurrency: 64 }), 1).peakWorkers, 16);
