@@ -30,6 +30,12 @@ export interface LargeRoomMeasurement {
   readonly source: "sockets" | "sink";
   /** largeRoomUsers of the run (settings default when absent). */
   readonly largeRoomUsers?: number;
+  /** Distinct users in the room (members when absent): shards and the threshold count users. */
+  readonly users?: number;
+  /** Who posted: the chat route or the workers (decided by users and largeRoomUsers when absent). */
+  readonly path?: "route" | "workers";
+  /** 1-minute load average when the row was measured (the machine is shared). */
+  readonly loadAverage1m?: number;
   /** fanoutConcurrency of the run (settings default when absent). */
   readonly fanoutConcurrency?: number;
 }
@@ -145,9 +151,14 @@ export function validateToday(latency: LatencyCase, fit: LocalFit, runs: number,
 /** The large-room rows in the local configuration of each. */
 export function compareLargeRoom(rows: readonly LargeRoomMeasurement[], fit: LocalFit, runs: number, seed: number): Comparison[] {
   return rows.map((row) => {
+    const users = row.users ?? row.members;
+    const threshold = row.largeRoomUsers ?? defaultParams(row.members).largeRoomUsers;
     const p: ModelParams = {
       ...localParams(row.members, fit, row.postLatencyMs),
-      largeRoomUsers: row.largeRoomUsers ?? defaultParams(row.members).largeRoomUsers,
+      users,
+      // The path the run took, when the row says: the route posted iff users <= largeRoomUsers.
+      largeRoomUsers:
+        row.path === "route" ? Math.max(threshold, users) : row.path === "workers" ? Math.min(threshold, users - 1) : threshold,
       fanoutConcurrency: row.fanoutConcurrency ?? defaultParams(row.members).fanoutConcurrency,
       roomShardSize: row.shardSize,
       deliveryWorkerConcurrency: row.workers,
@@ -155,7 +166,10 @@ export function compareLargeRoom(rows: readonly LargeRoomMeasurement[], fit: Loc
     };
     const pred = predict(p, runs, seed);
     return {
-      label: `large room, ${row.members} members (${row.source}), ${row.workers} workers at ${row.postsPerSecond}/s, shards of ${row.shardSize}`,
+      label:
+        `${row.path ?? ""} ${row.members} members (${row.source}${row.users !== undefined ? `, ${row.users} users` : ""}), ` +
+        `${row.workers} workers at ${row.postsPerSecond}/s, shards of ${row.shardSize}` +
+        (row.loadAverage1m !== undefined ? `, load ${row.loadAverage1m}` : ""),
       role: "validated",
       members: row.members,
       measured: { p50: row.p50Ms, p99: row.p99Ms },
@@ -185,7 +199,9 @@ function isMeasurement(o: unknown): o is LargeRoomMeasurement {
     pos(r.shardSize) &&
     (r.source === "sockets" || r.source === "sink") &&
     (r.largeRoomUsers === undefined || (Number.isInteger(r.largeRoomUsers) && r.largeRoomUsers >= 0)) &&
-    (r.fanoutConcurrency === undefined || (Number.isInteger(r.fanoutConcurrency) && r.fanoutConcurrency >= 1))
+    (r.fanoutConcurrency === undefined || (Number.isInteger(r.fanoutConcurrency) && r.fanoutConcurrency >= 1)) &&
+    (r.users === undefined || (Number.isInteger(r.users) && r.users >= 1 && r.users <= (r.members ?? 0))) &&
+    (r.path === undefined || r.path === "route" || r.path === "workers")
   );
 }
 

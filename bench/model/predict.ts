@@ -70,9 +70,9 @@ export function floorMs(
  * members) and, when workers read it, one summary GetItem per job (1 unit each). A small room: one Query.
  */
 export function partitionReadUnits(p: ModelParams): number {
-  const shards = shardCount(p.members, p.roomShardSize);
+  const shards = shardCount(p.users ?? p.members, p.roomShardSize);
   const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
-  if (p.members <= p.largeRoomUsers) return Math.max(...sizes.map((n) => queryReadUnits(n, p.memberItemBytes)));
+  if ((p.users ?? p.members) <= p.largeRoomUsers) return Math.max(...sizes.map((n) => queryReadUnits(n, p.memberItemBytes)));
   const perShard = sizes.map((n) => queryReadUnits(n, p.memberItemBytes));
   // The route's first page (branch worker's readRoomToBroadcast: the summary and up to 127 members).
   perShard[0] += queryReadUnits(Math.min(p.routeFirstPageItems, p.members + 1), p.memberItemBytes) + (p.workerReadsSummary ? shards : 0);
@@ -87,17 +87,17 @@ export function predict(p: ModelParams, runs: number, seed: number): Prediction 
   for (const r of results) for (const v of r.receipts) if (!Number.isNaN(v)) all[n++] = v;
   const receipts = all.subarray(0, n).sort();
   const lasts = Float64Array.from(results.map((r) => r.lastMs)).sort();
-  const shards = shardCount(p.members, p.roomShardSize);
+  const shards = shardCount(p.users ?? p.members, p.roomShardSize);
   const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   const floor = floorMs(p);
   const last = { p50: percentileOf(lasts, 50), p99: percentileOf(lasts, 99) };
   const perMessage = partitionReadUnits(p);
   return {
     members: p.members,
-    path: p.members <= p.largeRoomUsers ? "route" : "workers",
+    path: (p.users ?? p.members) <= p.largeRoomUsers ? "route" : "workers",
     shards,
     largestShard: Math.max(...sizes),
-    workers: p.members <= p.largeRoomUsers ? 0 : p.deliveryWorkerConcurrency,
+    workers: (p.users ?? p.members) <= p.largeRoomUsers ? 0 : p.deliveryWorkerConcurrency,
     runs,
     receipt: { p50: percentileOf(receipts, 50), p99: percentileOf(receipts, 99) },
     last,

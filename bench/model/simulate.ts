@@ -52,7 +52,10 @@ export interface LocalCpu {
 }
 
 export interface ModelParams {
+  /** Connections in the room (each receives the broadcast). */
   readonly members: number;
+  /** Distinct users (shards and the large-room threshold count users); members when absent. */
+  readonly users?: number;
   /** handlers/settings.ts */
   readonly largeRoomUsers: number;
   readonly roomShardSize: number;
@@ -294,6 +297,8 @@ export function validateParams(p: ModelParams): void {
     if (!(Number.isInteger(v) && v >= min)) throw new ModelInputError(`${name} must be an integer >= ${min}, got ${v}`);
   };
   int("members", p.members, 1);
+  if (p.users !== undefined && !(Number.isInteger(p.users) && p.users >= 1 && p.users <= p.members))
+    throw new ModelInputError(`users must be an integer from 1 to members (${p.members}), got ${p.users}`);
   int("largeRoomUsers", p.largeRoomUsers, 0);
   int("roomShardSize", p.roomShardSize, 1);
   int("deliveryWorkerConcurrency", p.deliveryWorkerConcurrency, 1);
@@ -466,9 +471,9 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
   };
 
   const routeDone = draw(p.route)() + (cold ? draw(p.coldStart)() : 0);
-  if (p.members <= p.largeRoomUsers) {
+  if ((p.users ?? p.members) <= p.largeRoomUsers) {
     // Today's path: the route reads the room (all of its shards, one after the other) and posts itself.
-    const shards = shardCount(p.members, p.roomShardSize);
+    const shards = shardCount(p.users ?? p.members, p.roomShardSize);
     const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
     const page = draw(p.queryPage);
     let t = routeDone;
@@ -478,7 +483,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
     return { receipts, lastMs, throttled, failed, coldStarts: cold ? 1 : 0, peakWorkers: 0 };
   }
 
-  const shards = shardCount(p.members, p.roomShardSize);
+  const shards = shardCount(p.users ?? p.members, p.roomShardSize);
   const sizes = shardSizes(p.members, shards, p.shardImbalance, p.placement, p.roomShardSize);
   const jobs: Job[] = [];
   let base = 0;

@@ -278,6 +278,16 @@ describe("large-room model (bench/model)", () => {
       assert.equal(c.role, "validated");
     });
 
+    it("runs a row on the path it took and shards it by its users", () => {
+      // 1,000 members of 100 users that the route posted to (branch sink's row shape), and the same
+      // room delivered by workers: different paths, so different predictions.
+      const route = row({ members: 1000, users: 100, path: "route", largeRoomUsers: 1000 });
+      const [a] = compareLargeRoom([route], FIT, 3, 1);
+      const [b] = compareLargeRoom([{ ...route, path: "workers" }], FIT, 3, 1);
+      assert.match(a.label, /^route 1000 members \(sink, 100 users\)/);
+      assert.notEqual(a.predicted.p99, b.predicted.p99);
+    });
+
     it("reads rows from results.json, an object with rows, or an array; none from a file without them", () => {
       const write = (name: string, v: unknown) => {
         const f = path.join(dir, name);
