@@ -24,9 +24,12 @@ import { FUNCTIONS } from "../handlers/routes";
 import { HANDLER_SETTINGS } from "../handlers/settings";
 import { TABLE_NAMES } from "../handlers/tables";
 import { alarmMetricCount, alarmPlan, DASHBOARDS_PER_STACK } from "../infra/alarmPlan";
+import { LARGE_ROOM_DESIGN, type LargeRoomDesign } from "../bench/lib/costInputs";
+import { shardCount, shardSizes } from "../bench/model/simulate";
+import { SQS_BATCH_ENTRIES } from "../handlers/lib/deliveries";
 
 export interface UnitPrice {
-  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch";
+  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch" | "SQS";
   readonly item: string;
   readonly unit: string;
   readonly usd: number;
@@ -105,6 +108,16 @@ export const PRICES = {
     unit: "dashboard-month",
     usd: 3.0,
     source: "https://aws.amazon.com/cloudwatch/pricing/",
+  },
+  // Issue 17's delivery queue. Read on 2026-12-06: the AWS page renders its table client-side; the
+  // figure and the 64 KB rule are quoted by cloudburn.io/blog/amazon-sqs-pricing (March 2026) and
+  // factualminds.com/blog/amazon-sqs-pricing-64kb-rule-fifo-vs-standard (June 2026).
+  sqsFifoRequest: {
+    service: "SQS",
+    item: "FIFO queue requests (each 64 KB chunk of a payload is one request)",
+    unit: "request",
+    usd: 0.5 / 1e6,
+    source: "https://aws.amazon.com/sqs/pricing/",
   },
 } as const satisfies Record<string, UnitPrice | string>;
 
@@ -228,7 +241,7 @@ export class CostInputError extends Error {
 }
 
 export interface ServiceCost {
-  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch";
+  readonly service: "API Gateway" | "Lambda" | "DynamoDB" | "CloudWatch" | "SQS";
   readonly usd: number;
   readonly lines: ReadonlyArray<{ readonly item: PriceKey; readonly quantity: number; readonly usd: number }>;
 }
@@ -442,6 +455,239 @@ export function estimateCost(
   };
 }
 
+/**
+ * Issue 17: one room of `members` users receiving `messagesPerMinute` chat messages, delivered today's
+ * way (the chat route Queries the room partition and posts to every member) and by the delivery
+ * workers (the route stores the message and sends one job per shard to the FIFO queue; each worker
+ * reads the summary and its shard and posts at deliveryPostsPerSecond / deliveryWorkerConcurrency).
+ */
+export interface LargeRoomWorkload {
+  readonly members: number;
+  readonly messagesPerMinute: number;
+  readonly hours: number;
+  readonly memoryMb: number;
+  readonly roomShardSize: number;
+  readonly deliveryWorkerConcurrency: number;
+  readonly deliveryPostsPerSecond: number;
+}
+
+/** What one broadcast to the room consumes under one design. */
+export interface BroadcastUsage {
+  readonly apiGatewayMessages: number;
+  readonly lambdaRequests: number;
+  readonly lambdaGbSeconds: number;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly sqsRequests: number;
+  readonly logBytes: number;
+  /** The longest invocation (ms): today's must stay under API Gateway's 29 s integration timeout. */
+  readonly longestInvocationMs: number;
+}
+
+export interface LargeRoomDesignCost {
+  readonly design: "today" | "workers";
+  readonly perMessage: BroadcastUsage;
+  /** Per month: the lines priced; the workers add the idle polling of the event source mapping. */
+  readonly services: readonly ServiceCost[];
+  readonly totalUsd: number;
+  /** totalUsd / (messages x members) */
+  readonly usdPerDelivery: number;
+  /** Read units per member reached (the broadcast's reads / members). */
+  readonly readUnitsPerDelivery: number;
+}
+
+export interface LargeRoomCost {
+  readonly workload: LargeRoomWorkload;
+  readonly shards: number;
+  readonly today: LargeRoomDesignCost;
+  readonly workers: LargeRoomDesignCost;
+  /** workers.usdPerDelivery / today.usdPerDelivery */
+  readonly ratio: number;
+  /** The issue's target: total cost per delivery within 10% of today's. */
+  readonly withinTenPercent: boolean;
+  /** Members above which today's route would exceed the 29 s integration timeout (by the measured fit). */
+  readonly todayTimeoutMembers: number;
+}
+
+/** API Gateway's integration timeout (AWS-FACTS, Limits). */
+export const INTEGRATION_TIMEOUT_MS = 29_000;
+
+export const DEFAULT_LARGE_ROOM: Omit<LargeRoomWorkload, "members"> = {
+  messagesPerMinute: 1,
+  hours: HOURS_PER_MONTH,
+  memoryMb: DEFAULT_WORKLOAD.memoryMb,
+  roomShardSize: HANDLER_SETTINGS.roomShardSize.defaultValue,
+  deliveryWorkerConcurrency: HANDLER_SETTINGS.deliveryWorkerConcurrency.defaultValue,
+  deliveryPostsPerSecond: HANDLER_SETTINGS.deliveryPostsPerSecond.defaultValue,
+};
+
+export function validateLargeRoom(w: LargeRoomWorkload): void {
+  const int = (flag: string, v: number, min: number, max: number) => {
+    if (!(Number.isInteger(v) && v >= min && v <= max))
+      throw new CostInputError(`${flag} must be an integer from ${min} to ${max}, got ${v}`);
+  };
+  int("--large-room-members", w.members, 1, 10_000_000);
+  int("--room-shard-size", w.roomShardSize, HANDLER_SETTINGS.roomShardSize.min, HANDLER_SETTINGS.roomShardSize.max);
+  int(
+    "--worker-concurrency",
+    w.deliveryWorkerConcurrency,
+    HANDLER_SETTINGS.deliveryWorkerConcurrency.min,
+    HANDLER_SETTINGS.deliveryWorkerConcurrency.max,
+  );
+  int(
+    "--posts-per-second",
+    w.deliveryPostsPerSecond,
+    HANDLER_SETTINGS.deliveryPostsPerSecond.min,
+    HANDLER_SETTINGS.deliveryPostsPerSecond.max,
+  );
+  int("--memory-mb", w.memoryMb, 128, 10240);
+  if (!(Number.isFinite(w.messagesPerMinute) && w.messagesPerMinute > 0))
+    throw new CostInputError(`--large-room-messages-per-minute must be a number > 0, got ${w.messagesPerMinute}`);
+  if (!(Number.isFinite(w.hours) && w.hours > 0 && w.hours <= 744))
+    throw new CostInputError(`--hours must be within (0, 744] (hours in a month), got ${w.hours}`);
+}
+
+function largeRoomServices(u: BroadcastUsage, messages: number, idlePolls: number): ServiceCost[] {
+  const services = [
+    service("API Gateway", [line("apiGatewayMessage", messages * u.apiGatewayMessages)]),
+    service("Lambda", [line("lambdaRequest", messages * u.lambdaRequests), line("lambdaGbSecondArm", messages * u.lambdaGbSeconds)]),
+    service("DynamoDB", [line("dynamoReadUnit", messages * u.readUnits), line("dynamoWriteUnit", messages * u.writeUnits)]),
+    service("CloudWatch", [line("logsIngestedGb", (messages * u.logBytes) / GIB)]),
+  ];
+  if (u.sqsRequests > 0 || idlePolls > 0) services.push(service("SQS", [line("sqsFifoRequest", messages * u.sqsRequests + idlePolls)]));
+  return services;
+}
+
+/**
+ * The large-room case of the cost model: the chat route's measured fit (inputs.chat) for today's
+ * broadcast; for the workers, the route's fixed part plus its first page (the summary and up to 127
+ * members) and the SendMessageBatch calls, and per shard one invocation that reads its shard (the
+ * measured read units per member, rounded up to a whole unit per Query) and posts at its paced rate
+ * (or as fast as today, if faster).
+ */
+export function largeRoomCost(inputs: CostInputs, w: LargeRoomWorkload, d: LargeRoomDesign = LARGE_ROOM_DESIGN): LargeRoomCost {
+  validateLargeRoom(w);
+  const messages = w.messagesPerMinute * 60 * w.hours;
+  const chat = atMembers(inputs.chat, w.members);
+  const fixed = atMembers(inputs.chat, 0);
+  const gbs = (ms: number) => (Math.ceil(ms) / 1000) * (w.memoryMb / 1024);
+  const today: BroadcastUsage = {
+    apiGatewayMessages: 1 + chat.managementCalls,
+    lambdaRequests: 1,
+    lambdaGbSeconds: gbs(chat.durationMs),
+    readUnits: chat.readUnits,
+    writeUnits: chat.writeUnits,
+    sqsRequests: 0,
+    logBytes: chat.logBytes + LAMBDA_PLATFORM_LOG_BYTES,
+    longestInvocationMs: chat.durationMs,
+  };
+  const shards = shardCount(w.members, w.roomShardSize);
+  const sizes = shardSizes(w.members, shards, 1);
+  const jobBytes = d.jobEnvelopeBytes + d.frameBytes;
+  let sendRequests = 0;
+  for (let b = 0; b * SQS_BATCH_ENTRIES < shards; b++) {
+    const entries = Math.min(SQS_BATCH_ENTRIES, shards - b * SQS_BATCH_ENTRIES);
+    sendRequests += Math.ceil((entries * jobBytes) / d.sqsChunkBytes);
+  }
+  const batches = Math.ceil(shards / SQS_BATCH_ENTRIES);
+  // ReceiveMessage (batch size 1: one job, its chunks) and DeleteMessage per job.
+  const jobRequests = shards * (Math.ceil(jobBytes / d.sqsChunkBytes) + 1);
+  const perWorker = w.deliveryPostsPerSecond / w.deliveryWorkerConcurrency;
+  const msPerMember = Math.max(inputs.chat.perMember.durationMs, 1000 / perWorker);
+  const routeMs = fixed.durationMs + batches * d.sendBatchMs;
+  let workerGbs = 0;
+  let workerReads = 0;
+  let longestWorker = 0;
+  let workerLogs = 0;
+  for (const n of sizes) {
+    const ms = fixed.durationMs + n * msPerMember;
+    workerGbs += gbs(ms);
+    longestWorker = Math.max(longestWorker, ms);
+    workerReads += d.workerSummaryReadUnits + Math.max(1, Math.ceil(n * inputs.chat.perMember.readUnits));
+    workerLogs += fixed.logBytes + n * inputs.chat.perMember.logBytes + LAMBDA_PLATFORM_LOG_BYTES;
+  }
+  const workers: BroadcastUsage = {
+    apiGatewayMessages: 1 + w.members,
+    lambdaRequests: 1 + shards,
+    lambdaGbSeconds: gbs(routeMs) + workerGbs,
+    readUnits:
+      fixed.readUnits +
+      Math.max(1, Math.ceil(Math.min(d.routeFirstPageItems, w.members + 1) * inputs.chat.perMember.readUnits)) +
+      workerReads,
+    writeUnits: fixed.writeUnits,
+    sqsRequests: sendRequests + jobRequests,
+    logBytes: fixed.logBytes + LAMBDA_PLATFORM_LOG_BYTES + workerLogs,
+    longestInvocationMs: Math.max(routeMs, longestWorker),
+  };
+  const idlePolls = d.idlePollers * (60 / d.longPollSeconds) * 60 * w.hours;
+  const priced = (design: LargeRoomDesignCost["design"], u: BroadcastUsage, polls: number): LargeRoomDesignCost => {
+    const services = largeRoomServices(u, messages, polls);
+    const totalUsd = services.reduce((s, x) => s + x.usd, 0);
+    return {
+      design,
+      perMessage: u,
+      services,
+      totalUsd,
+      usdPerDelivery: totalUsd / (messages * w.members),
+      readUnitsPerDelivery: u.readUnits / w.members,
+    };
+  };
+  const t = priced("today", today, 0);
+  const k = priced("workers", workers, idlePolls);
+  const ratio = k.usdPerDelivery / t.usdPerDelivery;
+  return {
+    workload: w,
+    shards,
+    today: t,
+    workers: k,
+    ratio,
+    withinTenPercent: Math.abs(ratio - 1) <= 0.1,
+    todayTimeoutMembers: Math.floor((INTEGRATION_TIMEOUT_MS - inputs.chat.fixed.durationMs) / inputs.chat.perMember.durationMs),
+  };
+}
+
+export function formatLargeRoom(c: LargeRoomCost): string {
+  const w = c.workload;
+  const out: string[] = [];
+  out.push(
+    `Large room: ${w.members} members, ${w.messagesPerMinute} chat messages/minute, ${w.hours} h/month, ${w.memoryMb} MB arm64; ` +
+      `${c.shards} shards of about ${Math.ceil(w.members / c.shards)}, ${w.deliveryWorkerConcurrency} workers at ${(w.deliveryPostsPerSecond / w.deliveryWorkerConcurrency).toFixed(0)} posts/s each`,
+  );
+  const rows: string[][] = [["Per broadcast", "Today (one invocation)", "Workers (queue)"]];
+  const num = (v: number) => (v >= 1000 ? v.toFixed(0) : v.toFixed(v < 10 ? 3 : 1));
+  const pairs: Array<[string, (u: BroadcastUsage) => number]> = [
+    ["API Gateway messages", (u) => u.apiGatewayMessages],
+    ["Lambda invocations", (u) => u.lambdaRequests],
+    ["Lambda GB-seconds", (u) => u.lambdaGbSeconds],
+    ["DynamoDB read units", (u) => u.readUnits],
+    ["DynamoDB write units", (u) => u.writeUnits],
+    ["SQS requests (64 KB chunks)", (u) => u.sqsRequests],
+    ["Longest invocation (ms)", (u) => u.longestInvocationMs],
+  ];
+  for (const [label, f] of pairs) rows.push([label, num(f(c.today.perMessage)), num(f(c.workers.perMessage))]);
+  rows.push(["Read units per delivery", c.today.readUnitsPerDelivery.toFixed(5), c.workers.readUnitsPerDelivery.toFixed(5)]);
+  c.today.services.forEach((s) => {
+    const other = c.workers.services.find((x) => x.service === s.service)!;
+    rows.push([`${s.service} per month`, usd(s.usd), usd(other.usd)]);
+  });
+  const sqs = c.workers.services.find((x) => x.service === "SQS");
+  if (sqs) rows.push(["SQS per month (with idle polling)", usd(0), usd(sqs.usd)]);
+  rows.push(["Total per month", usd(c.today.totalUsd), usd(c.workers.totalUsd)]);
+  rows.push(["Cost per delivery", `$${c.today.usdPerDelivery.toExponential(3)}`, `$${c.workers.usdPerDelivery.toExponential(3)}`]);
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) out.push(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  "));
+  out.push(
+    `Cost per delivery: workers / today = ${c.ratio.toFixed(4)} (${((c.ratio - 1) * 100).toFixed(2)}%): ` +
+      `${c.withinTenPercent ? "within" : "NOT within"} the issue's 10%.`,
+  );
+  if (c.today.perMessage.longestInvocationMs > INTEGRATION_TIMEOUT_MS)
+    out.push(
+      `Today's single invocation would run ${(c.today.perMessage.longestInvocationMs / 1000).toFixed(1)} s, past API Gateway's 29 s integration ` +
+        `timeout (above about ${c.todayTimeoutMembers} members by the measured fit): its figures are what it would cost if it could finish.`,
+    );
+  return out.join("\n");
+}
+
 /** bench/results.json's costInputs, or the fallback (and why). */
 export function loadCostInputs(resultsPath: string): { inputs: CostInputs; warning?: string } {
   if (!fs.existsSync(resultsPath))
@@ -458,7 +704,10 @@ export function loadCostInputs(resultsPath: string): { inputs: CostInputs; warni
 }
 
 export interface CliOptions {
-  readonly workload: Workload;
+  /** The stack's workload (absent when only the large-room case was asked for). */
+  readonly workload?: Workload;
+  /** Issue 17's large-room case, when `--large-room-members` is given. */
+  readonly largeRoom?: LargeRoomWorkload;
   readonly resultsPath: string;
   readonly json: boolean;
 }
@@ -466,7 +715,10 @@ export interface CliOptions {
 const USAGE = `usage: npm run cost -- --connections <n> --rooms <n> --messages-per-minute <n> [--hours <n>]
        [--memory-mb <n>] [--session-hours <n>] [--ping-interval-minutes <n>] [--detailed-monitoring]
        [--typing-per-minute <n>] [--reactions-per-minute <n>] [--reads-per-minute <n>]
+       [--large-room-members <n> [--large-room-messages-per-minute <n>] [--room-shard-size <n>]
+        [--worker-concurrency <n>] [--posts-per-second <n>]]
        [--results <path>] [--json]
+       npm run cost -- --large-room-members <n> [...]: the large-room case alone (issue 17)
 prod's config: --memory-mb 512 --detailed-monitoring (Pulumi.prod.yaml: lambdaMemoryMb, enableDetailedMonitoring)`;
 
 const COST_OPTIONS = {
@@ -480,6 +732,11 @@ const COST_OPTIONS = {
   "typing-per-minute": { type: "string" },
   "reactions-per-minute": { type: "string" },
   "reads-per-minute": { type: "string" },
+  "large-room-members": { type: "string" },
+  "large-room-messages-per-minute": { type: "string" },
+  "room-shard-size": { type: "string" },
+  "worker-concurrency": { type: "string" },
+  "posts-per-second": { type: "string" },
   results: { type: "string" },
   "detailed-monitoring": { type: "boolean" },
   json: { type: "boolean" },
@@ -504,21 +761,47 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     if (raw.trim() === "" || !Number.isFinite(v)) throw new CostInputError(`${flag} must be a number, got "${raw}"`);
     return v;
   };
-  const workload: Workload = {
-    connections: num("--connections"),
-    rooms: num("--rooms"),
-    messagesPerMinute: num("--messages-per-minute"),
-    hours: num("--hours", DEFAULT_WORKLOAD.hours),
-    memoryMb: num("--memory-mb", DEFAULT_WORKLOAD.memoryMb),
-    sessionHours: num("--session-hours", DEFAULT_WORKLOAD.sessionHours),
-    pingIntervalMinutes: num("--ping-interval-minutes", DEFAULT_WORKLOAD.pingIntervalMinutes),
-    detailedMonitoring,
-    typingPerMinute: num("--typing-per-minute", DEFAULT_WORKLOAD.typingPerMinute),
-    reactionsPerMinute: num("--reactions-per-minute", DEFAULT_WORKLOAD.reactionsPerMinute),
-    readsPerMinute: num("--reads-per-minute", DEFAULT_WORKLOAD.readsPerMinute),
+  const largeRoomAlone =
+    values.has("--large-room-members") && !["--connections", "--rooms", "--messages-per-minute"].some((f) => values.has(f));
+  let workload: Workload | undefined;
+  if (!largeRoomAlone) {
+    workload = {
+      connections: num("--connections"),
+      rooms: num("--rooms"),
+      messagesPerMinute: num("--messages-per-minute"),
+      hours: num("--hours", DEFAULT_WORKLOAD.hours),
+      memoryMb: num("--memory-mb", DEFAULT_WORKLOAD.memoryMb),
+      sessionHours: num("--session-hours", DEFAULT_WORKLOAD.sessionHours),
+      pingIntervalMinutes: num("--ping-interval-minutes", DEFAULT_WORKLOAD.pingIntervalMinutes),
+      detailedMonitoring,
+      typingPerMinute: num("--typing-per-minute", DEFAULT_WORKLOAD.typingPerMinute),
+      reactionsPerMinute: num("--reactions-per-minute", DEFAULT_WORKLOAD.reactionsPerMinute),
+      readsPerMinute: num("--reads-per-minute", DEFAULT_WORKLOAD.readsPerMinute),
+    };
+    validateWorkload(workload);
+  }
+  let largeRoom: LargeRoomWorkload | undefined;
+  if (values.has("--large-room-members")) {
+    largeRoom = {
+      members: num("--large-room-members"),
+      messagesPerMinute: num("--large-room-messages-per-minute", DEFAULT_LARGE_ROOM.messagesPerMinute),
+      hours: num("--hours", DEFAULT_LARGE_ROOM.hours),
+      memoryMb: num("--memory-mb", DEFAULT_LARGE_ROOM.memoryMb),
+      roomShardSize: num("--room-shard-size", DEFAULT_LARGE_ROOM.roomShardSize),
+      deliveryWorkerConcurrency: num("--worker-concurrency", DEFAULT_LARGE_ROOM.deliveryWorkerConcurrency),
+      deliveryPostsPerSecond: num("--posts-per-second", DEFAULT_LARGE_ROOM.deliveryPostsPerSecond),
+    };
+    validateLargeRoom(largeRoom);
+  } else {
+    for (const f of ["--large-room-messages-per-minute", "--room-shard-size", "--worker-concurrency", "--posts-per-second"])
+      if (values.has(f)) throw new CostInputError(`${f} needs --large-room-members`);
+  }
+  return {
+    ...(workload ? { workload } : {}),
+    ...(largeRoom ? { largeRoom } : {}),
+    resultsPath: values.get("--results") ?? path.join(__dirname, "..", "bench", "results.json"),
+    json,
   };
-  validateWorkload(workload);
-  return { workload, resultsPath: values.get("--results") ?? path.join(__dirname, "..", "bench", "results.json"), json };
 }
 
 function usd(v: number): string {
@@ -589,10 +872,19 @@ export function main(argv: readonly string[]): number {
   try {
     const options = parseArgs(argv);
     const { inputs, warning } = loadCostInputs(options.resultsPath);
-    const estimate = estimateCost(options.workload, inputs);
-    process.stdout.write(
-      options.json ? `${JSON.stringify({ ...estimate, warning, prices: PRICES }, null, 2)}\n` : `${formatEstimate(estimate, warning)}\n`,
-    );
+    const estimate = options.workload ? estimateCost(options.workload, inputs) : undefined;
+    const largeRoom = options.largeRoom ? largeRoomCost(inputs, options.largeRoom) : undefined;
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ ...estimate, ...(largeRoom ? { largeRoom } : {}), warning, prices: PRICES }, null, 2)}\n`);
+      return 0;
+    }
+    const parts: string[] = [];
+    if (estimate) parts.push(formatEstimate(estimate, warning));
+    if (largeRoom) {
+      if (!estimate) parts.push(`Per-operation figures: ${inputs.source}${warning ? `\nWARNING: ${warning}` : ""}`);
+      parts.push(formatLargeRoom(largeRoom));
+    }
+    process.stdout.write(`${parts.join("\n\n")}\n`);
     return 0;
   } catch (err) {
     if (err instanceof CostInputError) {

@@ -49,3 +49,41 @@ export function deriveCostInputs(room: RoomCaseResult, managementLatencyMs: numb
     managementLatencyMs,
   };
 }
+
+/**
+ * Issue 17's large-room delivery: what the cost model (scripts/cost.ts largeRoomCost) adds to the
+ * measured chat figures above for a room delivered by the workers. Design figures, not measured
+ * (docs/cost.md, "Large rooms", gives each one's source); the bench's large-room case measures the
+ * workers' own usage once it exists.
+ */
+export interface LargeRoomDesign {
+  /**
+   * Items the route's first Query page reads in a large room before it sends the jobs: the summary and
+   * up to 127 members (branch worker's handlers/lib/largeRooms.ts BROADCAST_FIRST_PAGE_ITEMS).
+   */
+  readonly routeFirstPageItems: number;
+  /** Summary reads per job (GetItem, 1 unit): 0, deliver.ts reads only its shard. */
+  readonly workerSummaryReadUnits: number;
+  /** A DeliveryJob's JSON besides its frame (v, id, roomId, shard, exclude, enqueuedAtMs). */
+  readonly jobEnvelopeBytes: number;
+  /** The chat frame a job carries (a short chat message). */
+  readonly frameBytes: number;
+  /** SQS bills each 64 KB chunk of a request's payload as one request (SendMessageBatch, ReceiveMessage). */
+  readonly sqsChunkBytes: number;
+  /** One SendMessageBatch call as the route's duration sees it (ms). */
+  readonly sendBatchMs: number;
+  /** Pollers an event source mapping with maximumConcurrency keeps long-polling an idle queue, and their wait (s). */
+  readonly idlePollers: number;
+  readonly longPollSeconds: number;
+}
+
+export const LARGE_ROOM_DESIGN: LargeRoomDesign = {
+  routeFirstPageItems: 128,
+  workerSummaryReadUnits: 0,
+  jobEnvelopeBytes: 300,
+  frameBytes: 1024,
+  sqsChunkBytes: 64 * 1024,
+  sendBatchMs: 10,
+  idlePollers: 5,
+  longPollSeconds: 20,
+};

@@ -7,6 +7,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { LARGE_ROOM_DESIGN } from "../../bench/lib/costInputs";
 import type { CostInputs } from "../../bench/lib/results";
 import { emfDocument } from "../../handlers/lib/emf";
 import { emptyUsage } from "../../handlers/lib/usage";
@@ -15,8 +16,12 @@ import { FUNCTIONS, type FunctionSpec } from "../../handlers/routes";
 import { TABLE_NAMES } from "../../handlers/tables";
 import {
   CostInputError,
+  DEFAULT_LARGE_ROOM,
   estimateCost,
   FALLBACK_INPUTS,
+  formatLargeRoom,
+  type LargeRoomWorkload,
+  largeRoomCost,
   loadCostInputs,
   monitoringFootprint,
   parseArgs,
@@ -166,8 +171,8 @@ describe("cost model (scripts/cost.ts)", () => {
 
     it("reads the three rates from the command line, 0 when left out, and refuses negative ones", () => {
       const base = ["--connections", "10", "--rooms", "2", "--messages-per-minute", "1"];
-      assert.equal(parseArgs(base).workload.typingPerMinute, 0);
-      const w = parseArgs([...base, "--typing-per-minute", "4", "--reactions-per-minute", "5", "--reads-per-minute", "6"]).workload;
+      assert.equal(parseArgs(base).workload!.typingPerMinute, 0);
+      const w = parseArgs([...base, "--typing-per-minute", "4", "--reactions-per-minute", "5", "--reads-per-minute", "6"]).workload!;
       assert.deepEqual([w.typingPerMinute, w.reactionsPerMinute, w.readsPerMinute], [4, 5, 6]);
       assert.throws(() => parseArgs([...base, "--reads-per-minute=-1"]), /--reads-per-minute must be a number >= 0/);
     });
@@ -228,7 +233,7 @@ describe("cost model (scripts/cost.ts)", () => {
       readsPerMinute: 0,
     });
     assert.equal(
-      parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload.detailedMonitoring,
+      parseArgs(["--connections", "5", "--rooms", "1", "--messages-per-minute", "1", "--detailed-monitoring"]).workload!.detailedMonitoring,
       true,
     );
   });
@@ -320,6 +325,109 @@ describe("cost model (scripts/cost.ts)", () => {
       close(line(full.ours, "alarmMetricMonth").usd, m.alarmMetrics * 0.1);
       close(line(full.ours, "dashboardMonth").usd, 3);
       close(line(full.ours, "customMetricMonth").usd, m.customMetricSeries * 0.3);
+    });
+  });
+
+  describe("large-room case (issue 17)", () => {
+    // 20 members in shards of 10: 2 shards, one SendMessageBatch of 2 jobs of 300 + 1,024 bytes (one
+    // 64 KB chunk); 2 workers at 1,000 posts/s together = 500/s each = 2 ms per member, slower than
+    // the measured 1 ms: each worker runs 10 + 10 x 2 = 30 ms; the route 10 + 1 batch x 10 ms = 20 ms.
+    // 1 message a minute for 1 hour: 60 messages; 1,024 MB functions.
+    const ROOM: LargeRoomWorkload = {
+      members: 20,
+      messagesPerMinute: 1,
+      hours: 1,
+      memoryMb: 1024,
+      roomShardSize: 10,
+      deliveryWorkerConcurrency: 2,
+      deliveryPostsPerSecond: 1000,
+    };
+
+    it("counts one broadcast today's way and the workers' way by hand", () => {
+      const c = largeRoomCost(INPUTS, ROOM);
+      assert.equal(c.shards, 2);
+      // Today: 1 inbound + 20 posts; one invocation of 10 + 20 x 1 = 30 ms; reads 1 + 20 x 0.1 = 3; writes 2.
+      assert.deepEqual(c.today.perMessage, {
+        apiGatewayMessages: 21,
+        lambdaRequests: 1,
+        lambdaGbSeconds: 0.03,
+        readUnits: 3,
+        writeUnits: 2,
+        sqsRequests: 0,
+        logBytes: 700 + 300,
+        longestInvocationMs: 30,
+      });
+      // Workers: route (fixed reads 1 + its first page: the summary and 20 members, 21 x 0.1 = 2.1, so 3)
+      // + per shard its Query (10 x 0.1 = 1) = 6 read units;
+      // SQS: 1 SendMessageBatch chunk + per job a receive and a delete = 5 requests; GB-s 0.02 + 2 x 0.03.
+      const w = c.workers.perMessage;
+      assert.equal(w.apiGatewayMessages, 21);
+      assert.equal(w.lambdaRequests, 3);
+      close(w.lambdaGbSeconds, 0.08);
+      assert.equal(w.readUnits, 6);
+      assert.equal(w.writeUnits, 2);
+      assert.equal(w.sqsRequests, 5);
+      assert.equal(w.longestInvocationMs, 30);
+      assert.equal(w.logBytes, 700 + 300 + 2 * (700 + 300));
+    });
+
+    it("prices the SQS requests at the FIFO rate, idle long polling of 5 pollers included", () => {
+      const c = largeRoomCost(INPUTS, ROOM);
+      // 60 messages x 5 requests + 5 pollers x 3 polls a minute x 60 minutes = 300 + 900.
+      const sqs = c.workers.services.find((s) => s.service === "SQS")!;
+      assert.equal(sqs.lines[0].quantity, 1200);
+      close(sqs.usd, 1200 * 0.5e-6);
+      assert.equal(PRICES.sqsFifoRequest.usd, 0.5e-6);
+      assert.equal(
+        c.today.services.find((s) => s.service === "SQS"),
+        undefined,
+      );
+      close(c.today.usdPerDelivery, c.today.totalUsd / (60 * 20));
+      close(c.ratio, c.workers.usdPerDelivery / c.today.usdPerDelivery);
+    });
+
+    it("bills a SendMessageBatch per 64 KB chunk of its entries", () => {
+      // 16 shards: 2 batches (10 + 6 jobs) of 100 KB frames: ceil(10 x 102,700 / 65,536) = 16 and 10 chunks.
+      const c = largeRoomCost(INPUTS, { ...ROOM, members: 160 }, { ...LARGE_ROOM_DESIGN, frameBytes: 102_400, jobEnvelopeBytes: 300 });
+      assert.equal(c.shards, 16);
+      // Receives: 16 x ceil(102,700 / 65,536) = 32 chunks; deletes: 16.
+      assert.equal(c.workers.perMessage.sqsRequests, 16 + 10 + 32 + 16);
+    });
+
+    it("at 100,000 members with the committed measurements stays within 10% of today's cost per delivery", () => {
+      const { inputs } = loadCostInputs(path.join(__dirname, "..", "..", "bench", "results.json"));
+      const c = largeRoomCost(inputs, { ...DEFAULT_LARGE_ROOM, members: 100_000 });
+      assert.ok(c.withinTenPercent, `ratio ${c.ratio}`);
+      assert.ok(c.workers.readUnitsPerDelivery <= c.today.readUnitsPerDelivery * 1.1);
+      assert.ok(c.today.perMessage.longestInvocationMs > 29_000, "today's route would pass the integration timeout");
+      assert.ok(c.workers.perMessage.longestInvocationMs < 29_000);
+    });
+
+    it("docs/cost.md's 100,000-member example is what npm run cost prints from the committed results", () => {
+      const { inputs } = loadCostInputs(path.join(__dirname, "..", "..", "bench", "results.json"));
+      const printed = formatLargeRoom(largeRoomCost(inputs, { ...DEFAULT_LARGE_ROOM, members: 100_000 })).split("\n");
+      const doc = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "cost.md"), "utf8");
+      const block = doc.slice(doc.indexOf("$ npm run cost -- --large-room-members 100000")).split("```")[0].split("\n").slice(1);
+      const shown = block.filter((l) => l.trim() !== "");
+      assert.ok(shown.length >= 15, "the example is in docs/cost.md");
+      for (const l of shown) assert.ok(printed.includes(l), `docs/cost.md shows a line npm run cost does not print: ${l}`);
+    });
+
+    it("takes the large-room case alone or beside the workload, and refuses its flags without --large-room-members", () => {
+      const alone = parseArgs(["--large-room-members", "100000", "--large-room-messages-per-minute", "2", "--worker-concurrency", "8"]);
+      assert.equal(alone.workload, undefined);
+      assert.deepEqual(alone.largeRoom, { ...DEFAULT_LARGE_ROOM, members: 100_000, messagesPerMinute: 2, deliveryWorkerConcurrency: 8 });
+      const both = parseArgs(["--connections", "10", "--rooms", "1", "--messages-per-minute", "1", "--large-room-members", "5000"]);
+      assert.ok(both.workload && both.largeRoom);
+      assert.throws(
+        () => parseArgs(["--connections", "10", "--rooms", "1", "--messages-per-minute", "1", "--worker-concurrency", "8"]),
+        (e: Error) => e instanceof CostInputError && /--worker-concurrency needs --large-room-members/.test(e.message),
+      );
+      assert.throws(
+        () => parseArgs(["--large-room-members", "100000", "--worker-concurrency", "1"]),
+        (e: Error) => e instanceof CostInputError && /--worker-concurrency must be an integer from 2 to 1000/.test(e.message),
+      );
+      assert.throws(() => parseArgs(["--large-room-members", "0"]), /--large-room-members must be an integer/);
     });
   });
 });
