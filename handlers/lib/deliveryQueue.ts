@@ -143,3 +143,12 @@ export function createDeliveryQueue(config: HandlerConfig, env: NodeJS.ProcessEn
   );
   return { url, send: (jobs, log) => sendJobs(sqs, url, jobs, log) };
 }
+
+/** A function's runtime with its delivery queue, if it was given one (the producers' factories call this). */
+export function withDeliveryQueue<R extends { readonly config: HandlerConfig }>(
+  rt: R,
+  env: NodeJS.ProcessEnv = process.env,
+): R & { readonly deliveries?: DeliveryQueue } {
+  const deliveries = createDeliveryQueue(rt.config, env);
+  return deliveries ? { ...rt, deliveries } : rt;
+}
