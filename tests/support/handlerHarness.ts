@@ -200,6 +200,7 @@ export function sqsEvent(body: string, receiveCount = 1, messageId = randomBytes
         attributes: {
           ApproximateReceiveCount: String(receiveCount),
           SentTimestamp: String(Date.now()),
+          SenderId: "AIDATEST",
           ApproximateFirstReceiveTimestamp: String(Date.now()),
         },
         messageAttributes: {},
