@@ -30,9 +30,15 @@ import { createRuntime, requireFanout, withInvocation, type Runtime } from "../l
 
 /**
  * Time kept in hand before the function's timeout: a slice in flight can take up to the SDK's 5 s
- * request timeout (clients.ts SDK_TIMEOUTS), and the clean-up after it a little more.
+ * request timeout (clients.ts SDK_TIMEOUTS), and the clean-up after it a little more; at most a
+ * third of the time the invocation started with (timeoutMargin), so a short timeout still delivers.
  */
 export const TIMEOUT_MARGIN_MS = 6_000;
+
+/** The margin of an invocation that started with `remainingMs` before its timeout. */
+export function timeoutMargin(remainingMs: number): number {
+  return Math.min(TIMEOUT_MARGIN_MS, Math.floor(remainingMs / 3));
+}
 
 /** Test hooks (a fixture builds the worker with them to fail it mid-shard); none in production. */
 export interface WorkerHooks {
@@ -86,6 +92,7 @@ export async function deliverRecord(
   const job: DeliveryJob = parseJob(record.body);
   const jobLog = log.child({ roomId: job.roomId, shard: job.shard, broadcastId: job.id });
   const startedMs = Date.now();
+  const margin = context ? timeoutMargin(context.getRemainingTimeInMillis()) : 0;
   // The job's age when its worker starts: how far delivery lags behind the room (one job per invocation).
   rt.usage.count("DeliveryJobAge", Math.max(0, startedMs - job.enqueuedAtMs));
   const { members, expired } = await readShard(rt, job.roomId, job.shard, epochSeconds(startedMs));
@@ -96,7 +103,7 @@ export async function deliverRecord(
   let failed = 0;
   let outOfTime = false;
   for (let i = 0; i < targets.length; i += slice) {
-    if (context && context.getRemainingTimeInMillis() < TIMEOUT_MARGIN_MS) {
+    if (context && context.getRemainingTimeInMillis() < margin) {
       outOfTime = true;
       break;
     }

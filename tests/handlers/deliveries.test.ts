@@ -22,6 +22,7 @@ import {
   type DeliveryJob,
 } from "../../handlers/lib/deliveries";
 import { isDeliveryQueueError, sendJobs, type SqsSender } from "../../handlers/lib/deliveryQueue";
+import { TIMEOUT_MARGIN_MS, timeoutMargin } from "../../handlers/functions/deliver";
 import { createLogger } from "../../handlers/lib/logger";
 import { createHarness, sqsEvent, type Harness, type TestConnection } from "../support/handlerHarness";
 import { startFakeSqs, type FakeSqs } from "../support/fakeSqs";
@@ -61,6 +62,11 @@ describe("deliveries: the job contract", () => {
     );
     for (const b of batches) assert.ok(b.reduce((n, j) => n + Buffer.byteLength(encodeJob(j)), 0) <= SQS_BATCH_BYTES);
     assert.throws(() => batchJobs([job({ frame: { message: "x".repeat(SQS_BATCH_BYTES) } })]), /over/);
+  });
+
+  it("keeps a margin before the timeout that a short timeout leaves room for (at most a third of it)", () => {
+    assert.equal(timeoutMargin(60_000), TIMEOUT_MARGIN_MS);
+    assert.equal(timeoutMargin(4_000), 1_333);
   });
 
   it("paces at its rate: n posts beyond the burst wait n / rate seconds (fake clock)", async () => {
@@ -336,10 +342,10 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     h.api.clearFrames();
     const body = encodeJob(job({ id: "late-1", roomId: "big-6", frame: { type: "system", messageId: "late-1", message: "x" } }));
     const record = recordOf(body);
-    const out = await h.deliver()(
-      { Records: [record] },
-      { functionName: "deliver", awsRequestId: "r", getRemainingTimeInMillis: () => 1000 },
-    );
+    // 9 s left when the record starts (margin 3 s), 1 s at the first slice.
+    let calls = 0;
+    const context = { functionName: "deliver", awsRequestId: "r", getRemainingTimeInMillis: () => (calls++ === 0 ? 9000 : 1000) };
+    const out = await h.deliver()({ Records: [record] }, context);
     assert.deepEqual(out.batchItemFailures, [{ itemIdentifier: record.messageId }]);
     for (const m of members) assert.equal(h.frames(m).filter((f) => f.messageId === "late-1").length, 0);
   });
