@@ -24,6 +24,7 @@ import {
 import { isDeliveryQueueError, sendJobs, type SqsSender } from "../../handlers/lib/deliveryQueue";
 import { TIMEOUT_MARGIN_MS, timeoutMargin } from "../../handlers/functions/deliver";
 import { createLogger } from "../../handlers/lib/logger";
+import { createPusher } from "../../push";
 import { createHarness, sqsEvent, type Harness, type TestConnection } from "../support/handlerHarness";
 import { startFakeSqs, type FakeSqs } from "../support/fakeSqs";
 
@@ -300,6 +301,34 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     for (const m of members.slice(1)) assert.equal(chatsOf(m, String(again?.messageId)).length, 1);
     const history = await h.send(members[1], { type: "history", roomId: "big-3", limit: 10 });
     assert.equal((history?.messages as unknown[]).filter((x) => (x as { message?: string }).message === "retry me").length, 1);
+  });
+
+  it("a backend's push to a large room is queued too, and the workers deliver it", async () => {
+    const members = await largeRoom("big-7", 4, 2, 2);
+    const pusher = createPusher({
+      connectionsTable: h.tables.connections,
+      roomsTable: h.tables.rooms,
+      messagesTable: h.tables.messages,
+      managementEndpoint: h.api.endpoint,
+      dynamoEndpoint: h.settings.dynamodbEndpoint,
+      credentials: { accessKeyId: "localPush", secretAccessKey: "local" },
+      deliveryQueueUrl: sqs.queueUrl,
+      sqsEndpoint: sqs.endpoint,
+      largeRoomUsers: 3,
+      logger: quiet,
+    });
+    try {
+      const from = sqs.accepted.length;
+      h.api.clearFrames();
+      const out = await pusher.toRoom("big-7", "maintenance at noon");
+      assert.equal(out.queued, 2);
+      assert.equal(out.delivered, 0);
+      assert.deepEqual(await runJobs(from), []);
+      for (const m of members)
+        assert.equal(h.frames(m).filter((f) => f.type === "system" && f.messageId === out.messageId).length, 1, m.userId);
+    } finally {
+      pusher.close();
+    }
   });
 
   function recordOf(body: string, receiveCount = 1): SqsRecord {
