@@ -493,8 +493,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         messageRetentionHours: settings.messageRetentionHours,
         webUrl,
         dynamodbEndpoint,
-        ...(deliveryQueueUrl ? { deliveryQueueUrl } : {}),
-        ...(sqs ? { sqsEndpoint: sqs.endpoint } : {}),
+        // The stack's deliveryQueueUrl and deliveryDlqUrl (issue 17), and the local-only sqsEndpoint.
+        ...(deliveryQueueUrl && sqs ? { deliveryQueueUrl, deliveryDlqUrl: sqs.queueUrl(dlqName), sqsEndpoint: sqs.endpoint } : {}),
       }),
       metricTotal: (metric, fn) => stats.emf.filter((r) => !fn || r.function === fn).reduce((sum, r) => sum + (r.values[metric] ?? 0), 0),
       resetStats: () => {
