@@ -7,7 +7,7 @@
  * or its time ran short (SQS then delivers it again).
  */
 import { strict as assert } from "node:assert";
-import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { SqsRecord } from "../../handlers/events";
 import { CONNECTION_LIFETIME_SECONDS, MEMBER_PREFIX, SUMMARY_SK, memberPartition } from "../../handlers/lib/data";
 import {
@@ -198,14 +198,20 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
   }
 
   async function setShards(roomId: string, shards: number): Promise<void> {
-    await h.doc.send(
-      new UpdateCommand({
-        TableName: h.tables.rooms,
-        Key: { roomId, sk: SUMMARY_SK },
-        UpdateExpression: "SET shards = :s",
-        ExpressionAttributeValues: { ":s": shards },
-      }),
-    );
+    await h.doc
+      .send(
+        new UpdateCommand({
+          TableName: h.tables.rooms,
+          Key: { roomId, sk: SUMMARY_SK },
+          UpdateExpression: "SET shards = :s",
+          // Never fewer shards than the sharded joins made.
+          ConditionExpression: "attribute_not_exists(shards) OR shards < :s",
+          ExpressionAttributeValues: { ":s": shards },
+        }),
+      )
+      .catch((err: unknown) => {
+        if ((err as Error).name !== "ConditionalCheckFailedException") throw err;
+      });
   }
 
   /** A room of `joined` members through $connect (shard 0) and `extra` written into shards 1..shards-1. */
@@ -296,7 +302,7 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     assert.match(String(refused?.message), /stored.*send the same frame again/);
     const again = await h.send(members[0], { type: "chat", message: "retry me", clientMessageId: "big-3-a" });
     assert.equal(again?.type, "chat");
-    assert.equal(sqs.accepted.length - from, 1, "the jobs, once");
+    assert.equal(sqs.accepted.length - from, await shardsOf("big-3"), "the jobs, once");
     assert.deepEqual(await runJobs(from), []);
     for (const m of members.slice(1)) assert.equal(chatsOf(m, String(again?.messageId)).length, 1);
     const history = await h.send(members[1], { type: "history", roomId: "big-3", limit: 10 });
@@ -331,6 +337,22 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     }
   });
 
+  /** The shard whose partition holds this member's item (sharded joins place it). */
+  async function shardOfMember(roomId: string, connectionId: string): Promise<number> {
+    for (let k = 0; k < 8; k++) {
+      const out = await h.doc.send(
+        new GetCommand({ TableName: h.tables.rooms, Key: { roomId: memberPartition(roomId, k), sk: MEMBER_PREFIX + connectionId } }),
+      );
+      if (out.Item) return k;
+    }
+    throw new Error(`${connectionId} is in no shard of ${roomId}`);
+  }
+
+  async function shardsOf(roomId: string): Promise<number> {
+    const out = await h.doc.send(new GetCommand({ TableName: h.tables.rooms, Key: { roomId, sk: SUMMARY_SK } }));
+    return Number(out.Item?.shards ?? 1);
+  }
+
   function recordOf(body: string, receiveCount = 1): SqsRecord {
     return sqsEvent(body, receiveCount).Records[0];
   }
@@ -345,20 +367,26 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     const members = await largeRoom("big-4", 4, 1, 0);
     h.api.clearFrames();
     h.api.fail(members[2].connectionId, 1, 500);
-    const body = encodeJob(job({ id: "fail-1", roomId: "big-4", frame: { type: "system", messageId: "fail-1", message: "x" } }));
+    const shard = await shardOfMember("big-4", members[2].connectionId);
+    const other = members.slice(0, 2).concat(members.slice(3));
+    const shardmates = [];
+    for (const m of other) if ((await shardOfMember("big-4", m.connectionId)) === shard) shardmates.push(m);
+    assert.ok(shardmates.length > 0, "another member in the shard");
+    const body = encodeJob(job({ id: "fail-1", roomId: "big-4", shard, frame: { type: "system", messageId: "fail-1", message: "x" } }));
     const first = await h.deliver()({ Records: [recordOf(body)] });
     assert.equal(first.batchItemFailures.length, 1);
     const second = await h.deliver()({ Records: [recordOf(body, 2)] });
     assert.deepEqual(second.batchItemFailures, []);
     assert.equal(h.frames(members[2]).filter((f) => f.messageId === "fail-1").length, 1);
     // The documented duplicate: the retry posted to the whole shard again.
-    assert.equal(h.frames(members[1]).filter((f) => f.messageId === "fail-1").length, 2);
+    assert.equal(h.frames(shardmates[0]).filter((f) => f.messageId === "fail-1").length, 2);
   });
 
   it("the worker removes a gone member as a route's broadcast does", async () => {
     const members = await largeRoom("big-5", 4, 1, 0);
     await h.vanish(members[3]);
-    const body = encodeJob(job({ id: "gone-1", roomId: "big-5", frame: { type: "system", messageId: "gone-1", message: "x" } }));
+    const shard = await shardOfMember("big-5", members[3].connectionId);
+    const body = encodeJob(job({ id: "gone-1", roomId: "big-5", shard, frame: { type: "system", messageId: "gone-1", message: "x" } }));
     assert.deepEqual((await h.deliver()({ Records: [recordOf(body)] })).batchItemFailures, []);
     const report = h.reports.filter((r) => r.function === "deliver").pop();
     assert.equal(report?.metrics.StaleConnectionsCleaned, 1);
