@@ -90,7 +90,7 @@ export interface LambdaContextLike {
 export type WebSocketHandler = (event: WebSocketEvent, context?: LambdaContextLike) => Promise<WebSocketResult>;
 export type AuthorizerHandler = (event: AuthorizerEvent, context?: LambdaContextLike) => Promise<AuthorizerResult>;
 /** A factory as `aws.lambda.CallbackFunction`'s `callbackFactory` takes it: runs once per cold start. */
-export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler;
+export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler | SqsHandler;
 
 /**
  * Lambda's SQS event and partial batch response (contract 3 of issue 17; Lambda Developer Guide,
@@ -142,3 +142,6 @@ export interface SqsEvent {
 export interface SqsBatchResponse {
   readonly batchItemFailures: { readonly itemIdentifier: string }[];
 }
+
+/** The `deliver` function's handler (issue 17): the records it reports failed come back from the queue. */
+export type SqsHandler = (event: SqsEvent, context?: LambdaContextLike) => Promise<SqsBatchResponse>;
