@@ -62,7 +62,8 @@ const TABLE_ARNS = Object.fromEntries(TABLE_NAMES.map((t) => [t, `arn:aws:dynamo
 >;
 const QUEUE_ARN = `arn:aws:sqs:${REGION}:${ACCT}:chat-dev-deliveries.fifo`;
 
-function policyOf(spec: FunctionSpec, deliveryQueueArn: string | undefined = QUEUE_ARN) {
+/** A function's policy; `null`: rendered without the queue's ARN. */
+function policyOf(spec: FunctionSpec, deliveryQueueArn: string | null = QUEUE_ARN) {
   return functionPolicy(spec, {
     tableArns: TABLE_ARNS,
     executionArn: EXEC,
@@ -106,7 +107,7 @@ describe("infra: delivery queue, pure parts", () => {
     assert.deepEqual(CONSUME_ACTIONS, ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]);
     for (const spec of FUNCTIONS) {
       const sqs = policyOf(spec).Statement.filter((s) => s.Action.some((a) => a.startsWith("sqs:")));
-      const expected = [
+      const expected: object[] = [
         ...(spec.enqueuesDeliveries
           ? [{ Sid: "EnqueueDeliveries", Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [QUEUE_ARN] }]
           : []),
@@ -120,7 +121,7 @@ describe("infra: delivery queue, pure parts", () => {
 
   it("refuses to render a producer's or the worker's policy without the queue's ARN", () => {
     for (const spec of [...PRODUCERS, ...WORKERS])
-      assert.throws(() => policyOf(spec, undefined), new RegExp(`function ${spec.name} uses the delivery queue`));
+      assert.throws(() => policyOf(spec, null), new RegExp(`function ${spec.name} uses the delivery queue`));
   });
 
   it("the worker's role holds exactly: its log group, the tables of its spec, POST and DELETE @connections, the consumer's SQS actions", () => {
