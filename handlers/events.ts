@@ -90,4 +90,42 @@ export interface LambdaContextLike {
 export type WebSocketHandler = (event: WebSocketEvent, context?: LambdaContextLike) => Promise<WebSocketResult>;
 export type AuthorizerHandler = (event: AuthorizerEvent, context?: LambdaContextLike) => Promise<AuthorizerResult>;
 /** A factory as `aws.lambda.CallbackFunction`'s `callbackFactory` takes it: runs once per cold start. */
-export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler;
+export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler | SqsHandler;
+
+/**
+ * Issue 17: the event a Lambda event source mapping on an SQS queue invokes a function with (Lambda
+ * developer guide, "Using Lambda with Amazon SQS"), and the partial batch response it reads back
+ * when the mapping has `functionResponseTypes: ["ReportBatchItemFailures"]`. The local event source
+ * mapping (local/eventSourceMapping.ts) produces the same shapes.
+ */
+export interface SqsRecord {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+  readonly body: string;
+  readonly attributes: {
+    readonly ApproximateReceiveCount: string;
+    readonly SentTimestamp: string;
+    readonly SenderId?: string;
+    readonly ApproximateFirstReceiveTimestamp?: string;
+    /** FIFO queues only. */
+    readonly SequenceNumber?: string;
+    readonly MessageGroupId?: string;
+    readonly MessageDeduplicationId?: string;
+  };
+  readonly messageAttributes: Readonly<Record<string, unknown>>;
+  readonly md5OfBody: string;
+  readonly eventSource: "aws:sqs";
+  readonly eventSourceARN: string;
+  readonly awsRegion: string;
+}
+
+export interface SqsEvent {
+  readonly Records: SqsRecord[];
+}
+
+/** The records that failed (their messageId): SQS makes them visible again; the others are deleted. */
+export interface SqsBatchResponse {
+  readonly batchItemFailures: { readonly itemIdentifier: string }[];
+}
+
+export type SqsHandler = (event: SqsEvent, context?: LambdaContextLike) => Promise<SqsBatchResponse>;
