@@ -10,7 +10,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { functionEnvironment, type DeploymentSettings } from "../handlers/env";
 import type { SettingValues } from "../handlers/settings";
 import type { HandlerFactory } from "../handlers/events";
-import { DELIVERY_QUEUE_URL_ENV } from "../handlers/lib/deliveries";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type FunctionSpec } from "../handlers/routes";
 import type { TableName } from "../handlers/tables";
 import { ApiGatewayAccountLogging } from "./apiGatewayAccount";
@@ -47,7 +46,7 @@ export const ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = {
 /** Deployment settings the API hands to every function (the rest is resolved from resources). */
 export type FunctionSettings = Omit<
   DeploymentSettings & SettingValues,
-  "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"
+  "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint" | "deliveryQueueUrl" | "sqsEndpoint"
 > & {
   readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
 };
@@ -262,17 +261,18 @@ export class WebSocketApi extends pulumi.ComponentResource {
         const queueUrl = spec.enqueuesDeliveries ? queue?.queueUrl : undefined;
         const environment = pulumi
           .all([args.tableNames, managementEndpoint, secretArn ?? pulumi.output(undefined), queueUrl ?? pulumi.output(undefined)])
-          .apply(([tableNames, managementEndpoint, authSecretArn, deliveryQueueUrl]) => ({
-            ...functionEnvironment(spec, {
+          .apply(([tableNames, managementEndpoint, authSecretArn, deliveryQueueUrl]) =>
+            functionEnvironment(spec, {
               ...args.settings,
               tableNames,
               managementEndpoint,
               stage: stageName,
               tracing,
               auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
+              // DELIVERY_QUEUE_URL, for the functions that enqueue (env.ts).
+              ...(deliveryQueueUrl ? { deliveryQueueUrl } : {}),
             }),
-            ...(deliveryQueueUrl ? { [DELIVERY_QUEUE_URL_ENV]: deliveryQueueUrl } : {}),
-          }));
+          );
         functions[spec.name] = new ChatFunction(
           `${name}-${spec.name}`,
           {
