@@ -25,6 +25,7 @@ import {
   visibilityTimeoutSeconds,
 } from "../../infra/deliveryQueue";
 import { CONSUME_ACTIONS, ENQUEUE_ACTIONS, functionPolicy } from "../../infra/policies";
+import { isAuthorizer, isConnectPath, isMessageHandler } from "../../infra/websocketApi";
 import { pushPolicyDocument } from "../../infra/pushPolicy";
 import { ACCOUNT, PROJECT, json, stackRun, type RecordedResource, type StackName, type StackRun } from "./support/stack";
 
@@ -99,6 +100,17 @@ describe("infra: delivery queue, pure parts", () => {
     assert.equal(deliveryWorkerTimeoutSeconds({ ...base, roomShardSize: 10_000 }), 60);
     // 2 x 10,000 at 10/s = 2000 s; x3 exceeds Lambda's 900 s.
     assert.equal(deliveryWorkerTimeoutSeconds({ ...base, roomShardSize: 10_000, deliveryWorkerConcurrency: 500 }), undefined);
+  });
+
+  it("a function without a route is the authorizer only when no queue triggers it: the worker is neither on the $connect path nor a message route", () => {
+    assert.deepEqual(
+      FUNCTIONS.filter(isAuthorizer).map((f) => f.name),
+      ["authorizer"],
+    );
+    for (const w of WORKERS) {
+      assert.equal(isConnectPath(w), false, "no provisioned concurrency for the worker");
+      assert.equal(isMessageHandler(w), false, "reservedConcurrency is the routes'");
+    }
   });
 
   it("grants a producer sqs:SendMessage on the delivery queue only, and the worker exactly what its event source mapping needs", () => {
