@@ -1,6 +1,6 @@
 /**
- * The chat API stack: config, encryption key, tables, WebSocket API (with its functions),
- * monitoring and the backends' push policy, composed; nothing else lives here (../shared/STYLE.md).
+ * The chat API stack: config, encryption key, tables, the large rooms' delivery queue, WebSocket
+ * API (with its functions and the queue's worker), monitoring and the backends' push policy, composed; nothing else lives here (../shared/STYLE.md).
  */
 import * as aws from "@pulumi/aws";
 import { FACTORIES } from "./handlers";
@@ -9,6 +9,7 @@ import { settingsFromConfig } from "./handlers/settings";
 import { TABLE_NAMES } from "./handlers/tables";
 import { ChatTables } from "./infra/chatTables";
 import { loadConfig } from "./infra/config";
+import { DeliveryQueue } from "./infra/deliveryQueue";
 import { EncryptionKey } from "./infra/encryptionKey";
 import { Monitoring } from "./infra/monitoring";
 import { PushPolicy } from "./infra/pushPolicy";
@@ -30,6 +31,9 @@ const tables = new ChatTables(prefix, {
   pointInTimeRecovery: config.pointInTimeRecovery,
   tags,
 });
+
+// Large rooms' broadcasts, one job per shard, read by the `deliver` worker (docs/deploy.md, "The delivery queue").
+const deliveries = new DeliveryQueue(prefix, { namePrefix: prefix, workerTimeoutSeconds: config.deliveryWorkerTimeoutSeconds, tags });
 
 const api = new WebSocketApi(prefix, {
   namePrefix: prefix,
@@ -61,6 +65,12 @@ const api = new WebSocketApi(prefix, {
   logKmsKeyArn: key.keyArn,
   manageApiGatewayAccount: config.manageApiGatewayAccount,
   protectData,
+  deliveryQueue: {
+    queueArn: deliveries.queueArn,
+    queueUrl: deliveries.queueUrl,
+    maximumConcurrency: config.deliveryWorkerConcurrency,
+    workerTimeoutSeconds: config.deliveryWorkerTimeoutSeconds,
+  },
   tags,
 });
 
@@ -72,6 +82,7 @@ const monitoring = new Monitoring(prefix, {
   routeKeys: api.routeKeys,
   functions: Object.entries(api.functions).map(([name, fn]) => ({ name, lambda: fn.lambda, logGroupName: fn.logGroupName })),
   tables: TABLE_NAMES.map((name) => ({ name, table: tables.tables[name] })),
+  deliveryQueue: { queueName: deliveries.queueName, dlqName: deliveries.dlqName, workerName: Object.keys(api.triggers)[0] },
   accessLogGroupName: api.accessLogGroupName,
   metricsNamespace: DEFAULT_METRICS_NAMESPACE,
   detailedMonitoring: config.enableDetailedMonitoring,
@@ -88,6 +99,7 @@ const pushPolicy = new PushPolicy(prefix, {
   tableArns: tables.arns,
   executionArn: api.executionArn,
   stage: config.stageName,
+  deliveryQueueArn: deliveries.queueArn,
   tags,
 });
 
@@ -103,6 +115,9 @@ export const dashboardUrl = monitoring.dashboardUrl;
 export const alarmTopicArn = monitoring.alarmTopicArn;
 export const pushPolicyArn = pushPolicy.arn;
 export const pushPolicyJson = pushPolicy.json;
+// What producers send large rooms' jobs to, and where the jobs that failed 5 times wait (docs/deploy.md).
+export const deliveryQueueUrl = deliveries.queueUrl;
+export const deliveryDlqUrl = deliveries.dlqUrl;
 // The push module and `npm run push` read these, so a push is validated like a chat message and kept as long.
 export const maxMessageBytes = config.maxMessageBytes;
 export const messageRetentionHours = config.messageRetentionHours;

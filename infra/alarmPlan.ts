@@ -29,6 +29,9 @@ export function alarmPlan(
     { key: "server-errors", metrics: ["AWS/ApiGateway/ExecutionError", "AWS/ApiGateway/IntegrationError"] },
     { key: "rejected-connects", metrics: [`${metricsNamespace}/${METRICS.rejectedConnects}`] },
     { key: "failed-deliveries", metrics: [`${metricsNamespace}/${METRICS.failedDeliveries}`] },
+    // The delivery queue of large rooms (infra/deliveryQueue.ts): its oldest job's age, its dead letters.
+    { key: "delivery-queue-age", metrics: ["AWS/SQS/ApproximateAgeOfOldestMessage"] },
+    { key: "delivery-dlq-depth", metrics: ["AWS/SQS/ApproximateNumberOfMessagesVisible"] },
   ];
 }
 

@@ -58,6 +58,8 @@ export interface ChatFunctionArgs {
   readonly stage: string;
   /** ARN of the HS256 secret, granted only if the spec reads it (default none). */
   readonly authSecretArn?: pulumi.Input<string>;
+  /** ARN of the delivery queue: SendMessage for a spec that enqueues deliveries, the consumer's actions for its trigger. */
+  readonly deliveryQueueArn?: pulumi.Input<string>;
   /** Active X-Ray tracing and its IAM (default false: PassThrough, no X-Ray permission). */
   readonly tracing?: boolean;
   /** Memory in MB (default 256). */
@@ -128,8 +130,8 @@ export class ChatFunction extends pulumi.ComponentResource {
       { parent: this },
     );
     this.policy = pulumi
-      .all([args.tableArns, args.executionArn, logGroup.arn, args.authSecretArn])
-      .apply(([tableArns, executionArn, logGroupArn, authSecretArn]) =>
+      .all([args.tableArns, args.executionArn, logGroup.arn, args.authSecretArn, args.deliveryQueueArn])
+      .apply(([tableArns, executionArn, logGroupArn, authSecretArn, deliveryQueueArn]) =>
         JSON.stringify(
           functionPolicy(args.spec, {
             tableArns,
@@ -137,6 +139,7 @@ export class ChatFunction extends pulumi.ComponentResource {
             stage: args.stage,
             logGroupArn,
             ...(authSecretArn ? { authSecretArn } : {}),
+            ...(deliveryQueueArn ? { deliveryQueueArn } : {}),
             tracing,
           }),
         ),

@@ -40,6 +40,8 @@ export interface AlarmThresholds {
   readonly rejectedConnects: number;
   /** `FailedDeliveries` (non-Gone `@connections` failures after retries) per period. */
   readonly failedDeliveries: number;
+  /** The delivery queue's ApproximateAgeOfOldestMessage (seconds, maximum over the period) that alarms. */
+  readonly deliveryAgeSeconds: number;
   /** Alarm period in seconds (a multiple of 60: every metric alarmed on has 1-minute resolution). */
   readonly periodSeconds: number;
   /** Consecutive breaching periods before an alarm fires. */
@@ -89,6 +91,12 @@ export interface StackConfig extends SettingValuesByConfigKey {
   readonly allowedOrigins: readonly string[];
   /** Whether this stack sets API Gateway's account-wide CloudWatch Logs role (one per account and region). */
   readonly manageApiGatewayAccount: boolean;
+  /**
+   * Timeout of the `deliver` worker in seconds (deliveryWorkerTimeoutSeconds): long enough to post a
+   * whole shard at the worker's share of deliveryPostsPerSecond. The delivery queue's visibility
+   * timeout is 6 times it (Lambda developer guide, SQS event source mapping).
+   */
+  readonly deliveryWorkerTimeoutSeconds: number;
   readonly alarms: AlarmThresholds;
 }
 
@@ -220,6 +228,12 @@ export const CONFIG_SCHEMA = {
     type: "integer",
     default: 10,
     description: "Alarm when this many deliveries fail (non-Gone errors) in a period (>= 1).",
+  },
+  alarmDeliveryAgeSeconds: {
+    type: "integer",
+    default: 300,
+    description:
+      "Alarm when the oldest message of the delivery queue (large rooms' broadcasts waiting for a worker) is this many seconds old (60-86400).",
   },
   alarmPeriodSeconds: {
     type: "integer",
@@ -384,6 +398,61 @@ export function stackSlug(stack: string): string {
 }
 
 /**
+ * API Gateway's request quota of an account in a region: 10,000 a second (burst 5,000), shared by
+ * every API there and by every `@connections` call (AWS-FACTS: Limits). deliveryPostsPerSecond is
+ * the delivery workers' share of it and may not exceed it. A quota AWS has raised for the account is
+ * not visible to the program: see docs/deploy.md, "The delivery queue".
+ */
+export const ACCOUNT_POSTS_PER_SECOND = 10_000;
+
+/** Lambda's longest timeout (the worker is invoked by its event source mapping, not by API Gateway). */
+export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+
+/**
+ * Timeout of the `deliver` worker: a shard holds at most about 2 x roomShardSize users (handlers/
+ * settings.ts roomShardSize) and each worker posts at deliveryPostsPerSecond / deliveryWorkerConcurrency
+ * a second, so a shard takes at most 2 x roomShardSize x concurrency / postsPerSecond seconds; three
+ * times that leaves room for DynamoDB reads, retries of throttled posts and a cold start, and never
+ * less than lambdaTimeoutSeconds. Undefined when that exceeds Lambda's 900 s.
+ */
+export function deliveryWorkerTimeoutSeconds(c: {
+  readonly roomShardSize: number;
+  readonly deliveryWorkerConcurrency: number;
+  readonly deliveryPostsPerSecond: number;
+  readonly lambdaTimeoutSeconds: number;
+}): number | undefined {
+  const shardSeconds = (2 * c.roomShardSize * c.deliveryWorkerConcurrency) / c.deliveryPostsPerSecond;
+  const timeout = Math.max(c.lambdaTimeoutSeconds, Math.ceil(3 * shardSeconds));
+  return timeout <= MAX_LAMBDA_TIMEOUT_SECONDS ? timeout : undefined;
+}
+
+/** The delivery settings' combined constraints (each is in its own range already). */
+function validateDelivery(settings: SettingValuesByConfigKey, lambdaTimeoutSeconds: number): number {
+  const posts = settings.deliveryPostsPerSecond;
+  const workers = settings.deliveryWorkerConcurrency;
+  if (posts > ACCOUNT_POSTS_PER_SECOND) {
+    throw configError(
+      "deliveryPostsPerSecond",
+      `"${posts}" is not allowed; allowed values: at most ${ACCOUNT_POSTS_PER_SECOND}, the account's API Gateway requests per second in a region (shared by every API and @connections call there)`,
+    );
+  }
+  if (posts < workers) {
+    throw configError(
+      "deliveryPostsPerSecond",
+      `"${posts}" is not allowed; allowed values: at least deliveryWorkerConcurrency (${workers}): each worker posts deliveryPostsPerSecond / deliveryWorkerConcurrency a second`,
+    );
+  }
+  const timeout = deliveryWorkerTimeoutSeconds({ ...settings, lambdaTimeoutSeconds });
+  if (timeout === undefined) {
+    throw configError(
+      "roomShardSize",
+      `"${settings.roomShardSize}" is not allowed with deliveryWorkerConcurrency ${workers} and deliveryPostsPerSecond ${posts}; allowed values: a shard a worker can post within Lambda's ${MAX_LAMBDA_TIMEOUT_SECONDS} s (3 x 2 x roomShardSize x deliveryWorkerConcurrency / deliveryPostsPerSecond <= ${MAX_LAMBDA_TIMEOUT_SECONDS})`,
+    );
+  }
+  return timeout;
+}
+
+/**
  * Validates raw config (missing keys take CONFIG_SCHEMA's defaults) for the stack `stack`. Throws
  * ConfigError naming the key and its allowed values for the first bad value, and for a key this
  * program does not know.
@@ -460,20 +529,24 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     );
   }
 
+  const settings = readSettings(r);
+  // The integration times out at 29 s whatever the function's timeout (AWS-FACTS: Limits).
+  const lambdaTimeoutSeconds = r.integer("lambdaTimeoutSeconds", 1, 29);
+  const workerTimeout = validateDelivery(settings, lambdaTimeoutSeconds);
+
   return {
     environment,
     projectName,
     stack,
     resourcePrefix: namePrefix || `${projectName}-${stackSlug(stack)}`,
     stageName: environment,
-    ...readSettings(r),
+    ...settings,
     logRetentionDays: r.integerIn("logRetentionDays", LOG_RETENTION_DAYS),
     // Account-level WebSocket throttle: 10,000 rps, burst 5,000 (AWS-FACTS: Limits).
     throttlingBurstLimit: r.integer("throttlingBurstLimit", 0, 5000),
     throttlingRateLimit: r.integer("throttlingRateLimit", 0, 10000),
     lambdaMemoryMb: r.integer("lambdaMemoryMb", 128, 10240),
-    // The integration times out at 29 s whatever the function's timeout (AWS-FACTS: Limits).
-    lambdaTimeoutSeconds: r.integer("lambdaTimeoutSeconds", 1, 29),
+    lambdaTimeoutSeconds,
     reservedConcurrency,
     provisionedConcurrency: r.integer("provisionedConcurrency", 0, 100),
     auth: { mode, issuer, audience, ...(jwksUrl ? { jwksUrl } : {}) },
@@ -482,6 +555,7 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
     pointInTimeRecovery: r.boolean("pointInTimeRecovery"),
     allowedOrigins,
     manageApiGatewayAccount: r.boolean("manageApiGatewayAccount"),
+    deliveryWorkerTimeoutSeconds: workerTimeout,
     alarms: {
       lambdaErrorRatePercent: r.integer("alarmLambdaErrorRatePercent", 1, 100),
       dynamoThrottleEvents: r.integer("alarmDynamoThrottleEvents", 1, 1_000_000),
@@ -489,6 +563,8 @@ export function validateConfig(raw: RawConfig, stack = "dev"): StackConfig {
       serverErrors: r.integer("alarmServerErrors", 1, 1_000_000),
       rejectedConnects: r.integer("alarmRejectedConnects", 1, 1_000_000),
       failedDeliveries: r.integer("alarmFailedDeliveries", 1, 1_000_000),
+      // At least a minute (the SQS metric's resolution), at most a day: a delivery that old is useless.
+      deliveryAgeSeconds: r.integer("alarmDeliveryAgeSeconds", 60, 86400),
       periodSeconds,
       evaluationPeriods: r.integer("alarmEvaluationPeriods", 1, 100),
     },

@@ -35,6 +35,16 @@ export interface MonitoredTable {
   readonly table: aws.dynamodb.Table;
 }
 
+/** The delivery queue of large rooms and its worker (infra/deliveryQueue.ts, the `deliver` function). */
+export interface MonitoredDeliveryQueue {
+  /** QueueName dimension of the queue's AWS/SQS metrics. */
+  readonly queueName: pulumi.Input<string>;
+  /** QueueName dimension of the dead-letter queue's metrics. */
+  readonly dlqName: pulumi.Input<string>;
+  /** Logical name of the worker among `functions` (its duration, throttles and concurrency are graphed with the queue). */
+  readonly workerName?: string;
+}
+
 export interface MonitoringArgs {
   /** Prefix of the dashboard, alarm and topic names. */
   readonly namePrefix: string;
@@ -50,6 +60,8 @@ export interface MonitoringArgs {
   readonly functions: readonly MonitoredFunction[];
   /** Every table: one throttling alarm and one dashboard line each. */
   readonly tables: readonly MonitoredTable[];
+  /** The delivery queue: its age and dead-letter alarms and its dashboard row. */
+  readonly deliveryQueue: MonitoredDeliveryQueue;
   /** Access-log group of the stage (dashboard log query). */
   readonly accessLogGroupName: pulumi.Input<string>;
   /** EMF namespace of the chat metrics. */
@@ -259,6 +271,42 @@ export class Monitoring extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // SQS publishes its metrics every minute at no charge (AWS/SQS, QueueName); an alarm costs its one metric.
+    alarms["delivery-queue-age"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-delivery-queue-age`,
+      {
+        ...common,
+        name: alarmName(args.namePrefix, "delivery-queue-age"),
+        alarmDescription: `The delivery queue's oldest job waited ${t.deliveryAgeSeconds}s: large rooms' messages arrive late (workers too few or too slow, or failing)`,
+        namespace: "AWS/SQS",
+        metricName: "ApproximateAgeOfOldestMessage",
+        dimensions: { QueueName: args.deliveryQueue.queueName },
+        statistic: "Maximum",
+        period,
+        threshold: t.deliveryAgeSeconds,
+      },
+      { parent: this },
+    );
+
+    // Any job in the dead-letter queue is a broadcast some members of a large room never got.
+    alarms["delivery-dlq-depth"] = new aws.cloudwatch.MetricAlarm(
+      `${name}-delivery-dlq-depth`,
+      {
+        ...common,
+        comparisonOperator: "GreaterThanThreshold",
+        name: alarmName(args.namePrefix, "delivery-dlq-depth"),
+        alarmDescription:
+          "Jobs are in the delivery dead-letter queue (failed 5 receives): read them and redrive (docs/deploy.md, The delivery queue)",
+        namespace: "AWS/SQS",
+        metricName: "ApproximateNumberOfMessagesVisible",
+        dimensions: { QueueName: args.deliveryQueue.dlqName },
+        statistic: "Maximum",
+        period,
+        threshold: 0,
+      },
+      { parent: this },
+    );
+
     const dashboard = new cloudwatch.Dashboard(
       `${name}-dashboard`,
       {
@@ -303,6 +351,63 @@ function chatSearch(namespace: string, metric: string, stage: string, period: nu
     `SEARCH('{${namespace},Stage,Function} MetricName="${metric}" Stage="${stage}"', 'Sum', ${period})`,
     "",
   );
+}
+
+/** The delivery queue's row: how long jobs wait, how many, the dead-letter queue, and the worker. */
+export function deliveryQueueRow(args: MonitoringArgs): cloudwatch.RowWidget {
+  const q = args.deliveryQueue;
+  const sqs = (queueName: pulumi.Input<string>, metricName: string, statistic: "Maximum" | "Sum", label: string) =>
+    new cloudwatch.Metric({ namespace: "AWS/SQS", name: metricName, dimensions: { QueueName: queueName }, statistic, period: 60, label });
+  const worker = args.functions.find((f) => f.name === q.workerName);
+  const widgets: cloudwatch.Widget[] = [
+    header("## Delivery queue (large rooms)"),
+    new cloudwatch.LineGraphMetricWidget({
+      ...GRAPH,
+      title: "Age of the oldest job (s)",
+      period: 60,
+      metrics: [sqs(q.queueName, "ApproximateAgeOfOldestMessage", "Maximum", "oldest job")],
+    }),
+    new cloudwatch.LineGraphMetricWidget({
+      ...GRAPH,
+      title: "Jobs waiting and in flight",
+      period: 60,
+      metrics: [
+        sqs(q.queueName, "ApproximateNumberOfMessagesVisible", "Maximum", "waiting"),
+        sqs(q.queueName, "ApproximateNumberOfMessagesNotVisible", "Maximum", "in flight"),
+        sqs(q.queueName, "NumberOfMessagesSent", "Sum", "sent per minute"),
+      ],
+    }),
+    new cloudwatch.LineGraphMetricWidget({
+      ...GRAPH,
+      title: "Dead-letter queue (jobs)",
+      period: 60,
+      metrics: [sqs(q.dlqName, "ApproximateNumberOfMessagesVisible", "Maximum", "dead letters")],
+    }),
+  ];
+  if (worker) {
+    widgets.push(
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Worker duration (ms)",
+        period: 60,
+        metrics: [
+          lambdaMetrics.duration({ function: worker.lambda, extendedStatistic: 50, period: 60, label: "p50" }),
+          lambdaMetrics.duration({ function: worker.lambda, statistic: "Maximum", period: 60, label: "max" }),
+        ],
+      }),
+      new cloudwatch.LineGraphMetricWidget({
+        ...GRAPH,
+        title: "Workers: concurrency, throttles, errors",
+        period: 60,
+        metrics: [
+          lambdaMetrics.concurrentExecutions({ function: worker.lambda, statistic: "Maximum", period: 60, label: "concurrent (max)" }),
+          lambdaMetrics.throttles({ function: worker.lambda, statistic: "Sum", period: 60, label: "throttles" }),
+          lambdaMetrics.errors({ function: worker.lambda, statistic: "Sum", period: 60, label: "errors" }),
+        ],
+      }),
+    );
+  }
+  return new cloudwatch.RowWidget(...widgets);
 }
 
 /** The dashboard's rows, one per section of issue 5 (connections, messages, Lambda, DynamoDB, chat). */
@@ -507,6 +612,8 @@ export function dashboardRows(args: MonitoringArgs, alarms: readonly aws.cloudwa
       }),
     ),
   );
+
+  rows.push(deliveryQueueRow(args));
 
   const chatMetrics = [
     METRICS.messagesSent,

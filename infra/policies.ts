@@ -28,6 +28,33 @@ export interface FunctionPolicyInputs {
   /** Secrets Manager ARN of the HS256 secret; only in shared-secret mode. */
   readonly authSecretArn?: string;
   readonly tracing: boolean;
+  /**
+   * ARN of the delivery queue (infra/deliveryQueue.ts): required for a function that enqueues
+   * deliveries or is triggered by the queue.
+   */
+  readonly deliveryQueueArn?: string;
+}
+
+/** What a producer of delivery jobs needs: SendMessage only (the URL comes from its environment, no GetQueueUrl). */
+export const ENQUEUE_ACTIONS: readonly string[] = ["sqs:SendMessage"];
+
+/**
+ * What the worker's event source mapping does with the function's role (Lambda developer guide,
+ * "Amazon SQS execution role permissions": ReceiveMessage, DeleteMessage, GetQueueAttributes), and
+ * ChangeMessageVisibility, with which Lambda returns a message it could not hand to a throttled
+ * function. The worker's code itself makes none of these calls.
+ */
+export const CONSUME_ACTIONS: readonly string[] = [
+  "sqs:ChangeMessageVisibility",
+  "sqs:DeleteMessage",
+  "sqs:GetQueueAttributes",
+  "sqs:ReceiveMessage",
+];
+
+/** The delivery queue's ARN for a function that needs it, or a clear error naming the function. */
+function queueArnFor(spec: FunctionSpec, inputs: FunctionPolicyInputs): string {
+  if (!inputs.deliveryQueueArn) throw new Error(`function ${spec.name} uses the delivery queue, but no deliveryQueueArn was given`);
+  return inputs.deliveryQueueArn;
 }
 
 function sid(...parts: string[]): string {
@@ -106,6 +133,13 @@ export function functionPolicy(spec: FunctionSpec, inputs: FunctionPolicyInputs)
       // arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/@connections/* (AWS-FACTS: Management API)
       Resource: methods.map((m) => `${inputs.executionArn}/${inputs.stage}/${m}/@connections/*`),
     });
+  }
+
+  if (spec.enqueuesDeliveries) {
+    statements.push({ Sid: "EnqueueDeliveries", Effect: "Allow", Action: ENQUEUE_ACTIONS, Resource: [queueArnFor(spec, inputs)] });
+  }
+  if (spec.trigger === "deliveryQueue") {
+    statements.push({ Sid: "ConsumeDeliveries", Effect: "Allow", Action: CONSUME_ACTIONS, Resource: [queueArnFor(spec, inputs)] });
   }
 
   if (spec.readsAuthSecret && inputs.authSecretArn) {

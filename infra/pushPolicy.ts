@@ -9,7 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { TableName } from "../handlers/tables";
 import { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS, type PushTableAccess } from "../push/access";
-import { tableAccessStatements, type IamPolicyDocument, type PolicyStatement } from "./policies";
+import { ENQUEUE_ACTIONS, tableAccessStatements, type IamPolicyDocument, type PolicyStatement } from "./policies";
 
 export interface PushPolicyInputs {
   readonly tableArns: Readonly<Record<TableName, string>>;
@@ -22,6 +22,11 @@ export interface PushPolicyInputs {
    * (infra/chatTables.ts), which needs no permission, so index.ts passes none.
    */
   readonly tableKmsKeyArn?: string;
+  /**
+   * ARN of the delivery queue: push/index.ts hands a broadcast to a room of more than largeRoomUsers
+   * users to the delivery workers, as the routes do (sqs:SendMessage only; SSE-SQS needs no KMS grant).
+   */
+  readonly deliveryQueueArn?: string;
 }
 
 /** The push policy document: a pure function of the ARNs, so a test reads exactly what a backend gets. */
@@ -35,6 +40,9 @@ export function pushPolicyDocument(inputs: PushPolicyInputs, access: readonly Pu
     // arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/@connections/* (AWS-FACTS: Management API)
     Resource: [...new Set(PUSH_MANAGEMENT_METHODS)].sort().map((m) => `${inputs.executionArn}/${inputs.stage}/${m}/@connections/*`),
   });
+  if (inputs.deliveryQueueArn) {
+    statements.push({ Sid: "PushEnqueueDeliveries", Effect: "Allow", Action: ENQUEUE_ACTIONS, Resource: [inputs.deliveryQueueArn] });
+  }
   if (inputs.tableKmsKeyArn) {
     statements.push({
       Sid: "PushTableKey",
@@ -61,6 +69,8 @@ export interface PushPolicyArgs {
   readonly stage: pulumi.Input<string>;
   /** Customer managed key of the tables (default none: the tables use the AWS managed key). */
   readonly tableKmsKeyArn?: pulumi.Input<string>;
+  /** The delivery queue's ARN: push enqueues large rooms' broadcasts (default none: no SQS statement). */
+  readonly deliveryQueueArn?: pulumi.Input<string>;
   /** Tags (default none). */
   readonly tags?: Record<string, string>;
 }
@@ -74,9 +84,17 @@ export class PushPolicy extends pulumi.ComponentResource {
   constructor(name: string, args: PushPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("websocket-chat:infra:PushPolicy", name, {}, opts);
     this.json = pulumi
-      .all([args.tableArns, args.executionArn, args.stage, args.tableKmsKeyArn])
-      .apply(([tableArns, executionArn, stage, tableKmsKeyArn]) =>
-        JSON.stringify(pushPolicyDocument({ tableArns, executionArn, stage, ...(tableKmsKeyArn ? { tableKmsKeyArn } : {}) })),
+      .all([args.tableArns, args.executionArn, args.stage, args.tableKmsKeyArn, args.deliveryQueueArn])
+      .apply(([tableArns, executionArn, stage, tableKmsKeyArn, deliveryQueueArn]) =>
+        JSON.stringify(
+          pushPolicyDocument({
+            tableArns,
+            executionArn,
+            stage,
+            ...(tableKmsKeyArn ? { tableKmsKeyArn } : {}),
+            ...(deliveryQueueArn ? { deliveryQueueArn } : {}),
+          }),
+        ),
       );
     const policy = new aws.iam.Policy(
       `${name}-push`,

@@ -46,7 +46,7 @@ export const ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = {
 /** Deployment settings the API hands to every function (the rest is resolved from resources). */
 export type FunctionSettings = Omit<
   DeploymentSettings & SettingValues,
-  "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint"
+  "tableNames" | "managementEndpoint" | "stage" | "tracing" | "auth" | "dynamodbEndpoint" | "deliveryQueueUrl" | "sqsEndpoint"
 > & {
   readonly auth: Omit<DeploymentSettings["auth"], "secretArn" | "sharedSecret">;
 };
@@ -56,9 +56,28 @@ export function isMessageHandler(spec: FunctionSpec): boolean {
   return spec.routeKey !== undefined && spec.routeKey !== "$connect" && spec.routeKey !== "$disconnect";
 }
 
+/** The function behind the REQUEST authorizer: the one with neither a route nor a trigger. */
+export function isAuthorizer(spec: FunctionSpec): boolean {
+  return spec.routeKey === undefined && spec.trigger === undefined;
+}
+
 /** The functions a handshake waits for: the authorizer, then $connect. */
 export function isConnectPath(spec: FunctionSpec): boolean {
-  return spec.routeKey === undefined || spec.routeKey === "$connect";
+  return isAuthorizer(spec) || spec.routeKey === "$connect";
+}
+
+/** Lambda's batch size for the delivery worker: one job (one shard) per invocation (contract 4). */
+export const DELIVERY_BATCH_SIZE = 1;
+
+/** What the functions need of the delivery queue (infra/deliveryQueue.ts). */
+export interface DeliveryQueueRef {
+  readonly queueArn: pulumi.Input<string>;
+  /** What producers send to (env DELIVERY_QUEUE_URL). */
+  readonly queueUrl: pulumi.Input<string>;
+  /** The event source mapping's scalingConfig.maximumConcurrency (deliveryWorkerConcurrency, 2-1000). */
+  readonly maximumConcurrency: number;
+  /** Timeout of the function the queue triggers, in seconds (infra/config.ts deliveryWorkerTimeoutSeconds). */
+  readonly workerTimeoutSeconds: number;
 }
 
 export interface WebSocketApiArgs {
@@ -112,6 +131,12 @@ export interface WebSocketApiArgs {
    * (CloudWatch Logs deletion protection) are protected by AWS and by Pulumi's `protect`. Default false.
    */
   readonly protectData?: boolean;
+  /**
+   * The delivery queue of large rooms: its URL and SendMessage go to the functions that enqueue
+   * deliveries, its event source mapping triggers the function whose spec names it. Required when the
+   * route table has either.
+   */
+  readonly deliveryQueue?: DeliveryQueueRef;
   /** Tags (default none). */
   readonly tags?: Record<string, string>;
 }
@@ -131,6 +156,8 @@ export class WebSocketApi extends pulumi.ComponentResource {
   public readonly functions: Readonly<Record<string, ChatFunction>>;
   /** Route keys served, in route-table order. */
   public readonly routeKeys: readonly string[];
+  /** The event source mappings of the queue-triggered functions, by function name. */
+  public readonly triggers: Readonly<Record<string, aws.lambda.EventSourceMapping>>;
 
   constructor(name: string, args: WebSocketApiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("websocket-chat:infra:WebSocketApi", name, {}, opts);
@@ -146,6 +173,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
     const functions = createFunctions();
     const authorizer = createAuthorizer();
     const routes = createRoutes();
+    const triggers = createTriggers();
     const accessLogs = createAccessLogs();
     const accountLogging = ensureAccountLogging();
     const stage = createStage();
@@ -159,6 +187,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
     this.accessLogGroupName = accessLogs.name;
     this.functions = functions;
     this.routeKeys = routes.map((r) => r.routeKey);
+    this.triggers = triggers;
     this.registerOutputs({
       endpoint: this.endpoint,
       managementEndpoint: this.managementEndpoint,
@@ -218,13 +247,21 @@ export class WebSocketApi extends pulumi.ComponentResource {
       return secret;
     }
 
+    function deliveryQueueOf(spec: FunctionSpec): DeliveryQueueRef | undefined {
+      if (!spec.enqueuesDeliveries && spec.trigger === undefined) return undefined;
+      if (!args.deliveryQueue) throw new Error(`function ${spec.name} uses the delivery queue, but WebSocketApi was given none`);
+      return args.deliveryQueue;
+    }
+
     function createFunctions() {
       const secretArn = secret?.arn;
       const functions: Record<string, ChatFunction> = {};
       for (const spec of specs) {
+        const queue = deliveryQueueOf(spec);
+        const queueUrl = spec.enqueuesDeliveries ? queue?.queueUrl : undefined;
         const environment = pulumi
-          .all([args.tableNames, managementEndpoint, secretArn ?? pulumi.output(undefined)])
-          .apply(([tableNames, managementEndpoint, authSecretArn]) =>
+          .all([args.tableNames, managementEndpoint, secretArn ?? pulumi.output(undefined), queueUrl ?? pulumi.output(undefined)])
+          .apply(([tableNames, managementEndpoint, authSecretArn, deliveryQueueUrl]) =>
             functionEnvironment(spec, {
               ...args.settings,
               tableNames,
@@ -232,6 +269,8 @@ export class WebSocketApi extends pulumi.ComponentResource {
               stage: stageName,
               tracing,
               auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
+              // DELIVERY_QUEUE_URL, for the functions that enqueue (env.ts).
+              ...(deliveryQueueUrl ? { deliveryQueueUrl } : {}),
             }),
           );
         functions[spec.name] = new ChatFunction(
@@ -245,9 +284,11 @@ export class WebSocketApi extends pulumi.ComponentResource {
             executionArn: api.executionArn,
             stage: stageName,
             authSecretArn: spec.readsAuthSecret ? secretArn : undefined,
+            deliveryQueueArn: queue?.queueArn,
             tracing,
             memoryMb: args.memoryMb,
-            timeoutSeconds: args.timeoutSeconds,
+            // A queue-triggered worker is not bound by API Gateway's 29 s: it gets the time a shard takes.
+            timeoutSeconds: spec.trigger === "deliveryQueue" && queue ? queue.workerTimeoutSeconds : args.timeoutSeconds,
             reservedConcurrency: isMessageHandler(spec) ? args.reservedConcurrency : undefined,
             // A handshake waits for a cold authorizer and then a cold $connect: that is the path to keep warm.
             provisionedConcurrency: isConnectPath(spec) ? args.provisionedConcurrency : undefined,
@@ -267,7 +308,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
     // live with every route or integration change, not when the Stage resource is updated), so
     // switching provisionedConcurrency on or off, or a first deploy, never answers 500s.
     function createAuthorizer() {
-      const spec = specs.find((s) => s.routeKey === undefined);
+      const spec = specs.find(isAuthorizer);
       if (!spec) return undefined;
       const fn = functions[spec.name];
       // This API's authorizers: naming the authorizer's id would make the permission wait for the
@@ -314,6 +355,36 @@ export class WebSocketApi extends pulumi.ComponentResource {
               ),
             ],
       );
+    }
+
+    // The queue-triggered functions: an event source mapping each, no route and no invoke permission
+    // (Lambda polls the queue with the function's own role: its ConsumeDeliveries statement). Created
+    // after the function, which waits for its role policy: Lambda checks the role's SQS permissions
+    // when the mapping is created. The worker's reserved concurrency is left unset on purpose:
+    // maximumConcurrency already caps how many workers the mapping runs, without taking that many
+    // from the account's unreserved pool when the queue is empty (docs/deploy.md).
+    function createTriggers() {
+      const triggers: Record<string, aws.lambda.EventSourceMapping> = {};
+      for (const spec of specs) {
+        if (spec.trigger !== "deliveryQueue") continue;
+        const queue = deliveryQueueOf(spec)!;
+        triggers[spec.name] = new aws.lambda.EventSourceMapping(
+          `${name}-${spec.name}-trigger`,
+          {
+            eventSourceArn: queue.queueArn,
+            functionName: functions[spec.name].arn,
+            enabled: true,
+            batchSize: DELIVERY_BATCH_SIZE,
+            // The worker answers { batchItemFailures }: only a failed job is retried (and, after
+            // maxReceiveCount receives, moved to the dead-letter queue).
+            functionResponseTypes: ["ReportBatchItemFailures"],
+            scalingConfig: { maximumConcurrency: queue.maximumConcurrency },
+            tags: args.tags,
+          },
+          { parent },
+        );
+      }
+      return triggers;
     }
 
     function createAccessLogs() {

@@ -37,6 +37,8 @@ const NAMES: Readonly<Record<string, { readonly field?: string; readonly scope: 
   "aws:sns/topic:Topic": { field: "name", scope: "region" },
   "aws:kms/alias:Alias": { field: "name", scope: "region" },
   "aws:secretsmanager/secret:Secret": { field: "name", scope: "region" },
+  // The delivery queue and its dead-letter queue (infra/deliveryQueue.ts).
+  "aws:sqs/queue:Queue": { field: "name", scope: "region" },
   // API Gateway accepts duplicate API names, but two stacks sharing one would be unreadable in the console.
   "aws:apigatewayv2/api:Api": { field: "name", scope: "region" },
   "aws:iam/policy:Policy": { field: "name", scope: "account" },
@@ -53,6 +55,8 @@ const NAMES: Readonly<Record<string, { readonly field?: string; readonly scope: 
   "aws:apigatewayv2/route:Route": { scope: "none" },
   "aws:apigatewayv2/routeResponse:RouteResponse": { scope: "none" },
   "aws:lambda/permission:Permission": { scope: "none" },
+  // Nameless: identified by a UUID Lambda assigns.
+  "aws:lambda/eventSourceMapping:EventSourceMapping": { scope: "none" },
   "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": { scope: "none" },
   "aws:secretsmanager/secretVersion:SecretVersion": { scope: "none" },
   "aws:sns/topicSubscription:TopicSubscription": { scope: "none" },

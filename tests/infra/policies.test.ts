@@ -14,6 +14,7 @@ const INPUTS: FunctionPolicyInputs = {
   stage: "dev",
   logGroupArn: "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/chat-dev-x",
   authSecretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-dev/auth/hs256-AbCdEf",
+  deliveryQueueArn: "arn:aws:sqs:eu-west-1:123456789012:chat-dev-deliveries.fifo",
   tracing: false,
 };
 

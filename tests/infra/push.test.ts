@@ -77,6 +77,13 @@ for (const stack of ["dev", "prod"] as StackName[]) {
             `arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5/${c.stageName}/POST/@connections/*`,
           ],
         },
+        // A push to a room of more than largeRoomUsers users is enqueued for the delivery workers (issue 17).
+        {
+          Sid: "PushEnqueueDeliveries",
+          Effect: "Allow",
+          Action: ["sqs:SendMessage"],
+          Resource: [`arn:aws:sqs:${run.region}:${ACCOUNT}:${c.resourcePrefix}-deliveries.fifo`],
+        },
       ]);
     });
 

@@ -36,6 +36,8 @@ function expectedCounts(run: StackRun): Record<string, number> {
   const sharedSecret = c.auth.mode === "shared-secret" ? 1 : 0;
   const account = c.manageApiGatewayAccount ? 1 : 0;
   const warm = c.provisionedConcurrency > 0 ? FUNCTIONS.filter(isConnectPath).length : 0;
+  // Queue-triggered functions (the delivery worker): an event source mapping, no route, no invoke permission.
+  const triggered = FUNCTIONS.filter((f) => f.trigger !== undefined).length;
   return {
     "websocket-chat:infra:EncryptionKey": 1,
     "websocket-chat:infra:ChatTables": 1,
@@ -44,6 +46,10 @@ function expectedCounts(run: StackRun): Record<string, number> {
     // One per route: its permission, integration, route and route response (infra/webSocketRoute.ts).
     "websocket-chat:infra:WebSocketRoute": routes,
     "websocket-chat:infra:Monitoring": 1,
+    // The large rooms' delivery queue and its dead-letter queue (infra/deliveryQueue.ts).
+    "websocket-chat:infra:DeliveryQueue": 1,
+    "aws:sqs/queue:Queue": 2,
+    "aws:lambda/eventSourceMapping:EventSourceMapping": triggered,
     // The backends' push policy (infra/pushPolicy.ts): created, attached to nothing in the stack.
     "websocket-chat:infra:PushPolicy": 1,
     "aws:iam/policy:Policy": 1,
@@ -57,7 +63,7 @@ function expectedCounts(run: StackRun): Record<string, number> {
     [T.routeResponse]: twoWay,
     [T.stage]: 1,
     [T.fn]: n,
-    [T.permission]: n,
+    [T.permission]: n - triggered,
     "aws:lambda/alias:Alias": warm,
     "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": warm,
     [T.role]: n,
@@ -71,8 +77,9 @@ function expectedCounts(run: StackRun): Record<string, number> {
     "aws:secretsmanager/secretVersion:SecretVersion": sharedSecret,
     "aws:sns/topic:Topic": 1,
     "aws:sns/topicSubscription:TopicSubscription": c.alarmEmail ? 1 : 0,
-    // One error-rate alarm per function, one throttling alarm per table, 4XX, 5XX, rejected connects, failed deliveries.
-    "aws:cloudwatch/metricAlarm:MetricAlarm": n + TABLE_NAMES.length + 4,
+    // One error-rate alarm per function, one throttling alarm per table, 4XX, 5XX, rejected connects,
+    // failed deliveries, the delivery queue's oldest job and its dead letters.
+    "aws:cloudwatch/metricAlarm:MetricAlarm": n + TABLE_NAMES.length + 6,
     "aws:cloudwatch/dashboard:Dashboard": 1,
   };
 }
@@ -173,12 +180,16 @@ for (const stack of ["dev", "prod"] as StackName[]) {
       }
     });
 
-    it("lets API Gateway invoke each function from its own route (or the authorizer) only", () => {
+    it("lets API Gateway invoke each function from its own route (or the authorizer) only, and no queue-triggered function", () => {
       const exec = `arn:aws:execute-api:${run.region}:${ACCOUNT}:a1b2c3d4e5`;
       const permissions = run.ofType(T.permission);
       for (const spec of FUNCTIONS) {
         const fn = functionResource(run, spec.name);
         const mine = permissions.filter((p) => p.inputs.function === fn.state.name);
+        if (spec.trigger !== undefined) {
+          assert.equal(mine.length, 0, spec.name);
+          continue;
+        }
         assert.equal(mine.length, 1, spec.name);
         assert.equal(mine[0].inputs.principal, "apigateway.amazonaws.com");
         assert.equal(mine[0].inputs.action, "lambda:InvokeFunction");
@@ -263,6 +274,7 @@ for (const stack of ["dev", "prod"] as StackName[]) {
           stage: c.stageName,
           logGroupArn: `arn:aws:logs:${run.region}:${ACCOUNT}:log-group:/aws/lambda/${c.resourcePrefix}-${spec.name}`,
           ...(spec.readsAuthSecret && secretArn ? { authSecretArn: secretArn } : {}),
+          deliveryQueueArn: `arn:aws:sqs:${run.region}:${ACCOUNT}:${c.resourcePrefix}-deliveries.fifo`,
           tracing: c.enableXrayTracing,
         });
         assert.deepEqual(json(policies[0].inputs.policy), expected, spec.name);
@@ -299,7 +311,8 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         assert.equal(i.runtime, "nodejs22.x");
         assert.deepEqual(i.architectures, ["arm64"]);
         assert.equal(i.memorySize, c.lambdaMemoryMb);
-        assert.equal(i.timeout, c.lambdaTimeoutSeconds);
+        // The queue's worker is not behind API Gateway: it gets the time a shard takes (infra/config.ts).
+        assert.equal(i.timeout, spec.trigger ? c.deliveryWorkerTimeoutSeconds : c.lambdaTimeoutSeconds, spec.name);
         assert.equal(i.handler, "__index.handler");
         assert.deepEqual(i.tracingConfig, { mode: c.enableXrayTracing ? "Active" : "PassThrough" });
         assert.deepEqual(i.loggingConfig, { logFormat: "Text", logGroup: `/aws/lambda/${c.resourcePrefix}-${spec.name}` });
@@ -407,6 +420,8 @@ for (const stack of ["dev", "prod"] as StackName[]) {
         "authSecretArn",
         "connectionsTable",
         "dashboardUrl",
+        "deliveryDlqUrl",
+        "deliveryQueueUrl",
         "endpoint",
         "managementEndpoint",
         "maxMessageBytes",

@@ -148,6 +148,13 @@ function outputsFor(
       };
     case "aws:kms/key:Key":
       return { id: "key-1234", state: { ...inputs, keyId: "key-1234", arn: arn("kms", "key/key-1234") } };
+    case "aws:sqs/queue:Queue": {
+      // SQS's queue URL is its id: https://sqs.{region}.{dnsSuffix}/{account}/{name}.
+      const url = `https://sqs.${region}.${dnsSuffix}/${ACCOUNT}/${physical}`;
+      return { id: url, state: { ...inputs, name: physical, arn: arn("sqs", physical), url } };
+    }
+    case "aws:lambda/eventSourceMapping:EventSourceMapping":
+      return { id: `${name}-uuid`, state: { ...inputs, uuid: `${name}-uuid`, arn: arn("lambda", `event-source-mapping:${name}-uuid`) } };
     case "aws:sns/topic:Topic":
       return { id: arn("sns", physical), state: { ...inputs, arn: arn("sns", physical) } };
     case "aws:secretsmanager/secret:Secret":
