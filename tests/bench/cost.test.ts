@@ -317,9 +317,10 @@ describe("cost model (scripts/cost.ts)", () => {
 
     it("prices every alarm metric of the stack and its one dashboard", () => {
       const m = monitoringFootprint(false);
-      // Per function Errors and Invocations, per table read and write throttles, ClientError, ExecutionError + IntegrationError, two EMF metrics.
-      assert.equal(m.alarmMetrics, FUNCTIONS.length * 2 + TABLE_NAMES.length * 2 + 1 + 2 + 1 + 1);
-      assert.equal(m.alarms, FUNCTIONS.length + TABLE_NAMES.length + 4);
+      // Per function Errors and Invocations, per table read and write throttles, ClientError, ExecutionError + IntegrationError, two EMF metrics,
+      // the delivery queue's oldest job age and its dead-letter queue's depth (issue 17).
+      assert.equal(m.alarmMetrics, FUNCTIONS.length * 2 + TABLE_NAMES.length * 2 + 1 + 2 + 1 + 1 + 2);
+      assert.equal(m.alarms, FUNCTIONS.length + TABLE_NAMES.length + 4 + 2);
       assert.equal(m.dashboards, 1);
       const full = estimateCost({ ...WORKLOAD, hours: 730 }, INPUTS);
       close(line(full.ours, "alarmMetricMonth").usd, m.alarmMetrics * 0.1);
