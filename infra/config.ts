@@ -409,9 +409,10 @@ export const ACCOUNT_POSTS_PER_SECOND = 10_000;
 export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 
 /**
- * Timeout of the `deliver` worker: a shard holds at most about 2 x roomShardSize users (handlers/
- * settings.ts roomShardSize) and each worker posts at deliveryPostsPerSecond / deliveryWorkerConcurrency
- * a second, so a shard takes at most 2 x roomShardSize x concurrency / postsPerSecond seconds; three
+ * Timeout of the `deliver` worker: a shard holds at most roomShardSize users (data.ts placement,
+ * tests/handlers/shards.test.ts) and a worker posts to each of their connections, 2 per user
+ * allowed for (devices), at deliveryPostsPerSecond / deliveryWorkerConcurrency a second, so a shard
+ * takes at most 2 x roomShardSize x concurrency / postsPerSecond seconds; three
  * times that leaves room for DynamoDB reads, retries of throttled posts and a cold start, and never
  * less than lambdaTimeoutSeconds. Undefined when that exceeds Lambda's 900 s.
  */
@@ -430,12 +431,7 @@ export function deliveryWorkerTimeoutSeconds(c: {
 function validateDelivery(settings: SettingValuesByConfigKey, lambdaTimeoutSeconds: number): number {
   const posts = settings.deliveryPostsPerSecond;
   const workers = settings.deliveryWorkerConcurrency;
-  if (posts > ACCOUNT_POSTS_PER_SECOND) {
-    throw configError(
-      "deliveryPostsPerSecond",
-      `"${posts}" is not allowed; allowed values: at most ${ACCOUNT_POSTS_PER_SECOND}, the account's API Gateway requests per second in a region (shared by every API and @connections call there)`,
-    );
-  }
+  // Above ACCOUNT_POSTS_PER_SECOND: refused by the setting's declared range (handlers/settings.ts).
   if (posts < workers) {
     throw configError(
       "deliveryPostsPerSecond",

@@ -84,8 +84,9 @@ export interface ModelParams {
   readonly getItem: LatencyDist;
   readonly workerReadsSummary: boolean;
   /**
-   * How a worker posts: "slices" as branch worker's deliver.ts does (paced slices, each waiting for its
-   * slowest post), or "window" (a post starts whenever one of fanoutConcurrency in flight ends, paced).
+   * How a worker posts: "window" as deliver.ts does (a post starts whenever one of fanoutConcurrency
+   * in flight ends and the worker's token bucket has a token), or "slices" as its first version did
+   * (paced slices, each waiting for its slowest post: kept to show why it was replaced).
    */
   readonly workerPosting: "slices" | "window";
   /** Items the route's first Query page reads in a large room (the summary and up to 127 members). */
@@ -128,7 +129,7 @@ export function defaultParams(members: number): ModelParams {
     coldStart: { medianMs: 300, p99Ms: 900 },
     getItem: { medianMs: 5, p99Ms: 20 },
     workerReadsSummary: false,
-    workerPosting: "slices",
+    workerPosting: "window",
     routeFirstPageItems: 128,
     queryPage: { medianMs: 15, p99Ms: 60 },
     memberItemBytes: 141,
@@ -436,7 +437,7 @@ export function simulateOnce(p: ModelParams, seed: number): RunResult {
   };
 
   /**
-   * Branch `worker`'s deliver.ts: slices of min(fanoutConcurrency, ceil(rate / 10)) members; before
+   * deliver.ts's first version: slices of min(fanoutConcurrency, ceil(rate / 10)) members; before
    * each, the pacer (a token bucket of `slice` tokens refilled at `perSecond`) takes the slice and
    * sleeps while its tokens are negative; the slice's posts run at once and the next slice starts
    * when the slowest of them has returned.

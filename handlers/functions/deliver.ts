@@ -7,9 +7,10 @@
  * Per record: parse the job (a body that is not one fails its record, and after maxReceiveCount
  * receives SQS moves it to the dead-letter queue), read its shard (data.ts readShard), and post the
  * frame to every live member but `exclude` through the fan-out every route uses (fanout.ts: gone
- * members removed with their memberships, throttled posts retried with backoff), in slices paced
- * at deliveryPostsPerSecond / deliveryWorkerConcurrency so that all workers together stay inside
- * the configured share of the account's `@connections` budget. Members past their expiry are
+ * members removed with their memberships, throttled posts retried with backoff), a sliding window
+ * of fanoutConcurrency posts in flight, each started when the worker's token bucket (at
+ * deliveryPostsPerSecond / deliveryWorkerConcurrency) has a token, so that all workers together stay
+ * inside the configured share of the account's `@connections` budget. Members past their expiry are
  * closed and removed as a route's broadcast does (presence.ts broadcastToRoom).
  *
  * A record is reported failed (batchItemFailures: SQS makes it visible again after the visibility
@@ -29,7 +30,7 @@ import { announceDepartures } from "../lib/presence";
 import { createRuntime, requireFanout, withInvocation, type Runtime } from "../lib/runtime";
 
 /**
- * Time kept in hand before the function's timeout: a slice in flight can take up to the SDK's 5 s
+ * Time kept in hand before the function's timeout: a post in flight can take up to the SDK's 5 s
  * request timeout (clients.ts SDK_TIMEOUTS), and the clean-up after it a little more; at most a
  * third of the time the invocation started with (timeoutMargin), so a short timeout still delivers.
  */
@@ -42,8 +43,8 @@ export function timeoutMargin(remainingMs: number): number {
 
 /** Test hooks (a fixture builds the worker with them to fail it mid-shard); none in production. */
 export interface WorkerHooks {
-  /** Called before each slice with the posts made so far for this record; may throw or never resolve. */
-  readonly beforeSlice?: (posted: number, record: SqsRecord) => void | Promise<void>;
+  /** Called before each post with the posts started so far for this record; may throw or never resolve. */
+  readonly beforePost?: (started: number, record: SqsRecord) => void | Promise<void>;
 }
 
 /** What delivering one record came to. */
@@ -58,8 +59,7 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
   const rt = createRuntime("deliver", { tables: ["connections", "rooms"], management: true }, managementFanout);
   const fanout = requireFanout(rt);
   const rate = rt.config.deliveryPostsPerSecond / rt.config.deliveryWorkerConcurrency;
-  const slice = sliceSize(rate, rt.config.fanoutConcurrency);
-  const pacer = createPacer(rate, slice);
+  const pacer = createPacer(rate, sliceSize(rate, rt.config.fanoutConcurrency));
   return (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
     withInvocation(rt, { requestContext: { requestId: context?.awsRequestId } }, context, async (log) => {
       const batchItemFailures: { itemIdentifier: string }[] = [];
@@ -67,7 +67,7 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
         const recordLog = log.child({ sqsMessageId: record.messageId, receiveCount: Number(record.attributes?.ApproximateReceiveCount) });
         let outcome: RecordOutcome;
         try {
-          outcome = await deliverRecord(rt, fanout, pacer, slice, record, recordLog, context, hooks);
+          outcome = await deliverRecord(rt, fanout, pacer, record, recordLog, context, hooks);
         } catch (err) {
           recordLog.error("delivery job failed; SQS will deliver it again", {}, err);
           outcome = "retry";
@@ -83,7 +83,6 @@ export async function deliverRecord(
   rt: Runtime,
   fanout: Fanout,
   pacer: Pacer,
-  slice: number,
   record: SqsRecord,
   log: Logger,
   context: LambdaContextLike | undefined,
@@ -98,28 +97,25 @@ export async function deliverRecord(
   const { members, expired } = await readShard(rt, job.roomId, job.shard, epochSeconds(startedMs));
   const targets = members.filter((m) => m.connectionId !== job.exclude);
   const payload = JSON.stringify(job.frame);
-  const departed: Departure[] = [];
-  let posted = 0;
-  let failed = 0;
-  let outOfTime = false;
-  for (let i = 0; i < targets.length; i += slice) {
-    if (context && context.getRemainingTimeInMillis() < margin) {
-      outOfTime = true;
-      break;
-    }
-    await hooks.beforeSlice?.(posted, record);
-    const part = targets.slice(i, i + slice);
-    await pacer.take(part.length);
-    const result = await fanout.deliver(
-      part.map((m) => m.connectionId),
-      payload,
-      jobLog,
-      { roomId: job.roomId, members: part },
-    );
-    posted += part.length;
-    failed += result.failed.length;
-    departed.push(...result.departed);
-  }
+  let started = 0;
+  const result = await fanout.deliver(
+    targets.map((m) => m.connectionId),
+    payload,
+    jobLog,
+    {
+      roomId: job.roomId,
+      members: targets,
+      stop: () => context !== undefined && context.getRemainingTimeInMillis() < margin,
+      pace: async () => {
+        await hooks.beforePost?.(started++, record);
+        await pacer.take(1);
+      },
+    },
+  );
+  const departed: Departure[] = [...result.departed];
+  const outOfTime = (result.unattempted?.length ?? 0) > 0;
+  const posted = targets.length - (result.unattempted?.length ?? 0);
+  const failed = result.failed.length;
   if (expired.length > 0 && !outOfTime) {
     // Past their expiry (API Gateway's 2 h, or their token's deadline: then still open): closed and
     // removed, as a route's broadcast does.

@@ -132,8 +132,8 @@ export function createPacer(
 }
 
 /**
- * Posts per slice of a worker's shard: at most the fan-out's concurrency, and about 100 ms of its
- * budget, so the pacer's bursts stay short and a worker checks its remaining time often.
+ * The burst of a worker's token bucket: at most the fan-out's concurrency (the posts in flight), and
+ * about 100 ms of its budget, so that a worker starting a shard does not exceed its share for long.
  */
 export function sliceSize(ratePerSecond: number, concurrency: number): number {
   return Math.max(1, Math.min(concurrency, Math.ceil(ratePerSecond / 10)));

@@ -177,7 +177,7 @@ describe("infra: delivery queue, pure parts", () => {
 describe("infra: delivery settings' validation", () => {
   it("accepts the defaults: 5 workers, 5,000 posts a second, worker timeout 10 s", () => {
     const c = validateConfig({});
-    assert.equal(c.deliveryWorkerConcurrency, 5);
+    assert.equal(c.deliveryWorkerConcurrency, 8);
     assert.equal(c.deliveryPostsPerSecond, 5000);
     assert.equal(c.deliveryWorkerTimeoutSeconds, 10);
     assert.equal(c.alarms.deliveryAgeSeconds, 300);
@@ -186,11 +186,7 @@ describe("infra: delivery settings' validation", () => {
   it("refuses a post budget above the account's API Gateway 10,000 requests a second", () => {
     assert.equal(ACCOUNT_POSTS_PER_SECOND, 10_000);
     assert.equal(validateConfig({ deliveryPostsPerSecond: "10000" }).deliveryPostsPerSecond, 10_000);
-    rejects(
-      { deliveryPostsPerSecond: "10001" },
-      "deliveryPostsPerSecond",
-      /"10001" is not allowed; allowed values: at most 10000, the account's API Gateway/,
-    );
+    rejects({ deliveryPostsPerSecond: "10001" }, "deliveryPostsPerSecond", /from 10 to 10000/);
   });
 
   it("refuses a post budget below one post a second per worker", () => {
