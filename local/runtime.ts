@@ -26,6 +26,7 @@ import {
 } from "./gateway";
 import { consoleLogger, silentLogger, type Logger } from "./logger";
 import { localSecret } from "./secret";
+import { LocalSink } from "./sink";
 import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
 import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken, type LocalTokenAccess } from "./token";
@@ -125,6 +126,8 @@ export interface LocalRuntimeOptions {
   readonly localTokenTtlSeconds?: number;
   /** API id used in events and ARNs. Default derived from stage and port. */
   readonly apiId?: string;
+  /** Benchmarks and tests: the sink keeps every frame's text per connection (local/sink.ts). Default false. */
+  readonly sinkKeepsFrames?: boolean;
 }
 
 export interface RuntimeStats {
@@ -153,6 +156,8 @@ export interface LocalRuntime {
   mintToken(userId: string, username: string, ttlSeconds?: number, access?: LocalTokenAccess): Promise<string>;
   /** Ids of the open connections. */
   connectionIds(): string[];
+  /** Connections without a socket whose deliveries are counted (local/sink.ts): benchmarks of large rooms. */
+  readonly sink: LocalSink;
   /** The stack outputs' names and local values (`pulumi stack output --json` shape). */
   outputs(): Record<string, string | number>;
   /** Sum of one EMF metric over every invocation (of one function, if given). */
@@ -399,6 +404,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       stats,
       mintToken: (userId, username, ttlSeconds, access) => mintLocalToken(secret, { userId, username, ttlSeconds, ...access }),
       connectionIds: () => g.connectionIds(),
+      sink: new LocalSink(g, { keepFrames: options.sinkKeepsFrames ?? false }),
       // The stack's output names (index.ts), plus the local-only webUrl and dynamodbEndpoint.
       outputs: () => ({
         endpoint,
