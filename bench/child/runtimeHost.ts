@@ -39,12 +39,26 @@ async function main(): Promise<void> {
           return send({ type: "stats", id: raw.id, stats: stats() });
         case "resetStats":
           runtime.resetStats();
+          runtime.sink.reset();
           for (const k of Object.keys(logBytes)) delete logBytes[k];
           return send({ type: "ok", id: raw.id });
         case "mintTokens": {
           const tokens: string[] = [];
           for (const u of raw.users) tokens.push(await runtime.mintToken(u.userId, u.username));
           return send({ type: "tokens", id: raw.id, tokens });
+        }
+        case "registerSink": {
+          const r = await runtime.sink.register(raw.members, raw.concurrency);
+          return send({
+            type: "sinkRegistered",
+            id: raw.id,
+            registration: { ...r, connectionIds: r.connectionIds.map((c) => c ?? null) },
+          });
+        }
+        case "sinkReceipts": {
+          if (!raw.times) return send({ type: "sinkReceipts", id: raw.id, count: runtime.sink.receivedCount(raw.key), duplicates: 0 });
+          const r = runtime.sink.receipts(raw.key);
+          return send({ type: "sinkReceipts", id: raw.id, count: r.first.size, duplicates: r.duplicates, times: [...r.first.values()] });
         }
         case "stop":
           await runtime.stop();
@@ -70,6 +84,11 @@ async function main(): Promise<void> {
     tableNames: runtime.tableNames,
     fanoutConcurrency: runtime.settings.fanoutConcurrency,
     rateLimitPerMinute: runtime.settings.rateLimitPerMinute,
+    largeRoomUsers: runtime.settings.largeRoomUsers,
+    roomShardSize: runtime.settings.roomShardSize,
+    deliveryWorkerConcurrency: runtime.settings.deliveryWorkerConcurrency,
+    deliveryPostsPerSecond: runtime.settings.deliveryPostsPerSecond,
+    functions: Object.keys(runtime.stats.functions).filter((f) => !(options.disabledFunctions ?? []).includes(f as never)),
   });
 }
 
