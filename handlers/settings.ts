@@ -189,8 +189,9 @@ export const HANDLER_SETTINGS = {
   },
   roomShardSize: {
     // Issue 17: a room's member items are spread over 1, 2, 4, ... partitions (shards) so that no
-    // partition holds more than about twice this many users; one Query of a shard then stays far below
-    // DynamoDB's 3,000 read units per second per partition (AWS-FACTS: Scaling facts for large fan-out).
+    // partition holds more than this many users (below 1,024 shards: data.ts placeUser); one Query of a
+    // shard then stays far below DynamoDB's 3,000 read units per second per partition (AWS-FACTS:
+    // Scaling facts for large fan-out; docs/architecture.md, "Sharded membership").
     configKey: "roomShardSize",
     env: "ROOM_SHARD_SIZE",
     type: "integer",

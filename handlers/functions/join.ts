@@ -60,14 +60,16 @@ export function createHandler(): WebSocketHandler {
       req.nowMs,
     );
     const members = membersWithin(room.users).map((u) => ({ userId: u.userId, username: u.username }));
+    // A large room was read in part (presence.ts joinRoom): its summary holds the exact count.
+    const memberCount = room.partial && room.summary ? room.summary.users : room.users.length;
     const position = await readPosition(rt, connection.userId, roomId, req.nowMs);
     const unread = await countUnread(rt, connection.userId, roomId, position?.position, req.nowMs);
     return {
       type: "joined",
       roomId,
       members,
-      memberCount: room.users.length,
-      ...(members.length < room.users.length ? { membersTruncated: true as const } : {}),
+      memberCount,
+      ...(members.length < memberCount || room.partial ? { membersTruncated: true as const } : {}),
       ...unread,
       ...(position !== undefined ? { readMessageId: position.messageId } : {}),
     };

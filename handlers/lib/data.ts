@@ -121,7 +121,8 @@ export async function readRoomSummary(ctx: TablesContext, roomId: string): Promi
 /**
  * Reads one shard of a room's members (one paginated, strongly consistent Query of its partition):
  * live members, and those past their expiry apart, as readRoom returns them. Shard 0 is the room's
- * own partition, whose `#summary` and anything that is not a member item are skipped.
+ * own partition, whose `#summary` and anything that is not a member item are skipped. Items of shard
+ * k > 0 come back with `roomId` the room's id (not the partition's) and `shard` k.
  */
 export async function readShard(
   ctx: TablesContext & { readonly config: Pick<HandlerConfig, "roomQueryPageSize"> },
@@ -141,7 +142,11 @@ export async function readShard(
     },
   );
   for await (const out of pages) {
-    for (const item of out.Items ?? []) (Number(item.expiresAt) > nowSec ? members : expired).push(item as MemberItem);
+    for (const stored of out.Items ?? []) {
+      // Shard k > 0 stores its items under `<roomId>#s<k>`: callers get the room's id and the shard.
+      const item = (shard > 0 ? { ...stored, roomId, shard } : stored) as MemberItem;
+      (Number(item.expiresAt) > nowSec ? members : expired).push(item);
+    }
   }
   return { members, expired };
 }
@@ -199,6 +204,8 @@ export interface MemberItem {
   readonly username: string;
   readonly joinedAt: number;
   readonly expiresAt: number;
+  /** The shard the item was read from (readShard, readRoom), when not 0; not stored (the partition says it). */
+  readonly shard?: number;
 }
 
 export interface RoomView {
@@ -208,6 +215,10 @@ export interface RoomView {
   readonly users: ReadonlyArray<{ readonly userId: string; readonly username: string }>;
   /** Member items past their expiry (API Gateway's 2 h, or the token's deadline: then possibly still open), to be closed and removed. */
   readonly expired: readonly MemberItem[];
+  /** The room's `#summary` as readRoom found it: exact distinct users (members past expiry not yet removed included) and shards. */
+  readonly summary?: RoomSummary;
+  /** True when readRoom read only some shards (its `maxUsers`): members and users are then a sample of the room. */
+  readonly partial?: boolean;
 }
 
 export interface MessageItem {
@@ -705,166 +716,421 @@ function presenceHorizon(nowMs: number): number {
   return epochSeconds(nowMs) + CONNECTION_LIFETIME_SECONDS;
 }
 
+// ---------------------------------------------------------------- shards (docs/architecture.md, "Sharded membership")
+
 /**
- * The presence part of a membership transaction. Whether this writer moves the user's count across
- * zero is a guess checked by the part's condition (the two guesses' conditions exclude each other
- * and cover every state), so exactly one of any set of concurrent writers makes each transition,
- * and that writer announces it. A transition also moves the room summary's distinct-user count.
+ * Attribute of a connection item naming the shard of its membership in `roomId`, written by the join
+ * only when the shard is not 0: an item without it (every item written before shards) means shard 0.
+ * Leave, `$disconnect` and the stale clean-up read it from the item they already have: no extra read.
  */
-function presenceParts(
-  table: string,
-  roomId: string,
-  user: { userId: string; username: string },
-  delta: 1 | -1,
-  transition: boolean,
-  nowMs: number,
-): TransactPart[] {
-  const key = { roomId: presencePartition(roomId), sk: PRESENCE_PREFIX + user.userId };
-  const horizon = presenceHorizon(nowMs);
-  const summary: TransactPart = {
-    Update: {
-      TableName: table,
-      Key: { roomId, sk: SUMMARY_SK },
-      // The summary (the `directory` index entry) expires after the longest-lived member could.
-      UpdateExpression: delta > 0 ? "ADD #users :d SET directory = :dir, expiresAt = :h" : "ADD #users :d",
-      ExpressionAttributeNames: { "#users": "users" },
-      ExpressionAttributeValues: delta > 0 ? { ":d": 1, ":dir": DIRECTORY_PARTITION, ":h": horizon } : { ":d": -1 },
-    },
-  };
-  // The presence item stays (n = 0) when the user goes: `v` counts the user's transitions in the
-  // room (odd: present), an exact record of what was announced, and expires with the room.
-  if (transition) {
-    return [
-      {
-        Update: {
-          TableName: table,
-          Key: key,
-          UpdateExpression:
-            delta > 0
-              ? "SET n = :one, v = if_not_exists(v, :zero) + :one, #room = :room, userId = :u, username = :name, expiresAt = :h"
-              : "SET n = :zero, v = if_not_exists(v, :zero) + :one",
-          ConditionExpression: delta > 0 ? "attribute_not_exists(sk) OR n <= :zero" : "attribute_not_exists(sk) OR n <= :one",
-          ExpressionAttributeNames: delta > 0 ? { "#room": "room" } : undefined,
-          ExpressionAttributeValues:
-            delta > 0
-              ? { ":one": 1, ":zero": 0, ":room": roomId, ":u": user.userId, ":name": user.username, ":h": horizon }
-              : { ":one": 1, ":zero": 0 },
-        },
-      },
-      summary,
-    ];
-  }
-  return [
-    {
-      Update: {
-        TableName: table,
-        Key: key,
-        UpdateExpression: delta > 0 ? "ADD n :d SET expiresAt = :h" : "ADD n :d",
-        ConditionExpression: delta > 0 ? "n > :zero" : "n > :one",
-        ExpressionAttributeValues: delta > 0 ? { ":d": 1, ":zero": 0, ":h": horizon } : { ":d": -1, ":one": 1 },
-      },
-    },
-  ];
+export function connectionShardAttribute(roomId: string): string {
+  return `shard#${roomId}`;
+}
+
+/** The shard of a connection's membership in a room, as its item records it (absent: 0). */
+export function shardOfConnection(item: object | undefined, roomId: string): number {
+  return shardNumber((item as Record<string, unknown> | undefined)?.[connectionShardAttribute(roomId)]);
+}
+
+/** A shard number attribute (raw or unmarshalled); anything else is shard 0. */
+function shardNumber(value: unknown): number {
+  const n = numberAttribute(value);
+  return n !== undefined && Number.isInteger(n) && n > 0 ? n : 0;
 }
 
 /**
- * Runs a membership transaction whose presence part starts at index `presenceIndex`, guessing the
- * transition first (`build(true)`) and flipping the guess when that part's condition says the
- * count was on the other side. Returns the guess that committed. `onCancel` decides about the
- * other parts' failed conditions (throw, or return a value that ends the attempt).
+ * Summary attribute counting the distinct users placed in shard `shard`. Written only once a room has
+ * more than one shard (the doubling 1 -> 2 sets `u0` to the users it had), so a room that never grew
+ * keeps today's summary.
  */
-async function runMembershipTransaction<T>(
+export function shardUsersAttribute(shard: number): string {
+  return `u${shard}`;
+}
+
+/** A room's summary as a membership change sees it: exact distinct users, shards, users per shard. */
+export interface ShardState {
+  readonly users: number;
+  readonly shards: number;
+  /** Distinct users of shard k at index k (one entry, `users`, while the room has one shard). */
+  readonly shardUsers: readonly number[];
+}
+
+/** The summary of a room without one (no members yet): one shard. */
+const NEW_ROOM: ShardState = { users: 0, shards: 1, shardUsers: [0] };
+
+/** A summary item (raw, as a cancelled transaction returns it, or unmarshalled) as a ShardState. */
+export function shardState(item: Record<string, unknown> | undefined): ShardState {
+  if (!item) return NEW_ROOM;
+  const raw = numberAttribute(item.shards) ?? 1;
+  const shards = Number.isInteger(raw) && raw >= 1 ? raw : 1;
+  const users = Math.max(0, numberAttribute(item.users) ?? 0);
+  const shardUsers = shards === 1 ? [users] : Array.from({ length: shards }, (_, k) => numberAttribute(item[shardUsersAttribute(k)]) ?? 0);
+  return { users, shards, shardUsers };
+}
+
+/** FNV-1a (32 bits) of a user id: a stable, cheap spread of users over shards (not a security hash). */
+export function userHash(userId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** Where an arriving user goes, and the room's shard count once the join commits. */
+export interface Placement {
+  readonly shard: number;
+  readonly shards: number;
+}
+
+/**
+ * Places a user arriving in a room (pure; the join's transaction re-checks every figure it uses):
+ * - when the room already holds roomShardSize users per shard (users >= size x shards) and has fewer
+ *   than MAX_ROOM_SHARDS, this join doubles it and the user goes to one of the new, empty shards;
+ * - otherwise to the least loaded shard (ties broken by the user's hash, so concurrent arrivals,
+ *   which read the same counts, spread over the tied shards instead of all conflicting on one).
+ * The bound that follows, whatever the order of joins and leaves (churn included): below
+ * MAX_ROOM_SHARDS no shard ever holds more than roomShardSize users. The least loaded shard has fewer
+ * than `size` users whenever users < size x shards (pigeonhole), and the join's condition refuses to
+ * count a user into a shard already at `size`.
+ */
+export function placeUser(state: ShardState, userId: string, shardSize: number): Placement {
+  const h = userHash(userId);
+  if (state.users >= shardSize * state.shards && state.shards < MAX_ROOM_SHARDS) {
+    return { shard: state.shards + (h % state.shards), shards: state.shards * 2 };
+  }
+  if (state.shards === 1) return { shard: 0, shards: 1 };
+  let least = Number.POSITIVE_INFINITY;
+  const ties: number[] = [];
+  for (let k = 0; k < state.shards; k++) {
+    const n = state.shardUsers[k] ?? 0;
+    if (n < least) {
+      least = n;
+      ties.length = 0;
+    }
+    if (n === least) ties.push(k);
+  }
+  return { shard: ties[h % ties.length] ?? 0, shards: state.shards };
+}
+
+/**
+ * The summary part of a join that makes the user present. Its condition holds exactly when the
+ * placement's premises still do: the same shard count, and either room left (fewer than size x
+ * shards users, fewer than `size` in the chosen shard) or, for a doubling, the very user count it
+ * was computed from. ALL_OLD on failure gives the next attempt the summary as it is.
+ */
+function arrivalSummary(
+  table: string,
+  roomId: string,
+  state: ShardState,
+  placement: Placement,
+  size: number,
+  horizon: number,
+): TransactPart {
+  const names: Record<string, string> = { "#users": "users", "#shards": "shards" };
+  const values: Record<string, unknown> = { ":one": 1, ":dir": DIRECTORY_PARTITION, ":h": horizon, ":shards": state.shards };
+  const add = ["#users :one"];
+  // The summary (the `directory` index entry) expires after the longest-lived member could.
+  const set = ["directory = :dir", "expiresAt = :h"];
+  const sameShards = state.shards === 1 ? "(attribute_not_exists(#shards) OR #shards = :shards)" : "#shards = :shards";
+  let condition: string;
+  if (placement.shards > state.shards) {
+    names["#uk"] = shardUsersAttribute(placement.shard);
+    add.push("#uk :one");
+    set.push("#shards = :grown");
+    values[":grown"] = placement.shards;
+    values[":known"] = state.users;
+    if (state.shards === 1) {
+      // Every user so far is in shard 0: its count starts from the summary's.
+      names["#u0"] = shardUsersAttribute(0);
+      set.push("#u0 = :known");
+    }
+    condition = `${sameShards} AND #users = :known`;
+  } else if (state.shards === 1) {
+    values[":full"] = size;
+    condition = `${sameShards} AND (attribute_not_exists(#users) OR #users < :full)`;
+  } else {
+    names["#uk"] = shardUsersAttribute(placement.shard);
+    add.push("#uk :one");
+    if (state.shards < MAX_ROOM_SHARDS) {
+      values[":full"] = size * state.shards;
+      values[":size"] = size;
+      condition = `${sameShards} AND #users < :full AND (attribute_not_exists(#uk) OR #uk < :size)`;
+    } else condition = sameShards;
+  }
+  return {
+    Update: {
+      TableName: table,
+      Key: { roomId, sk: SUMMARY_SK },
+      UpdateExpression: `ADD ${add.join(", ")} SET ${set.join(", ")}`,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
+  };
+}
+
+/**
+ * The summary part of a departure that makes the user absent: one user fewer, and one fewer in the
+ * user's shard once the room has several (`shards` > 1 is all it needs to know: counts exist then).
+ */
+function departureSummary(table: string, roomId: string, shards: number, shard: number): TransactPart {
+  const key = { roomId, sk: SUMMARY_SK };
+  if (shards === 1) {
+    return {
+      Update: {
+        TableName: table,
+        Key: key,
+        UpdateExpression: "ADD #users :d",
+        ConditionExpression: "attribute_not_exists(#shards) OR #shards = :one",
+        ExpressionAttributeNames: { "#users": "users", "#shards": "shards" },
+        ExpressionAttributeValues: { ":d": -1, ":one": 1 },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    };
+  }
+  return {
+    Update: {
+      TableName: table,
+      Key: key,
+      UpdateExpression: "ADD #users :d, #uk :d",
+      ConditionExpression: "#shards > :one",
+      ExpressionAttributeNames: { "#users": "users", "#shards": "shards", "#uk": shardUsersAttribute(shard) },
+      ExpressionAttributeValues: { ":d": -1, ":one": 1 },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
+  };
+}
+
+/**
+ * The presence part of a join. Whether this writer moves the user's count from 0 to 1 is a guess
+ * (`present` undefined: it does) checked by the part's condition; the two guesses' conditions
+ * exclude each other and cover every state, so exactly one of any set of concurrent writers makes
+ * each transition, and that writer announces it. The presence item records the user's shard
+ * (`shard`, absent for 0): a later device of a present user joins that shard, which its condition
+ * checks. ALL_OLD on failure says which guess and which shard are right.
+ */
+function arrivalPresence(
+  table: string,
+  roomId: string,
+  user: { userId: string; username: string },
+  present: number | undefined,
+  shard: number,
+  nowMs: number,
+): TransactPart {
+  const key = { roomId: presencePartition(roomId), sk: PRESENCE_PREFIX + user.userId };
+  const horizon = presenceHorizon(nowMs);
+  if (present === undefined) {
+    // The presence item stays (n = 0) when the user goes: `v` counts the user's transitions in the
+    // room (odd: present), an exact record of what was announced, and expires with the room.
+    return {
+      Update: {
+        TableName: table,
+        Key: key,
+        UpdateExpression: `SET n = :one, v = if_not_exists(v, :zero) + :one, #room = :room, userId = :u, username = :name, expiresAt = :h${
+          shard > 0 ? ", #shard = :shard" : " REMOVE #shard"
+        }`,
+        ConditionExpression: "attribute_not_exists(sk) OR n <= :zero",
+        ExpressionAttributeNames: { "#room": "room", "#shard": "shard" },
+        ExpressionAttributeValues: {
+          ":one": 1,
+          ":zero": 0,
+          ":room": roomId,
+          ":u": user.userId,
+          ":name": user.username,
+          ":h": horizon,
+          ...(shard > 0 ? { ":shard": shard } : {}),
+        },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    };
+  }
+  return {
+    Update: {
+      TableName: table,
+      Key: key,
+      UpdateExpression: "ADD n :d SET expiresAt = :h",
+      ConditionExpression: "n > :zero AND (attribute_not_exists(#shard) OR #shard = :shard)",
+      ExpressionAttributeNames: { "#shard": "shard" },
+      ExpressionAttributeValues: { ":d": 1, ":zero": 0, ":h": horizon, ":shard": present },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
+  };
+}
+
+/** The presence part of a departure (the same two guesses as arrivalPresence, taking the count 1 -> 0 or down). */
+function departurePresence(table: string, roomId: string, userId: string, transition: boolean): TransactPart {
+  const key = { roomId: presencePartition(roomId), sk: PRESENCE_PREFIX + userId };
+  if (transition) {
+    return {
+      Update: {
+        TableName: table,
+        Key: key,
+        UpdateExpression: "SET n = :zero, v = if_not_exists(v, :zero) + :one",
+        ConditionExpression: "attribute_not_exists(sk) OR n <= :one",
+        ExpressionAttributeValues: { ":one": 1, ":zero": 0 },
+      },
+    };
+  }
+  return {
+    Update: {
+      TableName: table,
+      Key: key,
+      UpdateExpression: "ADD n :d",
+      ConditionExpression: "n > :one",
+      ExpressionAttributeValues: { ":d": -1, ":one": 1 },
+    },
+  };
+}
+
+/**
+ * Attempts of one membership transaction. Each retry follows a concurrent change of the same items
+ * (another join moved the summary, a TransactionConflict) or a corrected guess (presence, shard, the
+ * room's shard count); a join into a busy large room may need several.
+ */
+const MEMBERSHIP_ROUNDS = 30;
+
+/**
+ * Runs a membership transaction built from a guess (`belief`) of the state of its items: when it is
+ * cancelled, `learn` reads the cancellation (conditions' ALL_OLD items) and returns a corrected
+ * guess, or `{ done }` to end without writing, or undefined when it learned nothing (then only a
+ * TransactionConflict is retried, after a backoff). Returns the guess that committed.
+ */
+async function settleMembership<B, T>(
   ctx: TablesContext,
-  build: (transition: boolean) => TransactPart[],
-  presenceIndex: number,
-  onCancel: (reasons: readonly CancellationReason[]) => T | undefined,
-): Promise<{ transition: boolean } | { cancelled: T }> {
-  let transition = true;
-  for (let attempt = 0; attempt < MEMBERSHIP_ATTEMPTS; attempt++) {
+  initial: B,
+  build: (belief: B) => TransactPart[],
+  learn: (belief: B, reasons: readonly CancellationReason[]) => B | { readonly done: T } | undefined,
+): Promise<{ committed: B } | { done: T }> {
+  let belief = initial;
+  for (let attempt = 0; attempt < MEMBERSHIP_ROUNDS; attempt++) {
     try {
-      await ctx.doc.send(new TransactWriteCommand({ TransactItems: build(transition) }));
-      return { transition };
+      await ctx.doc.send(new TransactWriteCommand({ TransactItems: build(belief) }));
+      return { committed: belief };
     } catch (err) {
       const reasons = cancellationReasons(err);
       if (!reasons) throw err;
-      const decided = onCancel(reasons);
-      if (decided !== undefined) return { cancelled: decided };
-      if (failed(reasons[presenceIndex])) {
-        transition = !transition;
+      const next = learn(belief, reasons);
+      if (next !== undefined && typeof next === "object" && next !== null && "done" in next) return next;
+      if (next !== undefined) {
+        belief = next as B;
         continue;
       }
       // TransactionConflict: another transaction holds one of these items; back off and retry.
       if (reasons.some((r) => r.Code === "TransactionConflict")) {
-        await sleep(backoffDelay(attempt, 10, 500));
+        await sleep(backoffDelay(Math.min(attempt, 6), 10, 500));
         continue;
       }
       throw err;
     }
   }
-  throw internalError(`membership transaction did not settle after ${MEMBERSHIP_ATTEMPTS} attempts`);
+  throw internalError(`membership transaction did not settle after ${MEMBERSHIP_ROUNDS} attempts`);
+}
+
+/** What a join believes: whether the user is present already (and in which shard), and the room's summary. */
+interface JoinBelief {
+  readonly present: number | undefined;
+  readonly state: ShardState;
 }
 
 /**
  * Joins a room: one transaction that adds the room to the connection's `rooms` set (condition:
  * the connection exists, is not in the room yet and is in fewer than MAX_ROOMS_PER_CONNECTION),
- * creates the member item (condition: absent) and counts the connection in the user's presence
- * item, provided no kick restriction of the user in the room is in force (a ConditionCheck of
- * `kick#<roomId>#<userId>`). `firstOfUser` is true when this transaction took the user's count from 0 to 1.
+ * creates the member item in the user's shard (condition: absent) and counts the connection in the
+ * user's presence item, provided no kick restriction of the user in the room is in force (a
+ * ConditionCheck of `kick#<roomId>#<userId>`). A user already present joins the shard their presence
+ * item names; an arriving one is placed by placeUser, which may double the room's shards in this
+ * same transaction. The first attempt guesses an arriving user in a one-shard room with room left,
+ * which is the whole cost of a small room; a sharded room pays one cancelled attempt, whose ALL_OLD
+ * items give the summary and presence. `firstOfUser` is true when this transaction took the user's
+ * count from 0 to 1; `shard` is where the connection's member item is.
  * Kicked: FORBIDDEN (until when). Already a member: only currentRoom moves. Gone: NOT_CONNECTED. Full: BAD_REQUEST.
  */
-export async function addMembership(ctx: DataContext, m: MembershipInput): Promise<{ added: boolean; firstOfUser: boolean }> {
+export async function addMembership(
+  ctx: DataContext,
+  m: MembershipInput,
+): Promise<{ added: boolean; firstOfUser: boolean; shard: number }> {
   const connections = tableName(ctx, "connections");
   const rooms = tableName(ctx, "rooms");
-  const member = {
-    roomId: m.roomId,
-    sk: MEMBER_PREFIX + m.connectionId,
-    connectionId: m.connectionId,
-    userId: m.userId,
-    username: m.username,
-    joinedAt: m.nowMs,
-    expiresAt: m.expiresAt,
+  const size = ctx.config.roomShardSize;
+  const horizon = presenceHorizon(m.nowMs);
+  const shardOf = (b: JoinBelief) => b.present ?? placeUser(b.state, m.userId, size).shard;
+  const build = (b: JoinBelief): TransactPart[] => {
+    const shard = shardOf(b);
+    const member = {
+      roomId: memberPartition(m.roomId, shard),
+      sk: MEMBER_PREFIX + m.connectionId,
+      connectionId: m.connectionId,
+      userId: m.userId,
+      username: m.username,
+      joinedAt: m.nowMs,
+      expiresAt: m.expiresAt,
+    };
+    return [
+      {
+        Update: {
+          TableName: connections,
+          Key: { connectionId: m.connectionId },
+          UpdateExpression: `ADD #rooms :room SET currentRoom = :roomId${shard > 0 ? ", #shard = :shard" : " REMOVE #shard"}`,
+          ConditionExpression:
+            "attribute_exists(connectionId) AND NOT contains(#rooms, :roomId) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max)",
+          ExpressionAttributeNames: { "#rooms": "rooms", "#shard": connectionShardAttribute(m.roomId) },
+          ExpressionAttributeValues: {
+            ":room": new Set([m.roomId]),
+            ":roomId": m.roomId,
+            ":max": MAX_ROOMS_PER_CONNECTION,
+            ...(shard > 0 ? { ":shard": shard } : {}),
+          },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        },
+      },
+      { Put: { TableName: rooms, Item: member, ConditionExpression: "attribute_not_exists(sk)" } },
+      {
+        // The user is not kicked from the room (moderation.ts kickUser writes the restriction before
+        // it reads the members, so a join either commits before it, and is removed, or fails here).
+        ConditionCheck: {
+          TableName: connections,
+          Key: { connectionId: kickKey(m.roomId, m.userId) },
+          ConditionExpression: "attribute_not_exists(connectionId) OR #until <= :now",
+          ExpressionAttributeNames: { "#until": "until" },
+          ExpressionAttributeValues: { ":now": m.nowMs },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        },
+      },
+      arrivalPresence(rooms, m.roomId, m, b.present, shard, m.nowMs),
+      ...(b.present === undefined ? [arrivalSummary(rooms, m.roomId, b.state, placeUser(b.state, m.userId, size), size, horizon)] : []),
+    ];
   };
-  const build = (transition: boolean): TransactPart[] => [
-    {
-      Update: {
-        TableName: connections,
-        Key: { connectionId: m.connectionId },
-        UpdateExpression: "ADD #rooms :room SET currentRoom = :roomId",
-        ConditionExpression:
-          "attribute_exists(connectionId) AND NOT contains(#rooms, :roomId) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max)",
-        ExpressionAttributeNames: { "#rooms": "rooms" },
-        ExpressionAttributeValues: { ":room": new Set([m.roomId]), ":roomId": m.roomId, ":max": MAX_ROOMS_PER_CONNECTION },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      },
+  const out = await settleMembership<JoinBelief, { readonly shard: number }>(
+    ctx,
+    { present: undefined, state: NEW_ROOM },
+    build,
+    (b, reasons) => {
+      if (failed(reasons[2])) throw kickedError(m.roomId, numberAttribute(reasons[2]?.Item?.until) ?? m.nowMs);
+      if (failed(reasons[0])) {
+        const item = reasons[0]?.Item;
+        if (!item) throw notConnected();
+        if (stringSetAttribute(item.rooms).includes(m.roomId)) return { done: { shard: shardOfConnection(item, m.roomId) } };
+        throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
+      }
+      let next = b;
+      if (failed(reasons[3])) {
+        const item = reasons[3]?.Item;
+        const n = numberAttribute(item?.n) ?? 0;
+        const present = item && n > 0 ? shardNumber(item.shard) : undefined;
+        // Without an item to read, the other guess is the right one (the conditions cover every state).
+        next = { ...next, present: present === b.present && !item ? (b.present === undefined ? 0 : undefined) : present };
+      }
+      if (failed(reasons[4])) next = { ...next, state: shardState(reasons[4]?.Item) };
+      if (next !== b) return next;
+      if (failed(reasons[1]))
+        throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
+      return undefined;
     },
-    { Put: { TableName: rooms, Item: member, ConditionExpression: "attribute_not_exists(sk)" } },
-    {
-      // The user is not kicked from the room (moderation.ts kickUser writes the restriction before
-      // it reads the members, so a join either commits before it, and is removed, or fails here).
-      ConditionCheck: {
-        TableName: connections,
-        Key: { connectionId: kickKey(m.roomId, m.userId) },
-        ConditionExpression: "attribute_not_exists(connectionId) OR #until <= :now",
-        ExpressionAttributeNames: { "#until": "until" },
-        ExpressionAttributeValues: { ":now": m.nowMs },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      },
-    },
-    ...presenceParts(rooms, m.roomId, m, 1, transition, m.nowMs),
-  ];
-  const out = await runMembershipTransaction(ctx, build, 3, (reasons) => {
-    if (failed(reasons[2])) throw kickedError(m.roomId, numberAttribute(reasons[2]?.Item?.until) ?? m.nowMs);
-    if (failed(reasons[0])) {
-      const item = reasons[0]?.Item;
-      if (!item) throw notConnected();
-      if (stringSetAttribute(item.rooms).includes(m.roomId)) return "already" as const;
-      throw chatError("BAD_REQUEST", `a connection can be in at most ${MAX_ROOMS_PER_CONNECTION} rooms; leave one first`);
-    }
-    if (failed(reasons[1]))
-      throw internalError(`member item of ${m.connectionId} in ${m.roomId} exists but the connection does not list the room`);
-    return undefined;
-  });
-  if ("transition" in out) return { added: true, firstOfUser: out.transition };
+  );
+  if ("committed" in out) return { added: true, firstOfUser: out.committed.present === undefined, shard: shardOf(out.committed) };
   // Already a member: a join still makes the room the current one.
   await ctx.doc
     .send(
@@ -880,38 +1146,66 @@ export async function addMembership(ctx: DataContext, m: MembershipInput): Promi
     .catch((err: unknown) => {
       if (!isConditionFailure(err)) throw err;
     });
-  return { added: false, firstOfUser: false };
+  return { added: false, firstOfUser: false, shard: out.done.shard };
+}
+
+/** What a departure believes: the member's shard, whether it takes the user's count to 0, the room's shard count (1, or more). */
+interface DepartureBelief {
+  readonly shard: number;
+  readonly transition: boolean;
+  readonly shards: number;
+}
+
+/** The first guess of a departure from shard `shard`: a room with one shard unless the member is beyond shard 0. */
+function departureGuess(shard: number): DepartureBelief {
+  return { shard, transition: true, shards: shard > 0 ? 2 : 1 };
+}
+
+/** A departure's presence and summary parts from index `at` of its transaction's cancellation: the corrected guess, or `belief` itself. */
+function learnDeparture(belief: DepartureBelief, reasons: readonly CancellationReason[], at: number): DepartureBelief {
+  let next = belief;
+  if (failed(reasons[at])) next = { ...next, transition: !next.transition };
+  if (failed(reasons[at + 1])) next = { ...next, shards: shardState(reasons[at + 1]?.Item).shards };
+  return next;
 }
 
 /**
- * Leaves a room: one transaction that removes the room from the connection's set (condition: the
- * connection exists and lists it), deletes the member item and uncounts the connection from the
- * user's presence. `lastOfUser` is true when it took the count from 1 to 0. A connection that
- * does not list the room: NOT_A_MEMBER; gone: NOT_CONNECTED. currentRoom moves to another room of
- * `connection` (the caller's view of it), or is removed.
+ * Leaves a room: one transaction that removes the room (and its shard attribute) from the
+ * connection's item (condition: the connection exists, lists the room and records the shard this
+ * transaction deletes from), deletes the member item from that shard and uncounts the connection
+ * from the user's presence (and, when it was the user's last connection, the user from the summary
+ * and their shard's count). The shard comes from `connection` (the item the route has already read);
+ * if that view is stale, the condition's ALL_OLD gives the right one. `lastOfUser` is true when it
+ * took the count from 1 to 0. A connection that does not list the room: NOT_A_MEMBER; gone:
+ * NOT_CONNECTED. currentRoom moves to another room of `connection` (the caller's view of it), or is removed.
  */
 export async function removeMembership(
   ctx: DataContext,
   connection: Pick<ConnectionItem, "connectionId" | "userId" | "username" | "rooms" | "currentRoom">,
   roomId: string,
-  nowMs: number,
+  _nowMs: number,
 ): Promise<{ lastOfUser: boolean }> {
   const connections = tableName(ctx, "connections");
   const rooms = tableName(ctx, "rooms");
   const remaining = [...(connection.rooms ?? [])].filter((r) => r !== roomId);
   const moveCurrent = connection.currentRoom === roomId;
   const next = remaining[remaining.length - 1];
-  const build = (transition: boolean): TransactPart[] => [
+  const current = moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : "") : "";
+  const removed = moveCurrent && next === undefined ? "#shard, currentRoom" : "#shard";
+  const build = (b: DepartureBelief): TransactPart[] => [
     {
       Update: {
         TableName: connections,
         Key: { connectionId: connection.connectionId },
-        UpdateExpression: `DELETE #rooms :room${moveCurrent ? (next !== undefined ? " SET currentRoom = :next" : " REMOVE currentRoom") : ""}`,
-        ConditionExpression: "attribute_exists(connectionId) AND contains(#rooms, :roomId)",
-        ExpressionAttributeNames: { "#rooms": "rooms" },
+        UpdateExpression: `DELETE #rooms :room${current} REMOVE ${removed}`,
+        ConditionExpression: `attribute_exists(connectionId) AND contains(#rooms, :roomId) AND ${
+          b.shard > 0 ? "#shard = :shard" : "(attribute_not_exists(#shard) OR #shard = :shard)"
+        }`,
+        ExpressionAttributeNames: { "#rooms": "rooms", "#shard": connectionShardAttribute(roomId) },
         ExpressionAttributeValues: {
           ":room": new Set([roomId]),
           ":roomId": roomId,
+          ":shard": b.shard,
           ...(moveCurrent && next !== undefined ? { ":next": next } : {}),
         },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -920,43 +1214,67 @@ export async function removeMembership(
     {
       Delete: {
         TableName: rooms,
-        Key: { roomId, sk: MEMBER_PREFIX + connection.connectionId },
+        Key: { roomId: memberPartition(roomId, b.shard), sk: MEMBER_PREFIX + connection.connectionId },
         ConditionExpression: "attribute_exists(sk)",
       },
     },
-    ...presenceParts(rooms, roomId, connection, -1, transition, nowMs),
+    departurePresence(rooms, roomId, connection.userId, b.transition),
+    ...(b.transition ? [departureSummary(rooms, roomId, b.shards, b.shard)] : []),
   ];
-  const out = await runMembershipTransaction(ctx, build, 2, (reasons) => {
+  const initial = departureGuess(shardOfConnection(connection, roomId));
+  const out = await settleMembership<DepartureBelief, never>(ctx, initial, build, (b, reasons) => {
+    let next = b;
     if (failed(reasons[0])) {
-      if (!reasons[0]?.Item) throw notConnected();
-      throw chatError("NOT_A_MEMBER", `this connection has not joined room ${roomId}`);
+      const item = reasons[0]?.Item;
+      if (!item) throw notConnected();
+      if (!stringSetAttribute(item.rooms).includes(roomId))
+        throw chatError("NOT_A_MEMBER", `this connection has not joined room ${roomId}`);
+      const shard = shardOfConnection(item, roomId);
+      if (shard === b.shard)
+        throw internalError(`connection ${connection.connectionId} refused its leave of ${roomId} for no known reason`);
+      next = { ...departureGuess(shard), transition: b.transition };
     }
+    next = learnDeparture(next, reasons, 2);
+    if (next !== b) return next;
     if (failed(reasons[1])) throw internalError(`connection ${connection.connectionId} lists ${roomId} but has no member item there`);
     return undefined;
   });
-  return { lastOfUser: "transition" in out && out.transition };
+  return { lastOfUser: "committed" in out && out.committed.transition };
 }
 
 /**
  * Removes the membership of a connection whose item is already gone ($disconnect, or a post that
- * found it gone): one transaction that deletes the member item (condition: it exists) and
- * uncounts it from the user's presence. Whoever deletes it first does the bookkeeping; the others
- * get `removed: false` and announce nothing.
+ * found it gone): one transaction that deletes the member item from its shard (`member.shard`, from
+ * the deleted connection item's shard attribute or the member item as the room read returned it;
+ * absent: 0) and uncounts it from the user's presence. Whoever deletes it first does the
+ * bookkeeping; the others get `removed: false` and announce nothing.
  */
 export async function removeMembershipOfGone(
   ctx: TablesContext,
   roomId: string,
-  member: { connectionId: string; userId: string; username: string },
-  nowMs: number,
+  member: { connectionId: string; userId: string; username: string; shard?: number },
+  _nowMs: number,
 ): Promise<{ removed: boolean; lastOfUser: boolean }> {
   const rooms = tableName(ctx, "rooms");
-  const build = (transition: boolean): TransactPart[] => [
-    { Delete: { TableName: rooms, Key: { roomId, sk: MEMBER_PREFIX + member.connectionId }, ConditionExpression: "attribute_exists(sk)" } },
-    ...presenceParts(rooms, roomId, member, -1, transition, nowMs),
+  const shard = shardNumber(member.shard);
+  const build = (b: DepartureBelief): TransactPart[] => [
+    {
+      Delete: {
+        TableName: rooms,
+        Key: { roomId: memberPartition(roomId, shard), sk: MEMBER_PREFIX + member.connectionId },
+        ConditionExpression: "attribute_exists(sk)",
+      },
+    },
+    departurePresence(rooms, roomId, member.userId, b.transition),
+    ...(b.transition ? [departureSummary(rooms, roomId, b.shards, shard)] : []),
   ];
-  const out = await runMembershipTransaction(ctx, build, 1, (reasons) => (failed(reasons[0]) ? ("gone" as const) : undefined));
-  if ("cancelled" in out) return { removed: false, lastOfUser: false };
-  return { removed: true, lastOfUser: out.transition };
+  const out = await settleMembership<DepartureBelief, "gone">(ctx, departureGuess(shard), build, (b, reasons) => {
+    if (failed(reasons[0])) return { done: "gone" as const };
+    const next = learnDeparture(b, reasons, 1);
+    return next !== b ? next : undefined;
+  });
+  if ("done" in out) return { removed: false, lastOfUser: false };
+  return { removed: true, lastOfUser: out.committed.transition };
 }
 
 /** Distinct users of a set of member items, ordered by their earliest (joinedAt, connectionId). */
@@ -976,29 +1294,63 @@ export function compareMembers(a: MemberItem, b: MemberItem): number {
   return a.joinedAt - b.joinedAt || (a.connectionId < b.connectionId ? -1 : a.connectionId > b.connectionId ? 1 : 0);
 }
 
+/** Shard partitions a whole-room read queries at once. */
+const SHARD_READ_CONCURRENCY = 8;
+
+export interface ReadRoomOptions {
+  /**
+   * Read the shards beyond 0 only when the room has at most this many users (its summary, read with
+   * shard 0): a larger room's view is `partial` (shard 0, and `alsoShard`), so a route never reads a
+   * large room whole. Absent: every shard.
+   */
+  readonly maxUsers?: number;
+  /** In a partial view, also this shard (the joining connection's own, so it finds itself). */
+  readonly alsoShard?: number;
+}
+
 /**
- * Reads a whole room partition with one (paginated, strongly consistent) Query: members and summary. The summary is kept by the membership transactions; this read only deletes a
- * summary left at 0 users (conditionally, so a join committed meanwhile keeps it). Member items past
- * their expiry are returned apart (`expired`): their connections are gone (API Gateway closes a
- * connection after 2 h) or past their token's deadline (still open until closed), and the caller
- * closes and removes them like any gone connection (presence.ts broadcastToRoom).
+ * Reads a room: one (paginated, strongly consistent) Query of its own partition (shard 0 and the
+ * summary), then, when the summary says it has more shards, one Query per other shard (readShard).
+ * A room that never grew costs exactly one Query, as before shards. The summary is kept by the
+ * membership transactions; this read only deletes a summary left at 0 users (conditionally, so a
+ * join committed meanwhile keeps it). Member items past their expiry are returned apart
+ * (`expired`): their connections are gone (API Gateway closes a connection after 2 h) or past their
+ * token's deadline (still open until closed), and the caller closes and removes them like any gone
+ * connection (presence.ts broadcastToRoom). Items of shard k > 0 come back with `roomId` the room's
+ * id and `shard` k.
  */
-export async function readRoom(ctx: DataContext, roomId: string, nowSec: number): Promise<RoomView> {
+export async function readRoom(ctx: DataContext, roomId: string, nowSec: number, options: ReadRoomOptions = {}): Promise<RoomView> {
   const table = tableName(ctx, "rooms");
   const members: MemberItem[] = [];
   const expired: MemberItem[] = [];
-  let summaryUsers: number | undefined;
+  let summaryItem: Record<string, unknown> | undefined;
   const pages = paginateQuery(
     { client: ctx.doc, ...(ctx.config.roomQueryPageSize ? { pageSize: ctx.config.roomQueryPageSize } : {}) },
     { TableName: table, KeyConditionExpression: "roomId = :r", ExpressionAttributeValues: { ":r": roomId }, ConsistentRead: true },
   );
   for await (const out of pages) {
     for (const item of out.Items ?? []) {
-      if (item.sk === SUMMARY_SK) summaryUsers = Number(item.users ?? 0);
+      if (item.sk === SUMMARY_SK) summaryItem = item;
       else if (String(item.sk).startsWith(MEMBER_PREFIX)) (Number(item.expiresAt) > nowSec ? members : expired).push(item as MemberItem);
     }
   }
-  if (summaryUsers !== undefined && summaryUsers <= 0 && members.length === 0 && expired.length === 0) {
+  const state = shardState(summaryItem);
+  const whole = options.maxUsers === undefined || state.users <= options.maxUsers;
+  const others = whole
+    ? Array.from({ length: state.shards - 1 }, (_, i) => i + 1)
+    : options.alsoShard !== undefined && options.alsoShard > 0 && options.alsoShard < state.shards
+      ? [options.alsoShard]
+      : [];
+  for (let i = 0; i < others.length; i += SHARD_READ_CONCURRENCY) {
+    const reads = await Promise.all(others.slice(i, i + SHARD_READ_CONCURRENCY).map((k) => readShard(ctx, roomId, k, nowSec)));
+    for (const r of reads) {
+      members.push(...r.members);
+      expired.push(...r.expired);
+    }
+  }
+  const partial = state.shards > 1 && !whole;
+  if (summaryItem !== undefined && state.users <= 0 && !partial && members.length === 0 && expired.length === 0) {
+    // Empty (users is exact): the room is forgotten, shards and all; a next join starts it afresh.
     await ctx.doc
       .send(
         new DeleteCommand({
@@ -1013,7 +1365,13 @@ export async function readRoom(ctx: DataContext, roomId: string, nowSec: number)
         if (!isConditionFailure(err)) throw err;
       });
   }
-  return { members, users: distinctUsers(members), expired };
+  return {
+    members,
+    users: distinctUsers(members),
+    expired,
+    summary: { users: state.users, shards: state.shards },
+    ...(partial ? { partial: true } : {}),
+  };
 }
 
 // ---------------------------------------------------------------- messages

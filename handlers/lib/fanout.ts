@@ -25,7 +25,15 @@ import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynam
 import type { TableName } from "../tables";
 import { localCredentials, SDK_TIMEOUTS, traced, type SdkCredentials } from "./clients";
 import type { HandlerConfig } from "./config";
-import { backoffDelay, CONNECT_GRACE_MS, deleteConnection, OPEN_SETTLE_MS, removeMembershipOfGone, type TablesContext } from "./data";
+import {
+  backoffDelay,
+  CONNECT_GRACE_MS,
+  deleteConnection,
+  OPEN_SETTLE_MS,
+  removeMembershipOfGone,
+  shardOfConnection,
+  type TablesContext,
+} from "./data";
 import { configurationError } from "../env";
 import { errorName, httpStatus } from "./errors";
 import type { Logger } from "./logger";
@@ -55,7 +63,13 @@ export interface DeliverOptions {
   /** The room the targets were read from: its `c#<id>` items are removed for gone ids even if their connection item is already gone. */
   readonly roomId?: string;
   /** The members read with the room (who each gone id belongs to, without another read). */
-  readonly members?: ReadonlyArray<{ readonly connectionId: string; readonly userId: string; readonly username: string }>;
+  readonly members?: ReadonlyArray<{
+    readonly connectionId: string;
+    readonly userId: string;
+    readonly username: string;
+    /** The member's shard, as the room read returned it (data.ts readShard; absent: 0). */
+    readonly shard?: number;
+  }>;
   /**
    * removeGone only: the connections may still be open (their items expired with their token) and
    * are closed through `@connections` DELETE before their data is removed.
@@ -246,15 +260,21 @@ export function createFanout(deps: FanoutDeps): Fanout {
     await mapPool(ids, Math.min(deps.concurrency, 8), async (id) => {
       if (options.close) await close(id, log);
       const old = await deleteConnection(data, id);
-      const user: { userId: string; username: string } | undefined = old
-        ? { userId: old.userId, username: old.username }
-        : options.members?.find((m) => m.connectionId === id);
+      const read = options.members?.find((m) => m.connectionId === id);
+      const user: { userId: string; username: string } | undefined = old ? { userId: old.userId, username: old.username } : read;
       // Neither its item nor the room read says who it was: its item was deleted by a `$disconnect`
       // (or another clean-up) that removes its memberships from that item's rooms set itself.
       if (!user) return;
       const rooms = new Set([...(old?.rooms ?? []), ...(options.roomId ? [options.roomId] : [])]);
       for (const roomId of rooms) {
-        const out = await removeMembershipOfGone(data, roomId, { connectionId: id, ...user }, nowMs);
+        // The shard its item records for the room; a room its item no longer lists: as the room read found it.
+        const shard = old?.rooms?.has(roomId) ? shardOfConnection(old, roomId) : (read?.shard ?? 0);
+        const out = await removeMembershipOfGone(
+          data,
+          roomId,
+          { connectionId: id, userId: user.userId, username: user.username, shard },
+          nowMs,
+        );
         if (out.lastOfUser) departed.push({ roomId, userId: user.userId, username: user.username });
       }
     });

@@ -15,6 +15,7 @@ import {
   readRoom,
   removeMembership,
   removeMembershipOfGone,
+  shardOfConnection,
   type ConnectionItem,
   type DataContext,
   type RoomView,
@@ -83,6 +84,14 @@ export async function broadcastToRoom(
   return result;
 }
 
+/**
+ * Rooms of more than largeRoomUsers users announce no joined/left (handlers/settings.ts): at a few
+ * joins a second, each would be another broadcast to every member. Their user count stays exact.
+ */
+function announcesNoPresence(ctx: DataContext, room: RoomView): boolean {
+  return (room.summary?.users ?? room.users.length) > ctx.config.largeRoomUsers;
+}
+
 function leftFrame(roomId: string, userId: string, username: string): string {
   const frame: PresenceFrame = { type: "presence", event: "left", roomId, userId, username };
   return JSON.stringify(frame);
@@ -98,7 +107,8 @@ export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: 
   for (let round = 0; round < DEPARTURE_ROUNDS && pending.length > 0; round++) {
     const next: Departure[] = [];
     for (const d of pending) {
-      const room = await readRoom(ctx, d.roomId, epochSeconds(Date.now()));
+      const room = await readRoom(ctx, d.roomId, epochSeconds(Date.now()), { maxUsers: ctx.config.largeRoomUsers });
+      if (announcesNoPresence(ctx, room)) continue;
       const targets = room.members.map((m) => m.connectionId);
       if (targets.length === 0) continue;
       const result = await fanout.deliver(targets, leftFrame(d.roomId, d.userId, d.username), log, {
@@ -115,7 +125,9 @@ export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: 
 /**
  * Joins a room (one transaction, data.ts addMembership), reads it and, when this join made the user
  * present, announces `joined` to the others (never to the joining connection itself: during
- * $connect it is not open yet, and a post to it returns 410).
+ * $connect it is not open yet, and a post to it returns 410). A room of more than largeRoomUsers
+ * users is read only in part (shard 0 and the joiner's shard: the view is `partial`, its summary
+ * gives the exact count) and announces nothing.
  *
  * A kick can overtake a join between its transaction and its read (moderation.ts kickUser: the
  * join committed before the restriction, the kick's read found it and took it out, announcing
@@ -125,20 +137,21 @@ export async function announceDepartures(ctx: DataContext, fanout: Fanout, log: 
  * pipelined) keeps today's answer. The extra read (1 RCU) happens only in that race.
  */
 export async function joinRoom(rt: Runtime, log: Logger, member: Member, roomId: string, nowMs: number): Promise<RoomView> {
-  const { firstOfUser } = await addMembership(rt, { ...member, roomId, nowMs });
-  const room = await readRoom(rt, roomId, epochSeconds(nowMs));
+  const { firstOfUser, shard } = await addMembership(rt, { ...member, roomId, nowMs });
+  // A large room is not read whole: shard 0 and the joiner's own shard (readRoom's `partial`).
+  const room = await readRoom(rt, roomId, epochSeconds(nowMs), { maxUsers: rt.config.largeRoomUsers, alsoShard: shard });
   if (!room.members.some((m) => m.connectionId === member.connectionId)) {
     const kickedUntil = await activeKick(rt, roomId, member.userId, nowMs);
     if (kickedUntil !== undefined) throw kickedError(roomId, kickedUntil);
   }
-  if (firstOfUser) {
+  if (firstOfUser && !announcesNoPresence(rt, room)) {
     const frame: PresenceFrame = { type: "presence", event: "joined", roomId, userId: member.userId, username: member.username };
     await broadcastToRoom(rt, log, room, roomId, JSON.stringify(frame), member.connectionId);
   }
   return room;
 }
 
-/** Announces `left` in a room: call only after the transaction that took the user's count to 0. */
+/** Announces `left` in a room (none in a large room): call only after the transaction that took the user's count to 0. */
 export async function announceLeft(
   rt: RoomContext,
   log: Logger,
@@ -146,7 +159,8 @@ export async function announceLeft(
   roomId: string,
   nowMs: number,
 ): Promise<void> {
-  const room = await readRoom(rt, roomId, epochSeconds(nowMs));
+  const room = await readRoom(rt, roomId, epochSeconds(nowMs), { maxUsers: rt.config.largeRoomUsers });
+  if (announcesNoPresence(rt, room)) return;
   await broadcastToRoom(rt, log, room, roomId, leftFrame(roomId, member.userId, member.username));
 }
 
@@ -185,7 +199,7 @@ export async function removeConnection(
   const member = { connectionId, userId: old.userId, username: old.username };
   await Promise.all(
     [...(old.rooms ?? [])].map(async (roomId) => {
-      const { lastOfUser } = await removeMembershipOfGone(rt, roomId, member, nowMs);
+      const { lastOfUser } = await removeMembershipOfGone(rt, roomId, { ...member, shard: shardOfConnection(old, roomId) }, nowMs);
       if (lastOfUser && options.announce !== false) await announceLeft(rt, log, old, roomId, nowMs);
     }),
   );
