@@ -105,7 +105,10 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
     // a connection whose $connect has just returned is refused (410) until the gateway opens it, and
     // under load the handlers can take it for stale (docs/architecture.md "Races"). The rest connect
     // `connectConcurrency` at a time.
-    const announcing = Math.max(1, hasWorkers ? Math.min(users, rt.largeRoomUsers + 1) : users);
+    // Rooms above the threshold announce nothing with the delivery workers, or when the users are
+    // given (--large-room-users: for handlers that stop announcing there without the workers).
+    const quietAbove = hasWorkers || o.users !== undefined;
+    const announcing = Math.max(1, quietAbove ? Math.min(users, rt.largeRoomUsers + 1) : users);
     const t0 = performance.now();
     let sender: BenchClient;
     if (source === "sockets") {
