@@ -153,6 +153,11 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
     let timeouts = 0;
     const loadAverage1m = round(os.loadavg()[0], 2);
     const timeoutMs = 60_000 + members * 10;
+    const queueAtStart = (await rt.stats()).deliveryQueue;
+    let queueBefore = queueAtStart;
+    const jobs: number[] = [];
+    const receives: number[] = [];
+    const jobAges: number[] = [];
     for (let i = 0; i < o.messages; i++) {
       await rt.resetStats();
       const r =
@@ -167,6 +172,14 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
       await sleep(300);
       const stats = await rt.stats();
       posts.push(stats.management.post);
+      const q = stats.deliveryQueue;
+      if (q && queueBefore) {
+        jobs.push(q.queue.sent - queueBefore.queue.sent);
+        receives.push(q.queue.received - queueBefore.queue.received);
+        queueBefore = q;
+      }
+      for (const r of stats.emf)
+        if ((r.function as string) === "deliver" && Number.isFinite(r.values.DeliveryJobAge)) jobAges.push(r.values.DeliveryJobAge);
       const windowMs = stats.management.lastPostAtMs - stats.management.firstPostAtMs;
       if (stats.management.post > 1 && windowMs > 0) rates.push(((stats.management.post - 1) * 1000) / windowMs);
       for (const [name, f] of Object.entries(stats.functions)) {
@@ -177,6 +190,21 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
       }
     }
     const s = summarize(latencies);
+    const ages = summarize(jobAges);
+    const queueAtEnd = queueBefore;
+    const queue: LargeRoomRow["queue"] =
+      queueAtStart && queueAtEnd
+        ? {
+            jobsPerMessage: median(jobs),
+            receivesPerMessage: median(receives),
+            recordsReportedFailed: queueAtEnd.mapping.recordsReportedFailed - queueAtStart.mapping.recordsReportedFailed,
+            failedInvocations: queueAtEnd.mapping.failedInvocations - queueAtStart.mapping.failedInvocations,
+            deadLetters: queueAtEnd.queue.movedToDeadLetterQueue - queueAtStart.queue.movedToDeadLetterQueue,
+            maxConcurrentInvocations: queueAtEnd.mapping.maxConcurrentInvocations,
+            jobAgeP50Ms: round(ages.p50, 1),
+            jobAgeMaxMs: round(ages.max, 1),
+          }
+        : undefined;
     const path: LargeRoomRow["path"] = (invocations.deliver ?? []).some((n) => n > 0) ? "workers" : "route";
     const effectivePostsPerSecond = rates.length ? median(rates) : Number.NaN;
     const floorMs = (members / rt.deliveryPostsPerSecond) * 1000;
@@ -206,6 +234,7 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
       missing,
       functionTimeouts: timeouts,
       invocations: Object.fromEntries(Object.entries(invocations).map(([k, v]) => [k, median(v)])),
+      ...(queue ? { queue } : {}),
       registration,
       loadAverage1m,
     };

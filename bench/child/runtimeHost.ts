@@ -8,7 +8,7 @@
  */
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
 import type { LogEntry } from "../../local/logger";
-import type { HostReply, HostRequest, HostStats } from "../lib/runtimeProtocol";
+import type { DeliveryQueueFigures, HostReply, HostRequest, HostStats } from "../lib/runtimeProtocol";
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? "{}") as LocalRuntimeOptions;
@@ -31,7 +31,17 @@ async function main(): Promise<void> {
     emf: runtime.stats.emf,
     management: runtime.stats.management,
     logBytes: { ...logBytes },
+    ...deliveryQueue(),
   });
+  /** The runtime's delivery queue figures, if it has a queue (the local runtime of issue 17's workers). */
+  const deliveryQueue = (): { deliveryQueue?: DeliveryQueueFigures } => {
+    const read = (runtime.stats as { deliveryQueue?: () => DeliveryQueueFigures }).deliveryQueue;
+    try {
+      return read ? { deliveryQueue: read() } : {};
+    } catch {
+      return {}; // deliver disabled: no queue
+    }
+  };
   process.on("message", async (raw: HostRequest) => {
     try {
       switch (raw.type) {

@@ -132,6 +132,21 @@ export interface LargeRoomRow {
   readonly functionTimeouts: number;
   /** Invocations per message (median) of the functions that delivered. */
   readonly invocations: Readonly<Record<string, number>>;
+  /**
+   * The delivery queue during the messages, when the runtime has one: jobs sent and received per
+   * message (median), records reported failed, failed worker invocations and dead letters (totals),
+   * the most workers at once, and the DeliveryJobAge metric (ms from enqueue to the worker's start).
+   */
+  readonly queue?: {
+    readonly jobsPerMessage: number;
+    readonly receivesPerMessage: number;
+    readonly recordsReportedFailed: number;
+    readonly failedInvocations: number;
+    readonly deadLetters: number;
+    readonly maxConcurrentInvocations: number;
+    readonly jobAgeP50Ms: number;
+    readonly jobAgeMaxMs: number;
+  };
   /** Members registered (sockets: handshakes) per second, and how long it took. */
   readonly registration: { readonly perSecond: number; readonly seconds: number; readonly concurrency: number };
   /** 1-minute load average when the room's measurement started (the machine is shared). */

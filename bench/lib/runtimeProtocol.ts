@@ -10,6 +10,19 @@ export interface HostStats {
   readonly management: ManagementStats;
   /** Bytes of log lines per function since the last reset. */
   readonly logBytes: Record<string, number>;
+  /** The delivery queue's cumulative figures, when the runtime runs one (issue 17: local/runtime.ts stats.deliveryQueue). */
+  readonly deliveryQueue?: DeliveryQueueFigures;
+}
+
+/** What the bench reads of the runtime's delivery queue stats (local SQS QueueStats, EventSourceMappingStats). */
+export interface DeliveryQueueFigures {
+  readonly queue: { readonly sent: number; readonly received: number; readonly movedToDeadLetterQueue: number };
+  readonly mapping: {
+    readonly invocations: number;
+    readonly failedInvocations: number;
+    readonly recordsReportedFailed: number;
+    readonly maxConcurrentInvocations: number;
+  };
 }
 
 export type HostRequest =
