@@ -41,6 +41,13 @@ export interface DeploymentSettings extends Partial<SettingValues> {
   readonly allowedOrigins: readonly string[];
   /** Only the local runtime sets this: DynamoDB Local's URL. */
   readonly dynamodbEndpoint?: string;
+  /**
+   * The delivery queue's URL (issue 17), given to the functions that may broadcast to a large room
+   * (routes.ts enqueuesDeliveries). Absent: they post to every room themselves, as before.
+   */
+  readonly deliveryQueueUrl?: string;
+  /** Only the local runtime sets this: the SQS emulator's URL (local/sqs.ts). */
+  readonly sqsEndpoint?: string;
 }
 
 /** The variables that are not behaviour settings (those name theirs in settings.ts). */
@@ -57,6 +64,8 @@ export const ENV = {
   authSharedSecret: "AUTH_SHARED_SECRET",
   allowedOrigins: "ALLOWED_ORIGINS",
   dynamodbEndpoint: "DYNAMODB_ENDPOINT",
+  deliveryQueueUrl: "DELIVERY_QUEUE_URL",
+  sqsEndpoint: "SQS_ENDPOINT",
 } as const;
 
 /** The environment variables a function receives. Functions get only what they use. */
@@ -85,6 +94,10 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
     env[ENV.allowedOrigins] = s.allowedOrigins.join(",");
   }
   if (s.dynamodbEndpoint && spec.tables.length > 0) env[ENV.dynamodbEndpoint] = s.dynamodbEndpoint;
+  if (spec.enqueuesDeliveries && s.deliveryQueueUrl) {
+    env[ENV.deliveryQueueUrl] = s.deliveryQueueUrl;
+    if (s.sqsEndpoint) env[ENV.sqsEndpoint] = s.sqsEndpoint;
+  }
   return env;
 }
 

@@ -90,4 +90,58 @@ export interface LambdaContextLike {
 export type WebSocketHandler = (event: WebSocketEvent, context?: LambdaContextLike) => Promise<WebSocketResult>;
 export type AuthorizerHandler = (event: AuthorizerEvent, context?: LambdaContextLike) => Promise<AuthorizerResult>;
 /** A factory as `aws.lambda.CallbackFunction`'s `callbackFactory` takes it: runs once per cold start. */
-export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler;
+export type HandlerFactory = () => WebSocketHandler | AuthorizerHandler | SqsHandler;
+
+/**
+ * Lambda's SQS event and partial batch response (contract 3 of issue 17; Lambda Developer Guide,
+ * "Using Lambda with Amazon SQS"). The `deliver` function consumes them; the local event source
+ * mapping (local/eventSourceMapping.ts) produces them field for field.
+ */
+export interface SqsRecordAttributes {
+  readonly ApproximateReceiveCount: string;
+  /** Epoch milliseconds, as a string. */
+  readonly SentTimestamp: string;
+  readonly SenderId: string;
+  readonly ApproximateFirstReceiveTimestamp: string;
+  /** FIFO queues only. */
+  readonly MessageGroupId?: string;
+  readonly MessageDeduplicationId?: string;
+  readonly SequenceNumber?: string;
+  readonly AWSTraceHeader?: string;
+  readonly DeadLetterQueueSourceArn?: string;
+}
+
+export interface SqsMessageAttribute {
+  readonly dataType: string;
+  readonly stringValue?: string;
+  /** Base64. */
+  readonly binaryValue?: string;
+  readonly stringListValues: string[];
+  readonly binaryListValues: string[];
+}
+
+export interface SqsRecord {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+  readonly body: string;
+  readonly attributes: SqsRecordAttributes;
+  readonly messageAttributes: Record<string, SqsMessageAttribute>;
+  readonly md5OfBody: string;
+  readonly md5OfMessageAttributes?: string;
+  readonly eventSource: "aws:sqs";
+  /** The queue's ARN. */
+  readonly eventSourceARN: string;
+  readonly awsRegion: string;
+}
+
+export interface SqsEvent {
+  readonly Records: SqsRecord[];
+}
+
+/** With `ReportBatchItemFailures`, the records to retry: each `itemIdentifier` is a record's `messageId`. */
+export interface SqsBatchResponse {
+  readonly batchItemFailures: { readonly itemIdentifier: string }[];
+}
+
+/** The `deliver` function's handler (issue 17): the records it reports failed come back from the queue. */
+export type SqsHandler = (event: SqsEvent, context?: LambdaContextLike) => Promise<SqsBatchResponse>;

@@ -8,12 +8,13 @@
  * from node_modules are re-required. Every module under handlers/ therefore keeps only plain
  * constants and function declarations at module scope (tests/handlers/serialize.test.ts checks it).
  */
-import type { AuthorizerHandler, WebSocketHandler } from "./events";
+import type { AuthorizerHandler, SqsEvent, SqsBatchResponse, WebSocketHandler } from "./events";
 import type { FunctionName } from "./routes";
 import { createHandler as authorizer } from "./functions/authorizer";
 import { createHandler as chat } from "./functions/chat";
 import { createHandler as connect } from "./functions/connect";
 import { createHandler as defaultRoute } from "./functions/default";
+import { createHandler as deliver } from "./functions/deliver";
 import { createHandler as deleteMessage } from "./functions/delete";
 import { createHandler as disconnect } from "./functions/disconnect";
 import { createHandler as edit } from "./functions/edit";
@@ -29,7 +30,11 @@ import { createHandler as rooms } from "./functions/rooms";
 import { createHandler as typing } from "./functions/typing";
 
 export type FactoryMap = {
-  readonly [K in FunctionName]: K extends "authorizer" ? () => AuthorizerHandler : () => WebSocketHandler;
+  readonly [K in FunctionName]: K extends "authorizer"
+    ? () => AuthorizerHandler
+    : K extends "deliver"
+      ? () => (event: SqsEvent) => Promise<SqsBatchResponse>
+      : () => WebSocketHandler;
 };
 
 export const FACTORIES: FactoryMap = {
@@ -50,6 +55,7 @@ export const FACTORIES: FactoryMap = {
   typing,
   react,
   read,
+  deliver,
 };
 
 export { onInvocationUsage, type InvocationReport, type UsageListener } from "./lib/emf";

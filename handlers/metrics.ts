@@ -39,6 +39,11 @@ export const METRICS = {
   dynamoItemsRead: "DynamoItemsRead",
   /** `@connections` calls made (including retries). */
   managementCalls: "ManagementCalls",
+  /**
+   * Issue 17: how long a delivery job waited between its producer's send and the worker that
+   * delivers it (ms, the job's enqueuedAtMs to the worker's start; one job per invocation).
+   */
+  deliveryJobAge: "DeliveryJobAge",
 } as const;
 
 export type MetricName = (typeof METRICS)[keyof typeof METRICS];
@@ -106,6 +111,8 @@ export function canEmit(spec: FunctionSpec, metric: MetricName): boolean {
       return usesAction(spec, READ_ACTIONS);
     case "DynamoWriteUnits":
       return usesAction(spec, WRITE_ACTIONS);
+    case "DeliveryJobAge":
+      return spec.trigger === "deliveryQueue";
   }
 }
 

@@ -29,7 +29,8 @@ export type FunctionName =
   | "delete"
   | "typing"
   | "react"
-  | "read";
+  | "read"
+  | "deliver";
 
 export type DynamoAction =
   | "dynamodb:GetItem"
@@ -79,6 +80,17 @@ export interface FunctionSpec {
   /** Reads the shared HS256 secret from Secrets Manager (authorizer, shared-secret mode only). */
   readonly readsAuthSecret: boolean;
   /**
+   * May broadcast to a room of more than `largeRoomUsers` users (issue 17): such a broadcast is sent
+   * as delivery jobs to the delivery queue (handlers/lib/deliveries.ts), so the function gets
+   * `sqs:SendMessage` on that queue and its URL in DELIVERY_QUEUE_URL.
+   */
+  readonly enqueuesDeliveries: boolean;
+  /**
+   * Set only on `deliver`: invoked by the delivery queue's event source mapping (batch size 1,
+   * ReportBatchItemFailures, maximumConcurrency = deliveryWorkerConcurrency), not by a route.
+   */
+  readonly trigger?: "deliveryQueue";
+  /**
    * npm packages loaded at run time: everything else is left out of the function's archive.
    * aws-xray-sdk-core is not listed: the handlers load it only when TRACING_ENABLED=true, and the
    * stack adds it to the archive exactly then.
@@ -88,6 +100,8 @@ export interface FunctionSpec {
 
 const SDK_DYNAMO = ["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"];
 const SDK_MANAGEMENT = ["@aws-sdk/client-apigatewaymanagementapi"];
+/** The producers of delivery jobs send them with SendMessageBatch (handlers/lib/deliveryQueue.ts). */
+const SDK_SQS = ["@aws-sdk/client-sqs"];
 
 /**
  * `@connections` for every route function: POST to deliver (and, for a frame whose token has
@@ -179,6 +193,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: [],
     fansOut: false,
     readsAuthSecret: true,
+    enqueuesDeliveries: false,
     packages: ["jose", "@aws-sdk/client-secrets-manager"],
   },
   {
@@ -200,6 +215,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
   {
@@ -215,6 +231,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
   {
@@ -227,6 +244,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
   {
@@ -242,7 +260,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+    enqueuesDeliveries: true,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, ...SDK_SQS, "zod"],
   },
   {
     name: "join",
@@ -257,6 +276,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -271,6 +291,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -292,6 +313,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -309,6 +331,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -325,6 +348,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -336,6 +360,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: false,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -354,6 +379,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -365,7 +391,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+    enqueuesDeliveries: true,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, ...SDK_SQS, "zod"],
   },
   {
     name: "delete",
@@ -376,7 +403,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+    enqueuesDeliveries: true,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, ...SDK_SQS, "zod"],
   },
   {
     name: "typing",
@@ -399,6 +427,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
   },
   {
@@ -411,7 +440,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+    enqueuesDeliveries: true,
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, ...SDK_SQS, "zod"],
   },
   {
     name: "read",
@@ -435,7 +465,27 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
+    enqueuesDeliveries: false,
     packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, "zod"],
+  },
+  {
+    name: "deliver",
+    description: "Delivery worker: posts one shard's share of a large room's broadcast (a job of the delivery queue)",
+    twoWay: false,
+    tables: [
+      // The clean-up of members found gone (410), as `chat` (handlers/lib/fanout.ts).
+      { table: "connections", actions: CLEANUP_CONNECTIONS },
+      // Query: the job's shard partition (data.ts readShard); GetItem: a room's summary (is a room
+      // where a clean-up took a user's last connection small enough to announce `left`); the
+      // clean-up of gone and expired members, as `chat`.
+      { table: "rooms", actions: uniqueActions(["dynamodb:Query", "dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+    ],
+    manageConnections: CLOSE_AND_POST,
+    fansOut: true,
+    readsAuthSecret: false,
+    enqueuesDeliveries: false,
+    trigger: "deliveryQueue",
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
   },
 ];
 

@@ -29,6 +29,9 @@ import { localSecret } from "./secret";
 import { LocalSink } from "./sink";
 import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { startLocalSqs, type LocalSqs, type QueueStats } from "./sqs";
+import { startEventSourceMapping, type EventSourceMapping, type EventSourceMappingStats } from "./eventSourceMapping";
 import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken, type LocalTokenAccess } from "./token";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -128,13 +131,36 @@ export interface LocalRuntimeOptions {
   readonly apiId?: string;
   /** Benchmarks and tests: the sink keeps every frame's text per connection (local/sink.ts). Default false. */
   readonly sinkKeepsFrames?: boolean;
+  /**
+   * Test only: the delivery queue's visibility timeout in seconds, instead of the stack's 6 x the
+   * deliver function's timeout (a retried job then comes back sooner).
+   */
+  readonly deliveryVisibilityTimeoutSeconds?: number;
 }
+
+/** The delivery queue's figures (issue 17): the queue, its dead-letter queue and the event source mapping. */
+export interface DeliveryQueueStats {
+  readonly queue: QueueStats;
+  readonly deadLetter: QueueStats;
+  readonly mapping: Readonly<EventSourceMappingStats>;
+}
+
+/**
+ * The delivery queue's settings, as the stack sets them (preamble contract 4, infra/): FIFO, a FIFO
+ * dead-letter queue after 5 receives, visibility timeout 6 x the worker's timeout (AWS's advice for
+ * an SQS event source), SSE; mapping batch size 1, ReportBatchItemFailures, maximumConcurrency =
+ * deliveryWorkerConcurrency.
+ */
+export const DELIVERY_MAX_RECEIVE_COUNT = 5;
+export const DELIVERY_VISIBILITY_FACTOR = 6;
 
 export interface RuntimeStats {
   readonly functions: Record<FunctionName, FunctionStats>;
   /** Every EMF document the functions wrote, in order. */
   readonly emf: EmfRecord[];
   readonly management: ManagementStats;
+  /** The delivery queue's figures now (queue depth, in flight, dead letters, mapping invocations). */
+  deliveryQueue(): DeliveryQueueStats;
 }
 
 export interface LocalRuntime {
@@ -194,6 +220,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const { region, accountId } = LOCAL_DEFAULTS;
 
   let dynamo: DynamoLocal | undefined;
+  let sqs: LocalSqs | undefined;
+  let mapping: EventSourceMapping | undefined;
   let gateway: LocalGateway | undefined;
   let killDynamoOnExit: (() => void) | undefined;
   const hosts = new Map<FunctionName, FunctionHost>();
@@ -202,8 +230,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const step = async (what: string, f: () => Promise<void>) =>
       f().catch((err: Error) => logger({ level: "error", source: "runtime", message: `stopping ${what}: ${err.message}` }));
     if (gateway) await step("gateway", () => gateway!.stop());
+    if (mapping) await step("event source mapping", () => mapping!.stop());
     await step("functions", async () => void (await Promise.all([...hosts.values()].map((h) => h.stop()))));
     if (dynamo) await step("DynamoDB Local", () => dynamo!.stop());
+    if (sqs) await step("local SQS", () => sqs!.stop());
     if (killDynamoOnExit) process.off("exit", killDynamoOnExit);
   };
 
@@ -264,6 +294,28 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       ddb.destroy();
     }
 
+    // 2b. The delivery queue (issue 17): the local SQS, a FIFO queue and its FIFO dead-letter queue
+    // with the stack's settings, created with the unchanged SDK client.
+    const deliveriesEnabled = !(options.disabledFunctions ?? []).includes("deliver");
+    const deliverTimeoutMs = Math.min(
+      typeof options.functionTimeoutMs === "number"
+        ? options.functionTimeoutMs
+        : (options.functionTimeoutMs?.deliver ?? LOCAL_DEFAULTS.functionTimeoutMs),
+      INTEGRATION_TIMEOUT_MS,
+    );
+    const queueName = `${options.tablePrefix ?? `chat-${stage}`}-deliveries.fifo`;
+    const dlqName = `${options.tablePrefix ?? `chat-${stage}`}-deliveries-dlq.fifo`;
+    let deliveryQueueUrl: string | undefined;
+    if (deliveriesEnabled) {
+      sqs = await startLocalSqs({ host: "127.0.0.1", region, accountId, logger });
+      deliveryQueueUrl = await createDeliveryQueues(
+        sqs,
+        queueName,
+        dlqName,
+        options.deliveryVisibilityTimeoutSeconds ?? Math.ceil((DELIVERY_VISIBILITY_FACTOR * deliverTimeoutMs) / 1000),
+      );
+    }
+
     const apiId = options.apiId ?? apiIdFrom(`${stage}:${port}`);
     // Listening on every interface: advertise the loopback address, which always reaches it.
     const base = `${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -298,6 +350,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       auth: authSettings(o, secret),
       allowedOrigins: o.allowedOrigins ?? [],
       dynamodbEndpoint,
+      ...(deliveryQueueUrl && sqs ? { deliveryQueueUrl, sqsEndpoint: sqs.endpoint } : {}),
     };
 
     // 4. One host per function, each in its own worker with its own process.env.
@@ -318,6 +371,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       functions: Object.fromEntries(FUNCTIONS.map((f) => [f.name, emptyFunctionStats()])) as Record<FunctionName, FunctionStats>,
       emf: [],
       management: managementStats,
+      deliveryQueue: () => {
+        if (!sqs || !mapping) throw new Error("the delivery queue is not running (deliver is disabled)");
+        return { queue: sqs.stats(queueName), deadLetter: sqs.stats(dlqName), mapping: mapping.stats };
+      },
     };
     for (const spec of specs) {
       const physicalName = `chat-${stage}-${spec.name}`;
@@ -364,6 +421,29 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     for (const spec of specs) {
       const h = hosts.get(spec.name)!;
       if (spec.routeKey) routes.set(spec.routeKey, { twoWay: spec.twoWay, invoke: (e, id) => h.invoke<WebSocketResult>(e, id) });
+    }
+    // The delivery queue's event source mapping invokes `deliver` in its own worker, as the gateway
+    // invokes the route functions (local/functions.ts): an invocation that fails, crashes or times
+    // out fails its batch, which the queue delivers again after its visibility timeout.
+    const deliverHost = hosts.get("deliver");
+    if (sqs && deliverHost && deliveryQueueUrl) {
+      let invocation = 0;
+      mapping = startEventSourceMapping({
+        queueUrl: deliveryQueueUrl,
+        queueArn: sqs.queueArn(queueName),
+        region,
+        endpoint: sqs.endpoint,
+        batchSize: 1,
+        maximumConcurrency: settings.deliveryWorkerConcurrency,
+        functionResponseTypes: ["ReportBatchItemFailures"],
+        logger,
+        handler: async (event) => {
+          invocation += 1;
+          const outcome = await deliverHost.invoke<unknown>(event, `esm-${Date.now().toString(36)}-${invocation}`);
+          if (!outcome.ok) throw new Error(`${outcome.error.name}: ${outcome.error.message}`);
+          return outcome.result;
+        },
+      });
     }
     const authorizerHost = hosts.get("authorizer");
     gateway.mount({
@@ -419,6 +499,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         messageRetentionHours: settings.messageRetentionHours,
         webUrl,
         dynamodbEndpoint,
+        // The stack's deliveryQueueUrl and deliveryDlqUrl (issue 17), and the local-only sqsEndpoint.
+        ...(deliveryQueueUrl && sqs ? { deliveryQueueUrl, deliveryDlqUrl: sqs.queueUrl(dlqName), sqsEndpoint: sqs.endpoint } : {}),
       }),
       metricTotal: (metric, fn) => stats.emf.filter((r) => !fn || r.function === fn).reduce((sum, r) => sum + (r.values[metric] ?? 0), 0),
       resetStats: () => {
@@ -492,4 +574,34 @@ export async function serializeFactories(names: readonly FunctionName[], buildDi
     out[name] = file;
   }
   return out;
+}
+
+/**
+ * Creates the delivery queue and its dead-letter queue on the local SQS with the stack's settings
+ * (contract 4): both FIFO, SSE (SQS-managed keys), redrive after DELIVERY_MAX_RECEIVE_COUNT receives.
+ */
+async function createDeliveryQueues(sqs: LocalSqs, queueName: string, dlqName: string, visibilitySeconds: number): Promise<string> {
+  const client = new SQSClient({
+    region: sqs.region,
+    endpoint: sqs.endpoint,
+    credentials: { accessKeyId: "localRuntime", secretAccessKey: "local" },
+  });
+  try {
+    await client.send(new CreateQueueCommand({ QueueName: dlqName, Attributes: { FifoQueue: "true", SqsManagedSseEnabled: "true" } }));
+    const out = await client.send(
+      new CreateQueueCommand({
+        QueueName: queueName,
+        Attributes: {
+          FifoQueue: "true",
+          SqsManagedSseEnabled: "true",
+          VisibilityTimeout: String(visibilitySeconds),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: sqs.queueArn(dlqName), maxReceiveCount: DELIVERY_MAX_RECEIVE_COUNT }),
+        },
+      }),
+    );
+    if (!out.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no QueueUrl`);
+    return out.QueueUrl;
+  } finally {
+    client.destroy();
+  }
 }

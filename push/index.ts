@@ -22,7 +22,6 @@ import {
   dmConversation,
   epochSeconds,
   liveConnectionsOfUser,
-  readRoom,
   roomConversation,
   sleep,
   storeMessage,
@@ -51,6 +50,10 @@ import {
 import { createLogger, type Logger } from "../handlers/lib/logger";
 import { createUsageScope, type UsageScope } from "../handlers/lib/usage";
 import { announceDepartures } from "../handlers/lib/presence";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DELIVERY_JOB_VERSION, type DeliveryJob } from "../handlers/lib/deliveries";
+import { sendJobs } from "../handlers/lib/deliveryQueue";
+import { isLargeRoom, readAllShards, readRoomToBroadcast, type LargeRoomView } from "../handlers/lib/largeRooms";
 import { DEFAULT_METRICS_NAMESPACE } from "../handlers/metrics";
 
 export { PUSH_MANAGEMENT_METHODS, PUSH_TABLE_ACCESS } from "./access";
@@ -117,6 +120,16 @@ export interface PusherOptions {
   readonly logger?: Logger;
   /** Accounting of the DynamoDB calls made (tests and benchmarks read it); default a private one. */
   readonly usage?: UsageScope;
+  /**
+   * Stack output `deliveryQueueUrl` (issue 17): a room push or delete in a room of more than
+   * `largeRoomUsers` users is then handed to the delivery workers (one job per shard) instead of
+   * posted from here. Without it every room is posted from here, all of its shards.
+   */
+  readonly deliveryQueueUrl?: string;
+  /** SQS endpoint override: the local runtime's SQS emulator (`sqsEndpoint` in .local/outputs.json). */
+  readonly sqsEndpoint?: string;
+  /** The stack's largeRoomUsers (default 1000, handlers/settings.ts). */
+  readonly largeRoomUsers?: number;
 }
 
 /** What a backend sends: the text every client shows, and optional structured data for applications. */
@@ -135,7 +148,7 @@ export interface PushResult {
   readonly stored: boolean;
   /** Live connections found (a user's devices, or the room's member connections). */
   readonly targets: number;
-  /** Connections the frame reached. */
+  /** Connections the frame reached (0 for a large room: the workers deliver it, see `queued`). */
   readonly delivered: number;
   /** Connections that no longer existed (410); removed with their memberships. */
   readonly gone: number;
@@ -146,6 +159,12 @@ export interface PushResult {
    * finished): not delivered, and kept, since they are about to be open (handlers/lib/fanout.ts).
    */
   readonly connecting: number;
+  /**
+   * A room of more than largeRoomUsers users with a delivery queue (issue 17): the delivery jobs
+   * sent, one per shard; the workers post the frame after this returns (`targets` is then the
+   * room's user count).
+   */
+  readonly queued?: number;
 }
 
 /** What closing a user's connections did (disconnectUser, banUser). */
@@ -194,6 +213,8 @@ export interface DeleteResult {
   readonly failed: number;
   /** Connections that answered 410 while their handshake was still running (kept, not delivered). */
   readonly connecting: number;
+  /** A large room with a delivery queue (issue 17): the delivery jobs sent; the workers post `deleted`. */
+  readonly queued?: number;
 }
 
 /** What kicking a user from a room did (kick). */
@@ -397,7 +418,7 @@ export function createPusher(options: PusherOptions): Pusher {
     typingMaxRoomUsers: HANDLER_SETTINGS.typingMaxRoomUsers.defaultValue,
     readReceiptRooms: HANDLER_SETTINGS.readReceiptRooms.defaultValue,
     // Large rooms (issue 17): the stack's defaults unless the backend is told otherwise.
-    largeRoomUsers: HANDLER_SETTINGS.largeRoomUsers.defaultValue,
+    largeRoomUsers: intOption("largeRoomUsers", options.largeRoomUsers, HANDLER_SETTINGS.largeRoomUsers),
     roomShardSize: HANDLER_SETTINGS.roomShardSize.defaultValue,
     deliveryWorkerConcurrency: HANDLER_SETTINGS.deliveryWorkerConcurrency.defaultValue,
     deliveryPostsPerSecond: HANDLER_SETTINGS.deliveryPostsPerSecond.defaultValue,
@@ -417,6 +438,47 @@ export function createPusher(options: PusherOptions): Pusher {
   const management = createManagementClient(config, options.credentials);
   const fanout: Fanout = createFanout({ management, doc, tables, concurrency: config.fanoutConcurrency, usage });
   const ctx: DataContext = { doc, config };
+  const deliveryQueueUrl = options.deliveryQueueUrl === undefined ? undefined : httpUrl("deliveryQueueUrl", options.deliveryQueueUrl);
+  const sqs =
+    deliveryQueueUrl === undefined
+      ? undefined
+      : new SQSClient({
+          region,
+          maxAttempts: 3,
+          ...(options.sqsEndpoint !== undefined ? { endpoint: httpUrl("sqsEndpoint", options.sqsEndpoint) } : {}),
+          ...(options.credentials ? { credentials: options.credentials } : {}),
+        });
+
+  /**
+   * A room as a push reads it: a small one whole, a large one by its summary. A large room without
+   * a delivery queue is read shard by shard and posted from here.
+   */
+  async function roomToPush(roomId: string, nowMs: number): Promise<RoomView | LargeRoomView> {
+    const room = await readRoomToBroadcast(ctx, roomId, epochSeconds(nowMs), config.largeRoomUsers);
+    if (!isLargeRoom(room) || sqs) return room;
+    return readAllShards(ctx, roomId, room.summary.shards, epochSeconds(nowMs));
+  }
+
+  /** Hands a large room's frame to the delivery workers: one job per shard (handlers/lib/deliveries.ts). */
+  async function enqueue(
+    roomId: string,
+    room: LargeRoomView,
+    frame: Record<string, unknown>,
+    id: string,
+  ): Promise<Delivery & { queued: number }> {
+    if (!sqs || deliveryQueueUrl === undefined) throw new PushError("UNAVAILABLE", "no delivery queue");
+    const enqueuedAtMs = Date.now();
+    const jobs: DeliveryJob[] = Array.from({ length: room.summary.shards }, (_, shard) => ({
+      v: DELIVERY_JOB_VERSION,
+      id,
+      roomId,
+      shard,
+      frame,
+      enqueuedAtMs,
+    }));
+    await step(`queueing the delivery to room ${roomId} (${deliveryQueueUrl})`, () => sendJobs(sqs, deliveryQueueUrl, jobs, log));
+    return { targets: room.summary.users, delivered: 0, gone: 0, failed: 0, connecting: 0, queued: jobs.length };
+  }
 
   /** Runs a DynamoDB step; an AWS failure becomes UNAVAILABLE, naming the step and the SDK error. */
   async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -539,10 +601,18 @@ export function createPusher(options: PusherOptions): Pusher {
             ...(n.dataText !== undefined ? { data: n.dataText } : {}),
             nowMs,
           }),
-          readRoom(ctx, roomId, epochSeconds(nowMs)),
+          roomToPush(roomId, nowMs),
         ]),
       );
       const frame: SystemFrame = { ...shape, messageId: stored.item.messageId, sentAt: stored.item.sentAt };
+      if (isLargeRoom(room)) {
+        return {
+          messageId: frame.messageId,
+          sentAt: frame.sentAt,
+          stored: true,
+          ...(await enqueue(roomId, room, { ...frame }, frame.messageId)),
+        };
+      }
       return deliverNotice(
         room.members.map((m) => m.connectionId),
         frame,
@@ -618,7 +688,8 @@ export function createPusher(options: PusherOptions): Pusher {
       // Deleted before anything is sent: whoever receives `deleted` reads the tombstone in history.
       if (frame.roomId !== undefined) {
         const roomId = frame.roomId;
-        const room = await step(`reading room ${roomId} in ${tables.rooms}`, () => readRoom(ctx, roomId, epochSeconds(nowMs)));
+        const room = await step(`reading room ${roomId} in ${tables.rooms}`, () => roomToPush(roomId, nowMs));
+        if (isLargeRoom(room)) return { ...base, ...(await enqueue(roomId, room, { ...frame }, randomUUID())) };
         const members = room.members.map((m) => m.connectionId);
         return { ...base, ...(await deliver(members, payload, logId, { roomId, members: room.members, expired: room.expired })) };
       }
@@ -643,6 +714,7 @@ export function createPusher(options: PusherOptions): Pusher {
     },
 
     close() {
+      sqs?.destroy();
       management.destroy();
       dynamo.destroy();
     },

@@ -7,8 +7,10 @@
  * it was deleted (its text cannot be read any more, and it is not sent again).
  */
 import type { WebSocketHandler } from "../events";
+import { withDeliveryQueue } from "../lib/deliveryQueue";
 import { managementFanout } from "../lib/fanout";
-import { epochSeconds, readRoom, roomConversation, storeMessage, type MessageItem } from "../lib/data";
+import { epochSeconds, roomConversation, storeMessage, type MessageItem } from "../lib/data";
+import { isLargeRoom, readRoomToBroadcast } from "../lib/largeRooms";
 import { chatError, retriedDeleted } from "../lib/errors";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
 import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame, type ChatFrame } from "../lib/frames";
@@ -29,7 +31,7 @@ export function chatFrame(roomId: string, m: MessageItem): ChatFrame {
 }
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
+  const rt = withDeliveryQueue(createRuntime("chat", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout));
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const raw = requireFrame(req);
@@ -63,26 +65,41 @@ export function createHandler(): WebSocketHandler {
         roomId,
         nowMs: req.nowMs,
       }),
-      readRoom(rt, roomId, epochSeconds(req.nowMs)),
+      readRoomToBroadcast(rt, roomId, epochSeconds(req.nowMs), rt.config.largeRoomUsers),
     ]);
     if (stored.duplicate && stored.item.deletedAt !== undefined) throw retriedDeleted(stored.item.messageId);
     const out = chatFrame(stored.item.roomId ?? roomId, stored.item);
     if (stored.duplicate) {
       req.log.info("duplicate clientMessageId: original returned, nothing stored", { messageId: out.messageId });
+      // A large room's first attempt may have stored the message and failed to queue its delivery
+      // (INTERNAL): the jobs are sent again under the same deduplication ids, so SQS drops any that
+      // did arrive within its 5-minute interval (docs/protocol.md, "Delivery in large rooms").
+      if (isLargeRoom(room) && rt.deliveries) {
+        await broadcastToRoom(rt, req.log, room, roomId, JSON.stringify(out), undefined, {
+          id: out.messageId,
+          caller: connection.connectionId,
+        });
+      }
       return out;
     }
     rt.usage.count("MessagesSent");
-    const result = await broadcastToRoom(rt, req.log, room, roomId, JSON.stringify(out));
+    const result = await broadcastToRoom(rt, req.log, room, roomId, JSON.stringify(out), undefined, {
+      id: out.messageId,
+      caller: connection.connectionId,
+    });
     req.log.info("message delivered", {
       messageId: out.messageId,
       roomId,
       delivered: result.delivered.length,
       gone: result.gone.length,
       failed: result.failed.length,
+      ...(result.queued !== undefined ? { queued: result.queued } : {}),
     });
     // The sender's confirmation is its copy of the broadcast; if that one post failed (not 410: the
     // connection is there), answer with the frame instead, so every frame gets an answer.
-    if (result.failed.includes(connection.connectionId)) return out;
+    // A large room's broadcast was queued (issue 17): the workers leave the sender out, and the route
+    // answers it now with the frame instead of waiting for the posts.
+    if (result.failed.includes(connection.connectionId) || result.queued !== undefined) return out;
     return undefined;
   });
 }

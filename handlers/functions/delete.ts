@@ -12,13 +12,16 @@
  */
 import type { WebSocketHandler } from "../events";
 import { accessFromContext, canModerate } from "../lib/access";
+import { withDeliveryQueue } from "../lib/deliveryQueue";
 import { managementFanout } from "../lib/fanout";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { announceChange, conversationOf, deleteMessage, deletedFrame } from "../lib/messageChanges";
 import { createRuntime, messageRoute, requireFrame } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("delete", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
+  const rt = withDeliveryQueue(
+    createRuntime("delete", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout),
+  );
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.delete, requireFrame(req));

@@ -10,13 +10,14 @@
  */
 import type { WebSocketHandler } from "../events";
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from "../lib/config";
+import { withDeliveryQueue } from "../lib/deliveryQueue";
 import { managementFanout } from "../lib/fanout";
 import { assertDeliverable, assertOwnSender, buildSchemas, parseFrame } from "../lib/frames";
 import { announceChange, conversationOf, editMessage, editedFrame } from "../lib/messageChanges";
 import { createRuntime, messageRoute, requireFrame } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("edit", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
+  const rt = withDeliveryQueue(createRuntime("edit", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout));
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const raw = requireFrame(req);

@@ -9,6 +9,7 @@
  * first attempt may have stopped after its write; clients apply the count, which is the same.
  */
 import type { WebSocketHandler } from "../events";
+import { withDeliveryQueue } from "../lib/deliveryQueue";
 import { managementFanout } from "../lib/fanout";
 import { buildSchemas, parseFrame } from "../lib/frames";
 import { announceChange, conversationOf } from "../lib/messageChanges";
@@ -16,7 +17,9 @@ import { react, reactionFrame } from "../lib/reactions";
 import { createRuntime, messageRoute, requireFrame } from "../lib/runtime";
 
 export function createHandler(): WebSocketHandler {
-  const rt = createRuntime("react", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout);
+  const rt = withDeliveryQueue(
+    createRuntime("react", { tables: ["connections", "rooms", "messages"], management: true }, managementFanout),
+  );
   const schemas = buildSchemas(rt.config.maxMessageBytes);
   return messageRoute(rt, async (req) => {
     const frame = parseFrame(schemas.react, requireFrame(req));

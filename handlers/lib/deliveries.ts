@@ -97,3 +97,68 @@ export function parseJob(body: string): DeliveryJob {
   }
   return j as DeliveryJob;
 }
+
+/** A token bucket: `take(n)` resolves once n tokens are available (the caller may run into debt and wait it off). */
+export interface Pacer {
+  take(n: number): Promise<void>;
+}
+
+/**
+ * Paces a delivery worker at `ratePerSecond` posts (deliveryPostsPerSecond / deliveryWorkerConcurrency,
+ * so that the workers together stay inside the configured share of the account's `@connections`
+ * budget: AWS-FACTS, "Scaling facts"), with bursts of at most `burst` tokens. A request larger than
+ * what is left runs the bucket into debt and waits until it is paid off, so the long-run rate is
+ * exact whatever the slice sizes.
+ */
+export function createPacer(
+  ratePerSecond: number,
+  burst: number,
+  now: () => number = Date.now,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Pacer {
+  if (!(ratePerSecond > 0) || !(burst >= 1))
+    throw internalError(`a pacer needs a positive rate and a burst of at least 1 (${ratePerSecond}, ${burst})`);
+  let tokens = burst;
+  let last = now();
+  return {
+    async take(n: number): Promise<void> {
+      const t = now();
+      tokens = Math.min(burst, tokens + ((t - last) * ratePerSecond) / 1000);
+      last = t;
+      tokens -= n;
+      if (tokens < 0) await sleep(Math.ceil((-tokens * 1000) / ratePerSecond));
+    },
+  };
+}
+
+/**
+ * Posts per slice of a worker's shard: at most the fan-out's concurrency, and about 100 ms of its
+ * budget, so the pacer's bursts stay short and a worker checks its remaining time often.
+ */
+export function sliceSize(ratePerSecond: number, concurrency: number): number {
+  return Math.max(1, Math.min(concurrency, Math.ceil(ratePerSecond / 10)));
+}
+
+/**
+ * SendMessageBatch calls for these jobs: at most SQS_BATCH_ENTRIES entries and SQS_BATCH_BYTES of
+ * bodies per call, in order (a room's shards in turn; each shard is its own FIFO group, so the
+ * order between calls matters only within a group, and one broadcast has one job per group).
+ */
+export function batchJobs(jobs: readonly DeliveryJob[]): DeliveryJob[][] {
+  const batches: DeliveryJob[][] = [];
+  let current: DeliveryJob[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    const size = Buffer.byteLength(encodeJob(job), "utf8");
+    if (size > MAX_JOB_BYTES) throw internalError(`delivery job of ${size} bytes is over ${MAX_JOB_BYTES}`);
+    if (current.length >= SQS_BATCH_ENTRIES || (current.length > 0 && bytes + size > SQS_BATCH_BYTES)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(job);
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}

@@ -47,7 +47,8 @@ export function onInvocationUsage(listener: UsageListener): () => void {
   return () => void listeners().delete(listener);
 }
 
-function unitOf(name: MetricName): "Count" | "None" {
+function unitOf(name: MetricName): "Count" | "None" | "Milliseconds" {
+  if (name === METRICS.deliveryJobAge) return "Milliseconds";
   return name === METRICS.dynamoReadUnits || name === METRICS.dynamoWriteUnits ? "None" : "Count";
 }
 

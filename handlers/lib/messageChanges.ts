@@ -22,7 +22,6 @@ import {
   isConditionFailure,
   liveConnectionsOfUser,
   messageSortKeyOf,
-  readRoom,
   roomConversation,
   sleep,
   tableName,
@@ -32,7 +31,8 @@ import {
 import { chatError, errorName, forbiddenError, internalError, type ChatError } from "./errors";
 import type { DeletedFrame, EditedFrame, ReactionFrame } from "./frames";
 import type { Logger } from "./logger";
-import { broadcastToRoom } from "./presence";
+import { readRoomToBroadcast } from "./largeRooms";
+import { broadcastToRoom, type RoomContext } from "./presence";
 import { requireAccess, requireFanout, requireMember, type MessageRequest, type Runtime } from "./runtime";
 
 const ROOM_CONVERSATION_PREFIX = "room#";
@@ -281,7 +281,7 @@ export function deletedFrame(item: MessageItem): DeletedFrame {
  * reached it; if not, the route answers with the frame instead (as `chat` does).
  */
 export async function announceChange(
-  rt: Runtime,
+  rt: Runtime & RoomContext,
   log: Logger,
   item: Pick<MessageItem, "messageId" | "userId" | "roomId" | "toUserId">,
   frame: EditedFrame | DeletedFrame | ReactionFrame,
@@ -291,8 +291,10 @@ export async function announceChange(
   const payload = JSON.stringify(frame);
   const nowSec = epochSeconds(nowMs);
   if (item.roomId !== undefined) {
-    const room = await readRoom(rt, item.roomId, nowSec);
-    const result = await broadcastToRoom(rt, log, room, item.roomId, payload);
+    // A large room (issue 17): the route's one Query stops at the summary, and the frame goes to the
+    // delivery workers, who leave the caller out: its route answers it with the frame.
+    const room = await readRoomToBroadcast(rt, item.roomId, nowSec, rt.config.largeRoomUsers);
+    const result = await broadcastToRoom(rt, log, room, item.roomId, payload, undefined, { caller: callerConnectionId });
     return { reachedCaller: result.delivered.includes(callerConnectionId), delivered: result.delivered.length };
   }
   const users = [...new Set([item.userId, item.toUserId ?? item.userId])];

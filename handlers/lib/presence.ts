@@ -20,9 +20,13 @@ import {
   type DataContext,
   type RoomView,
 } from "./data";
+import { randomUUID } from "node:crypto";
 import type { Departure, Fanout, FanoutResult } from "./fanout";
+import { DELIVERY_JOB_VERSION, type DeliveryJob } from "./deliveries";
+import { isDeliveryQueueError, type DeliveryQueue } from "./deliveryQueue";
+import { isLargeRoom, readAllShards, type LargeRoomView } from "./largeRooms";
 import type { PresenceFrame } from "./frames";
-import { internalError, kickedError } from "./errors";
+import { chatError, internalError, kickedError } from "./errors";
 import type { Logger } from "./logger";
 import type { Runtime } from "./runtime";
 
@@ -32,6 +36,8 @@ import type { Runtime } from "./runtime";
  */
 export interface RoomContext extends DataContext {
   readonly fanout?: Fanout;
+  /** The delivery queue (issue 17), when the function was given one: a large room's broadcasts go there. */
+  readonly deliveries?: DeliveryQueue;
 }
 
 function fanoutOf(ctx: RoomContext): Fanout {
@@ -56,16 +62,30 @@ const DEPARTURE_ROUNDS = 3;
  * or past their expiry are removed (the latter closed first); a user whose last connection in the room (or in any other room
  * of the removed connections) was among them is announced `left` there, as their `$disconnect`
  * would have done (API Gateway does not guarantee one). Only the remover does it, so once.
+ *
+ * A large room (issue 17: more than largeRoomUsers users, read as a LargeRoomView by
+ * largeRooms.ts readRoomToBroadcast) is not posted to here: one delivery job per shard goes to the
+ * delivery queue (deliveries.ts) and the workers post it; the result then has `queued` (jobs sent)
+ * and nothing delivered. The jobs leave out `options.caller` too: its route answers it with the
+ * frame at once. `options.id` identifies the broadcast (a chat's messageId: a retry then enqueues
+ * nothing twice within SQS's 5-minute deduplication interval). A send that fails after its retries
+ * is a ChatError INTERNAL saying what was stored. Without a delivery queue the route reads every
+ * shard and posts itself, as before.
  */
 export async function broadcastToRoom(
   rt: RoomContext,
   log: Logger,
-  room: RoomView,
+  room: RoomView | LargeRoomView,
   roomId: string,
   payload: string,
   exclude?: string,
-): Promise<FanoutResult> {
+  options: { readonly id?: string; readonly caller?: string } = {},
+): Promise<RoomBroadcastResult> {
   const fanout = fanoutOf(rt);
+  if (isLargeRoom(room)) {
+    if (rt.deliveries) return enqueueBroadcast(rt.deliveries, log, room, roomId, payload, options.caller ?? exclude, options.id);
+    room = await readAllShards(rt, roomId, room.summary.shards, epochSeconds(Date.now()));
+  }
   const targets = room.members.map((m) => m.connectionId).filter((id) => id !== exclude);
   const result = targets.length > 0 ? await fanout.deliver(targets, payload, log, { roomId, members: room.members }) : NOTHING;
   const departed = [...result.departed];
@@ -82,6 +102,48 @@ export async function broadcastToRoom(
   }
   await announceDepartures(rt, fanout, log, departed);
   return result;
+}
+
+/** What a room broadcast did: the fan-out's result, or (large room) `queued` jobs and nothing posted yet. */
+export interface RoomBroadcastResult extends FanoutResult {
+  /** Delivery jobs sent to the queue (one per shard): the workers post the frame. */
+  readonly queued?: number;
+}
+
+/** A large room's broadcast: one job per shard, sent in SendMessageBatch calls (deliveryQueue.ts). */
+async function enqueueBroadcast(
+  queue: DeliveryQueue,
+  log: Logger,
+  room: LargeRoomView,
+  roomId: string,
+  payload: string,
+  exclude: string | undefined,
+  id: string | undefined,
+): Promise<RoomBroadcastResult> {
+  const frame = JSON.parse(payload) as Record<string, unknown>;
+  const broadcastId = id ?? randomUUID();
+  const enqueuedAtMs = Date.now();
+  const jobs: DeliveryJob[] = Array.from({ length: room.summary.shards }, (_, shard) => ({
+    v: DELIVERY_JOB_VERSION,
+    id: broadcastId,
+    roomId,
+    shard,
+    frame,
+    ...(exclude !== undefined ? { exclude } : {}),
+    enqueuedAtMs,
+  }));
+  try {
+    await queue.send(jobs, log);
+  } catch (err) {
+    if (!isDeliveryQueueError(err)) throw err;
+    log.error("a large room's broadcast could not be queued", { roomId, broadcastId, unsent: err.unsent, jobs: jobs.length }, err);
+    throw chatError(
+      "INTERNAL",
+      `this was stored, but its delivery to room ${roomId} could not be queued; send the same frame again (with its clientMessageId) to deliver it`,
+    );
+  }
+  log.info("broadcast queued for the delivery workers", { roomId, broadcastId, jobs: jobs.length, users: room.summary.users });
+  return { ...NOTHING, queued: jobs.length };
 }
 
 /**

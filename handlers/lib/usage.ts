@@ -39,6 +39,7 @@ export function emptyUsage(): InvocationUsage {
       DynamoWriteUnits: 0,
       DynamoItemsRead: 0,
       ManagementCalls: 0,
+      DeliveryJobAge: 0,
     },
     dynamoCalls: [],
   };

@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { FUNCTIONS, type FunctionName } from "../../handlers/routes";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { MEMBER_PREFIX } from "../../handlers/lib/data";
-import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
+import { encodeJob } from "../../handlers/lib/deliveries";
+import { createHarness, sqsEvent, type Harness, type TestConnection } from "../support/handlerHarness";
 
 describe("handlers: routes.ts declares exactly the DynamoDB access each function performs", () => {
   it("every route function can close its caller's connection: POST and DELETE on @connections, and its management client built", () => {
@@ -58,6 +59,19 @@ describe("handlers: routes.ts declares exactly the DynamoDB access each function
     const gone = await h.join("iam-carol", "iam-d");
     await h.vanish(gone);
     await h.send(a, { type: "private", toUserId: "iam-carol", message: "psst", clientMessageId: "p1" }); // private: clean-up
+    // deliver (issue 17): a job for a shard holding a stale member -> clean-up, and the room's
+    // summary read before its `left` is announced (a small room announces it).
+    await h.join("iam-erin", "iam-e");
+    await stale("iam-e");
+    const job = {
+      v: 1 as const,
+      id: "iamjob",
+      roomId: "iam-e",
+      shard: 0,
+      frame: { type: "system", message: "hi" },
+      enqueuedAtMs: Date.now(),
+    };
+    assert.deepEqual(await h.deliver()(sqsEvent(encodeJob(job))), { batchItemFailures: [] });
     await h.send(a, { type: "private", toUserId: "iam-carol", message: "psst", clientMessageId: "p1" });
     await h.send(a, { type: "rooms" });
     await h.send(a, { type: "history", roomId: "iam-a" });

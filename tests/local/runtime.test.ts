@@ -471,6 +471,8 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.deepEqual(Object.keys(out).sort(), [
       "apiId",
       "connectionsTable",
+      "deliveryDlqUrl",
+      "deliveryQueueUrl",
       "dynamodbEndpoint",
       "endpoint",
       "managementEndpoint",
@@ -478,6 +480,7 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
       "messageRetentionHours",
       "messagesTable",
       "roomsTable",
+      "sqsEndpoint",
       "stage",
       "webUrl",
     ]);

@@ -10,7 +10,15 @@ import { OPEN_SETTLE_MS } from "../../handlers/lib/data";
 import { ensureTables, localDynamoClient, localTableNames } from "../../local/tables";
 import { functionEnvironment, type DeploymentSettings } from "../../handlers/env";
 import { FACTORIES, onInvocationUsage, type InvocationReport } from "../../handlers";
-import type { AuthorizerEvent, AuthorizerHandler, WebSocketEvent, WebSocketHandler, WebSocketResult } from "../../handlers/events";
+import type {
+  AuthorizerEvent,
+  AuthorizerHandler,
+  SqsEvent,
+  SqsHandler,
+  WebSocketEvent,
+  WebSocketHandler,
+  WebSocketResult,
+} from "../../handlers/events";
 import { functionSpec, ROUTE_FUNCTIONS, type FunctionName } from "../../handlers/routes";
 import type { TableName } from "../../handlers/tables";
 import { recordedDynamo, uniquePrefix } from "./globalFixtures";
@@ -119,8 +127,10 @@ export interface Harness {
   /** Present when created with `gate: true`: holds chosen DynamoDB requests of the functions. */
   readonly gate?: DynamoGate;
   envFor(name: FunctionName): Record<string, string>;
-  handler(name: Exclude<FunctionName, "authorizer">): WebSocketHandler;
+  handler(name: Exclude<FunctionName, "authorizer" | "deliver">): WebSocketHandler;
   authorizer(): AuthorizerHandler;
+  /** The delivery worker (issue 17), invoked with SQS events as its event source mapping would. */
+  deliver(): SqsHandler;
   /** Runs $connect as API Gateway would after an Allow; opens the connection on the fake API when it succeeds. */
   connect(
     userId: string,
@@ -179,6 +189,30 @@ export function messageEvent(conn: TestConnection, routeKey: string, body: strin
   };
 }
 
+/** An SQS event of one record, as the delivery queue's event source mapping sends it (handlers/events.ts). */
+export function sqsEvent(body: string, receiveCount = 1, messageId = randomBytes(8).toString("hex")): SqsEvent {
+  return {
+    Records: [
+      {
+        messageId,
+        receiptHandle: `rh-${messageId}`,
+        body,
+        attributes: {
+          ApproximateReceiveCount: String(receiveCount),
+          SentTimestamp: String(Date.now()),
+          SenderId: "AIDATEST",
+          ApproximateFirstReceiveTimestamp: String(Date.now()),
+        },
+        messageAttributes: {},
+        md5OfBody: "",
+        eventSource: "aws:sqs",
+        eventSourceARN: "arn:aws:sqs:us-east-1:000000000000:test-deliveries.fifo",
+        awsRegion: "us-east-1",
+      },
+    ],
+  };
+}
+
 export function authorizerEvent(query: Record<string, string>, headers: Record<string, string> = {}): AuthorizerEvent {
   const now = Date.now();
   return {
@@ -234,7 +268,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     dynamodbEndpoint: gate?.endpoint ?? dynamo.endpoint,
   };
   const envFor = (name: FunctionName) => ({ ...functionEnvironment(functionSpec(name), settings), ...o.extraEnv });
-  const cache = new Map<FunctionName, WebSocketHandler | AuthorizerHandler>();
+  const cache = new Map<FunctionName, WebSocketHandler | AuthorizerHandler | SqsHandler>();
   const build = <T>(name: FunctionName): T => {
     let h = cache.get(name);
     if (!h) {
@@ -252,7 +286,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
   const unsubscribe = onInvocationUsage((r) => reports.push(r));
   const stdout = captureStdout();
 
-  const handler = (name: Exclude<FunctionName, "authorizer">) => build<WebSocketHandler>(name);
+  const handler = (name: Exclude<FunctionName, "authorizer" | "deliver">) => build<WebSocketHandler>(name);
   const routeOf = (body: string): FunctionName => {
     try {
       const v = JSON.parse(body) as { type?: unknown };
@@ -275,6 +309,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     envFor,
     handler,
     authorizer: () => build<AuthorizerHandler>("authorizer"),
+    deliver: () => build<SqsHandler>("deliver"),
     async connect(userId, c = {}) {
       const connectionId = c.connectionId ?? newConnectionId();
       const username = c.username ?? userId;
@@ -305,7 +340,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     async sendRaw(conn, body, routeKey) {
       const route = routeKey ? (ROUTE_FUNCTIONS.find((f) => f.routeKey === routeKey)?.name ?? "default") : routeOf(body);
       const key = functionSpec(route).routeKey ?? "$default";
-      return handler(route as Exclude<FunctionName, "authorizer">)(messageEvent(conn, key, body));
+      return handler(route as Exclude<FunctionName, "authorizer" | "deliver">)(messageEvent(conn, key, body));
     },
     async send(conn, frame) {
       const result = await harness.sendRaw(conn, typeof frame === "string" ? frame : JSON.stringify(frame));

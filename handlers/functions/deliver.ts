@@ -1,0 +1,161 @@
+/**
+ * `deliver` (issue 17): the delivery worker. Invoked by the delivery queue's event source mapping
+ * (SQS FIFO, batch size 1, ReportBatchItemFailures, maximumConcurrency = deliveryWorkerConcurrency:
+ * docs/architecture.md, "Large rooms: the delivery queue"), each record one job
+ * (handlers/lib/deliveries.ts): one shard of one broadcast to a large room.
+ *
+ * Per record: parse the job (a body that is not one fails its record, and after maxReceiveCount
+ * receives SQS moves it to the dead-letter queue), read its shard (data.ts readShard), and post the
+ * frame to every live member but `exclude` through the fan-out every route uses (fanout.ts: gone
+ * members removed with their memberships, throttled posts retried with backoff), in slices paced
+ * at deliveryPostsPerSecond / deliveryWorkerConcurrency so that all workers together stay inside
+ * the configured share of the account's `@connections` budget. Members past their expiry are
+ * closed and removed as a route's broadcast does (presence.ts broadcastToRoom).
+ *
+ * A record is reported failed (batchItemFailures: SQS makes it visible again after the visibility
+ * timeout, the others are deleted) when a post failed for another reason than 410, when its shard
+ * could not be read, or when the invocation nears its timeout before the shard is done. The retry
+ * posts to the whole shard again: members reached by the first attempt receive the frame twice.
+ * That is the one place a frame may arrive twice (docs/protocol.md, "Delivery in large rooms"); the
+ * frame's messageId (chat) or its version/timestamp (edited, deleted, reaction) lets the client drop it.
+ */
+import type { LambdaContextLike, SqsBatchResponse, SqsEvent, SqsHandler, SqsRecord } from "../events";
+import { epochSeconds, readRoomSummary, readShard } from "../lib/data";
+import { createPacer, parseJob, sliceSize, type DeliveryJob, type Pacer } from "../lib/deliveries";
+import type { Departure, Fanout } from "../lib/fanout";
+import { managementFanout } from "../lib/fanout";
+import type { Logger } from "../lib/logger";
+import { announceDepartures } from "../lib/presence";
+import { createRuntime, requireFanout, withInvocation, type Runtime } from "../lib/runtime";
+
+/**
+ * Time kept in hand before the function's timeout: a slice in flight can take up to the SDK's 5 s
+ * request timeout (clients.ts SDK_TIMEOUTS), and the clean-up after it a little more; at most a
+ * third of the time the invocation started with (timeoutMargin), so a short timeout still delivers.
+ */
+export const TIMEOUT_MARGIN_MS = 6_000;
+
+/** The margin of an invocation that started with `remainingMs` before its timeout. */
+export function timeoutMargin(remainingMs: number): number {
+  return Math.min(TIMEOUT_MARGIN_MS, Math.floor(remainingMs / 3));
+}
+
+/** Test hooks (a fixture builds the worker with them to fail it mid-shard); none in production. */
+export interface WorkerHooks {
+  /** Called before each slice with the posts made so far for this record; may throw or never resolve. */
+  readonly beforeSlice?: (posted: number, record: SqsRecord) => void | Promise<void>;
+}
+
+/** What delivering one record came to. */
+export type RecordOutcome = "done" | "retry";
+
+export function createHandler(): SqsHandler {
+  return createWorker();
+}
+
+/** The worker with optional test hooks (createHandler is the deployed one). */
+export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
+  const rt = createRuntime("deliver", { tables: ["connections", "rooms"], management: true }, managementFanout);
+  const fanout = requireFanout(rt);
+  const rate = rt.config.deliveryPostsPerSecond / rt.config.deliveryWorkerConcurrency;
+  const slice = sliceSize(rate, rt.config.fanoutConcurrency);
+  const pacer = createPacer(rate, slice);
+  return (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
+    withInvocation(rt, { requestContext: { requestId: context?.awsRequestId } }, context, async (log) => {
+      const batchItemFailures: { itemIdentifier: string }[] = [];
+      for (const record of event.Records ?? []) {
+        const recordLog = log.child({ sqsMessageId: record.messageId, receiveCount: Number(record.attributes?.ApproximateReceiveCount) });
+        let outcome: RecordOutcome;
+        try {
+          outcome = await deliverRecord(rt, fanout, pacer, slice, record, recordLog, context, hooks);
+        } catch (err) {
+          recordLog.error("delivery job failed; SQS will deliver it again", {}, err);
+          outcome = "retry";
+        }
+        if (outcome === "retry") batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+      return { batchItemFailures };
+    });
+}
+
+/** Delivers one record's job: "retry" when it must come back (a post failed, or time ran short). */
+export async function deliverRecord(
+  rt: Runtime,
+  fanout: Fanout,
+  pacer: Pacer,
+  slice: number,
+  record: SqsRecord,
+  log: Logger,
+  context: LambdaContextLike | undefined,
+  hooks: WorkerHooks = {},
+): Promise<RecordOutcome> {
+  const job: DeliveryJob = parseJob(record.body);
+  const jobLog = log.child({ roomId: job.roomId, shard: job.shard, broadcastId: job.id });
+  const startedMs = Date.now();
+  const margin = context ? timeoutMargin(context.getRemainingTimeInMillis()) : 0;
+  // The job's age when its worker starts: how far delivery lags behind the room (one job per invocation).
+  rt.usage.count("DeliveryJobAge", Math.max(0, startedMs - job.enqueuedAtMs));
+  const { members, expired } = await readShard(rt, job.roomId, job.shard, epochSeconds(startedMs));
+  const targets = members.filter((m) => m.connectionId !== job.exclude);
+  const payload = JSON.stringify(job.frame);
+  const departed: Departure[] = [];
+  let posted = 0;
+  let failed = 0;
+  let outOfTime = false;
+  for (let i = 0; i < targets.length; i += slice) {
+    if (context && context.getRemainingTimeInMillis() < margin) {
+      outOfTime = true;
+      break;
+    }
+    await hooks.beforeSlice?.(posted, record);
+    const part = targets.slice(i, i + slice);
+    await pacer.take(part.length);
+    const result = await fanout.deliver(
+      part.map((m) => m.connectionId),
+      payload,
+      jobLog,
+      { roomId: job.roomId, members: part },
+    );
+    posted += part.length;
+    failed += result.failed.length;
+    departed.push(...result.departed);
+  }
+  if (expired.length > 0 && !outOfTime) {
+    // Past their expiry (API Gateway's 2 h, or their token's deadline: then still open): closed and
+    // removed, as a route's broadcast does.
+    departed.push(
+      ...(await fanout.removeGone(
+        expired.map((m) => m.connectionId),
+        jobLog,
+        { roomId: job.roomId, members: expired, close: true },
+      )),
+    );
+  }
+  await announceSmallRoomDepartures(rt, fanout, jobLog, departed);
+  jobLog.info("delivery job done", { targets: targets.length, posted, failed, outOfTime, ageMs: startedMs - job.enqueuedAtMs });
+  if (outOfTime) {
+    jobLog.warn("delivery job stopped before its timeout; SQS will deliver it again", { posted, targets: targets.length });
+    return "retry";
+  }
+  return failed > 0 ? "retry" : "done";
+}
+
+/**
+ * `left` for users a clean-up took out of a room, where the room announces presence: a room of
+ * more than largeRoomUsers users announces no joined/left (handlers/settings.ts), and the job's
+ * room is one (one GetItem of each room's summary tells). Best effort: a failure is logged, the
+ * job's delivery stands.
+ */
+async function announceSmallRoomDepartures(rt: Runtime, fanout: Fanout, log: Logger, departed: readonly Departure[]): Promise<void> {
+  if (departed.length === 0) return;
+  try {
+    const small: Departure[] = [];
+    for (const d of departed) {
+      const summary = await readRoomSummary(rt, d.roomId);
+      if (summary.users <= rt.config.largeRoomUsers) small.push(d);
+    }
+    await announceDepartures(rt, fanout, log, small);
+  } catch (err) {
+    log.error("announcing departures after a clean-up failed", { count: departed.length }, err);
+  }
+}
