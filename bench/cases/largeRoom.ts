@@ -184,7 +184,7 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
       if (stats.management.post > 1 && windowMs > 0) rates.push(((stats.management.post - 1) * 1000) / windowMs);
       for (const [name, f] of Object.entries(stats.functions)) {
         if (name === "chat" || name === "deliver") {
-          (invocations[name] ??= []).push(f.invocations);
+          invocations[name] = [...(invocations[name] ?? []), f.invocations];
           timeouts += f.timeouts;
         }
       }
