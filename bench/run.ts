@@ -6,10 +6,11 @@
  *   npm run bench                         full run (several minutes)
  *   npm run bench -- --quick              small sizes, under a minute (smoke test)
  *   npm run bench -- --cases broadcast,latency --sizes 10,100 --connections 500
+ *   npm run bench -- --cases large-room --large-room-sizes 1000,10000 --out bench/large-room
  *
  * Cases: broadcast (1, cost; includes the bounded half of 2), latency (2, sequential half),
- * coldstart (3), throughput (4), startup (5). Timings are printed against the issue's targets;
- * nothing is asserted.
+ * coldstart (3), throughput (4), startup (5), large-room (6, issue 17). Timings are printed
+ * against the issue's targets; nothing is asserted.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,6 +18,7 @@ import { FUNCTIONS, type FunctionName } from "../handlers/routes";
 import { parseCommandLine } from "../scripts/commandLine";
 import { broadcastRows, runRoomCase, type RoomCaseResult } from "./cases/broadcast";
 import { runColdStart } from "./cases/coldStart";
+import { runLargeRoom } from "./cases/largeRoom";
 import { forcedKills, measureStartup } from "./cases/startup";
 import { runThroughput } from "./cases/throughput";
 import { deriveCostInputs } from "./lib/costInputs";
@@ -25,7 +27,7 @@ import { consoleReport, latencyChart, markdownReport } from "./lib/report";
 import type { BenchResults, LatencyRow } from "./lib/results";
 import { summarize } from "./lib/stats";
 
-const CASES = ["broadcast", "latency", "coldstart", "throughput", "startup"] as const;
+const CASES = ["broadcast", "latency", "coldstart", "throughput", "startup", "large-room"] as const;
 type CaseName = (typeof CASES)[number];
 
 export interface BenchOptions {
@@ -44,6 +46,18 @@ export interface BenchOptions {
   readonly throughputSeconds: number;
   readonly window: number;
   readonly startupSamples: number;
+  /** Case 6 (issue 17): room sizes; rooms up to largeRoomSocketsUpTo members are real sockets, larger ones the sink. */
+  readonly largeRoomSizes: readonly number[];
+  readonly largeRoomSocketsUpTo: number;
+  readonly largeRoomMessages: number;
+  /** Distinct users per large room; undefined: one per member above the threshold with workers, else 100. */
+  readonly largeRoomUsers?: number;
+  /** The runtime's largeRoomUsers for the case. */
+  readonly largeRoomThreshold: number;
+  readonly largeRoomShardSize?: number;
+  readonly largeRoomWorkers?: number;
+  readonly largeRoomPostsPerSecond?: number;
+  readonly largeRoomConnectConcurrency: number;
   readonly outDir: string;
 }
 
@@ -57,7 +71,10 @@ export class BenchUsageError extends Error {
 const USAGE = `usage: npm run bench -- [--quick] [--cases ${CASES.join(",")}] [--connections n] [--sizes 10,100,1000]
   [--users-per-room n] [--management-latency-ms n] [--fanout-concurrency n] [--sequential-concurrency n]
   [--cold-functions a,b] [--cold-samples n] [--throughput-connections n] [--throughput-rooms n]
-  [--throughput-seconds n] [--window n] [--startup-samples n] [--out dir]`;
+  [--throughput-seconds n] [--window n] [--startup-samples n] [--large-room-sizes 1000,10000]
+  [--large-room-sockets-up-to n] [--large-room-messages n] [--large-room-users n] [--large-room-threshold n]
+  [--large-room-shard-size n] [--large-room-workers n] [--large-room-posts-per-second n]
+  [--large-room-connect-concurrency n] [--out dir]`;
 
 const BENCH_OPTIONS = {
   quick: { type: "boolean" },
@@ -75,6 +92,15 @@ const BENCH_OPTIONS = {
   "throughput-seconds": { type: "string" },
   window: { type: "string" },
   "startup-samples": { type: "string" },
+  "large-room-sizes": { type: "string" },
+  "large-room-sockets-up-to": { type: "string" },
+  "large-room-messages": { type: "string" },
+  "large-room-users": { type: "string" },
+  "large-room-threshold": { type: "string" },
+  "large-room-shard-size": { type: "string" },
+  "large-room-workers": { type: "string" },
+  "large-room-posts-per-second": { type: "string" },
+  "large-room-connect-concurrency": { type: "string" },
   out: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -102,6 +128,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         throughputSeconds: 2,
         window: 10,
         startupSamples: 1,
+        largeRoomSizes: [30, 100],
+        largeRoomSocketsUpTo: 30,
+        largeRoomMessages: 2,
+        largeRoomThreshold: 10,
+        largeRoomConnectConcurrency: 8,
         outDir: path.join(root, "bench", "tmp", "quick"),
       }
     : {
@@ -119,6 +150,13 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         throughputSeconds: 30,
         window: 10,
         startupSamples: 3,
+        largeRoomSizes: [1000, 10_000],
+        largeRoomSocketsUpTo: 1000,
+        largeRoomMessages: 5,
+        // Below both rooms: each is delivered by the workers, and the set-up's joined announcements
+        // (only below the threshold) stay ~threshold^2 / 2 posts.
+        largeRoomThreshold: 100,
+        largeRoomConnectConcurrency: 16,
         outDir: path.join(root, "bench"),
       };
   const o: { -readonly [K in keyof BenchOptions]: BenchOptions[K] } = { ...defaults };
@@ -163,6 +201,18 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   o.throughputSeconds = intOption("throughput-seconds", 1, 3600, o.throughputSeconds);
   o.window = intOption("window", 1, 1000, o.window);
   o.startupSamples = intOption("startup-samples", 1, 20, o.startupSamples);
+  if (values["large-room-sizes"] !== undefined)
+    o.largeRoomSizes = list("--large-room-sizes", values["large-room-sizes"]).map((s) => int("--large-room-sizes", s, 2, 100_000));
+  o.largeRoomSocketsUpTo = intOption("large-room-sockets-up-to", 0, 5000, o.largeRoomSocketsUpTo);
+  o.largeRoomMessages = intOption("large-room-messages", 1, 100, o.largeRoomMessages);
+  if (values["large-room-users"] !== undefined) o.largeRoomUsers = int("--large-room-users", values["large-room-users"], 1, 100_000);
+  o.largeRoomThreshold = intOption("large-room-threshold", 0, 1_000_000, o.largeRoomThreshold);
+  if (values["large-room-shard-size"] !== undefined)
+    o.largeRoomShardSize = int("--large-room-shard-size", values["large-room-shard-size"], 1, 10_000);
+  if (values["large-room-workers"] !== undefined) o.largeRoomWorkers = int("--large-room-workers", values["large-room-workers"], 2, 1000);
+  if (values["large-room-posts-per-second"] !== undefined)
+    o.largeRoomPostsPerSecond = int("--large-room-posts-per-second", values["large-room-posts-per-second"], 10, 1_000_000);
+  o.largeRoomConnectConcurrency = intOption("large-room-connect-concurrency", 1, 200, o.largeRoomConnectConcurrency);
   if (values.out !== undefined) {
     if (!values.out) throw new BenchUsageError(`--out needs a directory\n${USAGE}`);
     o.outDir = path.resolve(values.out);
@@ -276,6 +326,34 @@ export async function runBench(
       log,
     });
   }
+  let largeRoom: BenchResults["largeRoom"];
+  if (has("large-room")) {
+    log(
+      `[6] large rooms: ${o.largeRoomSizes.join("/")} members (sockets up to ${o.largeRoomSocketsUpTo}, then the sink), ${o.largeRoomMessages} messages, @connections latency ${o.managementLatencyMs} ms`,
+    );
+    const rows = await runLargeRoom({
+      sizes: o.largeRoomSizes,
+      socketsUpTo: o.largeRoomSocketsUpTo,
+      messages: o.largeRoomMessages,
+      users: o.largeRoomUsers,
+      largeRoomUsers: o.largeRoomThreshold,
+      roomShardSize: o.largeRoomShardSize,
+      deliveryWorkerConcurrency: o.largeRoomWorkers,
+      deliveryPostsPerSecond: o.largeRoomPostsPerSecond,
+      managementLatencyMs: o.managementLatencyMs,
+      connectConcurrency: o.largeRoomConnectConcurrency,
+      log,
+    });
+    largeRoom = {
+      managementLatencyMs: o.managementLatencyMs,
+      method:
+        "one room per local runtime (in memory, its own process); members connect through the authorizer and $connect, " +
+        `${o.largeRoomConnectConcurrency} at a time; source "sockets": every member a real ws client in the bench process; source "sink": the sender a real ws client, ` +
+        "every other member a socketless connection of the gateway's counting sink (local/sink.ts: same handshake, same DynamoDB items, POSTs answered 200 after the same latency and counted); " +
+        "one member sends chat messages one after another; latency = first receipt at each member minus the send (wall clock, sub-ms), every member of every message a sample",
+      rows,
+    };
+  }
   let startup: BenchResults["startup"];
   if (has("startup")) {
     log(`[5] start-up: ${o.startupSamples} x npm run local -- --in-memory`);
@@ -333,6 +411,7 @@ export async function runBench(
       : {}),
     ...(coldStart ? { coldStart } : {}),
     ...(throughput ? { throughput } : {}),
+    ...(largeRoom ? { largeRoom } : {}),
     ...(startup ? { startup } : {}),
   };
   fs.mkdirSync(o.outDir, { recursive: true });

@@ -77,10 +77,36 @@ export interface ManagementStats {
   limitExceeded: number;
   payloadTooLarge: number;
   forbidden: number;
+  /** Epoch ms (sub-ms: performance.timeOrigin + now) of the first and last POST answered 200; 0 before any. */
+  firstPostAtMs: number;
+  lastPostAtMs: number;
 }
 
 export function emptyManagementStats(): ManagementStats {
-  return { post: 0, get: 0, delete: 0, gone: 0, limitExceeded: 0, payloadTooLarge: 0, forbidden: 0 };
+  return { post: 0, get: 0, delete: 0, gone: 0, limitExceeded: 0, payloadTooLarge: 0, forbidden: 0, firstPostAtMs: 0, lastPostAtMs: 0 };
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes of one machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * Where the frames posted to a socketless connection go (local/sink.ts): the benchmark's members
+ * that exist in the gateway and in DynamoDB exactly as a socket's would, without the socket.
+ */
+export interface SinkTarget {
+  /** A POST this connection answered 200 for, at `at` (epochMs). */
+  receive(connectionId: string, body: Buffer, at: number): void;
+  /** The connection is closed (`$disconnect` is being invoked with this code). */
+  closed(connectionId: string, code: number): void;
+}
+
+/** A handshake as the gateway sees it: the upgrade request's URL, headers and peer address. */
+interface HandshakeRequest {
+  readonly url: string;
+  readonly rawHeaders: readonly string[];
+  readonly sourceIp: string;
 }
 
 /** What is deployed behind the gateway; mounted once the port (hence the management endpoint) is known. */
@@ -125,7 +151,10 @@ export type Invoke<T> = (event: unknown, requestId: string) => Promise<InvokeOut
 
 interface Connection {
   readonly id: string;
-  readonly ws: WebSocket;
+  /** The client's socket; undefined for a sink connection. */
+  readonly ws: WebSocket | undefined;
+  /** Set for a connection without a socket (openSink): its POSTs are counted by the sink. */
+  readonly sink?: SinkTarget;
   readonly connectedAt: number;
   lastActiveAt: number;
   readonly sourceIp: string;
@@ -206,6 +235,67 @@ export class LocalGateway {
     return [...this.connections.keys()];
   }
 
+  /**
+   * Opens a connection that has no socket (local/sink.ts): the same handshake as an upgrade with
+   * this query string (the authorizer, then `$connect`, with the headers a `ws` client sends), then
+   * an open connection whose POSTs go to `sink`, answered as for an open socket after the same
+   * managementLatencyMs and managementFault. Resolves with its id, or with the HTTP status a
+   * socket's handshake would have been refused with.
+   */
+  async openSink(query: URLSearchParams, sink: SinkTarget): Promise<{ readonly connectionId: string } | { readonly status: number }> {
+    if (this.stopping || !this.routing) return { status: 503 };
+    let refused = 0;
+    const host = `${this.o.host.includes(":") ? `[${this.o.host}]` : this.o.host}:${this.boundPort}`;
+    const request: HandshakeRequest = {
+      url: `/${this.o.stage}?${query.toString()}`,
+      rawHeaders: [
+        "Sec-WebSocket-Version",
+        "13",
+        "Sec-WebSocket-Key",
+        Buffer.from(gatewayId()).toString("base64"),
+        "Connection",
+        "Upgrade",
+        "Upgrade",
+        "websocket",
+        "Host",
+        host,
+        "User-Agent",
+        "local-sink",
+      ],
+      sourceIp: "127.0.0.1",
+    };
+    const open = await this.track(
+      this.handshake(
+        request,
+        (status) => {
+          refused = status;
+          return undefined;
+        },
+        sink,
+      ),
+    );
+    if (!open) return { status: refused || 500 };
+    const connectionId = open(undefined);
+    if (this.stopping) {
+      // Its $connect ran: like a socket refused during stop(), it gets its $disconnect.
+      await this.closeSink(connectionId, CLOSE.goingAway, "Going away");
+      return { status: 503 };
+    }
+    return { connectionId };
+  }
+
+  /**
+   * Closes a sink connection as its client would (close code 1000 by default): `$disconnect` runs,
+   * and this resolves once it has. False when there is no such open sink connection.
+   */
+  async closeSink(connectionId: string, code: number = CLOSE.normal, reason = ""): Promise<boolean> {
+    const conn = this.connections.get(connectionId);
+    if (!conn?.sink || conn.disconnected) return false;
+    conn.serverClose = { code, reason };
+    await this.track(this.disconnect(conn, code, reason));
+    return true;
+  }
+
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -279,8 +369,13 @@ export class LocalGateway {
    */
   private verify(req: http.IncomingMessage, accept: (ok: boolean) => void): void {
     const socket = req.socket;
+    const request: HandshakeRequest = {
+      url: req.url ?? "/",
+      rawHeaders: req.rawHeaders,
+      sourceIp: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
+    };
     void this.track(
-      this.onUpgrade(req, socket)
+      this.handshake(request, (status) => rejectUpgrade(socket, status))
         .then((open) => {
           if (!open) return; // refused: the answer is written
           if (this.stopping) {
@@ -306,17 +401,24 @@ export class LocalGateway {
     );
   }
 
-  /** Authorizer and $connect of one upgrade; resolves to the function opening the connection, or undefined once refused. */
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex): Promise<((ws: WebSocket | undefined) => void) | undefined> {
-    const url = new URL(req.url ?? "/", "http://local");
+  /**
+   * Authorizer and $connect of one upgrade (or of a sink connection: openSink); resolves to the
+   * function opening the connection, or undefined once refused (`refuse` has answered).
+   */
+  private async handshake(
+    req: HandshakeRequest,
+    refuse: (status: number) => undefined,
+    sink?: SinkTarget,
+  ): Promise<((ws: WebSocket | undefined) => string) | undefined> {
+    const url = new URL(req.url, "http://local");
     const routing = this.routing;
-    if (!routing) return rejectUpgrade(socket, 503);
+    if (!routing) return refuse(503);
     const now = Date.now();
     const connectionId = gatewayId();
-    const sourceIp = (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, "");
-    const userAgent = req.headers["user-agent"];
-    const domainName = req.headers.host ?? `${this.o.host}:${this.boundPort}`;
-    const { headers, multiValueHeaders } = headerMaps(req.rawHeaders);
+    const sourceIp = req.sourceIp;
+    const { headers, multiValueHeaders } = headerMaps([...req.rawHeaders]);
+    const userAgent = rawHeader(req.rawHeaders, "user-agent");
+    const domainName = rawHeader(req.rawHeaders, "host") ?? `${this.o.host}:${this.boundPort}`;
     // Headers the service adds on its way to the integration.
     const forwarded = { "X-Forwarded-For": sourceIp, "X-Forwarded-Port": String(this.boundPort), "X-Forwarded-Proto": "http" };
     for (const [k, v] of Object.entries(forwarded)) {
@@ -346,7 +448,7 @@ export class LocalGateway {
     if (routing.authorizer) {
       // A missing identity source is answered 401 without invoking the authorizer (apigateway-websocket-api-lambda-auth).
       const token = url.searchParams.get(routing.authorizer.identityQueryParam);
-      if (!token) return rejectUpgrade(socket, 401);
+      if (!token) return refuse(401);
       const requestId = handshakeRequestId;
       const methodArn = `arn:aws:execute-api:${this.o.region}:${this.o.accountId}:${routing.apiId}/${this.o.stage}/$connect`;
       const event: AuthorizerEvent = {
@@ -366,12 +468,12 @@ export class LocalGateway {
         // any other failure is a 500.
         const status = outcome.kind === "error" && outcome.error.message === "Unauthorized" ? 401 : 500;
         this.log(status === 401 ? "info" : "error", `authorizer ${outcome.kind}: ${outcome.error.message}`, { connectionId, requestId });
-        return rejectUpgrade(socket, status);
+        return refuse(status);
       }
       const result = outcome.result;
       if (!result || typeof result !== "object" || !policyAllows(result.policyDocument, methodArn)) {
         this.log("info", "authorizer denied the connection", { connectionId, requestId });
-        return rejectUpgrade(socket, 403);
+        return refuse(403);
       }
       authorizer = authorizerContext(result, latency) as unknown as AuthorizerContext;
     }
@@ -390,19 +492,20 @@ export class LocalGateway {
       const outcome = await connectRoute.invoke(event, requestId);
       if (!outcome.ok) {
         this.log("error", `$connect ${outcome.kind}: ${outcome.error.message}`, { connectionId, requestId });
-        return rejectUpgrade(socket, 500);
+        return refuse(500);
       }
       const status = resultStatus(outcome.result);
       if (status < 200 || status > 299) {
         this.log("info", `$connect answered ${status}: handshake rejected`, { connectionId, requestId });
-        return rejectUpgrade(socket, status);
+        return refuse(status);
       }
     }
 
     const open = (ws: WebSocket | undefined) => {
       const conn: Connection = {
         id: connectionId,
-        ws: ws ?? (undefined as unknown as WebSocket),
+        ws,
+        ...(sink ? { sink } : {}),
         connectedAt: now,
         lastActiveAt: Date.now(),
         sourceIp,
@@ -411,13 +514,14 @@ export class LocalGateway {
         authorizer,
         disconnected: false,
       };
-      if (!ws) {
+      if (!ws && !sink) {
         // The client left while $connect ran: the connection existed for the integration, so it gets its $disconnect.
         void this.track(this.disconnect(conn, CLOSE.abnormal, ""));
-        return;
+        return connectionId;
       }
       this.connections.set(connectionId, conn);
       this.attach(conn);
+      return connectionId;
     };
     return open;
   }
@@ -428,6 +532,7 @@ export class LocalGateway {
     const { ws } = conn;
     this.touch(conn);
     conn.durationTimer = setTimeout(() => this.closeConnection(conn, CLOSE.goingAway, "Going away"), this.o.maxDurationMs);
+    if (!ws) return; // a sink connection: closed by closeSink, the timers above or a DELETE
     ws.on("message", (data: RawData, isBinary: boolean) => this.onMessage(conn, data, isBinary));
     ws.on("error", (err: Error & { code?: string }) => {
       // ws closes with 1009 itself when maxPayload is exceeded; record it for $disconnect.
@@ -450,9 +555,15 @@ export class LocalGateway {
   private closeConnection(conn: Connection, code: number, reason: string): void {
     if (conn.serverClose || conn.disconnected) return;
     conn.serverClose = { code, reason };
-    conn.ws.close(code, reason);
+    if (!conn.ws) {
+      // No socket to exchange close frames with: the connection is closed now.
+      void this.track(this.disconnect(conn, code, reason));
+      return;
+    }
+    const { ws } = conn;
+    ws.close(code, reason);
     // A peer that never answers the close frame is dropped, as the service does not wait on it.
-    setTimeout(() => conn.ws.terminate(), 2000).unref();
+    setTimeout(() => ws.terminate(), 2000).unref();
   }
 
   private onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
@@ -531,7 +642,7 @@ export class LocalGateway {
   }
 
   private send(conn: Connection, text: string): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) return;
     this.touch(conn);
     conn.ws.send(text);
   }
@@ -542,6 +653,7 @@ export class LocalGateway {
     if (conn.idleTimer) clearTimeout(conn.idleTimer);
     if (conn.durationTimer) clearTimeout(conn.durationTimer);
     this.connections.delete(conn.id);
+    conn.sink?.closed(conn.id, code);
     const route = this.routing?.routes.get("$disconnect");
     if (!route || !this.routing) return;
     if (this.o.loseDisconnect?.(conn.id)) {
@@ -622,7 +734,7 @@ export class LocalGateway {
       stats.payloadTooLarge += 1;
       return managementError(res, 413, "PayloadTooLargeException", "Request entity too large");
     }
-    if (!conn || conn.disconnected || conn.ws.readyState !== WebSocket.OPEN) {
+    if (!conn || conn.disconnected || (!conn.sink && conn.ws?.readyState !== WebSocket.OPEN)) {
       stats.gone += 1;
       return managementError(res, 410, "GoneException", `Connection ${connectionId} is gone`);
     }
@@ -638,12 +750,16 @@ export class LocalGateway {
       res.writeHead(204).end();
       return;
     }
-    if (conn.ws.bufferedAmount > this.o.clientBufferLimitBytes) {
+    if (conn.ws && conn.ws.bufferedAmount > this.o.clientBufferLimitBytes) {
       stats.limitExceeded += 1;
       return managementError(res, 429, "LimitExceededException", "Client buffer is full");
     }
     this.touch(conn);
-    conn.ws.send(body, { binary: !isUtf8(body) });
+    const at = epochMs();
+    if (conn.sink) conn.sink.receive(conn.id, body, at);
+    else conn.ws?.send(body, { binary: !isUtf8(body) });
+    stats.firstPostAtMs ||= at;
+    stats.lastPostAtMs = at;
     res.writeHead(200, { "content-type": "application/json", "content-length": "0" }).end();
   }
 
@@ -710,6 +826,12 @@ export class LocalGateway {
       fs.createReadStream(file).pipe(res);
     });
   }
+}
+
+/** A header's first value, by case-insensitive name (as node's `req.headers` keeps user-agent and host). */
+function rawHeader(rawHeaders: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === name) return rawHeaders[i + 1];
+  return undefined;
 }
 
 function resultStatus(result: unknown): number {

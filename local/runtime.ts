@@ -26,6 +26,7 @@ import {
 } from "./gateway";
 import { consoleLogger, silentLogger, type Logger } from "./logger";
 import { localSecret } from "./secret";
+import { LocalSink } from "./sink";
 import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -128,6 +129,8 @@ export interface LocalRuntimeOptions {
   readonly localTokenTtlSeconds?: number;
   /** API id used in events and ARNs. Default derived from stage and port. */
   readonly apiId?: string;
+  /** Benchmarks and tests: the sink keeps every frame's text per connection (local/sink.ts). Default false. */
+  readonly sinkKeepsFrames?: boolean;
   /**
    * Test only: the delivery queue's visibility timeout in seconds, instead of the stack's 6 x the
    * deliver function's timeout (a retried job then comes back sooner).
@@ -179,6 +182,8 @@ export interface LocalRuntime {
   mintToken(userId: string, username: string, ttlSeconds?: number, access?: LocalTokenAccess): Promise<string>;
   /** Ids of the open connections. */
   connectionIds(): string[];
+  /** Connections without a socket whose deliveries are counted (local/sink.ts): benchmarks of large rooms. */
+  readonly sink: LocalSink;
   /** The stack outputs' names and local values (`pulumi stack output --json` shape). */
   outputs(): Record<string, string | number>;
   /** Sum of one EMF metric over every invocation (of one function, if given). */
@@ -479,6 +484,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       stats,
       mintToken: (userId, username, ttlSeconds, access) => mintLocalToken(secret, { userId, username, ttlSeconds, ...access }),
       connectionIds: () => g.connectionIds(),
+      sink: new LocalSink(g, { keepFrames: options.sinkKeepsFrames ?? false }),
       // The stack's output names (index.ts), plus the local-only webUrl and dynamodbEndpoint.
       outputs: () => ({
         endpoint,

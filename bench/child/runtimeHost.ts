@@ -8,7 +8,7 @@
  */
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
 import type { LogEntry } from "../../local/logger";
-import type { HostReply, HostRequest, HostStats } from "../lib/runtimeProtocol";
+import type { DeliveryQueueFigures, HostReply, HostRequest, HostStats } from "../lib/runtimeProtocol";
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? "{}") as LocalRuntimeOptions;
@@ -31,7 +31,17 @@ async function main(): Promise<void> {
     emf: runtime.stats.emf,
     management: runtime.stats.management,
     logBytes: { ...logBytes },
+    ...deliveryQueue(),
   });
+  /** The runtime's delivery queue figures, if it has a queue (the local runtime of issue 17's workers). */
+  const deliveryQueue = (): { deliveryQueue?: DeliveryQueueFigures } => {
+    const read = (runtime.stats as { deliveryQueue?: () => DeliveryQueueFigures }).deliveryQueue;
+    try {
+      return read ? { deliveryQueue: read() } : {};
+    } catch {
+      return {}; // deliver disabled: no queue
+    }
+  };
   process.on("message", async (raw: HostRequest) => {
     try {
       switch (raw.type) {
@@ -39,12 +49,26 @@ async function main(): Promise<void> {
           return send({ type: "stats", id: raw.id, stats: stats() });
         case "resetStats":
           runtime.resetStats();
+          runtime.sink.reset();
           for (const k of Object.keys(logBytes)) delete logBytes[k];
           return send({ type: "ok", id: raw.id });
         case "mintTokens": {
           const tokens: string[] = [];
           for (const u of raw.users) tokens.push(await runtime.mintToken(u.userId, u.username));
           return send({ type: "tokens", id: raw.id, tokens });
+        }
+        case "registerSink": {
+          const r = await runtime.sink.register(raw.members, raw.concurrency);
+          return send({
+            type: "sinkRegistered",
+            id: raw.id,
+            registration: { ...r, connectionIds: r.connectionIds.map((c) => c ?? null) },
+          });
+        }
+        case "sinkReceipts": {
+          if (!raw.times) return send({ type: "sinkReceipts", id: raw.id, count: runtime.sink.receivedCount(raw.key), duplicates: 0 });
+          const r = runtime.sink.receipts(raw.key);
+          return send({ type: "sinkReceipts", id: raw.id, count: r.first.size, duplicates: r.duplicates, times: [...r.first.values()] });
         }
         case "stop":
           await runtime.stop();
@@ -70,6 +94,11 @@ async function main(): Promise<void> {
     tableNames: runtime.tableNames,
     fanoutConcurrency: runtime.settings.fanoutConcurrency,
     rateLimitPerMinute: runtime.settings.rateLimitPerMinute,
+    largeRoomUsers: runtime.settings.largeRoomUsers,
+    roomShardSize: runtime.settings.roomShardSize,
+    deliveryWorkerConcurrency: runtime.settings.deliveryWorkerConcurrency,
+    deliveryPostsPerSecond: runtime.settings.deliveryPostsPerSecond,
+    functions: Object.keys(runtime.stats.functions).filter((f) => !(options.disabledFunctions ?? []).includes(f as never)),
   });
 }
 

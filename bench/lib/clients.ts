@@ -203,3 +203,56 @@ export function broadcastAndWait(
     sender.ws.send(JSON.stringify({ type: "chat", roomId, message: nonce }));
   });
 }
+
+/**
+ * Like broadcastAndWait, but never rejects for members that do not receive it: resolves with the
+ * latencies of those that did and the number missing, once every member has it, or once no member
+ * received it for `stallMs` (the delivery has stopped: a function timed out, a member was removed),
+ * or after `timeoutMs`. An error frame to the sender still rejects.
+ */
+export function broadcastAndCollect(
+  sender: BenchClient,
+  members: readonly BenchClient[],
+  roomId: string,
+  timeoutMs: number,
+  stallMs: number,
+): Promise<{ latencies: number[]; missing: number }> {
+  const nonce = `bench-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  return new Promise((resolve, reject) => {
+    const latencies: number[] = [];
+    let remaining = members.length;
+    let sentAt = 0;
+    let lastAt = 0;
+    const finish = () => {
+      for (const m of members) m.onFrame = undefined;
+      clearTimeout(timer);
+      clearInterval(stall);
+      resolve({ latencies, missing: remaining });
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    const stall = setInterval(() => {
+      if (performance.now() - lastAt > stallMs) finish();
+    }, 250);
+    for (const m of members) {
+      let got = false;
+      m.onFrame = (data, at) => {
+        if (m === sender && data.includes('"type":"error"')) {
+          for (const x of members) x.onFrame = undefined;
+          clearTimeout(timer);
+          clearInterval(stall);
+          reject(new Error(`the chat message to ${roomId} was answered with an error frame: ${data.slice(0, 300)}`));
+          return;
+        }
+        if (got || !data.includes(nonce)) return;
+        got = true;
+        lastAt = at;
+        latencies.push(at - sentAt);
+        remaining -= 1;
+        if (remaining === 0) finish();
+      };
+    }
+    sentAt = performance.now();
+    lastAt = sentAt;
+    sender.ws.send(JSON.stringify({ type: "chat", roomId, message: nonce }));
+  });
+}

@@ -147,6 +147,61 @@ function sections(r: BenchResults): Section[] {
       ],
     });
   }
+  if (r.largeRoom) {
+    const l = r.largeRoom;
+    out.push({
+      title: `6. Large rooms (${l.managementLatencyMs} ms per @connections call; 10,000-member target: p99 <= 1.25 x members / posts per second)`,
+      intro: l.method,
+      rows: [
+        [
+          "members",
+          "source",
+          "path",
+          "users",
+          "messages",
+          "p50",
+          "p99",
+          "max",
+          "floor (budget)",
+          "p99 / floor",
+          "measured posts/s",
+          "floor (measured rate)",
+          "p99 / it",
+          "workers",
+          "posts/s",
+          "shard size",
+          "missing",
+          "timeouts",
+          "queue: jobs/msg, job age p50/max",
+          "registered/s",
+          "load",
+        ],
+        ...l.rows.map((x) => [
+          x.members,
+          x.source,
+          x.path,
+          x.users,
+          x.messages,
+          ms(x.p50Ms),
+          ms(x.p99Ms),
+          ms(x.maxMs),
+          ms(x.floorMs),
+          x.p99OverFloor,
+          x.effectivePostsPerSecond,
+          ms(x.effectiveFloorMs),
+          x.p99OverEffectiveFloor,
+          x.workers,
+          x.postsPerSecond,
+          x.shardSize,
+          x.missing,
+          x.functionTimeouts,
+          x.queue ? `${x.queue.jobsPerMessage}, ${ms(x.queue.jobAgeP50Ms)}/${ms(x.queue.jobAgeMaxMs)}` : "-",
+          x.registration.perSecond,
+          x.loadAverage1m,
+        ]),
+      ],
+    });
+  }
   if (r.startup) {
     out.push({
       title: "5. Start-up (npm run local to the first accepted connection; target <= 10 s)",

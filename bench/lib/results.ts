@@ -87,6 +87,72 @@ export interface LatencyRow {
   readonly speedupMet: boolean | null;
 }
 
+/**
+ * One room of the large-room case (issue 17): K messages from one member, send-to-receipt at every
+ * member. The first ten fields are what the simulation (branch `model`) calibrates against.
+ */
+export interface LargeRoomRow {
+  readonly members: number;
+  /** Over every member's first receipt of every message (nearest rank). */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  /** The gateway's added latency per `@connections` call. */
+  readonly postLatencyMs: number;
+  /** deliveryWorkerConcurrency the runtime ran with. */
+  readonly workers: number;
+  /** deliveryPostsPerSecond the runtime ran with (the configured post budget). */
+  readonly postsPerSecond: number;
+  /** roomShardSize the runtime ran with. */
+  readonly shardSize: number;
+  /** "sockets": every member a real ws client; "sink": the sender a socket, every other member counted by the gateway's sink. */
+  readonly source: "sockets" | "sink";
+  readonly messages: number;
+  /** Distinct users in the room (shards and the large-room threshold count users). */
+  readonly users: number;
+  /** "workers" when the deliver function ran for the messages, "route" when the chat invocation posted. */
+  readonly path: "route" | "workers";
+  readonly largeRoomUsers: number;
+  readonly fanoutConcurrency: number;
+  /** members / postsPerSecond, in ms: the floor the configured post budget sets. */
+  readonly floorMs: number;
+  readonly p99OverFloor: number;
+  /** POSTs answered per second between a message's first and last answered POST (median over the messages). */
+  readonly effectivePostsPerSecond: number;
+  /** members / effectivePostsPerSecond, in ms: the floor this machine's measured post rate sets. */
+  readonly effectiveFloorMs: number;
+  readonly p99OverEffectiveFloor: number;
+  /** `@connections` POSTs per message (median): members, plus retries and duplicates. */
+  readonly postsPerMessage: number;
+  /** Receipts of a message a member already had (retried deliveries), over all messages. */
+  readonly duplicates: number;
+  /** Member receipts that never came, over all messages (0 when every member received every message). */
+  readonly missing: number;
+  /** Timeouts of chat and deliver invocations during the messages. */
+  readonly functionTimeouts: number;
+  /** Invocations per message (median) of the functions that delivered. */
+  readonly invocations: Readonly<Record<string, number>>;
+  /**
+   * The delivery queue during the messages, when the runtime has one: jobs sent and received per
+   * message (median), records reported failed, failed worker invocations and dead letters (totals),
+   * the most workers at once, and the DeliveryJobAge metric (ms from enqueue to the worker's start).
+   */
+  readonly queue?: {
+    readonly jobsPerMessage: number;
+    readonly receivesPerMessage: number;
+    readonly recordsReportedFailed: number;
+    readonly failedInvocations: number;
+    readonly deadLetters: number;
+    readonly maxConcurrentInvocations: number;
+    readonly jobAgeP50Ms: number;
+    readonly jobAgeMaxMs: number;
+  };
+  /** Members registered (sockets: handshakes) per second, and how long it took. */
+  readonly registration: { readonly perSecond: number; readonly seconds: number; readonly concurrency: number };
+  /** 1-minute load average when the room's measurement started (the machine is shared). */
+  readonly loadAverage1m: number;
+}
+
 export interface ColdStartRow {
   readonly function: string;
   readonly zipBytes: number;
@@ -136,6 +202,7 @@ export interface BenchResults {
     readonly dynamoLocalPeakRssMiB: number;
     readonly method: string;
   };
+  readonly largeRoom?: { readonly managementLatencyMs: number; readonly method: string; readonly rows: LargeRoomRow[] };
   readonly startup?: { readonly samples: number; readonly ms: Summary; readonly met: boolean; readonly method: string };
   readonly costInputs?: CostInputs;
 }

@@ -9,7 +9,8 @@ import { fork, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import type { LocalRuntimeOptions } from "../../local/runtime";
 import { commandName, descendants } from "./proc";
-import type { HostReady, HostReply, HostRequest, HostStats } from "./runtimeProtocol";
+import type { SinkMemberSpec } from "../../local/sink";
+import type { HostReady, HostReply, HostRequest, HostStats, SinkRegistrationReply } from "./runtimeProtocol";
 
 type Request = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
 
@@ -18,6 +19,10 @@ export interface RuntimeProcess extends HostReady {
   stats(): Promise<HostStats>;
   resetStats(): Promise<void>;
   mintTokens(users: ReadonlyArray<{ userId: string; username: string }>): Promise<string[]>;
+  /** Registers socketless members in the runtime's sink (local/sink.ts), `concurrency` handshakes at a time. */
+  registerSink(members: readonly SinkMemberSpec[], concurrency: number): Promise<SinkRegistrationReply>;
+  /** Sink members that received `key` (local/sink.ts frameKey), and with `times` their first receipts (epoch ms). */
+  sinkReceipts(key: string, times: boolean): Promise<{ count: number; duplicates: number; times?: number[] }>;
   /** The DynamoDB Local (java) process the runtime started, if any. */
   dynamoPid(): number | undefined;
   stop(): Promise<void>;
@@ -104,6 +109,16 @@ export async function startRuntimeProcess(options: RuntimeProcessOptions, startT
       const r = await request({ type: "mintTokens", users });
       if (r.type !== "tokens") throw new Error(`unexpected reply ${r.type}`);
       return r.tokens;
+    },
+    registerSink: async (members, concurrency) => {
+      const r = await request({ type: "registerSink", members, concurrency });
+      if (r.type !== "sinkRegistered") throw new Error(`unexpected reply ${r.type}`);
+      return r.registration;
+    },
+    sinkReceipts: async (key, times) => {
+      const r = await request({ type: "sinkReceipts", key, times });
+      if (r.type !== "sinkReceipts") throw new Error(`unexpected reply ${r.type}`);
+      return { count: r.count, duplicates: r.duplicates, ...(r.times ? { times: r.times } : {}) };
     },
     dynamoPid: () => descendants(info.pid).find((p) => commandName(p) === "java"),
     stop: () =>

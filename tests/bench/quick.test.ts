@@ -54,7 +54,7 @@ describe("npm run bench -- --quick", function () {
   });
 
   it("measures every case and records the machine", () => {
-    for (const key of ["broadcast", "latency", "coldStart", "throughput", "startup", "costInputs"] as const)
+    for (const key of ["broadcast", "latency", "coldStart", "throughput", "startup", "costInputs", "largeRoom"] as const)
       assert.ok(results[key], `results.${key}`);
     assert.equal(results.quick, true);
     assert.ok(results.machine.cores >= 1 && results.machine.node.startsWith("v"));
@@ -107,6 +107,23 @@ describe("npm run bench -- --quick", function () {
     assert.equal(chat.error, undefined);
     assert.equal(chat.initMs.count, 3);
     assert.ok(chat.packages.includes("@aws-sdk/client-dynamodb"));
+  });
+
+  it("measures a socket room and a sink room (issue 17) with every member receiving every message", () => {
+    const rows = results.largeRoom!.rows;
+    assert.deepEqual(
+      rows.map((r) => [r.members, r.source, r.messages]),
+      [
+        [30, "sockets", 2],
+        [100, "sink", 2],
+      ],
+    );
+    for (const r of rows) {
+      assert.equal(r.missing, 0, `members of the room of ${r.members} missed a message`);
+      assert.ok(r.postsPerMessage >= r.members - 1, `${r.postsPerMessage} posts per message to ${r.members} members`);
+      assert.equal(r.postLatencyMs, 20);
+      assert.ok(r.p50Ms <= r.p99Ms && r.p99Ms <= r.maxMs);
+    }
   });
 
   it("writes REPORT.md with the SVG chart beside it", () => {
