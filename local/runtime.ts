@@ -3,6 +3,7 @@
  * every function in its own worker with the environment the stack gives it, and the local API
  * Gateway in front. Used by `npm run local`, the end-to-end tests, the benchmarks and the clients' tests.
  */
+import { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/deliveries";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLevel } from "../handlers/env";
@@ -297,12 +298,22 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     // 2b. The delivery queue (issue 17): the local SQS, a FIFO queue and its FIFO dead-letter queue
     // with the stack's settings, created with the unchanged SDK client.
     const deliveriesEnabled = !(options.disabledFunctions ?? []).includes("deliver");
-    const deliverTimeoutMs = Math.min(
-      typeof options.functionTimeoutMs === "number"
-        ? options.functionTimeoutMs
-        : (options.functionTimeoutMs?.deliver ?? LOCAL_DEFAULTS.functionTimeoutMs),
-      INTEGRATION_TIMEOUT_MS,
-    );
+    // The worker is triggered by its queue, not by API Gateway: no 29 s cut, and its timeout is the
+    // stack's (handlers/lib/deliveries.ts deliveryWorkerTimeoutSeconds: three times the time its shard
+    // takes at its share of the post budget), unless a test sets one.
+    const deliverTimeoutMs = ((): number => {
+      const t = options.functionTimeoutMs;
+      const given = typeof t === "number" ? t : t?.deliver;
+      if (given !== undefined) return given;
+      const s = options.settings ?? {};
+      const seconds = deliveryWorkerTimeoutSeconds({
+        roomShardSize: s.roomShardSize ?? LOCAL_DEFAULTS.roomShardSize,
+        deliveryWorkerConcurrency: s.deliveryWorkerConcurrency ?? LOCAL_DEFAULTS.deliveryWorkerConcurrency,
+        deliveryPostsPerSecond: s.deliveryPostsPerSecond ?? LOCAL_DEFAULTS.deliveryPostsPerSecond,
+        lambdaTimeoutSeconds: LOCAL_DEFAULTS.functionTimeoutMs / 1000,
+      });
+      return (seconds ?? MAX_LAMBDA_TIMEOUT_SECONDS) * 1000;
+    })();
     const queueName = `${options.tablePrefix ?? `chat-${stage}`}-deliveries.fifo`;
     const dlqName = `${options.tablePrefix ?? `chat-${stage}`}-deliveries-dlq.fifo`;
     let deliveryQueueUrl: string | undefined;
@@ -362,6 +373,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     );
     const memoryMb = options.memoryMb ?? LOCAL_DEFAULTS.memoryMb;
     const timeoutFor = (name: FunctionName): number => {
+      if (name === "deliver") return deliverTimeoutMs;
       const t = options.functionTimeoutMs;
       const ms = typeof t === "number" ? t : (t?.[name] ?? LOCAL_DEFAULTS.functionTimeoutMs);
       // API Gateway stops waiting after 29 s whatever the Lambda timeout (limits table).

@@ -162,3 +162,25 @@ export function batchJobs(jobs: readonly DeliveryJob[]): DeliveryJob[][] {
   if (current.length > 0) batches.push(current);
   return batches;
 }
+
+/** Lambda's longest timeout (the worker is invoked by its event source mapping, not by API Gateway). */
+export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+
+/**
+ * Timeout of the `deliver` worker: a shard holds at most roomShardSize users (data.ts placement,
+ * tests/handlers/shards.test.ts) and a worker posts to each of their connections, 2 per user
+ * allowed for (devices), at deliveryPostsPerSecond / deliveryWorkerConcurrency a second, so a shard
+ * takes at most 2 x roomShardSize x concurrency / postsPerSecond seconds; three
+ * times that leaves room for DynamoDB reads, retries of throttled posts and a cold start, and never
+ * less than lambdaTimeoutSeconds. Undefined when that exceeds Lambda's 900 s.
+ */
+export function deliveryWorkerTimeoutSeconds(c: {
+  readonly roomShardSize: number;
+  readonly deliveryWorkerConcurrency: number;
+  readonly deliveryPostsPerSecond: number;
+  readonly lambdaTimeoutSeconds: number;
+}): number | undefined {
+  const shardSeconds = (2 * c.roomShardSize * c.deliveryWorkerConcurrency) / c.deliveryPostsPerSecond;
+  const timeout = Math.max(c.lambdaTimeoutSeconds, Math.ceil(3 * shardSeconds));
+  return timeout <= MAX_LAMBDA_TIMEOUT_SECONDS ? timeout : undefined;
+}

@@ -10,12 +10,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { SignJWT } from "jose";
 import { functionEnvironment } from "../../handlers/env";
 import { METRICS } from "../../handlers/metrics";
 import { kickKey } from "../../handlers/lib/data";
 import { functionSpec } from "../../handlers/routes";
-import { CONFIG_SCHEMA } from "../../infra/config";
+import { CONFIG_SCHEMA, deliveryWorkerTimeoutSeconds } from "../../infra/config";
 import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
 import { localDynamoClient } from "../../local/tables";
 import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
@@ -487,6 +488,35 @@ describe("local runtime: isolation, defaults and local HTTP endpoints", function
     assert.equal(out.connectionsTable, rt.tableNames.connections);
     assert.equal(out.managementEndpoint, rt.managementEndpoint);
     assert.equal(out.maxMessageBytes, LOCAL_DEFAULTS.maxMessageBytes, "a number, as pulumi stack output --json prints it");
+  });
+});
+
+describe("local runtime: the delivery worker's timeout (issue 17)", function () {
+  this.timeout(120_000);
+
+  it("is the stack's (three times a shard at the worker's share of the budget), not the routes' 10 s or API Gateway's 29 s", async () => {
+    // 8 workers sharing 100 posts a second take 160 s over a shard of 1,000 users' 2,000 connections: the
+    // stack gives the worker 480 s and the queue 6 x that. Capped at 10 s, a worker on a slow machine
+    // ran out of time on every attempt and its shard was never delivered (npm run bench, large-room).
+    const settings = { rateLimitPerMinute: 1000, roomShardSize: 1000, deliveryWorkerConcurrency: 8, deliveryPostsPerSecond: 100 };
+    const expected = deliveryWorkerTimeoutSeconds({ ...settings, lambdaTimeoutSeconds: LOCAL_DEFAULTS.functionTimeoutMs / 1000 });
+    assert.equal(expected, 480);
+    const rt = await runtime("worker-timeout", { settings });
+    const out = rt.outputs() as unknown as Record<string, string>;
+    const sqs = new SQSClient({
+      endpoint: out.sqsEndpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    try {
+      const attrs = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: out.deliveryQueueUrl, AttributeNames: ["VisibilityTimeout"] }),
+      );
+      assert.equal(Number(attrs.Attributes?.VisibilityTimeout), 6 * 480);
+    } finally {
+      sqs.destroy();
+      await rt.stop();
+    }
   });
 });
 
