@@ -45,6 +45,8 @@ export function timeoutMargin(remainingMs: number): number {
 export interface WorkerHooks {
   /** Called before each post with the posts started so far for this record; may throw or never resolve. */
   readonly beforePost?: (started: number, record: SqsRecord) => void | Promise<void>;
+  /** Builds an invocation's token bucket (createPacer by default). */
+  readonly pacer?: (ratePerSecond: number, burst: number) => Pacer;
 }
 
 /** What delivering one record came to. */
@@ -59,9 +61,13 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
   const rt = createRuntime("deliver", { tables: ["connections", "rooms"], management: true }, managementFanout);
   const fanout = requireFanout(rt);
   const rate = rt.config.deliveryPostsPerSecond / rt.config.deliveryWorkerConcurrency;
-  const pacer = createPacer(rate, sliceSize(rate, rt.config.fanoutConcurrency));
+  const burst = sliceSize(rate, rt.config.fanoutConcurrency);
   return (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
     withInvocation(rt, { requestContext: { requestId: context?.awsRequestId } }, context, async (log) => {
+      // One bucket per invocation, not per instance: an instance that runs several invocations at
+      // once (the local runtime's one thread per function) must give each worker its own share, as
+      // Lambda's one invocation per execution environment does.
+      const pacer = (hooks.pacer ?? createPacer)(rate, burst);
       const batchItemFailures: { itemIdentifier: string }[] = [];
       for (const record of event.Records ?? []) {
         const recordLog = log.child({ sqsMessageId: record.messageId, receiveCount: Number(record.attributes?.ApproximateReceiveCount) });

@@ -4,6 +4,7 @@
  * environment exactly as functionEnvironment() defines it. Events are shaped like API Gateway's
  * (handlers/events.ts); route selection follows `$request.body.type` like the service does.
  */
+import { createWorker, type WorkerHooks } from "../../handlers/functions/deliver";
 import { randomBytes } from "node:crypto";
 import { DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { OPEN_SETTLE_MS } from "../../handlers/lib/data";
@@ -131,6 +132,8 @@ export interface Harness {
   authorizer(): AuthorizerHandler;
   /** The delivery worker (issue 17), invoked with SQS events as its event source mapping would. */
   deliver(): SqsHandler;
+  /** A fresh `deliver` instance built with test hooks (handlers/functions/deliver.ts createWorker). */
+  deliverWith(hooks: WorkerHooks): SqsHandler;
   /** Runs $connect as API Gateway would after an Allow; opens the connection on the fake API when it succeeds. */
   connect(
     userId: string,
@@ -269,15 +272,18 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
   };
   const envFor = (name: FunctionName) => ({ ...functionEnvironment(functionSpec(name), settings), ...o.extraEnv });
   const cache = new Map<FunctionName, WebSocketHandler | AuthorizerHandler | SqsHandler>();
+  const envOf = (name: FunctionName) => {
+    // Only the function's own variables, as in its Lambda: nothing leaks from other functions.
+    const all = [
+      ...new Set(ROUTE_FUNCTIONS.concat([functionSpec("authorizer")]).flatMap((f) => Object.keys(functionEnvironment(f, settings)))),
+    ];
+    const cleared = Object.fromEntries(all.map((k) => [k, undefined]));
+    return { ...cleared, ...envFor(name), AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" };
+  };
   const build = <T>(name: FunctionName): T => {
     let h = cache.get(name);
     if (!h) {
-      // Only the function's own variables, as in its Lambda: nothing leaks from other functions.
-      const all = [
-        ...new Set(ROUTE_FUNCTIONS.concat([functionSpec("authorizer")]).flatMap((f) => Object.keys(functionEnvironment(f, settings)))),
-      ];
-      const cleared = Object.fromEntries(all.map((k) => [k, undefined]));
-      h = withEnv({ ...cleared, ...envFor(name), AWS_ACCESS_KEY_ID: undefined, AWS_REGION: "us-east-1" }, () => FACTORIES[name]());
+      h = withEnv(envOf(name), () => FACTORIES[name]());
       cache.set(name, h);
     }
     return h as T;
@@ -310,6 +316,7 @@ export async function createHarness(o: HarnessOptions): Promise<Harness> {
     handler,
     authorizer: () => build<AuthorizerHandler>("authorizer"),
     deliver: () => build<SqsHandler>("deliver"),
+    deliverWith: (hooks: WorkerHooks) => withEnv(envOf("deliver"), () => createWorker(hooks)),
     async connect(userId, c = {}) {
       const connectionId = c.connectionId ?? newConnectionId();
       const username = c.username ?? userId;
