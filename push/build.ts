@@ -23,6 +23,8 @@ export const PUSH_RUNTIME_PACKAGES = [
   "@aws-sdk/client-apigatewaymanagementapi",
   "@aws-sdk/client-dynamodb",
   "@aws-sdk/lib-dynamodb",
+  // A push to a room of more than largeRoomUsers users sends delivery jobs (issue 17).
+  "@aws-sdk/client-sqs",
 ] as const;
 
 const USAGE = `usage: npm run build:push [-- --out <dir>]
