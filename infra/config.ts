@@ -19,6 +19,7 @@ import {
   type SettingSpec,
   type SettingValuesByConfigKey,
 } from "../handlers/settings";
+import { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/deliveries";
 
 export type Environment = "dev" | "staging" | "prod";
 
@@ -406,8 +407,7 @@ export function stackSlug(stack: string): string {
 export const ACCOUNT_POSTS_PER_SECOND = 10_000;
 
 // The worker's timeout is derived in handlers/lib/deliveries.ts, where the local runtime reads it too.
-export { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/deliveries";
-import { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/deliveries";
+export { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS };
 
 /** The delivery settings' combined constraints (each is in its own range already). */
 function validateDelivery(settings: SettingValuesByConfigKey, lambdaTimeoutSeconds: number): number {

@@ -152,7 +152,13 @@ export async function mapPool<T>(items: readonly T[], limit: number, work: (item
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
       const item = items[next++];
-      await work(item);
+      try {
+        await work(item);
+      } catch (err) {
+        // The pool has failed: the other lanes finish the item they hold and take no more.
+        next = items.length;
+        throw err;
+      }
     }
   });
   await Promise.all(lanes);
@@ -363,6 +369,11 @@ export function createFanout(deps: FanoutDeps): Fanout {
         return;
       }
       await options.pace?.();
+      // Checked again after the wait for a token, which can be long at a low budget.
+      if (options.stop?.()) {
+        unattempted.push(connectionId);
+        return;
+      }
       const outcome = await postOne(connectionId, bytes);
       if (outcome === "delivered") delivered.push(connectionId);
       else if (outcome === "gone") {

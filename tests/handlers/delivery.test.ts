@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { CONNECT_GRACE_MS } from "../../handlers/lib/data";
-import { createFanout } from "../../handlers/lib/fanout";
+import { createFanout, mapPool } from "../../handlers/lib/fanout";
 import { createLogger } from "../../handlers/lib/logger";
 import { createUsageScope, emptyUsage } from "../../handlers/lib/usage";
 import { FACTORIES } from "../../handlers";
@@ -209,6 +209,44 @@ describe("handlers: fan-out, clean-up, pagination, rate limiting, outages", () =
     assert.deepEqual([...result.delivered].sort(), [a.connectionId, b.connectionId].sort());
     assert.deepEqual(result.failed, []);
     assert.equal(posted.filter((id) => id === b.connectionId).length, 1, "delivered once");
+  });
+
+  it("a pool whose work failed takes no more items (a delivery worker's fault stops its posts)", async () => {
+    const started: number[] = [];
+    await assert.rejects(
+      mapPool([0, 1, 2, 3, 4, 5, 6, 7], 2, async (i) => {
+        started.push(i);
+        await new Promise((r) => setImmediate(r));
+        if (i === 0) throw new Error("fault");
+      }),
+      /fault/,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(started, [0, 1], "the other lane finished the item it held and took no more");
+  });
+
+  it("a paced fan-out checks stop again after waiting for its token: nothing is posted once it says stop", async () => {
+    const posted: string[] = [];
+    const management = {
+      send: async (command: { input: { ConnectionId?: string } }) => {
+        posted.push(String(command.input.ConnectionId));
+        return {};
+      },
+    } as unknown as ApiGatewayManagementApiClient;
+    const usage = createUsageScope();
+    const fanout = createFanout({ management, doc: h.doc, tables: h.tables, concurrency: 4, usage, sleep: async () => {} });
+    // Time runs out while the first four posts wait for their tokens.
+    let outOfTime = false;
+    const pace = async () => {
+      await new Promise((r) => setImmediate(r));
+      outOfTime = true;
+    };
+    const targets = ["p1", "p2", "p3", "p4", "p5", "p6"];
+    const result = await usage.run(emptyUsage(), () =>
+      fanout.deliver(targets, "{}", createLogger("error", {}), { pace, stop: () => outOfTime }),
+    );
+    assert.deepEqual(posted, []);
+    assert.deepEqual([...(result.unattempted ?? [])].sort(), targets);
   });
 
   it("a chat sender whose own copy could not be posted gets the frame as the reply (every frame is answered)", async () => {
