@@ -7,9 +7,10 @@
  * a message received maxReceiveCount times to the dead-letter queue. `maximumConcurrency` caps the
  * concurrent invocations. docs/local.md, "The delivery queue, locally", says where it differs.
  */
-import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { SqsEvent, SqsMessageAttribute, SqsRecord } from "../handlers/events";
 import type { Logger } from "./logger";
+import { localSqsClient } from "./sqs";
 
 /** Lambda's limits for an SQS event source mapping (CreateEventSourceMapping API reference). */
 export const MAX_SQS_BATCH_SIZE = 10;
@@ -156,13 +157,8 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): Eve
   const report = options.functionResponseTypes?.includes("ReportBatchItemFailures") ?? false;
   const wait = options.waitTimeSeconds ?? POLL_WAIT_SECONDS;
   const log = options.logger ?? (() => undefined);
-  const client = new SQSClient({
-    region: options.region,
-    endpoint: options.endpoint,
-    credentials: { accessKeyId: "AKIDLOCALEVENTSOURCE", secretAccessKey: "local" },
-    // The service poller retries on its own loop, not through the SDK's.
-    maxAttempts: 1,
-  });
+  // The service poller retries on its own loop, not through the SDK's.
+  const client = localSqsClient(options.endpoint, options.region, { accessKeyId: "AKIDLOCALEVENTSOURCE", maxAttempts: 1 });
   const stats: EventSourceMappingStats = {
     invocations: 0,
     failedInvocations: 0,

@@ -30,8 +30,8 @@ import { localSecret } from "./secret";
 import { LocalSink } from "./sink";
 import { bundleHandlers } from "./bundle";
 import { ensureTables, localDynamoClient, localTableNames } from "./tables";
-import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { startLocalSqs, type LocalSqs, type QueueStats } from "./sqs";
+import { CreateQueueCommand } from "@aws-sdk/client-sqs";
+import { localSqsClient, startLocalSqs, type LocalSqs, type QueueStats } from "./sqs";
 import { startEventSourceMapping, type EventSourceMapping, type EventSourceMappingStats } from "./eventSourceMapping";
 import { LOCAL_TOKEN_AUDIENCE, LOCAL_TOKEN_ISSUER, mintLocalToken, type LocalTokenAccess } from "./token";
 
@@ -593,11 +593,7 @@ export async function serializeFactories(names: readonly FunctionName[], buildDi
  * (contract 4): both FIFO, SSE (SQS-managed keys), redrive after DELIVERY_MAX_RECEIVE_COUNT receives.
  */
 async function createDeliveryQueues(sqs: LocalSqs, queueName: string, dlqName: string, visibilitySeconds: number): Promise<string> {
-  const client = new SQSClient({
-    region: sqs.region,
-    endpoint: sqs.endpoint,
-    credentials: { accessKeyId: "localRuntime", secretAccessKey: "local" },
-  });
+  const client = localSqsClient(sqs.endpoint, sqs.region, { accessKeyId: "localRuntime" });
   try {
     await client.send(new CreateQueueCommand({ QueueName: dlqName, Attributes: { FifoQueue: "true", SqsManagedSseEnabled: "true" } }));
     const out = await client.send(

@@ -10,6 +10,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "./logger";
 
 /** The account id local ARNs and URLs carry (as LocalStack's and the local gateway's). */
@@ -219,6 +220,23 @@ export interface LocalSqs {
 }
 
 // ---------------------------------------------------------------------------------------------
+/**
+ * An unchanged AWS SDK SQS client pointed at a local SQS: any credentials sign (the emulator reads
+ * only the access key id, as SenderId). `maxAttempts` 1 leaves retrying to the caller's own loop.
+ */
+export function localSqsClient(
+  endpoint: string,
+  region: string,
+  options: { readonly accessKeyId?: string; readonly maxAttempts?: number } = {},
+): SQSClient {
+  return new SQSClient({
+    region,
+    endpoint,
+    credentials: { accessKeyId: options.accessKeyId ?? "local", secretAccessKey: "local" },
+    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+  });
+}
+
 // Pure helpers (exported for unit tests)
 
 export const md5Hex = (data: string | Buffer): string => createHash("md5").update(data).digest("hex");
@@ -994,21 +1012,14 @@ class Emulator {
         `Batch requests cannot be longer than ${q.attributes.maximumMessageSize} bytes. You have sent ${total} bytes.`,
       );
     }
-    const Successful: Json[] = [];
-    const Failed: Json[] = [];
-    for (const e of list) {
-      // Entries are taken in order, each against the deduplication state the earlier ones left.
-      try {
-        const { stored, result } = this.prepare(q, e, senderId);
-        if (stored) this.commit(q, stored, stored.deduplicationId);
-        Successful.push({ Id: e.Id, ...result });
-      } catch (err) {
-        if (!(err instanceof SqsError)) throw err;
-        Failed.push(batchFailure(e.Id as string, err));
-      }
-    }
-    if (Successful.length > 0) this.kick(q);
-    return { Successful, Failed };
+    // Entries are taken in order, each against the deduplication state the earlier ones left.
+    const answer = eachEntry(list, (e) => {
+      const { stored, result } = this.prepare(q, e, senderId);
+      if (stored) this.commit(q, stored, stored.deduplicationId);
+      return result;
+    });
+    if (answer.Successful.length > 0) this.kick(q);
+    return answer;
   }
 
   /** The request-level batch checks: at most 10 entries, ids well formed and distinct. */
@@ -1142,19 +1153,12 @@ class Emulator {
   deleteMessageBatch(req: Json): Json {
     const q = this.queueOf(req);
     const list = this.checkBatch(entries(req));
-    const Successful: Json[] = [];
-    const Failed: Json[] = [];
-    for (const e of list) {
-      try {
-        this.deleteOne(q, requiredString(e, "ReceiptHandle"));
-        Successful.push({ Id: e.Id });
-      } catch (err) {
-        if (!(err instanceof SqsError)) throw err;
-        Failed.push(batchFailure(e.Id as string, err));
-      }
-    }
+    const answer = eachEntry(list, (e) => {
+      this.deleteOne(q, requiredString(e, "ReceiptHandle"));
+      return undefined;
+    });
     if (q.attributes.fifoQueue) this.kick(q);
-    return { Successful, Failed };
+    return answer;
   }
 
   /**
@@ -1192,21 +1196,14 @@ class Emulator {
   changeMessageVisibilityBatch(req: Json): Json {
     const q = this.queueOf(req);
     const list = this.checkBatch(entries(req));
-    const Successful: Json[] = [];
-    const Failed: Json[] = [];
-    for (const e of list) {
-      try {
-        const timeout = optionalInt(e, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS, "Must be between 0 and 43200.");
-        if (timeout === undefined) fail("MissingParameter", "The request must contain the parameter VisibilityTimeout.");
-        this.changeOne(q, requiredString(e, "ReceiptHandle"), timeout as number);
-        Successful.push({ Id: e.Id });
-      } catch (err) {
-        if (!(err instanceof SqsError)) throw err;
-        Failed.push(batchFailure(e.Id as string, err));
-      }
-    }
+    const answer = eachEntry(list, (e) => {
+      const timeout = optionalInt(e, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS, "Must be between 0 and 43200.");
+      if (timeout === undefined) fail("MissingParameter", "The request must contain the parameter VisibilityTimeout.");
+      this.changeOne(q, requiredString(e, "ReceiptHandle"), timeout as number);
+      return undefined;
+    });
     this.kick(q);
-    return { Successful, Failed };
+    return answer;
   }
 
   /**
@@ -1262,6 +1259,24 @@ function attributeBytes(attributes: Readonly<Record<string, MessageAttributeValu
     n += a.BinaryValue !== undefined ? Buffer.from(a.BinaryValue, "base64").length : Buffer.byteLength(a.StringValue ?? "");
   }
   return n;
+}
+
+/**
+ * A batch action's answer: each entry acted on in order, its result (fields beside its Id) under
+ * Successful, or its SqsError under Failed; any other error is the emulator's own and is thrown.
+ */
+function eachEntry(list: readonly Json[], act: (entry: Json) => Json | undefined): { Successful: Json[]; Failed: Json[] } {
+  const Successful: Json[] = [];
+  const Failed: Json[] = [];
+  for (const e of list) {
+    try {
+      Successful.push({ Id: e.Id, ...(act(e) ?? {}) });
+    } catch (err) {
+      if (!(err instanceof SqsError)) throw err;
+      Failed.push(batchFailure(e.Id as string, err));
+    }
+  }
+  return { Successful, Failed };
 }
 
 /** A batch entry's failure as SQS reports it: `{Id, SenderFault, Code, Message}` with the query code. */

@@ -22,7 +22,7 @@
  */
 import type { LambdaContextLike, SqsBatchResponse, SqsEvent, SqsHandler, SqsRecord } from "../events";
 import { epochSeconds, readRoomSummary, readShard } from "../lib/data";
-import { createPacer, parseJob, sliceSize, type DeliveryJob, type Pacer } from "../lib/deliveries";
+import { createPacer, parseJob, burstSize, type DeliveryJob, type Pacer } from "../lib/deliveries";
 import type { Departure, Fanout } from "../lib/fanout";
 import { managementFanout } from "../lib/fanout";
 import type { Logger } from "../lib/logger";
@@ -61,7 +61,7 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
   const rt = createRuntime("deliver", { tables: ["connections", "rooms"], management: true }, managementFanout);
   const fanout = requireFanout(rt);
   const rate = rt.config.deliveryPostsPerSecond / rt.config.deliveryWorkerConcurrency;
-  const burst = sliceSize(rate, rt.config.fanoutConcurrency);
+  const burst = burstSize(rate, rt.config.fanoutConcurrency);
   return (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
     withInvocation(rt, { requestContext: { requestId: context?.awsRequestId } }, context, async (log) => {
       // One bucket per invocation, not per instance: an instance that runs several invocations at

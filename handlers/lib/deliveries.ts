@@ -135,7 +135,7 @@ export function createPacer(
  * The burst of a worker's token bucket: at most the fan-out's concurrency (the posts in flight), and
  * about 100 ms of its budget, so that a worker starting a shard does not exceed its share for long.
  */
-export function sliceSize(ratePerSecond: number, concurrency: number): number {
+export function burstSize(ratePerSecond: number, concurrency: number): number {
   return Math.max(1, Math.min(concurrency, Math.ceil(ratePerSecond / 10)));
 }
 

@@ -18,7 +18,7 @@ import {
   jobDeduplicationId,
   jobGroupId,
   parseJob,
-  sliceSize,
+  burstSize,
   type DeliveryJob,
 } from "../../handlers/lib/deliveries";
 import { isDeliveryQueueError, sendJobs, type SqsSender } from "../../handlers/lib/deliveryQueue";
@@ -85,9 +85,9 @@ describe("deliveries: the job contract", () => {
     for (let i = 0; i < 11; i++) await pacer.take(10); // 110 posts: 10 from the burst, 100 paid at 100/s
     assert.equal(t, 1000);
     assert.equal(waits.length, 10);
-    assert.equal(sliceSize(1000, 50), 50);
-    assert.equal(sliceSize(2, 50), 1);
-    assert.equal(sliceSize(200, 50), 20);
+    assert.equal(burstSize(1000, 50), 50);
+    assert.equal(burstSize(2, 50), 1);
+    assert.equal(burstSize(200, 50), 20);
   });
 });
 

@@ -14,7 +14,7 @@
 import { strict as assert } from "node:assert";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 import { presenceViolations, snapshot, violations } from "../support/invariants";
-import { mulberry32 } from "../reliability/cases";
+import { seededRandom } from "../../bench/model/random";
 
 const ROOMS = ["pi-a", "pi-b", "pi-c"];
 const USERS = ["pu1", "pu2", "pu3", "pu4"];
@@ -32,7 +32,7 @@ describe("property: random interleavings keep membership, counts and presence in
   const seeds = process.env.SEED ? [Number(process.env.SEED)] : [1401, 1402, 1403];
   for (const seed of seeds) {
     it(`seed ${seed}: 12 batches of up to 5 concurrent operations`, async () => {
-      const rnd = mulberry32(seed);
+      const rnd = seededRandom(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
       const prefix = `pi${seed}-`;
       const rooms = ROOMS.map((r) => prefix + r);

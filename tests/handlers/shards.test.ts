@@ -25,21 +25,10 @@ import {
   type DataContext,
   type ShardState,
 } from "../../handlers/lib/data";
+import { seededRandom } from "../../bench/model/random";
 import { readHandlerConfig } from "../../handlers/lib/config";
 import { createHarness, type Harness, type TestConnection } from "../support/handlerHarness";
 import { snapshot, violations } from "../support/invariants";
-
-/** A deterministic PRNG (mulberry32): the churn below is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The summary a join's transaction leaves behind (what data.ts arrivalSummary writes), in memory. */
 function arrive(state: ShardState, userId: string, size: number): { state: ShardState; shard: number } {
@@ -78,7 +67,7 @@ describe("sharded membership (issue 17)", () => {
   describe("placement (pure)", () => {
     it("100,000 users with roomShardSize 1,000, a third of them leaving and rejoining: 128 shards, none above 1,000 users", () => {
       const size = 1000;
-      const random = prng(17);
+      const random = seededRandom(17);
       let state = shardState(undefined);
       const where = new Map<string, number>();
       const ids: string[] = [];
@@ -193,7 +182,7 @@ describe("sharded membership (issue 17)", () => {
 
     it("filling a room with 200 users, a third leaving and rejoining: no shard ever holds more than 4 users", async () => {
       const room = "bound-1";
-      const random = prng(4);
+      const random = seededRandom(4);
       const present: Array<{ connectionId: string; userId: string; username: string }> = [];
       let peak = 0;
       // Five arrivals at a time, then as many rejoins (leave, join) of earlier users, each of them

@@ -1,16 +1,8 @@
 import { strict as assert } from "node:assert";
-import {
-  CONFIG_KEYS,
-  CONFIG_SCHEMA,
-  isConfigError,
-  LOG_RETENTION_DAYS,
-  MAX_STACK_SLUG,
-  stackSlug,
-  validateConfig,
-  type RawConfig,
-} from "../../infra/config";
+import { CONFIG_KEYS, CONFIG_SCHEMA, LOG_RETENTION_DAYS, MAX_STACK_SLUG, stackSlug, validateConfig } from "../../infra/config";
 import { isMessageHandler } from "../../infra/websocketApi";
 import { FUNCTIONS } from "../../handlers/routes";
+import { rejects } from "./support/config";
 import { PROJECT, readYaml, stackConfig } from "./support/stack";
 
 /** Config keys of a stack file without the project prefix (what `new pulumi.Config()` sees). */
@@ -20,19 +12,6 @@ function projectKeys(stack: "dev" | "prod"): Record<string, string> {
     if (key.startsWith(`${PROJECT}:`)) out[key.slice(PROJECT.length + 1)] = value;
   }
   return out;
-}
-
-function rejects(raw: RawConfig, key: string, pattern: RegExp): void {
-  assert.throws(
-    () => validateConfig(raw),
-    (err: unknown) => {
-      assert.ok(isConfigError(err), `expected ConfigError, got ${String(err)}`);
-      assert.equal(err.key, key);
-      assert.match(err.message, new RegExp(`^config ${key}: `));
-      assert.match(err.message, pattern);
-      return true;
-    },
-  );
 }
 
 describe("infra: stack config", () => {

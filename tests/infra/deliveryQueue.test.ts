@@ -8,14 +8,7 @@ import { strict as assert } from "node:assert";
 import { DELIVERY_QUEUE_URL_ENV } from "../../handlers/lib/deliveries";
 import { FUNCTIONS, type FunctionSpec } from "../../handlers/routes";
 import { TABLE_NAMES, type TableName } from "../../handlers/tables";
-import {
-  ACCOUNT_POSTS_PER_SECOND,
-  deliveryWorkerTimeoutSeconds,
-  isConfigError,
-  validateConfig,
-  type RawConfig,
-  type StackConfig,
-} from "../../infra/config";
+import { ACCOUNT_POSTS_PER_SECOND, deliveryWorkerTimeoutSeconds, validateConfig, type StackConfig } from "../../infra/config";
 import {
   DLQ_RETENTION_SECONDS,
   MAX_QUEUE_NAME,
@@ -27,6 +20,7 @@ import {
 import { CONSUME_ACTIONS, ENQUEUE_ACTIONS, functionPolicy } from "../../infra/policies";
 import { isAuthorizer, isConnectPath, isMessageHandler } from "../../infra/websocketApi";
 import { pushPolicyDocument } from "../../infra/pushPolicy";
+import { rejects } from "./support/config";
 import { ACCOUNT, PROJECT, json, stackRun, type RecordedResource, type StackName, type StackRun } from "./support/stack";
 
 const QUEUE = "aws:sqs/queue:Queue";
@@ -40,18 +34,6 @@ function configOf(run: StackRun): StackConfig {
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(run.config)) if (k.startsWith(`${PROJECT}:`)) raw[k.slice(PROJECT.length + 1)] = v;
   return validateConfig(raw, run.stack);
-}
-
-function rejects(raw: RawConfig, key: string, pattern: RegExp): void {
-  assert.throws(
-    () => validateConfig(raw),
-    (err: unknown) => {
-      assert.ok(isConfigError(err), `expected ConfigError, got ${String(err)}`);
-      assert.equal(err.key, key);
-      assert.match(err.message, pattern);
-      return true;
-    },
-  );
 }
 
 const REGION = "eu-west-1";

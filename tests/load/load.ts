@@ -22,7 +22,7 @@ import { rssMiB } from "../../bench/lib/proc";
 import { startRuntimeProcess, type RuntimeProcess } from "../../bench/lib/runtimeProcess";
 import { round, summarize, type Summary } from "../../bench/lib/stats";
 import { METRICS } from "../../handlers/metrics";
-import { mulberry32 } from "../reliability/cases";
+import { seededRandom } from "../../bench/model/random";
 
 export interface LoadOptions {
   /** WebSocket connections, one user each (the flooding client is one of them). */
@@ -114,8 +114,8 @@ export interface LoadResult {
   readonly passed: boolean;
 }
 
-/** The seeded PRNG of the bad-input generator (mulberry32), so a run's sequence of actions can be reproduced. */
-export const prng = mulberry32;
+/** The seeded PRNG of the bad-input generator and the model (mulberry32, bench/model/random.ts), so a run's sequence of actions can be reproduced. */
+export const prng = seededRandom;
 
 /** The action a uniform number in [0, 1) selects from MIX. */
 export function pickAction(u: number): Action {

@@ -5,7 +5,7 @@
  * timeouts are 1 s, so a retry costs about a second; nothing asserts a duration.
  */
 import * as assert from "node:assert/strict";
-import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SqsBatchResponse, SqsEvent, SqsRecord } from "../../handlers/events";
 import {
   type EventSourceMapping,
@@ -13,7 +13,7 @@ import {
   recordsToRetry,
   startEventSourceMapping,
 } from "../../local/eventSourceMapping";
-import { type LocalSqs, md5Hex, startLocalSqs } from "../../local/sqs";
+import { type LocalSqs, localSqsClient, md5Hex, startLocalSqs } from "../../local/sqs";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,12 +34,7 @@ describe("local SQS event source mapping", function () {
 
   before(async () => {
     sqs = await startLocalSqs({ region: "eu-west-1" });
-    client = new SQSClient({
-      region: sqs.region,
-      endpoint: sqs.endpoint,
-      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test" },
-      maxAttempts: 1,
-    });
+    client = localSqsClient(sqs.endpoint, sqs.region, { accessKeyId: "AKIDTEST", maxAttempts: 1 });
   });
   afterEach(async () => {
     await mapping?.stop();

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { SignJWT } from "jose";
 import { functionEnvironment } from "../../handlers/env";
 import { METRICS } from "../../handlers/metrics";
@@ -18,6 +18,7 @@ import { kickKey } from "../../handlers/lib/data";
 import { functionSpec } from "../../handlers/routes";
 import { CONFIG_SCHEMA, deliveryWorkerTimeoutSeconds } from "../../infra/config";
 import { LOCAL_DEFAULTS, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from "../../local/runtime";
+import { localSqsClient } from "../../local/sqs";
 import { localDynamoClient } from "../../local/tables";
 import { recordedDynamo, uniquePrefix } from "../support/globalFixtures";
 import { connect, eventually, handshakeStatus, type TestClient } from "./wsClient";
@@ -503,11 +504,7 @@ describe("local runtime: the delivery worker's timeout (issue 17)", function () 
     assert.equal(expected, 480);
     const rt = await runtime("worker-timeout", { settings });
     const out = rt.outputs() as unknown as Record<string, string>;
-    const sqs = new SQSClient({
-      endpoint: out.sqsEndpoint,
-      region: "us-east-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    });
+    const sqs = localSqsClient(out.sqsEndpoint, "us-east-1");
     try {
       const attrs = await sqs.send(
         new GetQueueAttributesCommand({ QueueUrl: out.deliveryQueueUrl, AttributeNames: ["VisibilityTimeout"] }),

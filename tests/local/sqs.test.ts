@@ -31,7 +31,7 @@ import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
-  SQSClient,
+  type SQSClient,
   SQSServiceException,
   TooManyEntriesInBatchRequest,
 } from "@aws-sdk/client-sqs";
@@ -39,6 +39,7 @@ import {
   DEDUPLICATION_INTERVAL_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
   type LocalSqs,
+  localSqsClient,
   md5OfMessageAttributes,
   startLocalSqs,
   validQueueName,
@@ -64,12 +65,7 @@ describe("local SQS", () => {
 
   before(async () => {
     sqs = await startLocalSqs({ region: REGION, now: () => clock });
-    client = new SQSClient({
-      region: REGION,
-      endpoint: sqs.endpoint,
-      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test" },
-      maxAttempts: 1,
-    });
+    client = localSqsClient(sqs.endpoint, REGION, { accessKeyId: "AKIDTEST", maxAttempts: 1 });
   });
 
   after(async () => {
@@ -795,12 +791,7 @@ describe("local SQS long polling (real clock)", () => {
 
   before(async () => {
     sqs = await startLocalSqs();
-    client = new SQSClient({
-      region: sqs.region,
-      endpoint: sqs.endpoint,
-      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test" },
-      maxAttempts: 1,
-    });
+    client = localSqsClient(sqs.endpoint, sqs.region, { accessKeyId: "AKIDTEST", maxAttempts: 1 });
   });
   beforeEach(async () => {
     url = (
@@ -858,12 +849,7 @@ describe("local SQS long polling (real clock)", () => {
 
   it("answers an open long poll with no messages when the emulator stops", async () => {
     const own = await startLocalSqs();
-    const c = new SQSClient({
-      region: own.region,
-      endpoint: own.endpoint,
-      credentials: { accessKeyId: "a", secretAccessKey: "b" },
-      maxAttempts: 1,
-    });
+    const c = localSqsClient(own.endpoint, own.region, { maxAttempts: 1 });
     const q = (await c.send(new CreateQueueCommand({ QueueName: "q" }))).QueueUrl;
     const poll = c.send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 20 }));
     await new Promise((r) => setTimeout(r, 50));

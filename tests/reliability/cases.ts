@@ -1,7 +1,7 @@
 /**
  * Deterministic generator of hostile client input for tests/reliability/badInput.test.ts.
  *
- * Every case is built from a template plus values drawn from a seeded PRNG (mulberry32, never
+ * Every case is built from a template plus values drawn from a seeded PRNG (mulberry32, bench/model/random.ts; never
  * Math.random), so a failing case is reproduced by running the test again with the same seed
  * (BAD_INPUT_SEED, default DEFAULT_SEED). Each case declares what the protocol (docs/protocol.md)
  * or API Gateway (AWS-FACTS.md) says must happen: an error frame with its code, a normal reply
@@ -9,6 +9,7 @@
  */
 import type { ErrorCode } from "../../handlers/lib/errors";
 import { MESSAGE_TYPES } from "../../handlers/lib/frames";
+import { seededRandom } from "../../bench/model/random";
 
 export const DEFAULT_SEED = 0x8badf00d;
 
@@ -81,22 +82,10 @@ export interface CaseContext {
   readonly maxFrameBytes: number;
 }
 
-/** mulberry32: a tiny, well-distributed 32-bit PRNG; the same seed gives the same sequence everywhere. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class Rng {
   private readonly next: () => number;
   constructor(readonly seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   float(): number {
     return this.next();
