@@ -4,7 +4,7 @@
  * run, bench/tmp/quick/ for --quick unless --out is given).
  *
  *   npm run bench                         full run (several minutes)
- *   npm run bench -- --quick              small sizes, under a minute (smoke test)
+ *   npm run bench -- --quick              small sizes, two cases at a time (a smoke test, not figures)
  *   npm run bench -- --cases broadcast,latency --sizes 10,100 --connections 500
  *   npm run bench -- --cases large-room --large-room-sizes 1000,10000 --out bench/large-room
  *
@@ -261,121 +261,140 @@ export async function runBench(
   const boundedMessages = (m: number) => (o.quick ? 3 : m >= 1000 ? 5 : m >= 100 ? 10 : 20);
   const sequentialMessages = (m: number) => (o.quick ? 2 : m >= 1000 ? 2 : m >= 100 ? 3 : 5);
 
-  if (has("broadcast") || has("latency")) {
-    log(`[1+2] broadcast cost and bounded fan-out latency: ${o.connections} connections, rooms of ${o.sizes.join("/")}`);
-    bounded = await runRoomCase({
-      connections: o.connections,
-      sizes: o.sizes,
-      managementLatencyMs: o.managementLatencyMs,
-      fanoutConcurrency: o.boundedConcurrency,
-      messagesFor: boundedMessages,
-      handshakeConcurrency: 20,
-      usersPerRoom: o.usersPerRoom,
-      measureCost: has("broadcast"),
-      log,
+  // A full run measures one case at a time. --quick is a smoke run whose timings are not figures:
+  // its cases run two at a time (each has its own runtime process, DynamoDB Local and ports), each
+  // line of its log led by the case's tag.
+  const lanes = o.quick ? 2 : 1;
+  const steps: Array<(log: (line: string) => void) => Promise<void>> = [];
+  const step = (tag: string, run: (log: (line: string) => void) => Promise<void>) =>
+    steps.push((l) => run(lanes > 1 ? (line) => l(line.startsWith("[") ? line : `${tag} ${line.trimStart()}`) : l));
+
+  if (has("broadcast") || has("latency"))
+    step("[1+2]", async (log) => {
+      log(`[1+2] broadcast cost and bounded fan-out latency: ${o.connections} connections, rooms of ${o.sizes.join("/")}`);
+      bounded = await runRoomCase({
+        warm: !o.quick,
+        connections: o.connections,
+        sizes: o.sizes,
+        managementLatencyMs: o.managementLatencyMs,
+        fanoutConcurrency: o.boundedConcurrency,
+        messagesFor: boundedMessages,
+        handshakeConcurrency: 20,
+        usersPerRoom: o.usersPerRoom,
+        measureCost: has("broadcast"),
+        log,
+      });
     });
-  }
-  if (has("latency")) {
-    log(`[2] sequential posting (fan-out concurrency ${o.sequentialConcurrency}): rooms of ${o.sizes.join("/")}`);
-    const biggest = Math.max(...o.sizes);
-    // Sequential delivery to the biggest room takes members x latency: raise the function timeout to
-    // API Gateway's 29 s integration timeout, or the 10 s default stops it mid-way.
-    const needMs = biggest * o.managementLatencyMs * 1.3 + 2000;
-    if (needMs > 29_000)
-      notes.push(
-        `Sequential posting to ${biggest} members needs about ${Math.round(needMs / 1000)} s, beyond API Gateway's 29 s integration timeout.`,
-      );
-    sequential = await runRoomCase({
-      connections: o.sizes.reduce((s, n) => s + n, 0),
-      sizes: o.sizes,
-      managementLatencyMs: o.managementLatencyMs,
-      fanoutConcurrency: o.sequentialConcurrency,
-      functionTimeoutMs: 29_000,
-      messagesFor: sequentialMessages,
-      handshakeConcurrency: 20,
-      usersPerRoom: o.usersPerRoom,
-      measureCost: false,
-      log,
+  if (has("latency"))
+    step("[2]", async (log) => {
+      log(`[2] sequential posting (fan-out concurrency ${o.sequentialConcurrency}): rooms of ${o.sizes.join("/")}`);
+      const biggest = Math.max(...o.sizes);
+      // Sequential delivery to the biggest room takes members x latency: raise the function timeout to
+      // API Gateway's 29 s integration timeout, or the 10 s default stops it mid-way.
+      const needMs = biggest * o.managementLatencyMs * 1.3 + 2000;
+      if (needMs > 29_000)
+        notes.push(
+          `Sequential posting to ${biggest} members needs about ${Math.round(needMs / 1000)} s, beyond API Gateway's 29 s integration timeout.`,
+        );
+      sequential = await runRoomCase({
+        warm: !o.quick,
+        connections: o.sizes.reduce((s, n) => s + n, 0),
+        sizes: o.sizes,
+        managementLatencyMs: o.managementLatencyMs,
+        fanoutConcurrency: o.sequentialConcurrency,
+        functionTimeoutMs: 29_000,
+        messagesFor: sequentialMessages,
+        handshakeConcurrency: 20,
+        usersPerRoom: o.usersPerRoom,
+        measureCost: false,
+        log,
+      });
     });
-  }
   let coldStart: BenchResults["coldStart"];
-  if (has("coldstart")) {
-    log(`[3] cold start: ${o.coldFunctions.length} functions x ${o.coldSamples} fresh processes`);
-    const rows = await runColdStart({ functions: o.coldFunctions, samples: o.coldSamples, log });
-    coldStart = {
-      method:
-        "archive = serializeFunction(FACTORIES[name], {isFactoryFunction: true}) as __index.js + the node_modules folders computeCodePaths returns for the stack's codePathOptions " +
-        "(infra/chatFunction.ts archivePackages), zipped with deflate level 6; init = require('./__index.js') (module load + factory) in a fresh node process run from the extracted archive",
-      samples: o.coldSamples,
-      rows,
-    };
-    for (const r of rows.filter((x) => x.error))
-      notes.push(
-        `Cold start: the ${r.function} archive cannot initialise (${r.error}): a deployed ${r.function} function would fail the same way.`,
-      );
-  }
+  if (has("coldstart"))
+    step("[3]", async (log) => {
+      log(`[3] cold start: ${o.coldFunctions.length} functions x ${o.coldSamples} fresh processes`);
+      const rows = await runColdStart({ functions: o.coldFunctions, samples: o.coldSamples, log });
+      coldStart = {
+        method:
+          "archive = serializeFunction(FACTORIES[name], {isFactoryFunction: true}) as __index.js + the node_modules folders computeCodePaths returns for the stack's codePathOptions " +
+          "(infra/chatFunction.ts archivePackages), zipped with deflate level 6; init = require('./__index.js') (module load + factory) in a fresh node process run from the extracted archive",
+        samples: o.coldSamples,
+        rows,
+      };
+      for (const r of rows.filter((x) => x.error))
+        notes.push(
+          `Cold start: the ${r.function} archive cannot initialise (${r.error}): a deployed ${r.function} function would fail the same way.`,
+        );
+    });
   let throughput: BenchResults["throughput"];
-  if (has("throughput")) {
-    log(`[4] throughput: ${o.throughputConnections} connections in ${o.throughputRooms} rooms for ${o.throughputSeconds} s`);
-    throughput = await runThroughput({
-      connections: o.throughputConnections,
-      rooms: o.throughputRooms,
-      durationS: o.throughputSeconds,
-      window: o.window,
-      messageTimeoutMs: 10_000,
-      log,
+  if (has("throughput"))
+    step("[4]", async (log) => {
+      log(`[4] throughput: ${o.throughputConnections} connections in ${o.throughputRooms} rooms for ${o.throughputSeconds} s`);
+      throughput = await runThroughput({
+        warm: !o.quick,
+        connections: o.throughputConnections,
+        rooms: o.throughputRooms,
+        durationS: o.throughputSeconds,
+        window: o.window,
+        messageTimeoutMs: 10_000,
+        log,
+      });
     });
-  }
   let largeRoom: BenchResults["largeRoom"];
-  if (has("large-room")) {
-    log(
-      `[6] large rooms: ${o.largeRoomSizes.join("/")} members (sockets up to ${o.largeRoomSocketsUpTo}, then the sink), ${o.largeRoomMessages} messages, @connections latency ${o.managementLatencyMs} ms`,
-    );
-    const rows = await runLargeRoom({
-      sizes: o.largeRoomSizes,
-      socketsUpTo: o.largeRoomSocketsUpTo,
-      messages: o.largeRoomMessages,
-      users: o.largeRoomUsers,
-      largeRoomUsers: o.largeRoomThreshold,
-      roomShardSize: o.largeRoomShardSize,
-      deliveryWorkerConcurrency: o.largeRoomWorkers,
-      deliveryPostsPerSecond: o.largeRoomPostsPerSecond,
-      managementLatencyMs: o.managementLatencyMs,
-      connectConcurrency: o.largeRoomConnectConcurrency,
-      log,
-    });
-    largeRoom = {
-      managementLatencyMs: o.managementLatencyMs,
-      method:
-        "one room per local runtime (in memory, its own process); members connect through the authorizer and $connect, " +
-        `${o.largeRoomConnectConcurrency} at a time; source "sockets": every member a real ws client in the bench process; source "sink": the sender a real ws client, ` +
-        "every other member a socketless connection of the gateway's counting sink (local/sink.ts: same handshake, same DynamoDB items, POSTs answered 200 after the same latency and counted); " +
-        "one member sends chat messages one after another; latency = first receipt at each member minus the send (wall clock, sub-ms), every member of every message a sample",
-      rows,
-    };
-  }
-  let startup: BenchResults["startup"];
-  if (has("startup")) {
-    log(`[5] start-up: ${o.startupSamples} x npm run local -- --in-memory`);
-    const samples: number[] = [];
-    for (let i = 0; i < o.startupSamples; i++) {
-      const ms = await measureStartup();
-      log(`  first connection accepted after ${(ms / 1000).toFixed(1)} s`);
-      samples.push(ms);
-    }
-    const s = summarize(samples);
-    startup = {
-      samples: samples.length,
-      ms: s,
-      met: s.p50 <= 10_000,
-      method:
-        "spawn `npm run local -- --in-memory --port <free> --quiet --outputs <tmp>` (builds the web page, starts DynamoDB Local, creates the tables, starts 11 workers), probe with a WebSocket every 50 ms until one is accepted",
-    };
-    if (forcedKills > 0)
-      notes.push(
-        `Start-up: ${forcedKills} time(s) the \`npm run local\` process group was still running 15 s after SIGTERM and had to be killed.`,
+  if (has("large-room"))
+    step("[6]", async (log) => {
+      log(
+        `[6] large rooms: ${o.largeRoomSizes.join("/")} members (sockets up to ${o.largeRoomSocketsUpTo}, then the sink), ${o.largeRoomMessages} messages, @connections latency ${o.managementLatencyMs} ms`,
       );
-  }
+      const rows = await runLargeRoom({
+        warm: !o.quick,
+        sizes: o.largeRoomSizes,
+        socketsUpTo: o.largeRoomSocketsUpTo,
+        messages: o.largeRoomMessages,
+        users: o.largeRoomUsers,
+        largeRoomUsers: o.largeRoomThreshold,
+        roomShardSize: o.largeRoomShardSize,
+        deliveryWorkerConcurrency: o.largeRoomWorkers,
+        deliveryPostsPerSecond: o.largeRoomPostsPerSecond,
+        managementLatencyMs: o.managementLatencyMs,
+        connectConcurrency: o.largeRoomConnectConcurrency,
+        log,
+      });
+      largeRoom = {
+        managementLatencyMs: o.managementLatencyMs,
+        method:
+          "one room per local runtime (in memory, its own process); members connect through the authorizer and $connect, " +
+          `${o.largeRoomConnectConcurrency} at a time; source "sockets": every member a real ws client in the bench process; source "sink": the sender a real ws client, ` +
+          "every other member a socketless connection of the gateway's counting sink (local/sink.ts: same handshake, same DynamoDB items, POSTs answered 200 after the same latency and counted); " +
+          "one member sends chat messages one after another; latency = first receipt at each member minus the send (wall clock, sub-ms), every member of every message a sample",
+        rows,
+      };
+    });
+  let startup: BenchResults["startup"];
+  if (has("startup"))
+    step("[5]", async (log) => {
+      log(`[5] start-up: ${o.startupSamples} x npm run local -- --in-memory`);
+      const samples: number[] = [];
+      for (let i = 0; i < o.startupSamples; i++) {
+        const ms = await measureStartup();
+        log(`  first connection accepted after ${(ms / 1000).toFixed(1)} s`);
+        samples.push(ms);
+      }
+      const s = summarize(samples);
+      startup = {
+        samples: samples.length,
+        ms: s,
+        met: s.p50 <= 10_000,
+        method:
+          "spawn `npm run local -- --in-memory --port <free> --quiet --outputs <tmp>` (builds the web page, starts DynamoDB Local, creates the tables, starts 11 workers), probe with a WebSocket every 50 ms until one is accepted",
+      };
+      if (forcedKills > 0)
+        notes.push(
+          `Start-up: ${forcedKills} time(s) the \`npm run local\` process group was still running 15 s after SIGTERM and had to be killed.`,
+        );
+    });
+  await inLanes(steps, lanes, log);
 
   const date = new Date().toISOString().slice(0, 10);
   const results: BenchResults = {
@@ -426,6 +445,28 @@ export async function runBench(
     `Wrote ${path.relative(process.cwd(), path.join(o.outDir, "results.json"))}, REPORT.md${chart ? " and latency.svg" : ""} in ${((Date.now() - started) / 1000).toFixed(0)} s.`,
   );
   return results;
+}
+
+/** Runs the steps in order, `lanes` at a time; the first failure is thrown once every started step has ended. */
+async function inLanes(
+  steps: ReadonlyArray<(log: (line: string) => void) => Promise<void>>,
+  lanes: number,
+  log: (line: string) => void,
+): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const lane = async (): Promise<void> => {
+    while (next < steps.length && errors.length === 0) {
+      const run = steps[next++];
+      try {
+        await run(log);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, steps.length) }, lane));
+  if (errors.length > 0) throw errors[0];
 }
 
 if (require.main === module) {

@@ -13,11 +13,10 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { DELIVERY_MAX_RECEIVE_COUNT, deliveryVisibilityTimeoutSeconds } from "../handlers/lib/deliveries";
 
-/** Receives before SQS moves a job to the dead-letter queue (the issue's contract 4). */
-export const MAX_RECEIVE_COUNT = 5;
-/** AWS suggests a visibility timeout of six times the function's timeout (Lambda developer guide, SQS). */
-export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/** Receives before SQS moves a job to the dead-letter queue (declared with the worker, handlers/lib/deliveries.ts). */
+export const MAX_RECEIVE_COUNT = DELIVERY_MAX_RECEIVE_COUNT;
 /**
  * A job older than a day is useless to its room; SQS keeps it at most 14 days. The dead-letter queue
  * keeps its jobs the longest SQS allows, so an operator has two weeks to redrive or read them.
@@ -26,8 +25,6 @@ export const QUEUE_RETENTION_SECONDS = 86_400;
 export const DLQ_RETENTION_SECONDS = 1_209_600;
 /** Longest queue name SQS accepts, `.fifo` included (CreateQueue, QueueName). */
 export const MAX_QUEUE_NAME = 80;
-/** SQS's longest visibility timeout (12 hours). */
-export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
 
 /** The physical names of a stack's delivery queue and its dead-letter queue: per region, so per stack prefix. */
 export function deliveryQueueNames(namePrefix: string): { readonly queue: string; readonly dlq: string } {
@@ -39,10 +36,8 @@ export function deliveryQueueNames(namePrefix: string): { readonly queue: string
   return names;
 }
 
-/** The queue's visibility timeout for a worker timeout: six times it, within SQS's 12 hours. */
-export function visibilityTimeoutSeconds(workerTimeoutSeconds: number): number {
-  return Math.min(VISIBILITY_TIMEOUT_FACTOR * workerTimeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
-}
+/** The queue's visibility timeout for a worker timeout (handlers/lib/deliveries.ts). */
+export const visibilityTimeoutSeconds = deliveryVisibilityTimeoutSeconds;
 
 export interface DeliveryQueueArgs {
   /** Prefix of the queues' names (`<prefix>-deliveries.fifo`, `<prefix>-deliveries-dlq.fifo`). */

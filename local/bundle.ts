@@ -12,7 +12,21 @@ import * as esbuild from "esbuild";
 
 /** Bundles `entry` into `<outDir>/handlers-<content hash>.js` (written once per distinct content) and returns its path. */
 export async function bundleHandlers(entry: string, outDir: string): Promise<string> {
-  const result = await esbuild.build({
+  const result = await esbuild.build(buildOptions(entry));
+  return writeBundle(result.outputFiles![0].contents, outDir, "handlers");
+}
+
+/**
+ * The same for any program, synchronously, as `<outDir>/<prefix>-<content hash>.js`: the tests spawn
+ * the terminal client from it, loading JavaScript rather than compiling TypeScript at each start.
+ */
+export function bundleProgramSync(entry: string, outDir: string, prefix: string): string {
+  const result = esbuild.buildSync(buildOptions(entry));
+  return writeBundle(result.outputFiles![0].contents, outDir, prefix);
+}
+
+function buildOptions(entry: string): esbuild.BuildOptions & { write: false } {
+  return {
     entryPoints: [entry],
     bundle: true,
     platform: "node",
@@ -22,16 +36,18 @@ export async function bundleHandlers(entry: string, outDir: string): Promise<str
     sourcemap: "inline",
     write: false,
     logLevel: "silent",
-  });
-  const code = result.outputFiles[0].contents;
-  const file = path.join(outDir, `handlers-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.js`);
+  };
+}
+
+function writeBundle(code: Uint8Array, outDir: string, prefix: string): string {
+  const file = path.join(outDir, `${prefix}-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.js`);
   if (!fs.existsSync(file)) {
     fs.mkdirSync(outDir, { recursive: true });
     // Write then rename: runtimes starting in parallel never load a half-written file.
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
     fs.writeFileSync(tmp, code);
     fs.renameSync(tmp, file);
-    pruneOldBundles(outDir, file);
+    pruneOldBundles(outDir, file, prefix);
   }
   return file;
 }
@@ -39,11 +55,11 @@ export async function bundleHandlers(entry: string, outDir: string): Promise<str
 /** A week: long past any running runtime's start, so no live worker can still need the file. */
 const BUNDLE_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** Deletes bundles of older handler versions so `.local/build` does not grow with every edit. */
-function pruneOldBundles(outDir: string, keep: string): void {
+/** Deletes older bundles of the same prefix so `.local/build` does not grow with every edit. */
+function pruneOldBundles(outDir: string, keep: string, prefix: string): void {
   for (const name of fs.readdirSync(outDir)) {
     const f = path.join(outDir, name);
-    if (f === keep || !/^handlers-[0-9a-f]{16}\.js$/.test(name)) continue;
+    if (f === keep || !new RegExp(`^${prefix}-[0-9a-f]{16}\\.js$`).test(name)) continue;
     try {
       if (Date.now() - fs.statSync(f).mtimeMs > BUNDLE_MAX_AGE_MS) fs.rmSync(f, { force: true });
     } catch {

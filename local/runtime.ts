@@ -3,7 +3,12 @@
  * every function in its own worker with the environment the stack gives it, and the local API
  * Gateway in front. Used by `npm run local`, the end-to-end tests, the benchmarks and the clients' tests.
  */
-import { deliveryWorkerTimeoutSeconds, MAX_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/deliveries";
+import {
+  DELIVERY_MAX_RECEIVE_COUNT,
+  deliveryVisibilityTimeoutSeconds,
+  deliveryWorkerTimeoutSeconds,
+  MAX_LAMBDA_TIMEOUT_SECONDS,
+} from "../handlers/lib/deliveries";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { functionEnvironment, type AuthMode, type DeploymentSettings, type LogLevel } from "../handlers/env";
@@ -147,13 +152,13 @@ export interface DeliveryQueueStats {
 }
 
 /**
- * The delivery queue's settings, as the stack sets them (preamble contract 4, infra/): FIFO, a FIFO
+ * The delivery queue's settings, as the stack sets them (declared once in handlers/lib/deliveries.ts,
+ * which infra/deliveryQueue.ts uses too): FIFO, a FIFO
  * dead-letter queue after 5 receives, visibility timeout 6 x the worker's timeout (AWS's advice for
  * an SQS event source), SSE; mapping batch size 1, ReportBatchItemFailures, maximumConcurrency =
  * deliveryWorkerConcurrency.
  */
-export const DELIVERY_MAX_RECEIVE_COUNT = 5;
-export const DELIVERY_VISIBILITY_FACTOR = 6;
+export { DELIVERY_MAX_RECEIVE_COUNT };
 
 export interface RuntimeStats {
   readonly functions: Record<FunctionName, FunctionStats>;
@@ -323,7 +328,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         sqs,
         queueName,
         dlqName,
-        options.deliveryVisibilityTimeoutSeconds ?? Math.ceil((DELIVERY_VISIBILITY_FACTOR * deliverTimeoutMs) / 1000),
+        options.deliveryVisibilityTimeoutSeconds ?? deliveryVisibilityTimeoutSeconds(Math.ceil(deliverTimeoutMs / 1000)),
       );
     }
 

@@ -23,6 +23,8 @@ import { medianUsage, usageOf, waitForEmf } from "../lib/usageStats";
 import { scanBroadcast, type ScanBroadcastResult } from "../reference/scanBroadcast";
 
 export interface RoomCaseOptions {
+  /** Start every function before measuring, so no cold start lands in a sample (default true; --quick: false). */
+  readonly warm?: boolean;
   readonly connections: number;
   readonly sizes: readonly number[];
   readonly managementLatencyMs: number;
@@ -81,7 +83,7 @@ export async function runRoomCase(o: RoomCaseOptions): Promise<RoomCaseResult> {
       typingMaxRoomUsers: 100_000,
     },
     ...(o.functionTimeoutMs !== undefined ? { functionTimeoutMs: o.functionTimeoutMs } : {}),
-    warm: true,
+    warm: o.warm ?? true,
   };
   const rt = await startRuntimeProcess(runtimeOptions);
   let clients: BenchClient[] = [];

@@ -26,6 +26,8 @@ import { startRuntimeProcess, type RuntimeProcess } from "../lib/runtimeProcess"
 import { median, round, summarize } from "../lib/stats";
 
 export interface LargeRoomOptions {
+  /** Start every function before measuring, so no cold start lands in a sample (default true; --quick: false). */
+  readonly warm?: boolean;
   readonly sizes: readonly number[];
   /** Rooms of at most this many members are real sockets; larger ones use the sink. */
   readonly socketsUpTo: number;
@@ -84,7 +86,7 @@ async function measureRoom(o: LargeRoomOptions, members: number): Promise<LargeR
       ...(o.deliveryWorkerConcurrency !== undefined ? { deliveryWorkerConcurrency: o.deliveryWorkerConcurrency } : {}),
       ...(o.deliveryPostsPerSecond !== undefined ? { deliveryPostsPerSecond: o.deliveryPostsPerSecond } : {}),
     },
-    warm: true,
+    warm: o.warm ?? true,
   });
   let clients: BenchClient[] = [];
   try {

@@ -17,6 +17,8 @@ import { startRuntimeProcess } from "../lib/runtimeProcess";
 import { summarize, type Summary } from "../lib/stats";
 
 export interface ThroughputOptions {
+  /** Start every function before measuring, so no cold start lands in a sample (default true; --quick: false). */
+  readonly warm?: boolean;
   readonly connections: number;
   readonly rooms: number;
   readonly durationS: number;
@@ -39,7 +41,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     managementLatencyMs: 0,
     // Every client sends as fast as its messages come back: the per-connection rate limit would cap the test itself.
     settings: { rateLimitPerMinute: 100_000, userRateLimitPerMinute: 1_000_000, userConnectsPerMinute: 100_000 },
-    warm: true,
+    warm: o.warm ?? true,
   });
   let clients: BenchClient[] = [];
   try {

@@ -163,6 +163,18 @@ export function batchJobs(jobs: readonly DeliveryJob[]): DeliveryJob[][] {
   return batches;
 }
 
+/** Receives of a delivery job before SQS moves it to the dead-letter queue (the stack's and the local runtime's). */
+export const DELIVERY_MAX_RECEIVE_COUNT = 5;
+/** AWS suggests a visibility timeout of six times the function's timeout (Lambda developer guide, SQS). */
+export const DELIVERY_VISIBILITY_FACTOR = 6;
+/** SQS's longest visibility timeout (12 hours). */
+export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+
+/** The delivery queue's visibility timeout for a worker timeout: six times it, within SQS's 12 hours. */
+export function deliveryVisibilityTimeoutSeconds(workerTimeoutSeconds: number): number {
+  return Math.min(DELIVERY_VISIBILITY_FACTOR * workerTimeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
+}
+
 /** Lambda's longest timeout (the worker is invoked by its event source mapping, not by API Gateway). */
 export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 

@@ -219,36 +219,58 @@ describe("large rooms: delivery through the queue (local runtime, real sockets)"
     }
   }
 
-  it("a worker killed mid-shard: the job comes back and every member gets the message", async () => {
-    await survives("kill", 2, { functionOverrides: { deliver: fixture("crash") } }, (rt) => {
-      assert.ok(rt.stats.functions.deliver.crashes >= 1, "a worker instance died");
-      assert.ok(rt.stats.deliveryQueue().mapping.failedInvocations >= 1);
-    });
-  });
-
-  it("a shard that fails twice is delivered by its third attempt", async () => {
-    await survives("twice", 3, { functionOverrides: { deliver: fixture("throw") } }, (rt) => {
-      assert.ok(rt.stats.deliveryQueue().mapping.recordsReportedFailed >= 2 * SHARDS, "every shard was reported failed twice");
-    });
-  });
-
-  it("a worker that runs past its timeout: the job comes back and every member gets the message", async () => {
-    await survives("hang", 2, { functionOverrides: { deliver: fixture("hang") } }, (rt) => {
-      assert.ok(rt.stats.functions.deliver.timeouts >= 1);
-    });
-  });
-
-  it("a throttled @connections (429 for a while): retried with backoff, then by the queue; every member gets the message", async () => {
+  /**
+   * The four faults run at once, each in its own runtime (its own queue, workers and tables): most
+   * of a case is waiting for a visibility timeout, so together they take the longest one's time.
+   * Each case's assertions are its own `it` below.
+   */
+  describe("under faults (four runtimes at once)", () => {
     let throttled = 0;
-    await survives(
-      "throttle",
-      DELIVERY_MAX_RECEIVE_COUNT,
-      {
-        // The first 40 posts answer LimitExceededException: more than the fan-out's own retries, so
-        // some shards are also handed back to the queue.
-        managementFault: (call) => (call.method === "POST" && throttled++ < 40 ? "LimitExceededException" : undefined),
-      },
-      () => assert.ok(throttled >= 40),
-    );
+    const cases: Record<string, () => Promise<void>> = {
+      kill: () =>
+        survives("kill", 2, { functionOverrides: { deliver: fixture("crash") } }, (rt) => {
+          assert.ok(rt.stats.functions.deliver.crashes >= 1, "a worker instance died");
+          assert.ok(rt.stats.deliveryQueue().mapping.failedInvocations >= 1);
+        }),
+      twice: () =>
+        survives("twice", 3, { functionOverrides: { deliver: fixture("throw") } }, (rt) => {
+          assert.ok(rt.stats.deliveryQueue().mapping.recordsReportedFailed >= 2 * SHARDS, "every shard was reported failed twice");
+        }),
+      hang: () =>
+        survives("hang", 2, { functionOverrides: { deliver: fixture("hang") } }, (rt) => {
+          assert.ok(rt.stats.functions.deliver.timeouts >= 1);
+        }),
+      throttle: () =>
+        survives(
+          "throttle",
+          DELIVERY_MAX_RECEIVE_COUNT,
+          {
+            // The first 40 posts answer LimitExceededException: more than the fan-out's own retries, so
+            // some shards are also handed back to the queue.
+            managementFault: (call) => (call.method === "POST" && throttled++ < 40 ? "LimitExceededException" : undefined),
+          },
+          () => assert.ok(throttled >= 40),
+        ),
+    };
+    const running = new Map<string, Promise<void>>();
+    before(() => {
+      for (const [label, run] of Object.entries(cases)) {
+        const p = run();
+        p.catch(() => undefined); // reported by its own `it`
+        running.set(label, p);
+      }
+    });
+    after(async () => {
+      await Promise.allSettled(running.values());
+    });
+
+    it("a worker killed mid-shard: the job comes back and every member gets the message", () => running.get("kill"));
+
+    it("a shard that fails twice is delivered by its third attempt", () => running.get("twice"));
+
+    it("a worker that runs past its timeout: the job comes back and every member gets the message", () => running.get("hang"));
+
+    it("a throttled @connections (429 for a while): retried with backoff, then by the queue; every member gets the message", () =>
+      running.get("throttle"));
   });
 });
