@@ -27,7 +27,7 @@ import { consoleReport, latencyChart, markdownReport } from "./lib/report";
 import type { BenchResults, LatencyRow } from "./lib/results";
 import { summarize } from "./lib/stats";
 
-const CASES = ["broadcast", "latency", "coldstart", "throughput", "startup", "large-room"] as const;
+export const CASES = ["broadcast", "latency", "coldstart", "throughput", "startup", "large-room"] as const;
 type CaseName = (typeof CASES)[number];
 
 export interface BenchOptions {
@@ -447,7 +447,11 @@ export async function runBench(
   return results;
 }
 
-/** Runs the steps in order, `lanes` at a time; the first failure is thrown once every started step has ended. */
+/**
+ * Runs the steps in order, `lanes` at a time; the first failure is thrown once every started step has
+ * ended (unlike the fan-out's mapPool, which rethrows at once: a step owns a runtime process that must
+ * stop before the bench exits), and any later failure is logged.
+ */
 async function inLanes(
   steps: ReadonlyArray<(log: (line: string) => void) => Promise<void>>,
   lanes: number,
@@ -466,6 +470,7 @@ async function inLanes(
     }
   };
   await Promise.all(Array.from({ length: Math.min(lanes, steps.length) }, lane));
+  for (const err of errors.slice(1)) log(`another case failed too: ${(err as Error).message ?? String(err)}`);
   if (errors.length > 0) throw errors[0];
 }
 

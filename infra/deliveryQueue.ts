@@ -15,8 +15,6 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { DELIVERY_MAX_RECEIVE_COUNT, deliveryVisibilityTimeoutSeconds } from "../handlers/lib/deliveries";
 
-/** Receives before SQS moves a job to the dead-letter queue (declared with the worker, handlers/lib/deliveries.ts). */
-export const MAX_RECEIVE_COUNT = DELIVERY_MAX_RECEIVE_COUNT;
 /**
  * A job older than a day is useless to its room; SQS keeps it at most 14 days. The dead-letter queue
  * keeps its jobs the longest SQS allows, so an operator has two weeks to redrive or read them.
@@ -35,9 +33,6 @@ export function deliveryQueueNames(namePrefix: string): { readonly queue: string
   }
   return names;
 }
-
-/** The queue's visibility timeout for a worker timeout (handlers/lib/deliveries.ts). */
-export const visibilityTimeoutSeconds = deliveryVisibilityTimeoutSeconds;
 
 export interface DeliveryQueueArgs {
   /** Prefix of the queues' names (`<prefix>-deliveries.fifo`, `<prefix>-deliveries-dlq.fifo`). */
@@ -103,13 +98,13 @@ export class DeliveryQueue extends pulumi.ComponentResource {
           // within a group drops exactly what deduplicating in the whole queue would.
           deduplicationScope: "messageGroup",
           fifoThroughputLimit: "perMessageGroupId",
-          visibilityTimeoutSeconds: visibilityTimeoutSeconds(args.workerTimeoutSeconds),
+          visibilityTimeoutSeconds: deliveryVisibilityTimeoutSeconds(args.workerTimeoutSeconds),
           messageRetentionSeconds: QUEUE_RETENTION_SECONDS,
           // The worker reads through its event source mapping, which long-polls by itself.
           receiveWaitTimeSeconds: 0,
           sqsManagedSseEnabled: true,
           redrivePolicy: dlq.arn.apply((deadLetterTargetArn) =>
-            JSON.stringify({ deadLetterTargetArn, maxReceiveCount: MAX_RECEIVE_COUNT }),
+            JSON.stringify({ deadLetterTargetArn, maxReceiveCount: DELIVERY_MAX_RECEIVE_COUNT }),
           ),
           tags: args.tags,
         },

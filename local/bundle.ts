@@ -1,5 +1,5 @@
 /**
- * Transpiles the handlers once per runtime start (esbuild, transpile-only: `npm run typecheck`
+ * Transpiles the handlers once per runtime start (and, for the tests, the terminal client once per run) (esbuild, transpile-only: `npm run typecheck`
  * checks types) into one CommonJS file that every function worker loads. Packages from
  * node_modules stay external and are `require`d at run time, as in the deployed archives.
  * Compiling once instead of in each function's worker keeps cold starts about what they are
@@ -21,6 +21,7 @@ export async function bundleHandlers(entry: string, outDir: string): Promise<str
  * the terminal client from it, loading JavaScript rather than compiling TypeScript at each start.
  */
 export function bundleProgramSync(entry: string, outDir: string, prefix: string): string {
+  if (!/^[a-z][a-z-]*$/.test(prefix)) throw new RangeError(`bundle prefix must be lowercase letters and dashes, got "${prefix}"`);
   const result = esbuild.buildSync(buildOptions(entry));
   return writeBundle(result.outputFiles![0].contents, outDir, prefix);
 }

@@ -151,15 +151,6 @@ export interface DeliveryQueueStats {
   readonly mapping: Readonly<EventSourceMappingStats>;
 }
 
-/**
- * The delivery queue's settings, as the stack sets them (declared once in handlers/lib/deliveries.ts,
- * which infra/deliveryQueue.ts uses too): FIFO, a FIFO
- * dead-letter queue after 5 receives, visibility timeout 6 x the worker's timeout (AWS's advice for
- * an SQS event source), SSE; mapping batch size 1, ReportBatchItemFailures, maximumConcurrency =
- * deliveryWorkerConcurrency.
- */
-export { DELIVERY_MAX_RECEIVE_COUNT };
-
 export interface RuntimeStats {
   readonly functions: Record<FunctionName, FunctionStats>;
   /** Every EMF document the functions wrote, in order. */
@@ -328,7 +319,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         sqs,
         queueName,
         dlqName,
-        options.deliveryVisibilityTimeoutSeconds ?? deliveryVisibilityTimeoutSeconds(Math.ceil(deliverTimeoutMs / 1000)),
+        options.deliveryVisibilityTimeoutSeconds ?? Math.ceil(deliveryVisibilityTimeoutSeconds(deliverTimeoutMs / 1000)),
       );
     }
 
@@ -595,7 +586,10 @@ export async function serializeFactories(names: readonly FunctionName[], buildDi
 
 /**
  * Creates the delivery queue and its dead-letter queue on the local SQS with the stack's settings
- * (contract 4): both FIFO, SSE (SQS-managed keys), redrive after DELIVERY_MAX_RECEIVE_COUNT receives.
+ * (the values declared once in handlers/lib/deliveries.ts, which infra/deliveryQueue.ts uses too): both
+ * FIFO, SSE (SQS-managed keys), redrive after DELIVERY_MAX_RECEIVE_COUNT receives; the visibility timeout
+ * (6 x the worker's timeout, AWS's advice for an SQS event source) and the mapping (batch size 1,
+ * ReportBatchItemFailures, maximumConcurrency = deliveryWorkerConcurrency) are set by the caller.
  */
 async function createDeliveryQueues(sqs: LocalSqs, queueName: string, dlqName: string, visibilitySeconds: number): Promise<string> {
   const client = localSqsClient(sqs.endpoint, sqs.region, { accessKeyId: "localRuntime" });

@@ -9,7 +9,8 @@
  * past its timeout run in `npm run test:long` (tests/long/largeRoomFaults.long.ts).
  */
 import * as assert from "node:assert/strict";
-import { DELIVERY_MAX_RECEIVE_COUNT, type LocalRuntime } from "../../local/runtime";
+import { DELIVERY_MAX_RECEIVE_COUNT } from "../../handlers/lib/deliveries";
+import type { LocalRuntime } from "../../local/runtime";
 import { closeAll, copies, drained, everyoneGets, largeRoom, type Member, ROOM, runtime, SHARDS, survives } from "../support/largeRooms";
 
 describe("large rooms: delivery through the queue (local runtime, real sockets)", function () {

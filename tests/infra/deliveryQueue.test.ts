@@ -5,18 +5,11 @@
  * row; and the config validation of the delivery settings.
  */
 import { strict as assert } from "node:assert";
-import { DELIVERY_QUEUE_URL_ENV } from "../../handlers/lib/deliveries";
+import { DELIVERY_MAX_RECEIVE_COUNT, DELIVERY_QUEUE_URL_ENV, deliveryVisibilityTimeoutSeconds } from "../../handlers/lib/deliveries";
 import { FUNCTIONS, type FunctionSpec } from "../../handlers/routes";
 import { TABLE_NAMES, type TableName } from "../../handlers/tables";
 import { ACCOUNT_POSTS_PER_SECOND, deliveryWorkerTimeoutSeconds, validateConfig, type StackConfig } from "../../infra/config";
-import {
-  DLQ_RETENTION_SECONDS,
-  MAX_QUEUE_NAME,
-  MAX_RECEIVE_COUNT,
-  QUEUE_RETENTION_SECONDS,
-  deliveryQueueNames,
-  visibilityTimeoutSeconds,
-} from "../../infra/deliveryQueue";
+import { DLQ_RETENTION_SECONDS, MAX_QUEUE_NAME, QUEUE_RETENTION_SECONDS, deliveryQueueNames } from "../../infra/deliveryQueue";
 import { CONSUME_ACTIONS, ENQUEUE_ACTIONS, functionPolicy } from "../../infra/policies";
 import { isAuthorizer, isConnectPath, isMessageHandler } from "../../infra/websocketApi";
 import { pushPolicyDocument } from "../../infra/pushPolicy";
@@ -69,9 +62,9 @@ describe("infra: delivery queue, pure parts", () => {
   });
 
   it("sets the visibility timeout to six times the worker's timeout, within SQS's 12 hours", () => {
-    assert.equal(visibilityTimeoutSeconds(10), 60);
-    assert.equal(visibilityTimeoutSeconds(900), 5400);
-    assert.equal(visibilityTimeoutSeconds(100_000), 43_200);
+    assert.equal(deliveryVisibilityTimeoutSeconds(10), 60);
+    assert.equal(deliveryVisibilityTimeoutSeconds(900), 5400);
+    assert.equal(deliveryVisibilityTimeoutSeconds(100_000), 43_200);
   });
 
   it("gives the worker the time a shard takes at its share of the post budget, never less than lambdaTimeoutSeconds", () => {
@@ -239,11 +232,11 @@ for (const stack of ["dev", "prod"] as StackName[]) {
           messageRetentionSeconds: QUEUE_RETENTION_SECONDS,
           receiveWaitTimeSeconds: 0,
           sqsManagedSseEnabled: true,
-          redrivePolicy: { deadLetterTargetArn: dlq.state.arn, maxReceiveCount: MAX_RECEIVE_COUNT },
+          redrivePolicy: { deadLetterTargetArn: dlq.state.arn, maxReceiveCount: DELIVERY_MAX_RECEIVE_COUNT },
           tags: queue.inputs.tags,
         },
       );
-      assert.equal(MAX_RECEIVE_COUNT, 5);
+      assert.equal(DELIVERY_MAX_RECEIVE_COUNT, 5);
       assert.deepEqual(dlq.inputs, {
         name: `${c.resourcePrefix}-deliveries-dlq.fifo`,
         fifoQueue: true,

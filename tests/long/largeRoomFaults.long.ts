@@ -10,20 +10,27 @@
 import * as assert from "node:assert/strict";
 import { fixture, SHARDS, survives } from "../support/largeRooms";
 
+/**
+ * Three runtimes at once start instances more slowly than one: a failed job comes back after 20 s
+ * instead of the single runtime's 12 s, so it is never held by two workers at once (the margin the
+ * visibility timeout keeps over the worker's 4 s timeout plus a cold start; tests/support/largeRooms.ts).
+ */
+const SLOWER = { deliveryVisibilityTimeoutSeconds: 20 } as const;
+
 describe("large rooms under faults (local runtime, real sockets, three runtimes at once)", function () {
   this.timeout(180_000);
   const cases: Record<string, () => Promise<void>> = {
     kill: () =>
-      survives("kill", 2, { functionOverrides: { deliver: fixture("crash") } }, (rt) => {
+      survives("kill", 2, { ...SLOWER, functionOverrides: { deliver: fixture("crash") } }, (rt) => {
         assert.ok(rt.stats.functions.deliver.crashes >= 1, "a worker instance died");
         assert.ok(rt.stats.deliveryQueue().mapping.failedInvocations >= 1);
       }),
     hang: () =>
-      survives("hang", 2, { functionOverrides: { deliver: fixture("hang") } }, (rt) => {
+      survives("hang", 2, { ...SLOWER, functionOverrides: { deliver: fixture("hang") } }, (rt) => {
         assert.ok(rt.stats.functions.deliver.timeouts >= 1);
       }),
     twice: () =>
-      survives("twice", 3, { functionOverrides: { deliver: fixture("throw") } }, (rt) => {
+      survives("twice", 3, { ...SLOWER, functionOverrides: { deliver: fixture("throw") } }, (rt) => {
         assert.ok(rt.stats.deliveryQueue().mapping.recordsReportedFailed >= 2 * SHARDS, "every shard was reported failed twice");
       }),
   };
