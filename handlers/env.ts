@@ -43,7 +43,8 @@ export interface DeploymentSettings extends Partial<SettingValues> {
   readonly dynamodbEndpoint?: string;
   /**
    * The delivery queue's URL (issue 17), given to the functions that may broadcast to a large room
-   * (routes.ts enqueuesDeliveries). Absent: they post to every room themselves, as before.
+   * (routes.ts enqueuesDeliveries; absent, they post to every room themselves, as before) and to the
+   * `deliver` worker (it makes a job it stopped visible again at once: takesDeliveryQueueUrl).
    */
   readonly deliveryQueueUrl?: string;
   /** Only the local runtime sets this: the SQS emulator's URL (local/sqs.ts). */
@@ -94,7 +95,7 @@ export function functionEnvironment(spec: FunctionSpec, s: DeploymentSettings): 
     env[ENV.allowedOrigins] = s.allowedOrigins.join(",");
   }
   if (s.dynamodbEndpoint && spec.tables.length > 0) env[ENV.dynamodbEndpoint] = s.dynamodbEndpoint;
-  if (spec.enqueuesDeliveries && s.deliveryQueueUrl) {
+  if (takesDeliveryQueueUrl(spec) && s.deliveryQueueUrl) {
     env[ENV.deliveryQueueUrl] = s.deliveryQueueUrl;
     if (s.sqsEndpoint) env[ENV.sqsEndpoint] = s.sqsEndpoint;
   }
@@ -144,4 +145,12 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<TableN
     if (v) names[t] = v;
   }
   return names;
+}
+
+/**
+ * The functions given DELIVERY_QUEUE_URL: those that send delivery jobs, and the worker that
+ * receives them (deliver.ts: ChangeMessageVisibility of a job it stopped at its time margin).
+ */
+export function takesDeliveryQueueUrl(spec: Pick<FunctionSpec, "enqueuesDeliveries" | "trigger">): boolean {
+  return spec.enqueuesDeliveries || spec.trigger === "deliveryQueue";
 }

@@ -477,15 +477,28 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       { table: "connections", actions: CLEANUP_CONNECTIONS },
       // Query: the job's shard partition (data.ts readShard); GetItem: a room's summary (is a room
       // where a clean-up took a user's last connection small enough to announce `left`); the
-      // clean-up of gone and expired members, as `chat`.
-      { table: "rooms", actions: uniqueActions(["dynamodb:Query", "dynamodb:GetItem", ...ROOM_READ, ...CLEANUP_MEMBERSHIPS]) },
+      // clean-up of gone and expired members, as `chat`; GetItem, UpdateItem and DeleteItem: the
+      // progress of a job handed back for another attempt (lib/deliveryProgress.ts).
+      {
+        table: "rooms",
+        actions: uniqueActions([
+          "dynamodb:Query",
+          "dynamodb:GetItem",
+          ...ROOM_READ,
+          ...CLEANUP_MEMBERSHIPS,
+          "dynamodb:GetItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem",
+        ]),
+      },
     ],
     manageConnections: CLOSE_AND_POST,
     fansOut: true,
     readsAuthSecret: false,
     enqueuesDeliveries: false,
     trigger: "deliveryQueue",
-    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT],
+    // client-sqs: ChangeMessageVisibility of a job stopped at its time margin (deliver.ts).
+    packages: [...SDK_DYNAMO, ...SDK_MANAGEMENT, ...SDK_SQS],
   },
 ];
 

@@ -61,7 +61,7 @@ export const TABLES: Readonly<Record<TableName, TableSchema>> = {
     name: "rooms",
     envVar: "ROOMS_TABLE",
     description:
-      "One partition per room: a `#summary` item (distinct users, directory entry) and one `c#<connectionId>` item per member connection.",
+      "One partition per room: a `#summary` item (distinct users, directory entry) and one `c#<connectionId>` item per member connection; beside it the room's shards, presence and delivery progress partitions.",
     partitionKey: { name: "roomId", type: "S" },
     sortKey: { name: "sk", type: "S" },
     ttlAttribute: TTL_ATTRIBUTE,

@@ -42,7 +42,8 @@ export const ENQUEUE_ACTIONS: readonly string[] = ["sqs:SendMessage"];
  * What the worker's event source mapping does with the function's role (Lambda developer guide,
  * "Amazon SQS execution role permissions": ReceiveMessage, DeleteMessage, GetQueueAttributes), and
  * ChangeMessageVisibility, with which Lambda returns a message it could not hand to a throttled
- * function. The worker's code itself makes none of these calls.
+ * function, and with which the worker itself makes a job it stopped at its time margin visible
+ * again at once (handlers/functions/deliver.ts). The worker's code makes no other of these calls.
  */
 export const CONSUME_ACTIONS: readonly string[] = [
   "sqs:ChangeMessageVisibility",

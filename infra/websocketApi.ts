@@ -7,7 +7,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { functionEnvironment, type DeploymentSettings } from "../handlers/env";
+import { functionEnvironment, takesDeliveryQueueUrl, type DeploymentSettings } from "../handlers/env";
 import type { SettingValues } from "../handlers/settings";
 import type { HandlerFactory } from "../handlers/events";
 import { FUNCTIONS, ROUTE_SELECTION_EXPRESSION, type FunctionName, type FunctionSpec } from "../handlers/routes";
@@ -258,7 +258,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
       const functions: Record<string, ChatFunction> = {};
       for (const spec of specs) {
         const queue = deliveryQueueOf(spec);
-        const queueUrl = spec.enqueuesDeliveries ? queue?.queueUrl : undefined;
+        const queueUrl = takesDeliveryQueueUrl(spec) ? queue?.queueUrl : undefined;
         const environment = pulumi
           .all([args.tableNames, managementEndpoint, secretArn ?? pulumi.output(undefined), queueUrl ?? pulumi.output(undefined)])
           .apply(([tableNames, managementEndpoint, authSecretArn, deliveryQueueUrl]) =>
@@ -269,7 +269,7 @@ export class WebSocketApi extends pulumi.ComponentResource {
               stage: stageName,
               tracing,
               auth: { ...args.settings.auth, ...(authSecretArn ? { secretArn: authSecretArn } : {}) },
-              // DELIVERY_QUEUE_URL, for the functions that enqueue (env.ts).
+              // DELIVERY_QUEUE_URL, for the functions that enqueue and for the worker (env.ts).
               ...(deliveryQueueUrl ? { deliveryQueueUrl } : {}),
             }),
           );

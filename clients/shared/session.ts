@@ -1167,7 +1167,7 @@ export class ChatSession {
       return;
     }
     if (frame.type === "error" && frame.requestType === "rooms") this.roomsPages = [];
-    // A chat message already seen (a large room's delivery job retried after a partial failure:
+    // A chat message already seen (a large room's delivery job retried after a worker died part-way:
     // docs/protocol.md "Delivery in large rooms") changes nothing and is flagged like presence.
     const redundant = this.isRedundantPresence(frame) || (frame.type === "chat" && this.messages.get(frame.messageId) !== undefined);
     const reply =

@@ -15,16 +15,26 @@
  *
  * A record is reported failed (batchItemFailures: SQS makes it visible again after the visibility
  * timeout, the others are deleted) when a post failed for another reason than 410, when its shard
- * could not be read, or when the invocation nears its timeout before the shard is done. The retry
- * posts to the whole shard again: members reached by the first attempt receive the frame twice.
- * That is the one place a frame may arrive twice (docs/protocol.md, "Delivery in large rooms"); the
- * frame's messageId (chat) or its version/timestamp (edited, deleted, reaction) lets the client drop it.
+ * could not be read, or when the invocation nears its timeout before the shard is done. Before
+ * handing a record back the worker records whom it did not reach (lib/deliveryProgress.ts: the
+ * members left unattempted and those whose post failed), and the next attempt posts to those only;
+ * a worker that stopped at its time margin also makes the record visible again at once
+ * (ChangeMessageVisibility 0), so the rest of the shard goes on now rather than after the visibility
+ * timeout (unless a post failed: that retry keeps the wait, as it follows a fault of `@connections`).
+ * A frame may arrive twice only on a retry (docs/protocol.md, "Delivery in large rooms"): where no
+ * progress was recorded or could be read (the worker was killed or ran past its timeout, a write or
+ * read failed) the retry posts to the whole shard again, or to the last list recorded, and a post that
+ * timed out may have arrived before it is made again. The frame's messageId (chat) or its
+ * version/timestamp (edited, deleted, reaction) lets the client drop it.
  */
 import type { LambdaContextLike, SqsBatchResponse, SqsEvent, SqsHandler, SqsRecord } from "../events";
 import { epochSeconds, readRoomSummary, readShard } from "../lib/data";
 import { createPacer, parseJob, burstSize, type DeliveryJob, type Pacer } from "../lib/deliveries";
+import { clearProgress, readProgress, saveProgress } from "../lib/deliveryProgress";
+import { createDeliveryQueue, type DeliveryQueue } from "../lib/deliveryQueue";
 import type { Departure, Fanout } from "../lib/fanout";
 import { managementFanout } from "../lib/fanout";
+import { errorName } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { announceDepartures } from "../lib/presence";
 import { createRuntime, requireFanout, withInvocation, type Runtime } from "../lib/runtime";
@@ -49,8 +59,12 @@ export interface WorkerHooks {
   readonly pacer?: (ratePerSecond: number, burst: number) => Pacer;
 }
 
-/** What delivering one record came to. */
-export type RecordOutcome = "done" | "retry";
+/**
+ * What delivering one record came to: "done"; "retry" (SQS delivers it again after the visibility
+ * timeout); "resume" (stopped at the time margin with its progress recorded: handed back and made
+ * visible again at once).
+ */
+export type RecordOutcome = "done" | "retry" | "resume";
 
 export function createHandler(): SqsHandler {
   return createWorker();
@@ -62,6 +76,9 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
   const fanout = requireFanout(rt);
   const rate = rt.config.deliveryPostsPerSecond / rt.config.deliveryWorkerConcurrency;
   const burst = burstSize(rate, rt.config.fanoutConcurrency);
+  // The queue the records come from (DELIVERY_QUEUE_URL), to hand a stopped job back at once; kept
+  // apart from the runtime, so that nothing this worker broadcasts is ever queued again.
+  const queue = createDeliveryQueue(rt.config);
   return (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
     withInvocation(rt, { requestContext: { requestId: context?.awsRequestId } }, context, async (log) => {
       // One bucket per invocation, not per instance: an instance that runs several invocations at
@@ -78,13 +95,30 @@ export function createWorker(hooks: WorkerHooks = {}): SqsHandler {
           recordLog.error("delivery job failed; SQS will deliver it again", {}, err);
           outcome = "retry";
         }
-        if (outcome === "retry") batchItemFailures.push({ itemIdentifier: record.messageId });
+        if (outcome === "resume") await returnNow(queue, record, recordLog);
+        if (outcome !== "done") batchItemFailures.push({ itemIdentifier: record.messageId });
       }
       return { batchItemFailures };
     });
 }
 
-/** Delivers one record's job: "retry" when it must come back (a post failed, or time ran short). */
+/**
+ * Makes a handed-back record visible again now. Best effort: if the call fails the record comes back
+ * after the visibility timeout, its progress still recorded.
+ */
+async function returnNow(queue: DeliveryQueue | undefined, record: SqsRecord, log: Logger): Promise<void> {
+  if (!queue) return;
+  try {
+    await queue.returnNow(record.receiptHandle);
+  } catch (err) {
+    log.warn("could not make the delivery job visible again; it comes back after the visibility timeout", { error: errorName(err) });
+  }
+}
+
+/**
+ * Delivers one record's job: "retry" when it must come back (a post failed, or time ran short
+ * without its progress recorded), "resume" when time ran short and what is left is recorded.
+ */
 export async function deliverRecord(
   rt: Runtime,
   fanout: Fanout,
@@ -101,7 +135,9 @@ export async function deliverRecord(
   // The job's age when its worker starts: how far delivery lags behind the room (one job per invocation).
   rt.usage.count("DeliveryJobAge", Math.max(0, startedMs - job.enqueuedAtMs));
   const { members, expired } = await readShard(rt, job.roomId, job.shard, epochSeconds(startedMs));
-  const targets = members.filter((m) => m.connectionId !== job.exclude);
+  // A job received before may have recorded whom it left (the first receive cannot have).
+  const left = Number(record.attributes?.ApproximateReceiveCount) > 1 ? await readProgressOrAll(rt, job, startedMs, jobLog) : undefined;
+  const targets = members.filter((m) => m.connectionId !== job.exclude && (left === undefined || left.has(m.connectionId)));
   const payload = JSON.stringify(job.frame);
   let started = 0;
   const result = await fanout.deliver(
@@ -134,12 +170,53 @@ export async function deliverRecord(
     );
   }
   await announceSmallRoomDepartures(rt, fanout, jobLog, departed);
-  jobLog.info("delivery job done", { targets: targets.length, posted, failed, outOfTime, ageMs: startedMs - job.enqueuedAtMs });
-  if (outOfTime) {
-    jobLog.warn("delivery job stopped before its timeout; SQS will deliver it again", { posted, targets: targets.length });
-    return "retry";
+  jobLog.info("delivery job done", {
+    targets: targets.length,
+    posted,
+    failed,
+    outOfTime,
+    resumed: left !== undefined,
+    ageMs: startedMs - job.enqueuedAtMs,
+  });
+  if (!outOfTime && failed === 0) {
+    if (left !== undefined)
+      await clearProgress(rt, job).catch((err: unknown) =>
+        jobLog.warn("could not delete the job's progress (TTL will)", { error: errorName(err) }),
+      );
+    return "done";
   }
-  return failed > 0 ? "retry" : "done";
+  // Whom this attempt did not reach: left unattempted, failed (a post that timed out may have arrived:
+  // the one place a resumed attempt can repeat a frame), or still in their `$connect` (open by now).
+  const remaining = [...(result.unattempted ?? []), ...result.failed, ...result.connecting];
+  const saved = await saveProgress(rt, job, remaining, Date.now()).catch((err: unknown) => {
+    jobLog.warn("could not record the job's progress; its retry posts to the whole shard", { error: errorName(err) });
+    return false;
+  });
+  if (outOfTime) {
+    jobLog.warn("delivery job stopped before its timeout; SQS will deliver it again", {
+      posted,
+      targets: targets.length,
+      remaining: remaining.length,
+      saved,
+    });
+    // At once only when every post this attempt made went through: a failed post is a fault of
+    // `@connections`, whose retry waits for the visibility timeout (quick attempts would use up the
+    // job's receives, then the dead-letter queue, within seconds of an outage).
+    return saved && failed === 0 ? "resume" : "retry";
+  }
+  return "retry";
+}
+
+/** What an earlier attempt left (deliveryProgress.ts), or undefined (the whole shard) when it cannot be read. */
+async function readProgressOrAll(rt: Runtime, job: DeliveryJob, nowMs: number, log: Logger): Promise<ReadonlySet<string> | undefined> {
+  try {
+    const left = await readProgress(rt, job, nowMs);
+    if (left) log.info("delivery job resumed", { remaining: left.size });
+    return left;
+  } catch (err) {
+    log.warn("could not read the job's progress; posting to the whole shard", { error: errorName(err) });
+    return undefined;
+  }
 }
 
 /**

@@ -10,6 +10,8 @@
  *                                                    `v` = transitions so far (odd: present)
  *                                                    (apart from the room partition, which broadcasts read)
  *              PK roomId, SK "#summary"              distinct users; sparse GSI `directory`
+ *              PK "<roomId>#jobs", SK "<id>.<shard>" a large room's delivery job handed back: whom it
+ *                                                    did not reach (deliveryProgress.ts)
  * messages     PK "room#<id>" | "dm#<a>#<b>", SK "<sentAt ms, 13 digits>#<messageId>" (a UUIDv7 holding
  *                                                    the same ms: the key follows from the id)
  *              PK "idem#<userId>#<conversationId>#<clientMessageId>", SK "idem"   idempotency records (24 h)

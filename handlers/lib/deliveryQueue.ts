@@ -1,7 +1,8 @@
 /**
- * The producers' side of the delivery queue (issue 17): a route that broadcasts to a room of more
- * than `largeRoomUsers` users sends one job per shard (handlers/lib/deliveries.ts) with
- * SendMessageBatch instead of posting. The SQS client is built once per cold start by the
+ * The delivery queue's client (issue 17). The producers' side: a route that broadcasts to a room of
+ * more than `largeRoomUsers` users sends one job per shard (handlers/lib/deliveries.ts) with
+ * SendMessageBatch instead of posting. The worker's side: `returnNow` (ChangeMessageVisibility) for
+ * a job the `deliver` worker stopped at its time margin. The SQS client is built once per cold start by the
  * function's factory (closure serialization: ../../shared/STYLE.md), and only when the function was
  * given a queue URL (handlers/env.ts functionEnvironment: DELIVERY_QUEUE_URL).
  *
@@ -10,7 +11,7 @@
  * enqueued twice (FIFO deduplication, 5 minutes). A sender fault (an entry SQS refuses as invalid)
  * is not retried. What is still unsent after the last attempt is thrown as a DeliveryQueueError.
  */
-import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { configurationError, ENV } from "../env";
 import { localCredentials, SDK_TIMEOUTS, traced } from "./clients";
 import type { HandlerConfig } from "./config";
@@ -23,6 +24,12 @@ import type { Logger } from "./logger";
 export interface DeliveryQueue {
   readonly url: string;
   send(jobs: readonly DeliveryJob[], log: Logger): Promise<void>;
+  /**
+   * Makes a received job visible again at once (ChangeMessageVisibility to 0) instead of after the
+   * queue's visibility timeout: the worker that stopped at its time margin, having recorded what it
+   * left (deliveryProgress.ts), lets the next attempt start now. Only `deliver` calls it.
+   */
+  returnNow(receiptHandle: string): Promise<void>;
 }
 
 /** The part of SQSClient the sender uses (tests pass a small fake). */
@@ -141,7 +148,13 @@ export function createDeliveryQueue(config: HandlerConfig, env: NodeJS.ProcessEn
       ...(credentials ? { credentials } : {}),
     }),
   );
-  return { url, send: (jobs, log) => sendJobs(sqs, url, jobs, log) };
+  return {
+    url,
+    send: (jobs, log) => sendJobs(sqs, url, jobs, log),
+    returnNow: async (receiptHandle) => {
+      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: 0 }));
+    },
+  };
 }
 
 /** A function's runtime with its delivery queue, if it was given one (the producers' factories call this). */

@@ -22,11 +22,13 @@ import {
   type DeliveryJob,
 } from "../../handlers/lib/deliveries";
 import { isDeliveryQueueError, sendJobs, type SqsSender } from "../../handlers/lib/deliveryQueue";
+import { progressPartition, saveProgress } from "../../handlers/lib/deliveryProgress";
 import { TIMEOUT_MARGIN_MS, timeoutMargin } from "../../handlers/functions/deliver";
 import { createLogger } from "../../handlers/lib/logger";
 import { createPusher } from "../../push";
 import { createHarness, sqsEvent, type Harness, type TestConnection } from "../support/handlerHarness";
 import { startFakeSqs, type FakeSqs } from "../support/fakeSqs";
+import { eventually } from "../local/wsClient";
 
 const quiet = createLogger("error", { test: "deliveries" });
 
@@ -373,13 +375,151 @@ describe("deliveries: large rooms through the handlers (fake SQS, DynamoDB Local
     for (const m of other) if ((await shardOfMember("big-4", m.connectionId)) === shard) shardmates.push(m);
     assert.ok(shardmates.length > 0, "another member in the shard");
     const body = encodeJob(job({ id: "fail-1", roomId: "big-4", shard, frame: { type: "system", messageId: "fail-1", message: "x" } }));
+    const changes = sqs.visibilityChanges.length;
     const first = await h.deliver()({ Records: [recordOf(body)] });
     assert.equal(first.batchItemFailures.length, 1);
+    // A failed post's retry waits for the visibility timeout (a fault of @connections): not made visible now.
+    assert.equal(sqs.visibilityChanges.length, changes);
     const second = await h.deliver()({ Records: [recordOf(body, 2)] });
     assert.deepEqual(second.batchItemFailures, []);
     assert.equal(h.frames(members[2]).filter((f) => f.messageId === "fail-1").length, 1);
-    // The documented duplicate: the retry posted to the whole shard again.
-    assert.equal(h.frames(shardmates[0]).filter((f) => f.messageId === "fail-1").length, 2);
+    // The first attempt recorded whom it did not reach: the retry posted to that member only
+    // (before the progress record, the retry posted to the whole shard and this was 2).
+    assert.equal(h.frames(shardmates[0]).filter((f) => f.messageId === "fail-1").length, 1);
+    assert.equal(await progressOf("big-4", "fail-1", shard), undefined, "the finished job's progress is deleted");
+  });
+
+  /** The progress item of a job (handlers/lib/deliveryProgress.ts), if any. */
+  async function progressOf(roomId: string, id: string, shard: number): Promise<Record<string, unknown> | undefined> {
+    const out = await h.doc.send(
+      new GetCommand({ TableName: h.tables.rooms, Key: { roomId: progressPartition(roomId), sk: jobDeduplicationId({ id, shard }) } }),
+    );
+    return out.Item;
+  }
+
+  it("a worker stopped at its time margin records whom it left and hands the job back at once; the retry posts to those only", async () => {
+    const members = (await largeRoom("big-8", 1, 2, 4)).slice(1); // the four of shard 1
+    h.api.clearFrames();
+    const body = encodeJob(job({ id: "half-1", roomId: "big-8", shard: 1, frame: { type: "system", messageId: "half-1", message: "x" } }));
+    const copiesOf = (m: TestConnection) => h.frames(m).filter((f) => f.messageId === "half-1").length;
+    // 60 s left (margin 6 s) until the first post has arrived; then 1 s: the worker stops there.
+    let remaining = 60_000;
+    const context = { functionName: "deliver", awsRequestId: "r", getRemainingTimeInMillis: () => remaining };
+    const worker = h.deliverWith({
+      beforePost: async (started) => {
+        if (started === 0) return;
+        await eventually(() => (members.some((m) => copiesOf(m) > 0) ? true : undefined), 10_000, "the first post");
+        remaining = 1_000;
+      },
+    });
+    const record = recordOf(body);
+    const changes = sqs.visibilityChanges.length;
+    const first = await worker({ Records: [record] }, context);
+    assert.deepEqual(first.batchItemFailures, [{ itemIdentifier: record.messageId }]);
+    const reached = members.filter((m) => copiesOf(m) === 1);
+    assert.equal(reached.length, 1, "one post before the margin");
+    const progress = await progressOf("big-8", "half-1", 1);
+    assert.deepEqual(
+      new Set(progress?.remaining as string[]),
+      new Set(members.filter((m) => copiesOf(m) === 0).map((m) => m.connectionId)),
+      "the progress lists the members not reached",
+    );
+    // Made visible again now (ChangeMessageVisibility 0), not after the queue's visibility timeout.
+    assert.deepEqual(sqs.visibilityChanges.slice(changes), [
+      { QueueUrl: sqs.queueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: 0 },
+    ]);
+
+    const second = await h.deliver()({ Records: [{ ...record, attributes: { ...record.attributes, ApproximateReceiveCount: "2" } }] });
+    assert.deepEqual(second.batchItemFailures, []);
+    for (const m of members) assert.equal(copiesOf(m), 1, `${m.userId} got it once`);
+    assert.equal(await progressOf("big-8", "half-1", 1), undefined, "the finished job's progress is deleted");
+  });
+
+  it("a stop after a failed post waits for the visibility timeout; a resumed attempt that stops again records a shorter list", async () => {
+    // The four of shard 1 in the order the worker reads them (sort key c#<connectionId>).
+    const members = (await largeRoom("big-11", 1, 2, 4)).slice(1).sort((a, b) => (a.connectionId < b.connectionId ? -1 : 1));
+    h.api.clearFrames();
+    const body = encodeJob(
+      job({ id: "mixed-1", roomId: "big-11", shard: 1, frame: { type: "system", messageId: "mixed-1", message: "x" } }),
+    );
+    const copiesOf = (m: TestConnection) => h.frames(m).filter((f) => f.messageId === "mixed-1").length;
+    /** A worker whose time runs short once the post to `first` has been answered: it posts to `first` only. */
+    const stoppingAfter = (first: TestConnection) => {
+      const from = h.api.calls.length;
+      const context = { functionName: "deliver", awsRequestId: "r", remaining: 60_000, getRemainingTimeInMillis: () => context.remaining };
+      const worker = h.deliverWith({
+        beforePost: async (started) => {
+          if (started === 0) return;
+          await eventually(
+            () => (h.api.calls.slice(from).some((c) => c.method === "POST" && c.connectionId === first.connectionId) ? true : undefined),
+            10_000,
+            "the first post's answer",
+          );
+          context.remaining = 1_000;
+        },
+      });
+      return (receiveCount: number) => {
+        const record = recordOf(body, receiveCount);
+        return worker({ Records: [record] }, context);
+      };
+    };
+    const changes = sqs.visibilityChanges.length;
+    h.api.fail(members[0].connectionId, 1, 500);
+    const first = await stoppingAfter(members[0])(1);
+    assert.equal(first.batchItemFailures.length, 1);
+    assert.equal(sqs.visibilityChanges.length, changes, "a stop after a failed post keeps the visibility timeout's wait");
+    assert.deepEqual(
+      new Set((await progressOf("big-11", "mixed-1", 1))?.remaining as string[]),
+      new Set(members.map((m) => m.connectionId)),
+      "the failed member and the three left",
+    );
+
+    const second = await stoppingAfter(members[0])(2);
+    assert.equal(second.batchItemFailures.length, 1);
+    assert.equal(sqs.visibilityChanges.length, changes + 1, "every post went through: handed back at once");
+    assert.deepEqual(
+      new Set((await progressOf("big-11", "mixed-1", 1))?.remaining as string[]),
+      new Set(members.slice(1).map((m) => m.connectionId)),
+      "the list shrinks to those the resumed attempt left",
+    );
+
+    assert.deepEqual((await h.deliver()({ Records: [recordOf(body, 3)] })).batchItemFailures, []);
+    for (const m of members) assert.equal(copiesOf(m), 1, `${m.userId} got it once`);
+    assert.equal(await progressOf("big-11", "mixed-1", 1), undefined);
+  });
+
+  it("a retry ignores progress recorded for another job with the same broadcast id, and posts to the whole shard", async () => {
+    const members = (await largeRoom("big-9", 1, 2, 3)).slice(1);
+    h.api.clearFrames();
+    const theJob = job({
+      id: "same-1",
+      roomId: "big-9",
+      shard: 1,
+      frame: { type: "system", messageId: "same-1", message: "x" },
+      enqueuedAtMs: 2,
+    });
+    // An earlier job with the same id (a route retried after SQS's 5-minute deduplication) left one member.
+    await h.doc.send(
+      new PutCommand({
+        TableName: h.tables.rooms,
+        Item: {
+          roomId: progressPartition("big-9"),
+          sk: jobDeduplicationId(theJob),
+          remaining: [members[0].connectionId],
+          enqueuedAtMs: 1,
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        },
+      }),
+    );
+    assert.deepEqual((await h.deliver()({ Records: [recordOf(encodeJob(theJob), 2)] })).batchItemFailures, []);
+    for (const m of members) assert.equal(h.frames(m).filter((f) => f.messageId === "same-1").length, 1, m.userId);
+  });
+
+  it("does not record a progress list larger than an item holds (the retry then posts to the whole shard)", async () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `connection-id-${String(i).padStart(6, "0")}`);
+    const ctx = { doc: h.doc, config: { tables: h.tables, functionName: "test" } };
+    assert.equal(await saveProgress(ctx, job({ id: "huge-1", roomId: "big-10" }), ids, Date.now()), false);
+    assert.equal(await progressOf("big-10", "huge-1", 0), undefined);
   });
 
   it("the worker removes a gone member as a route's broadcast does", async () => {

@@ -5,13 +5,25 @@
  * written into the shard partitions, as sharded joins place them). Each case ends when every member
  * has the frame and the queue is empty; duplicates are allowed only where docs/protocol.md says
  * ("Delivery in large rooms": a retried shard is posted again). No timed assertion: bounded waits.
- * A throttled @connections runs here; a worker killed mid-shard, a shard that fails twice and a worker
+ * A throttled @connections and a worker that stops at its time margin run here; a worker killed mid-shard, a shard that fails twice and a worker
  * past its timeout run in `npm run test:long` (tests/long/largeRoomFaults.long.ts).
  */
 import * as assert from "node:assert/strict";
 import { DELIVERY_MAX_RECEIVE_COUNT } from "../../handlers/lib/deliveries";
 import type { LocalRuntime } from "../../local/runtime";
-import { closeAll, copies, drained, everyoneGets, largeRoom, type Member, ROOM, runtime, SHARDS, survives } from "../support/largeRooms";
+import {
+  closeAll,
+  copies,
+  drained,
+  everyoneGets,
+  fixture,
+  largeRoom,
+  type Member,
+  ROOM,
+  runtime,
+  SHARDS,
+  survives,
+} from "../support/largeRooms";
 
 describe("large rooms: delivery through the queue (local runtime, real sockets)", function () {
   this.timeout(180_000);
@@ -68,6 +80,27 @@ describe("large rooms: delivery through the queue (local runtime, real sockets)"
         for (const m of members) assert.equal(copies(m, type, messageId), 0, `${type} ${m.userId}: once`);
       }
     });
+  });
+
+  it("a worker that reaches its time margin mid-shard: the rest of the shard goes on at once, and nobody gets the message twice", async () => {
+    await survives(
+      "resume",
+      // At most one copy each: the stopped worker recorded whom it had reached (handlers/lib/deliveryProgress.ts).
+      1,
+      {
+        // A visibility timeout far beyond this test's wait: the retry must not wait for it (the worker
+        // makes its stopped job visible again itself). Before it did, this case timed out.
+        deliveryVisibilityTimeoutSeconds: 600,
+        functionOverrides: { deliver: fixture("slow") },
+        // A margin of 2 s (a third of it) to record the progress and hand the job back, on a busy machine too.
+        functionTimeoutMs: { deliver: 6000 },
+      },
+      (rt) => {
+        const { mapping } = rt.stats.deliveryQueue();
+        assert.ok(mapping.recordsReportedFailed >= 1, "a worker stopped at its margin and handed its job back");
+        assert.equal(mapping.failedInvocations, 0, "no invocation ran past its timeout");
+      },
+    );
   });
 
   it("a throttled @connections (429 for a while): retried with backoff, then by the queue; every member gets the message", async () => {

@@ -104,7 +104,7 @@ const UNEXERCISABLE: ReadonlyArray<{ readonly caller: string; readonly action: s
       action,
       grant: "delivery queue",
       reason:
-        "the worker's event source mapping polls, deletes and returns jobs with the function's role; the code makes no such call (simulated below)",
+        "the worker's event source mapping polls, deletes and returns jobs with the function's role, and the worker makes a job it stopped at its time margin visible again (ChangeMessageVisibility): the recorder does not sit in front of the local SQS emulator (simulated below)",
     })),
     {
       // A gap, not a permanent reason: deliver.ts closes members past their expiry (removeGone with

@@ -1,8 +1,8 @@
 /**
- * A small in-test stand-in for SQS's SendMessageBatch (AWS JSON 1.0 protocol, as @aws-sdk/client-sqs
- * speaks it), so that the handlers' producers can be run in-process with their real SQS client
- * before the local emulator (local/sqs.ts) is involved. It records what it was sent, answers the
- * MD5 of each body (the SDK checks it), and can fail chosen entries.
+ * A small in-test stand-in for SQS's SendMessageBatch and ChangeMessageVisibility (AWS JSON 1.0
+ * protocol, as @aws-sdk/client-sqs speaks it), so that the handlers' producers and the worker can be
+ * run in-process with their real SQS client before the local emulator (local/sqs.ts) is involved. It
+ * records what it was sent, answers the MD5 of each body (the SDK checks it), and can fail chosen entries.
  */
 import { createHash } from "node:crypto";
 import * as http from "node:http";
@@ -22,6 +22,8 @@ export interface FakeSqs {
   readonly accepted: SentEntry[];
   /** Calls made (SendMessageBatch requests). */
   calls: number;
+  /** ChangeMessageVisibility requests, in order (the `deliver` worker's, for a job it stopped). */
+  readonly visibilityChanges: Array<{ readonly QueueUrl: string; readonly ReceiptHandle: string; readonly VisibilityTimeout: number }>;
   /** Return a failure for an entry: `{ SenderFault, Code }`, or undefined to accept it. */
   failEntry?: (entry: SentEntry, call: number) => { SenderFault: boolean; Code: string } | undefined;
   stop(): Promise<void>;
@@ -33,6 +35,7 @@ export async function startFakeSqs(): Promise<FakeSqs> {
     queueUrl: "",
     accepted: [],
     calls: 0,
+    visibilityChanges: [],
     stop: async () => undefined,
   };
   const server = http.createServer((req, res) => {
@@ -40,6 +43,12 @@ export async function startFakeSqs(): Promise<FakeSqs> {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const target = String(req.headers["x-amz-target"] ?? "");
+      if (target === "AmazonSQS.ChangeMessageVisibility") {
+        state.visibilityChanges.push(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+        res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+        res.end("{}");
+        return;
+      }
       if (target !== "AmazonSQS.SendMessageBatch") {
         res.writeHead(400, { "content-type": "application/x-amz-json-1.0" });
         res.end(JSON.stringify({ __type: "com.amazonaws.sqs#InvalidAction", message: `unsupported ${target}` }));

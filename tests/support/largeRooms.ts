@@ -139,7 +139,7 @@ export async function closeAll(rt: LocalRuntime | undefined, members: readonly M
 
 /**
  * One chat under a fault; every member ends with it, at most `attempts` times (the documented
- * retry of a shard posts to the whole shard again).
+ * duplicate: a retry after a worker died posts to the whole shard again).
  */
 export async function survives(
   label: string,
